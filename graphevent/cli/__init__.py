@@ -1,0 +1,1 @@
+"""The ``graphevent`` command line (typer + rich). See :mod:`graphevent.cli.app`."""

@@ -1,0 +1,7 @@
+"""`graphevent eval` (being written in this session)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""

@@ -1,0 +1,66 @@
+"""What a model needs to know about a dataset, read from its ``manifest.json``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graphevent.errors import DataError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Input sizes and label/target meaning of a preprocessed dataset.
+
+    Args:
+        node_features: names of the columns of ``x``.
+        classes: class names; ``y`` indexes this list.
+        targets: regression target names; ``targets`` columns.
+        target_stats: per target ``{"mean": .., "std": ..}`` on the train split (models
+            regress standardised targets and report physical units).
+        feature_stats: per node feature ``{"mean": .., "std": ..}`` on the train split.
+        k: neighbours per node used for ``edge_index``.
+        pixel_size: (eta, phi) pixel size for image datasets, ``None`` for point inputs.
+        image_shape: (C, H, W) of the source images, ``None`` for point inputs.
+    """
+
+    node_features: list[str]
+    classes: list[str]
+    targets: list[str] = field(default_factory=list)
+    target_stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    feature_stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    k: int = 16
+    num_edge_features: int = 3
+    pixel_size: tuple[float, float] | None = None
+    image_shape: tuple[int, int, int] | None = None
+
+    @property
+    def num_node_features(self) -> int:
+        return len(self.node_features)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> "DatasetInfo":
+        image = manifest.get("image")
+        return cls(
+            node_features=list(manifest["node_features"]),
+            classes=list(manifest["classes"]),
+            targets=list(manifest.get("targets", [])),
+            target_stats=dict(manifest.get("target_stats", {})),
+            feature_stats=dict(manifest.get("feature_stats", {})),
+            k=int(manifest.get("k", 16)),
+            pixel_size=tuple(image["pixel_size"]) if image else None,
+            image_shape=tuple(image["shape"]) if image else None,
+        )
+
+    @classmethod
+    def from_dir(cls, root: str | Path) -> "DatasetInfo":
+        path = Path(root) / "manifest.json"
+        if not path.is_file():
+            raise DataError(f"{root}: not a graphevent dataset (no manifest.json); run `graphevent preprocess` first")
+        return cls.from_manifest(json.loads(path.read_text()))

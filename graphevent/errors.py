@@ -1,0 +1,25 @@
+"""Exceptions that graphevent raises for problems with the user's input.
+
+The CLI maps every :class:`GraphEventError` to a one-line message and exit code 2
+(`graphevent.cli.app`). Anything else is a bug and keeps its traceback.
+"""
+
+
+class GraphEventError(Exception):
+    """Base class: a problem the user can fix (bad file, bad config, bad option)."""
+
+
+class ConfigError(GraphEventError):
+    """A config file, key or value is invalid."""
+
+
+class DataError(GraphEventError):
+    """An input or dataset file is missing, corrupt, or does not match its config."""
+
+
+class RunError(GraphEventError):
+    """A run directory or checkpoint is missing or inconsistent."""
+
+
+class DeviceError(GraphEventError):
+    """The requested hardware or launcher setup is not available (e.g. --gpus 2 without GPUs)."""

@@ -1,0 +1,125 @@
+"""The reader contract shared by every input format.
+
+A reader opens one input file, checks it against the data config (keys present, shapes and
+channel counts right, labels inside the configured classes) and then serves contiguous
+event ranges as :class:`EventChunk` objects. Ranges let several worker processes read
+one file independently; readers must never load a whole file at once.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from graphevent.errors import DataError
+
+if TYPE_CHECKING:
+    from graphevent.config.data import DataConfig
+
+
+@dataclass
+class EventChunk:
+    """Events ``index[0] .. index[-1]`` of one input file, in one of two forms.
+
+    Image form (``images`` set): ``images`` is float32 ``(n, C, H, W)``, channels-first, in
+    the order of the data config's ``channels``.
+
+    Point form (``images`` None): flat arrays over all points of the chunk, event by event:
+    ``values`` float32 ``(P, C)`` (one column per channel; a hit of channel c has zeros in
+    the other columns), ``eta``/``phi`` float32 ``(P,)`` already relative to the event's
+    centre, ``counts`` int64 ``(n,)`` points per event (sum = P).
+
+    Always: ``labels`` int64 ``(n,)`` class indices, ``targets`` float32 ``(n, T)`` in the
+    order of ``reader.target_keys``, ``index`` int64 ``(n,)`` event index in the file.
+    """
+
+    labels: np.ndarray
+    targets: np.ndarray
+    index: np.ndarray
+    images: np.ndarray | None = None
+    values: np.ndarray | None = None
+    eta: np.ndarray | None = None
+    phi: np.ndarray | None = None
+    counts: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class Reader(abc.ABC):
+    """Base class. Subclasses set ``n_events`` in ``__init__`` after validating the file.
+
+    Subclasses implement :meth:`read`. They raise :class:`DataError` with a message that
+    names the file, the key and what was expected, e.g.
+    ``qg.h5: key 'X_jets' has shape (100, 125, 125, 2); expected (N, 125, 125, 3)``.
+    """
+
+    n_events: int
+
+    def __init__(self, path: str | Path, cfg: "DataConfig") -> None:
+        self.path = Path(path)
+        self.cfg = cfg
+
+    @abc.abstractmethod
+    def read(self, start: int, stop: int) -> EventChunk:
+        """Return events ``start <= i < stop`` (``0 <= start < stop <= n_events``)."""
+
+    def close(self) -> None:
+        """Release file handles (readers are also context managers)."""
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def check_labels(self, labels: np.ndarray, start: int) -> np.ndarray:
+        """Labels as int64, raising if one is outside the configured classes."""
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        n_classes = len(self.cfg.classes)
+        if labels.dtype.kind == "f":
+            if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+                bad = int(np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))[0])
+                raise DataError(
+                    f"{self.path.name}: label of event {start + bad} is {labels[bad]!r}; expected an integer class index"
+                )
+        out = labels.astype(np.int64)
+        bad = np.flatnonzero((out < 0) | (out >= n_classes))
+        if len(bad):
+            i = int(bad[0])
+            raise DataError(
+                f"{self.path.name}: label of event {start + i} is {out[i]}; expected 0..{n_classes - 1} "
+                f"(classes {self.cfg.classes})"
+            )
+        return out
+
+
+def open_reader(path: str | Path, cfg: "DataConfig") -> Reader:
+    """Open ``path`` with the reader named by ``cfg.reader.format``.
+
+    Raises:
+        DataError: missing file, unreadable/corrupt file, or content that does not match cfg.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: input file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+    fmt = cfg.reader.format
+    if fmt == "ml4sci_hdf5":
+        from graphevent.io.hdf5 import HDF5ImageReader as cls
+    elif fmt == "e2e_parquet":
+        from graphevent.io.parquet import ParquetImageReader as cls
+    elif fmt in ("root_image", "root_hits"):
+        from graphevent.io.root import RootReader as cls
+    elif fmt == "particles":
+        from graphevent.io.particles import ParticleReader as cls
+    else:  # config validation makes this unreachable; kept as a clear error, not an assert
+        raise DataError(f"{path}: unknown reader format {fmt!r}")
+    return cls(path, cfg)
