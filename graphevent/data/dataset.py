@@ -1,0 +1,113 @@
+"""PyG dataset over a preprocessed dataset directory, read lazily shard by shard."""
+
+from __future__ import annotations
+
+import bisect
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import Data, Dataset
+
+from graphevent.data.info import DatasetInfo
+from graphevent.data.knn import edge_features_np, neighbours_to_edge_index
+from graphevent.data.shards import ShardReader, sha256_file
+from graphevent.data.splits import SPLITS
+from graphevent.errors import DataError
+
+
+def load_manifest(root: str | Path) -> dict:
+    """Read ``manifest.json`` of a dataset directory, with clear errors."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: dataset directory not found")
+    path = root / "manifest.json"
+    if not path.is_file():
+        partial = (root / ".preprocess-state.json").exists()
+        hint = "an unfinished preprocess run; rerun the same command to finish it" if partial else "run `graphevent preprocess` first"
+        raise DataError(f"{root}: not a complete graphevent dataset (no manifest.json): {hint}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: corrupt manifest ({exc.msg} at line {exc.lineno})") from None
+
+
+class GraphDataset(Dataset):
+    """Events of one split as ``torch_geometric.data.Data`` (see :mod:`graphevent.data`).
+
+    Shards are opened lazily (per process, so DataLoader workers each get their own
+    handles) and events are read with HDF5 slicing, so memory does not grow with the size
+    of the dataset. On opening, the split's shard checksums are compared with the manifest.
+
+    Args:
+        root: dataset directory written by ``graphevent preprocess``.
+        split: ``train``, ``val`` or ``test``.
+        verify: check shard sha256 sums against the manifest (raises DataError on mismatch).
+        transform: optional PyG transform applied to each ``Data``.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", verify: bool = True, transform=None) -> None:
+        self.dir = Path(root)
+        self.manifest = load_manifest(self.dir)
+        if split not in SPLITS:
+            raise DataError(f"split {split!r} does not exist; expected one of {', '.join(SPLITS)}")
+        self.split = split
+        self.info = DatasetInfo.from_manifest(self.manifest)
+        entries = [s for s in self.manifest["shards"] if s["split"] == split]
+        self._readers: list[ShardReader] = []
+        for s in entries:
+            path = self.dir / s["path"]
+            if not path.is_file():
+                raise DataError(f"{path}: shard listed in the manifest is missing")
+            if verify and sha256_file(path) != s["sha256"]:
+                raise DataError(f"{path}: checksum does not match manifest.json (file changed or corrupt); rerun preprocess")
+            self._readers.append(ShardReader(path))
+        self._cum = np.cumsum([0] + [r.n_events for r in self._readers])
+        super().__init__(None, transform)
+
+    # PyG Dataset API -------------------------------------------------------------
+    def len(self) -> int:
+        return int(self._cum[-1])
+
+    def get(self, idx: int) -> Data:
+        s = bisect.bisect_right(self._cum, idx) - 1
+        ev = self._readers[s].event(idx - int(self._cum[s]))
+        ei = neighbours_to_edge_index(ev["nbr"])
+        return Data(
+            x=torch.from_numpy(ev["x"]),
+            pos=torch.from_numpy(ev["pos"]),
+            edge_index=torch.from_numpy(ei),
+            edge_attr=torch.from_numpy(edge_features_np(ev["pos"], ei)),
+            y=torch.tensor([int(ev["y"])], dtype=torch.long),
+            targets=torch.from_numpy(np.asarray(ev["targets"], np.float32)).reshape(1, -1),
+            event_id=torch.tensor([int(ev["event_id"])], dtype=torch.long),
+        )
+
+    # extras ------------------------------------------------------------------------
+    @property
+    def num_nodes_per_event(self) -> np.ndarray:
+        """Nodes of each event of the split, in dataset order (for node-balanced batching)."""
+        return np.concatenate([np.diff(r.offsets) for r in self._readers]) if self._readers else np.zeros(0, np.int64)
+
+    @property
+    def event_ids(self) -> np.ndarray:
+        import h5py
+
+        out = []
+        for r in self._readers:
+            with h5py.File(r.path, "r") as f:
+                out.append(f["event_id"][:])
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def labels(self) -> np.ndarray:
+        import h5py
+
+        out = []
+        for r in self._readers:
+            with h5py.File(r.path, "r") as f:
+                out.append(f["y"][:])
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def __repr__(self) -> str:
+        return f"GraphDataset({str(self.dir)!r}, split={self.split!r}, events={len(self)})"

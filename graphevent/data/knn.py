@@ -1,0 +1,179 @@
+"""k-nearest-neighbour graphs in (eta, phi), without compiled extensions.
+
+Two entry points:
+
+* :func:`knn_neighbours` — preprocessing, numpy in / numpy out, one event at a time with
+  ``scipy.spatial.cKDTree`` (measured fastest here, see ``scripts/bench_preprocess.py``),
+  or batched torch ``cdist + topk``, or ``torch_cluster.knn`` when installed.
+* :func:`knn_graph` — inside models, torch tensors with a ``batch`` vector (per event,
+  never across events), plain torch, differentiable inputs allowed (indices only).
+
+Convention everywhere: no self loops; an event with ``n <= k`` nodes connects each node to
+all ``n - 1`` others; neighbour lists are padded with ``-1``; ``edge_index`` rows are
+(source = neighbour j, target = node i), PyG's ``flow="source_to_target"``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+BACKENDS = ("scipy", "torch", "torch_cluster")
+
+
+def available_backends() -> list[str]:
+    """Backends importable in this environment (scipy and torch are hard dependencies)."""
+    out = ["scipy", "torch"]
+    if importlib.util.find_spec("torch_cluster") is not None:
+        out.append("torch_cluster")
+    return out
+
+
+def resolve_backend(name: str) -> str:
+    """``auto`` -> ``scipy``: cKDTree per event beat batched torch cdist+topk and torch-cluster
+    on this project's reference CPU (scripts/bench_preprocess.py prints all three)."""
+    if name == "auto":
+        return "scipy"
+    if name == "torch_cluster" and "torch_cluster" not in available_backends():
+        from graphevent.errors import ConfigError
+
+        raise ConfigError("graph.knn_backend: 'torch_cluster' is not installed; use auto, scipy or torch")
+    return name
+
+
+def _drop_self(idx: np.ndarray, n: int, k_eff: int) -> np.ndarray:
+    """Remove each row's own index from (n, k_eff + 1) candidates -> (n, k_eff).
+
+    With duplicate positions the node itself may not come first, so remove by index; rows
+    where it is absent (ties beyond the list) drop their last candidate instead.
+    """
+    own = np.arange(n)[:, None]
+    is_self = idx == own
+    no_self = ~is_self.any(axis=1)
+    is_self[no_self, -1] = True
+    return idx[~is_self].reshape(n, k_eff)
+
+
+def _knn_scipy(pos: np.ndarray, k_eff: int) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    n = len(pos)
+    _, idx = cKDTree(pos).query(pos, k=k_eff + 1)
+    return _drop_self(np.asarray(idx).reshape(n, k_eff + 1), n, k_eff)
+
+
+def _knn_torch(pos: np.ndarray, k_eff: int) -> np.ndarray:
+    import torch
+
+    p = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float32))
+    d = torch.cdist(p, p)
+    d.fill_diagonal_(float("inf"))
+    return d.topk(k_eff, dim=1, largest=False).indices.numpy()
+
+
+def _knn_torch_cluster(pos: np.ndarray, k_eff: int) -> np.ndarray:
+    import torch
+    import torch_cluster
+
+    p = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float32))
+    ei = torch_cluster.knn_graph(p, k=k_eff, loop=False, flow="source_to_target")
+    n = len(pos)
+    src, dst = ei[0].numpy(), ei[1].numpy()
+    order = np.argsort(dst, kind="stable")
+    return src[order].reshape(n, k_eff)
+
+
+def knn_neighbours(pos: np.ndarray, k: int, backend: str = "scipy") -> np.ndarray:
+    """Neighbour lists of one event.
+
+    Args:
+        pos: ``(n, 2)`` float positions.
+        k: neighbours per node.
+        backend: ``scipy``, ``torch`` or ``torch_cluster``.
+
+    Returns:
+        ``(n, k)`` int32; row i holds the ``min(k, n - 1)`` nearest other nodes of i,
+        padded with -1.
+    """
+    n = len(pos)
+    out = np.full((n, k), -1, dtype=np.int32)
+    if n <= 1:
+        return out
+    k_eff = min(k, n - 1)
+    if k_eff == n - 1:  # all others: no search needed, order by distance for determinism
+        d = ((pos[:, None, :] - pos[None, :, :]) ** 2).sum(-1)
+        np.fill_diagonal(d, np.inf)
+        idx = np.argsort(d, axis=1, kind="stable")[:, :k_eff]
+    elif backend == "scipy":
+        idx = _knn_scipy(pos, k_eff)
+    elif backend == "torch":
+        idx = _knn_torch(pos, k_eff)
+    elif backend == "torch_cluster":
+        idx = _knn_torch_cluster(pos, k_eff)
+    else:
+        from graphevent.errors import ConfigError
+
+        raise ConfigError(f"graph.knn_backend: invalid value {backend!r}; expected one of auto, {', '.join(BACKENDS)}")
+    out[:, :k_eff] = idx
+    return out
+
+
+def neighbours_to_edge_index(nbr: np.ndarray, offset: int = 0) -> np.ndarray:
+    """(n, k) padded neighbour lists -> (2, E) edge_index (row 0 source j, row 1 target i)."""
+    n, k = nbr.shape
+    tgt = np.repeat(np.arange(n, dtype=np.int64), k)
+    src = nbr.reshape(-1).astype(np.int64)
+    keep = src >= 0
+    return np.stack([src[keep] + offset, tgt[keep] + offset])
+
+
+def edge_features_np(pos: np.ndarray, edge_index: np.ndarray) -> np.ndarray:
+    """(E, 3) float32: (delta eta, delta phi, delta R) of neighbour minus node."""
+    d = pos[edge_index[0]] - pos[edge_index[1]]
+    return np.concatenate([d, np.sqrt((d**2).sum(1, keepdims=True))], axis=1).astype(np.float32)
+
+
+# --------------------------------------------------------------------- torch, inside models
+def knn_graph(x, batch, k: int):
+    """Batched kNN graph in any feature space, per event (plain torch).
+
+    Args:
+        x: ``(N, D)`` node coordinates (positions or features).
+        batch: ``(N,)`` event index of each node, sorted (PyG batching), or ``None``.
+        k: neighbours per node (fewer for events with ``<= k`` nodes).
+
+    Returns:
+        ``edge_index (2, E)``: row 0 neighbour j, row 1 node i; no self loops.
+
+    Shapes:
+        x: (N, D), batch: (N,) -> edge_index: (2, E) with E <= N * k.
+    """
+    import torch
+    from torch_geometric.utils import to_dense_batch
+
+    if batch is None:
+        batch = x.new_zeros(x.size(0), dtype=torch.long)
+    dense, mask = to_dense_batch(x.detach(), batch)  # (B, M, D), (B, M)
+    b, m, _ = dense.shape
+    d = torch.cdist(dense.float(), dense.float())  # (B, M, M)
+    invalid = ~(mask[:, :, None] & mask[:, None, :])
+    eye = torch.eye(m, dtype=torch.bool, device=x.device)[None]
+    d = d.masked_fill(invalid | eye, float("inf"))
+    k_eff = min(k, max(m - 1, 1))
+    dist, idx = d.topk(k_eff, dim=-1, largest=False)  # (B, M, k)
+    valid = torch.isfinite(dist) & mask[:, :, None]
+    # dense -> flat node indices
+    counts = mask.sum(1)
+    starts = torch.cumsum(counts, 0) - counts  # (B,)
+    tgt = (starts[:, None] + torch.arange(m, device=x.device)[None]).unsqueeze(-1).expand(-1, -1, k_eff)
+    src = starts[:, None, None] + idx
+    return torch.stack([src[valid], tgt[valid]])
+
+
+def edge_features(pos, edge_index):
+    """Torch version of :func:`edge_features_np`: ``(E, 3)`` (deta, dphi, dR)."""
+    import torch
+
+    d = pos[edge_index[0]] - pos[edge_index[1]]
+    return torch.cat([d, d.norm(dim=1, keepdim=True)], dim=1)

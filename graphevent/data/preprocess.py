@@ -1,0 +1,403 @@
+"""``graphevent preprocess``: raw files -> a sharded, checksummed graph dataset.
+
+Pipeline per chunk of events (a contiguous range of one input file):
+reader -> NaN/Inf policy -> :class:`ImageToPoints` (or hits) -> empty-event policy ->
+:class:`ScaleTransform` -> :class:`KNNGraph` -> split by hashed event id -> one shard per
+split, written atomically, then a small JSON "done" marker for the chunk.
+
+Chunks are planned from the inputs alone, so the output is identical whatever
+``--workers`` is, and a killed run resumes by skipping chunks whose marker exists. The
+dataset is complete only once ``manifest.json`` exists (written last, atomically).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from graphevent import __version__
+from graphevent.config.base import to_dict
+from graphevent.config.data import DataConfig
+from graphevent.data.shards import sha256_file, write_shard
+from graphevent.data.splits import SPLITS, assign_splits
+from graphevent.data.transforms import ImageToPoints, KNNGraph, ScaleTransform, points_from_hits
+from graphevent.data.transforms.feature_transform import PerChannelValueTransform
+from graphevent.data.transforms.image_to_points import ALT_MODES
+from graphevent.errors import DataError
+from graphevent.io import open_reader
+from graphevent.utils.progress import NullProgress
+
+STATE_FILE = ".preprocess-state.json"
+MANIFEST = "manifest.json"
+EDGE_FEATURES = ["deta", "dphi", "dR"]
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One unit of work: events [start, stop) of input ``source``."""
+
+    source: int
+    chunk: int
+    path: str
+    start: int
+    stop: int
+    event_offset: int  # dataset-wide number of this input's event 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.source:03d}-{self.chunk:05d}"
+
+
+def config_hash(cfg: DataConfig, inputs: list[dict], limit: int | None) -> str:
+    """Hash of everything that determines the dataset's content."""
+    payload = json.dumps(
+        {"config": to_dict(cfg), "inputs": [(i["name"], i["size"]) for i in inputs], "limit": limit, "format": 1},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def node_feature_names(cfg: DataConfig) -> list[str]:
+    names = [c.name for c in cfg.channels]
+    if cfg.graph.node_mode == "per_channel":
+        return [f"is_{n}" for n in names] + ["value"]
+    return names
+
+
+# ----------------------------------------------------------------------------- workers
+_READERS: dict[str, object] = {}
+
+
+def _reader(path: str, cfg: DataConfig):
+    r = _READERS.get(path)
+    if r is None:
+        r = _READERS[path] = open_reader(path, cfg)
+    return r
+
+
+def _bad_values(arr: np.ndarray, counts_or_none, task: ChunkTask, cfg: DataConfig) -> tuple[np.ndarray, int]:
+    """Apply the NaN/Inf policy; returns (array, number of events repaired)."""
+    finite = np.isfinite(arr)
+    if finite.all():
+        return arr, 0
+    if counts_or_none is None:  # images (n, C, H, W)
+        bad_ev = ~finite.reshape(len(arr), -1).all(axis=1)
+    else:  # points (P, C) with counts
+        ev = np.repeat(np.arange(len(counts_or_none)), counts_or_none)
+        bad_ev = np.bincount(ev[~finite.all(axis=1)], minlength=len(counts_or_none)) > 0
+    first = int(np.flatnonzero(bad_ev)[0])
+    if cfg.bad_values == "fail":
+        raise DataError(
+            f"{Path(task.path).name}: event {task.start + first} has NaN/Inf values; expected finite values "
+            f"(set bad_values: zero in the data config to zero them and count the events)"
+        )
+    return np.where(finite, arr, 0).astype(np.float32), int(bad_ev.sum())
+
+
+def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
+    """Turn one chunk into shards; returns (and writes) its marker dict."""
+    out = Path(out_dir)
+    reader = _reader(task.path, cfg)
+    chunk = reader.read(task.start, task.stop)
+    thresholds = [c.threshold for c in cfg.channels]
+    if chunk.images is not None:
+        images, repaired = _bad_values(chunk.images, None, task, cfg)
+        itp = ImageToPoints(
+            thresholds,
+            [c.upsample for c in cfg.channels],
+            cfg.image.pixel_size,
+            mode=cfg.graph.node_mode,
+            collapse=cfg.graph.collapse_upsampled,
+            max_nodes=cfg.graph.max_nodes,
+        )
+        pc = itp(images)
+    else:
+        values, repaired = _bad_values(chunk.values, chunk.counts, task, cfg)
+        pc = points_from_hits(values, chunk.eta, chunk.phi, chunk.counts, thresholds, cfg.graph.max_nodes)
+
+    n = len(chunk)
+    empty = pc.counts == 0
+    keep = ~empty if cfg.empty_events == "skip" else np.ones(n, bool)
+    pc = pc.select(keep)
+    labels, targets, index = chunk.labels[keep], chunk.targets[keep], chunk.index[keep]
+    if not np.all(np.isfinite(targets)):
+        bad = int(np.flatnonzero(~np.isfinite(targets).all(axis=1))[0])
+        raise DataError(f"{Path(task.path).name}: event {int(index[bad])} has a NaN/Inf regression target; expected finite values")
+
+    scales = [c.scale for c in cfg.channels]
+    transforms = [c.transform for c in cfg.channels]
+    if cfg.graph.node_mode == "per_channel" and chunk.images is not None:
+        x = PerChannelValueTransform(scales, transforms)(pc.values)
+    else:
+        x = ScaleTransform(scales, transforms)(pc.values)
+    nbr = KNNGraph(cfg.graph.k, cfg.graph.knn_backend)(pc.pos, pc.counts)
+
+    split = assign_splits(Path(task.path).name, index, (cfg.split.train, cfg.split.val, cfg.split.test), cfg.split.seed)
+    offsets = pc.offsets
+    marker = {"chunk": task.name, "events_read": n, "skipped": {"empty": int(empty.sum()) if cfg.empty_events == "skip" else 0},
+              "repaired": {"nan_events_zeroed": repaired}, "shards": []}
+    n_cls = len(cfg.classes)
+    for code, split_name in enumerate(SPLITS):
+        sel = np.flatnonzero(split == code)
+        if len(sel) == 0:
+            continue
+        node_sel = np.concatenate([np.arange(offsets[e], offsets[e + 1]) for e in sel]) if len(sel) else np.zeros(0, int)
+        counts = pc.counts[sel]
+        arrays = {
+            "x": x[node_sel],
+            "pos": pc.pos[node_sel],
+            "nbr": nbr[node_sel],
+            "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            "y": labels[sel].astype(np.int64),
+            "targets": targets[sel].astype(np.float32),
+            "event_id": (task.event_offset + index[sel]).astype(np.int64),
+            "source": np.full(len(sel), task.source, np.int32),
+            "index": index[sel].astype(np.int64),
+        }
+        if pc.alt_counts is not None:
+            arrays["alt_counts"] = pc.alt_counts[sel].astype(np.int32)
+        rel = Path("shards") / split_name / f"{task.name}.h5"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        digest = write_shard(out / rel, arrays)
+        xs = arrays["x"].astype(np.float64)
+        ts = arrays["targets"].astype(np.float64)
+        marker["shards"].append({
+            "path": rel.as_posix(), "split": split_name, "sha256": digest, "events": int(len(sel)),
+            "nodes": int(len(node_sel)), "edges": int((arrays["nbr"] >= 0).sum()),
+            "class_counts": np.bincount(arrays["y"], minlength=n_cls).tolist(),
+            "x_sum": xs.sum(0).tolist(), "x_sumsq": (xs**2).sum(0).tolist(),
+            "t_sum": ts.sum(0).tolist(), "t_sumsq": (ts**2).sum(0).tolist(),
+        })
+    _write_json_atomic(out / "chunks" / f"{task.name}.json", marker)
+    return marker
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# ----------------------------------------------------------------------------- driver
+def _plan(inputs: list[Path], cfg: DataConfig, limit: int | None):
+    """Open every input (validating it against the config) and plan the chunks."""
+    info, tasks, offset, remaining = [], [], 0, limit
+    for src, path in enumerate(inputs):
+        with open_reader(path, cfg) as reader:
+            total = reader.n_events
+        use = total if remaining is None else min(total, remaining)
+        info.append({"path": str(Path(path).resolve()), "name": Path(path).name, "size": Path(path).stat().st_size,
+                     "events_total": int(total), "events_read": int(use)})
+        for c, start in enumerate(range(0, use, cfg.chunk_size)):
+            tasks.append(ChunkTask(src, c, str(path), start, min(start + cfg.chunk_size, use), offset))
+        offset += total
+        if remaining is not None:
+            remaining -= use
+    names = [i["name"] for i in info]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(f"input file names must be unique (event ids and splits use them); repeated: {', '.join(dup)}")
+    return info, tasks
+
+
+def _prepare_out(out: Path, state: dict, overwrite: bool) -> bool:
+    """Create or reuse the output directory. Returns True if resuming."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a directory")
+    if out.exists() and any(out.iterdir()):
+        manifest, state_file = out / MANIFEST, out / STATE_FILE
+        ours = manifest.exists() or state_file.exists()
+        if not ours:
+            raise DataError(f"{out}: exists, is not empty and is not a graphevent dataset; refusing to touch it (choose another --out)")
+        if manifest.exists() and not overwrite:
+            raise DataError(f"{out}: a dataset already exists there; pass --overwrite to replace it")
+        if not manifest.exists() and not overwrite:
+            old = json.loads(state_file.read_text())
+            if old.get("config_hash") != state["config_hash"]:
+                raise DataError(
+                    f"{out}: holds an unfinished dataset made with other inputs or config; rerun the same command "
+                    "to resume it, or pass --overwrite to start again"
+                )
+            return True
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(out / STATE_FILE, state)
+    return False
+
+
+def _summarise(values: np.ndarray) -> dict:
+    if len(values) == 0:
+        return {"mean": 0.0, "p10": 0.0, "p50": 0.0, "p90": 0.0, "max": 0}
+    p10, p50, p90 = np.percentile(values, [10, 50, 90])
+    return {"mean": float(values.mean()), "p10": float(p10), "p50": float(p50), "p90": float(p90), "max": int(values.max())}
+
+
+def _mean_std(s, ss, n) -> list[dict]:
+    s, ss = np.asarray(s, np.float64), np.asarray(ss, np.float64)
+    mean = s / max(n, 1)
+    var = np.maximum(ss / max(n, 1) - mean**2, 0.0)
+    return [{"mean": float(m), "std": float(np.sqrt(v)) if v > 0 else 1.0} for m, v in zip(mean, var)]
+
+
+def _finalise(out: Path, cfg: DataConfig, inputs: list[dict], tasks: list[ChunkTask], markers: dict, chash: str) -> dict:
+    import h5py
+
+    shards, skipped, repaired = [], {"empty": 0}, {"nan_events_zeroed": 0}
+    splits = {s: 0 for s in SPLITS}
+    class_counts = {s: [0] * len(cfg.classes) for s in SPLITS}
+    F = len(node_feature_names(cfg))
+    T = len(cfg.reader.target_keys)
+    x_sum, x_ss, t_sum, t_ss, n_nodes_train, n_ev_train = np.zeros(F), np.zeros(F), np.zeros(T), np.zeros(T), 0, 0
+    n_edges = 0
+    for task in tasks:  # chunk order: deterministic merge
+        m = markers[task.name]
+        for k in skipped:
+            skipped[k] += m["skipped"].get(k, 0)
+        for k in repaired:
+            repaired[k] += m["repaired"].get(k, 0)
+        for sh in m["shards"]:
+            shards.append({k: sh[k] for k in ("path", "split", "sha256", "events", "nodes", "edges")})
+            splits[sh["split"]] += sh["events"]
+            class_counts[sh["split"]] = [a + b for a, b in zip(class_counts[sh["split"]], sh["class_counts"])]
+            n_edges += sh["edges"]
+            if sh["split"] == "train":
+                x_sum += sh["x_sum"]; x_ss += sh["x_sumsq"]; n_nodes_train += sh["nodes"]
+                t_sum += sh["t_sum"]; t_ss += sh["t_sumsq"]; n_ev_train += sh["events"]
+    counts, alt = [], []
+    for sh in shards:
+        with h5py.File(out / sh["path"], "r") as f:
+            counts.append(np.diff(f["offsets"][:]))
+            if "alt_counts" in f:
+                alt.append(f["alt_counts"][:])
+    counts = np.concatenate(counts) if counts else np.zeros(0, int)
+    alt = np.concatenate(alt) if alt else np.zeros((0, len(ALT_MODES)), int)
+    n_events = int(sum(splits.values()))
+    names = node_feature_names(cfg)
+    image = None
+    if cfg.reader.format not in ("root_hits", "particles"):
+        image = {"shape": [len(cfg.channels), cfg.image.height, cfg.image.width], "pixel_size": list(cfg.image.pixel_size)}
+    manifest = {
+        "format_version": 1,
+        "graphevent_version": __version__,
+        "name": cfg.name,
+        "n_events": n_events,
+        "splits": splits,
+        "classes": list(cfg.classes),
+        "class_counts": {s: dict(zip(cfg.classes, c)) for s, c in class_counts.items()},
+        "targets": list(cfg.reader.target_keys),
+        "node_features": names,
+        "edge_features": EDGE_FEATURES,
+        "k": cfg.graph.k,
+        "node_mode": cfg.graph.node_mode + ("+collapse" if cfg.graph.collapse_upsampled and any(c.upsample > 1 for c in cfg.channels) else ""),
+        "image": image,
+        "nodes_per_event": _summarise(counts),
+        "nodes_per_event_by_mode": {m: _summarise(alt[:, i]) for i, m in enumerate(ALT_MODES)} if len(alt) else {},
+        "edges_per_event": float(n_edges / max(n_events, 1)),
+        "skipped": skipped,
+        "repaired": repaired,
+        "feature_stats": dict(zip(names, _mean_std(x_sum, x_ss, n_nodes_train))),
+        "target_stats": dict(zip(cfg.reader.target_keys, _mean_std(t_sum, t_ss, n_ev_train))),
+        "stats_produced_by": {"config_hash": chash, "split": "train"},
+        "config_hash": chash,
+        "inputs": inputs,
+        "shards": shards,
+        "config": to_dict(cfg),
+    }
+    return manifest
+
+
+def preprocess(
+    inputs: list[Path],
+    cfg: DataConfig,
+    out: Path,
+    workers: int = 1,
+    limit: int | None = None,
+    overwrite: bool = False,
+    data_manifest: Path | None = None,
+    progress=None,
+) -> dict:
+    """Build a graph dataset from raw files; returns the manifest.
+
+    Raises:
+        DataError: bad inputs (checked before anything is written), an existing output
+            directory without ``overwrite``, or bad values met while streaming.
+    """
+    progress = progress or NullProgress()
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise DataError("no input files given")
+    if limit is not None and limit < 1:
+        raise DataError(f"--limit: invalid value {limit}; expected >= 1")
+    if data_manifest is not None:
+        from graphevent.io.manifest import check_inputs, load_data_manifest
+
+        check_inputs(inputs, load_data_manifest(data_manifest))
+    input_info, tasks = _plan(inputs, cfg, limit)
+    chash = config_hash(cfg, input_info, limit)
+    out = Path(out)
+    created = not out.exists()
+    resuming = _prepare_out(out, {"config_hash": chash, "graphevent_version": __version__}, overwrite)
+    markers: dict[str, dict] = {}
+    todo = []
+    for t in tasks:
+        mpath = out / "chunks" / f"{t.name}.json"
+        if resuming and mpath.exists():
+            m = json.loads(mpath.read_text())
+            if all((out / s["path"]).exists() for s in m["shards"]):
+                markers[t.name] = m
+                continue
+        todo.append(t)
+    total = sum(t.stop - t.start for t in tasks)
+    progress.start(total, "preprocess")
+    progress.advance(sum(m["events_read"] for m in markers.values()))
+    try:
+        if workers <= 1:
+            for t in todo:
+                markers[t.name] = process_chunk(t, cfg, str(out))
+                progress.advance(t.stop - t.start)
+        else:
+            ctx = mp.get_context("spawn")
+            with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+                pending, it = {}, iter(todo)
+                for t in it:  # keep a bounded number of chunks in flight: memory stays flat
+                    pending[pool.submit(process_chunk, t, cfg, str(out))] = t
+                    if len(pending) >= 2 * workers:
+                        break
+                while pending:
+                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        t = pending.pop(fut)
+                        markers[t.name] = fut.result()
+                        progress.advance(t.stop - t.start)
+                        nxt = next(it, None)
+                        if nxt is not None:
+                            pending[pool.submit(process_chunk, nxt, cfg, str(out))] = nxt
+    except DataError:
+        if created and not resuming:
+            shutil.rmtree(out, ignore_errors=True)  # a bad input leaves nothing behind
+        raise
+    finally:
+        progress.stop()
+    for i in input_info:
+        i["sha256"] = sha256_file(i["path"])
+    manifest = _finalise(out, cfg, input_info, tasks, markers, chash)
+    from graphevent.config.base import dump_yaml
+
+    dump_yaml(cfg, out / "data_config.yaml")
+    _write_json_atomic(out / MANIFEST, manifest)
+    shutil.rmtree(out / "chunks", ignore_errors=True)
+    (out / STATE_FILE).unlink(missing_ok=True)
+    return manifest
