@@ -33,8 +33,13 @@ class ReaderConfig:
             per channel (same order as ``channels``).
         eta_key, phi_key: root_hits: jagged branches of hit positions; if ``channel_eta_keys``
             are given, each channel has its own positions instead.
-        label_key: per-event integer labels; ``null`` with ``label`` set (one file per class).
-        label: fixed class index for every event of the file(s) (one file per class layout).
+        label_key: per-event integer labels (ignored when ``label`` or ``file_labels`` is set).
+        label: fixed class index for every event of the file(s) (one file per class layout);
+            overrides ``label_key``.
+        file_labels: one file per class, several classes in one run: maps a file-name glob
+            pattern (e.g. ``"SinglePhoton*"``) to the class index of every event of the
+            matching files; overrides ``label`` and ``label_key``. A file that matches no
+            pattern is an error.
         target_keys: per-event regression targets (e.g. ``[m0, pt]``); may be empty.
         tree: TTree name for ROOT inputs.
         particles_key: array name for the particles format (``X`` in energyflow .npz files).
@@ -50,13 +55,16 @@ class ReaderConfig:
     channel_phi_keys: list[str] = field(default_factory=list)
     label_key: str | None = "y"
     label: int | None = None
+    file_labels: dict[str, int] = field(default_factory=dict)
     target_keys: list[str] = field(default_factory=list)
     tree: str = "Events"
     particles_key: str = "X"
 
     def validate(self, where: str) -> None:
-        if self.label_key is None and self.label is None:
-            raise ConfigError(f"{where}: set either label_key (labels in the file) or label (one file per class)")
+        if self.label_key is None and self.label is None and not self.file_labels:
+            raise ConfigError(
+                f"{where}: set label_key (labels in the file), label or file_labels (one file per class)"
+            )
         if self.format in ("ml4sci_hdf5", "e2e_parquet") and not self.image_key:
             raise ConfigError(f"{where}.image_key: required for format {self.format!r}")
         if self.format == "root_image" and not (self.image_key or self.channel_keys):
@@ -180,6 +188,12 @@ class DataConfig:
                 f"{where}.reader.label: invalid value {self.reader.label}; expected 0..{len(self.classes) - 1} "
                 f"(classes {self.classes})"
             )
+        for pattern, index in self.reader.file_labels.items():
+            if not 0 <= index < len(self.classes):
+                raise ConfigError(
+                    f"{where}.reader.file_labels.{pattern}: invalid value {index}; expected 0..{len(self.classes) - 1} "
+                    f"(classes {self.classes})"
+                )
         if self.reader.format == "particles" and self.graph.node_mode != "union":
             raise ConfigError(f"{where}.graph.node_mode: particles format supports only 'union'")
 

@@ -1,0 +1,118 @@
+"""Image datasets stored as HDF5 arrays (the ML4SCI / CMS E2E layouts).
+
+One 4-d dataset holds the images, one event per row, plus 1-d (or ``(N, 1)``) datasets
+for labels and regression targets. Known layouts (see ``configs/data/``):
+
+- quark/gluon: ``X_jets`` ``(N, 125, 125, 3)`` channels-last (tracks pT, ECAL, HCAL),
+  ``y`` (0 quark, 1 gluon), ``m0`` (jet mass), ``pt`` (jet pT);
+- electron/photon: ``X`` ``(N, 32, 32, 2)`` (energy, time), ``y``; or one file per class
+  with the label given by ``reader.file_labels`` / ``reader.label``;
+- boosted top: ``jet`` ``(N, 125, 125, 8)``, labels ``Y`` ``(N, 1)`` stored as floats.
+
+Images are read by slicing the dataset, so only the requested rows leave the disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import h5py
+import numpy as np
+
+from graphevent.errors import DataError
+from graphevent.io._common import (
+    check_range,
+    expected_image_text,
+    fixed_label,
+    image_event_shape,
+    missing_key,
+    per_event_column,
+    to_channels_first,
+    unreadable,
+)
+from graphevent.io.base import EventChunk, Reader
+
+if TYPE_CHECKING:
+    from graphevent.config.data import DataConfig
+
+_NUMERIC = "fiub"
+
+
+class HDF5ImageReader(Reader):
+    """Serve image events from an HDF5 file; validated against the data config at open.
+
+    Args:
+        path: the ``.h5`` / ``.hdf5`` file.
+        cfg: data config; uses ``reader.image_key``, ``reader.layout``, ``reader.label_key``
+            (or ``label`` / ``file_labels``), ``reader.target_keys``, ``channels`` and
+            ``image.height`` / ``image.width``.
+
+    Shapes:
+        file: image_key ``(N, H, W, C)`` (channels_last) or ``(N, C, H, W)``;
+        label_key and each target key ``(N,)`` or ``(N, 1)``
+        -> ``read(start, stop).images``: ``(stop - start, C, H, W)`` float32
+    """
+
+    def __init__(self, path: str | Path, cfg: "DataConfig") -> None:
+        super().__init__(path, cfg)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise unreadable(self.path, "HDF5", exc) from None
+        try:
+            self._open()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _dataset(self, key: str) -> h5py.Dataset:
+        obj = self._file.get(key)
+        if not isinstance(obj, h5py.Dataset):
+            raise missing_key(self.path, key, self._file.keys())
+        if obj.dtype.kind not in _NUMERIC:
+            raise DataError(f"{self.path.name}: key {key!r} has dtype {obj.dtype}; expected numbers")
+        return obj
+
+    def _open(self) -> None:
+        cfg, name = self.cfg, self.path.name
+        key = cfg.reader.image_key
+        self._images = self._dataset(key)
+        shape = tuple(int(s) for s in self._images.shape)
+        if len(shape) != 4 or shape[1:] != image_event_shape(cfg):
+            raise DataError(f"{name}: key {key!r} has shape {shape}; expected {expected_image_text(cfg)}")
+        self.n_events = shape[0]
+
+        label = fixed_label(self.path, cfg)
+        try:
+            if label is None:
+                ds = self._dataset(cfg.reader.label_key)
+                per_event_column(self.path, cfg.reader.label_key, ds.shape, self.n_events)
+                self._labels = self.check_labels(ds[()], 0)
+            else:
+                self._labels = np.full(self.n_events, label, dtype=np.int64)
+            columns = []
+            for tkey in cfg.reader.target_keys:
+                ds = self._dataset(tkey)
+                per_event_column(self.path, tkey, ds.shape, self.n_events)
+                columns.append(np.asarray(ds[()], dtype=np.float32).reshape(self.n_events))
+        except OSError as exc:
+            raise unreadable(self.path, "HDF5", exc) from None
+        self._targets = np.stack(columns, axis=1) if columns else np.zeros((self.n_events, 0), np.float32)
+
+    def read(self, start: int, stop: int) -> EventChunk:
+        check_range(self.n_events, start, stop)
+        try:
+            raw = self._images[start:stop]
+        except OSError as exc:
+            raise unreadable(self.path, "HDF5", f"events {start}..{stop - 1}: {exc}") from None
+        return EventChunk(
+            labels=self._labels[start:stop].copy(),
+            targets=self._targets[start:stop].copy(),
+            index=np.arange(start, stop, dtype=np.int64),
+            images=to_channels_first(raw, self.cfg.reader.layout),
+        )
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()

@@ -1,0 +1,244 @@
+"""Check input files against a public dataset's manifest (``data_manifests/*.yaml``).
+
+A data manifest describes files that users download themselves: their names, sizes and
+checksums where known, and the arrays each holds (key, shape, dtype). ``graphevent
+preprocess --manifest`` calls :func:`check_inputs` before reading anything, so a wrong,
+truncated or renamed download fails in seconds with a message naming the file.
+
+Manifest layout (YAML, loaded with ``yaml.safe_load``)::
+
+    name: ml4sci_quark_gluon_hdf5        # identifier
+    description: ...                     # free text
+    source: ...                          # where to get the files (project/page names)
+    format: ml4sci_hdf5                  # ml4sci_hdf5 | e2e_parquet | particles | root_image | root_hits
+    files:                               # known files; "pattern" (glob) instead of "name" allowed
+      - name: quark-gluon_data-set_n139306.hdf5
+        events: 139306                   # or null (unknown)
+        size: null                       # bytes, or null (unknown)
+        sha256: null                     # hex digest, or null (unknown)
+    keys:                                # arrays in every file; "N" = the file's events
+      X_jets: {shape: [N, 125, 125, 3], dtype: null}
+
+``null`` means "unknown, not checked"; nothing is ever guessed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphevent.errors import ConfigError, DataError
+
+FORMATS = ("ml4sci_hdf5", "e2e_parquet", "particles", "root_image", "root_hits")
+_FILE_KEYS = {"name", "pattern", "events", "size", "sha256", "notes"}
+_TOP_KEYS = {"name", "description", "source", "format", "files", "keys", "tree", "labels", "channels", "notes"}
+
+
+def sha256_file(path: str | Path, block_size: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file, read in ``block_size`` blocks (never the whole file at once)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(block_size):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_data_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and validate a data manifest; :class:`ConfigError` names the bad entry."""
+    from graphevent.config.base import load_yaml
+
+    path = Path(path)
+    raw = load_yaml(path)
+    where = str(path)
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {', '.join(sorted(_TOP_KEYS))}")
+    for required in ("name", "format", "files"):
+        if required not in raw:
+            raise ConfigError(f"{where}: missing required key {required!r}")
+    if raw["format"] not in FORMATS:
+        raise ConfigError(f"{where}.format: invalid value {raw['format']!r}; expected one of {', '.join(FORMATS)}")
+    files = raw["files"]
+    if not isinstance(files, list) or not files:
+        raise ConfigError(f"{where}.files: expected a non-empty list of files")
+    for i, entry in enumerate(files):
+        w = f"{where}.files[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{w}: expected a mapping, found {entry!r}")
+        bad = sorted(set(entry) - _FILE_KEYS)
+        if bad:
+            raise ConfigError(f"{w}: unknown keys {bad}; valid keys: {', '.join(sorted(_FILE_KEYS))}")
+        if ("name" in entry) == ("pattern" in entry):
+            raise ConfigError(f"{w}: give exactly one of 'name' or 'pattern'")
+        for k in ("events", "size"):
+            v = entry.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise ConfigError(f"{w}.{k}: invalid value {v!r}; expected a non-negative integer or null")
+        digest = entry.get("sha256")
+        if digest is not None and (not isinstance(digest, str) or len(digest) != 64
+                                   or any(c not in "0123456789abcdef" for c in digest.lower())):
+            raise ConfigError(f"{w}.sha256: invalid value {digest!r}; expected 64 hex digits or null")
+    keys = raw.get("keys") or {}
+    if not isinstance(keys, dict):
+        raise ConfigError(f"{where}.keys: expected a mapping key -> {{shape, dtype}}")
+    for key, spec in keys.items():
+        w = f"{where}.keys.{key}"
+        if not isinstance(spec, dict) or set(spec) - {"shape", "dtype", "notes"}:
+            raise ConfigError(f"{w}: expected a mapping with 'shape', 'dtype' (and optional 'notes')")
+        shape = spec.get("shape")
+        if shape is not None and (not isinstance(shape, list) or any(
+            not (d is None or d == "N" or (isinstance(d, int) and not isinstance(d, bool))) for d in shape
+        )):
+            raise ConfigError(f"{w}.shape: invalid value {shape!r}; expected a list of integers, 'N' or null")
+    raw.setdefault("keys", {})
+    return raw
+
+
+def _match(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    for entry in manifest["files"]:
+        if "name" in entry and entry["name"] == path.name:
+            return entry
+    for entry in manifest["files"]:
+        if "pattern" in entry and fnmatch.fnmatch(path.name, entry["pattern"]):
+            return entry
+    known = [e.get("name") or e.get("pattern") for e in manifest["files"]]
+    shown = ", ".join(known[:6]) + (", ..." if len(known) > 6 else "")
+    raise DataError(f"{path.name}: not a file of dataset {manifest['name']!r}; known files: {shown}")
+
+
+def describe_file(path: str | Path, fmt: str, tree: str = "Events") -> dict[str, tuple[tuple[int, ...], str]]:
+    """Arrays in an input file: ``{key: (shape, dtype)}`` read from metadata only.
+
+    Parquet nested-list columns report ``(rows, *first-row nesting)`` and the leaf type;
+    ROOT branches report ``(entries, *fixed inner shape)`` (jagged branches: ``(entries,)``).
+    """
+    path = Path(path)
+    try:
+        if fmt == "ml4sci_hdf5" or (fmt == "particles" and _is_hdf5(path)):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return {k: (tuple(v.shape), str(v.dtype)) for k, v in f.items() if isinstance(v, h5py.Dataset)}
+        if fmt == "particles":
+            import zipfile
+
+            out = {}
+            with zipfile.ZipFile(path) as zf:
+                for member in zf.namelist():
+                    if member.endswith(".npy"):
+                        with zf.open(member) as fh:
+                            version = np.lib.format.read_magic(fh)
+                            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                            shape, _, dtype = read(fh)
+                        out[member[:-4]] = (tuple(shape), str(dtype))
+            return out
+        if fmt == "e2e_parquet":
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(path) as pf:
+                n = pf.metadata.num_rows
+                first = next(pf.iter_batches(batch_size=1), None) if n else None
+                out = {}
+                for field in pf.schema_arrow:
+                    t, inner = field.type, []
+                    value = first.column(field.name)[0].as_py() if first is not None and len(first) else None
+                    while hasattr(t, "value_type"):
+                        inner.append(len(value) if isinstance(value, list) else None)
+                        value = value[0] if isinstance(value, list) and value else None
+                        t = t.value_type
+                    out[field.name] = ((n, *inner), str(t))
+                return out
+        import uproot
+
+        with uproot.open(path) as f:
+            t = f[tree]
+            out = {}
+            for key in t.keys():
+                interp = t[key].interpretation
+                inner = tuple(getattr(interp, "inner_shape", ()) or ())
+                dtype = getattr(interp, "to_dtype", None) or getattr(getattr(interp, "content", None), "to_dtype", None)
+                out[key] = ((int(t.num_entries), *inner), str(dtype.base) if dtype is not None else t[key].typename)
+            return out
+    except _parse_errors() as exc:  # the file is not what the manifest says
+        text = str(exc).strip().splitlines()
+        raise DataError(f"{path.name}: cannot read as {fmt}: {text[0] if text else type(exc).__name__}") from None
+
+
+def _parse_errors() -> tuple[type[BaseException], ...]:
+    import zipfile
+
+    import pyarrow as pa
+    import uproot
+
+    return (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pa.ArrowException,
+            uproot.deserialization.DeserializationError)
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def check_inputs(paths: list[str | Path], manifest: dict[str, Any], verify_sha256: bool = True) -> list[dict[str, Any]]:
+    """Check each input file against ``manifest`` (from :func:`load_data_manifest`).
+
+    Checks, in order: the file name is a known file of the dataset, its size, its keys and
+    shapes (``N`` = the file's event count when known), and its SHA-256 where the manifest
+    has one (skipped with ``verify_sha256=False``).
+
+    Returns:
+        one dict per file: ``path``, ``name``, ``size``, ``events`` (from the file),
+        ``sha256`` (computed only when the manifest has one, else ``None``) and ``checked``
+        (which checks ran).
+
+    Raises:
+        DataError: naming the file and the mismatch, e.g.
+            ``qg.h5: size is 1000 bytes; expected 2000 (dataset 'x')``.
+    """
+    results = []
+    fmt, name = manifest["format"], manifest["name"]
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise DataError(f"{path}: input file not found")
+        entry = _match(path, manifest)
+        checked = ["name"]
+        size = path.stat().st_size
+        if entry.get("size") is not None:
+            if size != entry["size"]:
+                raise DataError(f"{path.name}: size is {size} bytes; expected {entry['size']} (dataset {name!r})")
+            checked.append("size")
+        arrays = describe_file(path, fmt, manifest.get("tree") or "Events")
+        events = entry.get("events")
+        for key, spec in manifest["keys"].items():
+            if key not in arrays:
+                raise DataError(
+                    f"{path.name}: key {key!r} not found; expected by dataset {name!r} (keys in file: {sorted(arrays)})"
+                )
+            shape, dtype = arrays[key]
+            want = spec.get("shape")
+            if want is not None:
+                if want and want[0] == "N" and shape and events is None:
+                    events = shape[0]  # unknown count: every "N" key must agree with the first
+                want_n = [events if d == "N" else d for d in want]
+                if len(shape) != len(want_n) or any(w is not None and w != s for w, s in zip(want_n, shape)):
+                    text = "(" + ", ".join("?" if d is None else str(d) for d in want_n) + ("," if len(want_n) == 1 else "") + ")"
+                    raise DataError(f"{path.name}: key {key!r} has shape {tuple(shape)}; expected {text} (dataset {name!r})")
+            if spec.get("dtype") is not None and spec["dtype"] != dtype:
+                raise DataError(f"{path.name}: key {key!r} has dtype {dtype}; expected {spec['dtype']} (dataset {name!r})")
+        if manifest["keys"]:
+            checked.append("keys")
+        digest = None
+        if entry.get("sha256") and verify_sha256:
+            digest = sha256_file(path)
+            if digest != entry["sha256"].lower():
+                raise DataError(f"{path.name}: sha256 is {digest}; expected {entry['sha256'].lower()} (dataset {name!r})")
+            checked.append("sha256")
+        results.append(
+            {"path": str(path), "name": path.name, "size": size, "events": events, "sha256": digest, "checked": checked}
+        )
+    return results
