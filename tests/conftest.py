@@ -1,0 +1,25 @@
+"""Shared fixtures: tiny datasets are generated, never committed."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A preprocessed 96-event synthetic quark/gluon dataset (3 channels, k=8)."""
+    from graphevent.data.testing import make_tiny_dataset
+
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds", n_events=96, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory):
+    """A raw ML4SCI-like HDF5 file of 64 synthetic events."""
+    from graphevent.data.testing import make_jet_images, write_ml4sci_hdf5
+
+    return write_ml4sci_hdf5(tmp_path_factory.mktemp("raw") / "qg.h5", make_jet_images(64, seed=1))
