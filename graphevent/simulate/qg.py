@@ -1,0 +1,309 @@
+"""``generate_qg``: simulated quark and gluon jet images, in parallel, written block by block.
+
+The sample is cut into blocks of ``block_size`` jets of one class (quark blocks and gluon
+blocks alternate in the file). A block's content depends only on (seed, class, block
+index), see :mod:`graphevent.simulate.pythia`, so the output is identical whatever the
+number of worker processes; a larger sample with the same seed starts with the same
+blocks. Workers generate and render blocks; the parent writes them in order to files
+with temporary names and renames them when everything is written.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import importlib.util
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from graphevent.errors import ConfigError, DataError
+from graphevent.simulate.detector import CHANNELS, DetectorConfig, render_images
+
+#: Label convention of the ML4SCI quark-gluon images (and of every image file written here).
+ML4SCI_LABELS = {"quark": 0, "gluon": 1}
+#: Label convention of the energyflow particle files (and of the ``.npz`` written here).
+ENERGYFLOW_LABELS = {"quark": 1, "gluon": 0}
+
+ImageFormat = Literal["hdf5", "parquet"]
+_SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".parquet": "parquet"}
+
+
+def require_sim() -> None:
+    """Raise ConfigError naming the install command if the ``[sim]`` extra is missing."""
+    missing = [name for name in ("pythia8mc", "fastjet") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"graphevent simulate needs the optional package(s) {', '.join(missing)}; "
+            "install them with: pip install 'graphevent[sim]'"
+        )
+
+
+def particles_path(out: str | Path) -> Path:
+    """Where the particle-level ``.npz`` of an image file ``out`` goes: ``<stem>_particles.npz``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_particles.npz")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Block:
+    index: int  # position in the file's block order
+    kind: str
+    block: int  # index among the blocks of this class
+    size: int
+    start: int  # first event of the block in the file
+
+
+def plan_blocks(n_events: int, block_size: int) -> list[_Block]:
+    """Quark blocks and gluon blocks, alternating; ``n_events - n_events // 2`` quark jets."""
+    counts = {"quark": n_events - n_events // 2, "gluon": n_events // 2}
+    sizes = {kind: [min(block_size, n - b) for b in range(0, n, block_size)] for kind, n in counts.items()}
+    blocks: list[_Block] = []
+    start = 0
+    for b in range(max(len(s) for s in sizes.values())):
+        for kind in ("quark", "gluon"):
+            if b < len(sizes[kind]):
+                blocks.append(_Block(len(blocks), kind, b, sizes[kind][b], start))
+                start += sizes[kind][b]
+    return blocks
+
+
+_GENERATORS: dict[str, Any] = {}
+
+
+def _run_block(block: _Block, seed: int, settings, detector: DetectorConfig) -> dict[str, Any]:
+    """Generate and render one block (runs in a worker process; generators are cached per process)."""
+    from graphevent.simulate.pythia import JetGenerator, block_seed, detector_rng
+
+    key = f"{block.kind}:{settings!r}"
+    if key not in _GENERATORS:
+        _GENERATORS[key] = JetGenerator(block.kind, settings)
+    jets = _GENERATORS[key].generate(block.size, block_seed(seed, block.kind, block.block))
+    images = render_images(jets.particles, jets.eta, jets.phi, detector, detector_rng(seed, block.kind, block.block))
+    return {
+        "images": images,
+        "m0": jets.mass,
+        "pt": jets.pt,
+        "constituents": jets.constituents,
+        "n_tried": jets.n_tried,
+        "seconds": jets.seconds,
+    }
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} jets/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+def _check_args(n_events: int, out: Path, fmt: str | None, seed: int, workers: int, block_size: int, overwrite: bool) -> str:
+    if not isinstance(n_events, (int, np.integer)) or n_events < 1:
+        raise ConfigError(f"--events: invalid value {n_events!r}; expected an integer >= 1")
+    if seed < 0:
+        raise ConfigError(f"--seed: invalid value {seed}; expected an integer >= 0")
+    if workers < 1:
+        raise ConfigError(f"--workers: invalid value {workers}; expected an integer >= 1")
+    if block_size < 1:
+        raise ConfigError(f"block_size: invalid value {block_size}; expected an integer >= 1")
+    if fmt is None:
+        fmt = _SUFFIXES.get(out.suffix.lower(), "hdf5")
+    if fmt not in ("hdf5", "parquet"):
+        raise ConfigError(f"--format: invalid value {fmt!r}; expected one of 'hdf5', 'parquet'")
+    if out.exists() and not overwrite:
+        raise DataError(f"{out}: output file exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_file():
+        raise DataError(f"{out}: exists and is not a file")
+    return fmt
+
+
+def generate_qg(
+    n_events: int,
+    out: str | Path,
+    fmt: ImageFormat | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+    *,
+    overwrite: bool = False,
+    particles: bool = True,
+    detector: DetectorConfig | None = None,
+    settings=None,
+    block_size: int = 25,
+    compression_level: int = 6,
+) -> dict[str, Any]:
+    """Simulate quark and gluon jets and write them as ML4SCI HDF5 or E2E parquet images.
+
+    Half the jets are quark jets (label 0), half gluon jets (label 1), the ML4SCI
+    convention; an odd count gives the extra jet to quarks. With ``particles`` the
+    particle-level jets are also written in the energyflow layout to
+    ``<stem>_particles.npz`` next to ``out`` (same jet order; energyflow labels,
+    1 = quark).
+
+    Args:
+        n_events: number of jets.
+        out: output file; its parent directories are created.
+        fmt: ``hdf5`` (ML4SCI) or ``parquet`` (E2E); ``None`` picks from the suffix
+            (``.parquet`` -> parquet, else hdf5).
+        seed: master seed; the output is a function of (seed, n_events, block_size) only.
+        workers: processes generating blocks (1 runs in this process).
+        progress: show a rich progress bar with the jet rate.
+        overwrite: replace existing output files.
+        particles: also write the particle-level ``.npz``.
+        detector: detector emulation parameters (default :class:`DetectorConfig`).
+        settings: generator choices (default :class:`~graphevent.simulate.pythia.QGSettings`).
+        block_size: jets per block (the unit of work and of seeding).
+        compression_level: gzip level of the HDF5 output.
+
+    Returns:
+        A summary: ``out``, ``particles`` (path or None), ``format``, ``n_events``,
+        ``n_quark``, ``n_gluon``, ``labels``, ``seed``, ``workers``, ``wall_s``,
+        ``jets_per_s`` (overall), ``jets_per_s_per_core`` (generation + rendering time in
+        the workers), ``events_tried``, ``acceptance``, ``bytes``, ``versions``.
+
+    Raises:
+        ConfigError: bad argument, or pythia8mc/fastjet not installed.
+        DataError: ``out`` exists and ``overwrite`` is false.
+    """
+    out = Path(out)
+    fmt = _check_args(n_events, out, fmt, seed, workers, block_size, overwrite)
+    require_sim()
+    from graphevent import __version__
+    from graphevent.simulate.pythia import QGSettings, pythia_settings, versions
+    from graphevent.simulate.writers import E2EParquetWriter, EnergyFlowNpzWriter, ML4SCIHDF5Writer
+
+    detector = detector or DetectorConfig()
+    detector.validate("detector")
+    settings = settings or QGSettings()
+    n_events = int(n_events)
+    blocks = plan_blocks(n_events, block_size)
+    n_quark = sum(b.size for b in blocks if b.kind == "quark")
+    npz_out = particles_path(out) if particles else None
+    if npz_out is not None and npz_out.exists() and not overwrite:
+        raise DataError(f"{npz_out}: output file exists; pass --overwrite to replace it")
+    metadata = {
+        "generator": "graphevent simulate qg",
+        "graphevent_version": __version__,
+        "seed": seed,
+        "n_events": n_events,
+        "block_size": block_size,
+        "labels": ML4SCI_LABELS,
+        "channels": list(CHANNELS),
+        "targets": {"m0": "particle-level jet mass (GeV)", "pt": "particle-level jet pT (GeV)"},
+        "settings": dataclasses.asdict(settings),
+        "pythia_settings": {kind: pythia_settings(kind, settings, 1) for kind in ("quark", "gluon")},
+        "detector": dataclasses.asdict(detector),
+        "versions": versions(),
+    }
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = f".tmp-{os.getpid()}"
+    tmp_out = out.with_name(out.name + tag)
+    tmp_npz = npz_out.with_name(npz_out.name + tag) if npz_out else None
+    if fmt == "hdf5":
+        writer = ML4SCIHDF5Writer(tmp_out, n_events, metadata, compression_level=compression_level)
+    else:
+        writer = E2EParquetWriter(tmp_out, n_events, metadata)
+    npz_writer = EnergyFlowNpzWriter(tmp_npz) if tmp_npz else None
+
+    totals = {"n_tried": 0, "seconds": 0.0}
+
+    def consume(block: _Block, result: dict[str, Any]) -> None:
+        y = np.full(block.size, ML4SCI_LABELS[block.kind], dtype=np.float32)
+        writer.write(result["images"], y, result["m0"], result["pt"])
+        if npz_writer is not None:
+            npz_writer.write(result["constituents"], np.full(block.size, block.kind == "quark"))
+        totals["n_tried"] += result["n_tried"]
+        totals["seconds"] += result["seconds"]
+
+    start = time.perf_counter()
+    bar = _progress() if progress else None
+    try:
+        if bar is not None:
+            bar.start()
+            task = bar.add_task("simulating q/g jets", total=n_events, rate=0.0)
+
+        def advance(n: int) -> None:
+            if bar is not None:
+                done = bar.tasks[0].completed + n
+                bar.update(task, completed=done, rate=done / max(time.perf_counter() - start, 1e-9))
+
+        if workers == 1:
+            for block in blocks:
+                consume(block, _run_block(block, seed, settings, detector))
+                advance(block.size)
+        else:
+            _run_parallel(blocks, seed, settings, detector, workers, consume, advance)
+        writer.close()
+        if npz_writer is not None:
+            npz_writer.close()
+    except BaseException:
+        writer.close()
+        for path in (tmp_out, tmp_npz):
+            if path is not None and path.exists():
+                path.unlink()
+        raise
+    finally:
+        if bar is not None:
+            bar.stop()
+
+    if tmp_npz is not None:
+        os.replace(tmp_npz, npz_out)
+    os.replace(tmp_out, out)
+    wall = time.perf_counter() - start
+    return {
+        "out": str(out),
+        "particles": str(npz_out) if npz_out else None,
+        "format": fmt,
+        "n_events": n_events,
+        "n_quark": n_quark,
+        "n_gluon": n_events - n_quark,
+        "labels": dict(ML4SCI_LABELS),
+        "seed": seed,
+        "workers": workers,
+        "wall_s": wall,
+        "jets_per_s": n_events / wall,
+        "jets_per_s_per_core": n_events / max(totals["seconds"], 1e-9),
+        "events_tried": totals["n_tried"],
+        "acceptance": n_events / max(totals["n_tried"], 1),
+        "bytes": out.stat().st_size,
+        "versions": metadata["versions"],
+    }
+
+
+def _run_parallel(blocks, seed, settings, detector, workers, consume, advance) -> None:
+    """Run blocks in ``workers`` spawned processes, at most 2 per worker in flight, consumed in order."""
+    context = multiprocessing.get_context("spawn")
+    pending: dict[cf.Future, _Block] = {}
+    done: dict[int, tuple[_Block, dict[str, Any]]] = {}
+    next_submit = 0
+    next_write = 0
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        try:
+            while next_write < len(blocks):
+                while next_submit < len(blocks) and len(pending) + len(done) < 2 * workers:
+                    block = blocks[next_submit]
+                    pending[pool.submit(_run_block, block, seed, settings, detector)] = block
+                    next_submit += 1
+                finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    block = pending.pop(future)
+                    done[block.index] = (block, future.result())
+                while next_write in done:
+                    block, result = done.pop(next_write)
+                    consume(block, result)
+                    advance(block.size)
+                    next_write += 1
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
