@@ -1,0 +1,217 @@
+"""Classification metrics: binary (signal vs background) and multi-class (one-vs-rest).
+
+Binary tasks (two classes) follow the jet-tagging convention: one class is the *signal*
+(class index 1 by default, ``signal=`` to change), its softmax probability is the score,
+and the figures are ROC AUC, accuracy (cut ``p_signal > 0.5``) and the background
+rejection 1/eps_B at signal efficiencies 0.3 and 0.5 (see :mod:`graphevent.metrics.roc`
+for the interpolation). Multi-class tasks report accuracy (argmax), per-class and macro
+one-vs-rest AUC and the confusion matrix (rows = true class, columns = predicted).
+
+Headline values come from ``torchmetrics`` (exact, ``thresholds=None``), fed with
+probabilities only (binary AUROC would apply a sigmoid to values outside [0, 1]); the
+bootstrap intervals come from the vectorised numpy implementation in
+:mod:`graphevent.metrics.roc`, which gives the same point values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryROC,
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassConfusionMatrix,
+)
+
+from graphevent.errors import ConfigError
+from graphevent.metrics import roc
+from graphevent.metrics.base import EventBuffer, TaskMetrics, with_intervals
+from graphevent.metrics.bootstrap import bootstrap
+
+WORKING_POINTS: tuple[float, ...] = (0.3, 0.5)
+
+
+def rejection_key(eff_s: float) -> str:
+    """Metric name of the background rejection at signal efficiency ``eff_s`` (``rejection_at_0.3``)."""
+    return f"rejection_at_{eff_s:g}"
+
+
+def resolve_signal(classes: Sequence[str], signal: str | int | None) -> int:
+    """Index of the signal class from a name or index (``None`` -> 1).
+
+    Raises:
+        ConfigError: the class is not one of ``classes``.
+    """
+    if signal is None:
+        return 1
+    if isinstance(signal, str) and signal in classes:
+        return list(classes).index(signal)
+    try:
+        index = int(signal)
+    except (TypeError, ValueError):
+        index = -1
+    if 0 <= index < len(classes):
+        return index
+    raise ConfigError(f"--signal {signal!r}: not a class of this task; expected one of {list(classes)} or an index 0..{len(classes) - 1}")
+
+
+class ClassificationMetrics(TaskMetrics):
+    """Streaming metrics of one classification head.
+
+    Args:
+        classes: class names (``probs`` columns, ``target`` values index them).
+        signal: index of the signal class for binary tasks (default 1).
+        working_points: signal efficiencies at which the binary rejection is reported.
+
+    Shapes:
+        ``update(probs: (B, C), target: (B,))``
+    """
+
+    kind = "classification"
+
+    def __init__(self, classes: Sequence[str], signal: int = 1, working_points: Sequence[float] = WORKING_POINTS) -> None:
+        self.classes = list(classes)
+        if len(self.classes) < 2:
+            raise ConfigError(f"classification needs at least 2 classes, got {self.classes}")
+        self.binary = len(self.classes) == 2
+        self.signal = int(signal)
+        self.working_points = tuple(working_points)
+        c = len(self.classes)
+        if self.binary:
+            self.metrics = MetricCollection({"auc": BinaryAUROC(), "roc": BinaryROC(), "accuracy": BinaryAccuracy(threshold=0.5)})
+            self.headline = ("auc", "accuracy", *(rejection_key(e) for e in self.working_points))
+        else:
+            self.metrics = MetricCollection({
+                "accuracy": MulticlassAccuracy(num_classes=c, average="micro"),
+                "auc": MulticlassAUROC(num_classes=c, average=None),
+            })
+            self.headline = ("accuracy", "auc_macro")
+        self.confusion = MulticlassConfusionMatrix(num_classes=c)
+        self.scores = EventBuffer(np.float32)
+        self.labels = EventBuffer(np.int64)
+
+    @property
+    def kind_detail(self) -> str:
+        return "binary" if self.binary else "multiclass"
+
+    def to(self, device: torch.device | str) -> "ClassificationMetrics":
+        self.metrics = self.metrics.to(device)
+        self.confusion = self.confusion.to(device)
+        return self
+
+    def buffers(self) -> dict[str, EventBuffer]:
+        return {"scores": self.scores, "labels": self.labels}
+
+    def predicted_labels(self, probs: torch.Tensor) -> torch.Tensor:
+        """Predicted class: ``p_signal > 0.5`` for binary tasks, argmax otherwise."""
+        if self.binary:
+            other = 1 - self.signal
+            return torch.where(probs[:, self.signal] > 0.5, self.signal, other)
+        return probs.argmax(dim=1)
+
+    @torch.no_grad()
+    def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+        probs = probs.detach().float().clamp(0.0, 1.0)
+        target = target.detach().long().view(-1)
+        if probs.ndim != 2 or probs.shape[1] != len(self.classes) or probs.shape[0] != target.shape[0]:
+            raise ValueError(
+                f"probs {tuple(probs.shape)} / target {tuple(target.shape)}: expected (B, {len(self.classes)}) and (B,)"
+            )
+        if self.binary:
+            self.metrics.update(probs[:, self.signal], (target == self.signal).long())
+        else:
+            self.metrics.update(probs, target)
+        self.confusion.update(self.predicted_labels(probs), target)
+        self.scores.append(probs)
+        self.labels.append(target)
+
+    def _point_values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        values = self.metrics.compute()
+        if self.binary:
+            out["auc"] = float(values["auc"])
+            out["accuracy"] = float(values["accuracy"])
+            fpr, tpr, _ = values["roc"]
+            tpr = tpr.double().cpu().numpy()[None, :]
+            fpr = fpr.double().cpu().numpy()[None, :]
+            for eff in self.working_points:
+                out[rejection_key(eff)] = float(roc.rejection(roc.background_efficiency_at(tpr, fpr, eff))[0])
+        else:
+            out["accuracy"] = float(values["accuracy"])
+            per_class = values["auc"].double().cpu().numpy()
+            counts = np.bincount(self.labels.array(), minlength=len(self.classes))
+            per_class = np.where(counts > 0, per_class, np.nan)  # AUC undefined without the class
+            for name, value in zip(self.classes, per_class):
+                out[f"auc_{name}"] = float(value)
+            out["auc_macro"] = float(np.mean(per_class))
+        return out
+
+    def _statistic(self):
+        scores = self.scores.array()
+        labels = self.labels.array()
+        if self.binary:
+            sig = labels == self.signal
+            ss = roc.SortedScores.from_scores(scores[:, self.signal])
+            correct = ((scores[:, self.signal] > 0.5) == sig).astype(np.float64)
+
+            def stat(w: np.ndarray) -> dict[str, np.ndarray]:
+                tp, fp = roc.roc_counts(ss, sig, w)
+                out = {"auc": roc.auc_rows(tp, fp), "accuracy": (w @ correct) / w.sum(axis=1)}
+                for eff in self.working_points:
+                    out[rejection_key(eff)] = roc.rejection(roc.background_efficiency_at(tp, fp, eff))
+                return out
+
+            return stat
+        correct = (scores.argmax(axis=1) == labels).astype(np.float64)
+        sorted_per_class = [roc.SortedScores.from_scores(scores[:, c]) for c in range(len(self.classes))]
+
+        def stat(w: np.ndarray) -> dict[str, np.ndarray]:
+            out = {"accuracy": (w @ correct) / w.sum(axis=1)}
+            aucs = []
+            for c, (name, ss) in enumerate(zip(self.classes, sorted_per_class)):
+                tp, fp = roc.roc_counts(ss, labels == c, w)
+                aucs.append(roc.auc_rows(tp, fp))
+                out[f"auc_{name}"] = aucs[-1]
+            out["auc_macro"] = np.mean(aucs, axis=0)
+            return out
+
+        return stat
+
+    def compute(self, resamples: int = 200, seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+        values = self._point_values()
+        intervals = bootstrap(len(self.labels), self._statistic(), resamples, seed, confidence)
+        out = with_intervals(values, intervals)
+        out["confusion_matrix"] = self.confusion.compute().cpu().long().tolist()
+        return out
+
+    def roc_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Exact ROC curve(s) ``{signal class: (eps_s, eps_b)}``: the signal class for binary
+        tasks, every class one-vs-rest for multi-class tasks."""
+        scores, labels = self.scores.array(), self.labels.array()
+        which = [self.signal] if self.binary else range(len(self.classes))
+        out = {}
+        for c in which:
+            eff_s, eff_b, _ = roc.roc_curve(scores[:, c], labels == c)
+            out[self.classes[c]] = (eff_s, eff_b)
+        return out
+
+    def columns(self) -> dict[str, np.ndarray]:
+        scores = self.scores.array()
+        return {f"score_{name}": scores[:, c] for c, name in enumerate(self.classes)}
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"kind": self.kind_detail, "classes": self.classes}
+        if self.binary:
+            info["signal"] = self.classes[self.signal]
+            info["working_points"] = list(self.working_points)
+        return info
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(classes={self.classes}, signal={self.signal}, events={len(self.labels)})"

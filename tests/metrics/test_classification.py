@@ -1,0 +1,153 @@
+"""Classification metrics against values worked out by hand and against torchmetrics."""
+
+import numpy as np
+import pytest
+import torch
+from torchmetrics.functional.classification import binary_auroc, multiclass_auroc
+
+from graphevent.errors import ConfigError
+from graphevent.metrics.classification import ClassificationMetrics, resolve_signal
+
+# same hand example as test_roc: AUC 11/16, rejection 20 at eps_S 0.3 and 4 at 0.5,
+# accuracy with the cut p_signal > 0.5: 3 of 4 signal and 2 of 4 background right -> 5/8
+P_SIGNAL = torch.tensor([0.9, 0.6, 0.6, 0.2, 0.6, 0.6, 0.3, 0.1])
+LABELS = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0])
+
+
+def binary_probs(p_signal, signal=1):
+    cols = [1 - p_signal, p_signal] if signal == 1 else [p_signal, 1 - p_signal]
+    return torch.stack(cols, dim=1)
+
+
+def compute(m, **kw):
+    return m.compute(resamples=kw.pop("resamples", 0), **kw)
+
+
+@pytest.mark.parametrize("signal", [1, 0])
+def test_binary_hand_values(signal):
+    m = ClassificationMetrics(["bkg", "sig"] if signal == 1 else ["sig", "bkg"], signal=signal)
+    labels = LABELS if signal == 1 else 1 - LABELS
+    m.update(binary_probs(P_SIGNAL, signal), labels)
+    out = compute(m)
+    assert out["auc"] == pytest.approx(11 / 16)
+    assert out["accuracy"] == pytest.approx(5 / 8)
+    assert out["rejection_at_0.3"] == pytest.approx(20.0, rel=1e-5)
+    assert out["rejection_at_0.5"] == pytest.approx(4.0, rel=1e-5)
+    cm = np.array(out["confusion_matrix"])
+    # rows true, cols predicted; background: 2 right, 2 called signal; signal: 3 right, 1 missed
+    bkg, sig = 1 - signal, signal
+    assert cm[bkg, bkg] == 2 and cm[bkg, sig] == 2 and cm[sig, sig] == 3 and cm[sig, bkg] == 1
+    assert m.describe() == {"kind": "binary", "classes": m.classes, "signal": "sig", "working_points": [0.3, 0.5]}
+
+
+def test_perfect_inverted_constant_classifiers():
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    p = torch.tensor([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    cases = {
+        "perfect": (p, dict(auc=1.0, accuracy=1.0, r30=np.inf, r50=np.inf)),
+        "inverted": (1 - p, dict(auc=0.0, accuracy=0.0, r30=1.0, r50=1.0)),
+        # all 0.5: nothing passes p > 0.5 so every event is called background (accuracy 1/2),
+        # and the ROC is the diagonal so the rejection is 1/eps_S
+        "constant": (torch.full((6,), 0.5), dict(auc=0.5, accuracy=0.5, r30=1 / 0.3, r50=2.0)),
+    }
+    for name, (scores, want) in cases.items():
+        m = ClassificationMetrics(["q", "g"])
+        m.update(binary_probs(scores), y)
+        out = compute(m)
+        assert out["auc"] == pytest.approx(want["auc"]), name
+        assert out["accuracy"] == pytest.approx(want["accuracy"]), name
+        assert out["rejection_at_0.3"] == pytest.approx(want["r30"], rel=1e-5), name
+        assert out["rejection_at_0.5"] == pytest.approx(want["r50"], rel=1e-5), name
+
+
+def test_multiclass_hand_values():
+    probs = torch.tensor([
+        [0.7, 0.2, 0.1],  # y0 right
+        [0.4, 0.5, 0.1],  # y0 -> 1
+        [0.2, 0.6, 0.2],  # y1 right
+        [0.1, 0.3, 0.6],  # y1 -> 2
+        [0.1, 0.1, 0.8],  # y2 right
+        [0.3, 0.3, 0.4],  # y2 right
+    ])
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    m = ClassificationMetrics(["a", "b", "c"])
+    m.update(probs, y)
+    out = compute(m)
+    assert out["accuracy"] == pytest.approx(4 / 6)
+    assert out["confusion_matrix"] == [[1, 1, 0], [0, 1, 1], [0, 0, 2]]
+    # one-vs-rest: class a separates perfectly; b: 0.6 beats 4, 0.3 beats 2 and ties 1 -> 6.5/8;
+    # c: 0.8 beats 4, 0.4 beats 3 -> 7/8
+    assert out["auc_a"] == pytest.approx(1.0)
+    assert out["auc_b"] == pytest.approx(6.5 / 8)
+    assert out["auc_c"] == pytest.approx(7 / 8)
+    assert out["auc_macro"] == pytest.approx((1 + 6.5 / 8 + 7 / 8) / 3)
+    assert m.headline == ("accuracy", "auc_macro")
+
+
+def random_probs(n, c, seed):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, c, (n,), generator=g)
+    logits = torch.randn(n, c, generator=g) + 1.5 * torch.nn.functional.one_hot(y, c)
+    probs = torch.softmax(torch.round(logits * 4) / 4, dim=1)  # coarse logits: ties in scores
+    return probs, y
+
+
+@pytest.mark.parametrize("c", [2, 4])
+def test_streaming_equals_one_shot(c):
+    probs, y = random_probs(1000, c, seed=c)
+    whole = ClassificationMetrics([f"k{i}" for i in range(c)])
+    whole.update(probs, y)
+    streamed = ClassificationMetrics([f"k{i}" for i in range(c)])
+    for chunk in torch.tensor_split(torch.arange(1000), 7):
+        streamed.update(probs[chunk], y[chunk])
+    a, b = compute(whole, resamples=30, seed=3), compute(streamed, resamples=30, seed=3)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(np.asarray(a[key], float), np.asarray(b[key], float), rtol=1e-6, err_msg=key)
+
+
+def test_fast_auc_equals_torchmetrics():
+    """The numpy path used by the bootstrap gives the torchmetrics headline value."""
+    for c in (2, 3):
+        probs, y = random_probs(2000, c, seed=10 + c)
+        m = ClassificationMetrics([f"k{i}" for i in range(c)])
+        m.update(probs, y)
+        stat = m._statistic()(np.ones((1, len(y))))
+        if c == 2:
+            expected = float(binary_auroc(probs[:, 1], y))
+            assert stat["auc"][0] == pytest.approx(expected, abs=1e-6)
+            assert compute(m)["auc"] == pytest.approx(expected, abs=1e-6)
+            assert stat["rejection_at_0.5"][0] == pytest.approx(compute(m)["rejection_at_0.5"], rel=1e-5)
+        else:
+            expected = multiclass_auroc(probs, y, num_classes=3, average=None).numpy()
+            np.testing.assert_allclose([stat[f"auc_k{i}"][0] for i in range(3)], expected, atol=1e-6)
+            assert stat["auc_macro"][0] == pytest.approx(compute(m)["auc_macro"], abs=1e-6)
+
+
+def test_intervals_present_for_every_headline_figure():
+    probs, y = random_probs(500, 2, seed=0)
+    m = ClassificationMetrics(["q", "g"])
+    m.update(probs, y)
+    out = m.compute(resamples=50, seed=0)
+    for name in m.headline:
+        lo, hi = out[f"{name}_ci95"]
+        assert lo <= out[name] <= hi or np.isinf(out[name]), name
+
+
+def test_columns_and_roc_curves():
+    m = ClassificationMetrics(["bkg", "sig"])
+    m.update(binary_probs(P_SIGNAL), LABELS)
+    cols = m.columns()
+    assert sorted(cols) == ["score_bkg", "score_sig"]
+    np.testing.assert_allclose(cols["score_sig"], P_SIGNAL.numpy())
+    eff_s, eff_b = m.roc_curves()["sig"]
+    np.testing.assert_allclose(eff_s, [0, 0.25, 0.75, 0.75, 1, 1])
+    np.testing.assert_allclose(eff_b, [0, 0, 0.5, 0.75, 0.75, 1])
+
+
+def test_resolve_signal():
+    assert resolve_signal(["quark", "gluon"], None) == 1
+    assert resolve_signal(["quark", "gluon"], "quark") == 0
+    assert resolve_signal(["quark", "gluon"], "0") == 0
+    with pytest.raises(ConfigError, match=r"--signal 'top': not a class of this task; expected one of \['quark', 'gluon'\]"):
+        resolve_signal(["quark", "gluon"], "top")
