@@ -87,7 +87,7 @@ class Reader(abc.ABC):
             if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
                 bad = int(np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))[0])
                 raise DataError(
-                    f"{self.path.name}: label of event {start + bad} is {labels[bad]!r}; expected an integer class index"
+                    f"{self.path.name}: label of event {start + bad} is {float(labels[bad])!r}; expected an integer class index"
                 )
         out = labels.astype(np.int64)
         bad = np.flatnonzero((out < 0) | (out >= n_classes))
