@@ -70,6 +70,10 @@ class RootReader(Reader):
             self._file = uproot.open(self.path)
         except _READ_ERRORS as exc:
             raise unreadable(self.path, "ROOT", exc) from None
+        size, end = self.path.stat().st_size, int(self._file.file.fEND)
+        if size < end:  # uproot may still read some baskets; ROOT itself rejects such files
+            self.close()
+            raise unreadable(self.path, "ROOT", f"file is truncated: {size} bytes, the ROOT header says {end}")
         try:
             self._open()
         except _READ_ERRORS as exc:
@@ -89,7 +93,7 @@ class RootReader(Reader):
         branch = self._branch(key)
         interp = branch.interpretation
         shape = getattr(interp, "inner_shape", None)
-        if not isinstance(interp, uproot.interpretation.numerical.AsDtype) or interp.to_dtype.kind not in _NUMERIC:
+        if not isinstance(interp, uproot.interpretation.numerical.AsDtype) or interp.to_dtype.base.kind not in _NUMERIC:
             raise DataError(f"{self.path.name}: key {key!r} has type {branch.typename}; expected {expected}")
         if tuple(shape) != inner:
             found = (self.n_events,) + tuple(shape)
@@ -102,7 +106,7 @@ class RootReader(Reader):
         content = getattr(interp, "content", None)
         if not isinstance(interp, uproot.interpretation.jagged.AsJagged) or not isinstance(
             content, uproot.interpretation.numerical.AsDtype
-        ) or content.to_dtype.kind not in _NUMERIC:
+        ) or content.to_dtype.base.kind not in _NUMERIC:
             raise DataError(
                 f"{self.path.name}: key {key!r} has type {branch.typename}; expected a variable-length "
                 "number branch (one value per hit)"
@@ -112,7 +116,7 @@ class RootReader(Reader):
     def _per_event(self, key: str) -> np.ndarray:
         branch = self._branch(key)
         interp = branch.interpretation
-        if not isinstance(interp, uproot.interpretation.numerical.AsDtype) or interp.to_dtype.kind not in _NUMERIC:
+        if not isinstance(interp, uproot.interpretation.numerical.AsDtype) or interp.to_dtype.base.kind not in _NUMERIC:
             raise DataError(f"{self.path.name}: key {key!r} has type {branch.typename}; expected one number per event")
         per_event_column(self.path, key, (self.n_events,) + tuple(interp.inner_shape), self.n_events)
         return np.asarray(branch.array(library="np")).reshape(self.n_events)

@@ -81,3 +81,34 @@ def truncate(path: Path, fraction: float = 0.5) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * fraction)])
     return path
+
+
+def write_root_image(path: Path, images_cf: np.ndarray, per_channel: bool = False, labels=None, tree: str = "Events") -> Path:
+    """TTree with ``img`` float[H][W][C] (channels-last) or one ``ch<c>`` float[H][W] per channel."""
+    import uproot
+
+    n = len(images_cf)
+    data = {"y": (known_labels(n) if labels is None else labels).astype(np.int32), **known_targets(n)}
+    if per_channel:
+        for c in range(images_cf.shape[1]):
+            data[f"ch{c}"] = images_cf[:, c]
+    else:
+        data["img"] = images_cf.transpose(0, 2, 3, 1)
+    with uproot.recreate(path) as f:
+        f.mktree(tree, {k: (v.dtype, v.shape[1:]) if v.ndim > 1 else v.dtype for k, v in data.items()})
+        f[tree].extend(data)
+    return path
+
+
+def write_root_branches(path: Path, branches: dict, tree: str = "Events") -> Path:
+    """TTree from numpy arrays and awkward (jagged) arrays."""
+    import awkward as ak
+    import uproot
+
+    types = {}
+    for k, v in branches.items():
+        types[k] = "var * float64" if isinstance(v, ak.Array) else v.dtype
+    with uproot.recreate(path) as f:
+        f.mktree(tree, types)
+        f[tree].extend(branches)
+    return path
