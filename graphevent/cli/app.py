@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from graphevent import __version__
 from graphevent.errors import GraphEventError
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except GraphEventError as exc:
         if debug_enabled():
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
