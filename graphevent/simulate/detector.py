@@ -157,6 +157,12 @@ class ParticleBatch:
     def __len__(self) -> int:
         return len(self.event)
 
+    def event_slice(self, k: int) -> "ParticleBatch":
+        """The particles of event ``k`` alone, renumbered as event 0 (``event`` must be sorted)."""
+        lo, hi = np.searchsorted(self.event, [k, k + 1])
+        fields = {name: getattr(self, name)[lo:hi] for name in ("pt", "eta", "phi", "e", "pid", "charge")}
+        return ParticleBatch(event=np.zeros(hi - lo, dtype=np.int64), **fields)
+
     @classmethod
     def from_arrays(cls, **arrays: np.ndarray) -> "ParticleBatch":
         """Build from array-likes, casting each field to its documented dtype."""
@@ -245,7 +251,8 @@ def render_images(
     def accumulate(i: np.ndarray, j: np.ndarray, events: np.ndarray, values: np.ndarray) -> np.ndarray:
         inside = (i >= 0) & (i < size) & (j >= 0) & (j < size)
         flat = events[inside] * npix + i[inside] * size + j[inside]
-        return np.bincount(flat, weights=values[inside], minlength=n * npix).reshape(n, size, size)
+        counts = np.bincount(flat, weights=values[inside], minlength=n * npix)
+        return counts.astype(np.float64, copy=False).reshape(n, size, size)
 
     # Tracks at the ECAL surface.
     phi_ecal, reach_ecal = bend_phi(p.phi, p.pt, p.charge, cfg.ecal_radius, cfg.b_field)

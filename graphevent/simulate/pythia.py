@@ -14,7 +14,9 @@ Randomness: every Pythia instance is initialised with the same seed, then re-see
 (``Rndm::init``) at the start of each block of jets with a seed derived from the user's
 seed, the class and the block index. Pythia keeps no other state between events
 (``PhaseSpace:increaseMaximum`` is off), so a block's jets depend only on these three
-numbers, never on which process generates it or what it generated before.
+numbers, never on which process generates it or what it generated before; the first k
+jets of a block are the same whatever the block's length. The detector emulation of
+each jet has its own generator, seeded from (seed, class, block, jet).
 """
 
 from __future__ import annotations
@@ -87,9 +89,9 @@ def block_seed(seed: int, kind: str, block: int) -> int:
     return int(state % 900_000_000) + 1
 
 
-def detector_rng(seed: int, kind: str, block: int) -> np.random.Generator:
-    """numpy generator of the detector emulation of one block."""
-    return np.random.default_rng(np.random.SeedSequence([seed, CLASSES.index(kind), block, 1]))
+def detector_rng(seed: int, kind: str, block: int, jet: int) -> np.random.Generator:
+    """numpy generator of the detector emulation of one jet (jet ``jet`` of a block)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, CLASSES.index(kind), block, 1, jet]))
 
 
 def versions() -> dict[str, str]:

@@ -4,7 +4,8 @@ The sample is cut into blocks of ``block_size`` jets of one class (quark blocks 
 blocks alternate in the file). A block's content depends only on (seed, class, block
 index), see :mod:`graphevent.simulate.pythia`, so the output is identical whatever the
 number of worker processes; a larger sample with the same seed starts with the same
-blocks. Workers generate and render blocks; the parent writes them in order to files
+blocks (a smaller sample is a prefix of every block of a larger one). Workers generate
+and render blocks; the parent writes them in order to files
 with temporary names and renames them when everything is written.
 """
 
@@ -83,7 +84,10 @@ def _run_block(block: _Block, seed: int, settings, detector: DetectorConfig) -> 
     if key not in _GENERATORS:
         _GENERATORS[key] = JetGenerator(block.kind, settings)
     jets = _GENERATORS[key].generate(block.size, block_seed(seed, block.kind, block.block))
-    images = render_images(jets.particles, jets.eta, jets.phi, detector, detector_rng(seed, block.kind, block.block))
+    images = np.zeros((len(jets), detector.image_size, detector.image_size, len(CHANNELS)), np.float32)
+    for k in range(len(jets)):
+        rng = detector_rng(seed, block.kind, block.block, k)
+        images[k] = render_images(jets.particles.event_slice(k), jets.eta[k : k + 1], jets.phi[k : k + 1], detector, rng)[0]
     return {
         "images": images,
         "m0": jets.mass,
@@ -94,17 +98,15 @@ def _run_block(block: _Block, seed: int, settings, detector: DetectorConfig) -> 
     }
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _progress_object(progress):
+    """``True`` -> a rich bar counting jets, ``False``/``None`` -> silent, else the object given."""
+    from graphevent.utils.progress import NullProgress, RichProgress
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.1f} jets/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
+    if progress is True:
+        return RichProgress("jets")
+    if progress is False or progress is None:
+        return NullProgress()
+    return progress
 
 
 def _check_args(n_events: int, out: Path, fmt: str | None, seed: int, workers: int, block_size: int, overwrite: bool) -> str:
@@ -133,7 +135,7 @@ def generate_qg(
     fmt: ImageFormat | None = None,
     seed: int = 0,
     workers: int = 1,
-    progress: bool = True,
+    progress=True,
     *,
     overwrite: bool = False,
     particles: bool = True,
@@ -157,7 +159,8 @@ def generate_qg(
             (``.parquet`` -> parquet, else hdf5).
         seed: master seed; the output is a function of (seed, n_events, block_size) only.
         workers: processes generating blocks (1 runs in this process).
-        progress: show a rich progress bar with the jet rate.
+        progress: ``True`` shows a rich progress bar with the jet rate (stderr), ``False``
+            nothing; or a :mod:`graphevent.utils.progress` object.
         overwrite: replace existing output files.
         particles: also write the particle-level ``.npz``.
         detector: detector emulation parameters (default :class:`DetectorConfig`).
@@ -227,23 +230,15 @@ def generate_qg(
         totals["seconds"] += result["seconds"]
 
     start = time.perf_counter()
-    bar = _progress() if progress else None
+    bar = _progress_object(progress)
+    bar.start(n_events, "simulating q/g jets")
     try:
-        if bar is not None:
-            bar.start()
-            task = bar.add_task("simulating q/g jets", total=n_events, rate=0.0)
-
-        def advance(n: int) -> None:
-            if bar is not None:
-                done = bar.tasks[0].completed + n
-                bar.update(task, completed=done, rate=done / max(time.perf_counter() - start, 1e-9))
-
         if workers == 1:
             for block in blocks:
                 consume(block, _run_block(block, seed, settings, detector))
-                advance(block.size)
+                bar.advance(block.size)
         else:
-            _run_parallel(blocks, seed, settings, detector, workers, consume, advance)
+            _run_parallel(blocks, seed, settings, detector, workers, consume, bar.advance)
         writer.close()
         if npz_writer is not None:
             npz_writer.close()
@@ -254,8 +249,7 @@ def generate_qg(
                 path.unlink()
         raise
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.stop()
 
     if tmp_npz is not None:
         os.replace(tmp_npz, npz_out)
