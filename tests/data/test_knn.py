@@ -57,3 +57,17 @@ def test_batched_torch_knn_equals_per_event():
         ref = neighbours_to_edge_index(knn_neighbours(p, 8), offset=off[e])
         got = ei[:, (ei[1] >= off[e]) & (ei[1] < off[e + 1])].numpy()
         assert sorted(map(tuple, got.T)) == sorted(map(tuple, ref.T))
+
+
+def test_chunk_knn_equals_per_event():
+    from graphevent.data.knn import knn_chunk
+
+    rng = np.random.default_rng(5)
+    counts = np.array([0, 1, 3, 17, 40, 16, 2])
+    pos = rng.normal(scale=0.5, size=(counts.sum(), 2)).astype(np.float32)
+    got = knn_chunk(pos, counts, 16)
+    off = np.concatenate([[0], np.cumsum(counts)])
+    for e in range(len(counts)):
+        ref = knn_neighbours(pos[off[e] : off[e + 1]], 16)
+        g = got[off[e] : off[e + 1]]
+        assert np.array_equal(np.sort(g, 1), np.sort(ref, 1)), e

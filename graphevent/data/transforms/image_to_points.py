@@ -101,92 +101,56 @@ class ImageToPoints:
                 raise ConfigError(f"channels[{c}].upsample: {f} does not divide the image size {h}x{w}")
 
     # ----------------------------------------------------------------- pieces
-    def _cells(self, img: np.ndarray, f: int) -> np.ndarray:
-        n, h, w = img.shape
-        return img.reshape(n, h // f, f, w // f, f).sum(axis=(2, 4))
-
     def _pos(self, rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:
         eta = (rows - (h - 1) / 2.0) * self.pixel_size[0]
         phi = (cols - (w - 1) / 2.0) * self.pixel_size[1]
         return np.stack([eta, phi], axis=1).astype(np.float32)
 
-    def _fine_and_coarse(self, images: np.ndarray, collapse: bool):
-        """Per channel: thresholded image, and for collapsed channels their cell sums."""
-        n, c, h, w = images.shape
-        thr = images * (images > self.thresholds[None, :, None, None])
-        coarse = {}
-        if collapse:
-            for ch in range(c):
-                f = int(self.upsample[ch])
-                if f > 1:
-                    coarse[ch] = self._cells(thr[:, ch], f)
-        return thr, coarse
+    def _keys(self, ev, ch, r, col, h, w, c, per_channel: bool, collapse: bool):
+        """One int64 key per occupied (event, channel, pixel) naming the node it belongs to.
 
-    def _union(self, thr: np.ndarray, coarse: dict, counts_only: bool = False):
-        n, c, h, w = thr.shape
-        fine_ch = [ch for ch in range(c) if ch not in coarse]
-        parts_ev, parts_val, parts_pos = [], [], []
-        occ = (thr[:, fine_ch] > 0).any(axis=1) if fine_ch else np.zeros((n, h, w), bool)
-        ev, r, col = np.nonzero(occ)
-        counts = np.bincount(ev, minlength=n)
-        if not counts_only:
-            vals = np.zeros((len(ev), c), np.float32)
-            vals[:, fine_ch] = thr[ev][:, fine_ch][np.arange(len(ev)), :, r, col] if len(ev) else 0
-            parts_ev.append(ev)
-            parts_val.append(vals)
-            parts_pos.append(self._pos(r, col, h, w))
-        for ch, cells in coarse.items():
-            f = int(self.upsample[ch])
-            ev2, r2, c2 = np.nonzero(cells > 0)
-            counts = counts + np.bincount(ev2, minlength=n)
-            if not counts_only:
-                vals = np.zeros((len(ev2), c), np.float32)
-                vals[:, ch] = cells[ev2, r2, c2]
-                parts_ev.append(ev2)
-                parts_val.append(vals)
-                parts_pos.append(self._pos(r2 * f + (f - 1) / 2.0, c2 * f + (f - 1) / 2.0, h, w))
-        if counts_only:
-            return counts
-        return self._merge(parts_ev, parts_val, parts_pos, n, c)
+        Keys sort as events, then groups (union: fine pixels first, then each collapsed
+        channel's cells; per_channel: channels in order), then rows, then columns.
+        """
+        f = self.upsample[ch] if collapse else np.ones_like(ch)
+        coarse = f > 1
+        rr = np.where(coarse, r // f, r)
+        cc = np.where(coarse, col // f, col)
+        if per_channel:
+            group = ch
+        else:
+            # group 0: native-resolution pixels of all channels; 1 + ch: cells of collapsed channel ch
+            group = np.where(coarse, ch + 1, 0)
+        return ((ev * (c + 1) + group) * h + rr) * w + cc
 
-    def _per_channel(self, thr: np.ndarray, coarse: dict, counts_only: bool = False):
-        n, c, h, w = thr.shape
-        parts_ev, parts_val, parts_pos = [], [], []
-        counts = np.zeros(n, np.int64)
-        for ch in range(c):
-            if ch in coarse:
-                f = int(self.upsample[ch])
-                ev, r, col = np.nonzero(coarse[ch] > 0)
-                v = coarse[ch][ev, r, col]
-                rr, cc = r * f + (f - 1) / 2.0, col * f + (f - 1) / 2.0
-            else:
-                ev, r, col = np.nonzero(thr[:, ch] > 0)
-                v = thr[ev, ch, r, col]
-                rr, cc = r, col
-            counts += np.bincount(ev, minlength=n)
-            if counts_only:
-                continue
-            vals = np.zeros((len(ev), c + 1), np.float32)
-            vals[:, ch] = 1.0
-            vals[:, c] = v
-            parts_ev.append(ev)
-            parts_val.append(vals)
-            parts_pos.append(self._pos(rr, cc, h, w))
-        if counts_only:
-            return counts
-        return self._merge(parts_ev, parts_val, parts_pos, n, c + 1)
+    def _decode(self, keys, h, w, c):
+        cc = keys % w
+        rr = (keys // w) % h
+        group = (keys // (w * h)) % (c + 1)
+        ev = keys // (w * h * (c + 1))
+        return ev, group, rr, cc
 
-    @staticmethod
-    def _merge(parts_ev, parts_val, parts_pos, n, f):
-        if not parts_ev:
-            return np.zeros((0, f), np.float32), np.zeros((0, 2), np.float32), np.zeros(n, np.int64)
-        ev = np.concatenate(parts_ev)
-        order = np.argsort(ev, kind="stable")  # events in order; within an event, parts in order
-        return (
-            np.concatenate(parts_val)[order],
-            np.concatenate(parts_pos)[order],
-            np.bincount(ev, minlength=n).astype(np.int64),
-        )
+    def _cell_centre(self, rr, cc, f):
+        return rr * f + (f - 1) / 2.0, cc * f + (f - 1) / 2.0
+
+    def _nodes(self, ev, ch, r, col, val, n, h, w, c, per_channel: bool, collapse: bool):
+        keys = self._keys(ev, ch, r, col, h, w, c, per_channel, collapse)
+        uniq, inv = np.unique(keys, return_inverse=True)
+        u = len(uniq)
+        nev, group, rr, cc = self._decode(uniq, h, w, c)
+        counts = np.bincount(nev, minlength=n).astype(np.int64)
+        if per_channel:
+            node_ch = group
+            f = self.upsample[node_ch] if collapse else np.ones_like(node_ch)
+            rr, cc = np.where(f > 1, self._cell_centre(rr, cc, f)[0], rr), np.where(f > 1, self._cell_centre(rr, cc, f)[1], cc)
+            values = np.zeros((u, c + 1), np.float32)
+            values[np.arange(u), node_ch] = 1.0
+            values[:, c] = np.bincount(inv, weights=val, minlength=u)
+        else:
+            f = np.where(group > 0, self.upsample[np.maximum(group - 1, 0)], 1)
+            rr, cc = np.where(f > 1, self._cell_centre(rr, cc, f)[0], rr), np.where(f > 1, self._cell_centre(rr, cc, f)[1], cc)
+            values = np.bincount(inv * c + ch, weights=val, minlength=u * c).reshape(u, c).astype(np.float32)
+        return values.astype(np.float32), self._pos(rr, cc, h, w), counts
 
     def _truncate(self, values, pos, counts, value_cols):
         """Keep the max_nodes largest-valued nodes of each event, preserving their order."""
@@ -207,26 +171,19 @@ class ImageToPoints:
     def __call__(self, images: np.ndarray) -> PointCloudChunk:
         n, c, h, w = images.shape
         self.check_shape(h, w)
-        thr, coarse = self._fine_and_coarse(images, self.collapse)
-        if self.mode == "union":
-            values, pos, counts = self._union(thr, coarse)
-            value_cols = list(range(c))
-        else:
-            values, pos, counts = self._per_channel(thr, coarse)
-            value_cols = [c]
+        # one pass over the dense images; everything after works on the occupied pixels only
+        ev, ch, r, col = np.nonzero(images > self.thresholds[None, :, None, None])
+        val = images[ev, ch, r, col].astype(np.float64)
+        per_channel = self.mode == "per_channel"
+        values, pos, counts = self._nodes(ev, ch, r, col, val, n, h, w, c, per_channel, self.collapse)
+        value_cols = [c] if per_channel else list(range(c))
         values, pos, counts = self._truncate(values, pos, counts, value_cols)
-        # node counts under every mode, for `graphevent inspect` (cheap: no values gathered)
-        _, coarse_all = self._fine_and_coarse(images, True) if not self.collapse else (thr, coarse)
-        alt = np.stack(
-            [
-                self._union(thr, {}, counts_only=True),
-                self._union(thr, coarse_all, counts_only=True),
-                self._per_channel(thr, {}, counts_only=True),
-                self._per_channel(thr, coarse_all, counts_only=True),
-            ],
-            axis=1,
-        ).astype(np.int64)
-        return PointCloudChunk(values.astype(np.float32), pos, counts, alt)
+        # node counts under every mode, for `graphevent inspect` (unique keys per event)
+        alt = np.zeros((n, len(ALT_MODES)), np.int64)
+        for i, (pc_mode, coll) in enumerate([(False, False), (False, True), (True, False), (True, True)]):
+            keys = np.unique(self._keys(ev, ch, r, col, h, w, c, pc_mode, coll))
+            alt[:, i] = np.bincount(keys // (w * h * (c + 1)), minlength=n)
+        return PointCloudChunk(values, pos, counts, alt)
 
 
 def points_from_hits(values: np.ndarray, eta: np.ndarray, phi: np.ndarray, counts: np.ndarray, thresholds, max_nodes: int = 0) -> PointCloudChunk:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphevent.data.knn import knn_neighbours, resolve_backend
+from graphevent.data.knn import knn_chunk, knn_neighbours, resolve_backend
 
 
 class KNNGraph:
@@ -26,6 +26,8 @@ class KNNGraph:
         return f"KNNGraph(k={self.k}, backend={self.backend!r})"
 
     def __call__(self, pos: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        if self.backend == "scipy":
+            return knn_chunk(pos, counts, self.k)
         out = np.full((len(pos), self.k), -1, dtype=np.int32)
         start = 0
         for n in counts:
