@@ -29,7 +29,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from graphevent.errors import ConfigError, DataError
 
@@ -126,14 +125,14 @@ def describe_file(path: str | Path, fmt: str, tree: str = "Events") -> dict[str,
         if fmt == "particles":
             import zipfile
 
+            from graphevent.io.particles import read_npy_header
+
             out = {}
             with zipfile.ZipFile(path) as zf:
                 for member in zf.namelist():
                     if member.endswith(".npy"):
                         with zf.open(member) as fh:
-                            version = np.lib.format.read_magic(fh)
-                            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                            shape, _, dtype = read(fh)
+                            shape, _, dtype = read_npy_header(fh, member)
                         out[member[:-4]] = (tuple(shape), str(dtype))
             return out
         if fmt == "e2e_parquet":
@@ -183,6 +182,33 @@ def _is_hdf5(path: Path) -> bool:
         return fh.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
+def _shape_text(dims: list) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _check_keys(path: Path, arrays: dict, manifest: dict[str, Any], events: int | None) -> int | None:
+    """Check the file's arrays against ``manifest["keys"]``; returns the event count found."""
+    name = manifest["name"]
+    for key, spec in manifest["keys"].items():
+        if key not in arrays:
+            raise DataError(
+                f"{path.name}: key {key!r} not found; expected by dataset {name!r} (keys in file: {sorted(arrays)})"
+            )
+        shape, dtype = arrays[key]
+        want = spec.get("shape")
+        if want is not None:
+            if want and want[0] == "N" and shape and events is None:
+                events = shape[0]  # count not in the manifest: every "N" key must agree with the first
+            want_n = [events if d == "N" else d for d in want]
+            if len(shape) != len(want_n) or any(w is not None and w != s for w, s in zip(want_n, shape)):
+                raise DataError(
+                    f"{path.name}: key {key!r} has shape {tuple(shape)}; expected {_shape_text(want_n)} (dataset {name!r})"
+                )
+        if spec.get("dtype") is not None and spec["dtype"] != dtype:
+            raise DataError(f"{path.name}: key {key!r} has dtype {dtype}; expected {spec['dtype']} (dataset {name!r})")
+    return events
+
+
 def check_inputs(paths: list[str | Path], manifest: dict[str, Any], verify_sha256: bool = True) -> list[dict[str, Any]]:
     """Check each input file against ``manifest`` (from :func:`load_data_manifest`).
 
@@ -212,31 +238,15 @@ def check_inputs(paths: list[str | Path], manifest: dict[str, Any], verify_sha25
             if size != entry["size"]:
                 raise DataError(f"{path.name}: size is {size} bytes; expected {entry['size']} (dataset {name!r})")
             checked.append("size")
-        arrays = describe_file(path, fmt, manifest.get("tree") or "Events")
-        events = entry.get("events")
-        for key, spec in manifest["keys"].items():
-            if key not in arrays:
-                raise DataError(
-                    f"{path.name}: key {key!r} not found; expected by dataset {name!r} (keys in file: {sorted(arrays)})"
-                )
-            shape, dtype = arrays[key]
-            want = spec.get("shape")
-            if want is not None:
-                if want and want[0] == "N" and shape and events is None:
-                    events = shape[0]  # unknown count: every "N" key must agree with the first
-                want_n = [events if d == "N" else d for d in want]
-                if len(shape) != len(want_n) or any(w is not None and w != s for w, s in zip(want_n, shape)):
-                    text = "(" + ", ".join("?" if d is None else str(d) for d in want_n) + ("," if len(want_n) == 1 else "") + ")"
-                    raise DataError(f"{path.name}: key {key!r} has shape {tuple(shape)}; expected {text} (dataset {name!r})")
-            if spec.get("dtype") is not None and spec["dtype"] != dtype:
-                raise DataError(f"{path.name}: key {key!r} has dtype {dtype}; expected {spec['dtype']} (dataset {name!r})")
+        events = _check_keys(path, describe_file(path, fmt, manifest.get("tree") or "Events"), manifest, entry.get("events"))
         if manifest["keys"]:
             checked.append("keys")
         digest = None
         if entry.get("sha256") and verify_sha256:
             digest = sha256_file(path)
-            if digest != entry["sha256"].lower():
-                raise DataError(f"{path.name}: sha256 is {digest}; expected {entry['sha256'].lower()} (dataset {name!r})")
+            expected = entry["sha256"].lower()
+            if digest != expected:
+                raise DataError(f"{path.name}: sha256 is {digest}; expected {expected} (dataset {name!r})")
             checked.append("sha256")
         results.append(
             {"path": str(path), "name": path.name, "size": size, "events": events, "sha256": digest, "checked": checked}

@@ -59,19 +59,23 @@ def pid_to_charge(pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(known, np.sign(pid) * _CHARGE_VALUES[pos], 0.0).astype(np.float32), known
 
 
+def read_npy_header(fh, member: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of an ``.npy`` stream positioned at its start."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fh)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(fh)
+    raise ValueError(f"member {member!r} has unsupported .npy version {version}")
+
+
 class _NpyMember:
     """One ``.npy`` member of an ``.npz``: header parsed at open, rows read on demand."""
 
     def __init__(self, zf: zipfile.ZipFile, member: str, path: Path) -> None:
         self.path, self.key = path, member[:-4]
         self._fh = zf.open(member)
-        version = np.lib.format.read_magic(self._fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(self._fh)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(self._fh)
-        else:
-            raise ValueError(f"member {member!r} has unsupported .npy version {version}")
+        shape, fortran, dtype = read_npy_header(self._fh, member)
         if dtype.hasobject:
             raise DataError(f"{path.name}: key {self.key!r} holds Python objects; expected a numeric array")
         if fortran and len(shape) > 1:

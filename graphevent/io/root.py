@@ -170,8 +170,9 @@ class RootReader(Reader):
     # ---- reading ----------------------------------------------------------------------
     def read(self, start: int, stop: int) -> EventChunk:
         check_range(self.n_events, start, stop)
+        read = self._read_images if self.cfg.reader.format == "root_image" else self._read_hits
         try:
-            chunk = self._read_images(start, stop) if self.cfg.reader.format == "root_image" else self._read_hits(start, stop)
+            chunk = read(start, stop)
         except _READ_ERRORS as exc:
             raise unreadable(self.path, "ROOT", f"events {start}..{stop - 1}: {exc}") from None
         return chunk
@@ -211,7 +212,10 @@ class RootReader(Reader):
         r, n = self.cfg.reader, stop - start
         n_ch = len(self.cfg.channels)
         per_channel = bool(r.channel_eta_keys)
-        keys = [*r.channel_keys, *r.channel_eta_keys, *r.channel_phi_keys] if per_channel else [*r.channel_keys, r.eta_key, r.phi_key]
+        if per_channel:
+            keys = [*r.channel_keys, *r.channel_eta_keys, *r.channel_phi_keys]
+        else:
+            keys = [*r.channel_keys, r.eta_key, r.phi_key]
         arrays = self._tree.arrays(keys, entry_start=start, entry_stop=stop, library="ak")
         if not per_channel:
             eta, counts = self._flat(arrays, r.eta_key)

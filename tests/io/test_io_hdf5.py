@@ -5,7 +5,7 @@ import re
 import h5py
 import numpy as np
 import pytest
-from io_files import H, W, known_images, known_labels, known_targets, make_cfg, truncate, write_h5
+from io_files import H, W, known_images, make_cfg, truncate, write_h5
 
 from graphevent.errors import ConfigError, DataError
 from graphevent.io import open_reader
