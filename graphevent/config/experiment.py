@@ -1,0 +1,207 @@
+"""The experiment config: which model, which tasks, which stage, and how to train it.
+
+One YAML file per experiment lives in ``configs/experiments/``; ``graphevent train
+--config`` loads it into :class:`ExperimentConfig` (``--set train.lr=3e-4`` and the
+shortcut options ``--epochs``, ``--batch-size``, ``--label-fraction``, ``--init-from``,
+``--freeze-encoder`` override it). The resolved config is written to ``RUN_DIR/config.yaml``.
+
+Example::
+
+    name: masked_gt_finetune
+    stage: finetune              # pretrain | finetune | supervised
+    seed: 0
+    model:                       # registry name + the model's keyword arguments
+      name: multitask
+      hidden: 64
+    tasks:                       # task heads (finetune/supervised)
+      - {name: label, type: classification}
+      - {name: m0, type: regression, target: m0}
+    train:                       # see TrainConfig
+      epochs: 20
+      batch_size: 64
+      lr: 3.0e-4
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from graphevent.errors import ConfigError
+from graphevent.nn.tasks import TaskConfig
+
+Stage = Literal["pretrain", "finetune", "supervised"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained.
+
+    Args:
+        epochs: passes over the training split.
+        batch_size: events per batch *per worker* (with N workers an optimizer step sees
+            ``N * batch_size * accumulate`` events). Ignored when ``max_nodes_per_batch > 0``.
+        max_nodes_per_batch: if > 0, batches are packed up to this many nodes instead of a
+            fixed event count (balances work between workers when graph sizes vary).
+        lr: peak learning rate (AdamW).
+        weight_decay: decoupled weight decay on weight matrices (not biases/norms).
+        betas: AdamW betas.
+        warmup_epochs: linear warmup length (may be fractional); then cosine decay.
+        min_lr_ratio: final learning rate as a fraction of ``lr``.
+        grad_clip: clip the global gradient norm to this value; 0 = off.
+        accumulate: micro-batches per optimizer step (gradient accumulation).
+        amp: mixed precision: ``auto`` (bf16 on GPUs that support it, off on CPU),
+            ``bf16``, ``fp16`` (with a gradient scaler) or ``off``.
+        early_stopping_patience: stop after this many epochs without improvement of
+            ``early_stopping_metric``; 0 = never stop early.
+        early_stopping_metric: validation metric that selects ``best.pt`` and drives early
+            stopping: ``val_loss`` (lower is better), ``val_<task>_auc`` /
+            ``val_<task>_accuracy`` (higher is better) or ``val_<task>_mae`` (lower).
+        deterministic: deterministic algorithms (``torch.use_deterministic_algorithms``,
+            cuDNN deterministic); slower on GPUs.
+        num_workers: DataLoader worker processes per training process.
+        checkpoint_every_steps: also write ``last.pt`` every this many optimizer steps
+            (0 = only at epoch ends).
+        max_restarts: how often the elastic launcher restarts failed workers (they resume
+            from ``last.pt``).
+        label_fraction: fine-tuning/supervised: train the heads on this seeded fraction of
+            the labelled training events (pretraining always uses all events).
+        label_seed: seed of that subset (default: the experiment seed).
+        init_from: run directory or checkpoint whose encoder weights initialise the model.
+        freeze_encoder: keep the encoder weights fixed (those loaded by ``init_from``, or
+            all encoders when it is not given).
+        find_unused_parameters: DDP option, needed when some parameters get no gradient in
+            a step (e.g. a decoder unused while fine-tuning); default: decided by one probe
+            step at the start.
+        log_every_steps: TensorBoard step-loss interval.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    max_nodes_per_batch: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 1.0
+    accumulate: int = 1
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    early_stopping_patience: int = 0
+    early_stopping_metric: str = "val_loss"
+    deterministic: bool = False
+    num_workers: int = 0
+    checkpoint_every_steps: int = 0
+    max_restarts: int = 3
+    label_fraction: float = 1.0
+    label_seed: int | None = None
+    init_from: str | None = None
+    freeze_encoder: bool = False
+    find_unused_parameters: bool | None = None
+    log_every_steps: int = 10
+
+    def validate(self, where: str) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "accumulate": self.accumulate}
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{where}.{key}: invalid value {value}; expected an integer >= 1")
+        non_negative = {
+            "max_nodes_per_batch": self.max_nodes_per_batch, "weight_decay": self.weight_decay,
+            "warmup_epochs": self.warmup_epochs, "grad_clip": self.grad_clip,
+            "early_stopping_patience": self.early_stopping_patience, "num_workers": self.num_workers,
+            "checkpoint_every_steps": self.checkpoint_every_steps, "max_restarts": self.max_restarts,
+            "log_every_steps": self.log_every_steps,
+        }
+        for key, value in non_negative.items():
+            if value < 0:
+                raise ConfigError(f"{where}.{key}: invalid value {value}; expected >= 0")
+        if not self.lr > 0:
+            raise ConfigError(f"{where}.lr: invalid value {self.lr}; expected > 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"{where}.min_lr_ratio: invalid value {self.min_lr_ratio}; expected 0..1")
+        if not 0 < self.label_fraction <= 1:
+            raise ConfigError(f"{where}.label_fraction: invalid value {self.label_fraction}; expected 0 < fraction <= 1")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"{where}.betas: invalid value {list(self.betas)}; expected two numbers in [0, 1)")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: stage, model, tasks and training settings.
+
+    Args:
+        stage: ``pretrain`` (autoencoder objective on all events), ``finetune`` (task heads
+            on a pretrained encoder, see ``train.init_from``) or ``supervised`` (task heads
+            from scratch).
+        model: ``{"name": <registered model>, **kwargs}`` passed to ``build_model``.
+        tasks: task heads (required for finetune/supervised; ignored for pretrain).
+        train: :class:`TrainConfig`.
+        seed: seed of initialisation, shuffling, masking and the label subset.
+        name: experiment name (defaults to the config file's stem).
+    """
+
+    stage: Stage
+    model: dict[str, Any]
+    tasks: list[TaskConfig] = field(default_factory=list)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    name: str = "experiment"
+
+    def validate(self, where: str) -> None:
+        name = self.model.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}.model.name: missing; expected a registered model name (see `graphevent models`)")
+        if self.stage != "pretrain" and not self.tasks:
+            raise ConfigError(f"{where}.tasks: stage {self.stage!r} needs at least one task (classification or regression)")
+        names = [t.name for t in self.tasks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"{where}.tasks: duplicate task name {dup[0]!r}")
+        if self.stage == "pretrain" and self.train.label_fraction < 1:
+            raise ConfigError(f"{where}.train.label_fraction: pretraining uses all events; label_fraction applies to finetune/supervised")
+        metric = self.train.early_stopping_metric
+        if metric not in self.metric_names():
+            raise ConfigError(
+                f"{where}.train.early_stopping_metric: invalid value {metric!r}; expected one of {', '.join(self.metric_names())}"
+            )
+
+    @property
+    def trains_tasks(self) -> bool:
+        return self.stage != "pretrain"
+
+    def metric_names(self) -> list[str]:
+        """Validation metrics this experiment reports (candidates for early stopping)."""
+        out = ["val_loss"]
+        if self.trains_tasks:
+            for t in self.tasks:
+                out += [f"val_{t.name}_auc", f"val_{t.name}_accuracy"] if t.type == "classification" else [f"val_{t.name}_mae"]
+        return out
+
+
+def metric_mode(name: str) -> Literal["min", "max"]:
+    """``max`` for AUC/accuracy, ``min`` for losses and errors."""
+    return "max" if name.endswith(("_auc", "_accuracy")) else "min"
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load ``configs/experiments/*.yaml`` into a validated :class:`ExperimentConfig`.
+
+    Args:
+        path: YAML file.
+        overrides: ``["train.lr=3e-4", ...]`` applied before validation.
+    """
+    from graphevent.config.base import apply_overrides, load_yaml
+
+    raw = load_yaml(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    raw.setdefault("name", Path(path).stem)
+    return experiment_from_dict(raw, str(path))
+
+
+def experiment_from_dict(raw: dict[str, Any], where: str = "config") -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from a mapping."""
+    from graphevent.config.base import from_dict
+
+    return from_dict(ExperimentConfig, raw, where)

@@ -1,0 +1,295 @@
+"""``graphevent train`` as a library call: check inputs, prepare the run directory, launch workers.
+
+:func:`train` is what the CLI calls. It validates everything that can be checked before
+any worker starts (config, dataset and its checksums, model and tasks, ``--init-from``,
+devices), so bad input fails fast with one line; then it runs the worker in-process
+(one process, or one of the processes started by torchrun/srun) or through the elastic
+launcher (:func:`graphevent.train.distributed.launch_elastic`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graphevent import errors
+from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, to_dict
+from graphevent.config.experiment import ExperimentConfig, experiment_from_dict, load_experiment
+from graphevent.errors import ConfigError, GraphEventError, RunError
+
+#: Settings that may change when a run is resumed (everything else must match config.yaml).
+RESUMABLE_CHANGES = (
+    "train.epochs", "train.early_stopping_patience", "train.num_workers", "train.max_restarts",
+    "train.checkpoint_every_steps", "train.log_every_steps",
+)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What ``graphevent train`` was asked to do.
+
+    Args:
+        data: dataset directory written by ``graphevent preprocess``.
+        out: run directory.
+        config: experiment YAML (optional with ``resume``: the run's config.yaml is used).
+        overrides: ``--set`` style overrides (``train.lr=3e-4``), applied in order.
+        gpus: DDP workers, one per GPU (NCCL); 0 = CPU; ``None`` = every visible GPU.
+        nproc: CPU workers (gloo) when ``gpus`` is 0.
+        nnodes, node_rank, master_addr, master_port: multi-node rendezvous (static, like torchrun).
+        resume: continue the run in ``out`` from ``checkpoints/last.pt``.
+        overwrite: replace an existing run in ``out``.
+        progress: show the rank-0 progress bar.
+    """
+
+    data: Path
+    out: Path
+    config: Path | None = None
+    overrides: tuple[str, ...] = ()
+    gpus: int | None = None
+    nproc: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str | None = None
+    master_port: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports: its directory, layout and per-epoch metrics."""
+
+    run_dir: Path
+    world_size: int
+    device: str
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k != "model":
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def resolve_config(options: TrainOptions) -> ExperimentConfig:
+    """The experiment config of this run (for ``resume``: the stored one, checked against the request)."""
+    overrides = list(options.overrides)
+    if not options.resume:
+        if options.config is None:
+            raise ConfigError("--config: required for a new run (give an experiment YAML from configs/experiments/)")
+        return load_experiment(options.config, overrides)
+    stored_path = Path(options.out) / "config.yaml"
+    if not stored_path.is_file():
+        raise RunError(f"--resume {options.out}: no config.yaml (not a graphevent run directory)")
+    stored = experiment_from_dict(load_yaml(stored_path), str(stored_path))
+    if options.config is not None:
+        requested = load_experiment(options.config, overrides)
+    else:
+        requested = experiment_from_dict(apply_overrides(to_dict(stored), overrides), f"{stored_path} + --set")
+    a, b = _flatten(to_dict(stored)), _flatten(to_dict(requested))
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES and k != "name")
+    if changed:
+        k = changed[0]
+        raise ConfigError(
+            f"--resume: {k} is {b.get(k)!r} but the run was started with {a.get(k)!r}; "
+            f"only {', '.join(RESUMABLE_CHANGES)} may change when resuming"
+        )
+    return requested
+
+
+def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True):
+    """Open the dataset (checksums), build the model and tasks once, check ``init_from``.
+
+    Returns:
+        the dataset's :class:`DatasetInfo`.
+    """
+    from graphevent.data.dataset import GraphDataset
+    from graphevent.nn.registry import build_model
+    from graphevent.nn.tasks import check_tasks
+    from graphevent.train.checkpoint import checkpoint_path
+
+    data = Path(data)
+    if not data.exists():
+        raise errors.DataError(f"--data {data}: dataset directory not found")
+    train_set = GraphDataset(data, "train", verify=verify)
+    GraphDataset(data, "val", verify=verify)
+    if len(train_set) == 0:
+        raise errors.DataError(f"--data {data}: the train split is empty")
+    info = train_set.info
+    tasks = check_tasks(cfg.tasks, info, "tasks") if cfg.trains_tasks else []
+    model = build_model(cfg.model, info, tasks or None)
+    model.check_stage(cfg.stage)
+    if cfg.train.freeze_encoder and not model.encoder_modules():
+        raise ConfigError(f"train.freeze_encoder: model {cfg.model['name']!r} has no encoder to freeze")
+    if cfg.train.init_from:
+        checkpoint_path(cfg.train.init_from, "last" if Path(cfg.train.init_from).is_dir() else "best")
+        if cfg.stage == "pretrain":
+            raise ConfigError("train.init_from: loads a pretrained encoder for stage finetune/supervised, not pretrain")
+    return info
+
+
+def _device_plan(options: TrainOptions) -> tuple[bool, int]:
+    """(use CUDA, workers per node) for a self-launched run."""
+    import torch
+
+    from graphevent.train.distributed import check_gpus
+
+    if options.nproc < 1:
+        raise ConfigError(f"--nproc {options.nproc}: expected an integer >= 1")
+    gpus = options.gpus
+    if gpus is not None and gpus < 0:
+        raise ConfigError(f"--gpus {gpus}: expected an integer >= 0")
+    if gpus is None:
+        gpus = 0 if options.nproc > 1 else (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if gpus > 0 and options.nproc > 1:
+        raise ConfigError(f"--gpus {gpus} and --nproc {options.nproc}: choose one (--nproc is for CPU workers)")
+    if gpus > 0:
+        check_gpus(gpus)
+        return True, gpus
+    return False, options.nproc
+
+
+def _raise_worker_error(run_dir: Path, fallback: RunError) -> None:
+    """Re-raise the one-line error a worker recorded (lowest rank first), else ``fallback``."""
+    from graphevent.train.worker import error_file
+
+    for rank in range(1024):
+        path = error_file(run_dir, rank)
+        if path.is_file():
+            info = json.loads(path.read_text())
+            cls = getattr(errors, info.get("type", ""), None)
+            if not (isinstance(cls, type) and issubclass(cls, GraphEventError)):
+                cls = RunError
+            raise cls(info["message"]) from None
+    raise fallback
+
+
+def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: dict[str, Any]) -> None:
+    import hashlib
+
+    from graphevent.data.info import DatasetInfo
+    from graphevent.train.checkpoint import asdict_plain
+    from graphevent.train.rundir import write_json_atomic
+
+    tmp = run_dir / ".config.yaml.tmp"
+    dump_yaml(cfg, tmp)
+    os.replace(tmp, run_dir / "config.yaml")
+    manifest = Path(data) / "manifest.json"
+    write_json_atomic(run_dir / "dataset.json", {
+        "path": str(Path(data).resolve()),
+        "manifest": str(manifest.resolve()),
+        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        "info": asdict_plain(DatasetInfo.from_dir(data)),
+    })
+    write_json_atomic(run_dir / "launch.json", launch)
+
+
+def train(options: TrainOptions) -> TrainResult:
+    """Run ``graphevent train``: check inputs, prepare ``options.out``, train, report.
+
+    Raises:
+        ConfigError, DataError, RunError, DeviceError: bad input (one line each).
+    """
+    import torch
+
+    from graphevent.train.distributed import launch_elastic, launcher_env
+    from graphevent.train.rundir import prepare_run_dir, read_metrics
+    from graphevent.train.worker import error_file, run_worker
+
+    run_dir = Path(options.out)
+    layout = launcher_env()
+    rank = layout["rank"] if layout else 0
+    restarted = bool(layout and layout["restart_count"] > 0)
+    resume = options.resume or (restarted and (run_dir / "checkpoints" / "last.pt").is_file())
+    options = TrainOptions(**{**options.__dict__, "resume": resume})
+    if options.nnodes < 1 or not 0 <= options.node_rank < options.nnodes:
+        raise ConfigError(f"--nnodes {options.nnodes} --node-rank {options.node_rank}: expected 0 <= node rank < nodes")
+
+    cfg = resolve_config(options)
+    if cfg.train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if layout is not None:  # started by torchrun / srun: this process is one worker
+        if options.nproc > 1 or options.nnodes > 1:
+            raise ConfigError("--nproc/--nnodes: the processes were already started by torchrun/srun; drop these options")
+        if options.gpus is None:
+            use_cuda = torch.cuda.is_available()
+        else:
+            use_cuda = options.gpus > 0
+        world, nproc = layout["world_size"], 1
+    else:
+        use_cuda, nproc = _device_plan(options)
+        world = nproc * options.nnodes
+    launch = {"data": str(Path(options.data).resolve()), "use_cuda": use_cuda, "resume": resume, "progress": options.progress}
+
+    if rank == 0 and options.node_rank == 0:
+        check_inputs(cfg, Path(options.data))
+        prepare_run_dir(run_dir, resume=resume, overwrite=options.overwrite or restarted)
+        for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
+            stale.unlink()
+        _write_run_files(run_dir, cfg, Path(options.data), launch)
+
+    if layout is not None or world == 1:
+        callbacks = None
+        if rank == 0 and options.progress:
+            from graphevent.train.progress import RichTrainProgress
+
+            callbacks = RichTrainProgress()
+        summary = run_worker(cfg, run_dir, launch, callbacks)
+    else:
+        if not use_cuda:
+            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        try:
+            launch_elastic(
+                [str(run_dir / "launch.json")], nproc, run_dir / "logs" / "elastic",
+                nnodes=options.nnodes, node_rank=options.node_rank, master_addr=options.master_addr,
+                master_port=options.master_port, max_restarts=cfg.train.max_restarts,
+            )
+        except RunError as exc:
+            _raise_worker_error(run_dir, exc)
+        if error_file(run_dir, 0).is_file():
+            _raise_worker_error(run_dir, RunError("training failed"))
+        summary = {}
+    records = read_metrics(run_dir)
+    if not summary and records:  # workers ran in other processes: summarise from their metrics
+        last = records[-1]
+        monitor = next((k[5:] for k in last if k.startswith("best_") and k != "best_epoch"), None)
+        summary = {
+            "epochs": last["epoch"], "steps": last["step"], "monitor": monitor,
+            "best": last.get(f"best_{monitor}"), "best_epoch": last.get("best_epoch"),
+            "stopped_early": last["epoch"] < cfg.train.epochs, "last": last,
+        }
+    device = ("cuda" if use_cuda else "cpu") + f" x{world}"
+    return TrainResult(run_dir=run_dir, world_size=world, device=device, epochs=records, summary=summary)
+
+
+def summary_table(result: TrainResult):
+    """A rich table of the run's epochs (train/val losses, monitored metric, events/s)."""
+    from rich.table import Table
+
+    monitor = result.summary.get("monitor")
+    title = f"{result.run_dir}  ({result.device})"
+    table = Table(title=title, title_justify="left")
+    cols = ["epoch", "train_loss", "val_loss"]
+    if monitor and monitor not in cols:
+        cols.append(monitor)
+    for c in cols + ["events/s"]:
+        table.add_column(c, justify="right")
+    best_epoch = result.summary.get("best_epoch")
+    for r in result.epochs:
+        cells = [str(r["epoch"])] + [f"{r[c]:.4g}" if isinstance(r.get(c), float) else "-" for c in cols[1:]]
+        cells.append(f"{r.get('events_per_s', 0.0):,.0f}")
+        table.add_row(*cells, style="bold green" if r["epoch"] == best_epoch else None)
+    if result.summary.get("best") is not None:
+        stop = ", stopped early" if result.summary.get("stopped_early") else ""
+        table.caption = f"best {monitor} = {result.summary['best']:.4g} at epoch {best_epoch} (checkpoints/best.pt){stop}"
+    return table

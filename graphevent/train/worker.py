@@ -1,0 +1,148 @@
+"""One training worker: build dataset, model and :class:`Trainer` from a run directory, train.
+
+Runs in-process (single process, or one process started by torchrun/srun) or as
+``python -m graphevent.train.worker RUN_DIR/launch.json`` under the elastic launcher.
+Ranks other than 0 write their output to ``RUN_DIR/logs/rank<R>.log`` instead of the
+terminal. A worker restarted by the launcher (``TORCHELASTIC_RESTART_COUNT > 0``)
+resumes from ``checkpoints/last.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from graphevent.config.experiment import ExperimentConfig
+from graphevent.errors import GraphEventError
+
+
+def _silence(run_dir: Path, rank: int) -> None:
+    """Send this process's stdout/stderr (Python and C level) to ``logs/rank<R>.log``."""
+    log_dir = run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log_dir / f"rank{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def error_file(run_dir: Path, rank: int) -> Path:
+    return run_dir / "logs" / f"rank{rank}.error"
+
+
+def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], callbacks=None) -> dict[str, Any]:
+    """Train on this worker; returns :meth:`Trainer.fit`'s summary.
+
+    Args:
+        cfg: the resolved experiment config.
+        run_dir: the prepared run directory.
+        launch: ``{"data": DATASET_DIR, "use_cuda": bool, "resume": bool}``.
+        callbacks: rank-0 progress hooks (``None``: silent).
+    """
+    from graphevent.data.dataset import GraphDataset
+    from graphevent.nn.registry import build_model
+    from graphevent.nn.tasks import check_tasks
+    from graphevent.train.checkpoint import asdict_plain, load_checkpoint, transfer_encoders
+    from graphevent.train.distributed import all_gather_objects, barrier, init_distributed, shutdown
+    from graphevent.train.engine import Trainer, seed_everything, seed_worker
+    from graphevent.train.rundir import MetricsLogger, device_name, environment, write_env
+    from graphevent.train.sampler import label_subset
+
+    ctx = init_distributed(bool(launch["use_cuda"]))
+    logger = None
+    try:
+        if not ctx.is_main:
+            _silence(run_dir, ctx.rank)
+        barrier(ctx)
+        last = run_dir / "checkpoints" / "last.pt"
+        resume = bool(launch.get("resume")) or (ctx.restart_count > 0 and last.is_file())
+        tc = cfg.train
+        seed_everything(cfg.seed, tc.deterministic)
+
+        train_set = GraphDataset(launch["data"], "train", verify=False)
+        val_set = GraphDataset(launch["data"], "val", verify=False)
+        info = train_set.info
+        tasks = check_tasks(cfg.tasks, info) if cfg.trains_tasks else []
+        model = build_model(cfg.model, info, tasks or None)
+        model.check_stage(cfg.stage)
+
+        state = load_checkpoint(last, map_location=ctx.device) if resume else None
+        if state is not None:
+            frozen = list(state.get("frozen_encoders", []))
+            if frozen:
+                model.freeze_encoders(frozen)
+        else:
+            loaded = transfer_encoders(model, tc.init_from) if tc.init_from else None
+            if tc.freeze_encoder:
+                model.freeze_encoders(loaded)
+        frozen = list(getattr(model, "frozen_encoders", []))
+        seed_worker(cfg.seed, ctx.rank)  # per-rank streams for masking and dropout
+
+        indices = None
+        if cfg.trains_tasks and tc.label_fraction < 1:
+            seed = cfg.seed if tc.label_seed is None else tc.label_seed
+            indices = label_subset(train_set.event_ids, tc.label_fraction, seed)
+
+        completed = int(state["epoch"]) if state is not None else 0
+        if ctx.is_main:
+            logger = MetricsLogger(run_dir, completed_epochs=completed)
+        trainer = Trainer(
+            model, cfg, train_set, train_set.num_nodes_per_event, ctx,
+            val_set=val_set, val_nodes=val_set.num_nodes_per_event, train_indices=indices,
+            run_dir=run_dir, callbacks=callbacks, logger=logger,
+            checkpoint_extra={
+                "dataset_info": asdict_plain(info),
+                "frozen_encoders": frozen,
+                "train_events": int(len(indices) if indices is not None else len(train_set)),
+            },
+        )
+        if state is not None:
+            trainer.load_state_dict(state)
+            del state
+        devices = all_gather_objects(device_name(ctx.device), ctx)
+        if ctx.is_main:
+            write_env(run_dir, environment(ctx.world_size, ctx.backend, ctx.launcher, devices)
+                      | {"restart_count": ctx.restart_count, "resumed": resume,
+                         "amp": str(trainer.amp).replace("torch.", "") if trainer.amp else "off"})
+        return trainer.fit()
+    finally:
+        if logger is not None:
+            logger.close()
+        shutdown(ctx)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m graphevent.train.worker RUN_DIR/launch.json``."""
+    from graphevent.config.base import load_yaml
+    from graphevent.config.experiment import experiment_from_dict
+
+    argv = sys.argv[1:] if argv is None else argv
+    spec_path = Path(argv[0])
+    launch = json.loads(spec_path.read_text())
+    run_dir = spec_path.parent
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        cfg = experiment_from_dict(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+        callbacks = None
+        if rank == 0 and launch.get("progress", True):
+            from graphevent.train.progress import RichTrainProgress
+
+            callbacks = RichTrainProgress()
+        run_worker(cfg, run_dir, launch, callbacks)
+    except GraphEventError as exc:
+        path = error_file(run_dir, rank)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"type": type(exc).__name__, "message": str(exc)}))
+        if rank == 0:
+            print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
