@@ -117,11 +117,11 @@ class ParticleReader(Reader):
 
     def __init__(self, path: str | Path, cfg: "DataConfig") -> None:
         super().__init__(path, cfg)
-        unknown = [ch.name for ch in cfg.channels if ch.name not in CHANNELS]
-        if unknown:
-            raise ConfigError(
-                f"channels: {unknown[0]!r} is not a particle feature; expected names from {', '.join(CHANNELS)}"
-            )
+        for i, ch in enumerate(cfg.channels):
+            if ch.name not in CHANNELS:
+                raise ConfigError(
+                    f"channels[{i}].name: {ch.name!r} is not a particle feature; expected one of {', '.join(CHANNELS)}"
+                )
         with open(self.path, "rb") as fh:
             magic = fh.read(8)
         self._zip = self._h5 = None

@@ -97,7 +97,7 @@ def test_unknown_pid_for_charge(tmp_path):
 
 def test_unknown_channel_name(tmp_path):
     path = write(tmp_path / "qg.npz", *jets())
-    with pytest.raises(ConfigError, match=re.escape("channels: 'energy' is not a particle feature; expected names from pt, charge")):
+    with pytest.raises(ConfigError, match=re.escape("channels[1].name: 'energy' is not a particle feature; expected one of pt, charge")):
         open_reader(path, pcfg(["pt", "energy"]))
 
 
