@@ -88,6 +88,8 @@ class ChannelConfig:
         upsample: this channel's image repeats each coarse cell over upsample x upsample
             pixels (CMS HCAL towers span 5x5 ECAL crystals). With ``graph.collapse_upsampled``
             each non-empty cell becomes one node at its centre carrying the cell's energy.
+        signed: the channel carries signed values (impact parameters d0/dz, hit time): a
+            pixel is occupied if ``|value| > threshold`` and negative values are kept.
     """
 
     name: str
@@ -95,10 +97,13 @@ class ChannelConfig:
     scale: float = 1.0
     transform: Literal["none", "log1p"] = "none"
     upsample: int = 1
+    signed: bool = False
 
     def validate(self, where: str) -> None:
         if self.scale <= 0:
             raise ConfigError(f"{where}.scale: invalid value {self.scale}; expected > 0")
+        if self.signed and self.transform == "log1p":
+            raise ConfigError(f"{where}.transform: 'log1p' is undefined for negative values; a signed channel needs transform: none")
         if self.upsample < 1:
             raise ConfigError(f"{where}.upsample: invalid value {self.upsample}; expected an integer >= 1")
 

@@ -117,11 +117,12 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
             mode=cfg.graph.node_mode,
             collapse=cfg.graph.collapse_upsampled,
             max_nodes=cfg.graph.max_nodes,
+            signed=[c.signed for c in cfg.channels],
         )
         pc = itp(images)
     else:
         values, repaired = _bad_values(chunk.values, chunk.counts, task, cfg)
-        pc = points_from_hits(values, chunk.eta, chunk.phi, chunk.counts, thresholds, cfg.graph.max_nodes)
+        pc = points_from_hits(values, chunk.eta, chunk.phi, chunk.counts, thresholds, cfg.graph.max_nodes, [c.signed for c in cfg.channels])
 
     n = len(chunk)
     empty = pc.counts == 0
@@ -344,7 +345,9 @@ def preprocess(
     if data_manifest is not None:
         from graphevent.io.manifest import check_inputs, load_data_manifest
 
-        check_inputs(inputs, load_data_manifest(data_manifest))
+        checked = {str(Path(c["path"]).resolve()): c.get("sha256") for c in check_inputs(inputs, load_data_manifest(data_manifest))}
+    else:
+        checked = {}
     input_info, tasks = _plan(inputs, cfg, limit)
     chash = config_hash(cfg, input_info, limit)
     out = Path(out)
@@ -391,8 +394,8 @@ def preprocess(
         raise
     finally:
         progress.stop()
-    for i in input_info:
-        i["sha256"] = sha256_file(i["path"])
+    for i in input_info:  # reuse the hash the data-manifest check computed, if any
+        i["sha256"] = checked.get(i["path"]) or sha256_file(i["path"])
     manifest = _finalise(out, cfg, input_info, tasks, markers, chash)
     from graphevent.config.base import dump_yaml
 

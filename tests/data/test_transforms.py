@@ -80,3 +80,15 @@ def test_knn_graph_transform_local_indices():
     nbr = KNNGraph(k=2, backend="scipy")(pos, np.array([3, 2]))
     assert nbr.tolist() == [[1, 2], [0, 2], [1, 0], [1, -1], [0, -1]]
     assert repr(KNNGraph(4)) == "KNNGraph(k=4, backend='scipy')"
+
+
+def test_signed_channel_keeps_negative_values():
+    img = np.zeros((1, 2, 5, 5), np.float32)
+    img[0, 0, 2, 2] = 3.0
+    img[0, 1, 1, 1] = -0.7  # e.g. a negative impact parameter
+    img[0, 1, 3, 3] = 0.05  # |value| below threshold
+    unsigned = ImageToPoints([0.0, 0.1], [1, 1], (1.0, 1.0))(img)
+    assert unsigned.counts.tolist() == [1]
+    signed = ImageToPoints([0.0, 0.1], [1, 1], (1.0, 1.0), signed=[False, True])(img)
+    assert signed.counts.tolist() == [2]
+    np.testing.assert_allclose(signed.values, [[0, -0.7], [3.0, 0]], rtol=1e-6)

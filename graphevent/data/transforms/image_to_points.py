@@ -68,6 +68,7 @@ class ImageToPoints:
         mode: ``union`` or ``per_channel``.
         collapse: collapse upsampled channels to one node per cell.
         max_nodes: keep the ``max_nodes`` nodes of largest summed value (0 = all).
+        signed: per channel, occupancy is ``|value| > threshold`` (negative values kept).
 
     Shapes:
         images: (n, C, H, W) -> PointCloudChunk with values (P, C) [union] or (P, C + 1).
@@ -81,7 +82,9 @@ class ImageToPoints:
         mode: str = "union",
         collapse: bool = True,
         max_nodes: int = 0,
+        signed=None,
     ) -> None:
+        self.signed = np.zeros(len(thresholds), bool) if signed is None else np.asarray(signed, bool)
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.upsample = np.asarray(upsample, dtype=np.int64)
         self.pixel_size = (float(pixel_size[0]), float(pixel_size[1]))
@@ -92,7 +95,8 @@ class ImageToPoints:
     def __repr__(self) -> str:
         return (
             f"ImageToPoints(mode={self.mode!r}, collapse={self.collapse}, thresholds={self.thresholds.tolist()}, "
-            f"upsample={self.upsample.tolist()}, pixel_size={self.pixel_size}, max_nodes={self.max_nodes})"
+            f"upsample={self.upsample.tolist()}, pixel_size={self.pixel_size}, max_nodes={self.max_nodes}, "
+            f"signed={self.signed.tolist()})"
         )
 
     def check_shape(self, h: int, w: int) -> None:
@@ -172,7 +176,11 @@ class ImageToPoints:
         n, c, h, w = images.shape
         self.check_shape(h, w)
         # one pass over the dense images; everything after works on the occupied pixels only
-        ev, ch, r, col = np.nonzero(images > self.thresholds[None, :, None, None])
+        if self.signed.any():
+            mag = np.where(self.signed[None, :, None, None], np.abs(images), images)
+        else:
+            mag = images
+        ev, ch, r, col = np.nonzero(mag > self.thresholds[None, :, None, None])
         val = images[ev, ch, r, col].astype(np.float64)
         per_channel = self.mode == "per_channel"
         values, pos, counts = self._nodes(ev, ch, r, col, val, n, h, w, c, per_channel, self.collapse)
@@ -186,14 +194,15 @@ class ImageToPoints:
         return PointCloudChunk(values, pos, counts, alt)
 
 
-def points_from_hits(values: np.ndarray, eta: np.ndarray, phi: np.ndarray, counts: np.ndarray, thresholds, max_nodes: int = 0) -> PointCloudChunk:
+def points_from_hits(values: np.ndarray, eta: np.ndarray, phi: np.ndarray, counts: np.ndarray, thresholds, max_nodes: int = 0, signed=None) -> PointCloudChunk:
     """Point-form reader output -> PointCloudChunk: hits at or below threshold are dropped.
 
-    A hit is kept if any channel's value exceeds that channel's threshold; values below
-    threshold in its row are set to zero.
+    A hit is kept if any channel's value exceeds that channel's threshold (its magnitude,
+    for signed channels); values below threshold in its row are set to zero.
     """
     thr = np.asarray(thresholds, np.float32)
-    above = values > thr[None, :]
+    mag = values if signed is None else np.where(np.asarray(signed, bool)[None, :], np.abs(values), values)
+    above = mag > thr[None, :]
     keep = above.any(axis=1)
     ev = np.repeat(np.arange(len(counts)), counts)
     v = (values * above)[keep].astype(np.float32)
