@@ -1,7 +1,69 @@
-"""`graphevent eval` (being written in this session)."""
+"""``graphevent eval``: metric tables, comparisons, plots and predictions of trained runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from graphevent.cli.options import DataDirOpt, OverwriteOpt
+
+
+def eval_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories written by `graphevent train` (several: one comparison).", show_default=False)],
+    data: DataDirOpt,
+    split: Annotated[str, typer.Option(help="Dataset split to evaluate: train, val or test.")] = "test",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory. Default: RUN_DIR/eval-SPLIT for one run, ./eval-SPLIT for several.", show_default=False)] = None,
+    checkpoint: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none).")] = 200,
+    signal: Annotated[str | None, typer.Option(help="Binary tasks: signal class, name or index (default: class index 1).", show_default=False)] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Also draw attention, saliency, reconstructions and embedding PCA.")] = False,
+    explain_events: Annotated[int, typer.Option(help="Events per class in the --explain figures.")] = 2,
+    fmt: Annotated[str, typer.Option("--format", help="Predictions file format: parquet or root.")] = "parquet",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun: one GPU per process).")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Events per inference batch.")] = 128,
+    loader_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
+    max_events: Annotated[int | None, typer.Option(help="Evaluate only the first N events of the split.", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (and of masking in masked models).")] = 0,
+    overwrite: OverwriteOpt = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Evaluate trained runs: metrics with 95% bootstrap intervals, plots and per-event predictions.
+
+    Writes metrics.json (schema: docs/metrics_schema.md), metrics.md, metrics.csv,
+    predictions-RUN.parquet, roc-TASK.png (runs overlaid), scores-, response- and
+    training- plots per run, and with --explain explain.md + explain/*.png.
+    Binary tasks: signal = class index 1 unless --signal; rejection 1/eps_B at eps_S = 0.3
+    and 0.5 with eps_B interpolated linearly on the ROC (∞ when no background passes).
+    Several GPUs: torchrun --nproc_per_node N -m graphevent.cli.app eval ... (rank 0 writes).
+
+    [bold]Examples[/]
+
+      graphevent eval runs/pn --data datasets/qg
+
+      graphevent eval runs/scratch runs/finetuned --data datasets/qg --out eval-cmp --explain
+
+      graphevent eval runs/pn --data datasets/qg --split val --checkpoint last --bootstrap 1000 --format root
+    """
+    from graphevent.cli.app import console
+    from graphevent.evaluate import EvalOptions, evaluate
+    from graphevent.utils.progress import NullProgress, RichProgress
+
+    options = EvalOptions(
+        split=split, checkpoint=checkpoint, bootstrap=bootstrap, signal=signal, explain=explain,
+        explain_events=explain_events, format=fmt, device=device, batch_size=batch_size,
+        num_workers=loader_workers, max_events=max_events, seed=seed, overwrite=overwrite,
+    )
+    result = evaluate(run_dirs, data, options, out, progress=RichProgress("events") if progress else NullProgress())
+    if not result.is_main:
+        return
+    console.print(result.table())
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(f"[green]{len(result.files)} files written to[/] {result.out_dir}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("eval")(eval_cmd)

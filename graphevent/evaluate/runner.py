@@ -1,0 +1,381 @@
+"""``evaluate``: the one library call behind ``graphevent eval``.
+
+For each run: load its checkpoint (:func:`graphevent.train.checkpoint.load_run`), check
+the dataset matches it, stream the split through the model
+(:func:`~graphevent.evaluate.inference.run_inference`), compute metrics with bootstrap
+intervals, write its prediction file and per-run figures. Then the comparison figures,
+``metrics.json`` / ``.md`` / ``.csv`` and, with ``explain``, the model-understanding
+figures. Everything is written into a temporary folder renamed to the output directory
+at the very end, so a directory that exists is always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.table import Table
+
+from graphevent.errors import ConfigError, DataError, RunError
+from graphevent.evaluate.device import eval_context
+from graphevent.evaluate.explain import ExplainOutput, explain_run, pca_figure
+from graphevent.evaluate.inference import RECONSTRUCTION, EventRecord, TaskBinding, bind_tasks, check_compatible, run_inference
+from graphevent.evaluate.options import EvalOptions
+from graphevent.evaluate.predictions import write_predictions
+from graphevent.metrics import ClassificationMetrics, ReconstructionMetrics, RegressionMetrics
+from graphevent.metrics import plots
+from graphevent.metrics.schema import build_document
+from graphevent.metrics.tables import csv_text, format_value, markdown, rich_table
+
+@dataclass
+class RunEvaluation:
+    """Everything computed for one run (per-event arrays are compact numpy)."""
+
+    name: str
+    file_stem: str
+    run_dir: Path
+    bindings: list[TaskBinding]
+    record: EventRecord
+    metrics: dict[str, dict[str, Any]]
+    info: dict[str, Any]
+    explain: ExplainOutput | None = None
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` returns.
+
+    Args:
+        document: the ``metrics.json`` content.
+        out_dir: the output directory (``None`` on non-main DDP ranks).
+        files: files written, relative to ``out_dir``.
+        warnings: things the user should know (unreadable training log lines, ...).
+        is_main: rank 0 (the process that wrote the outputs).
+    """
+
+    document: dict[str, Any]
+    out_dir: Path | None
+    files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    is_main: bool = True
+
+    def table(self) -> Table:
+        return rich_table(self.document)
+
+
+def run_names(run_dirs: Sequence[str | Path]) -> list[str]:
+    """Display names of runs: the directory name, with its parent where names collide."""
+    paths = [Path(d).resolve() for d in run_dirs]
+    names = [p.name for p in paths]
+    for i, p in enumerate(paths):
+        if names.count(p.name) > 1:
+            names[i] = f"{p.parent.name}/{p.name}"
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def file_stem(name: str) -> str:
+    """File-safe version of a run name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "run"
+
+
+def default_out_dir(run_dirs: Sequence[str | Path], split: str) -> Path:
+    """``RUN_DIR/eval-<split>`` for one run; ``./eval-<split>`` to compare several."""
+    return Path(run_dirs[0]) / f"eval-{split}" if len(run_dirs) == 1 else Path(f"eval-{split}")
+
+
+def read_training_log(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records of ``RUN_DIR/metrics.jsonl`` and a warning per unreadable line."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return [], []
+    records, warnings = [], []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            warnings.append(f"{path}:{i}: not valid JSON; line skipped in the training-curve plot")
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    return records, warnings
+
+
+def _checkpoint_epoch(run_dir: Path, which: str) -> tuple[Path, int | None]:
+    from graphevent.train.checkpoint import checkpoint_path
+
+    path = checkpoint_path(run_dir, which)
+    try:  # memory-mapped: the weights are not read again
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        epoch = state.get("epoch") if isinstance(state, dict) else None
+    except Exception:  # load_run has already validated this file; the epoch is informative only
+        epoch = None
+    return path, int(epoch) if isinstance(epoch, int) else None
+
+
+class _OutputDir:
+    """A temporary sibling folder that becomes ``out`` on :meth:`commit` (removed on failure)."""
+
+    def __init__(self, out: Path, active: bool = True) -> None:
+        self.out = out
+        self.active = active
+        self.tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+
+    def __enter__(self) -> Path:
+        if not self.active:  # non-main DDP ranks write nothing
+            return self.tmp
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+        return self.tmp
+
+    def commit(self) -> None:
+        old = None
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+            self.out.rename(old)
+        self.tmp.rename(self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.active and exc_type is not None and self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _task_info(b: TaskBinding) -> dict[str, Any]:
+    return {**b.metrics.describe(), "headline": list(b.metrics.headline)}
+
+
+def _prediction_columns(ev: RunEvaluation, targets: Sequence[str]) -> dict[str, np.ndarray]:
+    cols: dict[str, np.ndarray] = {
+        "event_id": ev.record.event_id.array(),
+        "label": ev.record.label.array(),
+    }
+    t = ev.record.targets.array().reshape(len(cols["event_id"]), -1) if targets else None
+    for j, name in enumerate(targets):
+        cols[f"true_{name}"] = t[:, j]
+    n_cls = sum(isinstance(b.metrics, ClassificationMetrics) for b in ev.bindings)
+    for b in ev.bindings:
+        for col, values in b.metrics.columns().items():
+            cols[f"{b.name}_{col}" if n_cls > 1 and isinstance(b.metrics, ClassificationMetrics) else col] = values
+    order = np.argsort(cols["event_id"], kind="stable")
+    return {k: v[order] for k, v in cols.items()}
+
+
+def _run_figures(ev: RunEvaluation, out: Path, training: list[dict[str, Any]]) -> list[tuple[str, Path]]:
+    figs = []
+    for b in ev.bindings:
+        m = b.metrics
+        if isinstance(m, ClassificationMetrics):
+            fig = plots.score_figure(m.scores.array(), m.labels.array(), m.classes, f"{ev.name}: {b.name} scores",
+                                     signal=m.signal if m.binary else None)
+            figs.append((f"{ev.name}: {b.name} score distributions", plots.save_figure(fig, out / f"scores-{ev.file_stem}-{b.name}.png")))
+        elif isinstance(m, RegressionMetrics):
+            fig = plots.response_figure(m.pred.array(), m.true.array(), m.target, f"{ev.name}: {b.name} ({m.target})")
+            figs.append((f"{ev.name}: {b.name} response", plots.save_figure(fig, out / f"response-{ev.file_stem}-{b.name}.png")))
+    if training:
+        fig = plots.training_figure(training, f"{ev.name}: training")
+        figs.append((f"{ev.name}: training curves", plots.save_figure(fig, out / f"training-{ev.file_stem}.png")))
+    return figs
+
+
+def _comparison_figures(evals: Sequence[RunEvaluation], out: Path) -> list[tuple[str, Path]]:
+    figs = []
+    tasks = list(dict.fromkeys(b.name for ev in evals for b in ev.bindings))
+    for task in tasks:
+        members = [(ev, b) for ev in evals for b in ev.bindings if b.name == task]
+        cls = [(ev, b.metrics) for ev, b in members if isinstance(b.metrics, ClassificationMetrics)]
+        if cls:
+            classes_of_curves = list(dict.fromkeys(c for _, m in cls for c in m.roc_curves()))
+            for signal in classes_of_curves:
+                curves, labels = {}, {}
+                for ev, m in cls:
+                    rc = m.roc_curves()
+                    if signal not in rc:
+                        continue
+                    curves[ev.name] = rc[signal]
+                    vals = ev.metrics[task]
+                    auc = vals.get("auc", vals.get(f"auc_{signal}"))
+                    extra = f", 1/eps_B@0.5 {format_value(vals['rejection_at_0.5'], 3)}" if "rejection_at_0.5" in vals else ""
+                    labels[ev.name] = f"{ev.name} (AUC {format_value(auc, 4)}{extra})"
+                binary = all(m.binary for _, m in cls)
+                name = f"roc-{task}.png" if binary else f"roc-{task}-{file_stem(signal)}.png"
+                title = f"{task}: signal = {signal}" + ("" if binary else " (one vs rest)")
+                figs.append((f"ROC {title}", plots.save_figure(plots.roc_figure(curves, title, labels), out / name)))
+        rec = [(ev, b.metrics) for ev, b in members if isinstance(b.metrics, ReconstructionMetrics)]
+        if rec:
+            per_run = {}
+            for ev, m in rec:
+                vals = ev.metrics[task]
+                per_run[ev.name] = {f: (vals[f"recon_error_{f}"], vals.get(f"recon_error_{f}_ci95")) for f in m.features}
+            fig = plots.reconstruction_figure(per_run, "reconstruction error per channel")
+            figs.append(("reconstruction error per channel", plots.save_figure(fig, out / f"{task}.png")))
+    return figs
+
+
+def _explain_markdown(evals: Sequence[RunEvaluation], pca: Path | None, out: Path, notes: list[str]) -> str:
+    lines = ["# graphevent eval --explain", "",
+             "Inputs in (eta, phi) per channel, the attention weights of each task head over the nodes "
+             "(mean over attention heads), and a gradient saliency map |d p(true class) / d x| (summed over "
+             "node features), for the first events of each class of the split. Autoencoders: the "
+             "reconstruction next to the original, channel by channel.", ""]
+    for ev in evals:
+        if ev.explain is None:
+            continue
+        lines += [f"## {ev.name}", ""]
+        for title, path in ev.explain.figures:
+            lines += [f"### {title}", "", f"![{title}]({path.relative_to(out).as_posix()})", ""]
+    if pca is not None:
+        lines += ["## Embeddings", "",
+                  "PCA of the pooled event embeddings (the vector the task heads or decoder read), "
+                  "coloured by true class, one panel per run: compare how pretrained and scratch encoders "
+                  "organise the events.", "", f"![PCA of pooled embeddings]({pca.relative_to(out).as_posix()})", ""]
+    if notes:
+        lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
+    return "\n".join(lines)
+
+
+def evaluate(
+    run_dirs: Sequence[str | Path],
+    data_dir: str | Path,
+    options: EvalOptions = EvalOptions(),
+    out_dir: str | Path | None = None,
+    progress: Any = None,
+) -> EvalResult:
+    """Evaluate trained runs on a dataset split and write tables, plots and predictions.
+
+    Args:
+        run_dirs: run directories written by ``graphevent train``.
+        data_dir: dataset directory written by ``graphevent preprocess``.
+        options: :class:`EvalOptions`.
+        out_dir: output directory (default :func:`default_out_dir`).
+        progress: a :mod:`graphevent.utils.progress` reporter (one bar per run); silent if ``None``.
+
+    Returns:
+        :class:`EvalResult` (the metrics document, files written, warnings).
+
+    Raises:
+        ConfigError: bad options, or ``out_dir`` exists without ``overwrite``.
+        RunError: a run directory without checkpoints, or an unreadable checkpoint.
+        DataError: a missing split, or a dataset whose classes/features differ from a run's.
+    """
+    from torch.utils.data import Subset
+    from torch_geometric.loader import DataLoader
+
+    from graphevent.data.dataset import GraphDataset
+    from graphevent.train.checkpoint import load_run
+
+    from graphevent.utils.progress import NullProgress
+
+    options.validate()
+    if not run_dirs:
+        raise ConfigError("eval: no run directory given; expected one or more RUN_DIR")
+    for d in run_dirs:
+        if not Path(d).is_dir():
+            raise RunError(f"{d}: run directory not found")
+    out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs, options.split)
+    if out.exists() and not options.overwrite:
+        raise ConfigError(f"--out {out}: already exists; pass --overwrite to replace it")
+
+    dataset = GraphDataset(data_dir, options.split)
+    n_total = len(dataset) if options.max_events is None else min(len(dataset), options.max_events)
+    if n_total == 0:
+        raise DataError(f"{data_dir}: split {options.split!r} has no events")
+    ctx = eval_context(options.device)
+    bar = progress if progress is not None and ctx.is_main else NullProgress()
+    positions = list(range(ctx.rank, n_total, ctx.world_size))
+    names = run_names(run_dirs)
+    warnings: list[str] = []
+    evals: list[RunEvaluation] = []
+    figures: list[tuple[str, Path]] = []
+    targets = list(dataset.info.targets)
+    output = _OutputDir(out, active=ctx.is_main)
+    with output as tmp:
+        for run_dir, name in zip(map(Path, run_dirs), names):
+            model, cfg, info = load_run(run_dir, options.checkpoint, map_location="cpu")
+            check_compatible(name, info, str(data_dir), dataset.info)
+            ckpt_file, epoch = _checkpoint_epoch(run_dir, options.checkpoint)
+            model = model.to(ctx.device).eval()
+            bindings = bind_tasks(model, cfg, info, dataset.info, options.signal, name)
+            for b in bindings:
+                b.metrics.to(ctx.device)
+            loader = DataLoader(Subset(dataset, positions), batch_size=options.batch_size, shuffle=False,
+                                num_workers=options.num_workers)
+            torch.manual_seed(options.seed)  # masked models draw masks during evaluation
+            bar.start(n_total, f"eval {name}")
+            try:
+                record = run_inference(model, loader, bindings, ctx.device, lambda n: bar.advance(n * ctx.world_size))
+            finally:
+                bar.stop()
+            record.gather()
+            metrics = {}
+            for b in bindings:
+                b.metrics.gather()
+                metrics[b.name] = b.metrics.compute(options.bootstrap if ctx.is_main else 0, options.seed, options.confidence)
+            ev = RunEvaluation(
+                name=name, file_stem=file_stem(name), run_dir=run_dir.resolve(), bindings=bindings, record=record,
+                metrics=metrics,
+                info={
+                    "run_dir": str(run_dir.resolve()), "checkpoint_file": str(ckpt_file.resolve()), "epoch": epoch,
+                    "model": str(cfg.model.get("name")), "stage": cfg.stage, "experiment": cfg.name,
+                    "n_events": len(record.event_id), "tasks": {b.name: _task_info(b) for b in bindings},
+                },
+            )
+            if ctx.is_main:
+                write_predictions(tmp / f"predictions-{ev.file_stem}", _prediction_columns(ev, targets),
+                                  {"run": name, "split": options.split, "classes": list(info.classes),
+                                   "tasks": ev.info["tasks"]}, options.format)
+                training, bad = read_training_log(run_dir)
+                warnings += bad
+                figures += _run_figures(ev, tmp, training)
+                if options.explain:
+                    (tmp / "explain").mkdir(exist_ok=True)
+                    sub = Subset(dataset, list(range(n_total)))
+                    ev.explain = explain_run(model, bindings, info.classes, info.node_features, sub, dataset.labels()[:n_total],
+                                             options.explain_events, options.batch_size, ctx.device, tmp / "explain",
+                                             name, ev.file_stem)
+            evals.append(ev)
+            del model
+
+        document = build_document(
+            runs={ev.name: ev.metrics for ev in evals},
+            run_info={ev.name: ev.info for ev in evals},
+            dataset={"path": str(Path(data_dir).resolve()), "split": options.split, "classes": list(dataset.info.classes),
+                     "targets": targets, "n_events": n_total},
+            checkpoint=options.checkpoint,
+            bootstrap={"resamples": options.bootstrap, "confidence": options.confidence, "seed": options.seed,
+                       "method": "percentile; events resampled with replacement (set_distance: batches); "
+                                 "same seed for every run, so intervals of different runs are paired"},
+        )
+        if not ctx.is_main:
+            return EvalResult(document=document, out_dir=None, warnings=warnings, is_main=False)
+
+        figures = _comparison_figures(evals, tmp) + figures
+        if options.explain:
+            notes = [n for ev in evals if ev.explain for n in ev.explain.notes]
+            emb = {ev.name: ev.explain.embedding for ev in evals if ev.explain and ev.explain.embedding is not None}
+            pca = plots.save_figure(pca_figure(emb, dataset.info.classes), tmp / "explain" / "pca.png") if emb else None
+            (tmp / "explain.md").write_text(_explain_markdown(evals, pca, tmp, notes))
+        (tmp / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
+        rel = [(title, p.relative_to(tmp).as_posix()) for title, p in figures]
+        (tmp / "metrics.md").write_text(markdown(document, rel))
+        (tmp / "metrics.csv").write_text(csv_text(document))
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        output.commit()
+    return EvalResult(document=document, out_dir=out, files=files, warnings=warnings)

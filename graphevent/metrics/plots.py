@@ -1,0 +1,205 @@
+"""Evaluation figures (matplotlib, object API with the Agg canvas: no display needed).
+
+* :func:`roc_figure` -- ROC curves of several runs overlaid: x = signal efficiency,
+  y = background rejection 1/eps_B on a log axis (the jet-tagging convention), with the
+  random-guess line 1/eps_S for reference;
+* :func:`score_figure` -- distribution of each class score, per true class;
+* :func:`response_figure` -- regression response: predicted vs true, median response
+  pred/true with its 68 % band in bins of true, and the relative residuals;
+* :func:`training_figure` -- losses and validation metrics per epoch from ``metrics.jsonl``;
+* :func:`reconstruction_figure` -- per-channel reconstruction error of several runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG (via a temporary name, so a PNG on disk is always complete)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=dpi, format="png")
+    tmp.replace(path)
+    return path
+
+
+def roc_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    title: str,
+    labels: Mapping[str, str] | None = None,
+) -> Figure:
+    """Background rejection vs signal efficiency, one line per run.
+
+    Args:
+        curves: ``{run: (eps_s, eps_b)}`` ROC points (from ``ClassificationMetrics.roc_curves``).
+        title: axes title (task and signal class).
+        labels: optional legend text per run (e.g. with the AUC).
+    """
+    fig = Figure(figsize=(6.0, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    ymax = 1.0
+    for i, (run, (eff_s, eff_b)) in enumerate(curves.items()):
+        ok = (eff_b > 0) & (eff_s > 0)
+        rej = 1.0 / eff_b[ok]
+        if rej.size:
+            ymax = max(ymax, float(rej.max()))
+        ax.plot(eff_s[ok], rej, color=COLORS[i % len(COLORS)], lw=1.6, label=(labels or {}).get(run, run))
+    x = np.linspace(0.01, 1.0, 200)
+    ax.plot(x, 1.0 / x, color="0.55", ls="--", lw=1.0, label="random guess")
+    ax.set_yscale("log")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.9, max(10.0, ymax * 1.5))
+    ax.set_xlabel(r"signal efficiency $\varepsilon_S$")
+    ax.set_ylabel(r"background rejection $1/\varepsilon_B$")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def score_figure(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str], title: str, signal: int | None = None) -> Figure:
+    """Histograms of class scores per true class.
+
+    Args:
+        scores: ``(N, C)`` probabilities.
+        labels: ``(N,)`` true class indices.
+        classes: class names.
+        title: figure title.
+        signal: binary tasks: plot only the signal-class score (one panel).
+    """
+    which = [signal] if signal is not None else list(range(len(classes)))
+    fig = Figure(figsize=(4.6 * len(which), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(which), squeeze=False)[0]
+    bins = np.linspace(0.0, 1.0, 41)
+    for ax, c in zip(axes, which):
+        for k, name in enumerate(classes):
+            sel = labels == k
+            if not sel.any():
+                continue
+            ax.hist(scores[sel, c], bins=bins, density=True, histtype="step", lw=1.6,
+                    color=COLORS[k % len(COLORS)], label=f"true {name} ({int(sel.sum())})")
+        ax.set_xlabel(f"score_{classes[c]}")
+        ax.set_ylabel("density")
+        ax.set_xlim(0, 1)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def response_figure(pred: np.ndarray, true: np.ndarray, target: str, title: str, n_bins: int = 10) -> Figure:
+    """Regression response: predicted vs true, median pred/true per bin of true, residuals."""
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    fig = Figure(figsize=(13.0, 3.9), layout="constrained")
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    lo, hi = np.nanpercentile(np.r_[pred, true], [0.5, 99.5]) if true.size else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1.0
+    ax1.hist2d(true, pred, bins=40, range=[[lo, hi], [lo, hi]], cmap="Blues", cmin=1)
+    ax1.plot([lo, hi], [lo, hi], color="0.3", ls="--", lw=1.0)
+    ax1.set_xlabel(f"true {target}")
+    ax1.set_ylabel(f"predicted {target}")
+    ax1.set_title("predicted vs true")
+
+    ok = true != 0
+    ratio = pred[ok] / true[ok]
+    edges = np.unique(np.nanpercentile(true[ok], np.linspace(0, 100, n_bins + 1))) if ok.any() else np.array([0.0, 1.0])
+    centers, med, q16, q84 = [], [], [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        sel = (true[ok] >= a) & (true[ok] <= b)
+        if sel.sum() < 2:
+            continue
+        centers.append(0.5 * (a + b))
+        m, l, h = np.percentile(ratio[sel], [50, 16, 84])
+        med.append(m), q16.append(l), q84.append(h)
+    ax2.fill_between(centers, q16, q84, color=COLORS[0], alpha=0.25, label="16-84 %")
+    ax2.plot(centers, med, "o-", color=COLORS[0], label="median")
+    ax2.axhline(1.0, color="0.3", ls="--", lw=1.0)
+    ax2.set_xlabel(f"true {target}")
+    ax2.set_ylabel(f"response  pred / true")
+    ax2.set_title("response in bins of true (equal counts)")
+    ax2.legend(fontsize=8)
+
+    rel = ratio - 1.0
+    if rel.size:
+        r_lo, r_hi = np.nanpercentile(rel, [0.5, 99.5])
+        ax3.hist(rel, bins=50, range=(min(r_lo, -1e-3), max(r_hi, 1e-3)), histtype="stepfilled", color=COLORS[0], alpha=0.6)
+        ax3.axvline(0.0, color="0.3", ls="--", lw=1.0)
+        ax3.set_title(f"(pred - true) / true: mean {rel.mean():+.3g}, std {rel.std():.3g}")
+    ax3.set_xlabel("(pred - true) / true")
+    ax3.set_ylabel("events")
+    fig.suptitle(title)
+    return fig
+
+
+def training_figure(records: Sequence[Mapping[str, Any]], title: str, max_metrics: int = 6) -> Figure:
+    """Losses and validation metrics per epoch (one ``metrics.jsonl`` record per epoch)."""
+    epochs = np.array([r.get("epoch", i) for i, r in enumerate(records)], dtype=float)
+    loss_keys = [k for k in ("train_loss", "val_loss") if any(isinstance(r.get(k), (int, float)) for r in records)]
+    skip = {"epoch", "step", "time", "lr", "events_per_s", *loss_keys}
+    metric_keys = []
+    for r in records:
+        for k, v in r.items():
+            if k.startswith("val_") and k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool) and k not in metric_keys:
+                metric_keys.append(k)
+    metric_keys = metric_keys[:max_metrics]
+    panels = 1 + len(metric_keys)
+    cols = min(panels, 3)
+    rows = int(np.ceil(panels / cols))
+    fig = Figure(figsize=(4.4 * cols, 3.3 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+
+    def series(key: str) -> np.ndarray:
+        return np.array([r.get(key) if isinstance(r.get(key), (int, float)) else np.nan for r in records], dtype=float)
+
+    for i, k in enumerate(loss_keys):
+        axes[0].plot(epochs, series(k), "o-", ms=3, color=COLORS[i], label=k)
+    axes[0].set_title("loss")
+    axes[0].set_xlabel("epoch")
+    if loss_keys:
+        axes[0].legend(fontsize=8)
+    for ax, k in zip(axes[1:], metric_keys):
+        ax.plot(epochs, series(k), "o-", ms=3, color=COLORS[2])
+        ax.set_title(k)
+        ax.set_xlabel("epoch")
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    for ax in axes[:panels]:
+        ax.grid(True, alpha=0.25)
+    fig.suptitle(title)
+    return fig
+
+
+def reconstruction_figure(per_run: Mapping[str, Mapping[str, tuple[float, tuple[float, float] | None]]], title: str) -> Figure:
+    """Grouped bars: reconstruction error per channel, one colour per run, 95 % interval whiskers.
+
+    Args:
+        per_run: ``{run: {channel: (value, (low, high) | None)}}``.
+    """
+    runs = list(per_run)
+    channels = list(dict.fromkeys(c for r in runs for c in per_run[r]))
+    fig = Figure(figsize=(max(5.0, 1.1 * len(channels) * max(1, len(runs)) + 2), 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(runs))
+    x = np.arange(len(channels))
+    for i, run in enumerate(runs):
+        vals = np.array([per_run[run].get(c, (np.nan, None))[0] for c in channels], dtype=float)
+        err = np.zeros((2, len(channels)))
+        for j, c in enumerate(channels):
+            ci = per_run[run].get(c, (np.nan, None))[1]
+            if ci is not None and None not in ci:
+                err[:, j] = [max(vals[j] - ci[0], 0.0), max(ci[1] - vals[j], 0.0)]
+        ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width, yerr=err, capsize=3,
+               color=COLORS[i % len(COLORS)], label=run)
+    ax.set_xticks(x, channels)
+    ax.set_ylabel("reconstruction error")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.25)
+    return fig

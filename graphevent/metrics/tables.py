@@ -1,0 +1,204 @@
+"""Tables of a ``metrics.json`` document: rich (terminal), Markdown and CSV.
+
+Terminal and Markdown tables put runs as rows, so several runs read as one comparison.
+The terminal table shows each task's headline figures with their 95 % intervals; the
+Markdown file adds every scalar metric (per-class AUCs, per-channel errors) and the
+confusion matrices. The CSV is long-form, one metric per line:
+``run,task,metric,value,ci95_low,ci95_high`` (``inf`` for infinite rejection, empty when
+undefined; confusion matrices are in the JSON and Markdown only).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from graphevent.metrics.schema import decode_value
+
+LABELS = {
+    "auc": "AUC",
+    "auc_macro": "macro AUC",
+    "accuracy": "accuracy",
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "bias": "bias",
+    "resolution": "resolution",
+    "recon_error_mean": "recon. error",
+    "set_distance": "set distance",
+}
+
+
+def metric_label(name: str, short: bool = False) -> str:
+    """Human label: ``rejection_at_0.3`` -> ``1/εB @ εS=0.3`` (``1/εB @ 0.3`` if ``short``)."""
+    if name.startswith("rejection_at_"):
+        eff = name[len("rejection_at_"):]
+        return f"1/εB @ {eff}" if short else f"1/εB @ εS={eff}"
+    return LABELS.get(name, name)
+
+
+def format_value(value: Any, digits: int = 4) -> str:
+    """``0.91234`` -> ``0.9123``; ``"inf"`` -> ``∞``; ``None`` -> ``n/a``."""
+    v = decode_value(value)
+    if v is None:
+        return "n/a"
+    if v == float("inf"):
+        return "∞"
+    if v == float("-inf"):
+        return "-∞"
+    return f"{v:.{digits}g}"
+
+
+def format_interval(interval: list | None, digits: int = 4) -> str:
+    """``[0.91, 0.93]`` -> ``"[0.91, 0.93]"``; ``None`` -> ``""``."""
+    if not interval:
+        return ""
+    return f"[{format_value(interval[0], digits)}, {format_value(interval[1], digits)}]"
+
+
+def _columns(doc: dict[str, Any], full: bool) -> list[tuple[str, str]]:
+    """(task, metric) columns in first-seen order over all runs."""
+    cols: list[tuple[str, str]] = []
+    for run, tasks in doc["runs"].items():
+        for task, metrics in tasks.items():
+            names = doc["run_info"][run]["tasks"][task]["headline"]
+            if full:
+                names = [*names, *(m for m in metrics if m not in names and not m.endswith("_ci95") and m != "confusion_matrix")]
+            for name in names:
+                if (task, name) not in cols:
+                    cols.append((task, name))
+    return cols
+
+
+def _caption(doc: dict[str, Any]) -> str:
+    ds, bs = doc["dataset"], doc["bootstrap"]
+    text = f"{ds['split']} split of {ds['path']} ({ds['n_events']} events), {doc['checkpoint']} checkpoint"
+    if bs["resamples"]:
+        text += f"; \\[low, high]: {bs['confidence']:.0%} bootstrap interval ({bs['resamples']} resamples)"
+    if any(name.startswith("rejection_at_") for _, name in _columns(doc, full=False)):
+        text += "; 1/εB @ x: background rejection at signal efficiency x"
+    return text
+
+
+def rich_table(doc: dict[str, Any]) -> Table:
+    """The terminal table.
+
+    One run: one row per (task, metric) with value and interval. Several runs: one
+    comparison table, runs as rows, each task's headline metrics as columns.
+    """
+    cols = _columns(doc, full=False)
+    if len(doc["runs"]) == 1:
+        run, tasks = next(iter(doc["runs"].items()))
+        table = Table(title=f"graphevent eval: {escape(run)}", caption=_caption(doc))
+        for header, justify in (("task", "left"), ("metric", "left"), ("value", "right"), ("95% interval", "right")):
+            table.add_column(header, justify=justify)
+        previous = None
+        for task, name in cols:
+            metrics = tasks[task]
+            table.add_row(escape(task) if task != previous else "", metric_label(name, short=True), format_value(metrics[name]),
+                          escape(format_interval(metrics.get(f"{name}_ci95"))), end_section=False)
+            previous = task
+        return table
+    table = Table(title="graphevent eval: comparison", caption=_caption(doc), show_lines=True)
+    table.add_column("run", style="bold")
+    for task, name in cols:
+        table.add_column(f"{escape(task)}\n{metric_label(name, short=True)}", justify="right")
+    for run, tasks in doc["runs"].items():
+        cells = [escape(run)]
+        for task, name in cols:
+            metrics = tasks.get(task, {})
+            if name not in metrics:
+                cells.append("")
+                continue
+            ci = escape(format_interval(metrics.get(f"{name}_ci95"), digits=3))
+            cells.append(format_value(metrics[name]) + (f"\n[dim]{ci}[/dim]" if ci else ""))
+        table.add_row(*cells)
+    return table
+
+
+def markdown(doc: dict[str, Any], figures: list[tuple[str, str]] | None = None) -> str:
+    """``metrics.md``: one table per task (runs as rows, every scalar metric), confusion
+    matrices, conventions, and links to ``figures`` given as ``(title, relative path)``."""
+    ds, bs = doc["dataset"], doc["bootstrap"]
+    lines = [
+        "# graphevent eval",
+        "",
+        f"- dataset: `{ds['path']}`, split `{ds['split']}`, {ds['n_events']} events",
+        f"- checkpoint: `{doc['checkpoint']}`",
+        f"- intervals: {bs['confidence']:.0%} percentile bootstrap, {bs['resamples']} resamples of the events (seed {bs['seed']})"
+        if bs["resamples"] else "- intervals: none (`--bootstrap 0`)",
+        "- 1/εB @ εS=x: background rejection at signal efficiency x, εB linearly interpolated between the "
+        "two ROC points around x; ∞ means no background event passes that cut",
+        "",
+    ]
+    all_cols = _columns(doc, full=True)
+    for task in dict.fromkeys(t for t, _ in all_cols):
+        names = [n for t, n in all_cols if t == task]
+        kinds = {ri["tasks"][task]["kind"] for ri in doc["run_info"].values() if task in ri["tasks"]}
+        details = []
+        for ri in doc["run_info"].values():
+            tinfo = ri["tasks"].get(task, {})
+            if "signal" in tinfo:
+                details.append(f"signal class `{tinfo['signal']}`")
+            if "target" in tinfo:
+                details.append(f"target `{tinfo['target']}`")
+        detail = ", ".join(dict.fromkeys(details))
+        lines += [f"## {task} ({', '.join(sorted(kinds))}{', ' + detail if detail else ''})", ""]
+        lines.append("| run | " + " | ".join(metric_label(n) for n in names) + " |")
+        lines.append("|---|" + "---:|" * len(names))
+        for run, tasks in doc["runs"].items():
+            metrics = tasks.get(task)
+            if metrics is None:
+                continue
+            cells = []
+            for n in names:
+                if n not in metrics:
+                    cells.append("")
+                    continue
+                ci = format_interval(metrics.get(f"{n}_ci95"))
+                cells.append(format_value(metrics[n]) + (f" {ci}" if ci else ""))
+            lines.append(f"| {run} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for run, tasks in doc["runs"].items():
+            cm = tasks.get(task, {}).get("confusion_matrix")
+            if cm is None:
+                continue
+            classes = doc["run_info"][run]["tasks"][task].get("classes", [str(i) for i in range(len(cm))])
+            lines += [f"Confusion matrix, {run} (rows: true class, columns: predicted):", ""]
+            lines.append("| true \\ predicted | " + " | ".join(classes) + " |")
+            lines.append("|---|" + "---:|" * len(classes))
+            lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |" for c, row in zip(classes, cm)]
+            lines.append("")
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{title}]({path})" for title, path in figures]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def csv_text(doc: dict[str, Any]) -> str:
+    """Long-form CSV: ``run,task,metric,value,ci95_low,ci95_high``."""
+
+    def cell(v: Any) -> str:
+        d = decode_value(v)
+        if d is None:
+            return ""
+        if math.isinf(d):
+            return "inf" if d > 0 else "-inf"
+        return f"{d:.10g}"
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run", "task", "metric", "value", "ci95_low", "ci95_high"])
+    for run, tasks in doc["runs"].items():
+        for task, metrics in tasks.items():
+            for name, value in metrics.items():
+                if name.endswith("_ci95") or name == "confusion_matrix":
+                    continue
+                ci = metrics.get(f"{name}_ci95") or [None, None]
+                writer.writerow([run, task, name, cell(value), cell(ci[0]), cell(ci[1])])
+    return out.getvalue()
