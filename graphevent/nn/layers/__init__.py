@@ -1,0 +1,25 @@
+"""Layers, one operator per file: EdgeConv blocks, graph-transformer layers, attention, masking."""
+
+from graphevent.nn.layers.cross_attention import CrossTaskFusion, MultiHeadAttention, TaskAttentionPool
+from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
+from graphevent.nn.layers.global_attention import EventSelfAttention
+from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
+from graphevent.nn.layers.masking import sample_hidden_nodes
+from graphevent.nn.layers.mlp import MLP
+from graphevent.nn.layers.normalize import Standardize
+from graphevent.nn.layers.position import FourierPosition
+from graphevent.nn.layers.set_loss import chamfer_distance
+
+__all__ = [
+    "MLP",
+    "CrossTaskFusion",
+    "EdgeConvBlock",
+    "EventSelfAttention",
+    "FourierPosition",
+    "GraphTransformerLayer",
+    "MultiHeadAttention",
+    "Standardize",
+    "TaskAttentionPool",
+    "chamfer_distance",
+    "sample_hidden_nodes",
+]

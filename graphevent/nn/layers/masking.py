@@ -1,0 +1,93 @@
+"""Choosing which nodes of each event to hide for masked-autoencoder pretraining."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.utils import to_dense_batch
+
+_M31 = 0x7FFFFFFF
+
+
+def hashed_uniform(event_key: Tensor, local_index: Tensor, seed: int = 0) -> Tensor:
+    """Deterministic pseudo-random numbers in [0, 1) from (event, node) integers.
+
+    The same event always gets the same numbers whatever batch it is in, so evaluation-time
+    masking is reproducible and independent of batching. Integer mixing stays below 2**62
+    (no int64 overflow) and is identical on CPU and CUDA.
+
+    Shapes:
+        event_key: (N,) int64, local_index: (N,) int64 -> (N,) float32
+    """
+    h = ((event_key & _M31) * 1_000_003 + local_index * 7_919 + seed * 104_729) & _M31
+    for _ in range(3):
+        h = ((h ^ (h >> 15)) * 0x2C1B3C6D) & _M31
+    h = h ^ (h >> 16)
+    return (h & 0xFFFFFF).float() / float(1 << 24)
+
+
+def hidden_counts(counts: Tensor, ratio: float) -> Tensor:
+    """Nodes to hide per event: ``round(ratio * n)``, kept within ``[1, n - 1]`` when n >= 2.
+
+    Shapes:
+        counts: (B,) int64 -> (B,) int64
+    """
+    n_hide = torch.round(counts.double() * ratio).long()
+    n_hide = torch.minimum(n_hide.clamp(min=1), counts - 1)
+    return n_hide.clamp(min=0)
+
+
+def rank_within_event(score: Tensor, batch: Tensor) -> Tensor:
+    """Rank (0 = smallest) of each node's ``score`` among the nodes of its event.
+
+    Shapes:
+        score: (N,), batch: (N,) sorted -> (N,) int64
+    """
+    dense, mask = to_dense_batch(score.float(), batch, fill_value=float("inf"))  # (B, M)
+    order = dense.argsort(dim=1, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(dense.size(1), device=score.device).expand_as(order))
+    return ranks[mask]
+
+
+def sample_hidden_nodes(
+    pos: Tensor,
+    batch: Tensor,
+    noise: Tensor,
+    ratio: float,
+    mode: str = "random",
+    num_patches: int = 4,
+) -> Tensor:
+    """Pick ``round(ratio * n)`` nodes of every event to hide (see :func:`hidden_counts`).
+
+    * ``random``: the nodes with the smallest ``noise``.
+    * ``patch``: contiguous patches: ``num_patches`` centre nodes per event (smallest
+      ``noise``) and, around them, the nodes nearest in (eta, phi) to any centre; the
+      hidden nodes form up to ``num_patches`` spatially contiguous blobs.
+
+    Nothing is modified in place; callers get a new boolean mask.
+
+    Args:
+        pos: (eta, phi) of each node.
+        batch: event index of each node (sorted).
+        noise: one uniform number per node (``torch.rand`` with a generator when
+            training, :func:`hashed_uniform` for reproducible evaluation).
+        ratio: fraction of nodes to hide, in (0, 1).
+        mode: ``random`` or ``patch``.
+        num_patches: patch centres per event (``patch`` mode).
+
+    Shapes:
+        pos: (N, 2), batch: (N,), noise: (N,) -> hidden (N,) bool
+    """
+    counts = torch.bincount(batch)
+    n_hide = hidden_counts(counts, ratio)
+    if mode == "random":
+        score = noise
+    else:
+        centre_rank = rank_within_event(noise, batch)
+        is_centre = centre_rank < num_patches
+        dense_pos, mask = to_dense_batch(pos.float(), batch)  # (B, M, 2)
+        centre_pos, centre_mask = to_dense_batch(pos.float()[is_centre], batch[is_centre], batch_size=mask.size(0))
+        d = torch.cdist(dense_pos, centre_pos).masked_fill(~centre_mask[:, None, :], float("inf"))
+        score = d.min(dim=2).values[mask] + 1e-6 * noise  # nearest centre; noise breaks ties
+    return rank_within_event(score, batch) < n_hide[batch]

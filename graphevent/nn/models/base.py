@@ -1,0 +1,165 @@
+"""The interface every graphevent model implements (see ``notes`` in the package docs).
+
+Training, evaluation and the CLI only talk to models through :class:`GraphModel`:
+
+* ``loss(batch, stage)`` -> ``(scalar, logs)`` for ``pretrain`` (reconstruction),
+  ``finetune`` / ``supervised`` (weighted task losses); ``forward(batch, stage)`` is the
+  same call, so a DDP-wrapped model is used as ``ddp_model(batch, stage)``;
+* ``predict(batch)`` -> physical-unit outputs per task, or ``recon_error`` for autoencoders;
+* ``encode(batch)`` -> ``(node_tokens (N, D), pooled (B, D))``;
+* ``encoder_modules()`` -> named encoders (``masked_gt``, ``edgeconv``) for weight
+  transfer and freezing (:meth:`freeze_encoders`);
+* ``explain(batch)`` -> attention maps / pooled embeddings.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from graphevent.config.base import to_dict
+from graphevent.data.info import DatasetInfo
+from graphevent.errors import ConfigError
+
+Stage = Literal["pretrain", "finetune", "supervised"]
+STAGES = ("pretrain", "finetune", "supervised")
+
+
+class GraphModel(nn.Module, abc.ABC):
+    """Base class of registered models.
+
+    Subclasses set ``config_class`` (a frozen dataclass of their keyword arguments) and
+    the capability flags, and implement :meth:`encode`, :meth:`loss` and :meth:`predict`.
+
+    Args:
+        info: the dataset's input sizes and statistics.
+        config: an instance of ``config_class``.
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type]
+    supports_pretrain: ClassVar[bool] = False
+    supports_tasks: ClassVar[bool] = False
+
+    def __init__(self, info: DatasetInfo, config: Any) -> None:
+        super().__init__()
+        self.info = info
+        self.config = config
+        self._frozen: set[str] = set()
+
+    # ------------------------------------------------------------------ description
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """The ``model:`` mapping that rebuilds this model with ``build_model``."""
+        return {"name": self.name, **to_dict(self.config)}
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def check_stage(self, stage: str) -> None:
+        """Raise :class:`ConfigError` if this model cannot train in ``stage``."""
+        if stage not in STAGES:
+            raise ConfigError(f"stage: invalid value {stage!r}; expected one of {', '.join(STAGES)}")
+        if stage == "pretrain" and not self.supports_pretrain:
+            raise ConfigError(f"model {self.name!r} has no pretraining objective; use stage finetune or supervised")
+        if stage != "pretrain" and not self.supports_tasks:
+            raise ConfigError(f"model {self.name!r} has no task heads; use stage pretrain")
+
+    # ------------------------------------------------------------------ interface
+    @abc.abstractmethod
+    def encode(self, batch) -> tuple[Tensor, Tensor]:
+        """Node tokens ``(N, D)`` and pooled per-event embedding ``(B, D)``."""
+
+    @abc.abstractmethod
+    def loss(self, batch, stage: Stage) -> tuple[Tensor, dict[str, float]]:
+        """Scalar training loss for ``stage`` and a dict of floats to log."""
+
+    @abc.abstractmethod
+    def predict(self, batch) -> dict[str, Tensor]:
+        """Per-event outputs in physical units (see module docstring)."""
+
+    def forward(self, batch, stage: Stage) -> tuple[Tensor, dict[str, float]]:
+        """Same as :meth:`loss` (so DDP sees the call that uses the parameters)."""
+        return self.loss(batch, stage)
+
+    def encoder_modules(self) -> dict[str, nn.Module]:
+        """Encoders by name (``masked_gt``, ``edgeconv``); empty if the model has none."""
+        return {}
+
+    def explain(self, batch) -> dict[str, Any]:
+        """At least ``pooled`` (B, D); task-head models add ``attention``."""
+        with torch.no_grad():
+            return {"pooled": self.encode(batch)[1]}
+
+    # ------------------------------------------------------------------ freezing
+    def freeze_encoders(self, names: Iterable[str] | None = None) -> list[str]:
+        """Stop training the named encoders (all by default).
+
+        Their parameters stop requiring gradients and the modules stay in eval mode
+        (BatchNorm statistics and dropout frozen too), so their weights and buffers stay
+        bit-identical however long the rest trains. Returns the names frozen.
+        """
+        encoders = self.encoder_modules()
+        names = list(encoders) if names is None else list(names)
+        for n in names:
+            if n not in encoders:
+                raise ConfigError(f"freeze: model {self.name!r} has no encoder {n!r}; it has {', '.join(encoders) or 'none'}")
+            encoders[n].requires_grad_(False)
+            encoders[n].eval()
+            self._frozen.add(n)
+        return names
+
+    @property
+    def frozen_encoders(self) -> list[str]:
+        return sorted(self._frozen)
+
+    def train(self, mode: bool = True) -> "GraphModel":
+        super().train(mode)
+        encoders = self.encoder_modules()
+        for n in self._frozen:
+            encoders[n].eval()
+        return self
+
+
+# ---------------------------------------------------------------------- batch helpers
+def batch_vector(data) -> tuple[Tensor, int]:
+    """``(batch (N,), num_events)`` of a PyG ``Batch``, or of a single ``Data`` (one event)."""
+    batch = getattr(data, "batch", None)
+    if batch is None:
+        return torch.zeros(data.num_nodes, dtype=torch.long, device=data.x.device), 1
+    return batch, int(data.num_graphs)
+
+
+def event_keys(data, batch: Tensor, num_events: int) -> Tensor:
+    """Per node, the dataset-wide ``event_id`` of its event (batch position if absent)."""
+    event_id = getattr(data, "event_id", None)
+    if event_id is None or event_id.numel() != num_events:
+        return batch
+    return event_id.view(-1).long()[batch]
+
+
+def position_graph(data, k: int, data_k: int) -> tuple[Tensor, Tensor]:
+    """The (eta, phi) kNN graph with ``k`` neighbours and its (deta, dphi, dR) edge features.
+
+    Uses the dataset's ``edge_index``/``edge_attr`` when present and built with the same
+    ``k`` (``data_k``, from ``DatasetInfo.k``); otherwise recomputes them per event in
+    plain torch (:func:`graphevent.data.knn.knn_graph`).
+
+    Shapes:
+        -> edge_index (2, E), edge_attr (E, 3)
+    """
+    from graphevent.data.knn import edge_features, knn_graph
+
+    edge_index = getattr(data, "edge_index", None)
+    if edge_index is None or data_k != k:
+        batch, _ = batch_vector(data)
+        edge_index = knn_graph(data.pos, batch, k)
+        return edge_index, edge_features(data.pos, edge_index)
+    edge_attr = getattr(data, "edge_attr", None)
+    if edge_attr is None:
+        edge_attr = edge_features(data.pos, edge_index)
+    return edge_index, edge_attr

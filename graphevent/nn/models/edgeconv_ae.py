@@ -1,0 +1,257 @@
+"""Sparse EdgeConv autoencoder: DGCNN-style encoder, latent vector, set decoder scored by Chamfer distance."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import global_max_pool, global_mean_pool
+from torch_geometric.utils import to_dense_batch
+
+from graphevent.data.info import DatasetInfo
+from graphevent.data.knn import knn_graph
+from graphevent.errors import ConfigError
+from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
+from graphevent.nn.layers.mlp import MLP
+from graphevent.nn.layers.normalize import Standardize
+from graphevent.nn.layers.set_loss import chamfer_distance
+from graphevent.nn.models.base import GraphModel, Stage, batch_vector, position_graph
+from graphevent.nn.reconstruction import Reconstruction
+from graphevent.nn.registry import register_model
+
+
+@dataclass(frozen=True)
+class EdgeConvAEConfig:
+    """Keyword arguments of ``edgeconv_ae`` (and of the ``edgeconv`` encoder of ``multitask``).
+
+    Args:
+        k: neighbours per node, in (eta, phi) for the first block and in feature space
+            for the others.
+        channels: edge-MLP sizes of each EdgeConv block, e.g. ``[[32, 32], [64, 64]]``:
+            the first block runs on the (eta, phi) graph, later ones on kNN recomputed
+            in feature space.
+        dim: node token and latent size D.
+        num_points: decoder slots: the most points reconstructed per event.
+        query_dim: size of each slot's learned query.
+        decoder_hidden: decoder MLP width.
+        pos_weight: weight of (eta, phi) relative to the standardised values in the
+            Chamfer distance.
+        count_weight: weight of the occupied-pixel count loss.
+    """
+
+    k: int = 16
+    channels: tuple[tuple[int, ...], ...] = ((32, 32), (64, 64))
+    dim: int = 64
+    num_points: int = 320
+    query_dim: int = 32
+    decoder_hidden: int = 128
+    pos_weight: float = 1.0
+    count_weight: float = 0.1
+
+    def validate(self, where: str = "model") -> None:
+        if not self.channels or any(not block or min(block) < 1 for block in self.channels):
+            raise ConfigError(f"{where}.channels: {self.channels!r}; expected a non-empty list of non-empty lists of sizes >= 1")
+        for key in ("k", "dim", "num_points", "query_dim", "decoder_hidden"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        if self.pos_weight <= 0 or self.count_weight < 0:
+            raise ConfigError(f"{where}: pos_weight must be > 0 and count_weight >= 0")
+
+
+class EdgeConvEncoder(nn.Module):
+    r"""DGCNN-style encoder: EdgeConv blocks, per-node fusion, mean+max pooled latent.
+
+    .. math::
+        h^1 = \mathrm{EC}_1([\tilde{x}, p];\ \mathrm{kNN}_{\eta\phi}),\quad
+        h^{l+1} = \mathrm{EC}_{l+1}(h^l;\ \mathrm{kNN}(h^l)),\quad
+        t_i = \mathrm{GELU}(\mathrm{LN}(W[h^1_i, \dots, h^L_i])),\quad
+        z = \mathrm{MLP}([\mathrm{mean}_i t_i, \max_i t_i])
+
+    (Wang et al., "Dynamic Graph CNN", arXiv:1801.07829). Feature-space kNN is computed
+    per event (:func:`graphevent.data.knn.knn_graph`), never across events.
+
+    Args:
+        info: dataset description.
+        config: :class:`EdgeConvAEConfig`.
+
+    Shapes:
+        x: (N, F), pos: (N, 2), edge_index: (2, E), batch: (N,) -> tokens (N, dim), pooled (B, dim)
+    """
+
+    def __init__(self, info: DatasetInfo, config: EdgeConvAEConfig) -> None:
+        super().__init__()
+        self.k = config.k
+        self.dim = config.dim
+        self.norm = Standardize(info.node_features, info.feature_stats)
+        blocks = []
+        size = info.num_node_features + 2
+        for ch in config.channels:
+            blocks.append(EdgeConvBlock(size, ch))
+            size = ch[-1]
+        self.blocks = nn.ModuleList(blocks)
+        fused = sum(ch[-1] for ch in config.channels)
+        self.token = nn.Sequential(nn.Linear(fused, config.dim), nn.LayerNorm(config.dim), nn.GELU())
+        self.latent = MLP(2 * config.dim, [config.dim], config.dim)
+
+    def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
+        h = torch.cat([self.norm(x), pos], dim=-1)
+        outs = []
+        for i, block in enumerate(self.blocks):
+            graph = edge_index if i == 0 else knn_graph(h, batch, self.k)
+            h = block(h, graph)
+            outs.append(h)
+        tokens = self.token(torch.cat(outs, dim=-1))
+        pooled = torch.cat([global_mean_pool(tokens, batch, num_events), global_max_pool(tokens, batch, num_events)], -1)
+        return tokens, self.latent(pooled)
+
+
+class SetDecoder(nn.Module):
+    r"""Latent vector -> a set of ``num_points`` points ``(eta, phi, values)`` and a point count.
+
+    Each of ``M`` slots has a learned query :math:`q_m`; point
+    :math:`m = \mathrm{MLP}(\mathrm{GELU}(W_z z + W_q q_m))`; the count head predicts
+    :math:`\log(1 + n)`, the number of occupied pixels. Reconstructing an event keeps the
+    first ``n`` slots (training uses the true ``n``, sampling the predicted one).
+
+    Args:
+        latent_dim: size of ``z``.
+        num_features: values per point ``F``.
+        num_points: slots ``M``.
+        query_dim: size of each query.
+        hidden: MLP width.
+
+    Shapes:
+        z: (B, latent_dim) -> points (B, M, 2 + F), log_count (B,)
+    """
+
+    def __init__(self, latent_dim: int, num_features: int, num_points: int, query_dim: int = 32, hidden: int = 128) -> None:
+        super().__init__()
+        self.num_points = num_points
+        self.queries = nn.Parameter(torch.empty(num_points, query_dim))
+        self.lin_z = nn.Linear(latent_dim, hidden)
+        self.lin_q = nn.Linear(query_dim, hidden, bias=False)
+        self.mlp = nn.Sequential(nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 2 + num_features))
+        self.count = MLP(latent_dim, [hidden], 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.queries, std=1.0)
+        for m in (self.lin_z, self.lin_q, self.count):
+            m.reset_parameters()
+        for m in self.mlp:
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.lin_z(z)[:, None, :] + self.lin_q(self.queries)[None]  # (B, M, hidden)
+        return self.mlp(h), self.count(z).squeeze(-1)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(num_points={self.num_points})"
+
+
+@register_model("edgeconv_ae")
+class EdgeConvAutoencoder(GraphModel):
+    """Sparse EdgeConv autoencoder: EdgeConv encoder to a latent vector, set decoder back to the sparse image.
+
+    The encoder (:class:`EdgeConvEncoder`) gives node tokens and a pooled latent ``z``; the
+    decoder (:class:`SetDecoder`) turns ``z`` into points ``(eta, phi, values)`` and a
+    count of occupied pixels. The reconstruction loss is the Chamfer distance
+    (:func:`~graphevent.nn.layers.set_loss.chamfer_distance`) between the event's nodes and
+    the first ``n`` decoded points in ``(sqrt(pos_weight) * (eta, phi), standardised
+    values)`` space, which scores both *where* pixels are occupied and their values, plus
+    ``count_weight * (log(1 + n_hat) - log(1 + n))^2`` for how many are occupied
+    (set autoencoding as in Achlioptas et al., arXiv:1707.02392).
+
+    Shapes:
+        batch: PyG Batch with x (N, F), pos (N, 2), edge_index (2, E)
+        -> encode: (N, dim), (B, dim); decode: (B, M, 2 + F), (B,);
+        predict: ``{"recon_error": (B, F)}``.
+    """
+
+    config_class = EdgeConvAEConfig
+    supports_pretrain = True
+    supports_tasks = False
+
+    def __init__(self, info: DatasetInfo, config: EdgeConvAEConfig | None = None, with_decoder: bool = True) -> None:
+        super().__init__(info, config or EdgeConvAEConfig())
+        c = self.config
+        self.encoder = EdgeConvEncoder(info, c)
+        self.decoder = (
+            SetDecoder(c.dim, info.num_node_features, c.num_points, c.query_dim, c.decoder_hidden) if with_decoder else None
+        )
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def encoder_modules(self) -> dict[str, nn.Module]:
+        return {"edgeconv": self.encoder}
+
+    def encode(self, batch) -> tuple[Tensor, Tensor]:
+        b, num_events = batch_vector(batch)
+        edge_index, _ = position_graph(batch, self.config.k, self.info.k)
+        return self.encoder(batch.x, batch.pos, edge_index, b, num_events)
+
+    def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Points ``(B, M, 2 + F)`` (physical (eta, phi), standardised values) and ``log(1 + n)`` (B,)."""
+        if self.decoder is None:
+            raise ConfigError(f"model {self.name!r} was built without its decoder (aux_recon_weight = 0)")
+        return self.decoder(z)
+
+    def _match(self, batch, z: Tensor, target: Tensor | None = None):
+        """Chamfer terms between the event's nodes and its first n decoded points."""
+        points, log_count = self.decode(z)
+        b, num_events = batch_vector(batch)
+        x = self.encoder.norm(batch.x if target is None else target)
+        w = math.sqrt(self.config.pos_weight)
+        true, true_mask = to_dense_batch(torch.cat([w * batch.pos, x], dim=-1).float(), b, batch_size=num_events)
+        counts = true_mask.sum(1)
+        slots = torch.arange(points.size(1), device=points.device)
+        pred_mask = slots[None, :] < counts[:, None]
+        pred = torch.cat([w * points[..., :2], points[..., 2:]], dim=-1)
+        cd, nearest, _ = chamfer_distance(pred, pred_mask, true, true_mask)
+        count_err = (log_count.float() - torch.log1p(counts.float())).square()
+        return cd, count_err, points, nearest, true, true_mask
+
+    def recon_terms(self, batch, target: Tensor | None = None) -> dict[str, Tensor]:
+        """``{"chamfer": .., "count": ..}`` batch means (before weighting)."""
+        _, z = self.encode(batch)
+        cd, count_err, *_ = self._match(batch, z, target)
+        return {"chamfer": cd.mean(), "count": count_err.mean()}
+
+    def recon_loss(self, batch, target: Tensor | None = None) -> Tensor:
+        """``chamfer + count_weight * count`` (see class docstring); ``target`` replaces ``batch.x``."""
+        terms = self.recon_terms(batch, target)
+        return terms["chamfer"] + self.config.count_weight * terms["count"]
+
+    @torch.no_grad()
+    def reconstruct(self, batch) -> Reconstruction:
+        """Decoded points of every event, as many as its predicted pixel count (dataset units)."""
+        _, z = self.encode(batch)
+        points, log_count = self.decode(z)
+        n = torch.round(torch.expm1(log_count.float())).long().clamp(1, points.size(1))
+        keep = torch.arange(points.size(1), device=points.device)[None, :] < n[:, None]  # (B, M)
+        b = torch.arange(points.size(0), device=points.device)[:, None].expand_as(keep)[keep]
+        sel = points[keep].float()
+        return Reconstruction(sel[:, :2], self.encoder.norm.inverse(sel[:, 2:]), b, points.size(0))
+
+    def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
+        self.check_stage(stage)
+        terms = self.recon_terms(batch)
+        loss = terms["chamfer"] + self.config.count_weight * terms["count"]
+        logs = torch.stack([loss.detach(), terms["chamfer"].detach(), terms["count"].detach()]).tolist()
+        return loss, dict(zip(("recon", "chamfer", "count"), logs))
+
+    @torch.no_grad()
+    def predict(self, batch) -> dict[str, Tensor]:
+        """``recon_error (B, F)``: per event and channel, mean squared standardised error between
+        each node and its nearest decoded point."""
+        _, z = self.encode(batch)
+        _, _, points, nearest, true, true_mask = self._match(batch, z)
+        f = self.info.num_node_features
+        matched = torch.gather(points[..., 2:].float(), 1, nearest[..., None].expand(-1, -1, f))  # (B, S_t, F)
+        err = (matched - true[..., 2:]).square() * true_mask[..., None]
+        return {"recon_error": err.sum(1) / true_mask.sum(1, keepdim=True).clamp(min=1)}

@@ -1,0 +1,296 @@
+"""Masked graph-transformer autoencoder (self-supervised pretraining by hidden-node reconstruction)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import global_mean_pool
+from torch_geometric.utils import scatter
+
+from graphevent.data.info import DatasetInfo
+from graphevent.errors import ConfigError
+from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
+from graphevent.nn.layers.masking import hashed_uniform, sample_hidden_nodes
+from graphevent.nn.layers.mlp import MLP
+from graphevent.nn.layers.normalize import Standardize
+from graphevent.nn.layers.position import FourierPosition
+from graphevent.nn.models.base import GraphModel, Stage, batch_vector, event_keys, position_graph
+from graphevent.nn.reconstruction import Reconstruction
+from graphevent.nn.registry import register_model
+
+
+@dataclass(frozen=True)
+class MaskedGTConfig:
+    """Keyword arguments of ``masked_gt_ae`` (and of the ``masked_gt`` encoder of ``multitask``).
+
+    Args:
+        dim: node token size D.
+        depth: graph-transformer layers in the encoder.
+        heads: attention heads (``dim`` and ``decoder_dim`` divisible by it).
+        edge_dim: size of the embedded (deta, dphi, dR) edge features.
+        ffn_ratio: FFN hidden size / dim.
+        dropout: dropout in attention and FFNs.
+        global_every: every n-th encoder layer also attends over all nodes of the event
+            (0 = never).
+        k: neighbours of the (eta, phi) graphs (the dataset's graph is reused when its k
+            matches; during pretraining the graph among visible nodes is rebuilt with k).
+        pos_freqs: Fourier octaves of the position encoding.
+        mask_ratio: fraction of nodes hidden per event in pretraining, in (0, 1).
+        mask_mode: ``random`` nodes or contiguous ``patch`` es of neighbours.
+        mask_patches: patch centres per event (``patch`` mode).
+        decoder_dim: decoder token size (the decoder is light: small and shallow).
+        decoder_depth: decoder graph-transformer layers over the full graph.
+        decoder_global: give the decoder layers event-wide attention too.
+        eval_mask_seed: seed of the deterministic per-event mask used in eval mode.
+    """
+
+    dim: int = 64
+    depth: int = 4
+    heads: int = 4
+    edge_dim: int = 16
+    ffn_ratio: float = 2.0
+    dropout: float = 0.0
+    global_every: int = 0
+    k: int = 16
+    pos_freqs: int = 4
+    mask_ratio: float = 0.5
+    mask_mode: Literal["random", "patch"] = "random"
+    mask_patches: int = 4
+    decoder_dim: int = 32
+    decoder_depth: int = 1
+    decoder_global: bool = False
+    eval_mask_seed: int = 0
+
+    def validate(self, where: str = "model") -> None:
+        for key in ("dim", "depth", "heads", "edge_dim", "k", "decoder_dim", "decoder_depth", "mask_patches"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        for key in ("dim", "decoder_dim"):
+            if getattr(self, key) % self.heads:
+                raise ConfigError(f"{where}.{key}: {getattr(self, key)} is not divisible by heads={self.heads}")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError(f"{where}.mask_ratio: {self.mask_ratio}; expected a fraction in (0, 1)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{where}.dropout: {self.dropout}; expected a value in [0, 1)")
+        if self.global_every < 0:
+            raise ConfigError(f"{where}.global_every: {self.global_every}; expected >= 0 (0 = no global attention)")
+
+
+class MaskedGTEncoder(nn.Module):
+    r"""Graph-transformer encoder over the (eta, phi) kNN graph.
+
+    .. math::
+        h^0_i = \mathrm{MLP}([\tilde{x}_i, \gamma(p_i)]),\quad
+        h^{l+1} = \mathrm{GTLayer}(h^l, E, \mathrm{MLP}_e(\Delta\eta, \Delta\phi, \Delta R)),\quad
+        t_i = \mathrm{LN}(h^L_i),\quad z = \mathrm{mean}_i\, t_i
+
+    ``x~`` is ``x`` standardised with the dataset's feature statistics, ``gamma`` the Fourier
+    position encoding. Every ``global_every``-th layer adds event-wide attention. The pooled
+    embedding is a parameter-free mean (permutation invariant).
+
+    Args:
+        info: dataset description (feature names and statistics).
+        config: :class:`MaskedGTConfig`.
+
+    Shapes:
+        x: (N, F), pos: (N, 2), edge_index: (2, E), edge_attr: (E, 3), batch: (N,)
+        -> tokens (N, dim), pooled (B, dim)
+    """
+
+    def __init__(self, info: DatasetInfo, config: MaskedGTConfig) -> None:
+        super().__init__()
+        c = config
+        self.dim = c.dim
+        self.norm = Standardize(info.node_features, info.feature_stats)
+        self.pos_enc = FourierPosition(2, c.pos_freqs)
+        self.embed = MLP(info.num_node_features + self.pos_enc.out_channels, [c.dim], c.dim)
+        self.edge_embed = MLP(3, [c.edge_dim], c.edge_dim)
+        self.layers = nn.ModuleList(
+            GraphTransformerLayer(
+                c.dim, c.heads, c.edge_dim, c.ffn_ratio, c.dropout,
+                global_attention=c.global_every > 0 and (i + 1) % c.global_every == 0,
+            )
+            for i in range(c.depth)
+        )
+        self.out_norm = nn.LayerNorm(c.dim)
+
+    def forward(
+        self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
+    ) -> tuple[Tensor, Tensor]:
+        h = self.embed(torch.cat([self.norm(x), self.pos_enc(pos)], dim=-1))
+        e = self.edge_embed(edge_attr)
+        for layer in self.layers:
+            h = layer(h, edge_index, e, batch)
+        tokens = self.out_norm(h)
+        return tokens, global_mean_pool(tokens, batch, size=num_events)
+
+
+class MaskedGTDecoder(nn.Module):
+    r"""Light decoder: visible tokens plus a shared mask token at hidden positions, over the full graph.
+
+    .. math::
+        d_i = \begin{cases} W t_i & i\ \text{visible} \\ m & i\ \text{hidden} \end{cases}
+        + \mathrm{MLP}(\gamma(p_i)),\qquad \hat{x}_i = W_o\,\mathrm{LN}(\mathrm{GTLayer}^{L_d}(d))_i
+
+    Args:
+        info: dataset description.
+        config: :class:`MaskedGTConfig` (``decoder_*`` fields).
+
+    Shapes:
+        tokens: (N_visible, dim), visible: (N,) bool, pos: (N, 2), edge_index: (2, E),
+        edge_attr: (E, 3), batch: (N,) -> (N, F) standardised values
+    """
+
+    def __init__(self, info: DatasetInfo, config: MaskedGTConfig) -> None:
+        super().__init__()
+        c = config
+        self.proj = nn.Linear(c.dim, c.decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(c.decoder_dim))
+        self.pos_enc = FourierPosition(2, c.pos_freqs)
+        self.pos_embed = MLP(self.pos_enc.out_channels, [c.decoder_dim], c.decoder_dim)
+        self.edge_embed = MLP(3, [c.edge_dim], c.edge_dim)
+        self.layers = nn.ModuleList(
+            GraphTransformerLayer(c.decoder_dim, c.heads, c.edge_dim, c.ffn_ratio, 0.0, c.decoder_global)
+            for _ in range(c.decoder_depth)
+        )
+        self.out_norm = nn.LayerNorm(c.decoder_dim)
+        self.head = nn.Linear(c.decoder_dim, info.num_node_features)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def forward(
+        self, tokens: Tensor, visible: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor
+    ) -> Tensor:
+        idx = visible.nonzero().view(-1)
+        full = tokens.new_zeros(visible.size(0), tokens.size(1)).index_copy(0, idx, tokens)
+        h = torch.where(visible[:, None], self.proj(full), self.mask_token.to(full.dtype))
+        h = h + self.pos_embed(self.pos_enc(pos))
+        e = self.edge_embed(edge_attr)
+        for layer in self.layers:
+            h = layer(h, edge_index, e, batch)
+        return self.head(self.out_norm(h))
+
+
+@register_model("masked_gt_ae")
+class MaskedGTAutoencoder(GraphModel):
+    """Masked graph-transformer autoencoder: hide nodes, encode the rest, reconstruct the hidden ones.
+
+    Masked-autoencoder pretraining (He et al., "Masked Autoencoders Are Scalable Vision
+    Learners", arXiv:2111.06377; on point clouds: Pang et al., Point-MAE, arXiv:2203.06604)
+    on the kNN graph of each event. A fraction ``mask_ratio`` of each event's nodes is
+    hidden (:func:`~graphevent.nn.layers.masking.sample_hidden_nodes`: random nodes or
+    contiguous patches); the encoder (:class:`MaskedGTEncoder`) sees only the visible
+    nodes, connected by a kNN graph rebuilt among them; the decoder
+    (:class:`MaskedGTDecoder`) places a mask token at every hidden position and predicts
+    the standardised channel values there. The loss is the mean squared error over hidden
+    nodes only. Without a mask (``encode(batch)``, fine-tuning) the encoder runs on all
+    nodes and the dataset's graph.
+
+    Masks are drawn with ``torch.rand`` in training mode (pass a ``generator`` for
+    reproducibility) and from a hash of ``(event_id, node)`` in eval mode, so an event's
+    evaluation mask does not depend on its batch. Caller tensors are never modified.
+
+    Shapes:
+        batch: PyG Batch with x (N, F), pos (N, 2) -> encode: (N, dim), (B, dim);
+        predict: ``{"recon_error": (B, F)}``.
+    """
+
+    config_class = MaskedGTConfig
+    supports_pretrain = True
+    supports_tasks = False
+
+    def __init__(self, info: DatasetInfo, config: MaskedGTConfig | None = None, with_decoder: bool = True) -> None:
+        super().__init__(info, config or MaskedGTConfig())
+        self.encoder = MaskedGTEncoder(info, self.config)
+        self.decoder = MaskedGTDecoder(info, self.config) if with_decoder else None
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def encoder_modules(self) -> dict[str, nn.Module]:
+        return {"masked_gt": self.encoder}
+
+    # ------------------------------------------------------------------ masking
+    def mask_nodes(self, batch, generator: torch.Generator | None = None) -> Tensor:
+        """Boolean ``(N,)``: which nodes to hide (new tensor; see class docstring for the randomness)."""
+        b, num_events = batch_vector(batch)
+        n = b.numel()
+        if self.training:
+            device = b.device if generator is None else generator.device
+            noise = torch.rand(n, generator=generator, device=device).to(b.device)
+        else:
+            counts = torch.bincount(b, minlength=num_events)
+            local = torch.arange(n, device=b.device) - (torch.cumsum(counts, 0) - counts)[b]
+            noise = hashed_uniform(event_keys(batch, b, num_events), local, self.config.eval_mask_seed)
+        c = self.config
+        return sample_hidden_nodes(batch.pos, b, noise, c.mask_ratio, c.mask_mode, c.mask_patches)
+
+    # ------------------------------------------------------------------ autoencoder
+    def encode(self, batch, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Node tokens and pooled embedding, of all nodes or only of ``visible`` ones.
+
+        Shapes:
+            visible: (N,) bool or None -> tokens (N_visible, dim), pooled (B, dim)
+        """
+        from graphevent.data.knn import edge_features, knn_graph
+
+        b, num_events = batch_vector(batch)
+        if visible is None:
+            edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k)
+            return self.encoder(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
+        x, pos, bv = batch.x[visible], batch.pos[visible], b[visible]
+        edge_index = knn_graph(pos, bv, self.config.k)
+        return self.encoder(x, pos, edge_index, edge_features(pos, edge_index), bv, num_events)
+
+    def decode(self, tokens: Tensor, batch, hidden: Tensor) -> Tensor:
+        """Standardised values ``(N, F)`` predicted at every node from the visible tokens
+        (meaningful at hidden nodes; visible rows are not trained)."""
+        if self.decoder is None:
+            raise ConfigError(f"model {self.name!r} was built without its decoder (aux_recon_weight = 0)")
+        b, _ = batch_vector(batch)
+        edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k)
+        return self.decoder(tokens, ~hidden, batch.pos, edge_index, edge_attr, b)
+
+    def _reconstruct_standardised(self, batch, hidden: Tensor | None) -> tuple[Tensor, Tensor]:
+        hidden = self.mask_nodes(batch) if hidden is None else hidden
+        tokens, _ = self.encode(batch, visible=~hidden)
+        return self.decode(tokens, batch, hidden), hidden
+
+    def recon_loss(self, batch, hidden: Tensor | None = None, target: Tensor | None = None) -> Tensor:
+        """Mean squared error of the standardised values over hidden nodes only.
+
+        Args:
+            batch: the events.
+            hidden: (N,) bool mask to use (default: :meth:`mask_nodes`).
+            target: (N, F) values to reconstruct (default ``batch.x``); only hidden rows count.
+        """
+        pred, hidden = self._reconstruct_standardised(batch, hidden)
+        target = self.encoder.norm(batch.x if target is None else target)
+        err = (pred.float() - target.float()).square() * hidden[:, None]
+        return err.sum() / (hidden.sum().clamp(min=1) * err.size(1))
+
+    @torch.no_grad()
+    def reconstruct(self, batch, hidden: Tensor | None = None) -> Reconstruction:
+        """Every node at its position; hidden nodes carry predicted values (dataset units)."""
+        pred, hidden = self._reconstruct_standardised(batch, hidden)
+        values = torch.where(hidden[:, None], self.encoder.norm.inverse(pred.float()), batch.x.float())
+        b, num_events = batch_vector(batch)
+        return Reconstruction(batch.pos, values, b, num_events, hidden)
+
+    # ------------------------------------------------------------------ GraphModel
+    def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
+        self.check_stage(stage)
+        loss = self.recon_loss(batch)
+        return loss, {"recon": float(loss.detach())}
+
+    @torch.no_grad()
+    def predict(self, batch) -> dict[str, Tensor]:
+        """``recon_error (B, F)``: per event and channel, mean squared standardised error over hidden nodes."""
+        pred, hidden = self._reconstruct_standardised(batch, None)
+        b, num_events = batch_vector(batch)
+        err = (pred.float() - self.encoder.norm(batch.x).float()).square()
+        err = scatter(err[hidden], b[hidden], dim=0, dim_size=num_events, reduce="mean")
+        return {"recon_error": err}

@@ -1,0 +1,232 @@
+"""Multitask model: pretrained encoders, per-task attention heads, task tokens fused by cross attention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import to_dense_batch
+
+from graphevent.data.info import DatasetInfo
+from graphevent.errors import ConfigError
+from graphevent.nn.layers.cross_attention import CrossTaskFusion, TaskAttentionPool
+from graphevent.nn.layers.mlp import MLP
+from graphevent.nn.models.base import GraphModel, Stage, batch_vector
+from graphevent.nn.models.edgeconv_ae import EdgeConvAEConfig, EdgeConvAutoencoder
+from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig
+from graphevent.nn.registry import register_model
+from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
+
+ENCODERS = {"masked_gt": MaskedGTAutoencoder, "edgeconv": EdgeConvAutoencoder}
+
+
+@dataclass(frozen=True)
+class MultiTaskConfig:
+    """Keyword arguments of ``multitask``.
+
+    Args:
+        encoder: which encoders feed the heads: ``masked_gt``, ``edgeconv`` or ``both``.
+        fusion: how task tokens are merged: ``cross_attention`` (each task's tokens attend
+            to the other tasks' tokens and to its tokens from the other encoder),
+            ``concat`` (every head sees all task tokens, concatenated) or ``none`` (each
+            head sees only its own tokens).
+        freeze_encoder: keep the encoders' weights fixed (linear-probe style fine-tuning).
+        dim: task token size D (encoder tokens are projected to it).
+        heads: attention heads in task pooling and fusion.
+        queries_per_task: learned queries (task tokens) per task and encoder.
+        fusion_depth: cross-attention fusion layers.
+        head_hidden: hidden width of each task's output MLP.
+        dropout: dropout in the heads.
+        aux_recon_weight: if > 0, the encoders keep their decoders and their
+            reconstruction losses are added with this weight during fine-tuning.
+        masked_gt: the ``masked_gt`` encoder's settings (same keys as ``masked_gt_ae``;
+            must match a pretraining run to initialise from it).
+        edgeconv: the ``edgeconv`` encoder's settings (same keys as ``edgeconv_ae``).
+    """
+
+    encoder: Literal["masked_gt", "edgeconv", "both"] = "both"
+    fusion: Literal["cross_attention", "concat", "none"] = "cross_attention"
+    freeze_encoder: bool = False
+    dim: int = 64
+    heads: int = 4
+    queries_per_task: int = 2
+    fusion_depth: int = 1
+    head_hidden: int = 64
+    dropout: float = 0.0
+    aux_recon_weight: float = 0.0
+    masked_gt: MaskedGTConfig = field(default_factory=MaskedGTConfig)
+    edgeconv: EdgeConvAEConfig = field(default_factory=EdgeConvAEConfig)
+
+    def validate(self, where: str = "model") -> None:
+        if self.dim % self.heads:
+            raise ConfigError(f"{where}.dim: {self.dim} is not divisible by heads={self.heads}")
+        for key in ("dim", "heads", "queries_per_task", "fusion_depth", "head_hidden"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        if self.aux_recon_weight < 0:
+            raise ConfigError(f"{where}.aux_recon_weight: {self.aux_recon_weight}; expected >= 0")
+
+    @property
+    def encoder_names(self) -> list[str]:
+        return ["masked_gt", "edgeconv"] if self.encoder == "both" else [self.encoder]
+
+
+@register_model("multitask")
+class MultiTaskModel(GraphModel):
+    r"""Encoder(s) + one attention head per task + cross-attention fusion of the task tokens.
+
+    1. Each encoder (``masked_gt``: :class:`MaskedGTEncoder`, ``edgeconv``:
+       :class:`EdgeConvEncoder`) turns the event into node tokens and a pooled embedding,
+       projected to ``dim``.
+    2. Each task ``t`` has its own :class:`TaskAttentionPool` per encoder ``e``: learned
+       queries attend over ``[pooled, node tokens]`` of ``e`` and give ``Q`` task tokens
+       ``T[t, e]``.
+    3. Fusion (``cross_attention``, :class:`CrossTaskFusion`): each task's tokens attend to
+       the other tasks' tokens and to its own tokens from the other encoder (a learned
+       embedding tells the groups apart).
+    4. A small MLP per task maps its tokens (``concat``: all tasks' tokens) to its output.
+
+    Losses are :class:`~graphevent.nn.tasks.TaskSet`'s weighted task losses (+
+    ``aux_recon_weight`` times the encoders' reconstruction losses). Pretraining is not a
+    stage of this model: pretrain ``masked_gt_ae`` / ``edgeconv_ae`` and initialise the
+    encoders from them (their state-dict keys match ``encoder_modules()``).
+
+    Args:
+        info: dataset description.
+        config: :class:`MultiTaskConfig`.
+        tasks: task list (default: label classification and regression of every target).
+
+    Shapes:
+        batch: x (N, F), pos (N, 2), edge_index (2, E) -> forward_heads:
+        ``{task: (B, num_classes) logits | (B,) standardised value}``; encode:
+        (N, n_enc * dim), (B, n_enc * dim); explain()["attention"][task]: (N, heads).
+    """
+
+    config_class = MultiTaskConfig
+    supports_pretrain = False
+    supports_tasks = True
+
+    def __init__(self, info: DatasetInfo, config: MultiTaskConfig | None = None, tasks: Sequence[TaskConfig] | None = None) -> None:
+        super().__init__(info, config or MultiTaskConfig())
+        c = self.config
+        self.taskset = TaskSet(check_tasks(tasks if tasks is not None else default_tasks(info), info), info)
+        names = c.encoder_names
+        with_decoder = c.aux_recon_weight > 0
+        self.backbones = nn.ModuleDict(
+            {n: ENCODERS[n](info, getattr(c, n), with_decoder=with_decoder) for n in names}
+        )
+        self.token_proj = nn.ModuleDict({n: nn.Linear(self.backbones[n].dim, c.dim) for n in names})
+        self.pools = nn.ModuleDict(
+            {
+                t.name: nn.ModuleDict({n: TaskAttentionPool(c.dim, c.heads, c.queries_per_task, c.dropout) for n in names})
+                for t in self.taskset.tasks
+            }
+        )
+        n_groups = len(self.taskset.tasks) * len(names)
+        groups = torch.tensor(
+            [[ti, ei] for ti in range(len(self.taskset.tasks)) for ei in range(len(names)) for _ in range(c.queries_per_task)]
+        )
+        self.register_buffer("groups", groups, persistent=False)
+        if c.fusion == "cross_attention":
+            self.group_embed = nn.Parameter(torch.zeros(n_groups, c.dim))
+            nn.init.normal_(self.group_embed, std=0.02)
+            self.fusion = CrossTaskFusion(c.dim, c.heads, c.fusion_depth, c.dropout)
+        tokens_per_task = len(names) * c.queries_per_task
+        head_in = (n_groups * c.queries_per_task if c.fusion == "concat" else tokens_per_task) * c.dim
+        self.heads = nn.ModuleDict(
+            {
+                t.name: MLP(head_in, [c.head_hidden], self.taskset.out_channels(t), dropout=c.dropout)
+                for t in self.taskset.tasks
+            }
+        )
+        if c.freeze_encoder:
+            self.freeze_encoders()
+
+    @property
+    def tasks(self) -> list[TaskConfig]:
+        return self.taskset.tasks
+
+    def encoder_modules(self) -> dict[str, nn.Module]:
+        return {n: bb.encoder for n, bb in self.backbones.items()}
+
+    # ------------------------------------------------------------------ features and heads
+    def forward_features(self, batch) -> dict[str, tuple[Tensor, Tensor]]:
+        """Per encoder: projected node tokens ``(N, dim)`` and pooled embedding ``(B, dim)``."""
+        out = {}
+        for n, bb in self.backbones.items():
+            ctx = torch.no_grad() if n in self._frozen else nullcontext()
+            with ctx:
+                tokens, pooled = bb.encode(batch)
+            proj = self.token_proj[n]
+            out[n] = (proj(tokens), proj(pooled))
+        return out
+
+    def forward_heads(self, features: dict[str, tuple[Tensor, Tensor]], batch, need_weights: bool = False):
+        """Raw task outputs (logits (B, C) or standardised values (B,)); with
+        ``need_weights`` also ``{task: {encoder: (B, heads, Q, 1 + N_max)}}`` attention."""
+        b, num_events = batch_vector(batch)
+        kv = {}
+        for n, (tokens, pooled) in features.items():
+            dense, mask = to_dense_batch(tokens, b, batch_size=num_events)
+            kv[n] = (torch.cat([pooled[:, None], dense], 1), torch.cat([mask.new_ones(num_events, 1), mask], 1))
+        task_tokens, weights = [], {}
+        for t in self.taskset.tasks:
+            weights[t.name] = {}
+            for n in self.backbones:
+                tok, w = self.pools[t.name][n](*kv[n], need_weights=need_weights)
+                task_tokens.append(tok)
+                weights[t.name][n] = w
+        tokens = torch.cat(task_tokens, dim=1)  # (B, n_tasks * n_enc * Q, D)
+        if self.config.fusion == "cross_attention":
+            tokens = self.fusion(tokens + self.group_embed.repeat_interleave(self.config.queries_per_task, 0), self.groups)
+        per_task = tokens.view(num_events, len(self.taskset.tasks), -1)
+        out = {}
+        for i, t in enumerate(self.taskset.tasks):
+            inp = tokens.flatten(1) if self.config.fusion == "concat" else per_task[:, i]
+            y = self.heads[t.name](inp)
+            out[t.name] = y.squeeze(-1) if t.type == "regression" else y
+        return (out, weights) if need_weights else out
+
+    # ------------------------------------------------------------------ GraphModel
+    def encode(self, batch) -> tuple[Tensor, Tensor]:
+        feats = self.forward_features(batch)
+        return torch.cat([f[0] for f in feats.values()], -1), torch.cat([f[1] for f in feats.values()], -1)
+
+    def loss(self, batch, stage: Stage = "finetune") -> tuple[Tensor, dict[str, float]]:
+        self.check_stage(stage)
+        losses = self.taskset.losses(self.forward_heads(self.forward_features(batch), batch), batch)
+        total = self.taskset.total(losses)
+        names = [f"loss_{n}" for n in losses]
+        parts = list(losses.values())
+        if self.config.aux_recon_weight > 0:
+            for n, bb in self.backbones.items():
+                recon = bb.recon_loss(batch)
+                total = total + self.config.aux_recon_weight * recon
+                names.append(f"recon_{n}")
+                parts.append(recon)
+        values = torch.stack([total.detach(), *(v.detach().float() for v in parts)]).tolist()
+        return total, dict(zip(["loss", *names], values))
+
+    @torch.no_grad()
+    def predict(self, batch) -> dict[str, Tensor]:
+        return self.taskset.predict(self.forward_heads(self.forward_features(batch), batch))
+
+    @torch.no_grad()
+    def explain(self, batch) -> dict[str, Any]:
+        """``attention[task]``: (N, heads) attention of the task's queries on each node,
+        averaged over queries and encoders (the pooled token's share left out);
+        ``pooled``: (B, n_enc * dim); ``outputs``: :meth:`predict`-style outputs."""
+        b, num_events = batch_vector(batch)
+        feats = self.forward_features(batch)
+        raw, weights = self.forward_heads(feats, batch, need_weights=True)
+        _, mask = to_dense_batch(b, b, batch_size=num_events)
+        attention = {}
+        for task, per_enc in weights.items():
+            w = torch.stack([wt[..., 1:] for wt in per_enc.values()]).mean(dim=(0, 3))  # (B, H, N_max)
+            attention[task] = w.transpose(1, 2)[mask]
+        pooled = torch.cat([f[1] for f in feats.values()], -1)
+        return {"attention": attention, "pooled": pooled, "outputs": self.taskset.predict(raw)}

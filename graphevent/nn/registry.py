@@ -1,0 +1,101 @@
+"""Models by name: ``@register_model("edgeconv_ae")`` and ``build_model(cfg, info, tasks)``.
+
+A model is always built from its registered name and a mapping of keyword arguments
+(the experiment YAML's ``model:`` section), never imported from a path in a config.
+Input sizes come from the dataset's :class:`DatasetInfo`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from graphevent.config.base import from_dict
+from graphevent.data.info import DatasetInfo
+from graphevent.errors import ConfigError
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register_model(name: str) -> Callable[[type], type]:
+    """Class decorator adding a :class:`~graphevent.nn.models.base.GraphModel` under ``name``."""
+
+    def wrap(cls: type) -> type:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"model name {name!r} is already registered by {_REGISTRY[name].__name__}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _ensure_loaded() -> None:
+    import graphevent.nn.models  # noqa: F401  (registers the built-in models)
+
+
+def list_models() -> dict[str, type]:
+    """Registered models, name -> class, sorted by name."""
+    _ensure_loaded()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def build_model(cfg: Mapping[str, Any], info: DatasetInfo, tasks: Sequence[Any] | None = None):
+    """Build a registered model.
+
+    Args:
+        cfg: ``{"name": <registered name>, **kwargs}``; kwargs are the fields of the
+            model's config dataclass (unset ones keep their defaults).
+        info: the dataset (input sizes, classes, targets, statistics).
+        tasks: :class:`~graphevent.nn.tasks.TaskConfig` list for task-head models
+            (``None``: the model's default tasks); ignored by autoencoders.
+
+    Raises:
+        ConfigError: unknown name (lists the known ones), unknown or invalid kwargs
+            (lists the valid ones).
+    """
+    models = list_models()
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"model: expected a mapping with a 'name' key, found {cfg!r}")
+    name = cfg.get("name")
+    if name not in models:
+        raise ConfigError(f"model.name: unknown model {name!r}; registered models: {', '.join(models)}")
+    cls = models[name]
+    kwargs = {k: v for k, v in cfg.items() if k != "name"}
+    config = from_dict(cls.config_class, kwargs, "model")
+    if cls.supports_tasks:
+        return cls(info, config, tasks=tasks)
+    return cls(info, config)
+
+
+def default_info() -> DatasetInfo:
+    """The dataset description used when none is given (``graphevent models`` without ``--data``):
+    3 channel features (tracks, ecal, hcal), 2 classes (quark, gluon), targets m0 and pt."""
+    return DatasetInfo(
+        node_features=["tracks", "ecal", "hcal"],
+        classes=["quark", "gluon"],
+        targets=["m0", "pt"],
+        k=16,
+    )
+
+
+def model_summaries(info: DatasetInfo | None = None) -> list[dict[str, Any]]:
+    """One row per registered model: name, class, parameters (default config, default
+    tasks), capabilities and the first line of its docstring."""
+    info = default_info() if info is None else info
+    rows = []
+    for name, cls in list_models().items():
+        model = build_model({"name": name}, info)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        rows.append(
+            {
+                "name": name,
+                "class": cls.__name__,
+                "parameters": model.num_parameters(),
+                "pretrain": cls.supports_pretrain,
+                "tasks": cls.supports_tasks,
+                "encoders": list(model.encoder_modules()),
+                "description": doc[0] if doc else "",
+            }
+        )
+    return rows

@@ -1,0 +1,170 @@
+"""Supervised tasks from config: what each head predicts, its loss, and its output units.
+
+A task is classification of the event label or regression of one dataset target (e.g.
+jet mass ``m0``, ``pt``). Any number of tasks can be trained at once; the total loss is
+``sum(weight_t * loss_t)``. Regression heads predict *standardised* targets (train-split
+mean/std from the dataset manifest, stored as buffers) and :meth:`TaskSet.predict`
+returns physical units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphevent.data.info import DatasetInfo
+from graphevent.errors import ConfigError, DataError
+from graphevent.nn.layers.normalize import Standardize
+
+LABEL_TARGETS = ("label", "y")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One supervised task.
+
+    Args:
+        name: unique task name (letters, digits, ``_``); used in losses, metrics, outputs.
+        type: ``classification`` (of the event label ``y``) or ``regression``.
+        target: regression: a name from ``DatasetInfo.targets`` (e.g. ``m0``);
+            classification: ``None``, ``label`` or ``y`` (the event label).
+        weight: weight of this task's loss in the total (>= 0).
+        loss: ``ce`` (classification; the default), ``mse`` (regression default),
+            ``huber`` or ``l1``.
+    """
+
+    name: str
+    type: Literal["classification", "regression"]
+    target: str | None = None
+    weight: float = 1.0
+    loss: Literal["ce", "mse", "huber", "l1"] | None = None
+
+    def validate(self, where: str = "task") -> None:
+        if not self.name or not self.name.replace("_", "a").isalnum():
+            raise ConfigError(f"{where}.name: invalid task name {self.name!r}; expected letters, digits and _")
+        if self.weight < 0:
+            raise ConfigError(f"{where}.weight: {self.weight} is negative; expected >= 0")
+        if self.type == "classification":
+            if self.target not in (None, *LABEL_TARGETS):
+                raise ConfigError(
+                    f"{where}.target: {self.target!r} for a classification task; expected none, 'label' or 'y'"
+                )
+            if self.loss not in (None, "ce"):
+                raise ConfigError(f"{where}.loss: {self.loss!r} for a classification task; expected 'ce'")
+        else:
+            if self.target is None:
+                raise ConfigError(f"{where}.target: missing for regression task {self.name!r}; expected a dataset target name")
+            if self.loss == "ce":
+                raise ConfigError(f"{where}.loss: 'ce' for a regression task; expected one of 'mse', 'huber', 'l1'")
+
+    @property
+    def resolved_loss(self) -> str:
+        if self.loss is not None:
+            return self.loss
+        return "ce" if self.type == "classification" else "mse"
+
+
+def check_tasks(tasks: Sequence[TaskConfig], info: DatasetInfo, where: str = "tasks") -> list[TaskConfig]:
+    """Validate tasks against a dataset: unique names, regression targets that exist."""
+    if not tasks:
+        raise ConfigError(f"{where}: no tasks given; expected at least one classification or regression task")
+    seen: set[str] = set()
+    for i, task in enumerate(tasks):
+        task.validate(f"{where}[{i}]")
+        if task.name in seen:
+            raise ConfigError(f"{where}[{i}].name: duplicate task name {task.name!r}")
+        seen.add(task.name)
+        if task.type == "regression" and task.target not in info.targets:
+            raise ConfigError(
+                f"{where}[{i}].target: {task.target!r} is not a target of this dataset; "
+                f"available: {', '.join(info.targets) or '(none)'}"
+            )
+        if task.type == "classification" and info.num_classes < 2:
+            raise ConfigError(f"{where}[{i}]: classification needs >= 2 classes; the dataset has {info.classes}")
+    return list(tasks)
+
+
+def default_tasks(info: DatasetInfo, regression: bool = True) -> list[TaskConfig]:
+    """Classification of the label, plus (if ``regression``) MSE regression of every target."""
+    tasks = [TaskConfig("label", "classification")]
+    if regression:
+        tasks += [TaskConfig(t, "regression", target=t) for t in info.targets]
+    return tasks
+
+
+class TaskSet(nn.Module):
+    """Losses and physical-unit predictions for a list of tasks.
+
+    Args:
+        tasks: validated tasks (see :func:`check_tasks`).
+        info: the dataset (class count, target names and statistics).
+
+    Shapes:
+        outputs: ``{task: (B, num_classes)}`` logits for classification and
+        ``{task: (B,)}`` standardised values for regression; batch.y: (B,),
+        batch.targets: (B, T) physical units.
+    """
+
+    def __init__(self, tasks: Sequence[TaskConfig], info: DatasetInfo) -> None:
+        super().__init__()
+        self.tasks = list(tasks)
+        self.num_classes = info.num_classes
+        self.target_names = list(info.targets)
+        self.target_norm = Standardize(info.targets, info.target_stats)
+
+    def out_channels(self, task: TaskConfig) -> int:
+        """Head output size: ``num_classes`` logits or one standardised value."""
+        return self.num_classes if task.type == "classification" else 1
+
+    def _targets(self, batch, task: TaskConfig) -> Tensor:
+        if task.type == "classification":
+            y = getattr(batch, "y", None)
+            if y is None:
+                raise DataError(f"task {task.name!r}: the batch has no labels 'y'")
+            return y.view(-1).long()
+        targets = getattr(batch, "targets", None)
+        if targets is None:
+            raise DataError(f"task {task.name!r}: the batch has no regression 'targets'")
+        col = self.target_names.index(task.target)
+        return self.target_norm(targets.view(-1, len(self.target_names)).float())[:, col]
+
+    def losses(self, outputs: dict[str, Tensor], batch) -> dict[str, Tensor]:
+        """Unweighted loss of every task (scalars)."""
+        out = {}
+        for task in self.tasks:
+            pred = outputs[task.name].float()
+            target = self._targets(batch, task)
+            kind = task.resolved_loss
+            if kind == "ce":
+                out[task.name] = F.cross_entropy(pred, target)
+            elif kind == "mse":
+                out[task.name] = F.mse_loss(pred, target)
+            elif kind == "huber":
+                out[task.name] = F.huber_loss(pred, target)
+            else:
+                out[task.name] = F.l1_loss(pred, target)
+        return out
+
+    def total(self, losses: dict[str, Tensor]) -> Tensor:
+        """``sum(weight_t * loss_t)``."""
+        return torch.stack([t.weight * losses[t.name] for t in self.tasks]).sum()
+
+    def predict(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Softmax probabilities (B, C) per classification task, physical values (B,) per regression."""
+        out = {}
+        for task in self.tasks:
+            pred = outputs[task.name].float()
+            if task.type == "classification":
+                out[task.name] = pred.softmax(dim=-1)
+            else:
+                col = self.target_names.index(task.target)
+                out[task.name] = pred * self.target_norm.std[col] + self.target_norm.mean[col]
+        return out
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({[f'{t.name}:{t.type}' for t in self.tasks]})"

@@ -1,0 +1,251 @@
+#!/usr/bin/env python
+"""Training speed of every registered model: forward+backward events/s and peak memory.
+
+Synthetic events (uniform (eta, phi) in [-1, 1]^2, 3 log-scaled channel values, kNN graph
+in (eta, phi)) of ``--nodes`` nodes each, batches of ``--batch`` events. Each model runs
+the loss of its natural stage (``pretrain`` for autoencoders, ``finetune`` for
+``multitask``, ``supervised`` for ``particlenet``) with default settings and default
+tasks (label classification, plus m0 and pT regression for ``multitask``).
+
+Timing is round-robin (each round runs one step of every model) so that load changes on a
+shared machine affect all models alike. Peak memory: CUDA: ``torch.cuda.max_memory_allocated``
+during a model's step minus what was allocated before it; CPU: in a fresh subprocess per
+model, peak resident set size during a step (Linux ``VmHWM``, reset after a warm-up step)
+minus the RSS before it.
+On a small shared CPU, ``--threads 1`` gives steadier figures than torch's default.
+
+Examples::
+
+    python scripts/bench_models.py                       # issue defaults: 300 nodes, k=16, batch 128
+    python scripts/bench_models.py --batch 16 --steps 3  # quick CPU run
+    python scripts/bench_models.py --device cuda --amp   # on a GPU, bf16 autocast
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+
+def machine_description(device: str) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    text = f"CPU: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device == "cuda":
+        text += f"; GPU: {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    return text
+
+
+def make_batch(batch_size: int, nodes: int, k: int, seed: int = 0):
+    import torch
+    from torch_geometric.data import Batch, Data
+
+    from graphevent.data.knn import edge_features, knn_graph
+
+    g = torch.Generator().manual_seed(seed)
+    events = []
+    for i in range(batch_size):
+        pos = torch.rand(nodes, 2, generator=g) * 2 - 1
+        x = torch.log1p(torch.empty(nodes, 3).exponential_(generator=g) * 10)
+        ei = knn_graph(pos, None, k)
+        events.append(
+            Data(
+                x=x, pos=pos, edge_index=ei, edge_attr=edge_features(pos, ei),
+                y=torch.tensor([i % 2]), targets=torch.rand(1, 2, generator=g) * 100 + 50,
+                event_id=torch.tensor([i]),
+            )
+        )
+    return Batch.from_data_list(events)
+
+
+INFO_KW = dict(
+    node_features=["tracks", "ecal", "hcal"], classes=["quark", "gluon"], targets=["m0", "pt"],
+    target_stats={"m0": {"mean": 100.0, "std": 30.0}, "pt": {"mean": 100.0, "std": 30.0}},
+)
+
+
+def natural_stage(name: str, model) -> str:
+    if model.supports_pretrain:
+        return "pretrain"
+    return "supervised" if name == "particlenet" else "finetune"
+
+
+def make_step(model, batch, stage: str, amp: bool):
+    import torch
+
+    device_type = batch.x.device.type
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp):
+            loss, _ = model.loss(batch, stage)
+        loss.backward()
+
+    return step
+
+
+def build(names, args):
+    import torch
+
+    from graphevent.data.info import DatasetInfo
+    from graphevent.nn import build_model
+
+    info = DatasetInfo(**INFO_KW, k=args.k)
+    models = {}
+    for name in names:
+        torch.manual_seed(0)
+        models[name] = build_model({"name": name}, info).to(args.device).train()
+    return models
+
+
+def _peak_rss_bytes() -> int:
+    """Peak RSS of this process: Linux ``VmHWM`` (resettable, not inherited from the parent
+    like ``ru_maxrss`` is across exec), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _reset_peak_rss() -> None:
+    try:  # Linux: "5" resets the peak RSS (VmHWM) to the current RSS
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def cpu_peak_memory(name: str, args) -> float:
+    """Child process: one warm-up step, then peak RSS growth (MiB) during a second step."""
+    import psutil
+
+    batch = make_batch(args.batch, args.nodes, args.k).to(args.device)
+    model = build([name], args)[name]
+    step = make_step(model, batch, natural_stage(name, model), args.amp)
+    step()
+    rss_before = psutil.Process().memory_info().rss
+    _reset_peak_rss()
+    step()
+    return max(_peak_rss_bytes() - rss_before, 0) / 2**20
+
+
+def bench(names, args) -> list[dict]:
+    """Round-robin timing: every round runs one step of each model, so load changes on a
+    shared machine hit all models alike. CUDA peak memory is taken per model step."""
+    import torch
+
+    batch = make_batch(args.batch, args.nodes, args.k).to(args.device)
+    models = build(names, args)
+    steps = {n: make_step(m, batch, natural_stage(n, m), args.amp) for n, m in models.items()}
+    cuda = args.device == "cuda"
+    for _ in range(args.warmup):
+        for step in steps.values():
+            step()
+    elapsed = dict.fromkeys(names, 0.0)
+    peak = dict.fromkeys(names, 0.0)
+    for _ in range(args.steps):
+        for n, step in steps.items():
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                base = torch.cuda.memory_allocated()
+            t0 = time.perf_counter()
+            step()
+            if cuda:
+                torch.cuda.synchronize()
+                peak[n] = max(peak[n], (torch.cuda.max_memory_allocated() - base) / 2**20)
+            elapsed[n] += time.perf_counter() - t0
+    rows = []
+    for n, m in models.items():
+        rows.append({
+            "model": n,
+            "stage": natural_stage(n, m),
+            "parameters": m.num_parameters(),
+            "events_per_s": args.batch * args.steps / elapsed[n],
+            "ms_per_step": 1000 * elapsed[n] / args.steps,
+            "peak_mem_mib": peak[n] if cuda else None,
+        })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", help="registered names (default: all)")
+    parser.add_argument("--batch", type=int, default=128, help="events per batch (default 128)")
+    parser.add_argument("--nodes", type=int, default=300, help="nodes per event (default 300)")
+    parser.add_argument("--k", type=int, default=16, help="neighbours (default 16)")
+    parser.add_argument("--steps", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda if available)")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch sees no GPU", file=sys.stderr)
+        return 2
+    if args.memory_of:
+        print(json.dumps({"peak_mem_mib": cpu_peak_memory(args.memory_of, args)}))
+        return 0
+
+    from graphevent.nn import list_models
+
+    names = args.models or list(list_models())
+    unknown = sorted(set(names) - set(list_models()))
+    if unknown:
+        print(f"error: unknown model(s) {unknown}; registered: {list(list_models())}", file=sys.stderr)
+        return 2
+    print(f"# bench_models: {args.batch} events x {args.nodes} nodes, k={args.k}, {args.steps} timed rounds "
+          f"(+{args.warmup} warm-up), device={args.device}, amp={'bf16' if args.amp else 'off'}")
+    print(f"# {machine_description(args.device)}")
+    rows = bench(names, args)
+    if args.device == "cpu":  # peak RSS needs a fresh process per model
+        for r in rows:
+            cmd = [sys.executable, os.path.abspath(__file__), "--memory-of", r["model"], "--device", "cpu",
+                   "--batch", str(args.batch), "--nodes", str(args.nodes), "--k", str(args.k)]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            r["peak_mem_mib"] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_mem_mib"]
+    mem_label = "peak CUDA alloc MiB" if args.device == "cuda" else "peak RSS growth MiB"
+    print(f"| model | stage | parameters | events/s (fwd+bwd) | ms/step | {mem_label} |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['stage']} | {r['parameters']:,} | {r['events_per_s']:.1f} | "
+              f"{r['ms_per_step']:.0f} | {r['peak_mem_mib']:.0f} |")
+    ref = next((r for r in rows if r["model"] == "particlenet"), None)
+    if ref:
+        print("# events/s relative to particlenet: " + ", ".join(
+            f"{r['model']} {r['events_per_s'] / ref['events_per_s']:.2f}x" for r in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
