@@ -53,11 +53,11 @@ class MaskedGTConfig:
     edge_dim: int = 16
     ffn_ratio: float = 2.0
     dropout: float = 0.0
-    global_every: int = 0
+    global_every: int = 2
     k: int = 16
     pos_freqs: int = 4
     mask_ratio: float = 0.5
-    mask_mode: Literal["random", "patch"] = "random"
+    mask_mode: Literal["random", "patch"] = "patch"
     mask_patches: int = 4
     decoder_dim: int = 32
     decoder_depth: int = 1
