@@ -19,7 +19,8 @@ class GraphTransformerLayer(nn.Module):
 
     ``GraphAttn`` is PyG's ``TransformerConv`` (Shi et al., arXiv:2009.03509): node i
     attends to its k neighbours j with :math:`\alpha_{ij} = \mathrm{softmax}_j(q_i^\top
-    (k_j + W_e e_{ij}) / \sqrt{d})` and aggregates :math:`v_j + W_e e_{ij}`, where
+    (k_j + W_e e_{ij}) / \sqrt{d})` and returns :math:`W_r x_i + \sum_j \alpha_{ij}(v_j +
+    W_e e_{ij})` (the root term ``W_r`` is kept so every parameter is used), where
     :math:`e_{ij}` embeds the relative geometry (delta eta, delta phi, delta R) of the
     pair, so attention depends on where each neighbour sits. ``EventAttn`` is full
     attention among all nodes of the same event (:class:`EventSelfAttention`).

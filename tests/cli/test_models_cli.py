@@ -1,0 +1,34 @@
+"""`graphevent models` through the real CLI entry point."""
+
+from graphevent.cli.app import main
+from graphevent.data.info import DatasetInfo
+from graphevent.nn import build_model
+from graphevent.nn.registry import default_info
+
+
+def run(capsys, *args):
+    code = main(list(map(str, args)))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_models_lists_every_registered_model_with_its_parameter_count(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert "default (3 features, 2 classes, targets m0, pt)" in out
+    for name in ("edgeconv_ae", "masked_gt_ae", "multitask", "particlenet"):
+        count = sum(p.numel() for p in build_model({"name": name}, default_info()).parameters())
+        assert name in out and f"{count:,}" in out
+
+
+def test_models_takes_input_sizes_from_a_dataset(capsys, tiny_dataset):
+    code, out, _ = run(capsys, "models", "--data", tiny_dataset)
+    assert code == 0 and "particlenet" in out
+    count = sum(p.numel() for p in build_model({"name": "multitask"}, DatasetInfo.from_dir(tiny_dataset)).parameters())
+    assert f"{count:,}" in out
+
+
+def test_models_with_a_missing_dataset_is_a_one_line_error(capsys, tmp_path):
+    code, _, err = run(capsys, "models", "--data", tmp_path / "nope")
+    assert code == 2
+    assert "no manifest.json" in err and len(err.strip().splitlines()) == 1

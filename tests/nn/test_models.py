@@ -1,0 +1,167 @@
+"""Every registered model: shapes, finiteness, gradients, permutation and batching invariance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from conftest import SIZES, TINY, build_tiny, make_batch, make_events, natural_stage, permute_event, tiny_info
+from graphevent.nn import list_models
+from graphevent.nn.tasks import TaskConfig
+
+MODELS = list(list_models())
+TASKS = [
+    TaskConfig("label", "classification"),
+    TaskConfig("m0", "regression", target="m0"),
+    TaskConfig("pt", "regression", target="pt", loss="huber", weight=0.5),
+]
+
+
+def test_registry_holds_the_four_models_and_tiny_configs_cover_them():
+    assert MODELS == ["edgeconv_ae", "masked_gt_ae", "multitask", "particlenet"]
+    assert set(TINY) == set(MODELS)
+
+
+def _check_grads(model):
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+    bad = [n for n, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p.grad).all()]
+    assert bad == []
+    zero = [n for n, p in model.named_parameters() if p.requires_grad and p.grad.abs().sum() == 0]
+    assert zero == []
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_shapes_finite_and_gradients_reach_every_parameter(name):
+    model = build_tiny(name, tasks=TASKS if list_models()[name].supports_tasks else None).train()
+    batch = make_batch()
+    n, b = sum(SIZES), len(SIZES)
+    loss, logs = model(batch, natural_stage(model))  # forward(batch, stage) is loss(batch, stage)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    assert all(isinstance(v, float) for v in logs.values())
+    loss.backward()
+    _check_grads(model)
+
+    model.eval()
+    tokens, pooled = model.encode(batch)
+    assert tokens.shape[0] == n and pooled.shape[0] == b and tokens.shape[1] == pooled.shape[1]
+    assert torch.isfinite(tokens).all() and torch.isfinite(pooled).all()
+    pred = model.predict(batch)
+    if model.supports_tasks:
+        assert pred["label"].shape == (b, 2)
+        assert torch.allclose(pred["label"].sum(1), torch.ones(b), atol=1e-6)
+        assert pred["m0"].shape == (b,) and pred["pt"].shape == (b,)
+    else:
+        assert pred["recon_error"].shape == (b, 3) and (pred["recon_error"] >= 0).all()
+    assert all(torch.isfinite(v).all() for v in pred.values())
+    explain = model.explain(batch)
+    assert explain["pooled"].shape == pooled.shape
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_trains_under_bf16_autocast(name):
+    model = build_tiny(name).train()
+    batch = make_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = model.loss(batch, natural_stage(model))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("encoder", ["masked_gt", "edgeconv", "both"])
+@pytest.mark.parametrize("fusion", ["cross_attention", "concat", "none"])
+def test_multitask_ablations_get_gradients_everywhere(encoder, fusion):
+    model = build_tiny("multitask", tasks=TASKS, encoder=encoder, fusion=fusion).train()
+    assert sorted(model.encoder_modules()) == sorted(["masked_gt", "edgeconv"] if encoder == "both" else [encoder])
+    loss, logs = model.loss(make_batch(), "finetune")
+    assert set(logs) == {"loss", "loss_label", "loss_m0", "loss_pt"}
+    assert logs["loss"] == pytest.approx(logs["loss_label"] + logs["loss_m0"] + 0.5 * logs["loss_pt"], rel=1e-5)
+    loss.backward()
+    _check_grads(model)
+
+
+def test_multitask_aux_reconstruction_adds_the_encoders_losses():
+    model = build_tiny("multitask", tasks=TASKS[:1], aux_recon_weight=0.5).train()
+    assert model.backbones["masked_gt"].decoder is not None and model.backbones["edgeconv"].decoder is not None
+    torch.manual_seed(3)
+    loss, logs = model.loss(make_batch(), "finetune")
+    assert logs["loss"] == pytest.approx(logs["loss_label"] + 0.5 * (logs["recon_masked_gt"] + logs["recon_edgeconv"]), rel=1e-5)
+    loss.backward()
+    _check_grads(model)
+    # without it, no decoder exists (no unused parameters under DDP)
+    assert build_tiny("multitask").backbones["edgeconv"].decoder is None
+
+
+def _pooled_and_outputs(model, batch):
+    with torch.no_grad():
+        _, pooled = model.encode(batch)
+        if model.supports_tasks:
+            if model.name == "multitask":
+                raw = model.forward_heads(model.forward_features(batch), batch)
+            else:
+                raw = model.forward_heads(pooled)
+            return pooled, raw
+    return pooled, {}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_permuting_nodes_leaves_pooled_outputs_unchanged(name):
+    model = build_tiny(name, tasks=TASKS if list_models()[name].supports_tasks else None).eval()
+    events = make_events()
+    g = torch.Generator().manual_seed(7)
+    permuted = [permute_event(e, torch.randperm(e.num_nodes, generator=g)) for e in events]
+    pooled, raw = _pooled_and_outputs(model, Batch.from_data_list(events))
+    pooled_p, raw_p = _pooled_and_outputs(model, Batch.from_data_list(permuted))
+    assert not torch.equal(Batch.from_data_list(events).x, Batch.from_data_list(permuted).x)
+    assert torch.allclose(pooled, pooled_p, atol=1e-5)
+    for task in raw:
+        assert torch.allclose(raw[task], raw_p[task], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_batch_gives_the_same_outputs_as_each_event_alone(name):
+    model = build_tiny(name, tasks=TASKS if list_models()[name].supports_tasks else None).eval()
+    events = make_events()
+    batch = Batch.from_data_list(events)
+    pooled, raw = _pooled_and_outputs(model, batch)
+    pred = model.predict(batch)
+    for i, event in enumerate(events):
+        single = Batch.from_data_list([event])
+        p1, r1 = _pooled_and_outputs(model, single)
+        assert torch.allclose(pooled[i], p1[0], atol=1e-5)
+        for task in raw:
+            assert torch.allclose(raw[task][i], r1[task][0], atol=1e-5)
+        pred1 = model.predict(single)
+        for key, value in pred.items():  # also the masked AE's recon_error: eval masks are per event
+            assert torch.allclose(value[i], pred1[key][0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_single_data_object_works_without_batching():
+    model = build_tiny("particlenet").eval()
+    event = make_events()[0]
+    assert torch.allclose(model.predict(event)["label"], model.predict(Batch.from_data_list([event]))["label"])
+
+
+def test_explain_gives_per_node_attention_per_task():
+    model = build_tiny("multitask", tasks=TASKS).eval()
+    batch = make_batch()
+    out = model.explain(batch)
+    assert set(out["attention"]) == {"label", "m0", "pt"}
+    for att in out["attention"].values():
+        assert att.shape == (sum(SIZES), 2)  # (N, heads)
+        assert (att >= 0).all()
+        # per event and head, node weights sum to at most 1 (the pooled token takes the rest)
+        sums = torch.zeros(len(SIZES), 2).index_add_(0, batch.batch, att)
+        assert (sums <= 1 + 1e-5).all() and (sums > 0).all()
+    assert torch.allclose(out["outputs"]["label"], model.predict(batch)["label"])
+
+
+def test_model_config_rebuilds_the_same_architecture():
+    from graphevent.nn import build_model
+
+    model = build_tiny("multitask", tasks=TASKS, fusion="concat")
+    again = build_model(model.model_config, tiny_info(), TASKS)
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    assert model.model_config["fusion"] == "concat" and model.model_config["masked_gt"]["dim"] == 16

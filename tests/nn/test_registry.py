@@ -1,0 +1,52 @@
+"""Building models by name from config mappings; errors name the key and the valid choices."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import tiny_info
+from graphevent.errors import ConfigError
+from graphevent.nn import build_model
+from graphevent.nn.registry import default_info, model_summaries
+
+
+def test_unknown_name_lists_the_registered_models():
+    with pytest.raises(ConfigError, match=r"model.name: unknown model 'gnn'; registered models: edgeconv_ae, masked_gt_ae, multitask, particlenet"):
+        build_model({"name": "gnn"}, tiny_info())
+
+
+def test_unknown_and_invalid_kwargs_name_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"model: unknown key 'width'; valid keys: channels, dropout, fc_dim, k"):
+        build_model({"name": "particlenet", "width": 3}, tiny_info())
+    with pytest.raises(ConfigError, match=r"model.fusion: invalid value 'sum'; expected one of 'cross_attention', 'concat', 'none'"):
+        build_model({"name": "multitask", "fusion": "sum"}, tiny_info())
+    with pytest.raises(ConfigError, match=r"model.masked_gt.dim: 30 is not divisible by heads=4"):
+        build_model({"name": "multitask", "masked_gt": {"dim": 30}}, tiny_info())
+    with pytest.raises(ConfigError, match=r"model.mask_ratio: 1.0; expected a fraction in \(0, 1\)"):
+        build_model({"name": "masked_gt_ae", "mask_ratio": 1.0}, tiny_info())
+
+
+def test_stage_checks():
+    ae = build_model({"name": "edgeconv_ae"}, tiny_info())
+    with pytest.raises(ConfigError, match="model 'edgeconv_ae' has no task heads; use stage pretrain"):
+        ae.check_stage("finetune")
+    pn = build_model({"name": "particlenet"}, tiny_info())
+    with pytest.raises(ConfigError, match="model 'particlenet' has no pretraining objective"):
+        pn.loss(None, "pretrain")
+
+
+def test_input_sizes_come_from_the_dataset_info():
+    from dataclasses import replace
+
+    info = replace(tiny_info(), node_features=["a", "b", "c", "d", "e"], classes=["x", "y", "z"])
+    model = build_model({"name": "particlenet"}, info)
+    assert model.blocks[0].in_channels == 5 + 2 and model.heads["label"][-1].out_features == 3
+
+
+def test_model_summaries_count_parameters():
+    rows = {r["name"]: r for r in model_summaries(default_info())}
+    assert list(rows) == ["edgeconv_ae", "masked_gt_ae", "multitask", "particlenet"]
+    pn = build_model({"name": "particlenet"}, default_info())
+    assert rows["particlenet"]["parameters"] == sum(p.numel() for p in pn.parameters())
+    assert rows["multitask"]["encoders"] == ["masked_gt", "edgeconv"]
+    assert rows["masked_gt_ae"]["pretrain"] and not rows["masked_gt_ae"]["tasks"]
