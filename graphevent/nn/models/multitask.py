@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -158,9 +157,9 @@ class MultiTaskModel(GraphModel):
         """Per encoder: projected node tokens ``(N, dim)`` and pooled embedding ``(B, dim)``."""
         out = {}
         for n, bb in self.backbones.items():
-            ctx = torch.no_grad() if n in self._frozen else nullcontext()
-            with ctx:
-                tokens, pooled = bb.encode(batch)
+            # a frozen encoder's parameters need no gradient, so autograd records nothing there
+            # (unless the input itself requires grad, as for saliency maps)
+            tokens, pooled = bb.encode(batch)
             proj = self.token_proj[n]
             out[n] = (proj(tokens), proj(pooled))
         return out
