@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch_geometric.data import Batch
 
-from graphevent.metrics.plots import COLORS, save_figure
+from graphevent.metrics.plots import COLORS, grid_figure, save_figure
 
 PCA_EVENTS = 1000
 
@@ -77,10 +78,21 @@ def _scatter(fig: Figure, ax, pos: np.ndarray, values: np.ndarray, title: str, c
     sc = ax.scatter(pos[:, 0], pos[:, 1], c=values, s=9, marker="s", cmap=cmap, vmin=vmin, vmax=vmax, linewidths=0)
     if outline is not None and outline.any():
         ax.scatter(pos[outline, 0], pos[outline, 1], s=16, marker="s", facecolors="none", edgecolors="red", linewidths=0.6)
-    fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
+    cb = fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
+    cb.ax.yaxis.set_major_locator(MaxNLocator(3))
+    cb.ax.tick_params(labelsize=6, length=2)
     ax.set_title(title, fontsize=8)
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.tick_params(labelsize=6)
+    ax.set_aspect("equal", adjustable="box")
+    ax.xaxis.set_major_locator(MaxNLocator(3))
+    ax.yaxis.set_major_locator(MaxNLocator(3))
+    ax.tick_params(labelsize=6, length=2)
+
+
+def _label_outer(axes: np.ndarray) -> None:
+    """y tick labels on the left column only (each row shares its limits; fewer texts to draw)."""
+    for i, row in enumerate(axes):
+        for j, ax in enumerate(row):
+            ax.tick_params(labelleft=j == 0)
 
 
 def _limits(pos: np.ndarray) -> tuple[float, float]:
@@ -98,8 +110,7 @@ def event_figure(batch: Batch, classes: Sequence[str], features: Sequence[str], 
     ids = batch.event_id.view(-1).cpu().numpy()
     cols = len(features) + len(attention) + (sal is not None)
     rows = int(batch.num_graphs)
-    fig = Figure(figsize=(2.7 * cols, 2.45 * rows + 0.5), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes = grid_figure(rows, cols, (2.3, 2.0), left=0.55, right=0.6, top=0.75, wspace=0.5, hspace=0.6)
     for i in range(rows):
         sel = b == i
         p = pos[sel]
@@ -121,6 +132,7 @@ def event_figure(batch: Batch, classes: Sequence[str], features: Sequence[str], 
         axes[i, 0].set_ylabel(r"$\phi$", fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel(r"$\eta$", fontsize=8)
+    _label_outer(axes)
     fig.suptitle(title)
     return fig
 
@@ -133,8 +145,7 @@ def reconstruction_figure(batch: Batch, rec: Any, classes: Sequence[str], featur
     rb, rpos, rval = rec.batch.cpu().numpy(), rec.pos.float().cpu().numpy(), rec.values.float().cpu().numpy()
     hidden = rec.hidden.cpu().numpy() if rec.hidden is not None else None
     rows, cols = int(batch.num_graphs), 2 * len(features)
-    fig = Figure(figsize=(2.7 * cols, 2.45 * rows + 0.5), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes = grid_figure(rows, cols, (2.3, 2.0), left=0.55, right=0.6, top=0.75, wspace=0.5, hspace=0.6)
     for i in range(rows):
         sel, rsel = b == i, rb == i
         lim = _limits(pos[sel])
@@ -150,6 +161,10 @@ def reconstruction_figure(batch: Batch, rec: Any, classes: Sequence[str], featur
             for ax in axes[i, 2 * f: 2 * f + 2]:
                 ax.set_xlim(*lim)
                 ax.set_ylim(*lim)
+        axes[i, 0].set_ylabel(r"$\phi$", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel(r"$\eta$", fontsize=8)
+    _label_outer(axes)
     fig.suptitle(title + ("  (red outline: nodes hidden from the encoder)" if hidden is not None else ""))
     return fig
 
@@ -175,8 +190,8 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def pca_figure(embeddings: Mapping[str, tuple[np.ndarray, np.ndarray]], classes: Sequence[str]) -> Figure:
     """One PCA panel per run (pooled embeddings coloured by true class), side by side."""
     n = len(embeddings)
-    fig = Figure(figsize=(4.2 * n, 4.0), layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    fig, axes = grid_figure(1, n, (3.4, 3.0), top=0.9, wspace=0.9)
+    axes = axes[0]
     for ax, (run, (pooled, labels)) in zip(axes, embeddings.items()):
         proj, ratio = pca_2d(pooled)
         for c, name in enumerate(classes):
@@ -238,13 +253,13 @@ def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], fea
             fig = event_figure(batch, classes, features, attention, sal,
                                f"{run}: inputs, attention per task, saliency of {sal_task}"
                                + (" (p = probability of the true class)" if scores is not None else ""), scores)
-            path = save_figure(fig, out_dir / f"events-{file_stem}.png")
+            path = save_figure(fig, out_dir / f"events-{file_stem}.png", dpi=90)
             result.figures.append((f"{run}: inputs, attention and saliency", path))
         if hasattr(model, "reconstruct"):
             with torch.no_grad():
                 rec = model.reconstruct(batch)
             fig = reconstruction_figure(batch, rec, classes, features, f"{run}: reconstruction")
-            path = save_figure(fig, out_dir / f"reconstruction-{file_stem}.png")
+            path = save_figure(fig, out_dir / f"reconstruction-{file_stem}.png", dpi=90)
             result.figures.append((f"{run}: original vs reconstruction", path))
     pooled, ys = [], []
     n = min(PCA_EVENTS, len(labels))

@@ -69,7 +69,8 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
         import uproot
 
         with uproot.open(path) as f:
-            return {k: np.asarray(v) for k, v in f["events"].arrays(library="np").items()}
+            tree = f["events"]
+            return {k: np.asarray(tree[k].array(library="np")) for k in tree.keys()}
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)

@@ -328,6 +328,9 @@ def evaluate(
             for b in bindings:
                 b.metrics.gather()
                 metrics[b.name] = b.metrics.compute(options.bootstrap if ctx.is_main else 0, options.seed, options.confidence)
+                missing = [h for h in b.metrics.headline if f"{h}_ci95" not in metrics[b.name]]
+                if options.bootstrap and ctx.is_main and missing:
+                    warnings.append(f"{name}: {b.name}: no bootstrap interval for {', '.join(missing)} (too few events or batches)")
             ev = RunEvaluation(
                 name=name, file_stem=file_stem(name), run_dir=run_dir.resolve(), bindings=bindings, record=record,
                 metrics=metrics,

@@ -22,6 +22,30 @@ from matplotlib.figure import Figure
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
+def grid_figure(rows: int, cols: int, cell: tuple[float, float], left: float = 0.7, right: float = 0.2,
+                top: float = 0.6, bottom: float = 0.55, wspace: float = 0.6, hspace: float = 0.7):
+    """A figure of ``rows x cols`` axes with margins fixed in inches.
+
+    Fixed margins instead of a layout engine: constrained layout costs seconds per
+    figure on grids with colorbars, and these figures are drawn for every run.
+
+    Args:
+        cell: (width, height) of one axes in inches.
+        left, right, top, bottom: figure margins in inches.
+        wspace, hspace: gaps between axes in inches.
+
+    Returns:
+        ``(figure, axes (rows, cols))``.
+    """
+    width = left + right + cols * cell[0] + (cols - 1) * wspace
+    height = top + bottom + rows * cell[1] + (rows - 1) * hspace
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height,
+                        wspace=wspace / cell[0], hspace=hspace / cell[1])
+    return fig, axes
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` as PNG (via a temporary name, so a PNG on disk is always complete)."""
     path = Path(path)
@@ -43,8 +67,8 @@ def roc_figure(
         title: axes title (task and signal class).
         labels: optional legend text per run (e.g. with the AUC).
     """
-    fig = Figure(figsize=(6.0, 4.8), layout="constrained")
-    ax = fig.add_subplot()
+    fig, axes = grid_figure(1, 1, (5.0, 3.9), left=0.8, top=0.45)
+    ax = axes[0, 0]
     ymax = 1.0
     for i, (run, (eff_s, eff_b)) in enumerate(curves.items()):
         ok = (eff_b > 0) & (eff_s > 0)
@@ -76,8 +100,8 @@ def score_figure(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str],
         signal: binary tasks: plot only the signal-class score (one panel).
     """
     which = [signal] if signal is not None else list(range(len(classes)))
-    fig = Figure(figsize=(4.6 * len(which), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(which), squeeze=False)[0]
+    fig, axes = grid_figure(1, len(which), (3.9, 3.0), top=0.7)
+    axes = axes[0]
     bins = np.linspace(0.0, 1.0, 41)
     for ax, c in zip(axes, which):
         for k, name in enumerate(classes):
@@ -97,8 +121,8 @@ def score_figure(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str],
 def response_figure(pred: np.ndarray, true: np.ndarray, target: str, title: str, n_bins: int = 10) -> Figure:
     """Regression response: predicted vs true, median pred/true per bin of true, residuals."""
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
-    fig = Figure(figsize=(13.0, 3.9), layout="constrained")
-    ax1, ax2, ax3 = fig.subplots(1, 3)
+    fig, axes = grid_figure(1, 3, (3.6, 3.0), top=0.75, wspace=0.8)
+    ax1, ax2, ax3 = axes[0]
     lo, hi = np.nanpercentile(np.r_[pred, true], [0.5, 99.5]) if true.size else (0.0, 1.0)
     hi = hi if hi > lo else lo + 1.0
     ax1.hist2d(true, pred, bins=40, range=[[lo, hi], [lo, hi]], cmap="Blues", cmin=1)
@@ -122,7 +146,7 @@ def response_figure(pred: np.ndarray, true: np.ndarray, target: str, title: str,
     ax2.plot(centers, med, "o-", color=COLORS[0], label="median")
     ax2.axhline(1.0, color="0.3", ls="--", lw=1.0)
     ax2.set_xlabel(f"true {target}")
-    ax2.set_ylabel(f"response  pred / true")
+    ax2.set_ylabel("response  pred / true")
     ax2.set_title("response in bins of true (equal counts)")
     ax2.legend(fontsize=8)
 
@@ -152,8 +176,8 @@ def training_figure(records: Sequence[Mapping[str, Any]], title: str, max_metric
     panels = 1 + len(metric_keys)
     cols = min(panels, 3)
     rows = int(np.ceil(panels / cols))
-    fig = Figure(figsize=(4.4 * cols, 3.3 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig, axes = grid_figure(rows, cols, (3.6, 2.5), top=0.75, wspace=0.7)
+    axes = axes.ravel()
 
     def series(key: str) -> np.ndarray:
         return np.array([r.get(key) if isinstance(r.get(key), (int, float)) else np.nan for r in records], dtype=float)
@@ -184,8 +208,8 @@ def reconstruction_figure(per_run: Mapping[str, Mapping[str, tuple[float, tuple[
     """
     runs = list(per_run)
     channels = list(dict.fromkeys(c for r in runs for c in per_run[r]))
-    fig = Figure(figsize=(max(5.0, 1.1 * len(channels) * max(1, len(runs)) + 2), 3.8), layout="constrained")
-    ax = fig.add_subplot()
+    fig, axes = grid_figure(1, 1, (max(4.0, 0.9 * len(channels) * max(1, len(runs)) + 1.5), 3.0), left=0.8, top=0.45)
+    ax = axes[0, 0]
     width = 0.8 / max(1, len(runs))
     x = np.arange(len(channels))
     for i, run in enumerate(runs):

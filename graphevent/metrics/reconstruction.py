@@ -5,7 +5,8 @@
   ``recon_error_mean`` averages the channels.
 * ``set_distance``: the model's pretraining objective (``loss(batch, "pretrain")``, the set
   distance it was trained to minimise), averaged over events. It is known per batch only,
-  so its bootstrap resamples whole batches.
+  so its bootstrap resamples whole batches, and gives no interval with fewer than
+  :data:`MIN_BATCHES` batches (a handful of batches cannot show the spread).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from torchmetrics import MeanMetric
 from graphevent.metrics.base import EventBuffer, TaskMetrics, with_intervals
 from graphevent.metrics.bootstrap import bootstrap
 from graphevent.metrics.streaming import ColumnMean
+
+#: Fewest batches for a bootstrap interval of ``set_distance``.
+MIN_BATCHES = 10
 
 
 class ReconstructionMetrics(TaskMetrics):
@@ -69,7 +73,7 @@ class ReconstructionMetrics(TaskMetrics):
             self.batch_size.append(np.array([n], dtype=np.float64))
 
     def compute(self, resamples: int = 200, seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
-        per_channel = self.per_channel.compute().cpu().numpy()
+        per_channel = np.atleast_1d(self.per_channel.compute().cpu().numpy())  # torchmetrics squeezes (1,)
         values: dict[str, Any] = {"recon_error_mean": float(per_channel.mean())}
         values.update({f"recon_error_{f}": float(v) for f, v in zip(self.features, per_channel)})
         errors = self.errors.array().astype(np.float64)
@@ -84,7 +88,8 @@ class ReconstructionMetrics(TaskMetrics):
         if len(self.batch_distance):
             values["set_distance"] = float(self.distance.compute())
             d, n = self.batch_distance.array(), self.batch_size.array()
-            intervals.update(bootstrap(len(d), lambda w: {"set_distance": (w @ (d * n)) / (w @ n)}, resamples, seed + 1, confidence))
+            if len(d) >= MIN_BATCHES:
+                intervals.update(bootstrap(len(d), lambda w: {"set_distance": (w @ (d * n)) / (w @ n)}, resamples, seed + 1, confidence))
         return with_intervals(values, intervals)
 
     def columns(self) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchmetrics.functional import mean_absolute_error, mean_squared_error
 
-from graphevent.metrics.reconstruction import ReconstructionMetrics
+from graphevent.metrics.reconstruction import MIN_BATCHES, ReconstructionMetrics
 from graphevent.metrics.regression import RegressionMetrics
 from graphevent.metrics.streaming import ColumnMean, RelativeResolution
 
@@ -67,7 +67,18 @@ def test_reconstruction_per_channel_and_set_distance():
     assert out["recon_error_mean"] == pytest.approx(3.5)
     # event-weighted: (0.5 * 2 + 2.0 * 1) / 3
     assert out["set_distance"] == pytest.approx(1.0)
-    lo, hi = out["set_distance_ci95"]
-    assert 0.5 <= lo <= hi <= 2.0
+    assert "set_distance_ci95" not in out  # 2 batches: too few to resample
+    assert "recon_error_mean_ci95" in out
     assert sorted(m.columns()) == ["recon_error_ecal", "recon_error_tracks"]
     np.testing.assert_allclose(m.columns()["recon_error_ecal"], [2.0, 4.0, 6.0])
+
+
+def test_set_distance_interval_resamples_batches():
+    m = ReconstructionMetrics(["a"])
+    for i in range(MIN_BATCHES):
+        m.update(torch.ones(2, 1), set_distance=float(i))  # equal batch sizes: mean of 0..9
+    out = m.compute(resamples=200, seed=0)
+    assert out["set_distance"] == pytest.approx(4.5)
+    lo, hi = out["set_distance_ci95"]
+    # the mean of 10 draws from 0..9 (std 2.87) has std 0.91: a 95 % interval of about 4.5 +- 1.8
+    assert 2.0 < lo < 4.5 < hi < 7.0

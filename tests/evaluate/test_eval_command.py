@@ -1,0 +1,146 @@
+"""`graphevent eval` end to end on tiny trained runs, through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from graphevent.cli.app import main
+from graphevent.data.dataset import GraphDataset
+from graphevent.evaluate.predictions import read_predictions
+from graphevent.metrics.roc import binary_auc, rejection_at
+from graphevent.metrics.schema import validate_document
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_png(path, min_bytes=10_000):
+    assert path.is_file(), path
+    assert path.stat().st_size > min_bytes, (path, path.stat().st_size)
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width >= 400 and im.height >= 300
+        assert np.asarray(im.convert("L")).std() > 5
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory, trained_runs, tiny_dataset):
+    """eval of both runs with --explain (one call shared by the tests below)."""
+    out = tmp_path_factory.mktemp("eval") / "cmp"
+    code = main(["eval", str(trained_runs["mt"]), str(trained_runs["ae"]), "--data", str(tiny_dataset), "--out", str(out),
+                 "--bootstrap", "50", "--explain", "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_eval_writes_every_file(comparison):
+    out = comparison
+    expected = ["metrics.json", "metrics.md", "metrics.csv", "predictions-mt.parquet", "predictions-ae.parquet",
+                "explain.md"]
+    for name in expected:
+        assert (out / name).is_file(), name
+    pngs = ["roc-label.png", "scores-mt-label.png", "response-mt-m0.png", "training-mt.png", "training-ae.png",
+            "reconstruction.png", "explain/events-mt.png", "explain/reconstruction-ae.png", "explain/pca.png"]
+    for name in pngs:
+        assert_png(out / name)
+    explain = (out / "explain.md").read_text()
+    for name in ("explain/events-mt.png", "explain/reconstruction-ae.png", "explain/pca.png"):
+        assert f"]({name})" in explain
+    md = (out / "metrics.md").read_text()
+    assert "](roc-label.png)" in md and "| mt |" in md and "| ae |" in md
+    assert not list(out.parent.glob(".cmp.tmp-*"))
+
+
+def test_metrics_json_matches_schema_and_predictions(comparison, tiny_dataset):
+    doc = json.loads((comparison / "metrics.json").read_text())
+    validate_document(doc)
+    assert list(doc["runs"]) == ["mt", "ae"]
+    assert set(doc["runs"]["mt"]) == {"label", "m0"} and set(doc["runs"]["ae"]) == {"reconstruction"}
+    assert doc["run_info"]["mt"]["tasks"]["label"]["signal"] == "gluon"
+    assert doc["run_info"]["ae"]["stage"] == "pretrain"
+
+    test = GraphDataset(tiny_dataset, "test")
+    n = len(test)
+    assert doc["dataset"]["n_events"] == n
+    pred = read_predictions(comparison / "predictions-mt.parquet")
+    assert set(pred) == {"event_id", "label", "true_m0", "true_pt", "score_quark", "score_gluon", "pred_m0"}
+    order = np.argsort(test.event_ids)
+    np.testing.assert_array_equal(pred["event_id"], test.event_ids[order])
+    np.testing.assert_array_equal(pred["label"], test.labels()[order])
+    true_m0 = np.array([float(test[i].targets[0, 0]) for i in range(n)])[order]
+    np.testing.assert_allclose(pred["true_m0"], true_m0, rtol=1e-6)
+    np.testing.assert_allclose(pred["score_quark"] + pred["score_gluon"], 1.0, atol=1e-5)
+
+    # the reported figures are those of the written predictions
+    label, m0 = doc["runs"]["mt"]["label"], doc["runs"]["mt"]["m0"]
+    sig = pred["label"] == 1
+    assert label["auc"] == pytest.approx(binary_auc(pred["score_gluon"], sig), abs=1e-6)
+    r50 = rejection_at(pred["score_gluon"], sig, 0.5)
+    assert (label["rejection_at_0.5"] == "inf") if np.isinf(r50) else label["rejection_at_0.5"] == pytest.approx(r50, rel=1e-5)
+    assert label["accuracy"] == pytest.approx(np.mean((pred["score_gluon"] > 0.5) == sig), abs=1e-6)
+    assert m0["mae"] == pytest.approx(np.mean(np.abs(pred["pred_m0"] - pred["true_m0"])), rel=1e-5)
+    lo, hi = label["auc_ci95"]
+    assert lo <= label["auc"] <= hi
+
+    rec = read_predictions(comparison / "predictions-ae.parquet")
+    assert {"recon_error_tracks", "recon_error_ecal", "recon_error_hcal"} <= set(rec)
+    assert doc["runs"]["ae"]["reconstruction"]["recon_error_ecal"] == pytest.approx(rec["recon_error_ecal"].mean(), rel=1e-5)
+
+
+def test_root_format_and_no_bootstrap(tmp_path, trained_runs, tiny_dataset, capsys):
+    code, out, _ = run(capsys, "eval", trained_runs["mt"], "--data", tiny_dataset, "--out", tmp_path / "e",
+                       "--format", "root", "--bootstrap", "0", "--split", "val", "--checkpoint", "last", "--no-progress")
+    assert code == 0, out
+    assert "graphevent eval: mt" in out and "AUC" in out
+    pred = read_predictions(tmp_path / "e" / "predictions-mt.root")
+    assert len(pred["event_id"]) == len(GraphDataset(tiny_dataset, "val"))
+    doc = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    validate_document(doc)
+    assert doc["checkpoint"] == "last" and doc["dataset"]["split"] == "val"
+    assert not any(k.endswith("_ci95") for k in doc["runs"]["mt"]["label"])
+
+
+def one_line_error(capsys, args, match):
+    code, _, err = run(capsys, *args)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert match in lines[0], lines[0]
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path, trained_runs, tiny_dataset, capsys):
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    one_line_error(capsys, ["eval", empty, "--data", tiny_dataset, "--out", tmp_path / "o1"],
+                   "empty-run: no checkpoints/best.pt")
+    assert not (tmp_path / "o1").exists()
+
+    one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--split", "holdout", "--out", tmp_path / "o2"],
+                   "split 'holdout' does not exist")
+    assert not (tmp_path / "o2").exists()
+
+    other = tmp_path / "other-classes"
+    shutil.copytree(tiny_dataset, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["classes"] = ["light", "top"]
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    one_line_error(capsys, ["eval", trained_runs["mt"], "--data", other, "--out", tmp_path / "o3"],
+                   "dataset classes ['light', 'top'] differ from the classes ['quark', 'gluon'] run mt was trained on")
+    assert not (tmp_path / "o3").exists() and not list(tmp_path.glob(".o3*"))
+
+    (tmp_path / "taken").mkdir()
+    one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--out", tmp_path / "taken"],
+                   "already exists; pass --overwrite")
+    one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--signal", "top", "--out", tmp_path / "o4"],
+                   "--signal 'top': not a class of this task")
+    one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--bootstrap", "-1", "--out", tmp_path / "o5"],
+                   "--bootstrap -1")

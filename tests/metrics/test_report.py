@@ -1,0 +1,159 @@
+"""metrics.json schema, tables (rich, Markdown, CSV) and plots built from real metric objects."""
+
+import copy
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from rich.console import Console
+
+from graphevent.errors import DataError
+from graphevent.metrics import ClassificationMetrics, ReconstructionMetrics, RegressionMetrics
+from graphevent.metrics import plots
+from graphevent.metrics.schema import build_document, decode_value, encode_value, validate_document
+from graphevent.metrics.tables import csv_text, markdown, rich_table
+
+
+def task_info(m):
+    return {**m.describe(), "headline": list(m.headline)}
+
+
+def make_document(runs=("scratch", "pretrained"), perfect=False):
+    g = torch.Generator().manual_seed(0)
+    out, info = {}, {}
+    for r, run in enumerate(runs):
+        y = torch.arange(200) % 2
+        p = torch.where(y == 1, 0.8, 0.2) if perfect else torch.sigmoid(torch.randn(200, generator=g) + (1.0 + r) * (2 * y - 1))
+        cls = ClassificationMetrics(["quark", "gluon"])
+        cls.update(torch.stack([1 - p, p], 1), y)
+        reg = RegressionMetrics("m0", column="pred_mass")
+        true = 50 + 10 * torch.rand(200, generator=g)
+        reg.update(true + torch.randn(200, generator=g), true)
+        out[run] = {"label": cls.compute(30), "mass": reg.compute(30)}
+        info[run] = {"run_dir": f"/runs/{run}", "checkpoint_file": f"/runs/{run}/checkpoints/best.pt", "epoch": 3,
+                     "model": "multitask", "stage": "finetune", "n_events": 200,
+                     "tasks": {"label": task_info(cls), "mass": task_info(reg)}}
+    return build_document(out, info, {"path": "/data/qg", "split": "test", "classes": ["quark", "gluon"], "targets": ["m0"],
+                                      "n_events": 200}, "best", {"resamples": 30, "confidence": 0.95, "seed": 0, "method": "percentile"})
+
+
+def test_document_round_trips_through_json_and_validates():
+    doc = make_document()
+    again = json.loads(json.dumps(doc))
+    validate_document(again)
+    assert set(again["runs"]) == {"scratch", "pretrained"}
+    label = again["runs"]["scratch"]["label"]
+    assert set(label) == {"auc", "auc_ci95", "accuracy", "accuracy_ci95", "rejection_at_0.3", "rejection_at_0.3_ci95",
+                          "rejection_at_0.5", "rejection_at_0.5_ci95", "confusion_matrix"}
+    assert sum(map(sum, label["confusion_matrix"])) == 200
+    assert set(again["runs"]["scratch"]["mass"]) == {"mae", "mae_ci95", "rmse", "rmse_ci95", "bias", "bias_ci95",
+                                                    "resolution", "resolution_ci95"}
+
+
+def test_infinite_rejection_is_written_as_the_string_inf():
+    doc = make_document(runs=("perfect",), perfect=True)
+    label = doc["runs"]["perfect"]["label"]
+    assert label["rejection_at_0.5"] == "inf" and label["auc"] == 1.0
+    assert decode_value(label["rejection_at_0.5"]) == float("inf")
+    text = json.dumps(doc, allow_nan=False)  # strict JSON: no Infinity / NaN tokens
+    assert '"inf"' in text
+    assert encode_value(float("nan")) is None and encode_value([1.0, float("inf")]) == [1.0, "inf"]
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("schema_version",), 2, "metrics.json: schema_version is 2; expected 1"),
+    (("runs", "scratch", "label", "auc"), "0.9", r"metrics.json: runs.scratch.label.auc is '0.9'; expected a number, 'inf' or null"),
+    (("runs", "scratch", "label", "auc_ci95"), [0.9], r"runs.scratch.label.auc_ci95 is \[0.9\]; expected \[low, high\]"),
+    (("runs", "scratch", "label", "auc_ci95"), [0.9, 0.8], r"runs.scratch.label.auc_ci95 .*expected low <= high"),
+    (("runs", "scratch", "label", "confusion_matrix"), [[1, 2]], "expected a square list of lists of non-negative integers"),
+    (("run_info", "scratch", "tasks", "label", "kind"), "ranking", "run_info.scratch.tasks.label.kind"),
+    (("dataset", "n_events"), "200", "dataset.n_events is '200'; expected int"),
+])
+def test_schema_violations_name_the_key(path, value, message):
+    doc = copy.deepcopy(make_document())
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(DataError, match=message):
+        validate_document(doc)
+
+
+def test_schema_rejects_missing_sections_and_orphan_intervals():
+    doc = make_document()
+    broken = copy.deepcopy(doc)
+    del broken["bootstrap"]
+    with pytest.raises(DataError, match="missing bootstrap"):
+        validate_document(broken)
+    broken = copy.deepcopy(doc)
+    broken["runs"]["scratch"]["label"]["f1_ci95"] = [0.1, 0.2]
+    with pytest.raises(DataError, match="an interval of an existing metric 'f1'"):
+        validate_document(broken)
+    broken = copy.deepcopy(doc)
+    del broken["run_info"]["pretrained"]
+    with pytest.raises(DataError, match="run_info"):
+        validate_document(broken)
+
+
+def test_tables_show_every_run_and_headline_value():
+    doc = make_document()
+    console = Console(record=True, width=200)
+    console.print(rich_table(doc))
+    text = console.export_text()
+    auc = doc["runs"]["pretrained"]["label"]["auc"]
+    assert "graphevent eval: comparison" in text
+    assert "scratch" in text and "pretrained" in text and f"{auc:.4g}" in text
+    single = make_document(runs=("only",))
+    console = Console(record=True, width=200)
+    console.print(rich_table(single))
+    lines = console.export_text().splitlines()
+    assert sum("1/εB @ 0.5" in line for line in lines) == 1
+    assert any("MAE" in line and f"{single['runs']['only']['mass']['mae']:.4g}" in line for line in lines)
+
+    md = markdown(doc, [("ROC", "roc-label.png")])
+    assert "| run | AUC | accuracy | 1/εB @ εS=0.3 | 1/εB @ εS=0.5 |" in md
+    assert "| true \\ predicted | quark | gluon |" in md
+    assert "![ROC](roc-label.png)" in md
+    assert md.count("| scratch |") == 2  # one row per task table
+
+
+def test_csv_is_long_form_with_intervals():
+    doc = make_document(runs=("perfect",), perfect=True)
+    rows = list(csv.DictReader(io.StringIO(csv_text(doc))))
+    assert set(rows[0]) == {"run", "task", "metric", "value", "ci95_low", "ci95_high"}
+    by = {(r["task"], r["metric"]): r for r in rows}
+    assert len(rows) == 8  # 4 classification + 4 regression metrics
+    assert by[("label", "rejection_at_0.5")]["value"] == "inf"
+    assert float(by[("label", "auc")]["value"]) == 1.0
+    assert float(by[("mass", "mae")]["ci95_low"]) <= float(by[("mass", "mae")]["value"]) <= float(by[("mass", "mae")]["ci95_high"])
+
+
+def png_ok(path, min_bytes=15_000):
+    assert path.stat().st_size > min_bytes, path
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width >= 400 and im.height >= 300
+        pixels = np.asarray(im.convert("L"))
+    assert pixels.std() > 5  # not a blank canvas
+
+
+def test_plots_write_valid_pngs(tmp_path):
+    rng = np.random.default_rng(0)
+    sig = rng.random(2000) < 0.5
+    s = 1 / (1 + np.exp(-rng.normal(2.0 * sig - 1.0, 1.0)))
+    from graphevent.metrics.roc import roc_curve
+
+    curves = {"a": roc_curve(s, sig)[:2], "b": roc_curve(np.sqrt(s), sig)[:2]}
+    png_ok(plots.save_figure(plots.roc_figure(curves, "label: signal = gluon"), tmp_path / "roc.png"))
+    png_ok(plots.save_figure(plots.score_figure(np.stack([1 - s, s], 1), sig.astype(int), ["q", "g"], "scores", 1), tmp_path / "s.png"))
+    t = rng.uniform(20, 200, 2000)
+    png_ok(plots.save_figure(plots.response_figure(t * rng.normal(1, 0.1, 2000), t, "m0", "m0"), tmp_path / "r.png"))
+    records = [{"epoch": e, "train_loss": 1 / (e + 1), "val_loss": 1.1 / (e + 1), "val_label_auc": 0.7 + 0.01 * e} for e in range(5)]
+    png_ok(plots.save_figure(plots.training_figure(records, "training"), tmp_path / "t.png"))
+    png_ok(plots.save_figure(plots.reconstruction_figure({"a": {"x": (0.2, (0.1, 0.3))}, "b": {"x": (0.3, None)}}, "recon"), tmp_path / "c.png"), 8_000)
+    assert not list(tmp_path.glob(".*.tmp"))  # written under a temporary name, then renamed
