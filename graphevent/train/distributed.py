@@ -156,10 +156,21 @@ def init_distributed(use_cuda: bool, timeout_s: float = 1800.0, env: Mapping[str
     kwargs: dict[str, Any] = {}
     if use_cuda:
         kwargs["device_id"] = device
+    env_now = os.environ if env is None else env
+    if env_now.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        # The elastic agent keeps one TCPStore for all restart rounds and workers do not
+        # prefix their keys per round, so a restarted group could read the previous
+        # round's (dead) gloo/NCCL addresses. Give every round its own key space.
+        store = dist.TCPStore(
+            env_now["MASTER_ADDR"], int(env_now["MASTER_PORT"]), layout["world_size"], is_master=False,
+            timeout=timedelta(seconds=timeout_s),
+        )
+        kwargs["store"] = dist.PrefixStore(f"/graphevent/attempt_{layout['restart_count']}", store)
+    else:
+        kwargs["init_method"] = "env://"
     if not dist.is_initialized():
         dist.init_process_group(
             backend=backend,
-            init_method="env://",
             rank=layout["rank"],
             world_size=layout["world_size"],
             timeout=timedelta(seconds=timeout_s),
