@@ -28,15 +28,17 @@ def resample_counts(
     """Yield ``(r, n)`` count matrices, ``resamples`` rows in all.
 
     Row ``i`` holds how many times each of the ``n`` events was drawn in ``n`` draws with
-    replacement (each row sums to ``n``).
+    replacement (each row sums to ``n``). Counts are float32 (exact: cumulative sums stay
+    below 2**24) up to 2**24 events, float64 beyond.
     """
+    dtype = np.float32 if n < 2**24 else np.float64
     per_chunk = max(1, min(resamples, chunk_elements // max(n, 1)))
     done = 0
     while done < resamples:
         r = min(per_chunk, resamples - done)
         idx = rng.integers(0, n, size=(r, n))
         idx += (np.arange(r) * n)[:, None]
-        yield np.bincount(idx.ravel(), minlength=r * n).reshape(r, n).astype(np.float64)
+        yield np.bincount(idx.ravel(), minlength=r * n).reshape(r, n).astype(dtype)
         done += r
 
 

@@ -54,7 +54,9 @@ class SortedScores:
 def _as_rows(weights: np.ndarray | None, n: int) -> np.ndarray:
     if weights is None:
         return np.ones((1, n), dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = np.asarray(weights)
+    if weights.dtype not in (np.float32, np.float64):
+        weights = weights.astype(np.float64)
     return weights[None, :] if weights.ndim == 1 else weights
 
 
@@ -62,6 +64,10 @@ def roc_counts(
     sorted_scores: SortedScores, is_signal: np.ndarray, weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative (weighted) signal and background counts passing each distinct cut.
+
+    Cumulative sums run over the sorted events and are read at the last event of each
+    group of tied scores. Weights keep their dtype: float32 bootstrap counts are summed
+    exactly (integers below 2**24), anything else is float64.
 
     Args:
         sorted_scores: the scores, sorted once with :meth:`SortedScores.from_scores`.
@@ -72,18 +78,20 @@ def roc_counts(
         -> ``tp, fp``: ``(R, G + 1)`` with ``G`` distinct scores; column 0 is the empty cut.
     """
     n = sorted_scores.order.size
-    w = _as_rows(weights, n)[:, sorted_scores.order]
-    sig = np.asarray(is_signal, dtype=bool)[sorted_scores.order]
+    w = _as_rows(weights, n)
     rows = w.shape[0]
+    zeros = np.zeros((rows, 1), dtype=w.dtype)
     if n == 0:
-        zero = np.zeros((rows, 1))
-        return zero, zero
-    w_sig = np.add.reduceat(w * sig, sorted_scores.starts, axis=1)
-    w_bkg = np.add.reduceat(w * ~sig, sorted_scores.starts, axis=1)
-    zeros = np.zeros((rows, 1))
-    tp = np.concatenate([zeros, np.cumsum(w_sig, axis=1)], axis=1)
-    fp = np.concatenate([zeros, np.cumsum(w_bkg, axis=1)], axis=1)
-    return tp, fp
+        return zeros, zeros
+    w = w[:, sorted_scores.order]
+    sig = np.asarray(is_signal, dtype=bool)[sorted_scores.order]
+    tp = np.cumsum(w * sig, axis=1)
+    total = np.cumsum(w, axis=1)
+    if sorted_scores.starts.size < n:  # ties: keep the last event of each group
+        ends = np.r_[sorted_scores.starts[1:], n] - 1
+        tp, total = tp[:, ends], total[:, ends]
+    fp = total - tp
+    return np.concatenate([zeros, tp], axis=1), np.concatenate([zeros, fp], axis=1)
 
 
 def _rates(tp: np.ndarray, fp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
