@@ -60,7 +60,7 @@ def summary_table(summary: dict[str, Any]):
         ("jets", f"{summary['n_events']} ({summary['n_quark']} quark y=0, {summary['n_gluon']} gluon y=1)"),
         ("seed / workers", f"{summary['seed']} / {summary['workers']}"),
         ("Pythia events", f"{summary['events_tried']} (acceptance {summary['acceptance']:.1%})"),
-        ("time", f"{summary['wall_s']:.1f} s: {summary['jets_per_s']:.1f} jets/s, {summary['jets_per_s_per_core']:.1f} jets/s per worker"),
+        ("time", f"{summary['wall_s']:.1f} s: {summary['jets_per_s']:.1f} jets/s; {summary['jets_per_s_per_core']:.1f} jets per CPU-second per worker"),
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
     ]
     for key, value in rows:

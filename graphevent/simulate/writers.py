@@ -62,10 +62,12 @@ class ML4SCIHDF5Writer(ImageWriter):
     the public files ignore it.
 
     Args:
-        compression_level: gzip level (0-9); the images are ~97% zeros and compress ~20x.
+        compression_level: gzip level (0-9); the images are ~99% zeros: about 2.6 kB per
+            event at level 9 (2.9 kB at 6) instead of 187.5 kB, and compressing costs
+            ~10 ms per event, negligible next to generating it.
     """
 
-    def __init__(self, path: str | Path, n_events: int, metadata: dict[str, Any], compression_level: int = 6) -> None:
+    def __init__(self, path: str | Path, n_events: int, metadata: dict[str, Any], compression_level: int = 9) -> None:
         import h5py
 
         super().__init__(path, n_events, metadata)
