@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from graphevent.errors import ConfigError
 from graphevent.simulate.detector import ParticleBatch, wrap_phi
 
 CLASSES = ("quark", "gluon")
@@ -64,6 +65,16 @@ class QGSettings:
     jet_pt_max: float = 550.0
     jet_rap_max: float = 1.7
     quark_flavours: tuple[int, ...] = (1, 2, 3)
+
+    def validate(self, where: str = "settings") -> None:
+        if not 0 <= self.pthat_min < self.jet_pt_min:
+            raise ConfigError(f"{where}.pthat_min: invalid value {self.pthat_min}; expected 0 <= pthat_min < jet_pt_min")
+        if not 0 < self.jet_pt_min < self.jet_pt_max:
+            raise ConfigError(f"{where}: jet pT window ({self.jet_pt_min}, {self.jet_pt_max}); expected 0 < min < max")
+        if self.jet_r <= 0 or self.jet_rap_max <= 0:
+            raise ConfigError(f"{where}: jet_r={self.jet_r}, jet_rap_max={self.jet_rap_max}; expected both > 0")
+        if not self.quark_flavours or not set(self.quark_flavours) <= {1, 2, 3, 4, 5}:
+            raise ConfigError(f"{where}.quark_flavours: invalid value {self.quark_flavours}; expected a subset of 1..5")
 
 
 def pythia_settings(kind: str, settings: QGSettings, init_seed: int) -> list[str]:

@@ -18,12 +18,15 @@ import multiprocessing
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from graphevent.errors import ConfigError, DataError
 from graphevent.simulate.detector import CHANNELS, DetectorConfig, render_images
+
+if TYPE_CHECKING:
+    from graphevent.simulate.pythia import QGSettings
 
 #: Label convention of the ML4SCI quark-gluon images (and of every image file written here).
 ML4SCI_LABELS = {"quark": 0, "gluon": 1}
@@ -110,7 +113,9 @@ def _progress_object(progress):
     return progress
 
 
-def _check_args(n_events: int, out: Path, fmt: str | None, seed: int, workers: int, block_size: int, overwrite: bool) -> str:
+def _check_args(
+    n_events: int, out: Path, fmt: str | None, seed: int, workers: int, block_size: int, overwrite: bool, particles: bool
+) -> str:
     if not isinstance(n_events, (int, np.integer)) or n_events < 1:
         raise ConfigError(f"--events: invalid value {n_events!r}; expected an integer >= 1")
     if seed < 0:
@@ -123,11 +128,33 @@ def _check_args(n_events: int, out: Path, fmt: str | None, seed: int, workers: i
         fmt = _SUFFIXES.get(out.suffix.lower(), "hdf5")
     if fmt not in ("hdf5", "parquet"):
         raise ConfigError(f"--format: invalid value {fmt!r}; expected one of 'hdf5', 'parquet'")
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: output file exists; pass --overwrite to replace it")
-    if out.exists() and not out.is_file():
-        raise DataError(f"{out}: exists and is not a file")
+    for path in [out, particles_path(out)] if particles else [out]:
+        if path.exists() and not path.is_file():
+            raise DataError(f"{path}: exists and is not a file")
+        if path.exists() and not overwrite:
+            raise DataError(f"{path}: output file exists; pass --overwrite to replace it")
     return fmt
+
+
+def _metadata(seed: int, n_events: int, block_size: int, settings: QGSettings, detector: DetectorConfig) -> dict[str, Any]:
+    """Provenance stored in every image file (not the worker count: it changes nothing)."""
+    from graphevent import __version__
+    from graphevent.simulate.pythia import pythia_settings, versions
+
+    return {
+        "generator": "graphevent simulate qg",
+        "graphevent_version": __version__,
+        "seed": seed,
+        "n_events": n_events,
+        "block_size": block_size,
+        "labels": ML4SCI_LABELS,
+        "channels": list(CHANNELS),
+        "targets": {"m0": "particle-level jet mass (GeV)", "pt": "particle-level jet pT (GeV)"},
+        "settings": dataclasses.asdict(settings),
+        "pythia_settings": {kind: pythia_settings(kind, settings, 1) for kind in ("quark", "gluon")},
+        "detector": dataclasses.asdict(detector),
+        "versions": versions(),
+    }
 
 
 def generate_qg(
@@ -141,7 +168,7 @@ def generate_qg(
     overwrite: bool = False,
     particles: bool = True,
     detector: DetectorConfig | None = None,
-    settings=None,
+    settings: QGSettings | None = None,
     block_size: int = 25,
     compression_level: int = 9,
 ) -> dict[str, Any]:
@@ -173,88 +200,45 @@ def generate_qg(
         A summary: ``out``, ``particles`` (path or None), ``format``, ``n_events``,
         ``n_quark``, ``n_gluon``, ``labels``, ``seed``, ``workers``, ``wall_s``,
         ``jets_per_s`` (overall, wall clock), ``jets_per_s_per_core`` (jets per CPU second
-        of generation + rendering in the workers: the per-core rate, even on a busy machine), ``events_tried``, ``acceptance``, ``bytes``, ``versions``.
+        of generation + rendering in the workers: the per-core rate, even on a busy
+        machine), ``events_tried``, ``acceptance``, ``bytes``, ``versions``.
 
     Raises:
         ConfigError: bad argument, or pythia8mc/fastjet not installed.
         DataError: ``out`` exists and ``overwrite`` is false.
     """
     out = Path(out)
-    fmt = _check_args(n_events, out, fmt, seed, workers, block_size, overwrite)
-    require_sim()
-    from graphevent import __version__
-    from graphevent.simulate.pythia import QGSettings, pythia_settings, versions
-    from graphevent.simulate.writers import E2EParquetWriter, EnergyFlowNpzWriter, ML4SCIHDF5Writer
+    fmt = _check_args(n_events, out, fmt, seed, workers, block_size, overwrite, particles)
+    from graphevent.simulate.pythia import QGSettings
 
     detector = detector or DetectorConfig()
     detector.validate("detector")
     settings = settings or QGSettings()
+    settings.validate("settings")
+    require_sim()
     n_events = int(n_events)
     blocks = plan_blocks(n_events, block_size)
     n_quark = sum(b.size for b in blocks if b.kind == "quark")
     npz_out = particles_path(out) if particles else None
-    if npz_out is not None and npz_out.exists() and not overwrite:
-        raise DataError(f"{npz_out}: output file exists; pass --overwrite to replace it")
-    metadata = {
-        "generator": "graphevent simulate qg",
-        "graphevent_version": __version__,
-        "seed": seed,
-        "n_events": n_events,
-        "block_size": block_size,
-        "labels": ML4SCI_LABELS,
-        "channels": list(CHANNELS),
-        "targets": {"m0": "particle-level jet mass (GeV)", "pt": "particle-level jet pT (GeV)"},
-        "settings": dataclasses.asdict(settings),
-        "pythia_settings": {kind: pythia_settings(kind, settings, 1) for kind in ("quark", "gluon")},
-        "detector": dataclasses.asdict(detector),
-        "versions": versions(),
-    }
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f".tmp-{os.getpid()}"
-    tmp_out = out.with_name(out.name + tag)
-    tmp_npz = npz_out.with_name(npz_out.name + tag) if npz_out else None
-    if fmt == "hdf5":
-        writer = ML4SCIHDF5Writer(tmp_out, n_events, metadata, compression_level=compression_level)
-    else:
-        writer = E2EParquetWriter(tmp_out, n_events, metadata)
-    npz_writer = EnergyFlowNpzWriter(tmp_npz) if tmp_npz else None
-
-    totals = {"n_tried": 0, "cpu_seconds": 0.0}
-
-    def consume(block: _Block, result: dict[str, Any]) -> None:
-        y = np.full(block.size, ML4SCI_LABELS[block.kind], dtype=np.float32)
-        writer.write(result["images"], y, result["m0"], result["pt"])
-        if npz_writer is not None:
-            npz_writer.write(result["constituents"], np.full(block.size, block.kind == "quark"))
-        totals["n_tried"] += result["n_tried"]
-        totals["cpu_seconds"] += result["cpu_seconds"]
+    metadata = _metadata(seed, n_events, block_size, settings, detector)
 
     start = time.perf_counter()
+    outputs = _Outputs(out, npz_out, fmt, n_events, metadata, compression_level)
     bar = _progress_object(progress)
     bar.start(n_events, "simulating q/g jets")
     try:
         if workers == 1:
             for block in blocks:
-                consume(block, _run_block(block, seed, settings, detector))
+                outputs.write(block, _run_block(block, seed, settings, detector))
                 bar.advance(block.size)
         else:
-            _run_parallel(blocks, seed, settings, detector, workers, consume, bar.advance)
-        writer.close()
-        if npz_writer is not None:
-            npz_writer.close()
+            _run_parallel(blocks, seed, settings, detector, workers, outputs.write, bar.advance)
+        outputs.commit()
     except BaseException:
-        writer.close()
-        for path in (tmp_out, tmp_npz):
-            if path is not None and path.exists():
-                path.unlink()
+        outputs.discard()
         raise
     finally:
         bar.stop()
-
-    if tmp_npz is not None:
-        os.replace(tmp_npz, npz_out)
-    os.replace(tmp_out, out)
     wall = time.perf_counter() - start
     return {
         "out": str(out),
@@ -268,12 +252,55 @@ def generate_qg(
         "workers": workers,
         "wall_s": wall,
         "jets_per_s": n_events / wall,
-        "jets_per_s_per_core": n_events / max(totals["cpu_seconds"], 1e-9),
-        "events_tried": totals["n_tried"],
-        "acceptance": n_events / max(totals["n_tried"], 1),
+        "jets_per_s_per_core": n_events / max(outputs.cpu_seconds, 1e-9),
+        "events_tried": outputs.n_tried,
+        "acceptance": n_events / max(outputs.n_tried, 1),
         "bytes": out.stat().st_size,
         "versions": metadata["versions"],
     }
+
+
+class _Outputs:
+    """The files of one run, written under temporary names and renamed by :meth:`commit`."""
+
+    def __init__(self, out: Path, npz_out: Path | None, fmt: str, n_events: int, metadata: dict[str, Any], level: int) -> None:
+        from graphevent.simulate.writers import E2EParquetWriter, EnergyFlowNpzWriter, ML4SCIHDF5Writer
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tag = f".tmp-{os.getpid()}"
+        self.final = [out] + ([npz_out] if npz_out else [])
+        self.temp = [path.with_name(path.name + tag) for path in self.final]
+        self.n_tried = 0
+        self.cpu_seconds = 0.0
+        self.images = None
+        self.particles = EnergyFlowNpzWriter(self.temp[1]) if npz_out else None
+        if fmt == "hdf5":
+            self.images = ML4SCIHDF5Writer(self.temp[0], n_events, metadata, compression_level=level)
+        else:
+            self.images = E2EParquetWriter(self.temp[0], n_events, metadata)
+
+    def write(self, block: _Block, result: dict[str, Any]) -> None:
+        y = np.full(block.size, ML4SCI_LABELS[block.kind], dtype=np.float32)
+        self.images.write(result["images"], y, result["m0"], result["pt"])
+        if self.particles is not None:
+            self.particles.write(result["constituents"], np.full(block.size, block.kind == "quark"))
+        self.n_tried += result["n_tried"]
+        self.cpu_seconds += result["cpu_seconds"]
+
+    def commit(self) -> None:
+        """Finish every file, then rename them (particles first, images last)."""
+        self.images.close()
+        if self.particles is not None:
+            self.particles.close()
+        for temp, final in reversed(list(zip(self.temp, self.final))):
+            os.replace(temp, final)
+
+    def discard(self) -> None:
+        """Close and delete the temporary files."""
+        if self.images is not None:
+            self.images.close()
+        for temp in self.temp:
+            temp.unlink(missing_ok=True)
 
 
 def _run_parallel(blocks, seed, settings, detector, workers, consume, advance) -> None:

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphevent.cli.app import main
-from graphevent.errors import ConfigError, DataError
+from graphevent.errors import DataError
 from graphevent.simulate import generate_qg, particles_path
 
 pytest.importorskip("pythia8mc")
@@ -109,14 +109,6 @@ def test_existing_output_is_kept_unless_overwrite_and_no_temp_files_remain(runs)
     assert not list(runs["root"].glob("*.tmp-*"))
 
 
-def test_bad_arguments_raise_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"--format: invalid value 'root'; expected one of 'hdf5', 'parquet'"):
-        generate_qg(2, tmp_path / "x.h5", fmt="root", progress=False)
-    with pytest.raises(ConfigError, match=r"--events: invalid value 0; expected an integer >= 1"):
-        generate_qg(0, tmp_path / "x.h5", progress=False)
-    assert not list(tmp_path.iterdir())
-
-
 def test_cli_writes_the_file_and_prints_a_summary(tmp_path, capsys):
     out = tmp_path / "cli.h5"
     code = main(["simulate", "qg", "--events", "2", "--out", str(out), "--seed", "7", "--no-particles"])
@@ -125,16 +117,3 @@ def test_cli_writes_the_file_and_prints_a_summary(tmp_path, capsys):
         assert f["X_jets"].shape == (2, 125, 125, 3)
     text = capsys.readouterr().out
     assert "1 quark y=0, 1 gluon y=1" in text and "jets/s" in text
-
-
-def test_cli_without_pythia_says_how_to_install(tmp_path, monkeypatch, capsys):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pythia8mc" else real(name, *a))
-    code = main(["simulate", "qg", "--events", "2", "--out", str(tmp_path / "x.h5")])
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "pythia8mc" in err and "pip install 'graphevent[sim]'" in err
-    assert len(err.strip().splitlines()) == 1
-    assert not list(tmp_path.iterdir())
