@@ -40,9 +40,9 @@ def tiny_info() -> DatasetInfo:
 
 
 def make_event(n: int, seed: int, event_id: int = 0, label: int | None = None) -> Data:
-    """One event: n nodes at continuous (eta, phi) in [-1, 1]^2 (no distance ties), kNN graph."""
+    """One event: n nodes at continuous (eta, phi) in [-0.5, 0.5]^2 (no distance ties), kNN graph."""
     g = torch.Generator().manual_seed(seed)
-    pos = torch.rand(n, 2, generator=g) * 2 - 1
+    pos = torch.rand(n, 2, generator=g) - 0.5
     x = torch.log1p(torch.rand(n, 3, generator=g) * 3)
     ei = knn_graph(pos, None, K)
     label = seed % 2 if label is None else label

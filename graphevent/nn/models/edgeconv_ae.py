@@ -36,8 +36,10 @@ class EdgeConvAEConfig:
         num_points: decoder slots: the most points reconstructed per event.
         query_dim: size of each slot's learned query.
         decoder_hidden: decoder MLP width.
-        pos_weight: weight of (eta, phi) relative to the standardised values in the
-            Chamfer distance.
+        pos_scale: (eta, phi) are divided by this inside the model (default 0.4, a
+            typical jet radius), so positions are of order one like the standardised values.
+        pos_weight: weight of the scaled (eta, phi) relative to the standardised values in
+            the Chamfer distance.
         count_weight: weight of the occupied-pixel count loss.
     """
 
@@ -47,6 +49,7 @@ class EdgeConvAEConfig:
     num_points: int = 320
     query_dim: int = 32
     decoder_hidden: int = 128
+    pos_scale: float = 0.4
     pos_weight: float = 1.0
     count_weight: float = 0.1
 
@@ -56,15 +59,18 @@ class EdgeConvAEConfig:
         for key in ("k", "dim", "num_points", "query_dim", "decoder_hidden"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
-        if self.pos_weight <= 0 or self.count_weight < 0:
-            raise ConfigError(f"{where}: pos_weight must be > 0 and count_weight >= 0")
+        if self.pos_weight <= 0 or self.count_weight < 0 or self.pos_scale <= 0:
+            raise ConfigError(
+                f"{where}: pos_scale and pos_weight must be > 0 and count_weight >= 0 "
+                f"(found {self.pos_scale}, {self.pos_weight}, {self.count_weight})"
+            )
 
 
 class EdgeConvEncoder(nn.Module):
     r"""DGCNN-style encoder: EdgeConv blocks, per-node fusion, mean+max pooled latent.
 
     .. math::
-        h^1 = \mathrm{EC}_1([\tilde{x}, p];\ \mathrm{kNN}_{\eta\phi}),\quad
+        h^1 = \mathrm{EC}_1([\tilde{x}, p / s];\ \mathrm{kNN}_{\eta\phi}),\quad
         h^{l+1} = \mathrm{EC}_{l+1}(h^l;\ \mathrm{kNN}(h^l)),\quad
         t_i = \mathrm{GELU}(\mathrm{LN}(W[h^1_i, \dots, h^L_i])),\quad
         z = \mathrm{MLP}([\mathrm{mean}_i t_i, \max_i t_i])
@@ -84,6 +90,7 @@ class EdgeConvEncoder(nn.Module):
         super().__init__()
         self.k = config.k
         self.dim = config.dim
+        self.pos_scale = config.pos_scale
         self.norm = Standardize(info.node_features, info.feature_stats)
         blocks = []
         size = info.num_node_features + 2
@@ -96,7 +103,7 @@ class EdgeConvEncoder(nn.Module):
         self.latent = MLP(2 * config.dim, [config.dim], config.dim)
 
     def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
-        h = torch.cat([self.norm(x), pos], dim=-1)
+        h = torch.cat([self.norm(x), pos / self.pos_scale], dim=-1)
         outs = []
         for i, block in enumerate(self.blocks):
             graph = edge_index if i == 0 else knn_graph(h, batch, self.k)
@@ -160,8 +167,8 @@ class EdgeConvAutoencoder(GraphModel):
     decoder (:class:`SetDecoder`) turns ``z`` into points ``(eta, phi, values)`` and a
     count of occupied pixels. The reconstruction loss is the Chamfer distance
     (:func:`~graphevent.nn.layers.set_loss.chamfer_distance`) between the event's nodes and
-    the first ``n`` decoded points in ``(sqrt(pos_weight) * (eta, phi), standardised
-    values)`` space, which scores both *where* pixels are occupied and their values, plus
+    the first ``n`` decoded points in ``(sqrt(pos_weight) * (eta, phi) / pos_scale,
+    standardised values)`` space, which scores both *where* pixels are occupied and their values, plus
     ``count_weight * (log(1 + n_hat) - log(1 + n))^2`` for how many are occupied
     (set autoencoding as in Achlioptas et al., arXiv:1707.02392).
 
@@ -196,7 +203,7 @@ class EdgeConvAutoencoder(GraphModel):
         return self.encoder(batch.x, batch.pos, edge_index, b, num_events)
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Points ``(B, M, 2 + F)`` (physical (eta, phi), standardised values) and ``log(1 + n)`` (B,)."""
+        """Points ``(B, M, 2 + F)`` ((eta, phi) / pos_scale, standardised values) and ``log(1 + n)`` (B,)."""
         if self.decoder is None:
             raise ConfigError(f"model {self.name!r} was built without its decoder (aux_recon_weight = 0)")
         return self.decoder(z)
@@ -207,7 +214,8 @@ class EdgeConvAutoencoder(GraphModel):
         b, num_events = batch_vector(batch)
         x = self.encoder.norm(batch.x if target is None else target)
         w = math.sqrt(self.config.pos_weight)
-        true, true_mask = to_dense_batch(torch.cat([w * batch.pos, x], dim=-1).float(), b, batch_size=num_events)
+        pos = batch.pos / self.config.pos_scale
+        true, true_mask = to_dense_batch(torch.cat([w * pos, x], dim=-1).float(), b, batch_size=num_events)
         counts = true_mask.sum(1)
         slots = torch.arange(points.size(1), device=points.device)
         pred_mask = slots[None, :] < counts[:, None]
@@ -236,7 +244,8 @@ class EdgeConvAutoencoder(GraphModel):
         keep = torch.arange(points.size(1), device=points.device)[None, :] < n[:, None]  # (B, M)
         b = torch.arange(points.size(0), device=points.device)[:, None].expand_as(keep)[keep]
         sel = points[keep].float()
-        return Reconstruction(sel[:, :2], self.encoder.norm.inverse(sel[:, 2:]), b, points.size(0))
+        pos = sel[:, :2] * self.config.pos_scale
+        return Reconstruction(pos, self.encoder.norm.inverse(sel[:, 2:]), b, points.size(0))
 
     def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
         self.check_stage(stage)

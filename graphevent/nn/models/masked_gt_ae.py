@@ -21,6 +21,8 @@ from graphevent.nn.models.base import GraphModel, Stage, batch_vector, event_key
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_model
 
+POS_RANGE = 3.0  # Fourier period / 2 in units of pos_scale: covers +-1.1 in eta, phi at pos_scale 0.4
+
 
 @dataclass(frozen=True)
 class MaskedGTConfig:
@@ -37,6 +39,8 @@ class MaskedGTConfig:
             (0 = never).
         k: neighbours of the (eta, phi) graphs (the dataset's graph is reused when its k
             matches; during pretraining the graph among visible nodes is rebuilt with k).
+        pos_scale: (eta, phi) and their differences are divided by this inside the model
+            (default 0.4, a typical jet radius), so geometry inputs are of order one.
         pos_freqs: Fourier octaves of the position encoding.
         mask_ratio: fraction of nodes hidden per event in pretraining, in (0, 1).
         mask_mode: ``random`` nodes or contiguous ``patch`` es of neighbours.
@@ -55,6 +59,7 @@ class MaskedGTConfig:
     dropout: float = 0.0
     global_every: int = 2
     k: int = 16
+    pos_scale: float = 0.4
     pos_freqs: int = 4
     mask_ratio: float = 0.5
     mask_mode: Literal["random", "patch"] = "patch"
@@ -75,6 +80,8 @@ class MaskedGTConfig:
             raise ConfigError(f"{where}.mask_ratio: {self.mask_ratio}; expected a fraction in (0, 1)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{where}.dropout: {self.dropout}; expected a value in [0, 1)")
+        if not self.pos_scale > 0:
+            raise ConfigError(f"{where}.pos_scale: {self.pos_scale}; expected > 0")
         if self.global_every < 0:
             raise ConfigError(f"{where}.global_every: {self.global_every}; expected >= 0 (0 = no global attention)")
 
@@ -88,7 +95,7 @@ class MaskedGTEncoder(nn.Module):
         t_i = \mathrm{LN}(h^L_i),\quad z = \mathrm{mean}_i\, t_i
 
     ``x~`` is ``x`` standardised with the dataset's feature statistics, ``gamma`` the Fourier
-    position encoding. Every ``global_every``-th layer adds event-wide attention. The pooled
+    position encoding; positions and edge geometry are divided by ``pos_scale``. Every ``global_every``-th layer adds event-wide attention. The pooled
     embedding is a parameter-free mean (permutation invariant).
 
     Args:
@@ -104,8 +111,9 @@ class MaskedGTEncoder(nn.Module):
         super().__init__()
         c = config
         self.dim = c.dim
+        self.pos_scale = c.pos_scale
         self.norm = Standardize(info.node_features, info.feature_stats)
-        self.pos_enc = FourierPosition(2, c.pos_freqs)
+        self.pos_enc = FourierPosition(2, c.pos_freqs, scale=POS_RANGE)
         self.embed = MLP(info.num_node_features + self.pos_enc.out_channels, [c.dim], c.dim)
         self.edge_embed = MLP(3, [c.edge_dim], c.edge_dim)
         self.layers = nn.ModuleList(
@@ -120,8 +128,8 @@ class MaskedGTEncoder(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
     ) -> tuple[Tensor, Tensor]:
-        h = self.embed(torch.cat([self.norm(x), self.pos_enc(pos)], dim=-1))
-        e = self.edge_embed(edge_attr)
+        h = self.embed(torch.cat([self.norm(x), self.pos_enc(pos / self.pos_scale)], dim=-1))
+        e = self.edge_embed(edge_attr / self.pos_scale)
         for layer in self.layers:
             h = layer(h, edge_index, e, batch)
         tokens = self.out_norm(h)
@@ -147,9 +155,10 @@ class MaskedGTDecoder(nn.Module):
     def __init__(self, info: DatasetInfo, config: MaskedGTConfig) -> None:
         super().__init__()
         c = config
+        self.pos_scale = c.pos_scale
         self.proj = nn.Linear(c.dim, c.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(c.decoder_dim))
-        self.pos_enc = FourierPosition(2, c.pos_freqs)
+        self.pos_enc = FourierPosition(2, c.pos_freqs, scale=POS_RANGE)
         self.pos_embed = MLP(self.pos_enc.out_channels, [c.decoder_dim], c.decoder_dim)
         self.edge_embed = MLP(3, [c.edge_dim], c.edge_dim)
         self.layers = nn.ModuleList(
@@ -166,8 +175,8 @@ class MaskedGTDecoder(nn.Module):
         idx = visible.nonzero().view(-1)
         full = tokens.new_zeros(visible.size(0), tokens.size(1)).index_copy(0, idx, tokens)
         h = torch.where(visible[:, None], self.proj(full), self.mask_token.to(full.dtype))
-        h = h + self.pos_embed(self.pos_enc(pos))
-        e = self.edge_embed(edge_attr)
+        h = h + self.pos_embed(self.pos_enc(pos / self.pos_scale))
+        e = self.edge_embed(edge_attr / self.pos_scale)
         for layer in self.layers:
             h = layer(h, edge_index, e, batch)
         return self.head(self.out_norm(h))

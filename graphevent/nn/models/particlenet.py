@@ -28,12 +28,15 @@ class ParticleNetConfig:
         channels: edge-MLP sizes per EdgeConv block.
         fc_dim: width of each task's fully connected layer.
         dropout: dropout before each task's output layer.
+        pos_scale: (eta, phi) input features are divided by this (default 0.4, a typical
+            jet radius); neighbour search does not depend on it.
     """
 
     k: int = 16
     channels: tuple[tuple[int, ...], ...] = ((64, 64, 64), (128, 128, 128), (256, 256, 256))
     fc_dim: int = 256
     dropout: float = 0.1
+    pos_scale: float = 0.4
 
     def validate(self, where: str = "model") -> None:
         if not self.channels or any(not block or min(block) < 1 for block in self.channels):
@@ -42,6 +45,8 @@ class ParticleNetConfig:
             raise ConfigError(f"{where}: k and fc_dim must be >= 1 (found k={self.k}, fc_dim={self.fc_dim})")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{where}.dropout: {self.dropout}; expected a value in [0, 1)")
+        if not self.pos_scale > 0:
+            raise ConfigError(f"{where}.pos_scale: {self.pos_scale}; expected > 0")
 
 
 @register_model("particlenet")
@@ -54,7 +59,7 @@ class ParticleNet(GraphModel):
     the feature space of the previous block; the last block's output is averaged over the
     nodes and fed to ``Linear(256) -> ReLU -> Dropout(0.1) -> Linear(out)``. Here each task
     gets its own such head (one classification task is the paper's network). Inputs are
-    the standardised node values and (eta, phi).
+    the standardised node values and (eta, phi) / ``pos_scale``.
 
     Args:
         info: dataset description.
@@ -99,7 +104,7 @@ class ParticleNet(GraphModel):
         """Last block's node features ``(N, C)`` and their per-event mean ``(B, C)``."""
         b, num_events = batch_vector(batch)
         edge_index, _ = position_graph(batch, self.config.k, self.info.k)
-        h = torch.cat([self.norm(batch.x), batch.pos], dim=-1)
+        h = torch.cat([self.norm(batch.x), batch.pos / self.config.pos_scale], dim=-1)
         for i, block in enumerate(self.blocks):
             h = block(h, edge_index if i == 0 else knn_graph(h, b, self.config.k))
         return h, global_mean_pool(h, b, num_events)
