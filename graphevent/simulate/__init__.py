@@ -8,7 +8,7 @@ optional ``[sim]`` extra (``pythia8mc``, ``fastjet``); the detector emulation
 """
 
 from graphevent.simulate.detector import CHANNELS, DetectorConfig, ParticleBatch, render_images
-from graphevent.simulate.qg import ENERGYFLOW_LABELS, ML4SCI_LABELS, generate_qg, particles_path, require_sim
+from graphevent.simulate.qg import ENERGYFLOW_LABELS, ML4SCI_LABELS, generate_qg, particles_path, require_sim, sample_path
 
 __all__ = [
     "CHANNELS",
@@ -20,4 +20,5 @@ __all__ = [
     "particles_path",
     "render_images",
     "require_sim",
+    "sample_path",
 ]

@@ -222,10 +222,14 @@ class JetGenerator:
         kin: list[tuple[float, float, float, float, float]] = []
         constituents: list[np.ndarray] = []
         partons: list[int] = []
-        n_tried = 0
+        n_tried = failures = 0
         while len(kin) < n_jets:
             if not self.pythia.next():
+                failures += 1
+                if failures > 1000:
+                    raise RuntimeError(f"Pythia failed to generate 1000 {self.kind} events in a row")
                 continue
+            failures = 0
             n_tried += 1
             parton = self._outgoing_parton()
             if self.kind == "quark" and abs(parton) not in s.quark_flavours:

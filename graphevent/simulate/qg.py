@@ -1,13 +1,11 @@
 """``generate_qg``: simulated quark and gluon jet images, in parallel, written block by block.
 
-The sample is cut into blocks of ``block_size`` jets of one class (quark blocks and gluon
-blocks alternate in the file). A block's content depends only on (seed, class, block
-index), see :mod:`graphevent.simulate.pythia`, so the output is identical whatever the
-number of worker processes; a larger sample with the same seed starts with the same
-blocks (a smaller sample is a prefix of every block of a larger one). Workers generate
-and render blocks; the parent writes them in order to files
-with temporary names and renames them when everything is written.
-"""
+The sample is cut into blocks of ``block_size`` jets of one class; quark blocks and gluon
+blocks alternate in the file. A block's content depends only on (seed, class, block
+index) (see :mod:`graphevent.simulate.pythia`), so the output is the same whatever the
+number of worker processes, and a smaller sample with the same seed is a prefix of every
+block of a larger one. Workers generate and render blocks; the parent writes them in
+order to files with temporary names and renames those when everything is written."""
 
 from __future__ import annotations
 
@@ -45,6 +43,11 @@ def require_sim() -> None:
             f"graphevent simulate needs the optional package(s) {', '.join(missing)}; "
             "install them with: pip install 'graphevent[sim]'"
         )
+
+
+def sample_path() -> Path:
+    """The 2000-jet sample shipped with the package (ML4SCI HDF5; see graphevent/sample/README.md)."""
+    return Path(__file__).resolve().parent.parent / "sample" / "qg_sample.h5"
 
 
 def particles_path(out: str | Path) -> Path:

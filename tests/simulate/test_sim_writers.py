@@ -89,3 +89,25 @@ def test_npz_layout_is_energyflow_zero_padded_with_quark_label_one(tmp_path):
     for k, jet in enumerate(jets):
         np.testing.assert_array_equal(X[k, : len(jet)], jet)
         assert np.all(X[k, len(jet) :] == 0)
+
+
+def test_shipped_sample_has_the_ml4sci_layout_and_balanced_labels():
+    import json
+
+    from graphevent.simulate import sample_path
+
+    path = sample_path()
+    assert path.name == "qg_sample.h5" and path.stat().st_size < 6_000_000
+    with h5py.File(path) as f:
+        assert sorted(f.keys()) == ["X_jets", "m0", "pt", "y"]
+        assert f["X_jets"].shape == (2000, 125, 125, 3) and f["X_jets"].dtype == np.float32
+        y, pt, m0 = f["y"][:], f["pt"][:], f["m0"][:]
+        first = f["X_jets"][0]
+        meta = json.loads(f.attrs["graphevent_simulate"])
+    np.testing.assert_array_equal(np.bincount(y.astype(int)), [1000, 1000])
+    np.testing.assert_array_equal(y[:25], 0)  # the first block is quark jets
+    assert np.all((pt > 500) & (pt < 550)) and np.all((m0 > 0) & (m0 < pt))
+    assert meta["seed"] == 1 and meta["labels"] == {"quark": 0, "gluon": 1}
+    # HCAL is constant over each 5x5 tower.
+    towers = first[..., 2].reshape(25, 5, 25, 5)
+    assert np.all(towers == towers[:, :1, :, :1])
