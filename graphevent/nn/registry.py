@@ -31,7 +31,7 @@ def register_model(name: str) -> Callable[[type], type]:
 
 
 def _ensure_loaded() -> None:
-    import graphevent.nn.models  # noqa: F401  (registers the built-in models)
+    import graphevent.nn.models  # noqa: F401  (importing registers the built-in models)
 
 
 def list_models() -> dict[str, type]:

@@ -1,4 +1,4 @@
-"""The interface every graphevent model implements (see ``notes`` in the package docs).
+"""The interface every graphevent model implements, and helpers shared by the models.
 
 Training, evaluation and the CLI only talk to models through :class:`GraphModel`:
 
