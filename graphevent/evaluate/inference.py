@@ -98,6 +98,16 @@ class EventRecord:
         for buf in (self.event_id, self.label, self.targets):
             buf.gather()
 
+    def sort_by_event_id(self, bindings: Sequence[TaskBinding]) -> None:
+        """Put every per-event array in ``event_id`` order, so one process and several DDP
+        processes (whose gathered arrays come rank by rank) hold identical arrays."""
+        order = np.argsort(self.event_id.array(), kind="stable")
+        self.targets.reorder(order)
+        self.event_id.reorder(order)
+        self.label.reorder(order)
+        for b in bindings:
+            b.metrics.reorder(order)
+
 
 @torch.inference_mode()
 def run_inference(

@@ -167,15 +167,14 @@ def _prediction_columns(ev: RunEvaluation, targets: Sequence[str]) -> dict[str, 
         "event_id": ev.record.event_id.array(),
         "label": ev.record.label.array(),
     }
-    t = ev.record.targets.array().reshape(len(cols["event_id"]), -1) if targets else None
+    t = ev.record.targets.array().reshape(len(cols["event_id"]), -1)
     for j, name in enumerate(targets):
         cols[f"true_{name}"] = t[:, j]
     n_cls = sum(isinstance(b.metrics, ClassificationMetrics) for b in ev.bindings)
     for b in ev.bindings:
         for col, values in b.metrics.columns().items():
             cols[f"{b.name}_{col}" if n_cls > 1 and isinstance(b.metrics, ClassificationMetrics) else col] = values
-    order = np.argsort(cols["event_id"], kind="stable")
-    return {k: v[order] for k, v in cols.items()}
+    return cols
 
 
 def _run_figures(ev: RunEvaluation, out: Path, training: list[dict[str, Any]]) -> list[tuple[str, Path]]:
@@ -324,9 +323,11 @@ def evaluate(
             finally:
                 bar.stop()
             record.gather()
-            metrics = {}
             for b in bindings:
                 b.metrics.gather()
+            record.sort_by_event_id(bindings)
+            metrics = {}
+            for b in bindings:
                 metrics[b.name] = b.metrics.compute(options.bootstrap if ctx.is_main else 0, options.seed, options.confidence)
                 missing = [h for h in b.metrics.headline if f"{h}_ci95" not in metrics[b.name]]
                 if options.bootstrap and ctx.is_main and missing:

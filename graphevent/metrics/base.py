@@ -58,6 +58,10 @@ class EventBuffer:
         torch.distributed.all_gather_object(parts, self.array())
         self._chunks = [np.concatenate([p for p in parts if len(p)])] if any(len(p) for p in parts) else []
 
+    def reorder(self, order: np.ndarray) -> None:
+        """Permute the values (``order`` as from ``np.argsort``)."""
+        self._chunks = [self.array()[order]]
+
     def reset(self) -> None:
         self._chunks = []
 
@@ -104,6 +108,12 @@ class TaskMetrics(abc.ABC):
         """Collect every rank's per-event values (call once after the last update)."""
         for buf in self.buffers().values():
             buf.gather()
+
+    def reorder(self, order: np.ndarray) -> None:
+        """Permute every per-event buffer (those with ``len(order)`` entries) by ``order``."""
+        for buf in self.buffers().values():
+            if len(buf) == len(order):
+                buf.reorder(order)
 
     def __len__(self) -> int:
         bufs = list(self.buffers().values())
