@@ -34,8 +34,9 @@ def eval_cmd(
     Writes metrics.json (schema: docs/metrics_schema.md), metrics.md, metrics.csv,
     predictions-RUN.parquet, roc-TASK.png (runs overlaid), scores-, response- and
     training- plots per run, and with --explain explain.md + explain/*.png.
-    Binary tasks: signal = class index 1 unless --signal; rejection 1/eps_B at eps_S = 0.3
-    and 0.5 with eps_B interpolated linearly on the ROC (∞ when no background passes).
+    Binary tasks: signal = class index 1 unless --signal; background rejection 1/εB at
+    signal efficiency εS = 0.3 and 0.5, εB interpolated linearly on the ROC (∞ when no
+    background passes the cut).
     Several GPUs: torchrun --nproc_per_node N -m graphevent.cli.app eval ... (rank 0 writes).
 
     [bold]Examples[/]

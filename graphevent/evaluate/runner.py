@@ -122,7 +122,7 @@ def _checkpoint_epoch(run_dir: Path, which: str) -> tuple[Path, int | None]:
     try:  # memory-mapped: the weights are not read again
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         epoch = state.get("epoch") if isinstance(state, dict) else None
-    except Exception:  # load_run has already validated this file; the epoch is informative only
+    except (RuntimeError, OSError, ValueError):  # load_run has read this file; the epoch is informative only
         epoch = None
     return path, int(epoch) if isinstance(epoch, int) else None
 

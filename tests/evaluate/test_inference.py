@@ -131,3 +131,24 @@ def test_pca_recovers_the_dominant_axes():
 def test_select_events_takes_the_first_of_each_class():
     labels = np.array([1, 1, 0, 1, 0, 0, 2])
     assert select_events(labels, 3, 2) == [2, 4, 0, 1, 6]
+
+
+def test_multiclass_runs_get_one_roc_per_class_and_score_panels(tmp_path):
+    from graphevent.evaluate.inference import EventRecord, TaskBinding
+    from graphevent.evaluate.runner import RunEvaluation, _comparison_figures, _run_figures
+    from graphevent.metrics import ClassificationMetrics
+
+    g = torch.Generator().manual_seed(0)
+    evals = []
+    for name in ("a", "b"):
+        y = torch.arange(300) % 3
+        probs = torch.softmax(torch.randn(300, 3, generator=g) + 2 * torch.nn.functional.one_hot(y, 3), 1)
+        m = ClassificationMetrics(["light", "charm", "bottom"])
+        m.update(probs, y)
+        evals.append(RunEvaluation(name=name, file_stem=name, run_dir=tmp_path, bindings=[TaskBinding("flavour", m)],
+                                   record=EventRecord(), metrics={"flavour": m.compute(0)}, info={}))
+    figs = _comparison_figures(evals, tmp_path) + _run_figures(evals[0], tmp_path, [])
+    names = sorted(p.name for _, p in figs)
+    assert names == ["roc-flavour-bottom.png", "roc-flavour-charm.png", "roc-flavour-light.png", "scores-a-flavour.png"]
+    for _, p in figs:
+        assert p.stat().st_size > 10_000
