@@ -34,15 +34,19 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def eval_context(spec: str):
-    """A :class:`~graphevent.train.distributed.DistContext` for evaluation.
+    """A :class:`~graphevent.train.distributed.DistContext` for evaluation, and whether this
+    call created the process group (the caller then shuts it down).
 
     Under an external launcher (``torchrun``, ``srun``) joins its process group; otherwise
     a single-process context on :func:`resolve_device`'s device.
     """
+    import torch.distributed as dist
+
     from graphevent.train.distributed import DistContext, init_distributed, launcher_env
 
     layout = launcher_env()
     if layout is None or layout["world_size"] == 1:
-        return DistContext(device=resolve_device(spec))
+        return DistContext(device=resolve_device(spec)), False
     use_cuda = spec != "cpu" and (spec != "auto" or torch.cuda.is_available())
-    return init_distributed(use_cuda)
+    existed = dist.is_available() and dist.is_initialized()
+    return init_distributed(use_cuda), not existed

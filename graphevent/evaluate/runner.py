@@ -27,7 +27,7 @@ from rich.table import Table
 from graphevent.errors import ConfigError, DataError, RunError
 from graphevent.evaluate.device import eval_context
 from graphevent.evaluate.explain import ExplainOutput, explain_run, pca_figure
-from graphevent.evaluate.inference import RECONSTRUCTION, EventRecord, TaskBinding, bind_tasks, check_compatible, run_inference
+from graphevent.evaluate.inference import EventRecord, TaskBinding, bind_tasks, check_compatible, run_inference
 from graphevent.evaluate.options import EvalOptions
 from graphevent.evaluate.predictions import write_predictions
 from graphevent.metrics import ClassificationMetrics, ReconstructionMetrics, RegressionMetrics
@@ -250,6 +250,100 @@ def _explain_markdown(evals: Sequence[RunEvaluation], pca: Path | None, out: Pat
     return "\n".join(lines)
 
 
+@dataclass
+class _Setting:
+    """What every run of one ``evaluate`` call shares."""
+
+    options: EvalOptions
+    data_dir: Path
+    dataset: Any
+    n_total: int
+    ctx: Any
+    progress: Any
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def positions(self) -> list[int]:
+        """This process's share of the events (every world_size-th, no padding)."""
+        return list(range(self.ctx.rank, self.n_total, self.ctx.world_size))
+
+
+def _evaluate_run(run_dir: Path, name: str, st: _Setting) -> tuple[RunEvaluation, Any, Any]:
+    """Stream the split through one run's model; metrics computed (with intervals on rank 0)."""
+    from torch.utils.data import Subset
+    from torch_geometric.loader import DataLoader
+
+    from graphevent.train.checkpoint import load_run
+
+    opt, ctx = st.options, st.ctx
+    model, cfg, info = load_run(run_dir, opt.checkpoint, map_location="cpu")
+    check_compatible(name, info, str(st.data_dir), st.dataset.info)
+    ckpt_file, epoch = _checkpoint_epoch(run_dir, opt.checkpoint)
+    model = model.to(ctx.device).eval()
+    bindings = bind_tasks(model, cfg, info, st.dataset.info, opt.signal, name)
+    for b in bindings:
+        b.metrics.to(ctx.device)
+    loader = DataLoader(Subset(st.dataset, st.positions), batch_size=opt.batch_size, shuffle=False, num_workers=opt.num_workers)
+    torch.manual_seed(opt.seed)  # masked models draw masks during evaluation
+    st.progress.start(st.n_total, f"eval {name}")
+    try:
+        record = run_inference(model, loader, bindings, ctx.device, lambda n: st.progress.advance(n * ctx.world_size))
+    finally:
+        st.progress.stop()
+    record.gather()
+    for b in bindings:
+        b.metrics.gather()
+    record.sort_by_event_id(bindings)
+    metrics = {}
+    for b in bindings:
+        metrics[b.name] = b.metrics.compute(opt.bootstrap if ctx.is_main else 0, opt.seed, opt.confidence)
+        missing = [h for h in b.metrics.headline if f"{h}_ci95" not in metrics[b.name]]
+        if opt.bootstrap and ctx.is_main and missing:
+            st.warnings.append(f"{name}: {b.name}: no bootstrap interval for {', '.join(missing)} (too few events or batches)")
+    ev = RunEvaluation(
+        name=name, file_stem=file_stem(name), run_dir=run_dir.resolve(), bindings=bindings, record=record, metrics=metrics,
+        info={
+            "run_dir": str(run_dir.resolve()), "checkpoint_file": str(ckpt_file.resolve()), "epoch": epoch,
+            "model": str(cfg.model.get("name")), "stage": cfg.stage, "experiment": cfg.name,
+            "n_events": len(record.event_id), "tasks": {b.name: _task_info(b) for b in bindings},
+        },
+    )
+    return ev, model, info
+
+
+def _write_run(ev: RunEvaluation, model: Any, info: Any, st: _Setting, tmp: Path) -> list[tuple[str, Path]]:
+    """Rank 0: the run's predictions file, its figures and (``explain``) its explain figures."""
+    from torch.utils.data import Subset
+
+    opt = st.options
+    write_predictions(tmp / f"predictions-{ev.file_stem}", _prediction_columns(ev, list(st.dataset.info.targets)),
+                      {"run": ev.name, "split": opt.split, "classes": list(info.classes), "tasks": ev.info["tasks"]}, opt.format)
+    training, bad = read_training_log(ev.run_dir)
+    st.warnings.extend(bad)
+    figures = _run_figures(ev, tmp, training)
+    if opt.explain:
+        (tmp / "explain").mkdir(exist_ok=True)
+        events = Subset(st.dataset, list(range(st.n_total)))
+        ev.explain = explain_run(model, ev.bindings, info.classes, info.node_features, events, st.dataset.labels()[:st.n_total],
+                                 opt.explain_events, opt.batch_size, st.ctx.device, tmp / "explain", ev.name, ev.file_stem)
+    return figures
+
+
+def _write_summary(evals: Sequence[RunEvaluation], document: dict[str, Any], figures: list[tuple[str, Path]],
+                   st: _Setting, tmp: Path) -> None:
+    """Rank 0: comparison figures, explain.md + PCA, metrics.json / .md / .csv."""
+    figures = _comparison_figures(evals, tmp) + figures
+    if st.options.explain:
+        notes = [n for ev in evals if ev.explain for n in ev.explain.notes]
+        emb = {ev.name: ev.explain.embedding for ev in evals if ev.explain and ev.explain.embedding is not None}
+        pca = plots.save_figure(pca_figure(emb, st.dataset.info.classes), tmp / "explain" / "pca.png") if emb else None
+        (tmp / "explain.md").write_text(_explain_markdown(evals, pca, tmp, notes))
+    (tmp / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
+    rel = [(title, p.relative_to(tmp).as_posix()) for title, p in figures]
+    (tmp / "metrics.md").write_text(markdown(document, rel))
+    (tmp / "metrics.csv").write_text(csv_text(document))
+
+
 def evaluate(
     run_dirs: Sequence[str | Path],
     data_dir: str | Path,
@@ -274,12 +368,8 @@ def evaluate(
         RunError: a run directory without checkpoints, or an unreadable checkpoint.
         DataError: a missing split, or a dataset whose classes/features differ from a run's.
     """
-    from torch.utils.data import Subset
-    from torch_geometric.loader import DataLoader
-
     from graphevent.data.dataset import GraphDataset
-    from graphevent.train.checkpoint import load_run
-
+    from graphevent.train.distributed import shutdown
     from graphevent.utils.progress import NullProgress
 
     options.validate()
@@ -291,95 +381,41 @@ def evaluate(
     out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs, options.split)
     if out.exists() and not options.overwrite:
         raise ConfigError(f"--out {out}: already exists; pass --overwrite to replace it")
-
     dataset = GraphDataset(data_dir, options.split)
     n_total = len(dataset) if options.max_events is None else min(len(dataset), options.max_events)
     if n_total == 0:
         raise DataError(f"{data_dir}: split {options.split!r} has no events")
-    ctx = eval_context(options.device)
-    bar = progress if progress is not None and ctx.is_main else NullProgress()
-    positions = list(range(ctx.rank, n_total, ctx.world_size))
-    names = run_names(run_dirs)
-    warnings: list[str] = []
-    evals: list[RunEvaluation] = []
-    figures: list[tuple[str, Path]] = []
-    targets = list(dataset.info.targets)
+
+    ctx, owns_group = eval_context(options.device)
+    st = _Setting(options=options, data_dir=Path(data_dir), dataset=dataset, n_total=n_total, ctx=ctx,
+                  progress=progress if progress is not None and ctx.is_main else NullProgress())
     output = _OutputDir(out, active=ctx.is_main)
-    with output as tmp:
-        for run_dir, name in zip(map(Path, run_dirs), names):
-            model, cfg, info = load_run(run_dir, options.checkpoint, map_location="cpu")
-            check_compatible(name, info, str(data_dir), dataset.info)
-            ckpt_file, epoch = _checkpoint_epoch(run_dir, options.checkpoint)
-            model = model.to(ctx.device).eval()
-            bindings = bind_tasks(model, cfg, info, dataset.info, options.signal, name)
-            for b in bindings:
-                b.metrics.to(ctx.device)
-            loader = DataLoader(Subset(dataset, positions), batch_size=options.batch_size, shuffle=False,
-                                num_workers=options.num_workers)
-            torch.manual_seed(options.seed)  # masked models draw masks during evaluation
-            bar.start(n_total, f"eval {name}")
-            try:
-                record = run_inference(model, loader, bindings, ctx.device, lambda n: bar.advance(n * ctx.world_size))
-            finally:
-                bar.stop()
-            record.gather()
-            for b in bindings:
-                b.metrics.gather()
-            record.sort_by_event_id(bindings)
-            metrics = {}
-            for b in bindings:
-                metrics[b.name] = b.metrics.compute(options.bootstrap if ctx.is_main else 0, options.seed, options.confidence)
-                missing = [h for h in b.metrics.headline if f"{h}_ci95" not in metrics[b.name]]
-                if options.bootstrap and ctx.is_main and missing:
-                    warnings.append(f"{name}: {b.name}: no bootstrap interval for {', '.join(missing)} (too few events or batches)")
-            ev = RunEvaluation(
-                name=name, file_stem=file_stem(name), run_dir=run_dir.resolve(), bindings=bindings, record=record,
-                metrics=metrics,
-                info={
-                    "run_dir": str(run_dir.resolve()), "checkpoint_file": str(ckpt_file.resolve()), "epoch": epoch,
-                    "model": str(cfg.model.get("name")), "stage": cfg.stage, "experiment": cfg.name,
-                    "n_events": len(record.event_id), "tasks": {b.name: _task_info(b) for b in bindings},
-                },
+    try:
+        with output as tmp:
+            evals: list[RunEvaluation] = []
+            figures: list[tuple[str, Path]] = []
+            for run_dir, name in zip(map(Path, run_dirs), run_names(run_dirs)):
+                ev, model, info = _evaluate_run(run_dir, name, st)
+                if ctx.is_main:
+                    figures += _write_run(ev, model, info, st, tmp)
+                evals.append(ev)
+                del model
+            document = build_document(
+                runs={ev.name: ev.metrics for ev in evals},
+                run_info={ev.name: ev.info for ev in evals},
+                dataset={"path": str(Path(data_dir).resolve()), "split": options.split,
+                         "classes": list(dataset.info.classes), "targets": list(dataset.info.targets), "n_events": n_total},
+                checkpoint=options.checkpoint,
+                bootstrap={"resamples": options.bootstrap, "confidence": options.confidence, "seed": options.seed,
+                           "method": "percentile; events resampled with replacement (set_distance: batches); "
+                                     "same seed for every run, so intervals of different runs are paired"},
             )
-            if ctx.is_main:
-                write_predictions(tmp / f"predictions-{ev.file_stem}", _prediction_columns(ev, targets),
-                                  {"run": name, "split": options.split, "classes": list(info.classes),
-                                   "tasks": ev.info["tasks"]}, options.format)
-                training, bad = read_training_log(run_dir)
-                warnings += bad
-                figures += _run_figures(ev, tmp, training)
-                if options.explain:
-                    (tmp / "explain").mkdir(exist_ok=True)
-                    sub = Subset(dataset, list(range(n_total)))
-                    ev.explain = explain_run(model, bindings, info.classes, info.node_features, sub, dataset.labels()[:n_total],
-                                             options.explain_events, options.batch_size, ctx.device, tmp / "explain",
-                                             name, ev.file_stem)
-            evals.append(ev)
-            del model
-
-        document = build_document(
-            runs={ev.name: ev.metrics for ev in evals},
-            run_info={ev.name: ev.info for ev in evals},
-            dataset={"path": str(Path(data_dir).resolve()), "split": options.split, "classes": list(dataset.info.classes),
-                     "targets": targets, "n_events": n_total},
-            checkpoint=options.checkpoint,
-            bootstrap={"resamples": options.bootstrap, "confidence": options.confidence, "seed": options.seed,
-                       "method": "percentile; events resampled with replacement (set_distance: batches); "
-                                 "same seed for every run, so intervals of different runs are paired"},
-        )
-        if not ctx.is_main:
-            return EvalResult(document=document, out_dir=None, warnings=warnings, is_main=False)
-
-        figures = _comparison_figures(evals, tmp) + figures
-        if options.explain:
-            notes = [n for ev in evals if ev.explain for n in ev.explain.notes]
-            emb = {ev.name: ev.explain.embedding for ev in evals if ev.explain and ev.explain.embedding is not None}
-            pca = plots.save_figure(pca_figure(emb, dataset.info.classes), tmp / "explain" / "pca.png") if emb else None
-            (tmp / "explain.md").write_text(_explain_markdown(evals, pca, tmp, notes))
-        (tmp / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
-        rel = [(title, p.relative_to(tmp).as_posix()) for title, p in figures]
-        (tmp / "metrics.md").write_text(markdown(document, rel))
-        (tmp / "metrics.csv").write_text(csv_text(document))
-        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
-        output.commit()
-    return EvalResult(document=document, out_dir=out, files=files, warnings=warnings)
+            if not ctx.is_main:
+                return EvalResult(document=document, out_dir=None, warnings=st.warnings, is_main=False)
+            _write_summary(evals, document, figures, st, tmp)
+            files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+            output.commit()
+    finally:
+        if owns_group:
+            shutdown(ctx)
+    return EvalResult(document=document, out_dir=out, files=files, warnings=st.warnings)

@@ -12,7 +12,7 @@ from PIL import Image
 from rich.console import Console
 
 from graphevent.errors import DataError
-from graphevent.metrics import ClassificationMetrics, ReconstructionMetrics, RegressionMetrics
+from graphevent.metrics import ClassificationMetrics, RegressionMetrics
 from graphevent.metrics import plots
 from graphevent.metrics.schema import build_document, decode_value, encode_value, validate_document
 from graphevent.metrics.tables import csv_text, markdown, rich_table
