@@ -186,7 +186,8 @@ def _run_figures(ev: RunEvaluation, out: Path, training: list[dict[str, Any]]) -
                                      signal=m.signal if m.binary else None)
             figs.append((f"{ev.name}: {b.name} score distributions", plots.save_figure(fig, out / f"scores-{ev.file_stem}-{b.name}.png")))
         elif isinstance(m, RegressionMetrics):
-            fig = plots.response_figure(m.pred.array(), m.true.array(), m.target, f"{ev.name}: {b.name} ({m.target})")
+            what = b.name if b.name == m.target else f"{b.name} ({m.target})"
+            fig = plots.response_figure(m.pred.array(), m.true.array(), m.target, f"{ev.name}: {what}")
             figs.append((f"{ev.name}: {b.name} response", plots.save_figure(fig, out / f"response-{ev.file_stem}-{b.name}.png")))
     if training:
         fig = plots.training_figure(training, f"{ev.name}: training")
@@ -211,7 +212,7 @@ def _comparison_figures(evals: Sequence[RunEvaluation], out: Path) -> list[tuple
                     curves[ev.name] = rc[signal]
                     vals = ev.metrics[task]
                     auc = vals.get("auc", vals.get(f"auc_{signal}"))
-                    extra = f", 1/eps_B@0.5 {format_value(vals['rejection_at_0.5'], 3)}" if "rejection_at_0.5" in vals else ""
+                    extra = f", 1/εB(εS=0.5) = {format_value(vals['rejection_at_0.5'], 3)}" if "rejection_at_0.5" in vals else ""
                     labels[ev.name] = f"{ev.name} (AUC {format_value(auc, 4)}{extra})"
                 binary = all(m.binary for _, m in cls)
                 name = f"roc-{task}.png" if binary else f"roc-{task}-{file_stem(signal)}.png"

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -62,6 +63,9 @@ def roc_figure(
 ) -> Figure:
     """Background rejection vs signal efficiency, one line per run.
 
+    Where no background passes (rejection infinite, eps_S up to some value), a dotted line
+    continues the curve to the top edge, marked ``∞``.
+
     Args:
         curves: ``{run: (eps_s, eps_b)}`` ROC points (from ``ClassificationMetrics.roc_curves``).
         title: axes title (task and signal class).
@@ -70,22 +74,31 @@ def roc_figure(
     fig, axes = grid_figure(1, 1, (5.0, 3.9), left=0.8, top=0.45)
     ax = axes[0, 0]
     ymax = 1.0
+    infinite = []  # (colour, eps_S up to which no background passes, rejection right after)
     for i, (run, (eff_s, eff_b)) in enumerate(curves.items()):
+        color = COLORS[i % len(COLORS)]
         ok = (eff_b > 0) & (eff_s > 0)
         rej = 1.0 / eff_b[ok]
         if rej.size:
             ymax = max(ymax, float(rej.max()))
-        ax.plot(eff_s[ok], rej, color=COLORS[i % len(COLORS)], lw=1.6, label=(labels or {}).get(run, run))
+        ax.plot(eff_s[ok], rej, color=color, lw=1.6, label=(labels or {}).get(run, run))
+        zero = (eff_b == 0) & (eff_s > 0)
+        if zero.any() and rej.size:
+            infinite.append((color, float(eff_s[zero].max()), float(rej[0])))
     x = np.linspace(0.01, 1.0, 200)
     ax.plot(x, 1.0 / x, color="0.55", ls="--", lw=1.0, label="random guess")
+    top = max(10.0, ymax * 1.5)
+    for color, x0, y0 in infinite:  # rejection is infinite left of x0: a dotted line to the top edge
+        ax.plot([x0, x0], [y0, top], color=color, lw=1.2, ls=":")
+        ax.annotate("∞", (x0, top), xytext=(-4, -11), textcoords="offset points", ha="right", color=color, fontsize=10)
     ax.set_yscale("log")
     ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.9, max(10.0, ymax * 1.5))
+    ax.set_ylim(0.9, top)
     ax.set_xlabel(r"signal efficiency $\varepsilon_S$")
     ax.set_ylabel(r"background rejection $1/\varepsilon_B$")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="best")
     return fig
 
 
@@ -196,6 +209,7 @@ def training_figure(records: Sequence[Mapping[str, Any]], title: str, max_metric
         ax.set_visible(False)
     for ax in axes[:panels]:
         ax.grid(True, alpha=0.25)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     return fig
 
