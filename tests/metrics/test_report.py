@@ -157,3 +157,17 @@ def test_plots_write_valid_pngs(tmp_path):
     png_ok(plots.save_figure(plots.training_figure(records, "training"), tmp_path / "t.png"))
     png_ok(plots.save_figure(plots.reconstruction_figure({"a": {"x": (0.2, (0.1, 0.3))}, "b": {"x": (0.3, None)}}, "recon"), tmp_path / "c.png"), 8_000)
     assert not list(tmp_path.glob(".*.tmp"))  # written under a temporary name, then renamed
+
+
+def test_roc_figure_marks_infinite_rejection():
+    from graphevent.metrics.roc import roc_curve
+
+    sig = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    scores = np.array([0.9, 0.8, 0.7, 0.3, 0.6, 0.2, 0.1, 0.05])  # no background above 0.7: eps_S <= 0.75 passes none
+    fig = plots.roc_figure({"run": roc_curve(scores, sig)[:2]}, "t")
+    ax = fig.axes[0]
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1
+    np.testing.assert_allclose(dotted[0].get_xdata(), [0.75, 0.75])
+    assert dotted[0].get_ydata()[0] == pytest.approx(4.0)  # first finite point: eps_B = 1/4 at eps_S = 0.75
+    assert [t.get_text() for t in ax.texts] == ["∞"]
