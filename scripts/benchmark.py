@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md")
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--parallel", type=int, default=1, help="fine-tuning runs at once (GPU: several share one device)")
     args = ap.parse_args()
 
     size = dict(SIZES[args.size])
@@ -185,9 +186,9 @@ def main() -> None:
         wall[f"pretrain {enc}"] = sh(ge + ["train", "-c", ROOT / "configs/experiments" / cfgs[enc], "--data", ds, "--out", run,
                                           "--overwrite", "--epochs", size["pre_epochs"], "--batch-size", size["batch"], "--no-progress"] + gpu_opt, log)
 
-    # 4. fine-tune per label fraction
+    # 4. fine-tune per label fraction (--parallel runs several at once: small graphs leave a GPU idle)
     print("[4/5] fine-tune")
-    rows = []
+    rows, cmds = [], []
     for frac in args.fractions:
         for plan in runs_plan(pre):
             tag = plan["name"].replace(" ", "_").replace("+", "_")
@@ -198,8 +199,21 @@ def main() -> None:
                 cmd += ["--set", s]
             for p in plan["init"]:
                 cmd += ["--init-from", p]
-            dt = sh(cmd, log)
-            rows.append(dict(plan=plan["name"], frac=frac, run=run, wall=dt))
+            rows.append(dict(plan=plan["name"], frac=frac, run=run))
+            cmds.append(cmd)
+    if args.parallel > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        logs = [work / f"train_{i:02d}.log" for i in range(len(cmds))]
+        with ThreadPoolExecutor(args.parallel) as pool:
+            walls = list(pool.map(sh, cmds, logs))
+        with open(log, "a") as f:
+            for lg in logs:
+                f.write(lg.read_text())
+    else:
+        walls = [sh(c, log) for c in cmds]
+    for r, dt in zip(rows, walls):
+        r["wall"] = dt
 
     # 5. evaluate all runs of a fraction together (one comparison table and ROC plot each)
     print("[5/5] eval")

@@ -66,30 +66,21 @@ _register_commands()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: run the app, turning GraphEventError into one line + exit 2."""
+    """Console-script entry point: run the app, turning GraphEventError into one line + exit 2.
+
+    Usage errors (unknown option, bad option value) are click's: usage text and exit 2.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
     except GraphEventError as exc:
         if debug_enabled():
             raise
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]")
-        return 130
-    except typer.Exit as exc:
-        return exc.exit_code
-    except SystemExit as exc:
+    except SystemExit as exc:  # standalone mode always ends with sys.exit
+        if exc.code is None:
+            return 0
         return exc.code if isinstance(exc.code, int) else 1
-    except Exception as exc:  # click usage errors come through here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
     return 0
 
 

@@ -128,3 +128,10 @@ def test_debug_shows_traceback(tmp_path, cfg, capsys, monkeypatch):
     monkeypatch.setenv("GRAPHEVENT_DEBUG", "0")  # restored after the test (--debug sets it)
     with pytest.raises(Exception, match="input file not found"):
         main(["--debug", "preprocess", str(tmp_path / "nope.h5"), "-c", str(cfg), "-o", str(tmp_path / "o")])
+
+
+def test_usage_error_exits_2(capsys):
+    code, _, err = run(capsys, "nosuchcmd")
+    assert code == 2 and "No such command 'nosuchcmd'" in err
+    code, _, err = run(capsys, "preprocess", "--workers", "zero")
+    assert code == 2
