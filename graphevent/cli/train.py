@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +26,7 @@ def train_cmd(
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from checkpoints/last.pt.")] = False,
     overwrite: OverwriteOpt = False,
     init_from: Annotated[Path | None, typer.Option(help="Pretraining run (or checkpoint) whose encoder weights initialise the model.", show_default=False)] = None,
-    freeze_encoder: Annotated[bool, typer.Option(help="Keep the encoder weights fixed; train only the heads.")] = False,
+    freeze_encoder: Annotated[bool | None, typer.Option("--freeze-encoder/--no-freeze-encoder", help="Keep the encoder weights fixed; train only the heads (default: train.freeze_encoder).", show_default=False)] = None,
     label_fraction: Annotated[float | None, typer.Option(help="Train the heads on this seeded fraction of labelled events (0 < F <= 1).", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
     set_: SetOpt = None,
@@ -56,10 +57,10 @@ def train_cmd(
         "train.batch_size": batch_size,
         "train.label_fraction": label_fraction,
         "train.init_from": str(init_from.resolve()) if init_from is not None else None,
-        "train.freeze_encoder": True if freeze_encoder else None,
+        "train.freeze_encoder": freeze_encoder,
     }
-    overrides += [f"{k}={v!r}" if isinstance(v, str) else f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-                  for k, v in shortcuts.items() if v is not None]
+    # values as JSON, which the YAML reader of --set parses back exactly (strings quoted)
+    overrides += [f"{k}={json.dumps(v)}" for k, v in shortcuts.items() if v is not None]
     result = train(
         TrainOptions(
             data=data, out=out, config=config, overrides=tuple(overrides), gpus=gpus, nproc=nproc,

@@ -187,9 +187,16 @@ def init_distributed(use_cuda: bool, timeout_s: float = 1800.0, env: Mapping[str
     )
 
 
-def shutdown(ctx: DistContext) -> None:
-    """Leave the process group (no-op for a single process)."""
+def shutdown(ctx: DistContext, sync: bool = True) -> None:
+    """Leave the process group (no-op for a single process).
+
+    With ``sync`` every rank first waits for the others (e.g. rank 0 writing its last
+    checkpoint), so no rank tears down its connections while a peer still uses them;
+    on the error path (``sync=False``) the process leaves at once.
+    """
     if ctx.distributed and dist.is_initialized():
+        if sync:
+            barrier(ctx)
         dist.destroy_process_group()
 
 

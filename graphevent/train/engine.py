@@ -217,6 +217,12 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.ddp = DDP(self.model, device_ids=ids, find_unused_parameters=self._find_unused())
 
+    def _unwrap_ddp(self) -> None:
+        """Drop the DDP wrapper (its reducer must go before the process group is destroyed)."""
+        if self.ddp is not self.model:
+            ddp, self.ddp = self.ddp, self.model
+            del ddp
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue (collective: every rank must call it)."""
@@ -319,6 +325,7 @@ class Trainer:
                 self.logger.log_epoch(record)
             self.save(("best", "last") if improved else ("last",))
             self.callbacks.on_epoch_end(record)
+        self._unwrap_ddp()
         summary = {
             "epochs": self.state.epoch,
             "steps": self.state.step,
@@ -382,9 +389,7 @@ class Trainer:
             self.callbacks.on_batch(b + 1, running, events_done / dt)
         train_time = time.perf_counter() - t0
         self._fold(sums, loss_sum, n_local)
-        keys = sorted(sums)
-        totals = all_reduce_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64), self.ctx).tolist()
-        agg = dict(zip(keys, totals))
+        agg = self._sum_over_ranks(sums)
         n_all = max(agg.pop("n", 0.0), 1.0)
         record: dict[str, Any] = {
             "epoch": s.epoch + 1,
@@ -397,6 +402,12 @@ class Trainer:
             "time_s": train_time,
         }
         return record
+
+    def _sum_over_ranks(self, sums: dict[str, float]) -> dict[str, float]:
+        """Sum named values over all workers (a key missing on a rank counts as 0)."""
+        keys = sorted(set().union(*all_gather_objects(sorted(sums), self.ctx)))
+        totals = all_reduce_sum(torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64), self.ctx)
+        return dict(zip(keys, totals.tolist()))
 
     @staticmethod
     def _fold(sums: dict[str, float], loss_sum: torch.Tensor, n_local: float) -> None:
@@ -470,8 +481,7 @@ class Trainer:
                     else:
                         col = info.targets.index(t.target)
                         metrics[f"val_{t.name}_mae"].update(p.view(-1), batch.targets.view(p.shape[0], -1)[:, col].float())
-        keys = sorted(sums)
-        totals = dict(zip(keys, all_reduce_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64), self.ctx).tolist()))
+        totals = self._sum_over_ranks(sums)
         n_all = max(totals.pop("n", 0.0), 1.0)
         out = {"val_loss": totals.pop("loss", 0.0) / n_all}
         out.update({k: v / n_all for k, v in totals.items() if k not in metrics})

@@ -55,6 +55,7 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
 
     ctx = init_distributed(bool(launch["use_cuda"]))
     logger = None
+    ok = False
     try:
         if not ctx.is_main:
             _silence(run_dir, ctx.rank)
@@ -109,11 +110,14 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
             write_env(run_dir, environment(ctx.world_size, ctx.backend, ctx.launcher, devices)
                       | {"restart_count": ctx.restart_count, "resumed": resume,
                          "amp": str(trainer.amp).replace("torch.", "") if trainer.amp else "off"})
-        return trainer.fit()
+        summary = trainer.fit()
+        del trainer, model
+        ok = True
+        return summary
     finally:
         if logger is not None:
             logger.close()
-        shutdown(ctx)
+        shutdown(ctx, sync=ok)
 
 
 def main(argv: list[str] | None = None) -> int:

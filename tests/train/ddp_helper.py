@@ -44,6 +44,7 @@ def train_toy(out: str, batch_size: int, epochs: int = 2, ctx=None) -> dict:
     summary = trainer.fit()
     if ctx.is_main:
         torch.save({"model": model.state_dict(), "summary": summary, "step": trainer.state.step}, out)
+    del trainer, model
     if own_ctx:
         shutdown(ctx)
     return summary
