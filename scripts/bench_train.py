@@ -74,16 +74,19 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32, help="events per worker per batch (0: the config's)")
     parser.add_argument("--k", type=int, default=16, help="kNN k of the synthetic dataset (the configs use 16)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="CPU threads in total: one worker uses all, N workers threads/N each")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
+    import torch
     from rich.console import Console
     from rich.table import Table
 
     from graphevent.data.testing import make_tiny_dataset
 
     console = Console()
-    console.print(machine(args.device))
+    console.print(machine(args.device) + (f"; {args.threads} CPU threads in total" if args.device == "cpu" else ""))
     workers = args.gpus if args.device == "cuda" else args.nproc
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,6 +97,9 @@ def main() -> int:
         for config in args.configs:
             base = None
             for n in workers:
+                if args.device == "cpu":
+                    torch.set_num_threads(args.threads)  # a single worker runs in this process
+                    os.environ["OMP_NUM_THREADS"] = str(max(1, args.threads // n))  # spawned workers
                 res = run_one(config, data, Path(tmp) / f"run-{config.stem}-{n}", n, args.device, args.epochs, args.batch_size or None)
                 base = res["events_per_s"] if base is None else base
                 rows.append({"config": config.stem, "device": args.device, "workers": n, **res,

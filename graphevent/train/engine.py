@@ -219,9 +219,7 @@ class Trainer:
 
     def _unwrap_ddp(self) -> None:
         """Drop the DDP wrapper (its reducer must go before the process group is destroyed)."""
-        if self.ddp is not self.model:
-            ddp, self.ddp = self.ddp, self.model
-            del ddp
+        self.ddp = self.model
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

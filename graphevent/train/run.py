@@ -107,7 +107,7 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
     return requested
 
 
-def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True):
+def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume: bool = False):
     """Open the dataset (checksums), build the model and tasks once, check ``init_from``.
 
     Returns:
@@ -131,7 +131,7 @@ def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True):
     model.check_stage(cfg.stage)
     if cfg.train.freeze_encoder and not model.encoder_modules():
         raise ConfigError(f"train.freeze_encoder: model {cfg.model['name']!r} has no encoder to freeze")
-    if cfg.train.init_from:
+    if cfg.train.init_from and not resume:  # a resumed run takes every weight from last.pt
         checkpoint_path(cfg.train.init_from, "last" if Path(cfg.train.init_from).is_dir() else "best")
         if cfg.stage == "pretrain":
             raise ConfigError("train.init_from: loads a pretrained encoder for stage finetune/supervised, not pretrain")
@@ -232,7 +232,7 @@ def train(options: TrainOptions) -> TrainResult:
     launch = {"data": str(Path(options.data).resolve()), "use_cuda": use_cuda, "resume": resume, "progress": options.progress}
 
     if rank == 0 and options.node_rank == 0:
-        check_inputs(cfg, Path(options.data))
+        check_inputs(cfg, Path(options.data), resume=resume)
         prepare_run_dir(run_dir, resume=resume, overwrite=options.overwrite or restarted)
         for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
             stale.unlink()

@@ -93,7 +93,9 @@ def _one_line_error(capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize("case", ["missing_data", "bad_checksum", "unknown_model", "unknown_task", "gpus", "bad_metric"])
+@pytest.mark.parametrize(
+    "case", ["missing_data", "bad_checksum", "unknown_model", "unknown_task", "unknown_task_type", "gpus", "bad_metric"]
+)
 def test_bad_input_gives_one_line_and_exit_2(case, tiny_dataset, tmp_path, capsys):
     data = tiny_dataset
     cfg = write_experiment(tmp_path / "exp.yaml", "supervised", "particlenet", tasks=LABEL)
@@ -116,6 +118,10 @@ def test_bad_input_gives_one_line_and_exit_2(case, tiny_dataset, tmp_path, capsy
         cfg = write_experiment(tmp_path / "exp.yaml", "supervised", "particlenet",
                                tasks=[{"name": "mass", "type": "regression", "target": "jet_mass"}])
         expected = "'jet_mass' is not a target of this dataset; available: m0, pt"
+    elif case == "unknown_task_type":
+        cfg = write_experiment(tmp_path / "exp.yaml", "supervised", "particlenet",
+                               tasks=[{"name": "seg", "type": "segmentation"}])
+        expected = "tasks[0].type: invalid value 'segmentation'; expected one of 'classification', 'regression'"
     elif case == "gpus":
         if torch.cuda.is_available():
             pytest.skip("this machine has a GPU")
