@@ -122,9 +122,14 @@ def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume:
     if not data.exists():
         raise errors.DataError(f"--data {data}: dataset directory not found")
     train_set = GraphDataset(data, "train", verify=verify)
-    GraphDataset(data, "val", verify=verify)
+    val_set = GraphDataset(data, "val", verify=verify)
     if len(train_set) == 0:
         raise errors.DataError(f"--data {data}: the train split is empty")
+    if len(val_set) == 0 and cfg.train.early_stopping_patience > 0:
+        raise ConfigError(
+            f"train.early_stopping_patience: {cfg.train.early_stopping_patience} needs a validation split; "
+            f"{data} has no val events (set it to 0)"
+        )
     info = train_set.info
     tasks = check_tasks(cfg.tasks, info, "tasks") if cfg.trains_tasks else []
     model = build_model(cfg.model, info, tasks or None)
