@@ -25,7 +25,7 @@ def train_cmd(
     batch_size: Annotated[int | None, typer.Option(help="Override train.batch_size (events per worker).", show_default=False)] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from checkpoints/last.pt.")] = False,
     overwrite: OverwriteOpt = False,
-    init_from: Annotated[Path | None, typer.Option(help="Pretraining run (or checkpoint) whose encoder weights initialise the model.", show_default=False)] = None,
+    init_from: Annotated[list[Path] | None, typer.Option(help="Pretraining run (or checkpoint) whose encoder weights initialise the model; repeat for several encoders.", show_default=False)] = None,
     freeze_encoder: Annotated[bool | None, typer.Option("--freeze-encoder/--no-freeze-encoder", help="Keep the encoder weights fixed; train only the heads (default: train.freeze_encoder).", show_default=False)] = None,
     label_fraction: Annotated[float | None, typer.Option(help="Train the heads on this seeded fraction of labelled events (0 < F <= 1).", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
@@ -56,7 +56,7 @@ def train_cmd(
         "train.epochs": epochs,
         "train.batch_size": batch_size,
         "train.label_fraction": label_fraction,
-        "train.init_from": str(init_from.resolve()) if init_from is not None else None,
+        "train.init_from": [str(p.resolve()) for p in init_from] if init_from else None,
         "train.freeze_encoder": freeze_encoder,
     }
     # values as JSON, which the YAML reader of --set parses back exactly (strings quoted)

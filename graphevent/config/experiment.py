@@ -68,7 +68,9 @@ class TrainConfig:
         label_fraction: fine-tuning/supervised: train the heads on this seeded fraction of
             the labelled training events (pretraining always uses all events).
         label_seed: seed of that subset (default: the experiment seed).
-        init_from: run directory or checkpoint whose encoder weights initialise the model.
+        init_from: run directories or checkpoints whose encoder weights initialise the model
+            (one per pretrained encoder, e.g. an ``edgeconv_ae`` run and a ``masked_gt_ae``
+            run for ``multitask`` with ``encoder: both``).
         freeze_encoder: keep the encoder weights fixed (those loaded by ``init_from``, or
             all encoders when it is not given).
         find_unused_parameters: DDP option, needed when some parameters get no gradient in
@@ -96,7 +98,7 @@ class TrainConfig:
     max_restarts: int = 3
     label_fraction: float = 1.0
     label_seed: int | None = None
-    init_from: str | None = None
+    init_from: list[str] = field(default_factory=list)
     freeze_encoder: bool = False
     find_unused_parameters: bool | None = None
     log_every_steps: int = 10

@@ -137,7 +137,8 @@ def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume:
     if cfg.train.freeze_encoder and not model.encoder_modules():
         raise ConfigError(f"train.freeze_encoder: model {cfg.model['name']!r} has no encoder to freeze")
     if cfg.train.init_from and not resume:  # a resumed run takes every weight from last.pt
-        checkpoint_path(cfg.train.init_from, "last" if Path(cfg.train.init_from).is_dir() else "best")
+        for source in cfg.train.init_from:
+            checkpoint_path(source, "last" if Path(source).is_dir() else "best")
         if cfg.stage == "pretrain":
             raise ConfigError("train.init_from: loads a pretrained encoder for stage finetune/supervised, not pretrain")
     return info

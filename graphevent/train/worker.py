@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphevent.config.experiment import ExperimentConfig
-from graphevent.errors import GraphEventError
+from graphevent.errors import ConfigError, GraphEventError
 
 
 def _silence(run_dir: Path, rank: int) -> None:
@@ -78,7 +78,15 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
             if frozen:
                 model.freeze_encoders(frozen)
         else:
-            loaded = transfer_encoders(model, tc.init_from) if tc.init_from else None
+            loaded = None
+            if tc.init_from:
+                loaded = []
+                for source in tc.init_from:
+                    names = transfer_encoders(model, source)
+                    twice = sorted(set(names) & set(loaded))
+                    if twice:
+                        raise ConfigError(f"--init-from {source}: encoder(s) {', '.join(twice)} already loaded from an earlier --init-from")
+                    loaded += names
             if tc.freeze_encoder:
                 model.freeze_encoders(loaded)
         frozen = list(getattr(model, "frozen_encoders", []))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 
 import pytest
@@ -135,3 +136,29 @@ def test_bad_input_gives_one_line_and_exit_2(case, tiny_dataset, tmp_path, capsy
     err = _one_line_error(capsys)
     assert expected in err
     assert not out.exists()  # nothing half-written
+
+
+def test_init_from_two_pretraining_runs_moves_both_encoders(tmp_path, tiny_dataset):
+    """multitask(encoder=both) takes masked_gt from one run and edgeconv from another, exactly."""
+    import torch
+
+    from graphevent.cli.app import main
+    from graphevent.train.checkpoint import load_run
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "experiments"
+    common = ["--data", str(tiny_dataset), "--epochs", "1", "--batch-size", "16", "--no-progress", "--set", "train.num_workers=0"]
+    small_gt = ["--set", "model.depth=1", "--set", "model.dim=16", "--set", "model.heads=2"]
+    assert main(["train", "-c", str(root / "masked_gt_pretrain.yaml"), "--out", str(tmp_path / "gt"), *common, *small_gt]) == 0
+    assert main(["train", "-c", str(root / "edgeconv_ae_pretrain.yaml"), "--out", str(tmp_path / "ec"), *common]) == 0
+    code = main(["train", "-c", str(root / "multitask_finetune.yaml"), "--out", str(tmp_path / "ft"), *common,
+                 "--set", "model.masked_gt.depth=1", "--set", "model.masked_gt.dim=16", "--set", "model.masked_gt.heads=2",
+                 "--init-from", str(tmp_path / "gt"), "--init-from", str(tmp_path / "ec"), "--freeze-encoder"])
+    assert code == 0
+    ft, _, _ = load_run(tmp_path / "ft", "last")
+    for name, run in (("masked_gt", "gt"), ("edgeconv", "ec")):
+        src, _, _ = load_run(tmp_path / run, "best")
+        a = src.encoder_modules()[name].state_dict()
+        b = ft.encoder_modules()[name].state_dict()
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
