@@ -61,6 +61,8 @@ class TrainConfig:
         deterministic: deterministic algorithms (``torch.use_deterministic_algorithms``,
             cuDNN deterministic); slower on GPUs.
         num_workers: DataLoader worker processes per training process.
+        in_memory: load the train and val splits into RAM at the start (decompressed);
+            much faster data loading, e.g. to keep a GPU busy, for datasets that fit in memory.
         checkpoint_every_steps: also write ``last.pt`` every this many optimizer steps
             (0 = only at epoch ends).
         max_restarts: how often the elastic launcher restarts failed workers (they resume
@@ -94,6 +96,7 @@ class TrainConfig:
     early_stopping_metric: str = "val_loss"
     deterministic: bool = False
     num_workers: int = 0
+    in_memory: bool = False
     checkpoint_every_steps: int = 0
     max_restarts: int = 3
     label_fraction: float = 1.0

@@ -23,7 +23,7 @@ from graphevent.errors import ConfigError, GraphEventError, RunError
 #: Settings that may change when a run is resumed (everything else must match config.yaml).
 RESUMABLE_CHANGES = (
     "train.epochs", "train.early_stopping_patience", "train.num_workers", "train.max_restarts",
-    "train.checkpoint_every_steps", "train.log_every_steps",
+    "train.checkpoint_every_steps", "train.log_every_steps", "train.in_memory",
 )
 
 

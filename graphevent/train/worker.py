@@ -65,8 +65,8 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
         tc = cfg.train
         seed_everything(cfg.seed, tc.deterministic)
 
-        train_set = GraphDataset(launch["data"], "train", verify=False)
-        val_set = GraphDataset(launch["data"], "val", verify=False)
+        train_set = GraphDataset(launch["data"], "train", verify=False, in_memory=tc.in_memory)
+        val_set = GraphDataset(launch["data"], "val", verify=False, in_memory=tc.in_memory)
         info = train_set.info
         tasks = check_tasks(cfg.tasks, info) if cfg.trains_tasks else []
         model = build_model(cfg.model, info, tasks or None)

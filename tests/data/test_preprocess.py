@@ -181,3 +181,13 @@ def test_stats_match_data(tiny_dataset):
         assert m["feature_stats"][name]["mean"] == pytest.approx(x[:, j].mean().item(), rel=1e-6)
         assert m["feature_stats"][name]["std"] == pytest.approx(x[:, j].std(unbiased=False).item(), rel=1e-5)
     assert m["target_stats"]["pt"]["mean"] == pytest.approx(t[:, 1].mean().item(), rel=1e-6)
+
+
+def test_in_memory_dataset_equals_lazy(tiny_dataset):
+    lazy = GraphDataset(tiny_dataset, "train")
+    mem = GraphDataset(tiny_dataset, "train", in_memory=True)
+    assert len(mem) == len(lazy)
+    for i in (0, 7, len(lazy) - 1):
+        a, b = lazy[i], mem[i]
+        for key in ("x", "pos", "edge_index", "edge_attr", "y", "targets", "event_id"):
+            assert torch.equal(a[key], b[key]), key
