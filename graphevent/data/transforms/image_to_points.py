@@ -139,7 +139,13 @@ class ImageToPoints:
 
     def _nodes(self, ev, ch, r, col, val, n, h, w, c, per_channel: bool, collapse: bool):
         keys = self._keys(ev, ch, r, col, h, w, c, per_channel, collapse)
-        uniq, inv = np.unique(keys, return_inverse=True)
+        order = np.argsort(keys, kind="stable")
+        sk = keys[order]
+        first = np.ones(len(sk), bool)
+        first[1:] = sk[1:] != sk[:-1]
+        uniq = sk[first]
+        inv = np.empty(len(keys), np.int64)
+        inv[order] = np.cumsum(first) - 1
         u = len(uniq)
         nev, group, rr, cc = self._decode(uniq, h, w, c)
         counts = np.bincount(nev, minlength=n).astype(np.int64)
@@ -189,8 +195,10 @@ class ImageToPoints:
         # node counts under every mode, for `graphevent inspect` (unique keys per event)
         alt = np.zeros((n, len(ALT_MODES)), np.int64)
         for i, (pc_mode, coll) in enumerate([(False, False), (False, True), (True, False), (True, True)]):
-            keys = np.unique(self._keys(ev, ch, r, col, h, w, c, pc_mode, coll))
-            alt[:, i] = np.bincount(keys // (w * h * (c + 1)), minlength=n)
+            keys = np.sort(self._keys(ev, ch, r, col, h, w, c, pc_mode, coll))
+            first = np.ones(len(keys), bool)  # first occurrence of each key = one node
+            first[1:] = keys[1:] != keys[:-1]
+            alt[:, i] = np.bincount(keys[first] // (w * h * (c + 1)), minlength=n)
         return PointCloudChunk(values, pos, counts, alt)
 
 
