@@ -146,6 +146,8 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md")
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--seed", type=int, default=2, help="simulation seed (the shipped sample used 1)")
+    ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra --set for every training run, e.g. train.in_memory=true (repeatable)")
     ap.add_argument("--parallel", type=int, default=1, help="fine-tuning runs at once (GPU: several share one device)")
     args = ap.parse_args()
 
@@ -159,6 +161,8 @@ def main() -> None:
     log = work / "study.log"
     t_study = time.perf_counter()
     gpu_opt = ["--gpus", str(args.gpus)]
+    for kv in args.train_set:
+        gpu_opt += ["--set", kv]
 
     # 1. simulate (cached)
     args.cache.mkdir(parents=True, exist_ok=True)

@@ -24,23 +24,16 @@ shard that looks complete.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from graphevent.io.manifest import sha256_file  # re-exported: shards are checked with it
+
 COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
 FIELDS = ("x", "pos", "nbr", "offsets", "y", "targets", "event_id", "source", "index", "alt_counts")
-
-
-def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> str:
