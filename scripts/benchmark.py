@@ -277,7 +277,8 @@ def main() -> None:
     lines += [f"![ROC, {f:.0%} labels](results/roc_f{f:g}.png)" for f in args.fractions]
     lines += ["", "## Commands", "", "```", f"python scripts/benchmark.py {' '.join(sys.argv[1:])}", "```", "",
               "Each step's exact command is in the study log (`study.log` in the work directory):", "", "```"]
-    lines += [l[2:] for l in log.read_text().splitlines() if l.startswith("$ ")]
+    lines += [l[2:].replace(" ".join(ge), "graphevent").replace(f"{ROOT}/", "")
+              for l in log.read_text().splitlines() if l.startswith("$ ")]
     lines += ["```", ""]
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text("\n".join(lines))
