@@ -20,19 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 from pathlib import Path
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from graphevent.train.rundir import cpu_name
 
 
 def main() -> None:
@@ -49,7 +40,7 @@ def main() -> None:
     settings = QGSettings() if args.pthat_min is None else QGSettings(pthat_min=args.pthat_min)
     with tempfile.TemporaryDirectory() as tmp:
         s = generate_qg(args.events, Path(tmp) / "bench.h5", seed=args.seed, workers=args.workers, progress=False, settings=settings)
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
     print(f"versions: {s['versions']}, pTHatMin {settings.pthat_min} GeV")
     print(f"{s['n_events']} jets, {s['workers']} worker(s): {s['wall_s']:.1f} s, {s['jets_per_s']:.2f} jets/s overall")
     print(f"per core: {s['jets_per_s_per_core']:.2f} jets per CPU-second (generation + detector)")

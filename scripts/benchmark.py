@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -123,12 +122,9 @@ def device_name(gpus: int) -> str:
 
     if gpus and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} x{gpus}"
-    cpu = platform.machine()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"CPU: {cpu}, {os.cpu_count()} cores"
+    from graphevent.train.rundir import cpu_name
+
+    return f"CPU: {cpu_name()}, {os.cpu_count()} cores"
 
 
 def main() -> None:
