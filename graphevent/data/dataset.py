@@ -111,24 +111,22 @@ class GraphDataset(Dataset):
         """Nodes of each event of the split, in dataset order (for node-balanced batching)."""
         return np.concatenate([np.diff(r.offsets) for r in self._readers]) if self._readers else np.zeros(0, np.int64)
 
+    def _column(self, name: str) -> np.ndarray:
+        """One per-event shard array (``event_id``, ``y``) over the whole split, in dataset order."""
+        import h5py
+
+        out = []
+        for r in self._readers:
+            with h5py.File(r.path, "r") as f:
+                out.append(f[name][:])
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
     @property
     def event_ids(self) -> np.ndarray:
-        import h5py
-
-        out = []
-        for r in self._readers:
-            with h5py.File(r.path, "r") as f:
-                out.append(f["event_id"][:])
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+        return self._column("event_id")
 
     def labels(self) -> np.ndarray:
-        import h5py
-
-        out = []
-        for r in self._readers:
-            with h5py.File(r.path, "r") as f:
-                out.append(f["y"][:])
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+        return self._column("y")
 
     def __repr__(self) -> str:
         return f"GraphDataset({str(self.dir)!r}, split={self.split!r}, events={len(self)})"

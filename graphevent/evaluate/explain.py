@@ -129,12 +129,18 @@ def event_figure(batch: Batch, classes: Sequence[str], features: Sequence[str], 
         for ax in axes[i]:
             ax.set_xlim(*lim)
             ax.set_ylim(*lim)
-        axes[i, 0].set_ylabel(r"$\phi$", fontsize=8)
+    _label_eta_phi(axes)
+    fig.suptitle(title)
+    return fig
+
+
+def _label_eta_phi(axes) -> None:
+    """(eta, phi) axis labels on the outer panels of an events-by-panels grid."""
+    for row in axes:
+        row[0].set_ylabel(r"$\phi$", fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel(r"$\eta$", fontsize=8)
     _label_outer(axes)
-    fig.suptitle(title)
-    return fig
 
 
 def reconstruction_figure(batch: Batch, rec: Any, classes: Sequence[str], features: Sequence[str], title: str) -> Figure:
@@ -161,10 +167,7 @@ def reconstruction_figure(batch: Batch, rec: Any, classes: Sequence[str], featur
             for ax in axes[i, 2 * f: 2 * f + 2]:
                 ax.set_xlim(*lim)
                 ax.set_ylim(*lim)
-        axes[i, 0].set_ylabel(r"$\phi$", fontsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel(r"$\eta$", fontsize=8)
-    _label_outer(axes)
+    _label_eta_phi(axes)
     fig.suptitle(title + ("  (red outline: nodes hidden from the encoder)" if hidden is not None else ""))
     return fig
 

@@ -77,6 +77,25 @@ class Reader(abc.ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def load_labels_and_targets(self, per_event) -> None:
+        """Set ``_labels`` and ``_targets`` for the whole file.
+
+        Args:
+            per_event: ``key -> (n_events,)`` array reader of the concrete format (it checks
+                the key exists and has one value per event). Labels come from
+                ``reader.label_key`` (checked against the classes) unless the config gives a
+                fixed label for this file (one file per class).
+        """
+        from graphevent.io._common import fixed_label
+
+        label = fixed_label(self.path, self.cfg)
+        if label is None:
+            self._labels = self.check_labels(per_event(self.cfg.reader.label_key), 0)
+        else:
+            self._labels = np.full(self.n_events, label, dtype=np.int64)
+        columns = [np.asarray(per_event(k), dtype=np.float32).reshape(self.n_events) for k in self.cfg.reader.target_keys]
+        self._targets = np.stack(columns, axis=1) if columns else np.zeros((self.n_events, 0), np.float32)
+
     def check_labels(self, labels: np.ndarray, start: int) -> np.ndarray:
         """Labels as int64, raising if one is outside the configured classes."""
         labels = np.asarray(labels)

@@ -24,7 +24,6 @@ from graphevent.errors import DataError
 from graphevent.io._common import (
     check_range,
     expected_image_text,
-    fixed_label,
     image_event_shape,
     missing_key,
     per_event_column,
@@ -83,22 +82,15 @@ class HDF5ImageReader(Reader):
             raise DataError(f"{name}: key {key!r} has shape {shape}; expected {expected_image_text(cfg)}")
         self.n_events = shape[0]
 
-        label = fixed_label(self.path, cfg)
         try:
-            if label is None:
-                ds = self._dataset(cfg.reader.label_key)
-                per_event_column(self.path, cfg.reader.label_key, ds.shape, self.n_events)
-                self._labels = self.check_labels(ds[()], 0)
-            else:
-                self._labels = np.full(self.n_events, label, dtype=np.int64)
-            columns = []
-            for tkey in cfg.reader.target_keys:
-                ds = self._dataset(tkey)
-                per_event_column(self.path, tkey, ds.shape, self.n_events)
-                columns.append(np.asarray(ds[()], dtype=np.float32).reshape(self.n_events))
+            self.load_labels_and_targets(self._per_event)
         except OSError as exc:
             raise unreadable(self.path, "HDF5", exc) from None
-        self._targets = np.stack(columns, axis=1) if columns else np.zeros((self.n_events, 0), np.float32)
+
+    def _per_event(self, key: str) -> np.ndarray:
+        ds = self._dataset(key)
+        per_event_column(self.path, key, ds.shape, self.n_events)
+        return ds[()]
 
     def read(self, start: int, stop: int) -> EventChunk:
         check_range(self.n_events, start, stop)

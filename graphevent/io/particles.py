@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from graphevent.errors import ConfigError, DataError
-from graphevent.io._common import centre_points, check_range, fixed_label, missing_key, per_event_column, unreadable
+from graphevent.io._common import centre_points, check_range, missing_key, per_event_column, unreadable
 from graphevent.io.base import EventChunk, Reader
 
 if TYPE_CHECKING:
@@ -172,13 +172,7 @@ class ParticleReader(Reader):
             features = "4) (pt, rapidity, phi, pid" if need == 4 else "3 or 4) (pt, rapidity, phi[, pid]"
             raise DataError(f"{self.path.name}: key {key!r} has shape {shape}; expected (N, M, {features} per particle)")
         self.n_events = shape[0]
-        label = fixed_label(self.path, cfg)
-        if label is None:
-            self._labels = self.check_labels(self._per_event(r.label_key), 0)
-        else:
-            self._labels = np.full(self.n_events, label, dtype=np.int64)
-        columns = [self._per_event(k).astype(np.float32) for k in r.target_keys]
-        self._targets = np.stack(columns, axis=1) if columns else np.zeros((self.n_events, 0), np.float32)
+        self.load_labels_and_targets(self._per_event)
 
     def read(self, start: int, stop: int) -> EventChunk:
         check_range(self.n_events, start, stop)

@@ -30,7 +30,6 @@ from graphevent.io._common import (
     centre_points,
     check_range,
     expected_image_text,
-    fixed_label,
     image_event_shape,
     missing_key,
     per_event_column,
@@ -152,13 +151,7 @@ class RootReader(Reader):
             for key in keys:
                 self._jagged_branch(key)
 
-        label = fixed_label(self.path, cfg)
-        if label is None:
-            self._labels = self.check_labels(self._per_event(r.label_key), 0)
-        else:
-            self._labels = np.full(self.n_events, label, dtype=np.int64)
-        columns = [self._per_event(k).astype(np.float32) for k in r.target_keys]
-        self._targets = np.stack(columns, axis=1) if columns else np.zeros((self.n_events, 0), np.float32)
+        self.load_labels_and_targets(self._per_event)
 
     def _check_count(self, field: str, keys: list[str], n_channels: int) -> None:
         if len(keys) != n_channels:

@@ -31,7 +31,7 @@ def test_rng_state_round_trip():
 
 
 class NotPlainData:
-    pass
+    """An arbitrary class: pickling it makes a checkpoint that weights_only loading must refuse."""
 
 
 def test_refuses_pickled_objects_and_corrupt_files(tmp_path):
