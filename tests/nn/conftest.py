@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
@@ -49,6 +50,29 @@ def make_event(n: int, seed: int, event_id: int = 0, label: int | None = None) -
     targets = torch.tensor([[50.0 + 10 * torch.randn(1, generator=g).item(), 200.0 + 30 * torch.randn(1, generator=g).item()]])
     return Data(x=x, pos=pos, edge_index=ei, edge_attr=edge_features(pos, ei), y=torch.tensor([label]),
                 targets=targets, event_id=torch.tensor([event_id]))
+
+
+def make_jet_event(n: int, seed: int, event_id: int = 0, k: int = K, pixel: float = 0.0174) -> Data:
+    """A jet-image-like event: n distinct pixels of a 125 x 125 lattice around the centre.
+
+    Unlike :func:`make_event`, positions sit on a grid, so many neighbours are at exactly
+    the same distance (as in real images); the kNN graph is built the way preprocessing
+    builds it (:func:`graphevent.data.knn.knn_chunk`).
+    """
+    from graphevent.data.knn import edge_features_np, knn_chunk, neighbours_to_edge_index
+
+    g = torch.Generator().manual_seed(seed)
+    width = 3.0 + 6.0 * torch.rand(1, generator=g).item()
+    cells: dict[tuple[int, int], None] = {}
+    while len(cells) < n:
+        r, c = (62 + width * torch.randn(2, generator=g)).round().clamp(0, 124).long().tolist()
+        cells[(r, c)] = None
+    pos = ((torch.tensor(list(cells)) - 62) * pixel).float()
+    x = torch.log1p(torch.rand(n, 3, generator=g) * 10 * (torch.rand(n, 3, generator=g) < 0.6))
+    ei = neighbours_to_edge_index(knn_chunk(pos.numpy(), np.array([n]), k))
+    return Data(x=x, pos=pos, edge_index=torch.from_numpy(ei).long(),
+                edge_attr=torch.from_numpy(edge_features_np(pos.numpy(), ei)), y=torch.tensor([seed % 2]),
+                targets=torch.tensor([[50.0, 200.0]]), event_id=torch.tensor([event_id]))
 
 
 def make_events(sizes=SIZES, seed: int = 0) -> list[Data]:

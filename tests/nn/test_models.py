@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from conftest import SIZES, TINY, build_tiny, make_batch, make_events, natural_stage, permute_event, tiny_info
+from conftest import SIZES, TINY, build_tiny, make_batch, make_events, make_jet_event, natural_stage, permute_event, tiny_info
 from graphevent.nn import list_models
 from graphevent.nn.tasks import TaskConfig
 
@@ -136,6 +136,75 @@ def test_a_batch_gives_the_same_outputs_as_each_event_alone(name):
         pred1 = model.predict(single)
         for key, value in pred.items():  # also the masked AE's recon_error: eval masks are per event
             assert torch.allclose(value[i], pred1[key][0], rtol=1e-5, atol=1e-5)
+
+
+JET_SIZES = (180, 20, 260, 60, 120, 230)  # occupied pixels of jet images: mostly 100-300
+JET_CASES = [
+    ("edgeconv_ae", {}),
+    ("masked_gt_ae", {}),
+    ("particlenet", {}),
+    ("multitask", {"encoder": "both", "fusion": "cross_attention"}),
+    ("multitask", {"encoder": "masked_gt", "fusion": "concat"}),
+    ("multitask", {"encoder": "edgeconv", "fusion": "none"}),
+]
+# graphevent.data.knn.knn_graph picks among neighbours at equal distance (a pixel lattice is
+# full of them) with topk, whose choice depends on the padded event size, and cdist rounds
+# differently through its matmul path (used above 25 nodes, so in a batch but not for a small
+# event alone): a kNN graph built inside a model depends on the batch. Remove these marks once
+# knn_graph breaks ties by node index (stable sort) on padding-independent distances; they are
+# strict, so the fix makes them fail until removed.
+KNN_TIES = "knn_graph breaks distance ties differently in a batch than alone"
+
+
+def _other_k(overrides: dict, k: int) -> dict:
+    """Model settings with every ``k`` set to ``k`` (nested encoders of multitask too)."""
+    if "k" in overrides:
+        return {**overrides, "k": k}
+    return {key: _other_k(v, k) if isinstance(v, dict) else v for key, v in overrides.items()}
+
+
+def _to_float64(event):
+    out = event.clone()
+    for key in ("x", "pos", "edge_attr", "targets"):
+        out[key] = out[key].double()
+    return out
+
+
+def _all_outputs(model, batch) -> dict[str, torch.Tensor]:
+    pooled, raw = _pooled_and_outputs(model, batch)
+    pred = model.predict(batch)
+    return {"pooled": pooled, **{f"raw {k}": v for k, v in raw.items()}, **{f"predict {k}": v for k, v in pred.items()}}
+
+
+@pytest.mark.parametrize(
+    "rebuild_graph",
+    [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNN_TIES))],
+    ids=["dataset_graph", "rebuilt_graph"],
+)
+@pytest.mark.parametrize("name, kw", JET_CASES, ids=[" ".join([n, *kw.values()]) for n, kw in JET_CASES])
+def test_float64_jet_size_batch_gives_each_events_outputs_alone(name, kw, rebuild_graph, request):
+    """Float32 batched-vs-alone differences (up to ~5e-7 on pooled embeddings with default
+    settings at this size) are rounding only if they vanish in float64; a leak would not."""
+    if name == "masked_gt_ae":  # predict() rebuilds the kNN graph among the visible nodes
+        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNN_TIES))
+    overrides = {**TINY[name], **kw}
+    if rebuild_graph:  # model k differs from the dataset's: position_graph recomputes it per batch
+        overrides = _other_k(overrides, 12)
+    tasks = TASKS if list_models()[name].supports_tasks else None
+    from graphevent.nn import build_model
+
+    torch.manual_seed(0)
+    model = build_model({"name": name, **overrides}, tiny_info(), tasks).double().eval()
+    events = [_to_float64(make_jet_event(n, seed=i, event_id=200 + i)) for i, n in enumerate(JET_SIZES)]
+    batched = _all_outputs(model, Batch.from_data_list(events))
+    for i, event in enumerate(events):
+        alone = _all_outputs(model, Batch.from_data_list([event]))
+        for key, value in batched.items():
+            tol = 1e-9 if value.dtype == torch.float64 else 1e-6  # some predict() outputs are float32 by design
+            diff = (value[i] - alone[key][0]).abs().max().item()
+            assert diff <= tol * (1 + alone[key][0].abs().max().item()), (
+                f"{key} of event {i} ({event.num_nodes} nodes): batched and alone differ by {diff:.2e}"
+            )
 
 
 def test_a_single_data_object_works_without_batching():
