@@ -27,6 +27,10 @@ def qg_cmd(
     workers: WorkersOpt = 1,
     particles: Annotated[bool, typer.Option("--particles/--no-particles", help="Also write <stem>_particles.npz (energyflow layout).")] = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+    veto_scale: Annotated[
+        float,
+        typer.Option(min=0.0, help="Parton-level veto scale in GeV (0 = off): drops events whose partons cannot make a jet in the window; same distribution, ~3x faster (docs/simulation.md)."),
+    ] = 30.0,
 ) -> None:
     """Quark and gluon jets from Pythia 8, rendered as 125x125 Tracks/ECAL/HCAL images.
 
@@ -39,11 +43,17 @@ def qg_cmd(
       graphevent simulate qg --events 2000 --out qg.h5 --seed 1 --workers 2
 
       graphevent simulate qg -n 1000 -o qg.parquet --format parquet --no-particles
+
+      graphevent simulate qg -n 2000 -o sample.h5 --seed 1 --veto-scale 0   # the shipped sample, as it was made
     """
     from graphevent.cli.app import console
     from graphevent.simulate import generate_qg
+    from graphevent.simulate.pythia import QGSettings
 
-    summary = generate_qg(events, out, fmt=fmt, seed=seed, workers=workers, progress=True, overwrite=overwrite, particles=particles)
+    settings = QGSettings(veto_scale=veto_scale)
+    summary = generate_qg(
+        events, out, fmt=fmt, seed=seed, workers=workers, progress=True, overwrite=overwrite, particles=particles, settings=settings
+    )
     console.print(summary_table(summary))
 
 
@@ -59,7 +69,7 @@ def summary_table(summary: dict[str, Any]):
         ("particles", summary["particles"] or "-"),
         ("jets", f"{summary['n_events']} ({summary['n_quark']} quark y=0, {summary['n_gluon']} gluon y=1)"),
         ("seed / workers", f"{summary['seed']} / {summary['workers']}"),
-        ("Pythia events", f"{summary['events_tried']} (acceptance {summary['acceptance']:.1%})"),
+        ("Pythia events", f"{summary['events_tried']} ({summary['events_vetoed']} dropped by the parton-level veto; acceptance {summary['acceptance']:.1%})"),
         ("time", f"{summary['wall_s']:.1f} s: {summary['jets_per_s']:.1f} jets/s; {summary['jets_per_s_per_core']:.1f} jets per CPU-second per worker"),
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
     ]

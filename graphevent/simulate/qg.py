@@ -101,6 +101,7 @@ def _run_block(block: _Block, seed: int, settings, detector: DetectorConfig) -> 
         "pt": jets.pt,
         "constituents": jets.constituents,
         "n_tried": jets.n_tried,
+        "n_vetoed": jets.n_vetoed,
         "cpu_seconds": time.process_time() - cpu,
     }
 
@@ -204,7 +205,8 @@ def generate_qg(
         ``n_quark``, ``n_gluon``, ``labels``, ``seed``, ``workers``, ``wall_s``,
         ``jets_per_s`` (overall, wall clock), ``jets_per_s_per_core`` (jets per CPU second
         of generation + rendering in the workers: the per-core rate, even on a busy
-        machine), ``events_tried``, ``acceptance``, ``bytes``, ``versions``.
+        machine), ``events_tried`` (Pythia events, those dropped by the parton-level veto included),
+        ``events_vetoed``, ``acceptance``, ``bytes``, ``versions``.
 
     Raises:
         ConfigError: bad argument, or pythia8mc/fastjet not installed.
@@ -256,8 +258,9 @@ def generate_qg(
         "wall_s": wall,
         "jets_per_s": n_events / wall,
         "jets_per_s_per_core": n_events / max(outputs.cpu_seconds, 1e-9),
-        "events_tried": outputs.n_tried,
-        "acceptance": n_events / max(outputs.n_tried, 1),
+        "events_tried": outputs.n_tried + outputs.n_vetoed,
+        "events_vetoed": outputs.n_vetoed,
+        "acceptance": n_events / max(outputs.n_tried + outputs.n_vetoed, 1),
         "bytes": out.stat().st_size,
         "versions": metadata["versions"],
     }
@@ -274,6 +277,7 @@ class _Outputs:
         self.final = [out] + ([npz_out] if npz_out else [])
         self.temp = [path.with_name(path.name + tag) for path in self.final]
         self.n_tried = 0
+        self.n_vetoed = 0
         self.cpu_seconds = 0.0
         self.images = None
         self.particles = EnergyFlowNpzWriter(self.temp[1]) if npz_out else None
@@ -288,6 +292,7 @@ class _Outputs:
         if self.particles is not None:
             self.particles.write(result["constituents"], np.full(block.size, block.kind == "quark"))
         self.n_tried += result["n_tried"]
+        self.n_vetoed += result["n_vetoed"]
         self.cpu_seconds += result["cpu_seconds"]
 
     def commit(self) -> None:

@@ -19,6 +19,10 @@ def test_bad_arguments_raise_config_errors(tmp_path):
         generate_qg(0, tmp_path / "x.h5", progress=False)
     with pytest.raises(ConfigError, match=r"settings.pthat_min: invalid value 600.0; expected 0 <= pthat_min < jet_pt_min"):
         generate_qg(2, tmp_path / "x.h5", settings=QGSettings(pthat_min=600.0), progress=False)
+    with pytest.raises(ConfigError, match=r"settings: veto_scale=-1.0, .*veto_jet_r=1.0; expected all >= 0 \(veto_scale 0 = no veto\)"):
+        generate_qg(2, tmp_path / "x.h5", settings=QGSettings(veto_scale=-1.0), progress=False)
+    with pytest.raises(ConfigError, match=r"veto_jet_r=0.3; expected .* and veto_jet_r >= jet_r"):
+        generate_qg(2, tmp_path / "x.h5", settings=QGSettings(veto_jet_r=0.3), progress=False)
     assert not list(tmp_path.iterdir())
 
 

@@ -117,3 +117,24 @@ def test_cli_writes_the_file_and_prints_a_summary(tmp_path, capsys):
         assert f["X_jets"].shape == (2, 125, 125, 3)
     text = capsys.readouterr().out
     assert "1 quark y=0, 1 gluon y=1" in text and "jets/s" in text
+
+
+def test_veto_check_mode_records_without_changing_the_jets_and_the_veto_drops_events():
+    """``veto="check"`` asks the parton-level veto on every event but never vetoes, so it must
+    give exactly the jets of ``veto="off"``; ``veto="on"`` drops events and keeps only jets
+    inside the cuts."""
+    from graphevent.simulate.pythia import JetGenerator, QGSettings, block_seed
+
+    settings = QGSettings()
+    seed = block_seed(5, "gluon", 0)
+    off = JetGenerator("gluon", settings, veto="off").generate(2, seed)
+    check_gen = JetGenerator("gluon", settings, veto="check")
+    check = check_gen.generate(2, seed)
+    np.testing.assert_array_equal(off.pt, check.pt)
+    np.testing.assert_array_equal(off.mass, check.mass)
+    assert off.n_tried == check.n_tried and check.n_vetoed == 0 and off.n_vetoed == 0
+    # one decision per generated event (the warm-up event of __init__ included)
+    assert check_gen._veto.checked == check.n_tried + 1
+    on = JetGenerator("gluon", settings, veto="on").generate(2, seed)
+    assert on.n_vetoed > 0 and len(on) == 2
+    assert np.all((on.pt > 500) & (on.pt < 550)) and np.all(np.abs(on.rap) < 1.7)
