@@ -26,7 +26,8 @@ class EventChunk:
     """Events ``index[0] .. index[-1]`` of one input file, in one of two forms.
 
     Image form (``images`` set): ``images`` is float32 ``(n, C, H, W)``, channels-first, in
-    the order of the data config's ``channels``.
+    the order of the data config's ``channels``; for channels-last files it is a transposed
+    view of the data as read (not C-contiguous), which saves a copy of the chunk.
 
     Point form (``images`` None): flat arrays over all points of the chunk, event by event:
     ``values`` float32 ``(P, C)`` (one column per channel; a hit of channel c has zeros in

@@ -24,7 +24,7 @@ def test_reads_known_pixels_labels_targets(tmp_path):
         assert r.n_events == 7
         c = r.read(2, 5)
     assert c.images.shape == (3, 3, H, W) and c.images.dtype == np.float32
-    assert c.images.flags.c_contiguous
+    assert c.images.transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last file: a view, no copy
     # event 3, channel 1: value 100*1 + 3 + 1 = 104 at ((3+1) % 8, (6+1) % 6) = (4, 1)
     assert c.images[1, 1, 4, 1] == 104.0
     assert c.images[1, 0, H - 1, W - 1] == -1.0
