@@ -1,8 +1,11 @@
 """k-nearest-neighbour graphs in (eta, phi), without compiled extensions.
 
-Two entry points:
+Entry points:
 
-* :func:`knn_neighbours` — preprocessing, numpy in / numpy out, one event at a time with
+* :func:`knn_chunk` — preprocessing (``scipy`` / ``auto`` backend): a whole chunk of events
+  with one ``scipy.spatial.cKDTree``, exact, ties between equidistant nodes broken by
+  node index, so each event's lists depend on that event alone.
+* :func:`knn_neighbours` — numpy in / numpy out, one event at a time with
   ``scipy.spatial.cKDTree`` (measured fastest here, see ``scripts/bench_preprocess.py``),
   or batched torch ``cdist + topk``, or ``torch_cluster.knn`` when installed.
 * :func:`knn_graph` — inside models, torch tensors with a ``batch`` vector (per event,
@@ -119,44 +122,78 @@ def knn_neighbours(pos: np.ndarray, k: int, backend: str = "scipy") -> np.ndarra
     return out
 
 
-def knn_chunk(pos: np.ndarray, counts: np.ndarray, k: int) -> np.ndarray:
-    """Neighbour lists for many events at once with ONE cKDTree (scipy backend).
+def knn_chunk(pos: np.ndarray, counts: np.ndarray, k: int, extra: int = 4) -> np.ndarray:
+    """Exact neighbour lists for many events at once with ONE cKDTree, ties broken by index.
 
-    Events are moved apart along eta by more than any distance inside an event, so the
-    k + 1 nearest points of a node belong to its own event whenever the event has more
-    than k nodes; in smaller events the cross-event candidates are recognised by their
-    distance and padded with -1 (each node then connects to all others of its event).
-    Equivalent to :func:`knn_neighbours` per event, without a Python loop over events.
+    Each row holds the ``min(k, n - 1)`` nearest other nodes of the node's event in the
+    order (distance, node index): among equidistant candidates the lower index comes
+    first and wins a place at the k-th distance. The result depends on each event alone
+    (not on which events share the chunk). Distances are float64; give positions on the
+    pixel lattice (:attr:`PointCloudChunk.lattice_pos`) so equidistant pixels tie exactly.
+
+    How: events are moved apart along axis 0 by more than any distance inside an event,
+    and every node asks the tree for its ``k + 1 + extra`` nearest points (itself
+    included). A row is settled when all nodes at its k-th distance were returned (the
+    last returned point is farther) or its whole event was; the other rows (about 3 % on
+    the Pythia sample with ``extra=4``) ask again for four times as many points.
 
     Shapes:
-        pos: (P, 2), counts: (n,) -> (P, k) int32, indices local to each event.
+        pos: (P, 2), counts: (n,) -> (P, k) int32, indices local to each event, -1 pad.
     """
     from scipy.spatial import cKDTree
 
     n_pts = len(pos)
     out = np.full((n_pts, k), -1, dtype=np.int32)
-    if n_pts == 0:
+    if n_pts == 0 or k < 1:
         return out
     counts = np.asarray(counts, dtype=np.int64)
     ev = np.repeat(np.arange(len(counts)), counts)
-    p = pos.astype(np.float64)
-    extent = float(np.abs(p).max()) if n_pts else 1.0
-    gap = 4.0 * extent + 1.0  # > any within-event distance (<= 2 * sqrt(2) * extent)
-    shifted = p.copy()
-    shifted[:, 0] += ev * gap
-    kq = min(k + 1, n_pts)
-    dist, idx = cKDTree(shifted).query(shifted, k=kq)
-    dist, idx = dist.reshape(n_pts, kq), idx.reshape(n_pts, kq)
-    own = np.arange(n_pts)[:, None]
-    valid = (idx != own) & (idx < n_pts) & (dist < gap / 2)
-    valid &= ev[np.minimum(idx, n_pts - 1)] == ev[:, None]
-    # keep the first k valid candidates of each row, in distance order
-    rank = np.cumsum(valid, axis=1) - 1
-    keep = valid & (rank < k)
-    starts = np.concatenate([[0], np.cumsum(counts)])[ev]
-    rows, cols = np.nonzero(keep)
-    out[rows, rank[rows, cols]] = (idx[rows, cols] - starts[rows]).astype(np.int32)
+    start = np.repeat(np.cumsum(counts) - counts, counts)  # first node of each node's event
+    p = np.array(pos, dtype=np.float64)
+    extent = float(np.abs(p).max())
+    # points of two events are >= gap - 2 * extent apart, more than any distance inside an
+    # event (<= 2 * sqrt(2) * extent); an integer gap keeps lattice positions exact
+    gap = float(np.ceil(6.0 * extent)) + 1.0
+    within = gap - 2.0 * extent
+    p[:, 0] += ev * gap
+    tree = cKDTree(p)
+    rows = np.arange(n_pts)
+    kq = k + 1 + extra
+    while len(rows):
+        kq = min(kq, n_pts)
+        dist, idx = tree.query(p[rows], k=kq)
+        dist, idx = dist.reshape(len(rows), kq), idx.reshape(len(rows), kq)
+        n_ev = counts[ev[rows]]
+        settled = (n_ev <= kq) | (dist[:, -1] > dist[:, min(k, kq - 1)])
+        done = rows[settled]
+        if len(done):
+            out[done] = _select(dist[settled], idx[settled], done, start[done], within, k)
+        rows = rows[~settled]
+        kq *= 4
     return out
+
+
+def _select(dist: np.ndarray, idx: np.ndarray, rows: np.ndarray, row_start: np.ndarray, within: float, k: int) -> np.ndarray:
+    """First k candidates of each row by (distance, local index), own event only, no self.
+
+    ``dist`` rows are sorted ascending (cKDTree order), so the number of distinct
+    distances before a column is its distance rank; the sort key is (rank, local index).
+    Points of other events (and cKDTree's padding, at infinite distance) lie farther
+    than ``within``.
+    """
+    n_rows, kq = idx.shape
+    key = np.zeros((n_rows, kq), np.int64)
+    np.cumsum(dist[:, 1:] != dist[:, :-1], axis=1, out=key[:, 1:])
+    key <<= 32
+    key += idx
+    key -= row_start[:, None]
+    big = np.iinfo(np.int64).max
+    key[(dist >= within) | (idx == rows[:, None])] = big
+    key.sort(axis=1)
+    key = key[:, :k]
+    nbr = np.full((n_rows, k), -1, np.int32)
+    nbr[:, : key.shape[1]] = np.where(key == big, -1, key & 0xFFFFFFFF)
+    return nbr
 
 
 def neighbours_to_edge_index(nbr: np.ndarray, offset: int = 0) -> np.ndarray:

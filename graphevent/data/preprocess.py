@@ -85,9 +85,9 @@ def _reader(path: str, cfg: DataConfig):
 
 def _bad_values(arr: np.ndarray, counts_or_none, task: ChunkTask, cfg: DataConfig) -> tuple[np.ndarray, int]:
     """Apply the NaN/Inf policy; returns (array, number of events repaired)."""
-    finite = np.isfinite(arr)
-    if finite.all():
+    if arr.size == 0 or (np.isfinite(arr.min()) and np.isfinite(arr.max())):  # NaN propagates: no bool copy
         return arr, 0
+    finite = np.isfinite(arr)
     if counts_or_none is None:  # images (n, C, H, W)
         bad_ev = ~finite.reshape(len(arr), -1).all(axis=1)
     else:  # points (P, C) with counts
@@ -139,7 +139,7 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
         x = PerChannelValueTransform(scales, transforms)(pc.values)
     else:
         x = ScaleTransform(scales, transforms)(pc.values)
-    nbr = KNNGraph(cfg.graph.k, cfg.graph.knn_backend)(pc.pos, pc.counts)
+    nbr = KNNGraph(cfg.graph.k, cfg.graph.knn_backend)(pc.pos, pc.counts, pc.lattice_pos)
 
     split = assign_splits(Path(task.path).name, index, (cfg.split.train, cfg.split.val, cfg.split.test), cfg.split.seed)
     offsets = pc.offsets

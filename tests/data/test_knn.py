@@ -71,3 +71,87 @@ def test_chunk_knn_equals_per_event():
         ref = knn_neighbours(pos[off[e] : off[e + 1]], 16)
         g = got[off[e] : off[e + 1]]
         assert np.array_equal(np.sort(g, 1), np.sort(ref, 1)), e
+
+
+def _brute_force(pos: np.ndarray, k: int) -> np.ndarray:
+    """Reference: (distance, node index) order by a stable argsort of exact float64 distances."""
+    n = len(pos)
+    out = np.full((n, k), -1, np.int32)
+    p = pos.astype(np.float64)
+    d2 = ((p[:, None] - p[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    m = max(0, min(k, n - 1))
+    out[:, :m] = np.argsort(d2, axis=1, kind="stable")[:, :m]
+    return out
+
+
+def _lattice_events(rng, sizes, side=12, step=1.0, dup=0.2):
+    """Events of nodes on a small pixel lattice: many equidistant pairs; some pixels twice."""
+    events = []
+    for n in sizes:
+        pix = rng.integers(0, side, size=(n, 2)).astype(np.float64)
+        twice = rng.random(n) < dup  # a second node at the same pixel (per-channel mode)
+        pix[1:][twice[1:]] = pix[:-1][twice[1:]]
+        events.append((pix - side / 2) * step)
+    return events
+
+
+@pytest.mark.parametrize("step", [1.0, 0.5])
+@pytest.mark.parametrize("extra", [0, 4])
+def test_chunk_knn_equals_brute_force_on_lattice_events(step, extra):
+    from graphevent.data.knn import knn_chunk
+
+    rng = np.random.default_rng(int(step * 10) + extra)
+    sizes = [0, 1, 2, 5, 16, 17, 18, 40, 3, 90, 17, 0, 60]  # incl. events with <= k nodes
+    events = _lattice_events(rng, sizes, step=step)
+    pos, counts = np.concatenate(events), np.array(sizes)
+    got = knn_chunk(pos, counts, 16, extra=extra)
+    assert got.shape == (counts.sum(), 16) and got.dtype == np.int32
+    off = np.concatenate([[0], np.cumsum(counts)])
+    for e, p in enumerate(events):
+        np.testing.assert_array_equal(got[off[e] : off[e + 1]], _brute_force(p, 16), err_msg=f"event {e}")
+
+
+def test_chunk_knn_ties_go_to_lower_index():
+    from graphevent.data.knn import knn_chunk
+
+    # node 0 at the centre, nodes 1-4 at distance 1 (a tie of four), node 5 farther
+    pos = np.array([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0], [3, 3]], np.float64)
+    nbr = knn_chunk(pos, np.array([6]), 2)
+    assert nbr[0].tolist() == [1, 2]
+    assert nbr[5].tolist() == [1, 2]  # (0,1) and (1,0) both at sqrt(13): lower indices win
+    assert nbr[1].tolist() == [0, 2]  # 0 at 1, then 2 and 4 tie at sqrt(2): 2 wins
+
+
+def test_chunk_knn_does_not_depend_on_other_events():
+    from graphevent.data.knn import knn_chunk
+
+    rng = np.random.default_rng(3)
+    sizes = [30, 7, 55, 19, 120]
+    events = _lattice_events(rng, sizes, side=10)
+    whole = knn_chunk(np.concatenate(events), np.array(sizes), 8)
+    off = np.concatenate([[0], np.cumsum(sizes)])
+    order = [4, 2, 0, 3, 1]  # another chunk composition: same events, other order
+    shuffled = knn_chunk(np.concatenate([events[i] for i in order]), np.array([sizes[i] for i in order]), 8)
+    soff = np.concatenate([[0], np.cumsum([sizes[i] for i in order])])
+    for j, e in enumerate(order):
+        np.testing.assert_array_equal(shuffled[soff[j] : soff[j + 1]], whole[off[e] : off[e + 1]])
+        np.testing.assert_array_equal(knn_chunk(events[e], np.array([sizes[e]]), 8), whole[off[e] : off[e + 1]])
+
+
+def test_per_channel_nodes_at_one_pixel_are_neighbours_first():
+    from graphevent.data.transforms import ImageToPoints, KNNGraph
+
+    rng = np.random.default_rng(1)
+    img = np.where(rng.random((4, 3, 15, 15)) < 0.15, rng.random((4, 3, 15, 15)), 0).astype(np.float32)
+    img[:, :, 7, 7] = 1.0  # all three channels at one pixel: three nodes at distance 0
+    pc = ImageToPoints([0, 0, 0], [1, 1, 1], (0.0174, 0.0174), mode="per_channel")(img)
+    nbr = KNNGraph(6)(pc.pos, pc.counts, pc.lattice_pos)
+    off = pc.offsets
+    for e in range(4):
+        lat = pc.lattice_pos[off[e] : off[e + 1]]
+        np.testing.assert_array_equal(nbr[off[e] : off[e + 1]], _brute_force(lat, 6))
+        centre = np.flatnonzero((lat == 0).all(1))  # the three channels' nodes at pixel (7, 7)
+        assert len(centre) == 3
+        for i in centre:
+            assert set(nbr[off[e] + i, :2].tolist()) == set(centre.tolist()) - {i}

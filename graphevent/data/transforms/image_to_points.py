@@ -19,12 +19,18 @@ class PointCloudChunk:
         counts: ``(n,)`` int64 nodes per event.
         alt_counts: ``(n, 4)`` int64 nodes per event under the four node modes
             (union, union+collapse, per_channel, per_channel+collapse); ``None`` for hits.
+        lattice_pos: ``(P, 2)`` float64 positions in units of the eta pixel size
+            (``eta / pixel_eta``, ``phi / pixel_eta``) for image nodes, ``None`` for hits.
+            With square pixels these are integers or half-integers, exact in float64, so
+            equidistant pixels tie exactly in the kNN search (which then prefers the lower
+            node index) instead of being ordered by float32 rounding of ``pos``.
     """
 
     values: np.ndarray
     pos: np.ndarray
     counts: np.ndarray
     alt_counts: np.ndarray | None = None
+    lattice_pos: np.ndarray | None = None
 
     @property
     def offsets(self) -> np.ndarray:
@@ -38,6 +44,7 @@ class PointCloudChunk:
             self.pos[node_keep],
             self.counts[keep],
             None if self.alt_counts is None else self.alt_counts[keep],
+            None if self.lattice_pos is None else self.lattice_pos[node_keep],
         )
 
 
@@ -105,10 +112,14 @@ class ImageToPoints:
                 raise ConfigError(f"channels[{c}].upsample: {f} does not divide the image size {h}x{w}")
 
     # ----------------------------------------------------------------- pieces
-    def _pos(self, rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:
-        eta = (rows - (h - 1) / 2.0) * self.pixel_size[0]
-        phi = (cols - (w - 1) / 2.0) * self.pixel_size[1]
-        return np.stack([eta, phi], axis=1).astype(np.float32)
+    def _pos(self, rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """(pos float32 in physical units, lattice_pos float64 in eta-pixel units)."""
+        r = rows - (h - 1) / 2.0
+        c = cols - (w - 1) / 2.0
+        pos = np.stack([r * self.pixel_size[0], c * self.pixel_size[1]], axis=1).astype(np.float32)
+        aspect = self.pixel_size[1] / self.pixel_size[0]
+        lattice = np.stack([r, c if aspect == 1.0 else c * aspect], axis=1).astype(np.float64)
+        return pos, lattice
 
     def _keys(self, ev, ch, r, col, h, w, c, per_channel: bool, collapse: bool):
         """One int64 key per occupied (event, channel, pixel) naming the node it belongs to.
@@ -138,6 +149,7 @@ class ImageToPoints:
         return rr * f + (f - 1) / 2.0, cc * f + (f - 1) / 2.0
 
     def _nodes(self, ev, ch, r, col, val, n, h, w, c, per_channel: bool, collapse: bool):
+        """-> (values, pos, lattice_pos, counts), nodes ordered by key within each event."""
         keys = self._keys(ev, ch, r, col, h, w, c, per_channel, collapse)
         order = np.argsort(keys, kind="stable")
         sk = keys[order]
@@ -160,12 +172,12 @@ class ImageToPoints:
             f = np.where(group > 0, self.upsample[np.maximum(group - 1, 0)], 1)
             rr, cc = np.where(f > 1, self._cell_centre(rr, cc, f)[0], rr), np.where(f > 1, self._cell_centre(rr, cc, f)[1], cc)
             values = np.bincount(inv * c + ch, weights=val, minlength=u * c).reshape(u, c).astype(np.float32)
-        return values.astype(np.float32), self._pos(rr, cc, h, w), counts
+        return (values.astype(np.float32), *self._pos(rr, cc, h, w), counts)
 
-    def _truncate(self, values, pos, counts, value_cols):
+    def _truncate(self, values, pos, counts, value_cols, lattice=None):
         """Keep the max_nodes largest-valued nodes of each event, preserving their order."""
         if not self.max_nodes or counts.max(initial=0) <= self.max_nodes:
-            return values, pos, counts
+            return values, pos, counts, lattice
         offsets = np.concatenate([[0], np.cumsum(counts)])
         keep = np.zeros(len(values), bool)
         score = values[:, value_cols].sum(1)
@@ -175,31 +187,74 @@ class ImageToPoints:
             keep[s + top] = True
         small = np.repeat(counts <= self.max_nodes, counts)
         keep |= small
-        return values[keep], pos[keep], np.minimum(counts, self.max_nodes)
+        return values[keep], pos[keep], np.minimum(counts, self.max_nodes), None if lattice is None else lattice[keep]
+
+    # ----------------------------------------------------------------- main
+    def _occupied(self, images: np.ndarray):
+        """(event, channel, row, col, value) of every pixel above threshold.
+
+        One pass over the dense images in their memory order: a channels-first view of
+        channels-last data (as the HDF5 reader returns it) is scanned without a copy.
+        """
+        n, c, h, w = images.shape
+        last = images.transpose(0, 2, 3, 1)
+        if not images.flags.c_contiguous and last.flags.c_contiguous:
+            dense, thr, signed = last, self.thresholds, self.signed  # (n, H, W, C)
+        else:
+            dense = np.ascontiguousarray(images)
+            thr, signed = self.thresholds[:, None, None], self.signed[:, None, None]
+        mag = np.where(signed, np.abs(dense), dense) if self.signed.any() else dense
+        flat = np.flatnonzero(mag > thr)
+        val = dense.reshape(-1)[flat].astype(np.float64)
+        if dense is last:
+            rest, ch = np.divmod(flat, c)
+            rest, col = np.divmod(rest, w)
+            ev, r = np.divmod(rest, h)
+        else:
+            rest, col = np.divmod(flat, w)
+            rest, r = np.divmod(rest, h)
+            ev, ch = np.divmod(rest, c)
+        return ev, ch, r, col, val
 
     # ----------------------------------------------------------------- main
     def __call__(self, images: np.ndarray) -> PointCloudChunk:
         n, c, h, w = images.shape
         self.check_shape(h, w)
         # one pass over the dense images; everything after works on the occupied pixels only
-        if self.signed.any():
-            mag = np.where(self.signed[None, :, None, None], np.abs(images), images)
-        else:
-            mag = images
-        ev, ch, r, col = np.nonzero(mag > self.thresholds[None, :, None, None])
-        val = images[ev, ch, r, col].astype(np.float64)
+        ev, ch, r, col, val = self._occupied(images)
         per_channel = self.mode == "per_channel"
-        values, pos, counts = self._nodes(ev, ch, r, col, val, n, h, w, c, per_channel, self.collapse)
+        values, pos, lattice, counts = self._nodes(ev, ch, r, col, val, n, h, w, c, per_channel, self.collapse)
         value_cols = [c] if per_channel else list(range(c))
-        values, pos, counts = self._truncate(values, pos, counts, value_cols)
-        # node counts under every mode, for `graphevent inspect` (unique keys per event)
-        alt = np.zeros((n, len(ALT_MODES)), np.int64)
-        for i, (pc_mode, coll) in enumerate([(False, False), (False, True), (True, False), (True, True)]):
-            keys = np.sort(self._keys(ev, ch, r, col, h, w, c, pc_mode, coll))
-            first = np.ones(len(keys), bool)  # first occurrence of each key = one node
+        values, pos, counts, lattice = self._truncate(values, pos, counts, value_cols, lattice)
+        alt = self._alt_counts(ev, ch, r, col, n, h, w, c)
+        return PointCloudChunk(values, pos, counts, alt, lattice)
+
+    def _alt_counts(self, ev, ch, r, col, n, h, w, c) -> np.ndarray:
+        """Nodes per event under the four modes of :data:`ALT_MODES`, for `graphevent inspect`.
+
+        union = distinct occupied pixels; per_channel = occupied (pixel, channel) pairs;
+        the collapse variants replace the pixels of upsampled channels by their distinct
+        occupied cells. Only the upsampled channels' cells need a sort.
+        """
+
+        def distinct_per_event(keys: np.ndarray, per_event: int) -> np.ndarray:
+            if len(keys) > 1 and not (keys[1:] >= keys[:-1]).all():
+                keys = np.sort(keys)
+            first = np.ones(len(keys), bool)
             first[1:] = keys[1:] != keys[:-1]
-            alt[:, i] = np.bincount(keys[first] // (w * h * (c + 1)), minlength=n)
-        return PointCloudChunk(values, pos, counts, alt)
+            return np.bincount(keys[first] // per_event, minlength=n)
+
+        f = self.upsample[ch]
+        coarse = f > 1
+        fine = ~coarse
+        pix = (ev * h + r) * w + col  # entries come sorted by pixel for channels-last input
+        cells = distinct_per_event(((ev[coarse] * c + ch[coarse]) * h + r[coarse] // f[coarse]) * w + col[coarse] // f[coarse], c * h * w)
+        alt = np.empty((n, len(ALT_MODES)), np.int64)
+        alt[:, 0] = distinct_per_event(pix, h * w)
+        alt[:, 1] = distinct_per_event(pix[fine], h * w) + cells
+        alt[:, 2] = np.bincount(ev, minlength=n)
+        alt[:, 3] = np.bincount(ev[fine], minlength=n) + cells
+        return alt
 
 
 def points_from_hits(values: np.ndarray, eta: np.ndarray, phi: np.ndarray, counts: np.ndarray, thresholds, max_nodes: int = 0, signed=None) -> PointCloudChunk:
@@ -218,5 +273,5 @@ def points_from_hits(values: np.ndarray, eta: np.ndarray, phi: np.ndarray, count
     new_counts = np.bincount(ev[keep], minlength=len(counts)).astype(np.int64)
     if max_nodes:
         itp = ImageToPoints(thr, np.ones(len(thr), np.int64), (1.0, 1.0), max_nodes=max_nodes)
-        v, pos, new_counts = itp._truncate(v, pos, new_counts, list(range(v.shape[1])))
+        v, pos, new_counts, _ = itp._truncate(v, pos, new_counts, list(range(v.shape[1])))
     return PointCloudChunk(v, pos, new_counts, None)
