@@ -68,8 +68,40 @@ def runs_plan(pre: dict[str, Path]) -> list[dict]:
         plans.append(dict(name=f"{enc} pretrained", config=mt, sets=[f"model.encoder={enc}"], init=[pre[enc]]))
     plans.append(dict(name="both+xattn scratch", config=mt, sets=["model.encoder=both", "model.fusion=cross_attention"], init=[]))
     plans.append(dict(name="both+xattn pretrained", config=mt, sets=["model.encoder=both", "model.fusion=cross_attention"], init=[pre["edgeconv"], pre["masked_gt"]]))
-    plans.append(dict(name="both+concat pretrained", config=mt, sets=["model.encoder=both", "model.fusion=concat"], init=[pre["edgeconv"], pre["masked_gt"]]))
+    # concatenation at equal size: head_hidden 36 gives 501,744 parameters vs 502,004 for
+    # cross attention with the default 64 (concatenated inputs make the MLPs wider)
+    plans.append(dict(name="both+concat pretrained", config=mt, sets=["model.encoder=both", "model.fusion=concat", "model.head_hidden=36"],
+                      init=[pre["edgeconv"], pre["masked_gt"]]))
     return plans
+
+
+def run_jobs(jobs: list[dict], parallel: int, work: Path, log: Path, prefix: str = "train") -> dict[str, float]:
+    """Run ``jobs`` (dicts with key, cmd, deps), at most ``parallel`` at once, each as soon as
+    its dependencies have finished, in list order otherwise; returns wall seconds per key.
+    Each job logs to its own file, appended to ``log`` at the end."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    logs = {j["key"]: work / f"{prefix}_{i:02d}.log" for i, j in enumerate(jobs)}
+    for path in logs.values():
+        path.unlink(missing_ok=True)
+    waiting, running, wall = list(jobs), {}, {}
+    with ThreadPoolExecutor(max(parallel, 1)) as pool:
+        while waiting or running:
+            for job in list(waiting):
+                if len(running) >= max(parallel, 1):
+                    break
+                if all(d in wall for d in job["deps"]):
+                    waiting.remove(job)
+                    running[pool.submit(sh, job["cmd"], logs[job["key"]])] = job["key"]
+            if not running:
+                sys.exit(f"jobs wait on dependencies that never ran: {[j['key'] for j in waiting]}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                wall[running.pop(future)] = future.result()
+    with open(log, "a") as f:
+        for job in jobs:
+            f.write(logs[job["key"]].read_text())
+    return wall
 
 
 def fmt_ci(m: dict, key: str, digits: int = 3) -> str:
@@ -131,6 +163,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=sorted(SIZES), default="cpu")
     ap.add_argument("--events", type=int, help="override the number of jets generated")
+    ap.add_argument("--input", type=Path, action="append", default=[], metavar="FILE",
+                    help="use these ML4SCI image files (e.g. made with graphevent simulate qg in pieces) instead of simulating (repeatable)")
     ap.add_argument("--epochs", type=int, help="override fine-tuning epochs")
     ap.add_argument("--pre-epochs", type=int, help="override pretraining epochs")
     ap.add_argument("--max-nodes", type=int, help="override the node cap per graph")
@@ -160,76 +194,78 @@ def main() -> None:
     for kv in args.train_set:
         gpu_opt += ["--set", kv]
 
-    # 1. simulate (cached)
+    # 1. simulate (cached), unless --input gives the image files
     args.cache.mkdir(parents=True, exist_ok=True)
     raw = args.cache / f"pythia_qg_{size['events']}_seed{args.seed}.h5"
-    inputs = [raw]
-    if size["with_sample"]:
+    inputs = list(args.input) or [raw]
+    if args.input:
+        print(f"[1/4] using {len(inputs)} given image file(s)")
+    elif size["with_sample"]:
         from graphevent.simulate.qg import sample_path
 
         if args.seed == 1:
             sys.exit("--seed 1 would repeat the shipped sample's jets; use another seed with --size cpu")
         inputs.append(sample_path())
-    if not raw.exists():
-        print(f"[1/5] simulating {size['events']:,} Pythia 8 jets -> {raw}")
+    if args.input:
+        pass
+    elif not raw.exists():
+        print(f"[1/4] simulating {size['events']:,} Pythia 8 jets -> {raw}")
         sh(ge + ["simulate", "qg", "--events", size["events"], "--out", raw, "--seed", args.seed, "--workers", args.workers, "--no-particles"], log)
     else:
-        print(f"[1/5] using cached sample {raw}")
+        print(f"[1/4] using cached sample {raw}")
 
     # 2. preprocess
     ds = work / "dataset"
     tr, va, te = size["split"]
-    print("[2/5] preprocess")
+    print("[2/4] preprocess")
     sh(ge + ["preprocess", *inputs, "-c", ROOT / "configs/data/ml4sci_qg_hdf5.yaml", "-o", ds, "--workers", args.workers,
              "--overwrite", "--no-summary", "--set", f"graph.max_nodes={size['max_nodes']}",
              "--set", f"split.train={tr}", "--set", f"split.val={va}", "--set", f"split.test={te}"], log)
     manifest = json.loads((ds / "manifest.json").read_text())
 
-    # 3. pretrain each encoder once, on all training jets
+    # 3+4. pretrain each encoder once on all training jets, and fine-tune per label fraction.
+    # With --parallel P, P runs share the device; a fine-tuning run starts as soon as the
+    # pretraining runs it initialises from have finished (scratch runs do not wait for them).
     pre = {"edgeconv": work / "pretrain_edgeconv", "masked_gt": work / "pretrain_masked_gt"}
     cfgs = {"edgeconv": "edgeconv_ae_pretrain.yaml", "masked_gt": "masked_gt_pretrain.yaml"}
-    wall: dict[str, float] = {}
-    print("[3/5] pretrain")
+    jobs: list[dict] = []
     for enc, run in pre.items():
-        wall[f"pretrain {enc}"] = sh(ge + ["train", "-c", ROOT / "configs/experiments" / cfgs[enc], "--data", ds, "--out", run,
-                                          "--overwrite", "--epochs", size["pre_epochs"], "--batch-size", size["batch"], "--no-progress"] + gpu_opt, log)
-
-    # 4. fine-tune per label fraction (--parallel runs several at once: small graphs leave a GPU idle)
-    print("[4/5] fine-tune")
-    rows, cmds = [], []
-    for frac in args.fractions:
+        jobs.append(dict(key=f"pretrain {enc}", run=run, deps=[], cmd=ge + [
+            "train", "-c", ROOT / "configs/experiments" / cfgs[enc], "--data", ds, "--out", run, "--overwrite",
+            "--epochs", size["pre_epochs"], "--batch-size", size["batch"], "--no-progress"] + gpu_opt))
+    rows = []
+    for frac in sorted(args.fractions, reverse=True):  # the longest runs first
         for plan in runs_plan(pre):
             tag = plan["name"].replace(" ", "_").replace("+", "_")
             run = work / f"f{frac:g}" / tag
             cmd = ge + ["train", "-c", plan["config"], "--data", ds, "--out", run, "--overwrite", "--epochs", size["epochs"],
                         "--batch-size", size["batch"], "--label-fraction", frac, "--no-progress"] + gpu_opt
-            for s in plan["sets"]:
-                cmd += ["--set", s]
+            for s_ in plan["sets"]:
+                cmd += ["--set", s_]
             for p in plan["init"]:
                 cmd += ["--init-from", p]
+            deps = [f"pretrain {enc}" for enc, r in pre.items() if r in plan["init"]]
             rows.append(dict(plan=plan["name"], frac=frac, run=run))
-            cmds.append(cmd)
-    if args.parallel > 1:
-        from concurrent.futures import ThreadPoolExecutor
+            jobs.append(dict(key=f"{plan['name']} @ {frac:g}", run=run, deps=deps, cmd=cmd))
+    print(f"[3/4] pretrain and fine-tune: {len(jobs)} runs, {args.parallel} at a time")
+    wall = run_jobs(jobs, args.parallel, work, log)
+    for r in rows:
+        r["wall"] = wall[f"{r['plan']} @ {r['frac']:g}"]
+    rows.sort(key=lambda r: (args.fractions.index(r["frac"]), [p["name"] for p in runs_plan(pre)].index(r["plan"])))
+    wall = {k: v for k, v in wall.items() if k.startswith("pretrain")}
 
-        logs = [work / f"train_{i:02d}.log" for i in range(len(cmds))]
-        with ThreadPoolExecutor(args.parallel) as pool:
-            walls = list(pool.map(sh, cmds, logs))
-        with open(log, "a") as f:
-            for lg in logs:
-                f.write(lg.read_text())
-    else:
-        walls = [sh(c, log) for c in cmds]
-    for r, dt in zip(rows, walls):
-        r["wall"] = dt
-
-    # 5. evaluate all runs of a fraction together (one comparison table and ROC plot each)
-    print("[5/5] eval")
+    # 4. evaluate all runs of a fraction together (one comparison table and ROC plot each);
+    # the fractions run side by side with --parallel > 1
+    print("[4/4] eval")
     metrics = {}
+    eval_jobs = [
+        dict(key=f"eval {frac:g}", deps=[], cmd=ge + ["eval", *[r["run"] for r in rows if r["frac"] == frac], "--data", ds, "--split", "test",
+                                                     "--out", work / f"eval_f{frac:g}", "--bootstrap", args.bootstrap, "--no-progress"])
+        for frac in args.fractions
+    ]
+    run_jobs(eval_jobs, min(args.parallel, len(eval_jobs)), work, log, prefix="eval")
     for frac in args.fractions:
-        runs = [r["run"] for r in rows if r["frac"] == frac]
         out = work / f"eval_f{frac:g}"
-        sh(ge + ["eval", *runs, "--data", ds, "--split", "test", "--out", out, "--bootstrap", args.bootstrap, "--no-progress"], log)
         doc = json.loads((out / "metrics.json").read_text())
         for r in rows:
             if r["frac"] == frac:
@@ -245,8 +281,10 @@ def main() -> None:
     lines = [
         "# graphevent study: Pythia 8 quark/gluon jets",
         "",
-        f"Size: **{args.size}** — {manifest['n_events']:,} jets ({size['events']:,} generated"
-        f"{' + the 2,000-jet shipped sample' if size['with_sample'] else ''}); {n_train:,} train / {manifest['splits']['val']:,} val / "
+        f"Size: **{args.size}** — {manifest['n_events']:,} jets ("
+        + (f"files {', '.join(p.name for p in args.input)}" if args.input else
+           f"{size['events']:,} generated{' + the 2,000-jet shipped sample' if size['with_sample'] else ''}")
+        + f"); {n_train:,} train / {manifest['splits']['val']:,} val / "
         f"{manifest['splits']['test']:,} test; graphs capped at {size['max_nodes']} nodes (mean "
         f"{manifest['nodes_per_event']['mean']:.1f} nodes/event); pretraining {size['pre_epochs']} epochs on all train jets, "
         f"fine-tuning {size['epochs']} epochs; batch {size['batch']}.",
