@@ -185,3 +185,46 @@ def test_range_outside_file_is_a_caller_bug(tmp_path):
     path = write_h5(tmp_path / "qg.h5", known_images(3))
     with open_reader(path, qg_cfg()) as r, pytest.raises(ValueError, match=re.escape("event range [2, 4) is outside [0, 3)")):
         r.read(2, 4)
+
+
+@pytest.mark.parametrize(
+    "storage, direct",
+    [
+        (dict(chunks=(1, H, W, 3), compression="gzip"), True),  # ML4SCI layout: one event per chunk
+        (dict(chunks=(3, H, W, 3), compression="gzip", compression_opts=9), True),  # ranges cut chunks
+        (dict(chunks=(3, H, W, 3), compression="gzip", dtype=">f8"), True),  # big-endian doubles
+        (dict(chunks=(2, H, W, 3), compression="gzip", shuffle=True), True),  # as graphevent simulate writes
+        (dict(chunks=(2, H, W, 3), compression="gzip", shuffle=True, dtype=">f8"), True),
+        (dict(chunks=(2, H, W, 3), compression="gzip", fletcher32=True), False),  # a checksum filter
+        (dict(chunks=(2, H // 2, W, 3), compression="gzip"), False),  # chunks split events
+        (dict(chunks=(2, H, W, 3)), False),  # no filter
+        (dict(), False),  # contiguous
+    ],
+)
+def test_inflating_stored_chunks_equals_h5py(tmp_path, storage, direct):
+    x = known_images(11).transpose(0, 2, 3, 1)
+    path = write_h5(tmp_path / "qg.h5", known_images(11))
+    with h5py.File(path, "a") as f:
+        del f["X_jets"]
+        dtype = storage.pop("dtype", np.float32)
+        f.create_dataset("X_jets", data=x.astype(dtype), **storage)
+    with open_reader(path, qg_cfg()) as r:
+        assert (r._direct is not None) is direct
+        for start, stop in [(0, 11), (1, 2), (2, 7), (10, 11)]:
+            got = r.read(start, stop).images
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, x[start:stop].transpose(0, 3, 1, 2))
+
+
+def test_inflating_stored_chunks_reads_unwritten_chunks_as_fill_value(tmp_path):
+    path = write_h5(tmp_path / "qg.h5", known_images(7))
+    with h5py.File(path, "a") as f:
+        del f["X_jets"]
+        d = f.create_dataset("X_jets", (7, H, W, 3), np.float32, chunks=(2, H, W, 3), compression="gzip", fillvalue=-3.0)
+        d[0:2] = 1.0
+        d[6:7] = 2.0  # chunks at events 2 and 4 are never written
+    with open_reader(path, qg_cfg()) as r:
+        assert r._direct is not None
+        got = r.read(1, 7).images
+    assert got[0].min() == got[0].max() == 1.0
+    assert (got[1:5] == -3.0).all() and (got[5] == 2.0).all()
