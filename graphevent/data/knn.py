@@ -196,6 +196,85 @@ def _select(dist: np.ndarray, idx: np.ndarray, rows: np.ndarray, row_start: np.n
     return nbr
 
 
+def lattice_coords(pos: np.ndarray) -> np.ndarray | None:
+    """int32 coordinates of positions on a (half-)integer lattice, or None if they are not.
+
+    Integer positions are returned as they are; half-integers (cells of even size) are
+    doubled. Distances keep their order, so neighbour lists are the same.
+    """
+    if len(pos) == 0:
+        return np.zeros((0, 2), np.int32)
+    for scale in (1.0, 2.0):
+        q = np.asarray(pos, np.float64) * scale
+        r = np.rint(q)
+        if np.array_equal(q, r) and np.abs(r).max() < 2**14:
+            return r.astype(np.int32)
+    return None
+
+
+def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense: int = 1024,
+                      budget: int = 1 << 22) -> np.ndarray:
+    """Exact neighbour lists of integer-lattice events by vectorised brute force.
+
+    Same result as :func:`knn_chunk` (order (distance, node index), own event only, no
+    self, -1 pad), computed without a tree: events are grouped by size, each group's
+    (events, n, n) squared distances become int32 keys ``d2 * n + j`` whose sort order is
+    (distance, index), and the k smallest keys of each row are the neighbours. Exact
+    integer arithmetic, so equidistant pixels always tie. Events larger than
+    ``max_dense`` nodes (O(n^2) work), or whose keys would not fit in int32, go to
+    :func:`knn_chunk`, which gives the same lists.
+
+    Shapes:
+        coords: (P, 2) int32 (see :func:`lattice_coords`), counts: (n,) -> (P, k) int32.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n_pts = len(coords)
+    out = np.full((n_pts, k), -1, dtype=np.int32)
+    if n_pts == 0 or k < 1:
+        return out
+    starts = np.cumsum(counts) - counts
+    span = coords.max(0).astype(np.int64) - coords.min(0)
+    max_d2 = int((span**2).sum())
+    dense = (counts <= max_dense) & (max_d2 * (counts + 1) < 2**31)
+    big_ev = np.flatnonzero(~dense & (counts > 0))
+    if len(big_ev):
+        sel = np.concatenate([np.arange(starts[e], starts[e] + counts[e]) for e in big_ev])
+        out[sel] = knn_chunk(coords[sel].astype(np.float64), counts[big_ev], k)
+    order = np.argsort(counts, kind="stable")
+    order = order[dense[order] & (counts[order] > 1)]
+    xy = coords.astype(np.int32)
+    i = 0
+    while i < len(order):
+        m0 = int(counts[order[i]])
+        evs = order[i : i + max(1, budget // (m0 * m0))]
+        m = int(counts[evs[-1]])  # sorted by size: the largest of the group
+        evs = evs[: max(1, budget // (m * m))]
+        i += len(evs)
+        cnt = counts[evs]
+        ar = np.arange(m)
+        slot_ok = ar[None, :] < cnt[:, None]  # (B, m)
+        node = np.where(slot_ok, starts[evs][:, None] + ar[None, :], 0)
+        r, c = xy[node, 0], xy[node, 1]
+        key = r[:, :, None] - r[:, None, :]
+        key *= key
+        dc = c[:, :, None] - c[:, None, :]
+        dc *= dc
+        key += dc
+        del dc
+        key *= m
+        key += ar.astype(np.int32)
+        big = np.iinfo(np.int32).max
+        np.copyto(key, big, where=~slot_ok[:, None, :])  # padding columns
+        key[:, ar, ar] = big  # self
+        kk = min(k, m - 1)
+        if kk < m - 1:
+            key = np.partition(key, kk - 1, axis=2)[:, :, :kk]
+        key = np.sort(key, axis=2)[:, :, :kk]
+        nbr = np.where(key == big, -1, key % m).astype(np.int32)
+        out[node[slot_ok], :kk] = nbr[slot_ok]
+    return out
+
+
 def neighbours_to_edge_index(nbr: np.ndarray, offset: int = 0) -> np.ndarray:
     """(n, k) padded neighbour lists -> (2, E) edge_index (row 0 source j, row 1 target i)."""
     n, k = nbr.shape

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from graphevent.data.knn import edge_features, edge_features_np, knn_graph, knn_neighbours, neighbours_to_edge_index
+from graphevent.data.knn import (
+    edge_features,
+    edge_features_np,
+    knn_graph,
+    knn_lattice_chunk,
+    knn_neighbours,
+    lattice_coords,
+    neighbours_to_edge_index,
+)
 
 
 @pytest.mark.parametrize("n", [30, 200])
@@ -110,6 +118,20 @@ def test_chunk_knn_equals_brute_force_on_lattice_events(step, extra):
     off = np.concatenate([[0], np.cumsum(counts)])
     for e, p in enumerate(events):
         np.testing.assert_array_equal(got[off[e] : off[e + 1]], _brute_force(p, 16), err_msg=f"event {e}")
+    # integer brute force on the lattice: same lists, also with events routed to the tree
+    # (max_dense) and groups split into several batches (budget)
+    coords = lattice_coords(pos)
+    assert coords.dtype == np.int32
+    np.testing.assert_array_equal(coords, pos / step)
+    for kw in [{}, dict(max_dense=17, budget=50), dict(budget=1)]:
+        np.testing.assert_array_equal(knn_lattice_chunk(coords, counts, 16, **kw), got)
+
+
+def test_lattice_coords():
+    assert lattice_coords(np.array([[1.0, -2.0], [3.0, 0.0]])).tolist() == [[1, -2], [3, 0]]
+    assert lattice_coords(np.array([[0.5, -2.0], [3.0, 0.0]])).tolist() == [[1, -4], [6, 0]]
+    assert lattice_coords(np.array([[0.25, 0.0]])) is None
+    assert lattice_coords(np.array([[0.0174, 0.0]])) is None  # physical units: not a lattice
 
 
 def test_chunk_knn_ties_go_to_lower_index():
