@@ -242,7 +242,8 @@ def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense:
         out[sel] = knn_chunk(coords[sel].astype(np.float64), counts[big_ev], k)
     order = np.argsort(counts, kind="stable")
     order = order[dense[order] & (counts[order] > 1)]
-    xy = coords.astype(np.int32)
+    dt = np.int16 if max_d2 < 2**15 else np.int32  # half the memory traffic for squared distances
+    xy = coords.astype(dt)
     i = 0
     while i < len(order):
         m0 = int(counts[order[i]])
@@ -255,13 +256,13 @@ def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense:
         slot_ok = ar[None, :] < cnt[:, None]  # (B, m)
         node = np.where(slot_ok, starts[evs][:, None] + ar[None, :], 0)
         r, c = xy[node, 0], xy[node, 1]
-        key = r[:, :, None] - r[:, None, :]
-        key *= key
+        d2 = r[:, :, None] - r[:, None, :]
+        d2 *= d2
         dc = c[:, :, None] - c[:, None, :]
         dc *= dc
-        key += dc
-        del dc
-        key *= m
+        d2 += dc
+        key = np.multiply(d2, m, dtype=np.int32)
+        del d2, dc
         key += ar.astype(np.int32)
         big = np.iinfo(np.int32).max
         np.copyto(key, big, where=~slot_ok[:, None, :])  # padding columns

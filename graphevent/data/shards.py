@@ -34,8 +34,11 @@ from graphevent.io.manifest import sha256_file  # re-exported: shards are checke
 
 # gzip level 1 with byte shuffle: on a 1,024-event Pythia chunk 30 % faster to write and read
 # than level 4 for shards 4 % larger (3.29 vs 3.15 MB); lzf was 24 % larger for no gain.
+# The writer compresses the chunks itself with ISA-L (``isal``, 5x faster than zlib at the
+# same size) and stores them with write_direct_chunk; any HDF5 reader inflates them as usual.
 COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
 FIELDS = ("x", "pos", "nbr", "offsets", "y", "targets", "event_id", "source", "index", "alt_counts")
+CHUNK_BYTES = 1 << 16
 
 
 def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> str:
@@ -46,14 +49,34 @@ def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> str:
             if name not in arrays:
                 continue
             a = np.ascontiguousarray(arrays[name])
-            kw = COMPRESSION if a.size and a.ndim >= 1 and len(a) > 0 else {}
-            if kw:
-                rows = max(1, min(len(a), (1 << 16) // max(1, a.itemsize * int(np.prod(a.shape[1:])))))
-                kw = dict(kw, chunks=(rows,) + a.shape[1:])
-            f.create_dataset(name, data=a, track_times=False, **kw)
+            if a.size and a.ndim >= 1 and len(a) > 0:
+                _write_compressed(f, name, a)
+            else:
+                f.create_dataset(name, data=a, track_times=False)
     digest = sha256_file(tmp)
     os.replace(tmp, path)
     return digest
+
+
+def _write_compressed(f: h5py.File, name: str, a: np.ndarray) -> None:
+    """``a`` as a chunked dataset with the filters of COMPRESSION, compressed here.
+
+    Each chunk (about CHUNK_BYTES, whole rows) is byte-shuffled as HDF5's shuffle filter
+    does (byte 0 of every value, then byte 1, ...) and deflated at level 1 by ISA-L; the
+    last chunk is padded with zeros to full size, as HDF5 stores edge chunks.
+    """
+    from isal import isal_zlib
+
+    row_bytes = a.itemsize * int(np.prod(a.shape[1:]))
+    rows = max(1, min(len(a), CHUNK_BYTES // max(1, row_bytes)))
+    ds = f.create_dataset(name, shape=a.shape, dtype=a.dtype, chunks=(rows,) + a.shape[1:], track_times=False, **COMPRESSION)
+    zeros = (0,) * (a.ndim - 1)
+    for s in range(0, len(a), rows):
+        block = a[s : s + rows]
+        if len(block) < rows:
+            block = np.concatenate([block, np.zeros((rows - len(block),) + a.shape[1:], a.dtype)])
+        shuffled = block.view(np.uint8).reshape(-1, a.itemsize).T.tobytes()
+        ds.id.write_direct_chunk((s, *zeros), isal_zlib.compress(shuffled, COMPRESSION["compression_opts"]))
 
 
 class ShardReader:
