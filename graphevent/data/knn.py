@@ -213,14 +213,15 @@ def lattice_coords(pos: np.ndarray) -> np.ndarray | None:
 
 
 def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense: int = 1024,
-                      budget: int = 1 << 22) -> np.ndarray:
+                      budget: int = 1 << 18) -> np.ndarray:
     """Exact neighbour lists of integer-lattice events by vectorised brute force.
 
     Same result as :func:`knn_chunk` (order (distance, node index), own event only, no
     self, -1 pad), computed without a tree: events are grouped by size, each group's
     (events, n, n) squared distances become int32 keys ``d2 * n + j`` whose sort order is
     (distance, index), and the k smallest keys of each row are the neighbours. Exact
-    integer arithmetic, so equidistant pixels always tie. Events larger than
+    integer arithmetic, so equidistant pixels always tie. Groups hold about ``budget``
+    keys, so they stay in the CPU cache (2x faster than 4M-key groups here). Events larger than
     ``max_dense`` nodes (O(n^2) work), or whose keys would not fit in int32, go to
     :func:`knn_chunk`, which gives the same lists.
 

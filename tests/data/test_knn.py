@@ -177,3 +177,15 @@ def test_per_channel_nodes_at_one_pixel_are_neighbours_first():
         assert len(centre) == 3
         for i in centre:
             assert set(nbr[off[e] + i, :2].tolist()) == set(centre.tolist()) - {i}
+
+
+def test_lattice_knn_wide_images_use_int32_squared_distances():
+    # a 300-pixel span: squared distances above int16, still exact
+    rng = np.random.default_rng(11)
+    sizes = [40, 9, 70]
+    events = [rng.integers(-150, 150, size=(n, 2)).astype(np.float64) for n in sizes]
+    events[0][:2] = [[-150, -150], [149, 149]]
+    got = knn_lattice_chunk(lattice_coords(np.concatenate(events)), np.array(sizes), 12)
+    off = np.concatenate([[0], np.cumsum(sizes)])
+    for e, p in enumerate(events):
+        np.testing.assert_array_equal(got[off[e] : off[e + 1]], _brute_force(p, 12))

@@ -92,3 +92,19 @@ def test_signed_channel_keeps_negative_values():
     signed = ImageToPoints([0.0, 0.1], [1, 1], (1.0, 1.0), signed=[False, True])(img)
     assert signed.counts.tolist() == [2]
     np.testing.assert_allclose(signed.values, [[0, -0.7], [3.0, 0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["union", "per_channel"])
+@pytest.mark.parametrize("collapse", [True, False])
+def test_channels_last_view_gives_the_same_points(mode, collapse):
+    # the HDF5 reader hands over a channels-first view of channels-last memory
+    rng = np.random.default_rng(2)
+    img = np.where(rng.random((6, 3, 20, 20)) < 0.2, rng.normal(size=(6, 3, 20, 20)), 0).astype(np.float32)
+    view = np.ascontiguousarray(img.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert not view.flags.c_contiguous
+    itp = ImageToPoints([0.1, 0.0, 0.3], [1, 2, 4], (P, 2 * P), mode=mode, collapse=collapse, signed=[True, False, True])
+    a, b = itp(img), itp(view)
+    for field in ("values", "pos", "counts", "alt_counts", "lattice_pos"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    # lattice positions: eta in pixels, phi in units of the eta pixel size (here 2 per pixel)
+    np.testing.assert_allclose(a.lattice_pos * P, a.pos, rtol=1e-6, atol=1e-6)

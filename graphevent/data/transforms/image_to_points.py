@@ -199,12 +199,23 @@ class ImageToPoints:
         n, c, h, w = images.shape
         last = images.transpose(0, 2, 3, 1)
         if not images.flags.c_contiguous and last.flags.c_contiguous:
-            dense, thr, signed = last, self.thresholds, self.signed  # (n, H, W, C)
+            dense = last  # (n, H, W, C): thresholds repeat along each image row of W * C values
+            thr, signed, row = np.tile(self.thresholds, w), np.tile(self.signed, w), w * c
         else:
-            dense = np.ascontiguousarray(images)
-            thr, signed = self.thresholds[:, None, None], self.signed[:, None, None]
-        mag = np.where(signed, np.abs(dense), dense) if self.signed.any() else dense
-        flat = np.flatnonzero(mag > thr)
+            dense = np.ascontiguousarray(images)  # (n, C, H, W): one threshold per H * W values
+            thr, signed, row = np.repeat(self.thresholds, h * w), np.repeat(self.signed, h * w), c * h * w
+        # slabs of about 2 MB, seen as rows matching thr: the comparison's bool array stays
+        # in the CPU cache and numpy's inner loop runs over whole rows, not over C values
+        per_event = c * h * w
+        step = max(1, (1 << 21) // (per_event * dense.itemsize))
+        flat = []
+        for s in range(0, n, step):
+            slab = dense[s : s + step].reshape(-1, row)
+            mag = np.where(signed, np.abs(slab), slab) if self.signed.any() else slab
+            f = np.flatnonzero(mag > thr)
+            f += s * per_event
+            flat.append(f)
+        flat = np.concatenate(flat) if flat else np.zeros(0, np.int64)
         val = dense.reshape(-1)[flat].astype(np.float64)
         if dense is last:
             rest, ch = np.divmod(flat, c)
