@@ -191,3 +191,16 @@ def test_in_memory_dataset_equals_lazy(tiny_dataset):
         a, b = lazy[i], mem[i]
         for key in ("x", "pos", "edge_index", "edge_attr", "y", "targets", "event_id"):
             assert torch.equal(a[key], b[key]), key
+
+
+def test_image_slabs_do_not_change_dataset(tmp_path, tiny_raw, monkeypatch):
+    # images are read and turned into points IMAGE_SLAB events at a time inside a chunk
+    import graphevent.data.preprocess as pp
+
+    cfg = tiny_data_config()
+    monkeypatch.setattr(pp, "IMAGE_SLAB", 5)
+    a = preprocess([tiny_raw], cfg, tmp_path / "a")
+    monkeypatch.setattr(pp, "IMAGE_SLAB", 10_000)
+    b = preprocess([tiny_raw], cfg, tmp_path / "b")
+    assert _shard_sums(tmp_path / "a") == _shard_sums(tmp_path / "b")
+    assert a["nodes_per_event"] == b["nodes_per_event"] and a["n_events"] == b["n_events"] == 96

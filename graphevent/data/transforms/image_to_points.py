@@ -32,6 +32,16 @@ class PointCloudChunk:
     alt_counts: np.ndarray | None = None
     lattice_pos: np.ndarray | None = None
 
+    @classmethod
+    def concatenate(cls, parts: list["PointCloudChunk"]) -> "PointCloudChunk":
+        """The events of ``parts``, one after the other."""
+
+        def cat(name):
+            arrays = [getattr(p, name) for p in parts]
+            return None if arrays[0] is None else np.concatenate(arrays)
+
+        return cls(*(cat(f) for f in ("values", "pos", "counts", "alt_counts", "lattice_pos")))
+
     @property
     def offsets(self) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
