@@ -133,8 +133,10 @@ class GraphConfig:
         collapse_upsampled: one node per occupied coarse cell for channels with upsample > 1
             (union mode keeps it as a separate node set with its own feature column).
         k: neighbours per node in (eta, phi); an event with <= k nodes connects to all others.
-        knn_backend: ``auto`` (fastest measured available), ``scipy`` (cKDTree per event),
-            ``torch`` (batched cdist + topk), ``torch_cluster`` (if installed).
+        knn_backend: ``auto`` = ``scipy``: exact, ties between equidistant nodes go to the
+            lower node index; image nodes by integer brute force per event on the pixel
+            lattice, points (hits, particles) by one cKDTree per chunk. ``torch`` (batched
+            cdist + topk), ``torch_cluster`` (if installed).
         max_nodes: keep at most this many nodes per event (highest total value first); 0 = all.
     """
 

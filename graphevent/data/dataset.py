@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import bisect
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch_geometric.data import Data, Dataset
 
-from graphevent.data.info import DatasetInfo
+from graphevent.data.info import DatasetInfo, load_manifest  # noqa: F401  (load_manifest: re-exported)
 from graphevent.data.knn import edge_features_np, neighbours_to_edge_index
 from graphevent.data.shards import ShardReader, sha256_file
 from graphevent.data.splits import SPLITS
 from graphevent.errors import DataError
-
-
-def load_manifest(root: str | Path) -> dict:
-    """Read ``manifest.json`` of a dataset directory, with clear errors."""
-    root = Path(root)
-    if not root.exists():
-        raise DataError(f"{root}: dataset directory not found")
-    path = root / "manifest.json"
-    if not path.is_file():
-        partial = (root / ".preprocess-state.json").exists()
-        hint = "an unfinished preprocess run; rerun the same command to finish it" if partial else "run `graphevent preprocess` first"
-        raise DataError(f"{root}: not a complete graphevent dataset (no manifest.json): {hint}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: corrupt manifest ({exc.msg} at line {exc.lineno})") from None
 
 
 class GraphDataset(Dataset):

@@ -64,3 +64,19 @@ class DatasetInfo:
         if not path.is_file():
             raise DataError(f"{root}: not a graphevent dataset (no manifest.json); run `graphevent preprocess` first")
         return cls.from_manifest(json.loads(path.read_text()))
+
+
+def load_manifest(root: str | Path) -> dict:
+    """Read ``manifest.json`` of a dataset directory, with clear errors."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: dataset directory not found")
+    path = root / "manifest.json"
+    if not path.is_file():
+        partial = (root / ".preprocess-state.json").exists()
+        hint = "an unfinished preprocess run; rerun the same command to finish it" if partial else "run `graphevent preprocess` first"
+        raise DataError(f"{root}: not a complete graphevent dataset (no manifest.json): {hint}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: corrupt manifest ({exc.msg} at line {exc.lineno})") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphevent.data.dataset import load_manifest
+from graphevent.data.info import load_manifest  # torch-free: preprocess --summary imports this
 from graphevent.data.splits import SPLITS
 
 

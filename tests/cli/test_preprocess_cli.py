@@ -135,3 +135,19 @@ def test_usage_error_exits_2(capsys):
     assert code == 2 and "No such command 'nosuchcmd'" in err
     code, _, err = run(capsys, "preprocess", "--workers", "zero")
     assert code == 2
+
+
+def test_preprocess_command_does_not_import_torch(tmp_path, cfg, tiny_raw):
+    # importing torch + PyG took 4 of the 7 s of a 1,024-event run; the summary needs no torch
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from graphevent.cli.app import main\n"
+        f"assert main(['preprocess', {str(tiny_raw)!r}, '-c', {str(cfg)!r}, '-o', {str(tmp_path / 'ds')!r}]) == 0\n"
+        "print(sorted(m for m in ('torch', 'torch_geometric') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "ds" / "manifest.json").exists()
