@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.utils import to_dense_batch
+
+from graphevent.nn.layers.neighbours import EventPacking
 
 
 class EventSelfAttention(nn.Module):
     r"""Full self-attention among the nodes of each event, never across events.
 
-    Nodes are packed per event with ``to_dense_batch``; padded slots are excluded as keys
+    Nodes are packed per event (:class:`EventPacking`, built once per batch); padded slots are excluded as keys
     by the attention mask and dropped from the output, so results do not depend on which
     other events share the batch (Vaswani et al., arXiv:1706.03762).
 
@@ -20,7 +21,7 @@ class EventSelfAttention(nn.Module):
         dropout: attention dropout (default 0).
 
     Shapes:
-        x: (num_nodes, D), batch: (num_nodes,) sorted event index -> (num_nodes, D)
+        x: (num_nodes, D), packing: per-event layout of the nodes -> (num_nodes, D)
     """
 
     def __init__(self, dim: int, heads: int = 4, dropout: float = 0.0) -> None:
@@ -36,15 +37,15 @@ class EventSelfAttention(nn.Module):
         self.qkv.reset_parameters()
         self.proj.reset_parameters()
 
-    def forward(self, x: Tensor, batch: Tensor) -> Tensor:
-        dense, mask = to_dense_batch(x, batch)  # (B, M, D), (B, M)
+    def forward(self, x: Tensor, packing: EventPacking) -> Tensor:
+        dense, mask = packing.pack(x), packing.mask  # (B, M, D), (B, M)
         b, m, _ = dense.shape
         q, k, v = self.qkv(dense).view(b, m, 3, self.heads, self.dim // self.heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
         )  # (B, H, M, d)
         out = out.transpose(1, 2).reshape(b, m, self.dim)
-        return self.proj(out[mask])
+        return self.proj(packing.unpack(out))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.dim}, heads={self.heads})"

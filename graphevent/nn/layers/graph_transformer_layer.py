@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import TransformerConv
 
 from graphevent.nn.layers.global_attention import EventSelfAttention
 from graphevent.nn.layers.mlp import MLP
+from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable
+
+
+def neighbour_attention(conv: TransformerConv, x: Tensor, table: NeighbourTable, edge_attr: Tensor) -> Tensor:
+    r"""``conv(x, edge_index, edge_attr)`` of a PyG ``TransformerConv`` (concat heads, root
+    weight, edge features, no beta), computed on the dense neighbour table.
+
+    The same weights and the same arithmetic as PyG's message passing, but the softmax and
+    the sum over a node's neighbours run along the table's ``K`` axis: no scatter softmax, no
+    scatter aggregation, and about half the kernels. Nodes without incoming edges get only
+    the root term, as in PyG. Attention dropout draws its mask in table layout, so in
+    training mode with dropout > 0 the draws (not their distribution) differ from PyG's.
+
+    Shapes:
+        x: (N, D_in), table: (N, K), edge_attr: (N, K, edge_dim) in table layout -> (N, H * C)
+    """
+    n, k = table.source.shape
+    h, c = conv.heads, conv.out_channels
+    query = conv.lin_query(x).view(n, 1, h, c)
+    key = conv.lin_key(x)
+    value = conv.lin_value(x)
+    edge = conv.lin_edge(edge_attr).view(n, k, h, c)
+    nbr = table.source.reshape(-1)
+    key_j = key[nbr].view(n, k, h, c) + edge
+    value_j = value[nbr].view(n, k, h, c) + edge
+    score = (query * key_j).sum(-1) / math.sqrt(c)  # (N, K, H)
+    score = score.masked_fill(~table.valid[..., None], torch.finfo(score.dtype).min)
+    alpha = torch.softmax(score, dim=1) * table.valid[..., None]  # a node without edges gets 0
+    alpha = F.dropout(alpha, p=conv.dropout, training=conv.training)
+    out = (alpha[..., None] * value_j).sum(1).reshape(n, h * c)
+    return out + conv.lin_skip(x)
 
 
 class GraphTransformerLayer(nn.Module):
@@ -34,9 +69,12 @@ class GraphTransformerLayer(nn.Module):
         global_attention: add the event-wide attention sub-layer (default False).
         act: FFN activation class (default ``nn.GELU``).
 
+    The kNN attention runs on a dense neighbour table (:func:`neighbour_attention`), with
+    the parameters of the PyG layer it equals.
+
     Shapes:
-        x: (num_nodes, D), edge_index: (2, num_edges), edge_attr: (num_edges, edge_dim),
-        batch: (num_nodes,) -> (num_nodes, D)
+        x: (N, D), table: (N, K) (:class:`NeighbourTable`), edge_attr: (N, K, edge_dim),
+        packing: :class:`EventPacking` -> (N, D)
     """
 
     def __init__(
@@ -69,10 +107,13 @@ class GraphTransformerLayer(nn.Module):
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor) -> Tensor:
-        h = x + self.conv(self.norm1(x), edge_index, edge_attr)
+    def forward(self, x: Tensor, table: NeighbourTable, edge_attr: Tensor, packing: EventPacking | None) -> Tensor:
+        """One layer; ``table``, ``edge_attr`` (in table layout) and ``packing`` are built once
+        per batch by the caller and shared by all layers (``packing`` may be ``None`` if no
+        layer has global attention)."""
+        h = x + neighbour_attention(self.conv, self.norm1(x), table, edge_attr)
         if self.global_attention:
-            h = h + self.attn(self.norm_g(h), batch)
+            h = h + self.attn(self.norm_g(h), packing)
         return h + self.ffn(self.norm2(h))
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from torch_geometric.utils import scatter
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
+from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable
 from graphevent.nn.layers.masking import hashed_uniform, sample_hidden_nodes
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
@@ -86,6 +87,14 @@ class MaskedGTConfig:
             raise ConfigError(f"{where}.global_every: {self.global_every}; expected >= 0 (0 = no global attention)")
 
 
+def graph_tables(edge_index: Tensor, batch: Tensor, num_events: int, layers) -> tuple[NeighbourTable, EventPacking | None]:
+    """The neighbour table of ``edge_index`` and, if a layer has global attention, the per-event
+    packing: built once per forward pass, shared by all layers."""
+    table = NeighbourTable.from_edge_index(edge_index, batch.numel())
+    packing = EventPacking.from_batch(batch, num_events) if any(layer.global_attention for layer in layers) else None
+    return table, packing
+
+
 class MaskedGTEncoder(nn.Module):
     r"""Graph-transformer encoder over the (eta, phi) kNN graph.
 
@@ -129,9 +138,10 @@ class MaskedGTEncoder(nn.Module):
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
     ) -> tuple[Tensor, Tensor]:
         h = self.embed(torch.cat([self.norm(x), self.pos_enc(pos / self.pos_scale)], dim=-1))
-        e = self.edge_embed(edge_attr / self.pos_scale)
+        table, packing = graph_tables(edge_index, batch, num_events, self.layers)
+        e = self.edge_embed(table.edges_to_slots(edge_attr) / self.pos_scale)  # (N, K, edge_dim)
         for layer in self.layers:
-            h = layer(h, edge_index, e, batch)
+            h = layer(h, table, e, packing)
         tokens = self.out_norm(h)
         return tokens, global_mean_pool(tokens, batch, size=num_events)
 
@@ -149,7 +159,7 @@ class MaskedGTDecoder(nn.Module):
 
     Shapes:
         tokens: (N_visible, dim), visible: (N,) bool, pos: (N, 2), edge_index: (2, E),
-        edge_attr: (E, 3), batch: (N,) -> (N, F) standardised values
+        edge_attr: (E, 3), batch: (N,), num_events: B -> (N, F) standardised values
     """
 
     def __init__(self, info: DatasetInfo, config: MaskedGTConfig) -> None:
@@ -170,15 +180,17 @@ class MaskedGTDecoder(nn.Module):
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(
-        self, tokens: Tensor, visible: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor
+        self, tokens: Tensor, visible: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor,
+        num_events: int,
     ) -> Tensor:
         idx = visible.nonzero().view(-1)
         full = tokens.new_zeros(visible.size(0), tokens.size(1)).index_copy(0, idx, tokens)
         h = torch.where(visible[:, None], self.proj(full), self.mask_token.to(full.dtype))
         h = h + self.pos_embed(self.pos_enc(pos / self.pos_scale))
-        e = self.edge_embed(edge_attr / self.pos_scale)
+        table, packing = graph_tables(edge_index, batch, num_events, self.layers)
+        e = self.edge_embed(table.edges_to_slots(edge_attr) / self.pos_scale)
         for layer in self.layers:
-            h = layer(h, edge_index, e, batch)
+            h = layer(h, table, e, packing)
         return self.head(self.out_norm(h))
 
 
@@ -259,9 +271,9 @@ class MaskedGTAutoencoder(GraphModel):
         (meaningful at hidden nodes; visible rows are not trained)."""
         if self.decoder is None:
             raise ConfigError(f"model {self.name!r} was built without its decoder (aux_recon_weight = 0)")
-        b, _ = batch_vector(batch)
+        b, num_events = batch_vector(batch)
         edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k)
-        return self.decoder(tokens, ~hidden, batch.pos, edge_index, edge_attr, b)
+        return self.decoder(tokens, ~hidden, batch.pos, edge_index, edge_attr, b, num_events)
 
     def _reconstruct_standardised(self, batch, hidden: Tensor | None) -> tuple[Tensor, Tensor]:
         hidden = self.mask_nodes(batch) if hidden is None else hidden
