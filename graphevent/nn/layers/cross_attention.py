@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphevent.nn.layers.mlp import MLP
@@ -56,7 +59,7 @@ class MultiHeadAttention(nn.Module):
         q = self.q(query).view(b, l, h, d).transpose(1, 2)  # (B, H, L, d)
         k, v = self.kv(key_value).view(b, s, 2, h, d).permute(2, 0, 3, 1, 4)  # (B, H, S, d) each
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(d)  # (B, H, L, S)
-        scores = scores.float().masked_fill(~allowed[:, None], float("-inf"))
+        scores = scores.to(torch.promote_types(scores.dtype, torch.float32)).masked_fill(~allowed[:, None], float("-inf"))
         weights = scores.softmax(dim=-1)
         out = (self.drop(weights).to(v.dtype) @ v).transpose(1, 2).reshape(b, l, self.dim)
         return self.out(out), (weights if need_weights else None)
@@ -110,6 +113,50 @@ class TaskAttentionPool(nn.Module):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.dim}, num_queries={self.num_queries})"
+
+
+def fused_task_pools(
+    pools: Sequence[TaskAttentionPool], nodes: Tensor, node_mask: Tensor, need_weights: bool = False
+) -> list[tuple[Tensor, Tensor | None]]:
+    r"""``[pool(nodes, node_mask, need_weights) for pool in pools]``, computed together.
+
+    Every pool normalises the same node tokens and projects them to keys and values. Since
+    :math:`W (\gamma \odot \hat{x} + \beta) + b = (W \mathrm{diag}\,\gamma)\,\hat{x} + (W\beta + b)`,
+    one affine-free LayerNorm and one linear layer with the pools' folded, stacked weights
+    give all their keys and values, and one batched product gives all their attention: the
+    large ``(B, S, D)`` node tensors are read twice instead of twice per pool. Same
+    parameters, same results (up to rounding); attention dropout draws one mask for all.
+
+    Args:
+        pools: pools of equal ``dim``, heads and ``num_queries`` (e.g. one per task).
+        nodes, node_mask: as for :meth:`TaskAttentionPool.forward`.
+        need_weights: also return each pool's attention weights.
+
+    Shapes:
+        nodes: (B, S, D), node_mask: (B, S) -> per pool: tokens (B, Q, D), weights (B, heads, Q, S) or None
+    """
+    first = pools[0]
+    n_pools, (b, s, dim) = len(pools), nodes.shape
+    h, q_len = first.attn.heads, first.num_queries
+    d = dim // h
+    x_hat = F.layer_norm(nodes, (dim,), eps=first.norm_kv.eps)
+    weight = torch.cat([p.attn.kv.weight * p.norm_kv.weight for p in pools])  # (P * 2D, D)
+    bias = torch.cat([p.attn.kv.weight @ p.norm_kv.bias + p.attn.kv.bias for p in pools])
+    kv = F.linear(x_hat, weight, bias).view(b, s, n_pools, 2, h, d)
+    k = kv[:, :, :, 0].permute(0, 2, 3, 1, 4)  # (B, P, H, S, d)
+    v = kv[:, :, :, 1].permute(0, 2, 3, 1, 4)
+    queries = torch.stack([p.queries for p in pools])  # (P, Q, D)
+    q = torch.stack([p.attn.q(p.queries) for p in pools]).to(k.dtype)
+    q = q.view(n_pools, q_len, h, d).transpose(1, 2)  # (P, H, Q, d), the same for every event
+    scores = torch.einsum("phqd,bphsd->bphqs", q, k) / math.sqrt(d)  # (B, P, H, Q, S)
+    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    weights = scores.masked_fill(~node_mask[:, None, None, None, :], float("-inf")).softmax(dim=-1)
+    att = (first.attn.drop(weights).to(v.dtype) @ v).transpose(2, 3).reshape(b, n_pools, q_len, dim)
+    out = []
+    for i, p in enumerate(pools):
+        t = p.queries + p.attn.out(att[:, i])
+        out.append((t + p.ffn(p.norm_ffn(t)), weights[:, i] if need_weights else None))
+    return out
 
 
 def cross_group_mask(groups: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ from torch_geometric.utils import to_dense_batch
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.layers.cross_attention import CrossTaskFusion, TaskAttentionPool
+from graphevent.nn.layers.cross_attention import CrossTaskFusion, TaskAttentionPool, fused_task_pools
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
 from graphevent.nn.models.edgeconv_ae import EdgeConvAEConfig, EdgeConvAutoencoder
@@ -172,11 +172,16 @@ class MultiTaskModel(GraphModel):
         for n, (tokens, pooled) in features.items():
             dense, mask = to_dense_batch(tokens, b, batch_size=num_events)
             kv[n] = (torch.cat([pooled[:, None], dense], 1), torch.cat([mask.new_ones(num_events, 1), mask], 1))
+        # all tasks' pools over one encoder's tokens in one pass (fused_task_pools)
+        pooled_by_enc = {
+            n: fused_task_pools([self.pools[t.name][n] for t in self.taskset.tasks], *kv[n], need_weights=need_weights)
+            for n in self.backbones
+        }
         task_tokens, weights = [], {}
-        for t in self.taskset.tasks:
+        for i, t in enumerate(self.taskset.tasks):
             weights[t.name] = {}
             for n in self.backbones:
-                tok, w = self.pools[t.name][n](*kv[n], need_weights=need_weights)
+                tok, w = pooled_by_enc[n][i]
                 task_tokens.append(tok)
                 weights[t.name][n] = w
         tokens = torch.cat(task_tokens, dim=1)  # (B, n_tasks * n_enc * Q, D)
