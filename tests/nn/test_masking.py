@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import SIZES, build_tiny, make_batch
+from nn_helpers import SIZES, build_tiny, make_batch
 from graphevent.nn.layers.masking import hashed_uniform, hidden_counts, rank_within_event, sample_hidden_nodes
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from conftest import SIZES, TINY, build_tiny, make_batch, make_events, make_jet_event, natural_stage, permute_event, tiny_info
+from nn_helpers import SIZES, TINY, build_tiny, make_batch, make_events, make_jet_event, natural_stage, permute_event, tiny_info
 from graphevent.nn import list_models
 from graphevent.nn.tasks import TaskConfig
 

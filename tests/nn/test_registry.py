@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import tiny_info
+from nn_helpers import tiny_info
 from graphevent.errors import ConfigError
 from graphevent.nn import build_model
 from graphevent.nn.registry import default_info, model_summaries

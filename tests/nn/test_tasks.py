@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from conftest import tiny_info
+from nn_helpers import tiny_info
 from graphevent.config.base import from_dict
 from graphevent.errors import ConfigError
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import build_tiny, make_batch
+from nn_helpers import build_tiny, make_batch
 from test_models import TASKS
 
 

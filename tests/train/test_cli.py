@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import LABEL, main_cli, write_experiment
+from train_helpers import LABEL, main_cli, write_experiment
 from graphevent.train.checkpoint import load_checkpoint, load_run, model_from_checkpoint, transfer_encoders
 
 

@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from conftest import HERE, cli_env
+from train_helpers import HERE, cli_env
 from ddp_helper import train_toy
 from graphevent.train.distributed import DistContext
 

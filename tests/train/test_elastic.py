@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import LABEL, run_graphevent, write_experiment
+from train_helpers import LABEL, run_graphevent, write_experiment
 from graphevent.train.checkpoint import load_checkpoint
 
 

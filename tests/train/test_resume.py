@@ -15,7 +15,7 @@ import signal
 import pytest
 import torch
 
-from conftest import run_graphevent, write_experiment
+from train_helpers import run_graphevent, write_experiment
 from graphevent.train.checkpoint import load_checkpoint
 
 
