@@ -31,6 +31,7 @@ from graphevent.evaluate.inference import EventRecord, TaskBinding, bind_tasks, 
 from graphevent.evaluate.options import EvalOptions
 from graphevent.evaluate.predictions import write_predictions
 from graphevent.metrics import ClassificationMetrics, ReconstructionMetrics, RegressionMetrics
+from graphevent.metrics.classification import paired_auc_differences
 from graphevent.metrics import plots
 from graphevent.metrics.schema import build_document
 from graphevent.metrics.tables import csv_text, format_value, markdown, rich_table
@@ -330,6 +331,35 @@ def _write_run(ev: RunEvaluation, model: Any, info: Any, st: _Setting, tmp: Path
     return figures
 
 
+def paired_comparisons(evals: Sequence[RunEvaluation], options: EvalOptions) -> dict[str, Any]:
+    """AUC differences to a reference run, with paired bootstrap intervals, for every binary
+    classification task of at least two runs (same signal class; runs evaluated on the same
+    events). The reference is the first run, in the order given, that has the task.
+
+    Returns:
+        ``{task: {"reference": run, "runs": {run: {"auc_diff": ..., "auc_diff_ci95": [lo, hi]}}}}``.
+    """
+    ids = evals[0].record.event_id.array() if evals else None
+    if len(evals) < 2 or any(not np.array_equal(ev.record.event_id.array(), ids) for ev in evals[1:]):
+        return {}
+    by_task: dict[str, list[tuple[str, ClassificationMetrics]]] = {}
+    for ev in evals:
+        for b in ev.bindings:
+            if isinstance(b.metrics, ClassificationMetrics) and b.metrics.binary:
+                by_task.setdefault(b.name, []).append((ev.name, b.metrics))
+    out: dict[str, Any] = {}
+    for task, members in by_task.items():
+        ref_name, ref = members[0]
+        members = [(name, m) for name, m in members if m.signal == ref.signal]
+        if len(members) < 2:
+            continue
+        scores = {name: m.scores.array()[:, m.signal] for name, m in members}
+        is_signal = ref.labels.array() == ref.signal
+        runs = paired_auc_differences(scores, is_signal, ref_name, options.bootstrap, options.seed, options.confidence)
+        out[task] = {"reference": ref_name, "runs": runs}
+    return out
+
+
 def _write_summary(evals: Sequence[RunEvaluation], document: dict[str, Any], figures: list[tuple[str, Path]],
                    st: _Setting, tmp: Path) -> None:
     """Rank 0: comparison figures, explain.md + PCA, metrics.json / .md / .csv."""
@@ -410,6 +440,7 @@ def evaluate(
                 bootstrap={"resamples": options.bootstrap, "confidence": options.confidence, "seed": options.seed,
                            "method": "percentile; events resampled with replacement (set_distance: batches); "
                                      "same seed for every run, so intervals of different runs are paired"},
+                comparison=paired_comparisons(evals, options) if ctx.is_main else {},
             )
             if not ctx.is_main:
                 return EvalResult(document=document, out_dir=None, warnings=st.warnings, is_main=False)

@@ -63,8 +63,12 @@ def build_document(
     dataset: dict[str, Any],
     checkpoint: str,
     bootstrap: dict[str, Any],
+    comparison: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the ``metrics.json`` document (values encoded with :func:`encode_value`)."""
+    """Assemble the ``metrics.json`` document (values encoded with :func:`encode_value`).
+
+    ``comparison`` (optional): per binary task, AUC differences of every run to a reference
+    run with paired bootstrap intervals (``graphevent.evaluate.runner.paired_comparisons``)."""
     doc = {
         "schema_version": SCHEMA_VERSION,
         "graphevent_version": __version__,
@@ -78,6 +82,12 @@ def build_document(
         },
         "run_info": run_info,
     }
+    if comparison:
+        doc["comparison"] = {
+            task: {"reference": c["reference"],
+                   "runs": {run: {k: encode_value(v) for k, v in d.items()} for run, d in c["runs"].items()}}
+            for task, c in comparison.items()
+        }
     validate_document(doc)
     return doc
 
@@ -94,6 +104,25 @@ def _need(cond: bool, where: str, expected: str, found: Any) -> None:
         raise DataError(f"metrics.json: {where} is {shown[:80]}; expected {expected}")
 
 
+def _validate_comparison(doc: dict[str, Any]) -> None:
+    """The optional ``comparison`` block: task -> reference run and per-run AUC differences."""
+    comp = doc.get("comparison")
+    if comp is None:
+        return
+    runs = doc.get("runs") if isinstance(doc.get("runs"), dict) else {}
+    _need(isinstance(comp, dict), "comparison", "an object (task -> comparison)", comp)
+    for task, c in comp.items():
+        where = f"comparison.{task}"
+        _need(isinstance(c, dict) and c.get("reference") in runs, f"{where}.reference", "the name of an evaluated run", c)
+        _need(isinstance(c.get("runs"), dict) and set(c["runs"]) <= set(runs) - {c["reference"]}, f"{where}.runs",
+              "an object keyed by the other runs", c.get("runs"))
+        for run, d in c["runs"].items():
+            _need(isinstance(d, dict) and _is_scalar(d.get("auc_diff")), f"{where}.runs.{run}.auc_diff", "a number or null", d)
+            ci = d.get("auc_diff_ci95")
+            _need(ci is None or (isinstance(ci, list) and len(ci) == 2 and all(_is_scalar(v) for v in ci)),
+                  f"{where}.runs.{run}.auc_diff_ci95", "[low, high]", ci)
+
+
 def validate_document(doc: Any) -> None:
     """Check a ``metrics.json`` document against schema version 1.
 
@@ -105,6 +134,7 @@ def validate_document(doc: Any) -> None:
     missing = [k for k in required if k not in doc]
     _need(not missing, "the document", f"keys {', '.join(required)}", f"missing {', '.join(missing)}")
     _need(doc["schema_version"] == SCHEMA_VERSION, "schema_version", str(SCHEMA_VERSION), doc["schema_version"])
+    _validate_comparison(doc)
     ds = doc["dataset"]
     _need(isinstance(ds, dict), "dataset", "an object", ds)
     for key, kind in (("path", str), ("split", str), ("classes", list), ("targets", list), ("n_events", int)):

@@ -173,6 +173,15 @@ def markdown(doc: dict[str, Any], figures: list[tuple[str, str]] | None = None) 
             lines.append("|---|" + "---:|" * len(classes))
             lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |" for c, row in zip(classes, cm)]
             lines.append("")
+    for task, comp in doc.get("comparison", {}).items():
+        lines += [f"## {task}: AUC difference to `{comp['reference']}` (paired bootstrap)", "",
+                  "Every resample draws the same test events for all runs, so the interval is that of the "
+                  "difference itself; an interval that excludes 0 means the runs differ.", "",
+                  "| run | AUC - AUC(reference) |", "|---|---:|"]
+        for run, d in comp["runs"].items():
+            ci = format_interval(d.get("auc_diff_ci95"))
+            lines.append(f"| {run} | {format_value(d['auc_diff'])}{' ' + ci if ci else ''} |")
+        lines.append("")
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{title}]({path})" for title, path in figures]
@@ -201,4 +210,8 @@ def csv_text(doc: dict[str, Any]) -> str:
                     continue
                 ci = metrics.get(f"{name}_ci95") or [None, None]
                 writer.writerow([run, task, name, cell(value), cell(ci[0]), cell(ci[1])])
+    for task, comp in doc.get("comparison", {}).items():
+        for run, d in comp["runs"].items():
+            ci = d.get("auc_diff_ci95") or [None, None]
+            writer.writerow([run, task, f"auc_diff_vs_{comp['reference']}", cell(d["auc_diff"]), cell(ci[0]), cell(ci[1])])
     return out.getvalue()

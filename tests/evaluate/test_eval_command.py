@@ -144,3 +144,21 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, trained_runs, tiny_dataset, c
                    "--signal 'top': not a class of this task")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--bootstrap", "-1", "--out", tmp_path / "o5"],
                    "--bootstrap -1")
+
+
+def test_two_classifiers_get_a_paired_auc_comparison(tmp_path, trained_runs, tiny_dataset):
+    """A copy of a run scores every event exactly like it: paired difference 0, interval [0, 0],
+    written to metrics.json, .md and .csv; a pretraining run takes no part."""
+    copy = tmp_path / "mt_copy"
+    shutil.copytree(trained_runs["mt"], copy)
+    out = tmp_path / "cmp"
+    code = main(["eval", str(trained_runs["mt"]), str(copy), str(trained_runs["ae"]), "--data", str(tiny_dataset),
+                 "--out", str(out), "--bootstrap", "30", "--no-progress"])
+    assert code == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    validate_document(doc)
+    assert doc["comparison"] == {"label": {"reference": "mt", "runs": {"mt_copy": {"auc_diff": 0.0, "auc_diff_ci95": [0.0, 0.0]}}}}
+    assert doc["runs"]["mt"]["label"]["auc"] == doc["runs"]["mt_copy"]["label"]["auc"]
+    md = (out / "metrics.md").read_text()
+    assert "## label: AUC difference to `mt` (paired bootstrap)" in md and "| mt_copy | 0 " in md
+    assert "mt_copy,label,auc_diff_vs_mt,0,0,0" in (out / "metrics.csv").read_text()
