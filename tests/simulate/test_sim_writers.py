@@ -5,6 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from graphevent.config.base import from_dict
 from graphevent.config.data import DataConfig
@@ -111,3 +112,18 @@ def test_shipped_sample_has_the_ml4sci_layout_and_balanced_labels():
     # HCAL is constant over each 5x5 tower.
     towers = first[..., 2].reshape(25, 5, 25, 5)
     assert np.all(towers == towers[:, :1, :, :1])
+
+
+def test_shipped_sample_is_reproduced_without_the_veto(tmp_path):
+    """The shipped sample predates the parton-level veto: seed 1 with ``veto_scale=0`` gives its
+    jets again (blocks are prefixes: 4 jets = rows 0, 1 of quark block 0 and 25, 26 of gluon block 0)."""
+    pytest.importorskip("pythia8mc")
+    pytest.importorskip("fastjet")
+    from graphevent.simulate import generate_qg, sample_path
+    from graphevent.simulate.pythia import QGSettings
+
+    generate_qg(4, tmp_path / "x.h5", seed=1, progress=False, particles=False, settings=QGSettings(veto_scale=0))
+    rows = [0, 1, 25, 26]
+    with h5py.File(tmp_path / "x.h5") as new, h5py.File(sample_path()) as shipped:
+        for key in ("X_jets", "y", "m0", "pt"):
+            np.testing.assert_array_equal(new[key][:], shipped[key][rows], err_msg=key)
