@@ -19,8 +19,8 @@ def neighbour_attention(conv: TransformerConv, x: Tensor, table: NeighbourTable,
     weight, edge features, no beta), computed on the dense neighbour table.
 
     The same weights and the same arithmetic as PyG's message passing, but the softmax and
-    the sum over a node's neighbours run along the table's ``K`` axis: no scatter softmax, no
-    scatter aggregation, and about half the kernels. Nodes without incoming edges get only
+    the sum over a node's neighbours run along the table's ``K`` axis: no scatter softmax and no
+    scatter aggregation, whose backward passes are gathers over all edges. Nodes without incoming edges get only
     the root term, as in PyG. Attention dropout draws its mask in table layout, so in
     training mode with dropout > 0 the draws (not their distribution) differ from PyG's.
 

@@ -55,10 +55,6 @@ class NeighbourTable:
         valid[slot] = True
         return cls(source.view(num_nodes, width), valid.view(num_nodes, width), slot)
 
-    @property
-    def width(self) -> int:
-        return self.source.size(1)
-
     def edges_to_slots(self, values: Tensor) -> Tensor:
         """Per-edge values in table layout, zeros in empty slots.
 
@@ -68,14 +64,6 @@ class NeighbourTable:
         n, k = self.source.shape
         dense = values.new_zeros(n * k, values.size(-1))
         return dense.index_copy(0, self.slot, values).view(n, k, -1)
-
-    def slots_to_edges(self, values: Tensor) -> Tensor:
-        """Inverse of :meth:`edges_to_slots`.
-
-        Shapes:
-            values: (N, K, ...) -> (E, ...)
-        """
-        return values.reshape(-1, *values.shape[2:])[self.slot]
 
 
 @dataclass(frozen=True)
