@@ -9,6 +9,17 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread avoids stalls on a busy shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """A preprocessed 96-event synthetic quark/gluon dataset (3 channels, k=8)."""

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
@@ -104,10 +103,3 @@ def natural_stage(model) -> str:
     return "pretrain" if model.supports_pretrain else "finetune"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids stalls on a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -24,15 +24,6 @@ MODELS = {
 LABEL = [{"name": "label", "type": "classification"}]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids stalls on a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_experiment(path: Path, stage: str, model: str | dict, tasks=None, **train) -> Path:
     """Write an experiment YAML with a tiny model and small training settings."""
     cfg = {
