@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import to_dense_batch
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.cross_attention import CrossTaskFusion, TaskAttentionPool, fused_task_pools
 from graphevent.nn.layers.mlp import MLP
+from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
 from graphevent.nn.models.edgeconv_ae import EdgeConvAEConfig, EdgeConvAutoencoder
 from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig
@@ -168,10 +168,9 @@ class MultiTaskModel(GraphModel):
         """Raw task outputs (logits (B, C) or standardised values (B,)); with
         ``need_weights`` also ``{task: {encoder: (B, heads, Q, 1 + N_max)}}`` attention."""
         b, num_events = batch_vector(batch)
-        kv = {}
-        for n, (tokens, pooled) in features.items():
-            dense, mask = to_dense_batch(tokens, b, batch_size=num_events)
-            kv[n] = (torch.cat([pooled[:, None], dense], 1), torch.cat([mask.new_ones(num_events, 1), mask], 1))
+        packing = EventPacking.from_batch(b, num_events)  # one layout for every encoder's tokens
+        mask = torch.cat([packing.mask.new_ones(num_events, 1), packing.mask], 1)
+        kv = {n: (torch.cat([pooled[:, None], packing.pack(tokens)], 1), mask) for n, (tokens, pooled) in features.items()}
         # all tasks' pools over one encoder's tokens in one pass (fused_task_pools)
         pooled_by_enc = {
             n: fused_task_pools([self.pools[t.name][n] for t in self.taskset.tasks], *kv[n], need_weights=need_weights)
@@ -227,7 +226,7 @@ class MultiTaskModel(GraphModel):
         b, num_events = batch_vector(batch)
         feats = self.forward_features(batch)
         raw, weights = self.forward_heads(feats, batch, need_weights=True)
-        _, mask = to_dense_batch(b, b, batch_size=num_events)
+        mask = EventPacking.from_batch(b, num_events).mask
         attention = {}
         for task, per_enc in weights.items():
             w = torch.stack([wt[..., 1:] for wt in per_enc.values()]).mean(dim=(0, 3))  # (B, H, N_max)
