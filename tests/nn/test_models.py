@@ -229,3 +229,22 @@ def test_model_config_rebuilds_the_same_architecture():
     again = build_model(model.model_config, tiny_info(), TASKS)
     assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
     assert model.model_config["fusion"] == "concat" and model.model_config["masked_gt"]["dim"] == 16
+
+
+def test_multitask_loads_weights_saved_with_one_module_per_task_pool():
+    """Checkpoints from before the pools were stacked (``pools.<task>.<encoder>.*``) load
+    into the stacked pools and give the same outputs."""
+    model = build_tiny("multitask", tasks=TASKS).eval()
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("pools.")}
+    for t, task in enumerate(model.tasks):
+        for e, enc in enumerate(model.backbones):
+            for k, v in model.pools.pool(t, e).state_dict().items():
+                old[f"pools.{task.name}.{enc}.{k}"] = v
+    assert "pools.label.masked_gt.attn.kv.weight" in old and "pools.queries" not in old
+    fresh = build_tiny("multitask", tasks=TASKS).eval()
+    torch.manual_seed(1)
+    fresh.pools.reset_parameters()  # differs from model's before the load
+    fresh.load_state_dict(old, strict=True)
+    batch = make_batch()
+    for key, value in model.predict(batch).items():
+        torch.testing.assert_close(fresh.predict(batch)[key], value, rtol=0, atol=1e-6)

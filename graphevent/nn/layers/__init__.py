@@ -1,6 +1,6 @@
 """Layers, one operator per file: EdgeConv blocks, graph-transformer layers, attention, masking."""
 
-from graphevent.nn.layers.cross_attention import CrossTaskFusion, MultiHeadAttention, TaskAttentionPool
+from graphevent.nn.layers.cross_attention import CrossTaskFusion, MultiHeadAttention, TaskAttentionPool, TaskPools
 from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
 from graphevent.nn.layers.global_attention import EventSelfAttention
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
@@ -20,6 +20,7 @@ __all__ = [
     "MultiHeadAttention",
     "Standardize",
     "TaskAttentionPool",
+    "TaskPools",
     "chamfer_distance",
     "sample_hidden_nodes",
 ]

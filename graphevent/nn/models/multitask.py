@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.layers.cross_attention import CrossTaskFusion, TaskAttentionPool, fused_task_pools
+from graphevent.nn.layers.cross_attention import CrossTaskFusion, TaskPools
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
@@ -81,9 +81,10 @@ class MultiTaskModel(GraphModel):
     1. Each encoder (``masked_gt``: :class:`MaskedGTEncoder`, ``edgeconv``:
        :class:`EdgeConvEncoder`) turns the event into node tokens and a pooled embedding,
        projected to ``dim``.
-    2. Each task ``t`` has its own :class:`TaskAttentionPool` per encoder ``e``: learned
-       queries attend over ``[pooled, node tokens]`` of ``e`` and give ``Q`` task tokens
-       ``T[t, e]``.
+    2. Each task ``t`` has its own attention pool per encoder ``e`` (a
+       :class:`TaskAttentionPool`; all of them are stored and run together as one
+       :class:`TaskPools`): learned queries attend over ``[pooled, node tokens]`` of ``e``
+       and give ``Q`` task tokens ``T[t, e]``.
     3. Fusion (``cross_attention``, :class:`CrossTaskFusion`): each task's tokens attend to
        the other tasks' tokens and to its own tokens from the other encoder (a learned
        embedding tells the groups apart).
@@ -119,12 +120,8 @@ class MultiTaskModel(GraphModel):
             {n: ENCODERS[n](info, getattr(c, n), with_decoder=with_decoder) for n in names}
         )
         self.token_proj = nn.ModuleDict({n: nn.Linear(self.backbones[n].dim, c.dim) for n in names})
-        self.pools = nn.ModuleDict(
-            {
-                t.name: nn.ModuleDict({n: TaskAttentionPool(c.dim, c.heads, c.queries_per_task, c.dropout) for n in names})
-                for t in self.taskset.tasks
-            }
-        )
+        self.pools = TaskPools(c.dim, c.heads, c.queries_per_task, len(self.taskset.tasks), len(names), c.dropout)
+        self.register_load_state_dict_pre_hook(_stack_old_pools)
         n_groups = len(self.taskset.tasks) * len(names)
         groups = torch.tensor(
             [[ti, ei] for ti in range(len(self.taskset.tasks)) for ei in range(len(names)) for _ in range(c.queries_per_task)]
@@ -169,21 +166,14 @@ class MultiTaskModel(GraphModel):
         ``need_weights`` also ``{task: {encoder: (B, heads, Q, 1 + N_max)}}`` attention."""
         b, num_events = batch_vector(batch)
         packing = EventPacking.from_batch(b, num_events)  # one layout for every encoder's tokens
-        mask = torch.cat([packing.mask.new_ones(num_events, 1), packing.mask], 1)
-        kv = {n: (torch.cat([pooled[:, None], packing.pack(tokens)], 1), mask) for n, (tokens, pooled) in features.items()}
-        # all tasks' pools over one encoder's tokens in one pass (fused_task_pools)
-        pooled_by_enc = {
-            n: fused_task_pools([self.pools[t.name][n] for t in self.taskset.tasks], *kv[n], need_weights=need_weights)
-            for n in self.backbones
-        }
-        task_tokens, weights = [], {}
-        for i, t in enumerate(self.taskset.tasks):
-            weights[t.name] = {}
-            for n in self.backbones:
-                tok, w = pooled_by_enc[n][i]
-                task_tokens.append(tok)
-                weights[t.name][n] = w
-        tokens = torch.cat(task_tokens, dim=1)  # (B, n_tasks * n_enc * Q, D)
+        mask = torch.cat([packing.mask.new_ones(num_events, 1), packing.mask], 1)  # (B, 1 + M)
+        nodes = torch.stack([torch.cat([pooled[:, None], packing.pack(tokens)], 1) for tokens, pooled in features.values()])
+        tokens, w = self.pools(nodes, mask, need_weights)  # (B, T, E, Q, D): every task's pool over every encoder
+        tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major as self.groups
+        weights = (
+            {t.name: {n: w[:, i, j] for j, n in enumerate(self.backbones)} for i, t in enumerate(self.taskset.tasks)}
+            if need_weights else {}
+        )
         if self.config.fusion == "cross_attention":
             tokens = self.fusion(tokens + self.group_embed.repeat_interleave(self.config.queries_per_task, 0), self.groups)
         per_task = tokens.view(num_events, len(self.taskset.tasks), -1)
@@ -233,3 +223,20 @@ class MultiTaskModel(GraphModel):
             attention[task] = w.transpose(1, 2)[mask]
         pooled = torch.cat([f[1] for f in feats.values()], -1)
         return {"attention": attention, "pooled": pooled, "outputs": self.taskset.predict(raw)}
+
+
+def _stack_old_pools(module: MultiTaskModel, state_dict: dict[str, Tensor], prefix: str, *args) -> None:
+    """Weights saved before the task pools were stacked (``pools.<task>.<encoder>.*``, one
+    :class:`TaskAttentionPool` each) are converted to :class:`TaskPools` on load."""
+    old = f"{prefix}pools.{module.taskset.tasks[0].name}.{next(iter(module.backbones))}.queries"
+    if old not in state_dict:
+        return
+    per_pool = []
+    for t in module.taskset.tasks:
+        row = []
+        for n in module.backbones:
+            head = f"{prefix}pools.{t.name}.{n}."
+            row.append({k[len(head):]: state_dict.pop(k) for k in [k for k in state_dict if k.startswith(head)]})
+        per_pool.append(row)
+    for key, value in TaskPools.stack_pool_state(per_pool).items():
+        state_dict[f"{prefix}pools.{key}"] = value
