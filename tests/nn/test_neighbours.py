@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch_geometric.nn import TransformerConv
 from torch_geometric.utils import to_dense_batch
@@ -16,7 +17,8 @@ def test_neighbour_table_by_hand():
     table = NeighbourTable.from_edge_index(edge_index, 3)
     assert table.source.tolist() == [[2, 1], [0, 0], [0, 0]]
     assert table.valid.tolist() == [[True, True], [True, False], [False, False]]
-    assert table.slot.tolist() == [2, 0, 1]
+    assert table.slot.tolist() == [2, 0, 1] and not table.full
+    assert NeighbourTable.from_edge_index(torch.tensor([[1, 2, 0], [0, 1, 2]]), 3).full  # one edge each
     values = torch.tensor([[10.0], [20.0], [30.0]])
     dense = table.edges_to_slots(values)
     assert dense[..., 0].tolist() == [[20.0, 30.0], [10.0, 0.0], [0.0, 0.0]]
@@ -32,11 +34,12 @@ def test_event_packing_equals_to_dense_batch():
     assert torch.equal(packing.unpack(dense), x)
 
 
-def _random_graph(gen: torch.Generator, n: int = 40, k: int = 6):
-    """k incoming edges for most nodes, fewer for some, none for two; edges shuffled."""
+def _random_graph(gen: torch.Generator, n: int = 40, k: int = 6, full: bool = False):
+    """k incoming edges for most nodes, fewer for some, none for two (``full``: k for
+    every node, as in kNN graphs); edges shuffled."""
     src, dst = [], []
-    for i in range(n - 2):
-        deg = k if i % 5 else int(torch.randint(1, k, (1,), generator=gen))
+    for i in range(n if full else n - 2):
+        deg = k if full or i % 5 else int(torch.randint(1, k, (1,), generator=gen))
         nbrs = torch.randperm(n, generator=gen)[: deg + 1]
         nbrs = nbrs[nbrs != i][:deg]
         src += nbrs.tolist()
@@ -45,21 +48,23 @@ def _random_graph(gen: torch.Generator, n: int = 40, k: int = 6):
     return edge_index[:, torch.randperm(edge_index.size(1), generator=gen)]
 
 
-def test_neighbour_attention_equals_transformer_conv_with_gradients():
+@pytest.mark.parametrize("full", [False, True])
+def test_neighbour_attention_equals_transformer_conv_with_gradients(full):
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     conv = TransformerConv(16, 4, heads=4, edge_dim=5, root_weight=True).double()
-    edge_index = _random_graph(gen)
+    edge_index = _random_graph(gen, full=full)
     x = torch.randn(40, 16, generator=gen, dtype=torch.float64, requires_grad=True)
     edge_attr = torch.randn(edge_index.size(1), 5, generator=gen, dtype=torch.float64, requires_grad=True)
 
     ref = conv(x, edge_index, edge_attr)
     table = NeighbourTable.from_edge_index(edge_index, 40)
+    assert table.full == full and table.source.shape == (40, 6)
     out = neighbour_attention(conv, x, table, table.edges_to_slots(edge_attr))
     assert out.shape == ref.shape == (40, 16)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
-    # nodes 38, 39 have no incoming edge: only the root term
-    torch.testing.assert_close(out[38:], conv.lin_skip(x[38:]), rtol=0, atol=1e-12)
+    if not full:  # nodes 38, 39 have no incoming edge: only the root term
+        torch.testing.assert_close(out[38:], conv.lin_skip(x[38:]), rtol=0, atol=1e-12)
 
     weights = torch.randn(40, 16, generator=gen, dtype=torch.float64)
     grads_ref = torch.autograd.grad((ref * weights).sum(), [x, edge_attr, *conv.parameters()])

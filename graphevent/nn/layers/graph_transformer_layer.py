@@ -20,7 +20,8 @@ def neighbour_attention(conv: TransformerConv, x: Tensor, table: NeighbourTable,
 
     The same weights and the same arithmetic as PyG's message passing, but the softmax and
     the sum over a node's neighbours run along the table's ``K`` axis: no scatter softmax and no
-    scatter aggregation, whose backward passes are gathers over all edges. Nodes without incoming edges get only
+    scatter aggregation, whose backward passes are gathers over all edges; the query, key, value and root
+    projections run as one product. Nodes without incoming edges get only
     the root term, as in PyG. Attention dropout draws its mask in table layout, so in
     training mode with dropout > 0 the draws (not their distribution) differ from PyG's.
 
@@ -29,19 +30,21 @@ def neighbour_attention(conv: TransformerConv, x: Tensor, table: NeighbourTable,
     """
     n, k = table.source.shape
     h, c = conv.heads, conv.out_channels
-    query = conv.lin_query(x).view(n, 1, h, c)
-    key = conv.lin_key(x)
-    value = conv.lin_value(x)
-    edge = conv.lin_edge(edge_attr).view(n, k, h, c)
-    nbr = table.source.reshape(-1)
-    key_j = key[nbr].view(n, k, h, c) + edge
-    value_j = value[nbr].view(n, k, h, c) + edge
-    score = (query * key_j).sum(-1) / math.sqrt(c)  # (N, K, H)
-    score = score.masked_fill(~table.valid[..., None], torch.finfo(score.dtype).min)
-    alpha = torch.softmax(score, dim=1) * table.valid[..., None]  # a node without edges gets 0
+    lins = (conv.lin_query, conv.lin_key, conv.lin_value, conv.lin_skip)
+    # the four projections of x as one product (their weights side by side); split's backward is one cat
+    proj = F.linear(x, torch.cat([lin.weight for lin in lins]), torch.cat([lin.bias for lin in lins]))
+    query, key_value, skip = proj.split([h * c, 2 * h * c, h * c], dim=1)
+    edge = conv.lin_edge(edge_attr).view(n, k, 1, h, c)
+    key_j, value_j = (key_value[table.source.reshape(-1)].view(n, k, 2, h, c) + edge).unbind(2)
+    score = (query.view(n, 1, h, c) * key_j).sum(-1) / math.sqrt(c)  # (N, K, H)
+    if table.full:  # every slot holds an edge (kNN graphs of events with more than k nodes)
+        alpha = torch.softmax(score, dim=1)
+    else:
+        score = score.masked_fill(~table.valid[..., None], torch.finfo(score.dtype).min)
+        alpha = torch.softmax(score, dim=1) * table.valid[..., None]  # a node without edges gets 0
     alpha = F.dropout(alpha, p=conv.dropout, training=conv.training)
     out = (alpha[..., None] * value_j).sum(1).reshape(n, h * c)
-    return out + conv.lin_skip(x)
+    return out + skip
 
 
 class GraphTransformerLayer(nn.Module):

@@ -25,6 +25,8 @@ class NeighbourTable:
         valid: ``(N, K)`` bool, which slots hold an edge.
         slot: ``(E,)`` int64 flat slot ``i * K + s`` of each edge of the ``edge_index``
             the table was built from.
+        full: every node has ``K`` incoming edges (no empty slot), as in a kNN graph of
+            events with more than ``k`` nodes; attention can then skip masking.
 
     Slots of a node follow the edges' order in ``edge_index``.
     """
@@ -32,10 +34,12 @@ class NeighbourTable:
     source: Tensor
     valid: Tensor
     slot: Tensor
+    full: bool = False
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_nodes: int) -> NeighbourTable:
-        """Table of ``edge_index`` (row 0 source ``j``, row 1 target ``i``). One host sync (the width ``K``).
+        """Table of ``edge_index`` (row 0 source ``j``, row 1 target ``i``). One host sync
+        (the width ``K`` and whether every node has ``K`` edges).
 
         Shapes:
             edge_index: (2, E) -> source, valid: (N, K); slot: (E,)
@@ -43,7 +47,8 @@ class NeighbourTable:
         src, dst = edge_index[0], edge_index[1]
         num_edges = dst.numel()
         degree = torch.bincount(dst, minlength=num_nodes)
-        width = max(int(degree.max()), 1) if num_edges else 1
+        most, least = torch.stack([degree.max(), degree.min()]).tolist() if num_edges and num_nodes else (0, 0)
+        width = max(most, 1)
         order = torch.argsort(dst, stable=True)
         first = torch.cumsum(degree, 0) - degree  # (N,) position of each node's first edge in order
         rank = torch.empty_like(order)
@@ -53,7 +58,7 @@ class NeighbourTable:
         source[slot] = src
         valid = torch.zeros(num_nodes * width, dtype=torch.bool, device=dst.device)
         valid[slot] = True
-        return cls(source.view(num_nodes, width), valid.view(num_nodes, width), slot)
+        return cls(source.view(num_nodes, width), valid.view(num_nodes, width), slot, full=least == width)
 
     def edges_to_slots(self, values: Tensor) -> Tensor:
         """Per-edge values in table layout, zeros in empty slots.
