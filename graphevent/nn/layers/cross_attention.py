@@ -334,7 +334,8 @@ class CrossTaskFusion(nn.Module):
         dropout: dropout (default 0).
 
     Shapes:
-        tokens: (B, T, D), groups: (T, 2) -> (B, T, D)
+        tokens: (B, T, D), allowed: (T, T) bool (:func:`cross_group_mask` of the tokens'
+        groups) -> (B, T, D)
     """
 
     def __init__(self, dim: int, heads: int = 4, depth: int = 1, dropout: float = 0.0) -> None:
@@ -352,9 +353,9 @@ class CrossTaskFusion(nn.Module):
             for m in group:
                 m.reset_parameters()
 
-    def forward(self, tokens: Tensor, groups: Tensor) -> Tensor:
-        allowed = cross_group_mask(groups).unsqueeze(0)  # (1, T, T)
-        allowed = allowed.expand(tokens.size(0), -1, -1)
+    def forward(self, tokens: Tensor, allowed: Tensor) -> Tensor:
+        """``allowed``: ``cross_group_mask(groups)``, computed once by the caller."""
+        allowed = allowed.unsqueeze(0)  # (1, T, T), the same for every event
         for norm1, attn, norm2, ffn in zip(self.norms1, self.attns, self.norms2, self.ffns):
             h = norm1(tokens)
             tokens = tokens + attn(h, h, allowed)[0]

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.layers.cross_attention import CrossTaskFusion, TaskPools
+from graphevent.nn.layers.cross_attention import CrossTaskFusion, TaskPools, cross_group_mask
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
@@ -131,6 +131,7 @@ class MultiTaskModel(GraphModel):
             self.group_embed = nn.Parameter(torch.zeros(n_groups, c.dim))
             nn.init.normal_(self.group_embed, std=0.02)
             self.fusion = CrossTaskFusion(c.dim, c.heads, c.fusion_depth, c.dropout)
+            self.register_buffer("fusion_allowed", cross_group_mask(groups), persistent=False)
         tokens_per_task = len(names) * c.queries_per_task
         head_in = (n_groups * c.queries_per_task if c.fusion == "concat" else tokens_per_task) * c.dim
         self.heads = nn.ModuleDict(
@@ -169,13 +170,15 @@ class MultiTaskModel(GraphModel):
         mask = torch.cat([packing.mask.new_ones(num_events, 1), packing.mask], 1)  # (B, 1 + M)
         nodes = torch.stack([torch.cat([pooled[:, None], packing.pack(tokens)], 1) for tokens, pooled in features.values()])
         tokens, w = self.pools(nodes, mask, need_weights)  # (B, T, E, Q, D): every task's pool over every encoder
-        tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major as self.groups
         weights = (
             {t.name: {n: w[:, i, j] for j, n in enumerate(self.backbones)} for i, t in enumerate(self.taskset.tasks)}
             if need_weights else {}
         )
+        if self.config.fusion == "cross_attention":  # one embedding per (task, encoder), shared by its Q tokens
+            tokens = tokens + self.group_embed.view(*tokens.shape[1:3], 1, -1)
+        tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major as self.groups
         if self.config.fusion == "cross_attention":
-            tokens = self.fusion(tokens + self.group_embed.repeat_interleave(self.config.queries_per_task, 0), self.groups)
+            tokens = self.fusion(tokens, self.fusion_allowed)
         per_task = tokens.view(num_events, len(self.taskset.tasks), -1)
         out = {}
         for i, t in enumerate(self.taskset.tasks):
