@@ -8,7 +8,10 @@ the loss of its natural stage (``pretrain`` for autoencoders, ``finetune`` for
 tasks (label classification, plus m0 and pT regression for ``multitask``).
 
 Timing is round-robin (each round runs one step of every model) so that load changes on a
-shared machine affect all models alike. Peak memory: CUDA: ``torch.cuda.max_memory_allocated``
+shared machine affect all models alike. ``ops/step`` counts the tensor operations a step
+dispatches to the device (ATen operators below autograd, forward and backward, views not
+counted; on a GPU each is about one kernel launch): a measure of per-step launch overhead
+that does not depend on the machine, counted during the first warm-up step. Peak memory: CUDA: ``torch.cuda.max_memory_allocated``
 during a model's step minus what was allocated before it; CPU: in a fresh subprocess per
 model, peak resident set size during a step (Linux ``VmHWM``, reset after a warm-up step)
 minus the RSS before it.
@@ -99,6 +102,27 @@ def make_step(model, batch, stage: str, amp: bool):
     return step
 
 
+VIEW_LIKE = {"view", "_unsafe_view", "reshape", "t", "alias", "detach", "lift_fresh"}
+
+
+def count_ops(step) -> int:
+    """Tensor operations that one call of ``step`` dispatches to the device (forward and
+    backward; views and view-like aliasing ops not counted)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not func.is_view and func.overloadpacket.__name__ not in VIEW_LIKE:
+                Counter.count += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        step()
+    return Counter.count
+
+
 def build(names, args):
     import torch
 
@@ -158,7 +182,8 @@ def bench(names, args) -> list[dict]:
     models = build(names, args)
     steps = {n: make_step(m, batch, natural_stage(n, m), args.amp) for n, m in models.items()}
     cuda = args.device == "cuda"
-    for _ in range(args.warmup):
+    ops = {n: count_ops(step) for n, step in steps.items()}  # the first (untimed) warm-up step
+    for _ in range(args.warmup - 1):
         for step in steps.values():
             step()
     elapsed = dict.fromkeys(names, 0.0)
@@ -181,6 +206,7 @@ def bench(names, args) -> list[dict]:
             "model": n,
             "stage": natural_stage(n, m),
             "parameters": m.num_parameters(),
+            "ops_per_step": ops[n],
             "events_per_s": args.batch * args.steps / elapsed[n],
             "ms_per_step": 1000 * elapsed[n] / args.steps,
             "peak_mem_mib": peak[n] if cuda else None,
@@ -195,12 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=300, help="nodes per event (default 300)")
     parser.add_argument("--k", type=int, default=16, help="neighbours (default 16)")
     parser.add_argument("--steps", type=int, default=5, help="timed rounds (default 5)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first, at least 1 (default 1)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda if available)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.warmup < 1 or args.steps < 1:
+        parser.error(f"--warmup {args.warmup} --steps {args.steps}: both must be >= 1")
 
     import torch
 
@@ -235,10 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             r["peak_mem_mib"] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_mem_mib"]
     mem_label = "peak CUDA alloc MiB" if args.device == "cuda" else "peak RSS growth MiB"
-    print(f"| model | stage | parameters | events/s (fwd+bwd) | ms/step | {mem_label} |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(f"| model | stage | parameters | ops/step | events/s (fwd+bwd) | ms/step | {mem_label} |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['stage']} | {r['parameters']:,} | {r['events_per_s']:.1f} | "
+        print(f"| {r['model']} | {r['stage']} | {r['parameters']:,} | {r['ops_per_step']:,} | {r['events_per_s']:.1f} | "
               f"{r['ms_per_step']:.0f} | {r['peak_mem_mib']:.0f} |")
     ref = next((r for r in rows if r["model"] == "particlenet"), None)
     if ref:

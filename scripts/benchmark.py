@@ -68,7 +68,7 @@ def runs_plan(pre: dict[str, Path]) -> list[dict]:
         plans.append(dict(name=f"{enc} pretrained", config=mt, sets=[f"model.encoder={enc}"], init=[pre[enc]]))
     plans.append(dict(name="both+xattn scratch", config=mt, sets=["model.encoder=both", "model.fusion=cross_attention"], init=[]))
     plans.append(dict(name="both+xattn pretrained", config=mt, sets=["model.encoder=both", "model.fusion=cross_attention"], init=[pre["edgeconv"], pre["masked_gt"]]))
-    # concatenation at equal size: head_hidden 36 gives 501,744 parameters vs 502,004 for
+    # concatenation at equal size: head_hidden 36 gives 501,360 parameters vs 501,620 for
     # cross attention with the default 64 (concatenated inputs make the MLPs wider)
     plans.append(dict(name="both+concat pretrained", config=mt, sets=["model.encoder=both", "model.fusion=concat", "model.head_hidden=36"],
                       init=[pre["edgeconv"], pre["masked_gt"]]))

@@ -1,6 +1,6 @@
 """Layers, one operator per file: EdgeConv blocks, graph-transformer layers, attention, masking."""
 
-from graphevent.nn.layers.cross_attention import CrossTaskFusion, MultiHeadAttention, TaskAttentionPool, TaskPools
+from graphevent.nn.layers.cross_attention import CrossTaskFusion, MultiHeadAttention, TaskAttentionPool
 from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
 from graphevent.nn.layers.global_attention import EventSelfAttention
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
@@ -9,6 +9,7 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.position import FourierPosition
 from graphevent.nn.layers.set_loss import chamfer_distance
+from graphevent.nn.layers.task_pools import TaskPools
 
 __all__ = [
     "MLP",

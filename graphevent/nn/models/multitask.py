@@ -11,9 +11,10 @@ from torch import Tensor, nn
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.layers.cross_attention import CrossTaskFusion, TaskPools, cross_group_mask
+from graphevent.nn.layers.cross_attention import CrossTaskFusion, cross_group_mask
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.neighbours import EventPacking
+from graphevent.nn.layers.task_pools import TaskPools
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
 from graphevent.nn.models.edgeconv_ae import EdgeConvAEConfig, EdgeConvAutoencoder
 from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig

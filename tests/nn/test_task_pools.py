@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from graphevent.nn.layers.cross_attention import TaskAttentionPool, TaskPools
+from graphevent.nn.layers.cross_attention import TaskAttentionPool
+from graphevent.nn.layers.task_pools import TaskPools
 
 T, E, B, S, D, H, Q = 3, 2, 5, 7, 16, 4, 2
 
