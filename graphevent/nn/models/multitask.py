@@ -124,14 +124,14 @@ class MultiTaskModel(GraphModel):
         self.pools = TaskPools(c.dim, c.heads, c.queries_per_task, len(self.taskset.tasks), len(names), c.dropout)
         self.register_load_state_dict_pre_hook(_stack_old_pools)
         n_groups = len(self.taskset.tasks) * len(names)
-        groups = torch.tensor(
-            [[ti, ei] for ti in range(len(self.taskset.tasks)) for ei in range(len(names)) for _ in range(c.queries_per_task)]
-        )
-        self.register_buffer("groups", groups, persistent=False)
         if c.fusion == "cross_attention":
-            self.group_embed = nn.Parameter(torch.zeros(n_groups, c.dim))
+            self.group_embed = nn.Parameter(torch.zeros(n_groups, c.dim))  # one per (task, encoder)
             nn.init.normal_(self.group_embed, std=0.02)
             self.fusion = CrossTaskFusion(c.dim, c.heads, c.fusion_depth, c.dropout)
+            # (task, encoder) of each task token, in the order forward_heads flattens them
+            groups = torch.tensor(
+                [[ti, ei] for ti in range(len(self.taskset.tasks)) for ei in range(len(names)) for _ in range(c.queries_per_task)]
+            )
             self.register_buffer("fusion_allowed", cross_group_mask(groups), persistent=False)
         tokens_per_task = len(names) * c.queries_per_task
         head_in = (n_groups * c.queries_per_task if c.fusion == "concat" else tokens_per_task) * c.dim
@@ -175,11 +175,11 @@ class MultiTaskModel(GraphModel):
             {t.name: {n: w[:, i, j] for j, n in enumerate(self.backbones)} for i, t in enumerate(self.taskset.tasks)}
             if need_weights else {}
         )
-        if self.config.fusion == "cross_attention":  # one embedding per (task, encoder), shared by its Q tokens
+        if self.config.fusion == "cross_attention":  # a group's Q tokens share its embedding
             tokens = tokens + self.group_embed.view(*tokens.shape[1:3], 1, -1)
-        tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major as self.groups
-        if self.config.fusion == "cross_attention":
-            tokens = self.fusion(tokens, self.fusion_allowed)
+            tokens = self.fusion(tokens.flatten(1, 3), self.fusion_allowed)
+        else:
+            tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major
         per_task = tokens.view(num_events, len(self.taskset.tasks), -1)
         out = {}
         for i, t in enumerate(self.taskset.tasks):
