@@ -100,7 +100,7 @@ class TaskPools(nn.Module):
         d = dim // h
         gamma = self.kv_norm_weight.transpose(0, 1)  # (E, T, D)
         x_hat = F.layer_norm(nodes, (dim,), eps=self.eps)  # (E, B, S, D)
-        # queries folded into the key projection: u (E, D, T*H*Q)
+        # queries folded into the key projection: u (E, T, H, Q, D), one score vector per query
         q = torch.baddbmm(self.query_bias.view(t * n_enc, 1, dim), self.queries.view(t * n_enc, q_len, dim),
                           self.query_weight.view(t * n_enc, dim, dim).transpose(1, 2))  # (T*E, Q, D)
         q = q.view(t, n_enc, q_len, h, d)
@@ -144,24 +144,13 @@ class TaskPools(nn.Module):
         """The stand-alone :class:`TaskAttentionPool` that computes pool ``(task, encoder)``
         (a copy of its parameters; the key bias, which has no effect, is zero)."""
         i = (task, encoder)
-        dim = self.dim
-        p = TaskAttentionPool(dim, self.heads, self.num_queries, self.dropout).to(self.queries)
-        p.queries.copy_(self.queries[i])
-        p.norm_kv.weight.copy_(self.kv_norm_weight[i])
-        p.norm_kv.bias.copy_(self.kv_norm_bias[i])
-        p.attn.q.weight.copy_(self.query_weight[i])
-        p.attn.q.bias.copy_(self.query_bias[i])
-        p.attn.kv.weight.copy_(torch.cat([self.key_weight[i], self.value_weight[i]]))
-        p.attn.kv.bias.copy_(torch.cat([torch.zeros_like(self.value_bias[i]), self.value_bias[i]]))
-        p.attn.out.weight.copy_(self.out_weight[i])
-        p.attn.out.bias.copy_(self.out_bias[i])
-        p.norm_ffn.weight.copy_(self.ffn_norm_weight[i])
-        p.norm_ffn.bias.copy_(self.ffn_norm_bias[i])
-        first, last = p.ffn.net[0], p.ffn.net[-1]
-        first.weight.copy_(self.ffn_in_weight[i])
-        first.bias.copy_(self.ffn_in_bias[i])
-        last.weight.copy_(self.ffn_out_weight[i])
-        last.bias.copy_(self.ffn_out_bias[i])
+        p = TaskAttentionPool(self.dim, self.heads, self.num_queries, self.dropout).to(self.queries)
+        state = p.state_dict()
+        for name, key in _shared_keys(state).items():
+            state[key] = getattr(self, name)[i]
+        state["attn.kv.weight"] = torch.cat([self.key_weight[i], self.value_weight[i]])
+        state["attn.kv.bias"] = torch.cat([torch.zeros_like(self.value_bias[i]), self.value_bias[i]])
+        p.load_state_dict(state)
         return p
 
     @staticmethod
@@ -173,26 +162,26 @@ class TaskPools(nn.Module):
         def stack(fn) -> Tensor:
             return torch.stack([torch.stack([fn(sd) for sd in row]) for row in pools])
 
-        def ffn(sd: dict[str, Tensor], which: str, part: str) -> Tensor:
-            idx = sorted({int(k.split(".")[2]) for k in sd if k.startswith("ffn.net.")})
-            return sd[f"ffn.net.{idx[0] if which == 'in' else idx[-1]}.{part}"]
-
         dim = pools[0][0]["queries"].size(-1)
-        return {
-            "queries": stack(lambda sd: sd["queries"]),
-            "kv_norm_weight": stack(lambda sd: sd["norm_kv.weight"]),
-            "kv_norm_bias": stack(lambda sd: sd["norm_kv.bias"]),
-            "query_weight": stack(lambda sd: sd["attn.q.weight"]),
-            "query_bias": stack(lambda sd: sd["attn.q.bias"]),
-            "key_weight": stack(lambda sd: sd["attn.kv.weight"][:dim]),
-            "value_weight": stack(lambda sd: sd["attn.kv.weight"][dim:]),
-            "value_bias": stack(lambda sd: sd["attn.kv.bias"][dim:]),
-            "out_weight": stack(lambda sd: sd["attn.out.weight"]),
-            "out_bias": stack(lambda sd: sd["attn.out.bias"]),
-            "ffn_norm_weight": stack(lambda sd: sd["norm_ffn.weight"]),
-            "ffn_norm_bias": stack(lambda sd: sd["norm_ffn.bias"]),
-            "ffn_in_weight": stack(lambda sd: ffn(sd, "in", "weight")),
-            "ffn_in_bias": stack(lambda sd: ffn(sd, "in", "bias")),
-            "ffn_out_weight": stack(lambda sd: ffn(sd, "out", "weight")),
-            "ffn_out_bias": stack(lambda sd: ffn(sd, "out", "bias")),
-        }
+        out = {name: stack(lambda sd, name=name: sd[_shared_keys(sd)[name]]) for name in _shared_keys(pools[0][0])}
+        out["key_weight"] = stack(lambda sd: sd["attn.kv.weight"][:dim])
+        out["value_weight"] = stack(lambda sd: sd["attn.kv.weight"][dim:])
+        out["value_bias"] = stack(lambda sd: sd["attn.kv.bias"][dim:])
+        return out
+
+
+def _shared_keys(pool_state: dict[str, Tensor]) -> dict[str, str]:
+    """:class:`TaskPools` parameter -> :class:`TaskAttentionPool` state-dict key, for the
+    parameters stored alike in both (all but the key/value projection, which the stand-alone
+    pool keeps as one ``attn.kv`` layer). The FFN's last layer index depends on its dropout."""
+    layers = sorted({int(k.split(".")[2]) for k in pool_state if k.startswith("ffn.net.")})
+    first, last = f"ffn.net.{layers[0]}", f"ffn.net.{layers[-1]}"
+    return {
+        "queries": "queries",
+        "kv_norm_weight": "norm_kv.weight", "kv_norm_bias": "norm_kv.bias",
+        "query_weight": "attn.q.weight", "query_bias": "attn.q.bias",
+        "out_weight": "attn.out.weight", "out_bias": "attn.out.bias",
+        "ffn_norm_weight": "norm_ffn.weight", "ffn_norm_bias": "norm_ffn.bias",
+        "ffn_in_weight": f"{first}.weight", "ffn_in_bias": f"{first}.bias",
+        "ffn_out_weight": f"{last}.weight", "ffn_out_bias": f"{last}.bias",
+    }
