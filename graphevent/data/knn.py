@@ -293,13 +293,14 @@ def edge_features_np(pos: np.ndarray, edge_index: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------- torch, inside models
-def knn_graph(x, batch, k: int):
+def knn_graph(x, batch, k: int, num_events: int | None = None):
     """Batched kNN graph in any feature space, per event (plain torch).
 
     Args:
         x: ``(N, D)`` node coordinates (positions or features).
         batch: ``(N,)`` event index of each node, sorted (PyG batching), or ``None``.
         k: neighbours per node (fewer for events with ``<= k`` nodes).
+        num_events: number of events ``B`` if known (saves reading ``batch.max()`` back from a GPU).
 
     Returns:
         ``edge_index (2, E)``: row 0 neighbour j, row 1 node i; no self loops. For
@@ -314,7 +315,7 @@ def knn_graph(x, batch, k: int):
 
     if batch is None:
         batch = x.new_zeros(x.size(0), dtype=torch.long)
-    dense, mask = to_dense_batch(x.detach(), batch)  # (B, M, D), (B, M)
+    dense, mask = to_dense_batch(x.detach(), batch, batch_size=num_events)  # (B, M, D), (B, M)
     b, m, _ = dense.shape
     # positions: pairwise differences, so a distance does not depend on the padding M (cdist's
     # matmul path, taken above 25 rows, rounds differently) and lattice ties stay exact
@@ -338,7 +339,7 @@ def knn_graph(x, batch, k: int):
     starts = torch.cumsum(counts, 0) - counts  # (B,)
     tgt = (starts[:, None] + torch.arange(m, device=x.device)[None]).unsqueeze(-1).expand(-1, -1, k_eff)
     src = starts[:, None, None] + idx
-    return torch.stack([src[valid], tgt[valid]])
+    return torch.stack([src, tgt])[:, valid]  # one boolean index: one host sync on a GPU
 
 
 def edge_features(pos, edge_index):

@@ -65,6 +65,11 @@ def test_batched_torch_knn_equals_per_event():
         ref = neighbours_to_edge_index(knn_neighbours(p, 8), offset=off[e])
         got = ei[:, (ei[1] >= off[e]) & (ei[1] < off[e + 1])].numpy()
         assert sorted(map(tuple, got.T)) == sorted(map(tuple, ref.T))
+    # the number of events given (a fourth, empty one included) changes nothing
+    assert torch.equal(knn_graph(torch.tensor(np.concatenate(pos)), batch, 8, num_events=3), ei)
+    assert torch.equal(knn_graph(torch.tensor(np.concatenate(pos)), batch, 8, num_events=4), ei)
+    feats = torch.tensor(rng.normal(size=(sum(sizes), 6)).astype(np.float32))  # feature space: topk path
+    assert torch.equal(knn_graph(feats, batch, 8, num_events=3), knn_graph(feats, batch, 8))
 
 
 def test_chunk_knn_equals_per_event():

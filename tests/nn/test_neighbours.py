@@ -8,7 +8,7 @@ from torch_geometric.nn import TransformerConv
 from torch_geometric.utils import to_dense_batch
 
 from graphevent.nn.layers.graph_transformer_layer import neighbour_attention
-from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable
+from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable, batch_tables, index_counts
 
 
 def test_neighbour_table_by_hand():
@@ -32,6 +32,35 @@ def test_event_packing_equals_to_dense_batch():
     dense, mask = to_dense_batch(x, batch, batch_size=4)
     assert torch.equal(packing.pack(x), dense) and torch.equal(packing.mask, mask)
     assert torch.equal(packing.unpack(dense), x)
+
+
+def test_index_counts_equals_bincount():
+    index = torch.tensor([3, 0, 3, 3, 1])
+    assert index_counts(index, 6).tolist() == [1, 1, 0, 3, 0, 0]
+    assert torch.equal(index_counts(index, 6), torch.bincount(index, minlength=6))
+    assert index_counts(index[:0], 2).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_batch_tables_equal_the_tables_built_apart(full):
+    gen = torch.Generator().manual_seed(1)
+    edge_index = _random_graph(gen, full=full)
+    batch = torch.tensor([0] * 15 + [1] * 5 + [3] * 20)  # event 2 has no nodes
+    for packing in (True, False):
+        table, packed = batch_tables(edge_index, batch, 4, packing=packing)
+        ref = NeighbourTable.from_edge_index(edge_index, 40)
+        assert table.full == ref.full == full
+        for name in ("source", "valid", "slot"):
+            assert torch.equal(getattr(table, name), getattr(ref, name))
+        if packing:
+            ref_packing = EventPacking.from_batch(batch, 4)
+            _, mask = to_dense_batch(torch.zeros(40, 1), batch, batch_size=4)
+            assert packed.mask.shape == (4, 20) and torch.equal(packed.mask, mask)
+            assert torch.equal(packed.index, ref_packing.index) and torch.equal(packed.mask, ref_packing.mask)
+        else:
+            assert packed is None
+    no_edges, _ = batch_tables(edge_index[:, :0], batch, 4, packing=False)
+    assert no_edges.source.shape == (40, 1) and not no_edges.valid.any() and not no_edges.full
 
 
 def _random_graph(gen: torch.Generator, n: int = 40, k: int = 6, full: bool = False):

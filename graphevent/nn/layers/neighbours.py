@@ -15,6 +15,18 @@ import torch
 from torch import Tensor
 
 
+def index_counts(index: Tensor, size: int) -> Tensor:
+    """How often each of ``0 .. size - 1`` occurs in ``index`` (all entries below ``size``).
+
+    Equals ``torch.bincount(index, minlength=size)``, whose CUDA version reads the index's
+    minimum and maximum back to the host (two syncs); this one reads nothing.
+
+    Shapes:
+        index: (E,) int64 -> (size,) int64
+    """
+    return torch.zeros(size, dtype=torch.long, device=index.device).index_add_(0, index, torch.ones_like(index))
+
+
 @dataclass(frozen=True)
 class NeighbourTable:
     """The incoming edges of every node as a padded ``(N, K)`` table.
@@ -44,10 +56,16 @@ class NeighbourTable:
         Shapes:
             edge_index: (2, E) -> source, valid: (N, K); slot: (E,)
         """
+        degree = index_counts(edge_index[1], num_nodes)
+        most, least = _host_extremes(degree)
+        return cls.from_degree(edge_index, degree, most, least)
+
+    @classmethod
+    def from_degree(cls, edge_index: Tensor, degree: Tensor, most: int, least: int) -> NeighbourTable:
+        """Table of ``edge_index`` given each node's in-degree and its maximum and minimum
+        (already on the host, e.g. read together with other sizes: :func:`batch_tables`)."""
         src, dst = edge_index[0], edge_index[1]
-        num_edges = dst.numel()
-        degree = torch.bincount(dst, minlength=num_nodes)
-        most, least = torch.stack([degree.max(), degree.min()]).tolist() if num_edges and num_nodes else (0, 0)
+        num_nodes, num_edges = degree.numel(), dst.numel()
         width = max(most, 1)
         order = torch.argsort(dst, stable=True)
         first = torch.cumsum(degree, 0) - degree  # (N,) position of each node's first edge in order
@@ -90,14 +108,19 @@ class EventPacking:
         Shapes:
             batch: (N,) -> index: (N,), mask: (B, M)
         """
-        counts = torch.bincount(batch, minlength=num_events)
-        width = max(int(counts.max()), 1) if batch.numel() else 1
+        counts = index_counts(batch, num_events)
+        return cls.from_counts(batch, counts, _host_extremes(counts)[0])
+
+    @classmethod
+    def from_counts(cls, batch: Tensor, counts: Tensor, most: int) -> EventPacking:
+        """Packing given the nodes per event and their maximum (already on the host)."""
+        width = max(most, 1)
         first = torch.cumsum(counts, 0) - counts
         local = torch.arange(batch.numel(), device=batch.device) - first[batch]
         index = batch * width + local
-        mask = torch.zeros(num_events * width, dtype=torch.bool, device=batch.device)
+        mask = torch.zeros(counts.numel() * width, dtype=torch.bool, device=batch.device)
         mask[index] = True
-        return cls(index, mask.view(num_events, width))
+        return cls(index, mask.view(counts.numel(), width))
 
     def pack(self, x: Tensor) -> Tensor:
         """``(N, D) -> (B, M, D)``, zeros at padding."""
@@ -107,3 +130,27 @@ class EventPacking:
     def unpack(self, dense: Tensor) -> Tensor:
         """``(B, M, D) -> (N, D)``: the rows that hold nodes."""
         return dense.reshape(-1, dense.size(-1))[self.index]
+
+
+def _host_extremes(*counts: Tensor) -> list[int]:
+    """``[max, min]`` of each tensor (0, 0 if empty), read to the host in one sync."""
+    parts = [torch.stack([c.max(), c.min()]) if c.numel() else c.new_zeros(2) for c in counts]
+    return torch.cat(parts).tolist()
+
+
+def batch_tables(
+    edge_index: Tensor, batch: Tensor, num_events: int, packing: bool = True
+) -> tuple[NeighbourTable, EventPacking | None]:
+    """The neighbour table of ``edge_index`` and (if ``packing``) the per-event packing of
+    ``batch``, with one host sync for both: the same tables as
+    :meth:`NeighbourTable.from_edge_index` and :meth:`EventPacking.from_batch`.
+
+    Shapes:
+        edge_index: (2, E), batch: (N,) sorted -> NeighbourTable (N, K), EventPacking (B, M)
+    """
+    degree = index_counts(edge_index[1], batch.numel())
+    if not packing:
+        return NeighbourTable.from_degree(edge_index, degree, *_host_extremes(degree)), None
+    counts = index_counts(batch, num_events)
+    most, least, most_nodes, _ = _host_extremes(degree, counts)
+    return NeighbourTable.from_degree(edge_index, degree, most, least), EventPacking.from_counts(batch, counts, most_nodes)

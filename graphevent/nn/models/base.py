@@ -156,8 +156,8 @@ def position_graph(data, k: int, data_k: int) -> tuple[Tensor, Tensor]:
 
     edge_index = getattr(data, "edge_index", None)
     if edge_index is None or data_k != k:
-        batch, _ = batch_vector(data)
-        edge_index = knn_graph(data.pos, batch, k)
+        batch, num_events = batch_vector(data)
+        edge_index = knn_graph(data.pos, batch, k, num_events)
         return edge_index, edge_features(data.pos, edge_index)
     edge_attr = getattr(data, "edge_attr", None)
     if edge_attr is None:

@@ -106,7 +106,7 @@ class EdgeConvEncoder(nn.Module):
         h = torch.cat([self.norm(x), pos / self.pos_scale], dim=-1)
         outs = []
         for i, block in enumerate(self.blocks):
-            graph = edge_index if i == 0 else knn_graph(h, batch, self.k)
+            graph = edge_index if i == 0 else knn_graph(h, batch, self.k, num_events)
             h = block(h, graph)
             outs.append(h)
         tokens = self.token(torch.cat(outs, dim=-1))

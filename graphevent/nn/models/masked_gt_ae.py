@@ -13,7 +13,7 @@ from torch_geometric.utils import scatter
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
-from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable
+from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable, batch_tables
 from graphevent.nn.layers.masking import hashed_uniform, sample_hidden_nodes
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
@@ -89,10 +89,8 @@ class MaskedGTConfig:
 
 def graph_tables(edge_index: Tensor, batch: Tensor, num_events: int, layers) -> tuple[NeighbourTable, EventPacking | None]:
     """The neighbour table of ``edge_index`` and, if a layer has global attention, the per-event
-    packing: built once per forward pass, shared by all layers."""
-    table = NeighbourTable.from_edge_index(edge_index, batch.numel())
-    packing = EventPacking.from_batch(batch, num_events) if any(layer.global_attention for layer in layers) else None
-    return table, packing
+    packing (one host sync for both): built once per forward pass, shared by all layers."""
+    return batch_tables(edge_index, batch, num_events, packing=any(layer.global_attention for layer in layers))
 
 
 class MaskedGTEncoder(nn.Module):
@@ -263,7 +261,7 @@ class MaskedGTAutoencoder(GraphModel):
             edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k)
             return self.encoder(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
         x, pos, bv = batch.x[visible], batch.pos[visible], b[visible]
-        edge_index = knn_graph(pos, bv, self.config.k)
+        edge_index = knn_graph(pos, bv, self.config.k, num_events)
         return self.encoder(x, pos, edge_index, edge_features(pos, edge_index), bv, num_events)
 
     def decode(self, tokens: Tensor, batch, hidden: Tensor) -> Tensor:

@@ -106,7 +106,7 @@ class ParticleNet(GraphModel):
         edge_index, _ = position_graph(batch, self.config.k, self.info.k)
         h = torch.cat([self.norm(batch.x), batch.pos / self.config.pos_scale], dim=-1)
         for i, block in enumerate(self.blocks):
-            h = block(h, edge_index if i == 0 else knn_graph(h, b, self.config.k))
+            h = block(h, edge_index if i == 0 else knn_graph(h, b, self.config.k, num_events))
         return h, global_mean_pool(h, b, num_events)
 
     def forward_heads(self, pooled: Tensor) -> dict[str, Tensor]:
