@@ -11,8 +11,10 @@ Timing is round-robin (each round runs one step of every model) so that load cha
 shared machine affect all models alike. ``ops/step`` counts the tensor operations a step
 dispatches to the device (ATen operators below autograd, forward and backward, views not
 counted; on a GPU each is about one kernel launch): a measure of per-step launch overhead
-that does not depend on the machine, counted during the first warm-up step. Peak memory: CUDA: ``torch.cuda.max_memory_allocated``
-during a model's step minus what was allocated before it; CPU: in a fresh subprocess per
+that does not depend on the machine, counted during the first warm-up step. ``syncs/step``
+counts those of them that make the host wait for a GPU (reading a value such as a maximum or
+an output size back to the host); while the host waits it queues no work. Peak memory: CUDA:
+``torch.cuda.max_memory_allocated`` during a model's step minus what was allocated before it; CPU: in a fresh subprocess per
 model, peak resident set size during a step (Linux ``VmHWM``, reset after a warm-up step)
 minus the RSS before it.
 On a small shared CPU, ``--threads 1`` gives steadier figures than torch's default.
@@ -103,24 +105,57 @@ def make_step(model, batch, stage: str, amp: bool):
 
 
 VIEW_LIKE = {"view", "_unsafe_view", "reshape", "t", "alias", "detach", "lift_fresh"}
+# operators that, on a GPU, read a device value on the host and so wait for the device
+# (item, an output size that depends on the values, bincount's range checks)
+SYNC_OPS = {"_local_scalar_dense", "nonzero", "bincount", "masked_select", "_unique2", "unique_dim",
+            "unique_consecutive"}
 
 
-def count_ops(step) -> int:
+def _waits_for_device(func, args, kwargs) -> bool:
+    import torch
+
+    name = func.overloadpacket.__name__
+    if name in SYNC_OPS:
+        return True
+    if name == "repeat_interleave":  # the output size is read on the host unless given
+        return kwargs.get("output_size") is None
+    if name in ("index", "index_put", "index_put_"):  # a boolean mask becomes indices: nonzero
+        return any(getattr(i, "dtype", None) == torch.bool for i in args[1] if i is not None)
+    return False
+
+
+def count_ops(step) -> tuple[int, int]:
     """Tensor operations that one call of ``step`` dispatches to the device (forward and
-    backward; views and view-like aliasing ops not counted)."""
+    backward; views and view-like aliasing ops not counted), and how many of them make the
+    host wait for the device on a GPU (:data:`SYNC_OPS`, boolean indexing, ``repeat_interleave``
+    without ``output_size``, and ``Tensor.tolist``, which copies to the host below the dispatcher)."""
+    import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class Counter(TorchDispatchMode):
-        count = 0
+        ops = 0
+        syncs = 0
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
             if not func.is_view and func.overloadpacket.__name__ not in VIEW_LIKE:
-                Counter.count += 1
-            return func(*args, **(kwargs or {}))
+                Counter.ops += 1
+                Counter.syncs += _waits_for_device(func, args, kwargs)
+            return func(*args, **kwargs)
 
-    with Counter():
-        step()
-    return Counter.count
+    tolist = torch.Tensor.tolist
+
+    def counted_tolist(self):
+        Counter.syncs += 1
+        return tolist(self)
+
+    torch.Tensor.tolist = counted_tolist
+    try:
+        with Counter():
+            step()
+    finally:
+        torch.Tensor.tolist = tolist
+    return Counter.ops, Counter.syncs
 
 
 def build(names, args):
@@ -182,7 +217,7 @@ def bench(names, args) -> list[dict]:
     models = build(names, args)
     steps = {n: make_step(m, batch, natural_stage(n, m), args.amp) for n, m in models.items()}
     cuda = args.device == "cuda"
-    ops = {n: count_ops(step) for n, step in steps.items()}  # the first (untimed) warm-up step
+    counts = {n: count_ops(step) for n, step in steps.items()}  # the first (untimed) warm-up step
     for _ in range(args.warmup - 1):
         for step in steps.values():
             step()
@@ -206,7 +241,8 @@ def bench(names, args) -> list[dict]:
             "model": n,
             "stage": natural_stage(n, m),
             "parameters": m.num_parameters(),
-            "ops_per_step": ops[n],
+            "ops_per_step": counts[n][0],
+            "syncs_per_step": counts[n][1],
             "events_per_s": args.batch * args.steps / elapsed[n],
             "ms_per_step": 1000 * elapsed[n] / args.steps,
             "peak_mem_mib": peak[n] if cuda else None,
@@ -263,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             r["peak_mem_mib"] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_mem_mib"]
     mem_label = "peak CUDA alloc MiB" if args.device == "cuda" else "peak RSS growth MiB"
-    print(f"| model | stage | parameters | ops/step | events/s (fwd+bwd) | ms/step | {mem_label} |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(f"| model | stage | parameters | ops/step | syncs/step | events/s (fwd+bwd) | ms/step | {mem_label} |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['stage']} | {r['parameters']:,} | {r['ops_per_step']:,} | {r['events_per_s']:.1f} | "
+        print(f"| {r['model']} | {r['stage']} | {r['parameters']:,} | {r['ops_per_step']:,} | {r['syncs_per_step']} | {r['events_per_s']:.1f} | "
               f"{r['ms_per_step']:.0f} | {r['peak_mem_mib']:.0f} |")
     ref = next((r for r in rows if r["model"] == "particlenet"), None)
     if ref:
