@@ -148,9 +148,9 @@ def batch_tables(
     Shapes:
         edge_index: (2, E), batch: (N,) sorted -> NeighbourTable (N, K), EventPacking (B, M)
     """
-    degree = index_counts(edge_index[1], batch.numel())
     if not packing:
-        return NeighbourTable.from_degree(edge_index, degree, *_host_extremes(degree)), None
+        return NeighbourTable.from_edge_index(edge_index, batch.numel()), None
+    degree = index_counts(edge_index[1], batch.numel())
     counts = index_counts(batch, num_events)
     most, least, most_nodes, _ = _host_extremes(degree, counts)
     return NeighbourTable.from_degree(edge_index, degree, most, least), EventPacking.from_counts(batch, counts, most_nodes)
