@@ -7,6 +7,7 @@ import torch
 
 from nn_helpers import SIZES, build_tiny, make_batch
 from graphevent.nn.layers.masking import hashed_uniform, hidden_counts, rank_within_event, sample_hidden_nodes
+from graphevent.nn.layers.neighbours import EventPacking
 
 
 @pytest.mark.parametrize("mode", ["random", "patch"])
@@ -25,9 +26,9 @@ def test_hidden_counts_keep_one_node_visible_and_one_hidden():
 
 
 def test_rank_within_event_ranks_each_event_separately():
-    score = torch.tensor([0.5, 0.1, 0.9, 0.3, 0.2])
-    batch = torch.tensor([0, 0, 0, 1, 1])
-    assert rank_within_event(score, batch).tolist() == [1, 0, 2, 1, 0]
+    score = torch.tensor([0.5, 0.1, 0.9, 0.3, 0.2, 0.3])
+    batch = torch.tensor([0, 0, 0, 1, 1, 1])
+    assert rank_within_event(score, EventPacking.from_batch(batch, 2)).tolist() == [1, 0, 2, 1, 0, 2]  # tie: node order
 
 
 def test_patch_masking_hides_the_nodes_nearest_to_the_patch_centre():
@@ -41,6 +42,28 @@ def test_patch_masking_hides_the_nodes_nearest_to_the_patch_centre():
     noise2 = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.01])  # centre: node 5 at (0.5, -0.9)
     hidden2 = sample_hidden_nodes(pos, batch, noise2, ratio=0.5, mode="patch", num_patches=1)
     assert hidden2.tolist() == [True, True, False, False, False, True]
+
+
+@pytest.mark.parametrize("mode", ["random", "patch"])
+def test_an_event_gets_the_same_mask_alone_as_in_a_batch(mode):
+    gen = torch.Generator().manual_seed(3)
+    sizes = [1, 2, 5, 17, 40, 300, 120]  # some events with fewer nodes than patch centres
+    batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
+    pos = torch.rand(len(batch), 2, generator=gen) * 2 - 1
+    noise = torch.rand(len(batch), generator=gen)
+    hidden = sample_hidden_nodes(pos, batch, noise, 0.5, mode, num_patches=7, num_events=len(sizes))
+    for i, n in enumerate(sizes):
+        sel = batch == i
+        alone = sample_hidden_nodes(pos[sel], torch.zeros(n, dtype=torch.long), noise[sel], 0.5, mode, num_patches=7)
+        assert torch.equal(hidden[sel], alone) and int(alone.sum()) == hidden_counts(torch.tensor([n]), 0.5).item()
+    if mode == "patch":  # by hand for the 17-node event: the 7 smallest-noise nodes are the centres
+        sel = batch == 3
+        p, u = pos[sel], noise[sel]
+        centres = p[u.argsort()[:7]]
+        score = (p[:, None] - centres[None]).norm(dim=-1).min(1).values + 1e-6 * u
+        expected = torch.zeros(17, dtype=torch.bool)
+        expected[score.argsort()[:8]] = True  # round(0.5 * 17) = 8 (half to even)
+        assert torch.equal(hidden[sel], expected)
 
 
 def test_training_masks_follow_the_generator_and_eval_masks_are_fixed_per_event():

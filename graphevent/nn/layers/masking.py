@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch_geometric.utils import to_dense_batch
+
+from graphevent.nn.layers.neighbours import EventPacking
 
 _M31 = 0x7FFFFFFF
 
@@ -37,17 +38,18 @@ def hidden_counts(counts: Tensor, ratio: float) -> Tensor:
     return n_hide.clamp(min=0)
 
 
-def rank_within_event(score: Tensor, batch: Tensor) -> Tensor:
-    """Rank (0 = smallest) of each node's ``score`` among the nodes of its event.
+def rank_within_event(score: Tensor, packing: EventPacking) -> Tensor:
+    """Rank (0 = smallest) of each node's ``score`` among the nodes of its event; equal
+    scores rank in node order.
 
     Shapes:
-        score: (N,), batch: (N,) sorted -> (N,) int64
+        score: (N,), packing: (B, M) -> (N,) int64
     """
-    dense, mask = to_dense_batch(score.float(), batch, fill_value=float("inf"))  # (B, M)
+    dense = packing.pack(score.float()[:, None], fill=float("inf"))[..., 0]  # (B, M), padding last
     order = dense.argsort(dim=1, stable=True)
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(dense.size(1), device=score.device).expand_as(order))
-    return ranks[mask]
+    return ranks.view(-1)[packing.index]
 
 
 def sample_hidden_nodes(
@@ -57,6 +59,7 @@ def sample_hidden_nodes(
     ratio: float,
     mode: str = "random",
     num_patches: int = 4,
+    num_events: int | None = None,
 ) -> Tensor:
     """Pick ``round(ratio * n)`` nodes of every event to hide (see :func:`hidden_counts`).
 
@@ -65,7 +68,8 @@ def sample_hidden_nodes(
       ``noise``) and, around them, the nodes nearest in (eta, phi) to any centre; the
       hidden nodes form up to ``num_patches`` spatially contiguous blobs.
 
-    Nothing is modified in place; callers get a new boolean mask.
+    Nothing is modified in place; callers get a new boolean mask. The events are laid out
+    once in a padded ``(B, M)`` packing, the only value read back to the host being ``M``.
 
     Args:
         pos: (eta, phi) of each node.
@@ -75,19 +79,26 @@ def sample_hidden_nodes(
         ratio: fraction of nodes to hide, in (0, 1).
         mode: ``random`` or ``patch``.
         num_patches: patch centres per event (``patch`` mode).
+        num_events: number of events ``B`` (default: read from ``batch``).
 
     Shapes:
         pos: (N, 2), batch: (N,), noise: (N,) -> hidden (N,) bool
     """
-    counts = torch.bincount(batch)
-    n_hide = hidden_counts(counts, ratio)
+    if num_events is None:
+        num_events = int(batch.max()) + 1 if batch.numel() else 0
+    packing = EventPacking.from_batch(batch, num_events)
+    n_hide = hidden_counts(packing.mask.sum(1), ratio)
     if mode == "random":
         score = noise
     else:
-        centre_rank = rank_within_event(noise, batch)
-        is_centre = centre_rank < num_patches
-        dense_pos, mask = to_dense_batch(pos.float(), batch)  # (B, M, 2)
-        centre_pos, centre_mask = to_dense_batch(pos.float()[is_centre], batch[is_centre], batch_size=mask.size(0))
-        d = torch.cdist(dense_pos, centre_pos).masked_fill(~centre_mask[:, None, :], float("inf"))
-        score = d.min(dim=2).values[mask] + 1e-6 * noise  # nearest centre; noise breaks ties
-    return rank_within_event(score, batch) < n_hide[batch]
+        dense_noise = packing.pack(noise.float()[:, None], fill=float("inf"))[..., 0]  # (B, M)
+        centre = dense_noise.argsort(dim=1, stable=True)[:, :num_patches]  # (B, P): smallest noise first
+        dense_pos = packing.pack(pos.float())  # (B, M, 2)
+        centre_pos = dense_pos.gather(1, centre[..., None].expand(-1, -1, dense_pos.size(-1)))
+        is_centre = packing.mask.gather(1, centre)  # False where an event has fewer than P nodes
+        # pairwise differences, not cdist's matmul path, whose rounding depends on the padded
+        # layout: an event gets the same mask in any batch
+        d = torch.cdist(dense_pos, centre_pos, compute_mode="donot_use_mm_for_euclid_dist")
+        d = d.masked_fill(~is_centre[:, None, :], float("inf"))
+        score = d.min(dim=2).values.view(-1)[packing.index] + 1e-6 * noise  # nearest centre; noise breaks ties
+    return rank_within_event(score, packing) < n_hide[batch]

@@ -122,10 +122,10 @@ class EventPacking:
         mask[index] = True
         return cls(index, mask.view(counts.numel(), width))
 
-    def pack(self, x: Tensor) -> Tensor:
-        """``(N, D) -> (B, M, D)``, zeros at padding."""
+    def pack(self, x: Tensor, fill: float = 0.0) -> Tensor:
+        """``(N, D) -> (B, M, D)``, ``fill`` at padding."""
         b, m = self.mask.shape
-        return x.new_zeros(b * m, x.size(-1)).index_copy(0, self.index, x).view(b, m, -1)
+        return x.new_full((b * m, x.size(-1)), fill).index_copy(0, self.index, x).view(b, m, -1)
 
     def unpack(self, dense: Tensor) -> Tensor:
         """``(B, M, D) -> (N, D)``: the rows that hold nodes."""

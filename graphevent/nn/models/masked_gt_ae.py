@@ -13,7 +13,7 @@ from torch_geometric.utils import scatter
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
-from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable, batch_tables
+from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable, batch_tables, index_counts
 from graphevent.nn.layers.masking import hashed_uniform, sample_hidden_nodes
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
@@ -241,11 +241,11 @@ class MaskedGTAutoencoder(GraphModel):
             device = b.device if generator is None else generator.device
             noise = torch.rand(n, generator=generator, device=device).to(b.device)
         else:
-            counts = torch.bincount(b, minlength=num_events)
+            counts = index_counts(b, num_events)
             local = torch.arange(n, device=b.device) - (torch.cumsum(counts, 0) - counts)[b]
             noise = hashed_uniform(event_keys(batch, b, num_events), local, self.config.eval_mask_seed)
         c = self.config
-        return sample_hidden_nodes(batch.pos, b, noise, c.mask_ratio, c.mask_mode, c.mask_patches)
+        return sample_hidden_nodes(batch.pos, b, noise, c.mask_ratio, c.mask_mode, c.mask_patches, num_events)
 
     # ------------------------------------------------------------------ autoencoder
     def encode(self, batch, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -260,7 +260,8 @@ class MaskedGTAutoencoder(GraphModel):
         if visible is None:
             edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k)
             return self.encoder(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
-        x, pos, bv = batch.x[visible], batch.pos[visible], b[visible]
+        keep = visible.nonzero().view(-1)  # one host sync for the three selections
+        x, pos, bv = batch.x[keep], batch.pos[keep], b[keep]
         edge_index = knn_graph(pos, bv, self.config.k, num_events)
         return self.encoder(x, pos, edge_index, edge_features(pos, edge_index), bv, num_events)
 
