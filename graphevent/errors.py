@@ -23,3 +23,7 @@ class RunError(GraphEventError):
 
 class DeviceError(GraphEventError):
     """The requested hardware or launcher setup is not available (e.g. --gpus 2 without GPUs)."""
+
+
+class OutputError(GraphEventError):
+    """An output directory cannot be used: not ours to replace, in use, a file or symlink, not writable."""

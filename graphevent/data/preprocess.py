@@ -33,10 +33,13 @@ from graphevent.data.transforms.feature_transform import PerChannelValueTransfor
 from graphevent.data.transforms.image_to_points import ALT_MODES
 from graphevent.errors import DataError
 from graphevent.io import open_reader
+from graphevent.utils.outdir import OutputDir
 from graphevent.utils.progress import NullProgress
 
 STATE_FILE = ".preprocess-state.json"
 MANIFEST = "manifest.json"
+#: What a dataset directory holds (recorded in its graphevent marker before anything is written).
+DATASET_ENTRIES = (STATE_FILE, "chunks", "shards", "data_config.yaml", MANIFEST)
 EDGE_FEATURES = ["deta", "dphi", "dR"]
 POINT_FORMATS = ("root_hits", "particles")  # readers that return points; the others return images
 IMAGE_SLAB = 64
@@ -229,27 +232,24 @@ def _plan(inputs: list[Path], cfg: DataConfig, limit: int | None):
     return info, tasks
 
 
-def _prepare_out(out: Path, state: dict, overwrite: bool) -> bool:
-    """Create or reuse the output directory. Returns True if resuming."""
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
+def _prepare_out(od: OutputDir, state: dict, overwrite: bool) -> bool:
+    """Create, resume or (``overwrite``) clear the locked output directory. Returns True if resuming."""
+    out = od.path
+    if od.has_content():
         manifest, state_file = out / MANIFEST, out / STATE_FILE
-        ours = manifest.exists() or state_file.exists()
-        if not ours:
-            raise DataError(f"{out}: exists, is not empty and is not a graphevent dataset; refusing to touch it (choose another --out)")
-        if manifest.exists() and not overwrite:
-            raise DataError(f"{out}: a dataset already exists there; pass --overwrite to replace it")
-        if not manifest.exists() and not overwrite:
-            old = json.loads(state_file.read_text())
+        if not overwrite:
+            if manifest.exists():
+                raise DataError(f"{out}: a dataset already exists there; pass --overwrite to replace it")
+            old = json.loads(state_file.read_text()) if state_file.is_file() else {}
             if old.get("config_hash") != state["config_hash"]:
                 raise DataError(
                     f"{out}: holds an unfinished dataset made with other inputs or config; rerun the same command "
                     "to resume it, or pass --overwrite to start again"
                 )
+            od.start(DATASET_ENTRIES)
             return True
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        od.clear()
+    od.start(DATASET_ENTRIES)
     _write_json_atomic(out / STATE_FILE, state)
     return False
 
@@ -365,9 +365,24 @@ def preprocess(
         checked = {}
     input_info, tasks = _plan(inputs, cfg, limit)
     chash = config_hash(cfg, input_info, limit)
-    out = Path(out)
-    created = not out.exists()
-    resuming = _prepare_out(out, {"config_hash": chash, "graphevent_version": __version__}, overwrite)
+    od = OutputDir(out, "dataset", inputs=[*inputs, *([data_manifest] if data_manifest else [])]).acquire()
+    resuming = False
+    try:
+        resuming = _prepare_out(od, {"config_hash": chash, "graphevent_version": __version__}, overwrite)
+        manifest = _build(od.path, cfg, input_info, tasks, chash, checked, resuming, workers, progress)
+        od.complete()
+    except Exception:
+        if not resuming:  # a failed new dataset leaves nothing behind (an interrupted one can be resumed)
+            od.abandon()
+        raise
+    finally:
+        od.release()
+    return manifest
+
+
+def _build(out: Path, cfg: DataConfig, input_info: list[dict], tasks: list[ChunkTask], chash: str,
+           checked: dict, resuming: bool, workers: int, progress) -> dict:
+    """Process every chunk not done yet, then write the manifest (the dataset is complete)."""
     markers: dict[str, dict] = {}
     todo = []
     for t in tasks:
@@ -403,12 +418,17 @@ def preprocess(
                         nxt = next(it, None)
                         if nxt is not None:
                             pending[pool.submit(process_chunk, nxt, cfg, str(out))] = nxt
-    except DataError:
-        if created and not resuming:
-            shutil.rmtree(out, ignore_errors=True)  # a bad input leaves nothing behind
-        raise
     finally:
         progress.stop()
+    written = sum(sh["events"] for m in markers.values() for sh in m["shards"])
+    if written == 0:
+        read = sum(m["events_read"] for m in markers.values())
+        empty = sum(m["skipped"].get("empty", 0) for m in markers.values())
+        names = ", ".join(i["name"] for i in input_info)
+        raise DataError(
+            f"{names}: no event left to write: {read} events read, {empty} skipped as empty (no node above the "
+            f"channel thresholds); expected at least one non-empty event (check the channel thresholds and the reader keys)"
+        )
     for i in input_info:  # reuse the hash the data-manifest check computed, if any
         i["sha256"] = checked.get(i["path"]) or sha256_file(i["path"])
     manifest = _finalise(out, cfg, input_info, tasks, markers, chash)

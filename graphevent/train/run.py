@@ -208,9 +208,9 @@ def train(options: TrainOptions) -> TrainResult:
     """
     import torch
 
-    from graphevent.train.distributed import launch_elastic, launcher_env
-    from graphevent.train.rundir import prepare_run_dir, read_metrics
-    from graphevent.train.worker import error_file, run_worker
+    from graphevent.train.distributed import launcher_env
+    from graphevent.train.rundir import prepare_run_dir
+    from graphevent.utils.outdir import OutputDir
 
     run_dir = Path(options.out)
     layout = launcher_env()
@@ -237,12 +237,36 @@ def train(options: TrainOptions) -> TrainResult:
         world = nproc * options.nnodes
     launch = {"data": str(Path(options.data).resolve()), "use_cuda": use_cuda, "resume": resume, "progress": options.progress}
 
-    if rank == 0 and options.node_rank == 0:
-        check_inputs(cfg, Path(options.data), resume=resume)
-        prepare_run_dir(run_dir, resume=resume, overwrite=options.overwrite or restarted)
-        for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
-            stale.unlink()
-        _write_run_files(run_dir, cfg, Path(options.data), launch)
+    od = None
+    if rank == 0 and options.node_rank == 0:  # the launching process locks; workers never do
+        inputs = [options.data] if resume else [options.data, *([options.config] if options.config else []), *cfg.train.init_from]
+        od = OutputDir(run_dir, "run", inputs=inputs).acquire(unmarked_ok=resume)
+    try:
+        if od is not None:
+            check_inputs(cfg, Path(options.data), resume=resume)
+            prepare_run_dir(od, resume=resume, overwrite=options.overwrite or restarted)
+            for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
+                stale.unlink()
+            _write_run_files(run_dir, cfg, Path(options.data), launch)
+        result = _run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank)
+        if od is not None:
+            od.complete()
+    except Exception:
+        if od is not None and not resume and not (run_dir / "checkpoints" / "last.pt").is_file():
+            od.abandon()  # a run that failed before its first checkpoint leaves nothing behind
+        raise
+    finally:
+        if od is not None:
+            od.release()
+    return result
+
+
+def _run(options: TrainOptions, cfg: ExperimentConfig, run_dir: Path, layout: dict[str, Any] | None,
+         launch: dict[str, Any], use_cuda: bool, nproc: int, world: int, rank: int) -> TrainResult:
+    """Train in this process or through the elastic launcher; the run directory is prepared."""
+    from graphevent.train.distributed import launch_elastic
+    from graphevent.train.rundir import read_metrics
+    from graphevent.train.worker import error_file, run_worker
 
     if layout is not None or world == 1:
         callbacks = None

@@ -11,7 +11,7 @@ import torch
 from graphevent.data.dataset import GraphDataset
 from graphevent.data.preprocess import preprocess
 from graphevent.data.testing import make_jet_images, tiny_data_config, write_ml4sci_hdf5
-from graphevent.errors import DataError
+from graphevent.errors import DataError, OutputError
 
 
 def _shard_sums(root: Path) -> dict[str, str]:
@@ -98,12 +98,34 @@ def test_resume_after_sigkill_matches_clean_run(tmp_path, tiny_raw):
     assert not (out / "chunks").exists() and not (out / ".preprocess-state.json").exists()
 
 
-def test_resume_refuses_other_config(tmp_path, tiny_raw):
+def _interrupted(out, raw, monkeypatch):
+    """A dataset whose preprocess was interrupted (Ctrl-C) after its first chunk: resumable, kept."""
+    import graphevent.data.preprocess as pp
+
+    orig, done = pp.process_chunk, []
+
+    def interrupting(task, cfg, out_dir):
+        if done:
+            raise KeyboardInterrupt
+        done.append(task)
+        return orig(task, cfg, out_dir)
+
+    monkeypatch.setattr(pp, "process_chunk", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess([raw], tiny_data_config(), out)
+    monkeypatch.setattr(pp, "process_chunk", orig)
+    assert (out / ".preprocess-state.json").is_file() and not (out / "manifest.json").exists()
+
+
+def test_resume_refuses_other_config(tmp_path, tiny_raw, monkeypatch):
+    import dataclasses
+
     out = tmp_path / "ds"
-    out.mkdir()
-    (out / ".preprocess-state.json").write_text(json.dumps({"config_hash": "something-else"}))
+    _interrupted(out, tiny_raw, monkeypatch)
     with pytest.raises(DataError, match="unfinished dataset made with other inputs or config"):
-        preprocess([tiny_raw], tiny_data_config(), out)
+        preprocess([tiny_raw], dataclasses.replace(tiny_data_config(), chunk_size=7), out)
+    preprocess([tiny_raw], tiny_data_config(), out)  # the same command resumes it
+    assert (out / "manifest.json").is_file()
 
 
 def test_existing_output_needs_overwrite(tmp_path, tiny_raw):
@@ -119,7 +141,7 @@ def test_foreign_directory_is_never_touched(tmp_path, tiny_raw):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
-    with pytest.raises(DataError, match="not a graphevent dataset; refusing to touch it"):
+    with pytest.raises(OutputError, match=r"mine: holds thesis.tex not written by graphevent \(no .graphevent.json marker\)"):
         preprocess([tiny_raw], tiny_data_config(), out, overwrite=True)
     assert (out / "thesis.tex").read_text() == "precious"
 

@@ -57,7 +57,11 @@ def test_eval_writes_every_file(comparison):
         assert f"]({name})" in explain
     md = (out / "metrics.md").read_text()
     assert "](roc-label.png)" in md and "| mt |" in md and "| ae |" in md
-    assert not list(out.parent.glob(".cmp.tmp-*"))
+    assert not list(out.glob(".staging-*"))
+    marker = json.loads((out / ".graphevent.json").read_text())
+    assert marker["kind"] == "eval" and marker["status"] == "complete"
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.name.startswith(".graphevent"))
+    assert marker["files"] == on_disk
 
 
 def test_metrics_json_matches_schema_and_predictions(comparison, tiny_dataset):
@@ -138,8 +142,9 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, trained_runs, tiny_dataset, c
     assert not (tmp_path / "o3").exists() and not list(tmp_path.glob(".o3*"))
 
     (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--out", tmp_path / "taken"],
-                   "already exists; pass --overwrite")
+                   "taken: holds notes.txt not written by graphevent (no .graphevent.json marker)")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--signal", "top", "--out", tmp_path / "o4"],
                    "--signal 'top': not a class of this task")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--bootstrap", "-1", "--out", tmp_path / "o5"],
