@@ -271,7 +271,7 @@ def main() -> None:
     metrics, deltas = {}, {}
     eval_jobs = [
         dict(key=f"eval {frac:g}", deps=[], cmd=ge + ["eval", *[r["run"] for r in rows if r["frac"] == frac], "--data", ds, "--split", "test",
-                                                     "--out", work / f"eval_f{frac:g}", "--bootstrap", args.bootstrap, "--no-progress"])
+                                                     "--out", work / f"eval_f{frac:g}", "--overwrite", "--bootstrap", args.bootstrap, "--no-progress"])
         for frac in args.fractions
     ]
     run_jobs(eval_jobs, min(args.parallel, len(eval_jobs)), work, log, prefix="eval")
