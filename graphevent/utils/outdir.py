@@ -174,9 +174,13 @@ class OutputDir:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
-        self.marker = read_marker(p)  # again, under the lock
-        if self.marker is not None:
-            self._check_kind(self.marker)
+        try:
+            self.marker = read_marker(p)  # again, under the lock
+            if self.marker is not None:
+                self._check_kind(self.marker)
+        except OutputError:
+            self.release()
+            raise
         return self
 
     def check_path(self, unmarked_ok: bool = False) -> bool:
@@ -218,8 +222,8 @@ class OutputDir:
             return True
         if others:
             raise OutputError(
-                f"{self._where()}: holds {others[0]}{' and other files' if len(others) > 1 else ''} not written by graphevent "
-                f"(no {MARKER} marker), so nothing there is replaced or deleted; if it is the output of an earlier "
+                f"{self._where()}: holds {others[0]}{' and other files' if len(others) > 1 else ''} but no {MARKER} marker "
+                f"of graphevent output, so nothing there is replaced or deleted; if it is the output of an earlier "
                 f"graphevent version, check it and delete it yourself; otherwise choose another {self.option}"
             )
         return False

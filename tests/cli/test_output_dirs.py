@@ -100,7 +100,7 @@ def test_eval_overwrite_refuses_unrelated_files(tmp_path, run_dir, tiny_dataset,
     (target / "figs" / "roc.png").write_bytes(b"\x89PNG not really")
     before = snapshot(target)
     one_line_error(capsys, ["eval", run_dir, "--data", tiny_dataset, "--out", target, "--overwrite"],
-                   f"--out {target}: holds draft.tex and other files not written by graphevent (no .graphevent.json marker), "
+                   f"--out {target}: holds draft.tex and other files but no .graphevent.json marker of graphevent output, "
                    "so nothing there is replaced or deleted; if it is the output of an earlier graphevent version, "
                    "check it and delete it yourself; otherwise choose another --out")
     assert_kept(before, target)
@@ -144,7 +144,7 @@ def test_preprocess_dot_in_a_folder_with_a_foreign_manifest(tmp_path, tiny_raw, 
     monkeypatch.chdir(web)
     before = snapshot(web)
     one_line_error(capsys, ["preprocess", tiny_raw, "-c", data_yaml, "-o", ".", "--overwrite"],
-                   "--out .: holds index.html and other files not written by graphevent (no .graphevent.json marker)")
+                   "--out .: holds index.html and other files but no .graphevent.json marker of graphevent output")
     assert_kept(before, web)
 
 
@@ -241,7 +241,7 @@ def test_train_overwrite_refuses_a_folder_with_config_and_code(tmp_path, tiny_da
     (tmp_path / "pre.yaml").write_text(PRETRAIN)
     before = snapshot(proj)
     one_line_error(capsys, ["train", "-c", tmp_path / "pre.yaml", "-d", tiny_dataset, "-o", proj, "--overwrite", "--no-progress"],
-                   f"--out {proj}: holds config.yaml and other files not written by graphevent (no .graphevent.json marker)")
+                   f"--out {proj}: holds config.yaml and other files but no .graphevent.json marker of graphevent output")
     assert_kept(before, proj)
 
 
@@ -303,3 +303,17 @@ def test_output_in_use_by_another_process(tmp_path, run_dir, tiny_dataset, tiny_
     finally:
         holder.stdin.close()
         assert holder.wait(timeout=60) == 0
+
+
+def test_run_of_an_earlier_version_resumes_but_is_never_overwritten(tmp_path, run_dir, tiny_dataset, capsys):
+    """No marker (written before graphevent had one): --resume works and adds no marker; --overwrite refuses."""
+    old = tmp_path / "old-run"
+    shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns(".graphevent.*"))
+    assert main(["train", "-d", str(tiny_dataset), "-o", str(old), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    assert [json.loads(line)["epoch"] for line in (old / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert not (old / ".graphevent.json").exists()
+    (tmp_path / "pre.yaml").write_text(PRETRAIN)
+    before = snapshot(old)
+    one_line_error(capsys, ["train", "-c", tmp_path / "pre.yaml", "-d", tiny_dataset, "-o", old, "--overwrite", "--no-progress"],
+                   f"--out {old}: holds checkpoints and other files but no .graphevent.json marker of graphevent output")
+    assert_kept(before, old)

@@ -141,7 +141,7 @@ def test_foreign_directory_is_never_touched(tmp_path, tiny_raw):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
-    with pytest.raises(OutputError, match=r"mine: holds thesis.tex not written by graphevent \(no .graphevent.json marker\)"):
+    with pytest.raises(OutputError, match=r"mine: holds thesis.tex but no .graphevent.json marker of graphevent output"):
         preprocess([tiny_raw], tiny_data_config(), out, overwrite=True)
     assert (out / "thesis.tex").read_text() == "precious"
 

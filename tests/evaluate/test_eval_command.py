@@ -144,7 +144,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, trained_runs, tiny_dataset, c
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--out", tmp_path / "taken"],
-                   "taken: holds notes.txt not written by graphevent (no .graphevent.json marker)")
+                   "taken: holds notes.txt but no .graphevent.json marker of graphevent output")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--signal", "top", "--out", tmp_path / "o4"],
                    "--signal 'top': not a class of this task")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--bootstrap", "-1", "--out", tmp_path / "o5"],

@@ -103,7 +103,7 @@ def test_unmarked_directory_is_refused_with_how_to_proceed(tmp_path):
     (old / "src").mkdir()
     (old / "src" / "model.py").write_text("import torch\n")
     before = snapshot(old)
-    msg = (rf"--out {old}: holds config.yaml and other files not written by graphevent \(no .graphevent.json marker\), "
+    msg = (rf"--out {old}: holds config.yaml and other files but no .graphevent.json marker of graphevent output, "
            r"so nothing there is replaced or deleted; if it is the output of an earlier graphevent version, "
            r"check it and delete it yourself; otherwise choose another --out")
     with pytest.raises(OutputError, match=msg):
