@@ -284,15 +284,21 @@ sys.stdin.read()  # hold the lock until the test closes the pipe
 """
 
 
-@pytest.mark.parametrize("command", ["train --resume", "preprocess"])
+@pytest.mark.parametrize("command", ["train --resume", "train --overwrite", "preprocess", "eval --overwrite"])
 def test_output_in_use_by_another_process(tmp_path, run_dir, tiny_dataset, tiny_raw, data_yaml, capsys, command):
-    if command == "train --resume":
+    """Two --resume at once, or --overwrite of a run being written: the second stops, nothing changes."""
+    if command.startswith("train"):
         out, kind = tmp_path / "run", "run"
         shutil.copytree(run_dir, out)
-        args = ["train", "-d", tiny_dataset, "-o", out, "--resume", "--epochs", "2", "--no-progress"]
-    else:
+        (tmp_path / "pre.yaml").write_text(PRETRAIN)
+        args = ["train", "-d", tiny_dataset, "-o", out, "--no-progress", "--gpus", "0"]
+        args += ["--resume", "--epochs", "2"] if command.endswith("resume") else ["-c", tmp_path / "pre.yaml", "--overwrite"]
+    elif command == "preprocess":
         out, kind = tmp_path / "ds", "dataset"
         args = ["preprocess", tiny_raw, "-c", data_yaml, "-o", out, "--no-summary"]
+    else:
+        out, kind = tmp_path / "ev", "eval"
+        args = ["eval", run_dir, "--data", tiny_dataset, "--out", out, "--overwrite", "--no-progress"]
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out), kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
@@ -303,6 +309,20 @@ def test_output_in_use_by_another_process(tmp_path, run_dir, tiny_dataset, tiny_
     finally:
         holder.stdin.close()
         assert holder.wait(timeout=60) == 0
+
+
+def test_preprocess_into_the_current_directory_and_overwrite_it(tmp_path, tiny_raw, data_yaml, monkeypatch):
+    """-o . is fine for an empty folder; --overwrite then removes the dataset's files, never the folder."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    args = ["preprocess", str(tiny_raw), "-c", str(data_yaml), "-o", ".", "--no-summary"]
+    assert main(args) == 0
+    listed = json.loads((here / ".graphevent.json").read_text())["files"]
+    assert main(args + ["--overwrite"]) == 0
+    assert here.is_dir() and Path.cwd() == here
+    assert sorted(p.relative_to(here).as_posix() for p in here.rglob("*") if p.is_file()) == sorted(
+        listed + [".graphevent.json", ".graphevent.lock"])
 
 
 def test_run_of_an_earlier_version_resumes_but_is_never_overwritten(tmp_path, run_dir, tiny_dataset, capsys):
