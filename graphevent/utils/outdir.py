@@ -159,6 +159,9 @@ class OutputDir:
                 raise OutputError(f"{self._where()}: cannot create the directory ({exc.strerror or exc})") from None
             self.created = top
         lock = p / LOCK
+        if not os.access(p, os.W_OK | os.X_OK):
+            self._undo_mkdir()
+            raise OutputError(f"{self._where()}: cannot write in the directory (Permission denied)")
         try:
             self._made_lock = not lock.exists()
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
