@@ -257,7 +257,7 @@ class OutputDir:
 
     def foreign(self) -> str | None:
         """The first thing (relative path, sorted order) that the marker does not list, or ``None``."""
-        return _first_foreign(self.path, self.marker, self.inputs)
+        return _first_foreign(self.path, self.marker)
 
     def check_clear(self, keep: Iterable[str] = ()) -> list[str]:
         """What :meth:`clear` would remove (top-level names); raises instead if it must refuse.
@@ -377,7 +377,8 @@ class OutputDir:
         os.replace(tmp, path)
 
 
-def _first_foreign(directory: Path, marker: dict[str, Any] | None, inputs: list[Path]) -> str | None:
+def _first_foreign(directory: Path, marker: dict[str, Any] | None) -> str | None:
+    """The first entry (sorted, relative path) of ``directory`` that ``marker`` does not account for."""
     names = sorted(os.listdir(directory))
     if marker is None:
         others = [n for n in names if n != LOCK]
@@ -391,7 +392,7 @@ def _first_foreign(directory: Path, marker: dict[str, Any] | None, inputs: list[
         if p.is_symlink():
             return name
         if p.is_dir() and (p / MARKER).is_file():  # a nested graphevent output, e.g. RUN/eval-test
-            inner = _first_foreign(p, read_marker(p), inputs)
+            inner = _first_foreign(p, read_marker(p))
             if inner is not None:
                 return f"{name}/{inner}"
             continue
