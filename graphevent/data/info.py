@@ -13,11 +13,12 @@ from graphevent.errors import DataError
 
 #: ``manifest.json`` layout version written by ``graphevent preprocess`` (2: shards carry the dataset id).
 FORMAT_VERSION = 2
-#: Keys every manifest must hold, with their JSON types (what opening a dataset reads).
+#: Keys every manifest must hold, with their JSON types (what opening or inspecting a dataset reads).
 _REQUIRED = {"format_version": int, "dataset_id": str, "n_events": int, "splits": dict, "classes": list,
-             "node_features": list, "shards": list}
+             "class_counts": dict, "node_features": list, "node_mode": str, "k": int, "nodes_per_event": dict,
+             "edges_per_event": float, "skipped": dict, "inputs": list, "shards": list}
 _SHARD_KEYS = {"path": str, "split": str, "sha256": str, "events": int}
-_JSON_TYPE = {int: "an integer", str: "a string", dict: "an object", list: "a list"}
+_JSON_TYPE = {int: "an integer", float: "a number", str: "a string", dict: "an object", list: "a list"}
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,7 @@ def check_manifest(manifest: Any, root: Path, where: Path) -> None:
             ``ds/manifest.json: shards[0].path is '../x.h5': resolves outside the dataset directory ...``.
     """
     if not isinstance(manifest, dict):
-        raise DataError(
-            f"{where}: expected a JSON object with keys {', '.join(_REQUIRED)}, found a {type(manifest).__name__}"
-        )
+        raise DataError(f"{where}: expected a JSON object (as `graphevent preprocess` writes), found a {type(manifest).__name__}")
     for key, kind in _REQUIRED.items():
         _check_type(manifest, key, kind, where, key)
     if manifest["format_version"] != FORMAT_VERSION:
@@ -125,7 +124,7 @@ def _check_type(obj: dict, key: str, kind: type, where: Path, name: str) -> None
     if key not in obj:
         raise DataError(f"{where}: missing key {name!r}; not a complete manifest written by `graphevent preprocess`")
     value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, (int, float) if kind is float else kind) or isinstance(value, bool):
         raise DataError(f"{where}: {name} is {value!r}; expected {_JSON_TYPE[kind]}")
 
 
@@ -138,7 +137,10 @@ def shard_path(root: str | Path, rel: str, where: str) -> Path:
     if not rel or PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
         raise DataError(f"{where} is {rel!r}; expected a path relative to the dataset directory {root}")
     real_root = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(real_root, rel))
+    try:
+        real = os.path.realpath(os.path.join(real_root, rel))
+    except ValueError:  # e.g. a NUL character
+        raise DataError(f"{where} is {rel!r}; expected a path relative to the dataset directory {root}") from None
     if os.path.commonpath([real_root, real]) != real_root:
         raise DataError(
             f"{where} is {rel!r}: resolves to {real}, outside the dataset directory {real_root}; "

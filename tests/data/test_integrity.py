@@ -152,18 +152,21 @@ def test_shard_listed_under_another_split_is_refused(ds):
 
 # ----------------------------------------------------------------------------- manifest schema
 @pytest.mark.parametrize("edit, message", [
-    (lambda m: [m], "expected a JSON object with keys format_version, dataset_id, n_events, splits, classes, "
-                    "node_features, shards, found a list"),
+    (lambda m: [m], "expected a JSON object (as `graphevent preprocess` writes), found a list"),
     (lambda m: {k: v for k, v in m.items() if k != "shards"},
      "missing key 'shards'; not a complete manifest written by `graphevent preprocess`"),
     (lambda m: {**m, "shards": [{k: v for k, v in m["shards"][0].items() if k != "sha256"}]},
      "missing key 'shards[0].sha256'; not a complete manifest written by `graphevent preprocess`"),
     (lambda m: {**m, "classes": "quark"}, "classes is 'quark'; expected a list"),
+    (lambda m: {k: v for k, v in m.items() if k != "node_mode"},
+     "missing key 'node_mode'; not a complete manifest written by `graphevent preprocess`"),
+    (lambda m: {**m, "shards": [{**m["shards"][0], "path": "a\x00b"}]}, "shards[0].path is 'a\\x00b'; expected a path "
+     "relative to the dataset directory {ds}"),
 ])
 def test_manifest_schema_is_checked(ds, capsys, edit, message):
     edit_manifest(ds, edit)
     before = files(ds)
-    assert one_line_error(capsys, "inspect", ds) == f"{ds / 'manifest.json'}: {message}"
+    assert one_line_error(capsys, "inspect", ds) == f"{ds / 'manifest.json'}: {message.format(ds=ds)}"
     assert files(ds) == before
 
 
