@@ -190,3 +190,23 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = child
         node[parts[-1]] = value
     return out
+
+
+def name_override(exc: ConfigError, where: str, overrides) -> ConfigError:
+    """``exc`` reworded to name the ``--set`` override that supplied the bad value, if one did.
+
+    Config errors start with the key they are about (``<where>.graph.k: ...``, or
+    ``model.k: ...`` with ``where=""``); when an override set that key (the last one wins),
+    ``--set graph.k=abc`` replaces that prefix: the value came from the command line, not
+    from the YAML file.
+    """
+    text = str(exc)
+    for item in reversed(list(overrides or ())):
+        try:
+            parts, _ = parse_override(item)
+        except ConfigError:
+            continue
+        prefix = ".".join([where, *parts] if where else parts)
+        if text.startswith(prefix) and text[len(prefix) : len(prefix) + 1] in (":", ".", "["):
+            return ConfigError(f"--set {item}{text[len(prefix):]}")
+    return exc

@@ -196,13 +196,16 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
         path: YAML file.
         overrides: ``["train.lr=3e-4", ...]`` applied before validation.
     """
-    from graphevent.config.base import apply_overrides, load_yaml
+    from graphevent.config.base import apply_overrides, load_yaml, name_override
 
     raw = load_yaml(path)
     if overrides:
         raw = apply_overrides(raw, overrides)
     raw.setdefault("name", Path(path).stem)
-    return experiment_from_dict(raw, str(path))
+    try:
+        return experiment_from_dict(raw, str(path))
+    except ConfigError as exc:
+        raise name_override(exc, str(path), overrides) from None
 
 
 def experiment_from_dict(raw: dict[str, Any], where: str = "config") -> ExperimentConfig:

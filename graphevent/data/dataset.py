@@ -43,12 +43,12 @@ class GraphDataset(Dataset):
         entries = [s for s in self.manifest["shards"] if s["split"] == split]
         self._readers: list[ShardReader] = []
         for s in entries:
-            path = self.dir / s["path"]
+            path = self.dir / s["path"]  # confined to self.dir by load_manifest
             if not path.is_file():
                 raise DataError(f"{path}: shard listed in the manifest is missing")
             if verify and sha256_file(path) != s["sha256"]:
                 raise DataError(f"{path}: checksum does not match manifest.json (file changed or corrupt); rerun preprocess")
-            self._readers.append(ShardReader(path))
+            self._readers.append(ShardReader(path, {"dataset_id": self.manifest["dataset_id"], "split": split}))
         self._cum = np.cumsum([0] + [r.n_events for r in self._readers])
         self._mem = self._load_all() if in_memory else None
         super().__init__(None, transform)
@@ -96,12 +96,7 @@ class GraphDataset(Dataset):
 
     def _column(self, name: str) -> np.ndarray:
         """One per-event shard array (``event_id``, ``y``) over the whole split, in dataset order."""
-        import h5py
-
-        out = []
-        for r in self._readers:
-            with h5py.File(r.path, "r") as f:
-                out.append(f[name][:])
+        out = [r.column(name) for r in self._readers]
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
     @property

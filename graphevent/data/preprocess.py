@@ -17,7 +17,9 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import pickle
 import shutil
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +28,13 @@ import numpy as np
 from graphevent import __version__
 from graphevent.config.base import to_dict
 from graphevent.config.data import DataConfig
+from graphevent.data.info import FORMAT_VERSION
 from graphevent.data.shards import sha256_file, write_shard
 from graphevent.data.splits import SPLITS, assign_splits
 from graphevent.data.transforms import ImageToPoints, KNNGraph, PointCloudChunk, ScaleTransform, points_from_hits
 from graphevent.data.transforms.feature_transform import PerChannelValueTransform
 from graphevent.data.transforms.image_to_points import ALT_MODES
-from graphevent.errors import DataError
+from graphevent.errors import DataError, GraphEventError
 from graphevent.io import open_reader
 from graphevent.utils.outdir import OutputDir
 from graphevent.utils.progress import NullProgress
@@ -62,9 +65,10 @@ class ChunkTask:
 
 
 def config_hash(cfg: DataConfig, inputs: list[dict], limit: int | None) -> str:
-    """Hash of everything that determines the dataset's content."""
+    """Hash of everything that determines the dataset's content (also the dataset's id)."""
     payload = json.dumps(
-        {"config": to_dict(cfg), "inputs": [(i["name"], i["size"]) for i in inputs], "limit": limit, "format": 1},
+        {"config": to_dict(cfg), "inputs": [(i["name"], i["size"], i["sha256"]) for i in inputs], "limit": limit,
+         "format": FORMAT_VERSION},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -107,8 +111,8 @@ def _bad_values(arr: np.ndarray, counts_or_none, path: str, start: int, cfg: Dat
     return np.where(finite, arr, 0).astype(np.float32), int(bad_ev.sum())
 
 
-def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
-    """Turn one chunk into shards; returns (and writes) its marker dict."""
+def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: str) -> dict:
+    """Turn one chunk into shards (tagged with ``dataset_id``); returns (and writes) its marker dict."""
     out = Path(out_dir)
     reader = _reader(task.path, cfg)
     thresholds = [c.threshold for c in cfg.channels]
@@ -185,7 +189,7 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
             arrays["alt_counts"] = pc.alt_counts[sel].astype(np.int32)
         rel = Path("shards") / split_name / f"{task.name}.h5"
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        digest = write_shard(out / rel, arrays)
+        digest = write_shard(out / rel, arrays, {"dataset_id": dataset_id, "split": split_name})
         xs = arrays["x"].astype(np.float64)
         ts = arrays["targets"].astype(np.float64)
         marker["shards"].append({
@@ -210,15 +214,72 @@ def _worker_init() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def _process_chunk_in_worker(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: str) -> dict:
+    """:func:`process_chunk` in a pool worker: what it raises must survive pickling to the parent.
+
+    Our own errors are rebuilt from their message (exit 2 in the parent, as with one
+    worker). Anything else is a bug: re-raised as it is when it pickles, else (isal's
+    IsalError does not) as a RuntimeError carrying its traceback, never a PicklingError.
+    """
+    try:
+        return process_chunk(task, cfg, out_dir, dataset_id)
+    except GraphEventError as exc:
+        raise type(exc)(str(exc)) from None
+    except Exception as exc:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            where = f"{Path(task.path).name} events {task.start}..{task.stop - 1}"
+            raise RuntimeError(f"{where}: {''.join(traceback.format_exception(exc))}") from None
+        raise
+
+
 # ----------------------------------------------------------------------------- driver
-def _plan(inputs: list[Path], cfg: DataConfig, limit: int | None):
-    """Open every input (validating it against the config) and plan the chunks."""
+def _check_distinct(inputs: list[Path], digests: dict[str, str]) -> None:
+    """Refuse one file given twice under two names: its events would land in two splits.
+
+    Compared in order: the resolved path (symlinks), the inode (hard links), then the
+    SHA-256 of files of equal size (copies); ``digests`` (path -> sha256) is filled in.
+    """
+    seen_real, seen_inode, seen_size = {}, {}, {}
+    for path in inputs:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        for key, seen, why in ((real, seen_real, f"both are {real}"),
+                               ((st.st_dev, st.st_ino), seen_inode, "hard links to one file")):
+            if key in seen:
+                raise DataError(f"{seen[key]} and {path} are the same file ({why}); give each input once")
+            seen[key] = path
+        seen_size.setdefault(st.st_size, []).append(path)
+    for same_size in seen_size.values():
+        by_digest: dict[str, Path] = {}
+        for path in same_size:
+            digest = digests.get(str(path)) or sha256_file(path)
+            digests[str(path)] = digest
+            if digest in by_digest:
+                raise DataError(
+                    f"{by_digest[digest]} and {path} have identical contents (sha256 {digest[:16]}...); give each "
+                    "input once (a copy would put the same events in two splits)"
+                )
+            by_digest[digest] = path
+
+
+def _plan(inputs: list[Path], cfg: DataConfig, limit: int | None, digests: dict[str, str] | None = None):
+    """Open every input (validating it against the config), refuse duplicates, plan the chunks.
+
+    ``digests``: sha256 of inputs already hashed (path -> hex), reused.
+    """
     info, tasks, offset, remaining = [], [], 0, limit
-    for src, path in enumerate(inputs):
+    totals = []
+    for path in inputs:
         with open_reader(path, cfg) as reader:
-            total = reader.n_events
+            totals.append(reader.n_events)
+    digests = dict(digests or {})
+    _check_distinct(inputs, digests)
+    for src, (path, total) in enumerate(zip(inputs, totals)):
         use = total if remaining is None else min(total, remaining)
         info.append({"path": str(Path(path).resolve()), "name": Path(path).name, "size": Path(path).stat().st_size,
+                     "sha256": digests.get(str(path)) or sha256_file(path),
                      "events_total": int(total), "events_read": int(use)})
         for c, start in enumerate(range(0, use, cfg.chunk_size)):
             tasks.append(ChunkTask(src, c, str(path), start, min(start + cfg.chunk_size, use), offset))
@@ -306,7 +367,8 @@ def _finalise(out: Path, cfg: DataConfig, inputs: list[dict], tasks: list[ChunkT
     if cfg.reader.format not in POINT_FORMATS:
         image = {"shape": [len(cfg.channels), cfg.image.height, cfg.image.width], "pixel_size": list(cfg.image.pixel_size)}
     manifest = {
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
+        "dataset_id": chash,
         "graphevent_version": __version__,
         "name": cfg.name,
         "n_events": n_events,
@@ -360,10 +422,10 @@ def preprocess(
     if data_manifest is not None:
         from graphevent.io.manifest import check_inputs, load_data_manifest
 
-        checked = {str(Path(c["path"]).resolve()): c.get("sha256") for c in check_inputs(inputs, load_data_manifest(data_manifest))}
+        checked = {c["path"]: c["sha256"] for c in check_inputs(inputs, load_data_manifest(data_manifest)) if c.get("sha256")}
     else:
         checked = {}
-    input_info, tasks = _plan(inputs, cfg, limit)
+    input_info, tasks = _plan(inputs, cfg, limit, checked)
     chash = config_hash(cfg, input_info, limit)
     od = OutputDir(out, "dataset", inputs=[*inputs, *([data_manifest] if data_manifest else [])]).acquire()
     resuming = False
@@ -399,14 +461,14 @@ def _build(out: Path, cfg: DataConfig, input_info: list[dict], tasks: list[Chunk
     try:
         if workers <= 1:
             for t in todo:
-                markers[t.name] = process_chunk(t, cfg, str(out))
+                markers[t.name] = process_chunk(t, cfg, str(out), chash)
                 progress.advance(t.stop - t.start)
         else:
             ctx = mp.get_context("spawn")
             with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
                 pending, it = {}, iter(todo)
                 for t in it:  # keep a bounded number of chunks in flight: memory stays flat
-                    pending[pool.submit(process_chunk, t, cfg, str(out))] = t
+                    pending[pool.submit(_process_chunk_in_worker, t, cfg, str(out), chash)] = t
                     if len(pending) >= 2 * workers:
                         break
                 while pending:
@@ -417,7 +479,7 @@ def _build(out: Path, cfg: DataConfig, input_info: list[dict], tasks: list[Chunk
                         progress.advance(t.stop - t.start)
                         nxt = next(it, None)
                         if nxt is not None:
-                            pending[pool.submit(process_chunk, nxt, cfg, str(out))] = nxt
+                            pending[pool.submit(_process_chunk_in_worker, nxt, cfg, str(out), chash)] = nxt
     finally:
         progress.stop()
     written = sum(sh["events"] for m in markers.values() for sh in m["shards"])
@@ -429,8 +491,6 @@ def _build(out: Path, cfg: DataConfig, input_info: list[dict], tasks: list[Chunk
             f"{names}: no event left to write: {read} events read, {empty} skipped as empty (no node above the "
             f"channel thresholds); expected at least one non-empty event (check the channel thresholds and the reader keys)"
         )
-    for i in input_info:  # reuse the hash the data-manifest check computed, if any
-        i["sha256"] = checked.get(i["path"]) or sha256_file(i["path"])
     manifest = _finalise(out, cfg, input_info, tasks, markers, chash)
     from graphevent.config.base import dump_yaml
 

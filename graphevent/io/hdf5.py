@@ -129,7 +129,10 @@ class HDF5ImageReader(Reader):
                 out[a - start : b - start] = ds[a:b]  # a chunk never written: HDF5 gives the fill value
                 continue
             if not mask & (2 if shuffled else 1):  # bit i set: filter i was skipped for this chunk
-                data = isal_zlib.decompress(data)
+                try:
+                    data = isal_zlib.decompress(data)
+                except isal_zlib.error as exc:  # read() reports OSError as one line naming the file
+                    raise OSError(f"corrupt compressed chunk at event {c0} ({exc})") from None
             if len(data) != rows * per_event * dtype.itemsize:
                 raise OSError(f"chunk at event {c0} holds {len(data)} bytes; expected {rows} events of {dtype}")
             block = np.frombuffer(data, np.uint8)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphevent import errors
-from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, to_dict
+from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, name_override, to_dict
 from graphevent.config.experiment import ExperimentConfig, experiment_from_dict, load_experiment
 from graphevent.errors import ConfigError, GraphEventError, RunError
 
@@ -95,7 +95,11 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
     if options.config is not None:
         requested = load_experiment(options.config, overrides)
     else:
-        requested = experiment_from_dict(apply_overrides(to_dict(stored), overrides), f"{stored_path} + --set")
+        where = f"{stored_path} + --set"
+        try:
+            requested = experiment_from_dict(apply_overrides(to_dict(stored), overrides), where)
+        except ConfigError as exc:
+            raise name_override(exc, where, overrides) from None
     a, b = _flatten(to_dict(stored)), _flatten(to_dict(requested))
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES and k != "name")
     if changed:
@@ -180,9 +184,53 @@ def _raise_worker_error(run_dir: Path, fallback: RunError) -> None:
     raise fallback
 
 
-def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: dict[str, Any]) -> None:
+#: What identifies the dataset a run trains on (dataset.json "identity"), compared on --resume
+#: in this order: the first difference is named.
+IDENTITY_KEYS = ("classes", "splits", "dataset_id", "manifest_sha256")
+
+
+def dataset_identity(data: Path) -> dict[str, Any]:
+    """The dataset's id, manifest hash, class names and split sizes (from its manifest.json)."""
     import hashlib
 
+    from graphevent.data.info import load_manifest
+
+    manifest = load_manifest(data)
+    return {
+        "classes": manifest["classes"],
+        "splits": manifest["splits"],
+        "dataset_id": manifest["dataset_id"],
+        "manifest_sha256": hashlib.sha256((Path(data) / "manifest.json").read_bytes()).hexdigest(),
+    }
+
+
+def check_resume_dataset(run_dir: Path, data: Path) -> None:
+    """Refuse ``--resume`` with a ``--data`` other than the dataset the run was started on.
+
+    Raises:
+        RunError: naming the first difference, e.g. ``classes is ['gluon', 'quark']; the run
+            was trained on ['quark', 'gluon']``.
+    """
+    path = Path(run_dir) / "dataset.json"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"--resume {run_dir}: cannot read {path.name} ({exc}); cannot check that --data is its dataset") from None
+    old = stored.get("identity") if isinstance(stored, dict) else None
+    if old is None and isinstance(stored, dict) and "manifest_sha256" in stored:  # runs started before "identity"
+        old = {"manifest_sha256": stored["manifest_sha256"]}
+    if not isinstance(old, dict):
+        raise RunError(f"--resume {run_dir}: {path.name} has no dataset identity; cannot check that --data is its dataset")
+    new = dataset_identity(data)
+    for key in IDENTITY_KEYS:
+        if key in old and old[key] != new[key]:
+            raise RunError(
+                f"--resume {run_dir}: --data {data} is not the dataset this run was trained on: "
+                f"{key} is {new[key]!r}; the run was trained on {old[key]!r} ({stored.get('path')})"
+            )
+
+
+def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: dict[str, Any], resume: bool = False) -> None:
     from graphevent.data.info import DatasetInfo
     from graphevent.train.checkpoint import asdict_plain
     from graphevent.train.rundir import write_json_atomic
@@ -190,13 +238,15 @@ def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: d
     tmp = run_dir / ".config.yaml.tmp"
     dump_yaml(cfg, tmp)
     os.replace(tmp, run_dir / "config.yaml")
-    manifest = Path(data) / "manifest.json"
-    write_json_atomic(run_dir / "dataset.json", {
-        "path": str(Path(data).resolve()),
-        "manifest": str(manifest.resolve()),
-        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
-        "info": asdict_plain(DatasetInfo.from_dir(data)),
-    })
+    if not resume:  # a resumed run keeps the record of the dataset it started on (checked equal)
+        identity = dataset_identity(data)
+        write_json_atomic(run_dir / "dataset.json", {
+            "path": str(Path(data).resolve()),
+            "manifest": str((Path(data) / "manifest.json").resolve()),
+            "manifest_sha256": identity["manifest_sha256"],
+            "identity": identity,
+            "info": asdict_plain(DatasetInfo.from_dir(data)),
+        })
     write_json_atomic(run_dir / "launch.json", launch)
 
 
@@ -243,11 +293,16 @@ def train(options: TrainOptions) -> TrainResult:
         od = OutputDir(run_dir, "run", inputs=inputs).acquire(unmarked_ok=resume)
     try:
         if od is not None:
-            check_inputs(cfg, Path(options.data), resume=resume)
+            try:
+                check_inputs(cfg, Path(options.data), resume=resume)
+            except ConfigError as exc:  # model settings are checked here, by key ("model.k: ...")
+                raise name_override(exc, "", options.overrides) from None
             prepare_run_dir(od, resume=resume, overwrite=options.overwrite or restarted)
+            if resume:
+                check_resume_dataset(run_dir, Path(options.data))
             for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
                 stale.unlink()
-            _write_run_files(run_dir, cfg, Path(options.data), launch)
+            _write_run_files(run_dir, cfg, Path(options.data), launch, resume=resume)
         result = _run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank)
         if od is not None:
             od.complete()

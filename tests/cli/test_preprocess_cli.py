@@ -71,7 +71,7 @@ def test_unknown_config_key(tmp_path, cfg, tiny_raw, capsys):
 
 
 def test_bad_config_value_via_set(tmp_path, cfg, tiny_raw, capsys):
-    one_line_error(capsys, ["preprocess", tiny_raw, "-c", cfg, "-o", tmp_path / "o", "--set", "graph.k=0"], "graph.k: invalid value 0")
+    one_line_error(capsys, ["preprocess", tiny_raw, "-c", cfg, "-o", tmp_path / "o", "--set", "graph.k=0"], "--set graph.k=0: invalid value 0; expected an integer in 1..1024")
 
 
 def test_missing_key(tmp_path, cfg, capsys):
