@@ -297,9 +297,9 @@ def train(options: TrainOptions) -> TrainResult:
                 check_inputs(cfg, Path(options.data), resume=resume)
             except ConfigError as exc:  # model settings are checked here, by key ("model.k: ...")
                 raise name_override(exc, "", options.overrides) from None
-            prepare_run_dir(od, resume=resume, overwrite=options.overwrite or restarted)
-            if resume:
+            if resume and (run_dir / "checkpoints" / "last.pt").is_file():  # before the marker is touched
                 check_resume_dataset(run_dir, Path(options.data))
+            prepare_run_dir(od, resume=resume, overwrite=options.overwrite or restarted)
             for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
                 stale.unlink()
             _write_run_files(run_dir, cfg, Path(options.data), launch, resume=resume)

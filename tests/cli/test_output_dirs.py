@@ -210,7 +210,7 @@ def test_preprocess_that_dies_leaves_nothing(tmp_path, tiny_raw, monkeypatch):
     """A MemoryError (e.g. from a giant graph.k) in a new dataset: no state file blocks the next run."""
     import graphevent.data.preprocess as pp
 
-    def out_of_memory(task, cfg, out_dir):
+    def out_of_memory(*args):
         raise MemoryError
 
     ds = tmp_path / "ds"

@@ -104,11 +104,11 @@ def _interrupted(out, raw, monkeypatch):
 
     orig, done = pp.process_chunk, []
 
-    def interrupting(task, cfg, out_dir):
+    def interrupting(task, *args):
         if done:
             raise KeyboardInterrupt
         done.append(task)
-        return orig(task, cfg, out_dir)
+        return orig(task, *args)
 
     monkeypatch.setattr(pp, "process_chunk", interrupting)
     with pytest.raises(KeyboardInterrupt):
