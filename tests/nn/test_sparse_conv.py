@@ -188,3 +188,12 @@ def test_dense_images_with_collapse_keep_each_cells_energy_at_its_centre():
     centre = torch.zeros(15, 15, dtype=torch.bool)
     centre[2::5, 2::5] = True
     assert (rebuilt[:, 2][:, ~centre] == 0).all()
+
+
+def test_layers_accept_a_lattice_without_sites():
+    empty = SparseLattice(torch.zeros(0, dtype=torch.long))
+    x = torch.zeros(0, C)
+    assert SubmanifoldConv2d(C, 4)(x, empty).shape == (0, 4)
+    out, coarse = SparseStridedConv2d(C, 4)(x, empty)
+    assert out.shape == (0, 4) and coarse.num_sites == 0
+    assert SparseConvTranspose2d(C, 4)(x, empty).shape == (0, 4)

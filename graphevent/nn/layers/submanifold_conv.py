@@ -53,7 +53,8 @@ class SubmanifoldConv2d(nn.Module):
     def forward(self, x: Tensor, lattice: SparseLattice) -> Tensor:
         nbr = lattice.neighbours(self.kernel_size)  # (S, k * k), S = "no site"
         padded = torch.cat([x, x.new_zeros(1, x.size(1))])
-        out = padded[nbr].flatten(1) @ self.weight.to(x.dtype).flatten(0, 1)
+        gathered = padded.index_select(0, nbr.view(-1)).view(nbr.size(0), nbr.size(1) * x.size(1))  # (S, k * k * C_in)
+        out = gathered @ self.weight.to(x.dtype).flatten(0, 1)
         return out if self.bias is None else out + self.bias.to(out.dtype)
 
     def __repr__(self) -> str:

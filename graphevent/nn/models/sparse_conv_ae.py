@@ -48,7 +48,7 @@ class SparseConvConfig:
             candidate pixels are occupied) next to the values' mean squared error.
     """
 
-    channels: tuple[int, ...] = (32, 64, 96)
+    channels: tuple[int, ...] = (16, 32, 32)
     blocks: int = 2
     kernel_size: int = 3
     stride: int = 2
