@@ -165,7 +165,7 @@ class SparseConvEncoder(nn.Module):
 
     def site_values(self, x: Tensor, levels: SparseLevels) -> Tensor:
         """(S, F) raw values per occupied pixel (nodes in one pixel summed)."""
-        return scatter(x.float(), levels.site, dim=0, dim_size=levels.lattices[0].num_sites, reduce="sum")
+        return scatter(x, levels.site, dim=0, dim_size=levels.lattices[0].num_sites, reduce="sum")
 
     # ------------------------------------------------------------------ forward
     def features(self, x: Tensor, levels: SparseLevels) -> list[Tensor]:
@@ -347,7 +347,7 @@ class SparseConvAutoencoder(EncoderModel):
         tokens, pooled, levels = self._encode_levels(batch)
         values, logits, targets = self._decoder()(tokens, pooled, levels)
         true = self.encoder.norm(self.encoder.site_values(batch.x if target is None else target, levels))
-        squared = (values.float() - true).square()
+        squared = (values.float() - true.float()).square()
         occupancy = torch.stack(
             [F.binary_cross_entropy_with_logits(lg.float(), tg.float()) for lg, tg in zip(logits, targets)]
         ).mean()
