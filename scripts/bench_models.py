@@ -23,7 +23,9 @@ On a small shared CPU, ``--threads 1`` gives steadier figures than torch's defau
 125 x 125 lattice (pixel 0.0174 in eta and phi, Gaussian around the centre with a width of
 6-12 pixels, as in the ML4SCI quark/gluon images), so the image models (``resnet15`` on the
 dense image rebuilt from the nodes, ``sparse_conv_ae`` on the occupied pixels) see real
-image geometry. ``--variant LABEL=NAME:{yaml mapping}`` adds a model with settings, e.g.
+image geometry. ``--encoder-only`` times ``model.encode`` instead of the loss (forward and
+backward of the pooled embedding: the encoder alone, no decoder or heads; for ``resnet15``
+everything but its linear heads). ``--variant LABEL=NAME:{yaml mapping}`` adds a model with settings, e.g.
 ``'sparse_conv_cls=multitask:{encoders: [sparse_conv]}'`` (the sparse-convolution encoder
 under the task heads, a classifier like ``resnet15``).
 
@@ -117,7 +119,9 @@ def natural_stage(name: str, model) -> str:
     return "finetune" if model.encoder_modules() else "supervised"
 
 
-def make_step(model, batch, stage: str, amp: bool):
+def make_step(model, batch, stage: str, amp: bool, encoder_only: bool = False):
+    """One training step: the model's loss for ``stage``, or with ``encoder_only`` the mean
+    square of ``model.encode(batch)``'s pooled embedding (the encoder's forward and backward)."""
     import torch
 
     device_type = batch.x.device.type
@@ -125,7 +129,10 @@ def make_step(model, batch, stage: str, amp: bool):
     def step() -> None:
         model.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp):
-            loss, _ = model.loss(batch, stage)
+            if encoder_only:
+                loss = model.encode(batch)[1].float().square().mean()
+            else:
+                loss, _ = model.loss(batch, stage)
         loss.backward()
 
     return step
@@ -246,7 +253,7 @@ def cpu_peak_memory(name: str, args) -> float:
 
     batch = make_batch(args.batch, args.nodes, args.k, images=args.images).to(args.device)
     model = build([name], args)[name]
-    step = make_step(model, batch, natural_stage(name, model), args.amp)
+    step = make_step(model, batch, natural_stage(name, model), args.amp, args.encoder_only)
     step()
     rss_before = psutil.Process().memory_info().rss
     _reset_peak_rss()
@@ -261,7 +268,7 @@ def bench(names, args) -> list[dict]:
 
     batch = make_batch(args.batch, args.nodes, args.k, images=args.images).to(args.device)
     models = build(names, args)
-    steps = {n: make_step(m, batch, natural_stage(n, m), args.amp) for n, m in models.items()}
+    steps = {n: make_step(m, batch, natural_stage(n, m), args.amp, args.encoder_only) for n, m in models.items()}
     cuda = args.device == "cuda"
     counts = {n: count_ops(step) for n, step in steps.items()}  # the first (untimed) warm-up step
     for _ in range(args.warmup - 1):
@@ -285,7 +292,7 @@ def bench(names, args) -> list[dict]:
     for n, m in models.items():
         rows.append({
             "model": n,
-            "stage": natural_stage(n, m),
+            "stage": "encode" if args.encoder_only else natural_stage(n, m),
             "parameters": m.num_parameters(),
             "ops_per_step": counts[n][0],
             "syncs_per_step": counts[n][1],
@@ -308,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--images", action="store_true", help="jet-image events on a 125x125 lattice (see above)")
+    parser.add_argument("--encoder-only", action="store_true",
+                        help="time model.encode (forward + backward of the pooled embedding) instead of the loss")
     parser.add_argument("--variant", action="append", default=[], help="LABEL=NAME:{yaml mapping}: a model with settings")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -348,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                 cmd += ["--threads", str(args.threads)]
             if args.images:
                 cmd += ["--images"]
+            if args.encoder_only:
+                cmd += ["--encoder-only"]
             for v in args.variant:
                 cmd += ["--variant", v]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
