@@ -77,3 +77,14 @@ def test_resnet15_overfits_a_labelled_batch():
     first, last = _fit(model, lambda: model.loss(batch, "supervised")[0], 10.0, 400)
     assert last * 10 <= first
     assert torch.equal(model.predict(batch)["label"].argmax(1), batch.y)
+
+
+def test_sparse_conv_algorithms_give_the_same_model_outputs_with_the_same_weights():
+    gather = build_tiny("sparse_conv_ae").eval()
+    rules = build_tiny("sparse_conv_ae", conv_algorithm="rules").eval()
+    rules.load_state_dict(gather.state_dict(), strict=True)
+    batch = make_batch()
+    with torch.no_grad():
+        for a, b in zip(gather.encode(batch), rules.encode(batch)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(gather.recon_loss(batch), rules.recon_loss(batch), rtol=1e-5, atol=1e-6)

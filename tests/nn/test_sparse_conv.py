@@ -42,11 +42,12 @@ def test_keys_round_trip_and_sort_as_event_row_col():
     assert lattice.num_sites == 2 and site.tolist() == [1, 0, 1]  # two points in one pixel share a site
 
 
+@pytest.mark.parametrize("algorithm", ["gather", "rules"])
 @pytest.mark.parametrize("kernel_size", [1, 3, 5])
-def test_submanifold_conv_equals_masked_dense_conv2d_outputs_and_gradients(kernel_size):
+def test_submanifold_conv_equals_masked_dense_conv2d_outputs_and_gradients(kernel_size, algorithm):
     torch.manual_seed(1)
     img, mask, lattice, x = _sparse_images()
-    conv = SubmanifoldConv2d(C, 4, kernel_size).double()
+    conv = SubmanifoldConv2d(C, 4, kernel_size, algorithm=algorithm).double()
     x.requires_grad_(True)
     out = conv(x, lattice)
     grad_out = torch.randn_like(out)
@@ -129,10 +130,11 @@ def test_sparse_transposed_conv_equals_dense_conv_transpose2d_at_fine_and_child_
     assert torch.equal(torch.sort(lattice.find(lattice.keys)).values, torch.arange(lattice.num_sites))
 
 
-def test_residual_block_equals_its_dense_counterpart_in_eval_mode():
+@pytest.mark.parametrize("algorithm", ["gather", "rules"])
+def test_residual_block_equals_its_dense_counterpart_in_eval_mode(algorithm):
     torch.manual_seed(6)
     img, mask, lattice, x = _sparse_images(seed=7)
-    block = SparseResBlock(C, 3).double().eval()
+    block = SparseResBlock(C, 3, algorithm=algorithm).double().eval()
     for bn in (block.bn1, block.bn2):
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 2.0)
@@ -194,6 +196,17 @@ def test_layers_accept_a_lattice_without_sites():
     empty = SparseLattice(torch.zeros(0, dtype=torch.long))
     x = torch.zeros(0, C)
     assert SubmanifoldConv2d(C, 4)(x, empty).shape == (0, 4)
+    assert SubmanifoldConv2d(C, 4, algorithm="rules")(x, empty).shape == (0, 4)
     out, coarse = SparseStridedConv2d(C, 4)(x, empty)
     assert out.shape == (0, 4) and coarse.num_sites == 0
     assert SparseConvTranspose2d(C, 4)(x, empty).shape == (0, 4)
+
+
+def test_rule_books_hold_exactly_the_active_neighbour_pairs():
+    _, _, lattice, _ = _sparse_images(seed=9)
+    nbr = lattice.neighbours(3)
+    rules = lattice.rules(3)
+    assert [o for o, _, _ in rules] == [0, 1, 2, 3, 5, 6, 7, 8]
+    for o, dst, src in rules:
+        active = (nbr[:, o] < lattice.num_sites).nonzero().view(-1)
+        assert torch.equal(dst, active) and torch.equal(src, nbr[active, o])

@@ -50,6 +50,7 @@ class SparseLattice:
         self.keys = keys
         self.event, self.row, self.col = unpack_keys(keys)
         self._neighbours: dict[int, Tensor] = {}
+        self._rules: dict[int, list[tuple[int, Tensor, Tensor]]] = {}
         self._coarse: dict[int, tuple[SparseLattice, Tensor, Tensor]] = {}
 
     @classmethod
@@ -86,6 +87,25 @@ class SparseLattice:
             shift = ((d[:, None] << _BITS) + d[None, :]).view(-1)  # (k * k,), row-major offsets
             self._neighbours[kernel_size] = self.find(self.keys[:, None] + shift[None, :])
         return self._neighbours[kernel_size]
+
+    def rules(self, kernel_size: int) -> list[tuple[int, Tensor, Tensor]]:
+        """Active pairs per kernel offset (the "rule book" of SparseConvNet), centre offset left out:
+        ``[(offset, out_site (P_o,), in_site (P_o,)), ...]``, only pairs where both sites exist.
+
+        Two host syncs per lattice and kernel size (a ``nonzero`` and the counts per offset).
+        """
+        if kernel_size not in self._rules:
+            nbr = self.neighbours(kernel_size)
+            s, kk = nbr.shape
+            others = torch.tensor([o for o in range(kk) if o != kk // 2], dtype=torch.long, device=nbr.device)
+            active = nbr[:, others].T < s  # (k * k - 1, S)
+            offset, site = active.nonzero(as_tuple=True)  # sorted by offset, then site
+            counts = active.sum(1).tolist()
+            src = nbr[site, others[offset]]
+            self._rules[kernel_size] = [
+                (int(o), dst, inp) for o, dst, inp in zip(others.tolist(), site.split(counts), src.split(counts))
+            ]
+        return self._rules[kernel_size]
 
     def coarsen(self, stride: int) -> tuple["SparseLattice", Tensor, Tensor]:
         """The lattice of ``(event, floor(row / s), floor(col / s))`` and, per site, its parent

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import Tensor, nn
 
 from graphevent.nn.layers.sparse_lattice import SparseLattice
@@ -22,18 +24,25 @@ class SparseResBlock(nn.Module):
         channels: ``C`` (input and output).
         kernel_size: odd ``k`` (default 3).
         act: activation class (default ``nn.ReLU``).
+        algorithm: the convolutions' ``gather`` or ``rules`` (:class:`SubmanifoldConv2d`).
 
     Shapes:
         x: (S, C), lattice: S sites -> (S, C)
     """
 
-    def __init__(self, channels: int, kernel_size: int = 3, act: type[nn.Module] = nn.ReLU) -> None:
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int = 3,
+        act: type[nn.Module] = nn.ReLU,
+        algorithm: Literal["gather", "rules"] = "gather",
+    ) -> None:
         super().__init__()
         self.channels = channels
         self.kernel_size = kernel_size
-        self.conv1 = SubmanifoldConv2d(channels, channels, kernel_size, bias=False)
+        self.conv1 = SubmanifoldConv2d(channels, channels, kernel_size, bias=False, algorithm=algorithm)
         self.bn1 = nn.BatchNorm1d(channels)
-        self.conv2 = SubmanifoldConv2d(channels, channels, kernel_size, bias=False)
+        self.conv2 = SubmanifoldConv2d(channels, channels, kernel_size, bias=False, algorithm=algorithm)
         self.bn2 = nn.BatchNorm1d(channels)
         self.act = act()
         self.reset_parameters()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +47,10 @@ class SparseConvConfig:
             size (needed for point datasets without image geometry).
         occupancy_weight: weight of the occupancy loss (binary cross entropy of which
             candidate pixels are occupied) next to the values' mean squared error.
+        conv_algorithm: how submanifold convolutions compute (:class:`SubmanifoldConv2d`):
+            ``gather`` (all k*k neighbour rows, one product) or ``rules`` (products over active
+            pairs only; faster on CPU when few neighbours are occupied). Same weights, same
+            results up to rounding, so it can differ between pretraining and fine-tuning.
     """
 
     channels: tuple[int, ...] = (16, 32, 32)
@@ -58,6 +63,7 @@ class SparseConvConfig:
     pos_scale: float = 0.4
     pixel_size: tuple[float, float] | None = None
     occupancy_weight: float = 1.0
+    conv_algorithm: Literal["gather", "rules"] = "gather"
 
     def validate(self, where: str = "model") -> None:
         if len(self.channels) < 2 or min(self.channels) < 1:
@@ -128,12 +134,12 @@ class SparseConvEncoder(nn.Module):
         self.pixel_size = tuple(c.pixel_size) if c.pixel_size is not None else info.pixel_size
         self.shape = tuple(info.image_shape[1:]) if info.image_shape is not None else None
         self.norm = Standardize(info.node_features, info.feature_stats)
-        self.stem = SubmanifoldConv2d(info.num_node_features + 2, c.channels[0], c.kernel_size, bias=False)
+        self.stem = SubmanifoldConv2d(info.num_node_features + 2, c.channels[0], c.kernel_size, bias=False, algorithm=c.conv_algorithm)
         self.stem_bn = nn.BatchNorm1d(c.channels[0])
         self.down = nn.ModuleList(SparseStridedConv2d(a, b, c.stride, bias=False) for a, b in zip(c.channels[:-1], c.channels[1:]))
         self.down_bn = nn.ModuleList(nn.BatchNorm1d(b) for b in c.channels[1:])
         self.levels = nn.ModuleList(
-            nn.ModuleList(SparseResBlock(ch, c.kernel_size) for _ in range(c.blocks)) for ch in c.channels
+            nn.ModuleList(SparseResBlock(ch, c.kernel_size, algorithm=c.conv_algorithm) for _ in range(c.blocks)) for ch in c.channels
         )
         self.token = nn.Sequential(nn.Linear(sum(c.channels), c.dim), nn.LayerNorm(c.dim), nn.GELU())
         self.latent = MLP(2 * c.dim, [c.dim], c.dim)
@@ -223,13 +229,16 @@ class SparseConvDecoder(nn.Module):
         dim: token and pooled embedding size.
         bottleneck: latent channels per coarsest site.
         num_features: channel values F to predict.
-        stride, kernel_size, blocks: as the encoder.
+        stride, kernel_size, blocks, algorithm: as the encoder.
 
     Shapes:
         tokens: (N, dim), pooled: (B, dim) -> values (S_0, F), occupancy logits [(S_l * s^2,)]
     """
 
-    def __init__(self, channels, dim: int, bottleneck: int, num_features: int, stride: int, kernel_size: int, blocks: int) -> None:
+    def __init__(
+        self, channels, dim: int, bottleneck: int, num_features: int, stride: int, kernel_size: int, blocks: int,
+        algorithm: str = "gather",
+    ) -> None:
         super().__init__()
         self.stride = stride
         top = channels[-1]
@@ -240,7 +249,9 @@ class SparseConvDecoder(nn.Module):
         self.up = nn.ModuleList(SparseConvTranspose2d(a, b, stride, bias=False) for a, b in ups)
         self.up_bn = nn.ModuleList(nn.BatchNorm1d(b) for _, b in ups)
         self.occupancy = nn.ModuleList(nn.Linear(b, 1) for _, b in ups)
-        self.blocks = nn.ModuleList(nn.ModuleList(SparseResBlock(b, kernel_size) for _ in range(blocks)) for _, b in ups)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(SparseResBlock(b, kernel_size, algorithm=algorithm) for _ in range(blocks)) for _, b in ups
+        )
         self.values = nn.Linear(channels[0], num_features)
 
     def start(self, tokens: Tensor, pooled: Tensor, levels: SparseLevels) -> Tensor:
@@ -319,7 +330,10 @@ class SparseConvAutoencoder(EncoderModel):
         c = self.config
         self.encoder = SparseConvEncoder(info, c)
         self.decoder = (
-            SparseConvDecoder(c.channels, c.dim, c.bottleneck, info.num_node_features, c.stride, c.kernel_size, c.decoder_blocks)
+            SparseConvDecoder(
+                c.channels, c.dim, c.bottleneck, info.num_node_features, c.stride, c.kernel_size, c.decoder_blocks,
+                c.conv_algorithm,
+            )
             if with_decoder else None
         )
 
