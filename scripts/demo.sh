@@ -18,5 +18,5 @@ set -x
 "$GE" train --config configs/experiments/edgeconv_ae_pretrain.yaml --data "$OUT/dataset" --out "$OUT/pretrain" \
     --epochs 2 --overwrite
 "$GE" train --config configs/experiments/multitask_finetune.yaml --data "$OUT/dataset" --out "$OUT/finetune" \
-    --set model.encoder=edgeconv --init-from "$OUT/pretrain" --epochs 4 --overwrite
+    --set 'model.encoders=[edgeconv]' --init-from "$OUT/pretrain" --epochs 4 --overwrite
 "$GE" eval "$OUT/finetune" --data "$OUT/dataset" --split test --bootstrap 200
