@@ -17,6 +17,10 @@ class DataError(GraphEventError):
     """An input or dataset file is missing, corrupt, or does not match its config."""
 
 
+class MissingKeyError(DataError):
+    """An input file lacks a key (array, column, branch) the config names."""
+
+
 class RunError(GraphEventError):
     """A run directory or checkpoint is missing or inconsistent."""
 

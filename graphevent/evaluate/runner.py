@@ -163,11 +163,9 @@ def _task_info(b: TaskBinding) -> dict[str, Any]:
     return {**b.metrics.describe(), "headline": list(b.metrics.headline)}
 
 
-def _prediction_columns(ev: RunEvaluation, targets: Sequence[str]) -> dict[str, np.ndarray]:
-    cols: dict[str, np.ndarray] = {
-        "event_id": ev.record.event_id.array(),
-        "label": ev.record.label.array(),
-    }
+def _prediction_columns(ev: RunEvaluation, targets: Sequence[str], dataset: Any) -> dict[str, np.ndarray]:
+    ids = ev.record.event_id.array()
+    cols: dict[str, np.ndarray] = {"event_id": ids, **dataset.event_sources(ids), "label": ev.record.label.array()}
     t = ev.record.targets.array().reshape(len(cols["event_id"]), -1)
     for j, name in enumerate(targets):
         cols[f"true_{name}"] = t[:, j]
@@ -318,8 +316,9 @@ def _write_run(ev: RunEvaluation, model: Any, info: Any, st: _Setting, tmp: Path
     from torch.utils.data import Subset
 
     opt = st.options
-    write_predictions(tmp / f"predictions-{ev.file_stem}", _prediction_columns(ev, list(st.dataset.info.targets)),
-                      {"run": ev.name, "split": opt.split, "classes": list(info.classes), "tasks": ev.info["tasks"]}, opt.format)
+    write_predictions(tmp / f"predictions-{ev.file_stem}", _prediction_columns(ev, list(st.dataset.info.targets), st.dataset),
+                      {"run": ev.name, "split": opt.split, "classes": list(info.classes), "tasks": ev.info["tasks"],
+                       "sources": [i["path"] for i in st.dataset.manifest.get("inputs", [])]}, opt.format)
     training, bad = read_training_log(ev.run_dir)
     st.warnings.extend(bad)
     figures = _run_figures(ev, tmp, training)

@@ -57,8 +57,8 @@ class HDF5ImageReader(Reader):
         -> ``read(start, stop).images``: ``(stop - start, C, H, W)`` float32
     """
 
-    def __init__(self, path: str | Path, cfg: "DataConfig") -> None:
-        super().__init__(path, cfg)
+    def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
+        super().__init__(path, cfg, labels_required)
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as exc:

@@ -191,11 +191,14 @@ def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: d
     dump_yaml(cfg, tmp)
     os.replace(tmp, run_dir / "config.yaml")
     manifest = Path(data) / "manifest.json"
+    manifest_bytes = manifest.read_bytes()
     write_json_atomic(run_dir / "dataset.json", {
         "path": str(Path(data).resolve()),
         "manifest": str(manifest.resolve()),
-        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
         "info": asdict_plain(DatasetInfo.from_dir(data)),
+        # the resolved data config: `graphevent predict` preprocesses new files with it
+        "data_config": json.loads(manifest_bytes).get("config"),
     })
     write_json_atomic(run_dir / "launch.json", launch)
 

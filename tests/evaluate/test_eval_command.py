@@ -72,9 +72,14 @@ def test_metrics_json_matches_schema_and_predictions(comparison, tiny_dataset):
     n = len(test)
     assert doc["dataset"]["n_events"] == n
     pred = read_predictions(comparison / "predictions-mt.parquet")
-    assert set(pred) == {"event_id", "label", "true_m0", "true_pt", "score_quark", "score_gluon", "pred_m0"}
+    assert set(pred) == {"event_id", "source", "source_file", "index", "label", "true_m0", "true_pt", "score_quark",
+                         "score_gluon", "pred_m0"}
     order = np.argsort(test.event_ids)
     np.testing.assert_array_equal(pred["event_id"], test.event_ids[order])
+    # source file and index in it: as the shards store them
+    np.testing.assert_array_equal(pred["index"], test._column("index")[order])
+    np.testing.assert_array_equal(pred["source"], test._column("source")[order])
+    assert set(pred["source_file"]) == {f"{tiny_dataset.name}-raw.h5"}
     np.testing.assert_array_equal(pred["label"], test.labels()[order])
     true_m0 = np.array([float(test[i].targets[0, 0]) for i in range(n)])[order]
     np.testing.assert_allclose(pred["true_m0"], true_m0, rtol=1e-6)
@@ -103,6 +108,7 @@ def test_root_format_and_no_bootstrap(tmp_path, trained_runs, tiny_dataset, caps
     assert "graphevent eval: mt" in out and "AUC" in out
     pred = read_predictions(tmp_path / "e" / "predictions-mt.root")
     assert len(pred["event_id"]) == len(GraphDataset(tiny_dataset, "val"))
+    np.testing.assert_array_equal(pred["index"], pred["event_id"])  # one input: the index is the event id
     doc = json.loads((tmp_path / "e" / "metrics.json").read_text())
     validate_document(doc)
     assert doc["checkpoint"] == "last" and doc["dataset"]["split"] == "val"
