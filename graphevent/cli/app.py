@@ -56,9 +56,9 @@ def _root(
 
 def _register_commands() -> None:
     from graphevent.cli import eval as eval_cmd
-    from graphevent.cli import models, predict, preprocess, simulate, train
+    from graphevent.cli import export, models, predict, preprocess, simulate, train
 
-    for module in (preprocess, train, eval_cmd, predict, models, simulate):
+    for module in (preprocess, train, eval_cmd, predict, export, models, simulate):
         module.register(app)
 
 
