@@ -21,8 +21,8 @@ app = typer.Typer(
     help=(
         "Classify particle-collision events from sparse detector images with graph neural networks.\n\n"
         "Typical flow:\n\n"
-        "  graphevent preprocess qg.h5 --config configs/data/ml4sci_qg_hdf5.yaml --out ds/\n\n"
-        "  graphevent train --config configs/experiments/particlenet.yaml --data ds/ --out runs/pn\n\n"
+        "  graphevent preprocess qg.h5 --config ml4sci_qg_hdf5 --out ds/\n\n"
+        "  graphevent train --config particlenet --data ds/ --out runs/pn\n\n"
         "  graphevent eval runs/pn --data ds/"
     ),
     no_args_is_help=True,

@@ -86,7 +86,7 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
     overrides = list(options.overrides)
     if not options.resume:
         if options.config is None:
-            raise ConfigError("--config: required for a new run (give an experiment YAML from configs/experiments/)")
+            raise ConfigError("--config: required for a new run (give an experiment YAML from graphevent/configs/experiments/)")
         return load_experiment(options.config, overrides)
     stored_path = Path(options.out) / "config.yaml"
     if not stored_path.is_file():

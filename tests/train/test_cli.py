@@ -145,7 +145,7 @@ def test_init_from_two_pretraining_runs_moves_both_encoders(tmp_path, tiny_datas
     from graphevent.cli.app import main
     from graphevent.train.checkpoint import load_run
 
-    root = Path(__file__).resolve().parents[2] / "configs" / "experiments"
+    root = Path(__file__).resolve().parents[2] / "graphevent" / "configs" / "experiments"
     common = ["--data", str(tiny_dataset), "--epochs", "1", "--batch-size", "16", "--no-progress", "--set", "train.num_workers=0"]
     small_gt = ["--set", "model.depth=1", "--set", "model.dim=16", "--set", "model.heads=2"]
     assert main(["train", "-c", str(root / "masked_gt_pretrain.yaml"), "--out", str(tmp_path / "gt"), *common, *small_gt]) == 0
