@@ -73,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=True)
     except GraphEventError as exc:
-        if debug_enabled():
-            raise
+        if debug_enabled():  # the traceback, and still the exit code of an input error
+            import traceback
+
+            traceback.print_exc()
+            return 2
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except SystemExit as exc:  # standalone mode always ends with sys.exit

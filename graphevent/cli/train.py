@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from graphevent.cli.options import DataDirOpt, OutOpt, OverwriteOpt, SetOpt
+from graphevent.cli.options import OutOpt, OverwriteOpt, ResumeDataDirOpt, SetOpt
 
 
 def train_cmd(
-    data: DataDirOpt,
     out: OutOpt,
+    data: ResumeDataDirOpt = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Experiment: a YAML file or a shipped name (particlenet; graphevent/configs/experiments/); optional with --resume.", show_default=False)] = None,
     gpus: Annotated[int | None, typer.Option(help="DDP workers, one per GPU (NCCL). 0 = CPU. Default: every visible GPU, 0 without.", show_default=False)] = None,
     nproc: Annotated[int, typer.Option(help="CPU workers (gloo) when training on CPU.")] = 1,
@@ -46,7 +46,7 @@ def train_cmd(
 
       graphevent train -c particlenet -d datasets/qg -o runs/pn --gpus 4
 
-      graphevent train -d datasets/qg -o runs/pn --resume
+      graphevent train -o runs/pn --resume --epochs 40
     """
     from graphevent.cli.app import console
     from graphevent.train.run import TrainOptions, summary_table, train

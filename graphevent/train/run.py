@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphevent import errors
-from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, to_dict
+from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, parse_override, to_dict
 from graphevent.config.experiment import ExperimentConfig, experiment_from_dict, load_experiment
 from graphevent.errors import ConfigError, GraphEventError, RunError
 
@@ -27,12 +27,17 @@ RESUMABLE_CHANGES = (
 )
 
 
+#: Settings a run takes from its first command's options; a resume keeps them unless given again.
+RESUME_KEEPS = ("train.init_from", "train.label_fraction", "train.freeze_encoder")
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """What ``graphevent train`` was asked to do.
 
     Args:
-        data: dataset directory written by ``graphevent preprocess``.
+        data: dataset directory written by ``graphevent preprocess`` (``None`` with
+            ``resume``: the run's recorded dataset).
         out: run directory.
         config: experiment YAML (optional with ``resume``: the run's config.yaml is used).
         overrides: ``--set`` style overrides (``train.lr=3e-4``), applied in order.
@@ -44,7 +49,7 @@ class TrainOptions:
         progress: show the rank-0 progress bar.
     """
 
-    data: Path
+    data: Path | None
     out: Path
     config: Path | None = None
     overrides: tuple[str, ...] = ()
@@ -94,6 +99,15 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
     stored = experiment_from_dict(load_yaml(stored_path), str(stored_path))
     if options.config is not None:
         requested = load_experiment(options.config, overrides)
+        # settings the first command gave by option (--init-from, --label-fraction, ...) are
+        # the run's own: kept unless given again
+        given = {".".join(parse_override(o)[0]) for o in overrides}
+        kept = to_dict(requested)
+        for key in RESUME_KEEPS:
+            if key not in given:
+                section, name = key.split(".")
+                kept[section][name] = to_dict(stored)[section][name]
+        requested = experiment_from_dict(kept, f"{options.config} + {stored_path}")
     else:
         requested = experiment_from_dict(apply_overrides(to_dict(stored), overrides), f"{stored_path} + --set")
     a, b = _flatten(to_dict(stored)), _flatten(to_dict(requested))
@@ -203,6 +217,18 @@ def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: d
     write_json_atomic(run_dir / "launch.json", launch)
 
 
+def _data_dir(options: TrainOptions, run_dir: Path, resume: bool) -> Path:
+    """``--data``, or for a resumed run the dataset recorded in ``RUN_DIR/dataset.json``."""
+    if options.data is not None:
+        return Path(options.data)
+    if not resume:
+        raise ConfigError("--data: required for a new run (a dataset directory written by `graphevent preprocess`)")
+    record = run_dir / "dataset.json"
+    if not record.is_file():
+        raise RunError(f"--resume {run_dir}: no dataset.json (not a graphevent run directory); pass --data")
+    return Path(json.loads(record.read_text())["path"])
+
+
 def train(options: TrainOptions) -> TrainResult:
     """Run ``graphevent train``: check inputs, prepare ``options.out``, train, report.
 
@@ -220,7 +246,7 @@ def train(options: TrainOptions) -> TrainResult:
     rank = layout["rank"] if layout else 0
     restarted = bool(layout and layout["restart_count"] > 0)
     resume = options.resume or (restarted and (run_dir / "checkpoints" / "last.pt").is_file())
-    options = TrainOptions(**{**options.__dict__, "resume": resume})
+    options = TrainOptions(**{**options.__dict__, "resume": resume, "data": _data_dir(options, run_dir, resume)})
     if options.nnodes < 1 or not 0 <= options.node_rank < options.nnodes:
         raise ConfigError(f"--nnodes {options.nnodes} --node-rank {options.node_rank}: expected 0 <= node rank < nodes")
 
@@ -249,10 +275,10 @@ def train(options: TrainOptions) -> TrainResult:
 
     if layout is not None or world == 1:
         callbacks = None
-        if rank == 0 and options.progress:
-            from graphevent.train.progress import RichTrainProgress
+        if rank == 0:
+            from graphevent.train.progress import train_callbacks
 
-            callbacks = RichTrainProgress()
+            callbacks = train_callbacks(options.progress)
         summary = run_worker(cfg, run_dir, launch, callbacks)
     else:
         if not use_cuda:
