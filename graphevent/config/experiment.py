@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from graphevent.errors import ConfigError
-from graphevent.nn.tasks import TaskConfig
+from graphevent.config.tasks import TaskConfig
 
 Stage = Literal["pretrain", "finetune", "supervised"]
 

@@ -15,12 +15,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from graphevent.errors import ConfigError, RunError
+
+if TYPE_CHECKING:
+    import torch
 
 INPUT_NAMES = ["features", "positions", "mask"]
 
@@ -40,6 +42,8 @@ class ExportResult:
 def example_inputs(num_features: int, sizes: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Padded random events with ``sizes`` nodes (positions on a 0.0174 lattice, so
     equidistant neighbours occur, as in detector images)."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     n = max(sizes)
     feats = torch.rand(len(sizes), n, num_features, generator=g) * 3
@@ -54,6 +58,8 @@ def _check_sizes(k: int) -> list[list[int]]:
 
 
 def _export_torchscript(module: torch.nn.Module, example: tuple, path: Path, meta: dict[str, Any]) -> Callable:
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script: deprecated, still the C++ loader's format
         scripted = torch.jit.script(module)
@@ -74,6 +80,7 @@ def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict
     except ImportError as exc:
         raise ConfigError(f"--format onnx: needs {exc.name} (pip install 'graphevent[export]'); "
                           "or use --format torchscript") from None
+    import torch
     from torch.export import Dim
 
     batch, nodes = Dim("batch"), Dim("nodes")
@@ -112,9 +119,6 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str =
             ``out`` exists without ``overwrite``.
         RunError: the run cannot be loaded, or the exported file disagrees with the eager model.
     """
-    from graphevent.nn.export import padded_module
-    from graphevent.train.checkpoint import load_run
-
     if fmt not in EXPORTERS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(EXPORTERS)}")
     out = Path(out)
@@ -122,6 +126,10 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str =
         raise ConfigError(f"--out {out}: already exists; pass --overwrite to replace it")
     if not Path(run_dir).exists():
         raise RunError(f"{run_dir}: run directory not found")
+    import torch  # only now: a wrong option fails without the seconds torch takes to import
+
+    from graphevent.nn.export import padded_module
+    from graphevent.train.checkpoint import load_run
     model, cfg, info = load_run(run_dir, checkpoint)
     module = padded_module(model)
     meta = {"run": str(Path(run_dir).resolve()), "checkpoint": checkpoint, "model": model.name,

@@ -16,14 +16,16 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from graphevent.config.base import from_dict, to_dict
 from graphevent.config.data import DataConfig, load_data_config
 from graphevent.errors import ConfigError, DataError, RunError
+
+if TYPE_CHECKING:
+    import torch
 
 #: data config sections that decide what the model sees; a ``--config`` must agree on them
 PREPROCESSING_SECTIONS = ("channels", "image", "graph", "classes")
@@ -171,7 +173,6 @@ def _batches(data: Any, batch_size: int) -> Iterable[Any]:
         yield Batch.from_data_list([events[i] for i in range(a, min(a + batch_size, len(events)))])
 
 
-@torch.inference_mode()
 def predict(model: Any, data: Any, batch_size: int = 128, device: str | torch.device | None = None) -> dict[str, np.ndarray]:
     """Per-event outputs of a trained model, as numpy columns.
 
@@ -186,13 +187,16 @@ def predict(model: Any, data: Any, batch_size: int = 128, device: str | torch.de
         ``score_<class>`` / ``pred_<task>`` / ``recon_error_<feature>`` arrays, one row per
         event in input order (see :func:`output_columns`).
     """
+    import torch
+
     model.eval()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     parts: list[dict[str, np.ndarray]] = []
-    for batch in _batches(data, batch_size):
-        out = model.predict(batch.to(device))
-        parts.append(output_columns(out, model.info.classes, model.info.node_features))
+    with torch.inference_mode():
+        for batch in _batches(data, batch_size):
+            out = model.predict(batch.to(device))
+            parts.append(output_columns(out, model.info.classes, model.info.node_features))
     if not parts:
         return {}
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -229,11 +233,8 @@ def predict_files(
         RunError: not a run directory, or no recorded data config and no ``config``.
         DataError: unreadable inputs (checked before anything is written).
     """
-    from graphevent.data.preprocess import build_graphs
-    from graphevent.evaluate.device import resolve_device
-    from graphevent.evaluate.predictions import PredictionWriter
+    from graphevent.evaluate.predictions import FORMATS, PredictionWriter
     from graphevent.io import open_reader
-    from graphevent.train.checkpoint import load_run
     from graphevent.utils.progress import NullProgress
 
     progress = progress or NullProgress()
@@ -242,10 +243,20 @@ def predict_files(
         raise DataError("predict: no input files given")
     if options.batch_size < 1:
         raise ConfigError(f"--batch-size {options.batch_size}: expected an integer >= 1")
+    if out.suffix not in FORMATS:
+        PredictionWriter(out, {})  # raises, naming the formats
     if out.exists() and not options.overwrite:
         raise ConfigError(f"--out {out}: already exists; pass --overwrite to replace it")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: run directory not found")
+    for path in inputs:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: input file not found")
+    import torch  # only now: a wrong option fails without the seconds torch takes to import
+
+    from graphevent.data.preprocess import build_graphs
+    from graphevent.evaluate.device import resolve_device
+    from graphevent.train.checkpoint import load_run
     model, exp, info = load_run(run_dir, options.checkpoint)
     cfg = run_data_config(run_dir, options.config, info)
     device = resolve_device(options.device)
@@ -316,6 +327,7 @@ def _chunk_columns(model, g, src: int, name: str, start: int, stop: int, batch_s
 
 def _empty_outputs(model, info, n: int) -> dict[str, np.ndarray]:
     """Output columns (NaN) of a chunk without any scorable event, named as the model's outputs."""
+    import torch
     from torch_geometric.data import Data
 
     probe = Data(x=torch.zeros(2, info.num_node_features), pos=torch.zeros(2, 2),

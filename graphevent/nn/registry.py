@@ -8,6 +8,7 @@ Input sizes come from the dataset's :class:`DatasetInfo`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from graphevent.config.base import from_dict
@@ -77,6 +78,11 @@ def default_info() -> DatasetInfo:
         targets=["m0", "pt"],
         k=16,
     )
+
+
+#: model_summaries() for default_info(), written by scripts/update_models_summary.py (a test
+#: checks it is current): ``graphevent models`` reads it without importing torch
+SUMMARY_CACHE = Path(__file__).resolve().parent / "models" / "summary.json"
 
 
 def model_summaries(info: DatasetInfo | None = None) -> list[dict[str, Any]]:

@@ -235,13 +235,24 @@ def train(options: TrainOptions) -> TrainResult:
     Raises:
         ConfigError, DataError, RunError, DeviceError: bad input (one line each).
     """
+    run_dir = Path(options.out)
+    if not any(k in os.environ for k in ("WORLD_SIZE", "SLURM_PROCID")):
+        # started directly: what needs no torch is checked first, so a wrong option or path
+        # fails in about a second instead of after torch's import
+        first = TrainOptions(**{**options.__dict__, "data": _data_dir(options, run_dir, options.resume)})
+        resolve_config(first)
+        from graphevent.data.info import load_manifest
+
+        if not Path(first.data).exists():
+            raise errors.DataError(f"--data {first.data}: dataset directory not found")
+        load_manifest(first.data)
+
     import torch
 
     from graphevent.train.distributed import launch_elastic, launcher_env
     from graphevent.train.rundir import prepare_run_dir, read_metrics
     from graphevent.train.worker import error_file, run_worker
 
-    run_dir = Path(options.out)
     layout = launcher_env()
     rank = layout["rank"] if layout else 0
     restarted = bool(layout and layout["restart_count"] > 0)
