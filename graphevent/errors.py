@@ -27,3 +27,16 @@ class RunError(GraphEventError):
 
 class DeviceError(GraphEventError):
     """The requested hardware or launcher setup is not available (e.g. --gpus 2 without GPUs)."""
+
+
+class Interrupted(Exception):
+    """Training stopped by SIGINT or SIGTERM after saving a checkpoint (not an input error).
+
+    The CLI prints the message and exits with ``128 + signal`` (130 for Ctrl-C, 143 for
+    SIGTERM, e.g. SLURM pre-emption), as a shell does for a process killed by the signal.
+    """
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from graphevent import __version__
-from graphevent.errors import GraphEventError
+from graphevent.errors import GraphEventError, Interrupted
 
 app = typer.Typer(
     name="graphevent",
@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
+    except Interrupted as exc:  # SIGINT/SIGTERM during training: checkpoint saved, exit 128 + signal
+        err_console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        return exc.exit_code
     except SystemExit as exc:  # standalone mode always ends with sys.exit
         if exc.code is None:
             return 0
