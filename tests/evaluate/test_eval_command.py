@@ -152,7 +152,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, trained_runs, tiny_dataset, c
                    "--bootstrap -1")
 
 
-def test_two_classifiers_get_a_paired_auc_comparison(tmp_path, trained_runs, tiny_dataset):
+def test_two_classifiers_get_a_paired_auc_comparison(tmp_path, trained_runs, tiny_dataset, capsys):
     """A copy of a run scores every event exactly like it: paired difference 0, interval [0, 0],
     written to metrics.json, .md and .csv; a pretraining run takes no part."""
     copy = tmp_path / "mt_copy"
@@ -161,6 +161,9 @@ def test_two_classifiers_get_a_paired_auc_comparison(tmp_path, trained_runs, tin
     code = main(["eval", str(trained_runs["mt"]), str(copy), str(trained_runs["ae"]), "--data", str(tiny_dataset),
                  "--out", str(out), "--bootstrap", "30", "--no-progress"])
     assert code == 0
+    printed = capsys.readouterr().out.splitlines()  # the terminal shows the paired difference too
+    paired = next(line for line in printed if "ΔAUC paired" in line)
+    assert [c.strip() for c in paired.split("│")[2:4]] == ["reference", "0"]
     doc = json.loads((out / "metrics.json").read_text())
     validate_document(doc)
     assert doc["comparison"] == {"label": {"reference": "mt", "runs": {"mt_copy": {"auc_diff": 0.0, "auc_diff_ci95": [0.0, 0.0]}}}}

@@ -105,7 +105,7 @@ def test_tables_show_every_run_and_headline_value():
     console.print(rich_table(doc))
     text = console.export_text()
     auc = doc["runs"]["pretrained"]["label"]["auc"]
-    assert "graphevent eval: comparison" in text
+    assert "graphevent eval: label" in text and "graphevent eval: mass" in text
     assert "scratch" in text and "pretrained" in text and f"{auc:.4g}" in text
     single = make_document(runs=("only",))
     console = Console(record=True, width=200)
@@ -119,6 +119,26 @@ def test_tables_show_every_run_and_headline_value():
     assert "| true \\ predicted | quark | gluon |" in md
     assert "![ROC](roc-label.png)" in md
     assert md.count("| scratch |") == 2  # one row per task table
+
+
+def test_comparison_fits_80_columns_and_shows_the_paired_auc_difference():
+    runs = ("scratch", "pretrained_gt", "pretrained_ec", "finetuned_both")
+    doc = make_document(runs=runs)
+    doc["comparison"] = {"label": {"reference": "scratch", "runs": {
+        r: {"auc_diff": 0.0123 * i, "auc_diff_ci95": [0.004 * i, 0.02 * i]} for i, r in enumerate(runs[1:], 1)}}}
+    console = Console(record=True, width=80)
+    console.print(rich_table(doc))
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 80 and not any("…" in line for line in lines)
+    header = next(line for line in lines if "scratch" in line and "finetuned_both" in line)
+    assert all(r in header for r in runs)  # runs are columns
+    paired = next(i for i, line in enumerate(lines) if "ΔAUC paired" in line)
+    assert [c.strip() for c in lines[paired].split("│")[2:6]] == ["reference", "0.0123", "0.0246", "0.0369"]
+    assert "[0.004,0.02]" in lines[paired + 1] and "[0.012,0.06]" in lines[paired + 1]
+    for r in runs:  # every AUC with its interval below it
+        auc = doc["runs"][r]["label"]["auc"]
+        assert any(f"{auc:.4g}" in line for line in lines)
+    assert "AUC minus that of scratch on the same resampled events" in " ".join(lines)
 
 
 def test_csv_is_long_form_with_intervals():
