@@ -223,7 +223,12 @@ def _comparison_figures(evals: Sequence[RunEvaluation], out: Path) -> list[tuple
             for ev, m in rec:
                 vals = ev.metrics[task]
                 per_run[ev.name] = {f: (vals[f"recon_error_{f}"], vals.get(f"recon_error_{f}_ci95")) for f in m.features}
-            fig = plots.reconstruction_figure(per_run, "reconstruction error per channel")
+            from graphevent.nn.registry import list_models
+
+            models = list_models()
+            definitions = {ev.name: models[ev.info["model"]].recon_error_label for ev, _ in rec
+                           if ev.info["model"] in models and models[ev.info["model"]].recon_error_label}
+            fig = plots.reconstruction_figure(per_run, "reconstruction error per channel", definitions)
             figs.append(("reconstruction error per channel", plots.save_figure(fig, out / f"{task}.png")))
     return figs
 
