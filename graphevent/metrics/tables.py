@@ -31,6 +31,7 @@ LABELS = {
     "rmse": "RMSE",
     "bias": "bias",
     "resolution": "resolution",
+    "resolution_constant": "resol. of const.",
     "recon_error_mean": "recon. error",
     "set_distance": "set distance",
 }
@@ -161,6 +162,8 @@ def markdown(doc: dict[str, Any], figures: list[tuple[str, str]] | None = None) 
         if bs["resamples"] else "- intervals: none (`--bootstrap 0`)",
         "- 1/εB @ εS=x: background rejection at signal efficiency x, εB linearly interpolated between the "
         "two ROC points around x; ∞ means no background event passes that cut",
+        "- resol. of const.: the resolution of a constant prediction (the mean true value), the baseline "
+        "a model's resolution must beat",
         "",
     ]
     all_cols = _columns(doc, full=True)

@@ -51,7 +51,8 @@ def test_document_round_trips_through_json_and_validates():
                           "rejection_at_0.5", "rejection_at_0.5_ci95", "confusion_matrix"}
     assert sum(map(sum, label["confusion_matrix"])) == 200
     assert set(again["runs"]["scratch"]["mass"]) == {"mae", "mae_ci95", "rmse", "rmse_ci95", "bias", "bias_ci95",
-                                                    "resolution", "resolution_ci95"}
+                                                    "resolution", "resolution_ci95", "resolution_constant",
+                                                    "resolution_constant_ci95"}
 
 
 def test_infinite_rejection_is_written_as_the_string_inf():
@@ -146,7 +147,7 @@ def test_csv_is_long_form_with_intervals():
     rows = list(csv.DictReader(io.StringIO(csv_text(doc))))
     assert set(rows[0]) == {"run", "task", "metric", "value", "ci95_low", "ci95_high"}
     by = {(r["task"], r["metric"]): r for r in rows}
-    assert len(rows) == 8  # 4 classification + 4 regression metrics
+    assert len(rows) == 9  # 4 classification + 5 regression metrics (resolution_constant included)
     assert by[("label", "rejection_at_0.5")]["value"] == "inf"
     assert float(by[("label", "auc")]["value"]) == 1.0
     assert float(by[("mass", "mae")]["ci95_low"]) <= float(by[("mass", "mae")]["value"]) <= float(by[("mass", "mae")]["ci95_high"])
