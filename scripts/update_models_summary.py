@@ -10,5 +10,5 @@ import json
 from graphevent.nn.registry import SUMMARY_CACHE, model_summaries
 
 if __name__ == "__main__":
-    SUMMARY_CACHE.write_text(json.dumps(model_summaries(), indent=1) + "\n")
+    SUMMARY_CACHE.write_text(json.dumps(model_summaries(packaged_only=True), indent=1) + "\n")
     print(f"{SUMMARY_CACHE}: {len(json.loads(SUMMARY_CACHE.read_text()))} models")

@@ -35,6 +35,45 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _fold_long_help_words() -> None:
+    """At 80 columns typer's option tables cut words longer than the help column (paths such
+    as ``checkpoints/last.pt``) with an ellipsis; fold them onto the next line instead."""
+    import typer.rich_utils as rich_utils
+    from rich.text import Text
+
+    original = getattr(rich_utils, "_get_parameter_help", None)
+    if original is None:  # another typer version: leave its help as it is
+        return
+
+    def folded(*args, **kwargs):
+        out = original(*args, **kwargs)
+        for item in [out, *getattr(out, "renderables", [])]:  # a Columns of Texts
+            if isinstance(item, Text):
+                item.overflow = "fold"
+        return out
+
+    rich_utils._get_parameter_help = folded
+    for name in ("highlighter", "negative_highlighter"):  # option-name columns (--no-freeze-encoder)
+        original_hl = getattr(rich_utils, name, None)
+        if original_hl is not None:
+            setattr(rich_utils, name, _FoldingHighlighter(original_hl))
+
+
+class _FoldingHighlighter:
+    """A rich highlighter whose Texts fold instead of ending in an ellipsis."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __call__(self, text):
+        out = self.inner(text)
+        out.overflow = "fold"
+        return out
+
+
+_fold_long_help_words()
+
+
 def debug_enabled() -> bool:
     return os.environ.get("GRAPHEVENT_DEBUG", "").lower() in ("1", "true", "yes")
 
@@ -60,6 +99,25 @@ def _register_commands() -> None:
 
     for module in (preprocess, train, eval_cmd, predict, export, models, simulate):
         module.register(app)
+    for info in app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = reflow(info.callback.__doc__)
+
+
+def reflow(doc: str) -> str:
+    """A docstring as help text: the lines of each prose paragraph joined, so the terminal
+    wraps them at its width (typer's rich mode keeps line breaks, which at 80 columns left
+    half-empty lines); indented lines (examples) stay as they are."""
+    import inspect
+
+    out: list[str] = []
+    for para in inspect.cleandoc(doc).split("\n\n"):
+        lines = para.splitlines()
+        if any(line.startswith(" ") for line in lines):
+            out.append(para)
+        else:
+            out.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(out)
 
 
 _register_commands()

@@ -85,12 +85,15 @@ def default_info() -> DatasetInfo:
 SUMMARY_CACHE = Path(__file__).resolve().parent / "models" / "summary.json"
 
 
-def model_summaries(info: DatasetInfo | None = None) -> list[dict[str, Any]]:
+def model_summaries(info: DatasetInfo | None = None, packaged_only: bool = False) -> list[dict[str, Any]]:
     """One row per registered model: name, class, parameters (default config, default
-    tasks), capabilities and the first line of its docstring."""
+    tasks), capabilities and the first line of its docstring (``packaged_only``: the
+    models of ``graphevent.nn.models``, not ones registered by user code or tests)."""
     info = default_info() if info is None else info
     rows = []
     for name, cls in list_models().items():
+        if packaged_only and not cls.__module__.startswith("graphevent.nn.models."):
+            continue
         model = build_model({"name": name}, info)
         doc = (cls.__doc__ or "").strip().splitlines()
         rows.append(
