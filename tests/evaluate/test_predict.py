@@ -110,3 +110,15 @@ def test_predict_config_must_keep_the_preprocessing(trained_runs, raw, tmp_path)
     r = predict_files(trained_runs["mt"], [raw], tmp_path / "p.parquet", PredictOptions(config=same, device="cpu"))
     assert r.events == 96
     assert json.loads((trained_runs["mt"] / "dataset.json").read_text())["data_config"]["graph"]["k"] == 8
+
+
+def test_a_failure_while_streaming_leaves_no_file(trained_runs, raw, tmp_path):
+    nan = tmp_path / "nan.h5"
+    with h5py.File(raw, "r") as src, h5py.File(nan, "w") as dst:
+        images = src["X_jets"][:10]
+        images[7, 60, 60, 0] = np.nan
+        dst["X_jets"] = images
+    out = tmp_path / "p.parquet"
+    with pytest.raises(DataError, match=r"nan.h5: event 7 has NaN/Inf values"):
+        predict_files(trained_runs["mt"], [raw, nan], out, PredictOptions(device="cpu"))  # raw's 96 events written first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.h5"]
