@@ -38,7 +38,7 @@ _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
 NOT_EXPORTABLE = {
     "masked_gt_ae": "pretraining autoencoder: its output is a reconstruction error with random masking, not a task output",
     "edgeconv_ae": "pretraining autoencoder: its output is a reconstruction error (Chamfer matching), not a task output",
-    "multitask": "graph-transformer encoder and cross-attention pooling on PyG batches have no padded form yet",
+    "multitask": "its encoders (masked graph transformer, EdgeConv) and attention pooling have no padded form yet",
 }
 
 
