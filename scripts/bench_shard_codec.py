@@ -9,7 +9,7 @@ the machine.
 
 Usage:
   python scripts/bench_shard_codec.py
-  python scripts/bench_shard_codec.py --input qg.h5 --config configs/data/ml4sci_qg_hdf5.yaml
+  python scripts/bench_shard_codec.py --input qg.h5 --config graphevent/configs/data/ml4sci_qg_hdf5.yaml
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def best_of(fn, chunks, repeats=5) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", type=Path, default=ROOT / "graphevent/sample/qg_sample.h5")
-    ap.add_argument("--config", type=Path, default=ROOT / "configs/data/ml4sci_qg_hdf5.yaml")
+    ap.add_argument("--config", type=Path, default=ROOT / "graphevent/configs/data/ml4sci_qg_hdf5.yaml")
     ap.add_argument("--events", type=int, default=1024)
     args = ap.parse_args()
     from isal import isal_zlib

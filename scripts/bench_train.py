@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training throughput of ``graphevent train``: events/s per experiment config and worker count.
 
-For every experiment config (default: all of ``configs/experiments/*.yaml``) the real
+For every experiment config (default: all of ``graphevent/configs/experiments/*.yaml``) the real
 training path (:func:`graphevent.train.run.train`: DataLoader, DDP, optimizer, validation)
 runs on a small synthetic dataset, once per worker count (``--nproc 1 2`` CPU processes
 with gloo, or ``--gpus 1 N`` with NCCL when ``--device cuda``). The figure reported is the
@@ -16,7 +16,7 @@ and the CPU scaling ratio says more about the machine than about the code.
 Examples::
 
     python scripts/bench_train.py                                  # CPU, 1 and 2 processes, ~minutes
-    python scripts/bench_train.py --configs configs/experiments/particlenet.yaml --events 512
+    python scripts/bench_train.py --configs graphevent/configs/experiments/particlenet.yaml --events 512
     python scripts/bench_train.py --device cuda --gpus 1 4 --events 4096 --batch-size 128
 """
 
@@ -66,7 +66,7 @@ def run_one(config: Path, data: Path, out: Path, workers: int, device: str, epoc
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="*", type=Path, default=sorted((ROOT / "configs" / "experiments").glob("*.yaml")))
+    parser.add_argument("--configs", nargs="*", type=Path, default=sorted((ROOT / "graphevent" / "configs" / "experiments").glob("*.yaml")))
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--nproc", nargs="*", type=int, default=[1, 2], help="CPU worker counts")
     parser.add_argument("--gpus", nargs="*", type=int, default=[1], help="GPU worker counts (--device cuda)")

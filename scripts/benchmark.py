@@ -63,9 +63,9 @@ def sh(cmd: list[str], log: Path) -> float:
 
 def runs_plan(pre: dict[str, Path]) -> list[dict]:
     """Fine-tuning runs: (name, config, overrides, init-from runs) per label fraction."""
-    mt = ROOT / "configs/experiments/multitask_finetune.yaml"
-    plans = [dict(name="particlenet", config=ROOT / "configs/experiments/particlenet.yaml", sets=[], init=[]),
-             dict(name="resnet15", config=ROOT / "configs/experiments/resnet15.yaml", sets=[], init=[])]
+    mt = ROOT / "graphevent/configs/experiments/multitask_finetune.yaml"
+    plans = [dict(name="particlenet", config=ROOT / "graphevent/configs/experiments/particlenet.yaml", sets=[], init=[]),
+             dict(name="resnet15", config=ROOT / "graphevent/configs/experiments/resnet15.yaml", sets=[], init=[])]
     for enc in ("edgeconv", "masked_gt", "sparse_conv"):
         plans.append(dict(name=f"{enc} scratch", config=mt, sets=[f"model.encoders=[{enc}]"], init=[]))
         plans.append(dict(name=f"{enc} pretrained", config=mt, sets=[f"model.encoders=[{enc}]"], init=[pre[enc]]))
@@ -232,7 +232,7 @@ def main() -> None:
     ds = work / "dataset"
     tr, va, te = size["split"]
     print("[2/4] preprocess")
-    sh(ge + ["preprocess", *inputs, "-c", ROOT / "configs/data/ml4sci_qg_hdf5.yaml", "-o", ds, "--workers", args.workers,
+    sh(ge + ["preprocess", *inputs, "-c", ROOT / "graphevent/configs/data/ml4sci_qg_hdf5.yaml", "-o", ds, "--workers", args.workers,
              "--overwrite", "--no-summary", "--set", f"graph.max_nodes={size['max_nodes']}",
              "--set", f"split.train={tr}", "--set", f"split.val={va}", "--set", f"split.test={te}"], log)
     manifest = json.loads((ds / "manifest.json").read_text())
@@ -245,7 +245,7 @@ def main() -> None:
     jobs: list[dict] = []
     for enc, run in pre.items():
         jobs.append(dict(key=f"pretrain {enc}", run=run, deps=[], cmd=ge + [
-            "train", "-c", ROOT / "configs/experiments" / cfgs[enc], "--data", ds, "--out", run, "--overwrite",
+            "train", "-c", ROOT / "graphevent/configs/experiments" / cfgs[enc], "--data", ds, "--out", run, "--overwrite",
             "--epochs", size["pre_epochs"], "--batch-size", size["batch"], "--no-progress"] + gpu_opt))
     rows = []
     for frac in sorted(args.fractions, reverse=True):  # the longest runs first

@@ -170,6 +170,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if value is None:  # an unset value means "the default" (from_dict drops None): say so, do not ignore it
+        raise ConfigError(
+            f"--set {text!r}: no value ({raw.strip() or 'empty'}); expected KEY=VALUE. "
+            "To keep a key's default, leave out its --set"
+        )
     return parts, value
 
 

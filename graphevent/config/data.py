@@ -1,6 +1,6 @@
 """The data config: how raw files are read and how events become graphs.
 
-One YAML file per dataset layout lives in ``configs/data/``; ``graphevent preprocess
+One YAML file per dataset layout lives in ``graphevent/configs/data/``; ``graphevent preprocess
 --config`` loads it into :class:`DataConfig`. Every field is documented here and in the
 example configs' comments.
 """
@@ -209,9 +209,11 @@ class DataConfig:
 
 
 def load_data_config(path, overrides: list[str] | None = None) -> DataConfig:
-    """Load ``configs/data/*.yaml`` into a validated :class:`DataConfig`."""
+    """Load ``graphevent/configs/data/*.yaml`` (or a shipped name) into a validated :class:`DataConfig`."""
     from graphevent.config.base import apply_overrides, from_dict, load_yaml, name_override
+    from graphevent.config.shipped import resolve_config_path
 
+    path = resolve_config_path(path, "data")  # a file, or a shipped name (ml4sci_qg_hdf5)
     raw = load_yaml(path)
     if overrides:
         raw = apply_overrides(raw, overrides)

@@ -111,10 +111,41 @@ def _bad_values(arr: np.ndarray, counts_or_none, path: str, start: int, cfg: Dat
     return np.where(finite, arr, 0).astype(np.float32), int(bad_ev.sum())
 
 
-def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: str) -> dict:
-    """Turn one chunk into shards (tagged with ``dataset_id``); returns (and writes) its marker dict."""
-    out = Path(out_dir)
-    reader = _reader(task.path, cfg)
+@dataclass
+class ChunkGraphs:
+    """The graphs of events ``[start, stop)`` of one input, before splitting into shards.
+
+    Per kept event (``keep`` selects them from the events read): ``labels``, ``targets``,
+    ``index`` and ``counts``; flat over their nodes: ``x`` (scaled features), ``pos`` and
+    ``nbr`` (kNN neighbours, -1 padded). ``empty`` marks, over every event read, those
+    without a node.
+    """
+
+    x: np.ndarray
+    pos: np.ndarray
+    nbr: np.ndarray
+    counts: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray
+    index: np.ndarray
+    keep: np.ndarray
+    empty: np.ndarray
+    alt_counts: np.ndarray | None
+    repaired: int
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+
+def build_graphs(reader, path: str, start: int, stop: int, cfg: DataConfig, keep_empty: bool | None = None) -> ChunkGraphs:
+    """Read events ``[start, stop)`` with ``reader`` and turn them into graphs, exactly as
+    ``graphevent preprocess`` does (NaN policy, node building, scaling, kNN).
+
+    Args:
+        reader: an open :class:`~graphevent.io.base.Reader` of ``path``.
+        keep_empty: keep events without nodes; default from ``cfg.empty_events``.
+    """
     thresholds = [c.threshold for c in cfg.channels]
     images = cfg.reader.format not in POINT_FORMATS
     if images:
@@ -130,30 +161,28 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: st
         # HDF5: IMAGE_SLAB events at a time, so each slab's images stay in the CPU cache from
         # decompression to the occupied-pixel scan (points are per event: the same result).
         # Parquet and ROOT decode whole row groups / baskets: one read per chunk.
-        slab_size = IMAGE_SLAB if cfg.reader.format == "ml4sci_hdf5" else task.stop - task.start
+        slab_size = IMAGE_SLAB if cfg.reader.format == "ml4sci_hdf5" else stop - start
         parts, columns, repaired = [], [], 0
-        for a in range(task.start, task.stop, slab_size):
-            sub = reader.read(a, min(a + slab_size, task.stop))
-            slab, bad = _bad_values(sub.images, None, task.path, a, cfg)
+        for a in range(start, stop, slab_size):
+            sub = reader.read(a, min(a + slab_size, stop))
+            slab, bad = _bad_values(sub.images, None, path, a, cfg)
             parts.append(itp(slab))
             columns.append((sub.labels, sub.targets, sub.index))
             repaired += bad
         pc = PointCloudChunk.concatenate(parts)
         labels, targets, index = (np.concatenate(c) for c in zip(*columns))
     else:
-        chunk = reader.read(task.start, task.stop)
-        values, repaired = _bad_values(chunk.values, chunk.counts, task.path, task.start, cfg)
+        chunk = reader.read(start, stop)
+        values, repaired = _bad_values(chunk.values, chunk.counts, path, start, cfg)
         pc = points_from_hits(values, chunk.eta, chunk.phi, chunk.counts, thresholds, cfg.graph.max_nodes, [c.signed for c in cfg.channels])
         labels, targets, index = chunk.labels, chunk.targets, chunk.index
 
     n = len(index)
     empty = pc.counts == 0
-    keep = ~empty if cfg.empty_events == "skip" else np.ones(n, bool)
+    if keep_empty is None:
+        keep_empty = cfg.empty_events != "skip"
+    keep = np.ones(n, bool) if keep_empty else ~empty
     pc = pc.select(keep)
-    labels, targets, index = labels[keep], targets[keep], index[keep]
-    if not np.all(np.isfinite(targets)):
-        bad = int(np.flatnonzero(~np.isfinite(targets).all(axis=1))[0])
-        raise DataError(f"{Path(task.path).name}: event {int(index[bad])} has a NaN/Inf regression target; expected finite values")
 
     scales = [c.scale for c in cfg.channels]
     transforms = [c.transform for c in cfg.channels]
@@ -162,9 +191,22 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: st
     else:
         x = ScaleTransform(scales, transforms)(pc.values)
     nbr = KNNGraph(cfg.graph.k, cfg.graph.knn_backend)(pc.pos, pc.counts, pc.lattice_pos)
+    return ChunkGraphs(x=x, pos=pc.pos, nbr=nbr, counts=pc.counts, labels=labels[keep], targets=targets[keep],
+                       index=index[keep], keep=keep, empty=empty, alt_counts=pc.alt_counts, repaired=repaired)
+
+
+def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: str) -> dict:
+    """Turn one chunk into shards (tagged with ``dataset_id``); returns (and writes) its marker dict."""
+    out = Path(out_dir)
+    g = build_graphs(_reader(task.path, cfg), task.path, task.start, task.stop, cfg)
+    x, nbr, labels, targets, index, empty, repaired = g.x, g.nbr, g.labels, g.targets, g.index, g.empty, g.repaired
+    n = len(g.keep)
+    if not np.all(np.isfinite(targets)):
+        bad = int(np.flatnonzero(~np.isfinite(targets).all(axis=1))[0])
+        raise DataError(f"{Path(task.path).name}: event {int(index[bad])} has a NaN/Inf regression target; expected finite values")
 
     split = assign_splits(Path(task.path).name, index, (cfg.split.train, cfg.split.val, cfg.split.test), cfg.split.seed)
-    offsets = pc.offsets
+    offsets = g.offsets
     marker = {"chunk": task.name, "events_read": n, "skipped": {"empty": int(empty.sum()) if cfg.empty_events == "skip" else 0},
               "repaired": {"nan_events_zeroed": repaired}, "shards": []}
     n_cls = len(cfg.classes)
@@ -173,10 +215,10 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: st
         if len(sel) == 0:
             continue
         node_sel = np.concatenate([np.arange(offsets[e], offsets[e + 1]) for e in sel]) if len(sel) else np.zeros(0, int)
-        counts = pc.counts[sel]
+        counts = g.counts[sel]
         arrays = {
             "x": x[node_sel],
-            "pos": pc.pos[node_sel],
+            "pos": g.pos[node_sel],
             "nbr": nbr[node_sel],
             "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             "y": labels[sel].astype(np.int64),
@@ -185,8 +227,8 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: st
             "source": np.full(len(sel), task.source, np.int32),
             "index": index[sel].astype(np.int64),
         }
-        if pc.alt_counts is not None:
-            arrays["alt_counts"] = pc.alt_counts[sel].astype(np.int32)
+        if g.alt_counts is not None:
+            arrays["alt_counts"] = g.alt_counts[sel].astype(np.int32)
         rel = Path("shards") / split_name / f"{task.name}.h5"
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         digest = write_shard(out / rel, arrays, {"dataset_id": dataset_id, "split": split_name})

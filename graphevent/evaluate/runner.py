@@ -180,11 +180,9 @@ def _task_info(b: TaskBinding) -> dict[str, Any]:
     return {**b.metrics.describe(), "headline": list(b.metrics.headline)}
 
 
-def _prediction_columns(ev: RunEvaluation, targets: Sequence[str]) -> dict[str, np.ndarray]:
-    cols: dict[str, np.ndarray] = {
-        "event_id": ev.record.event_id.array(),
-        "label": ev.record.label.array(),
-    }
+def _prediction_columns(ev: RunEvaluation, targets: Sequence[str], dataset: Any) -> dict[str, np.ndarray]:
+    ids = ev.record.event_id.array()
+    cols: dict[str, np.ndarray] = {"event_id": ids, **dataset.event_sources(ids), "label": ev.record.label.array()}
     t = ev.record.targets.array().reshape(len(cols["event_id"]), -1)
     for j, name in enumerate(targets):
         cols[f"true_{name}"] = t[:, j]
@@ -242,7 +240,12 @@ def _comparison_figures(evals: Sequence[RunEvaluation], out: Path) -> list[tuple
             for ev, m in rec:
                 vals = ev.metrics[task]
                 per_run[ev.name] = {f: (vals[f"recon_error_{f}"], vals.get(f"recon_error_{f}_ci95")) for f in m.features}
-            fig = plots.reconstruction_figure(per_run, "reconstruction error per channel")
+            from graphevent.nn.registry import list_models
+
+            models = list_models()
+            definitions = {ev.name: models[ev.info["model"]].recon_error_label for ev, _ in rec
+                           if ev.info["model"] in models and models[ev.info["model"]].recon_error_label}
+            fig = plots.reconstruction_figure(per_run, "reconstruction error per channel", definitions)
             figs.append(("reconstruction error per channel", plots.save_figure(fig, out / f"{task}.png")))
     return figs
 
@@ -335,8 +338,9 @@ def _write_run(ev: RunEvaluation, model: Any, info: Any, st: _Setting, tmp: Path
     from torch.utils.data import Subset
 
     opt = st.options
-    write_predictions(tmp / f"predictions-{ev.file_stem}", _prediction_columns(ev, list(st.dataset.info.targets)),
-                      {"run": ev.name, "split": opt.split, "classes": list(info.classes), "tasks": ev.info["tasks"]}, opt.format)
+    write_predictions(tmp / f"predictions-{ev.file_stem}", _prediction_columns(ev, list(st.dataset.info.targets), st.dataset),
+                      {"run": ev.name, "split": opt.split, "classes": list(info.classes), "tasks": ev.info["tasks"],
+                       "sources": [i["path"] for i in st.dataset.manifest.get("inputs", [])]}, opt.format)
     training, bad = read_training_log(ev.run_dir)
     st.warnings.extend(bad)
     figures = _run_figures(ev, tmp, training)

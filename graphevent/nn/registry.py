@@ -13,6 +13,7 @@ available to every model that takes encoders by name (``multitask``'s ``encoders
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from graphevent.config.base import from_dict
@@ -127,12 +128,20 @@ def default_info() -> DatasetInfo:
     )
 
 
-def model_summaries(info: DatasetInfo | None = None) -> list[dict[str, Any]]:
+#: model_summaries() for default_info(), written by scripts/update_models_summary.py (a test
+#: checks it is current): ``graphevent models`` reads it without importing torch
+SUMMARY_CACHE = Path(__file__).resolve().parent / "models" / "summary.json"
+
+
+def model_summaries(info: DatasetInfo | None = None, packaged_only: bool = False) -> list[dict[str, Any]]:
     """One row per registered model: name, class, parameters (default config, default
-    tasks), capabilities and the first line of its docstring."""
+    tasks), capabilities and the first line of its docstring (``packaged_only``: the
+    models of ``graphevent.nn.models``, not ones registered by user code or tests)."""
     info = default_info() if info is None else info
     rows = []
     for name, cls in list_models().items():
+        if packaged_only and not cls.__module__.startswith("graphevent.nn.models."):
+            continue
         model = build_model({"name": name}, info)
         doc = (cls.__doc__ or "").strip().splitlines()
         rows.append(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphevent import errors
-from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, name_override, to_dict
+from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, name_override, parse_override, to_dict
 from graphevent.config.experiment import ExperimentConfig, experiment_from_dict, load_experiment
 from graphevent.errors import ConfigError, GraphEventError, RunError
 
@@ -27,12 +27,17 @@ RESUMABLE_CHANGES = (
 )
 
 
+#: Settings a run takes from its first command's options; a resume keeps them unless given again.
+RESUME_KEEPS = ("train.init_from", "train.label_fraction", "train.freeze_encoder")
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """What ``graphevent train`` was asked to do.
 
     Args:
-        data: dataset directory written by ``graphevent preprocess``.
+        data: dataset directory written by ``graphevent preprocess`` (``None`` with
+            ``resume``: the run's recorded dataset).
         out: run directory.
         config: experiment YAML (optional with ``resume``: the run's config.yaml is used).
         overrides: ``--set`` style overrides (``train.lr=3e-4``), applied in order.
@@ -44,7 +49,7 @@ class TrainOptions:
         progress: show the rank-0 progress bar.
     """
 
-    data: Path
+    data: Path | None
     out: Path
     config: Path | None = None
     overrides: tuple[str, ...] = ()
@@ -86,7 +91,7 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
     overrides = list(options.overrides)
     if not options.resume:
         if options.config is None:
-            raise ConfigError("--config: required for a new run (give an experiment YAML from configs/experiments/)")
+            raise ConfigError("--config: required for a new run (give an experiment YAML from graphevent/configs/experiments/)")
         return load_experiment(options.config, overrides)
     stored_path = Path(options.out) / "config.yaml"
     if not stored_path.is_file():
@@ -94,6 +99,15 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
     stored = experiment_from_dict(load_yaml(stored_path), str(stored_path))
     if options.config is not None:
         requested = load_experiment(options.config, overrides)
+        # settings the first command gave by option (--init-from, --label-fraction, ...) are
+        # the run's own: kept unless given again
+        given = {".".join(parse_override(o)[0]) for o in overrides}
+        kept = to_dict(requested)
+        for key in RESUME_KEEPS:
+            if key not in given:
+                section, name = key.split(".")
+                kept[section][name] = to_dict(stored)[section][name]
+        requested = experiment_from_dict(kept, f"{options.config} + {stored_path}")
     else:
         where = f"{stored_path} + --set"
         try:
@@ -246,8 +260,22 @@ def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: d
             "manifest_sha256": identity["manifest_sha256"],
             "identity": identity,
             "info": asdict_plain(DatasetInfo.from_dir(data)),
+            # the resolved data config: `graphevent predict` preprocesses new files with it
+            "data_config": json.loads((Path(data) / "manifest.json").read_bytes()).get("config"),
         })
     write_json_atomic(run_dir / "launch.json", launch)
+
+
+def _data_dir(options: TrainOptions, run_dir: Path, resume: bool) -> Path:
+    """``--data``, or for a resumed run the dataset recorded in ``RUN_DIR/dataset.json``."""
+    if options.data is not None:
+        return Path(options.data)
+    if not resume:
+        raise ConfigError("--data: required for a new run (a dataset directory written by `graphevent preprocess`)")
+    record = run_dir / "dataset.json"
+    if not record.is_file():
+        raise RunError(f"--resume {run_dir}: no dataset.json (not a graphevent run directory); pass --data")
+    return Path(json.loads(record.read_text())["path"])
 
 
 def train(options: TrainOptions) -> TrainResult:
@@ -256,18 +284,29 @@ def train(options: TrainOptions) -> TrainResult:
     Raises:
         ConfigError, DataError, RunError, DeviceError: bad input (one line each).
     """
+    run_dir = Path(options.out)
+    if not any(k in os.environ for k in ("WORLD_SIZE", "SLURM_PROCID")):
+        # started directly: what needs no torch is checked first, so a wrong option or path
+        # fails in about a second instead of after torch's import
+        first = TrainOptions(**{**options.__dict__, "data": _data_dir(options, run_dir, options.resume)})
+        resolve_config(first)
+        from graphevent.data.info import load_manifest
+
+        if not Path(first.data).exists():
+            raise errors.DataError(f"--data {first.data}: dataset directory not found")
+        load_manifest(first.data)
+
     import torch
 
     from graphevent.train.distributed import launcher_env
     from graphevent.train.rundir import prepare_run_dir
     from graphevent.utils.outdir import OutputDir
 
-    run_dir = Path(options.out)
     layout = launcher_env()
     rank = layout["rank"] if layout else 0
     restarted = bool(layout and layout["restart_count"] > 0)
     resume = options.resume or (restarted and (run_dir / "checkpoints" / "last.pt").is_file())
-    options = TrainOptions(**{**options.__dict__, "resume": resume})
+    options = TrainOptions(**{**options.__dict__, "resume": resume, "data": _data_dir(options, run_dir, resume)})
     if options.nnodes < 1 or not 0 <= options.node_rank < options.nnodes:
         raise ConfigError(f"--nnodes {options.nnodes} --node-rank {options.node_rank}: expected 0 <= node rank < nodes")
 
@@ -325,10 +364,10 @@ def _run(options: TrainOptions, cfg: ExperimentConfig, run_dir: Path, layout: di
 
     if layout is not None or world == 1:
         callbacks = None
-        if rank == 0 and options.progress:
-            from graphevent.train.progress import RichTrainProgress
+        if rank == 0:
+            from graphevent.train.progress import train_callbacks
 
-            callbacks = RichTrainProgress()
+            callbacks = train_callbacks(options.progress)
         summary = run_worker(cfg, run_dir, launch, callbacks)
     else:
         if not use_cuda:

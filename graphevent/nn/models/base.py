@@ -46,6 +46,8 @@ class GraphModel(nn.Module, abc.ABC):
     config_class: ClassVar[type]
     supports_pretrain: ClassVar[bool] = False
     supports_tasks: ClassVar[bool] = False
+    #: what ``predict``'s ``recon_error`` measures (autoencoders; shown in figures and tables)
+    recon_error_label: ClassVar[str] = ""
 
     def __init__(self, info: DatasetInfo, config: Any) -> None:
         super().__init__()

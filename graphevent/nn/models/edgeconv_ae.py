@@ -181,6 +181,7 @@ class EdgeConvAutoencoder(EncoderModel):
 
     config_class = EdgeConvAEConfig
     supports_pretrain = True
+    recon_error_label = "Chamfer: each node vs its nearest decoded point"
     supports_tasks = False
 
     def __init__(self, info: DatasetInfo, config: EdgeConvAEConfig | None = None, with_decoder: bool = True) -> None:

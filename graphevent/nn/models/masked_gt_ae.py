@@ -219,6 +219,7 @@ class MaskedGTAutoencoder(EncoderModel):
 
     config_class = MaskedGTConfig
     supports_pretrain = True
+    recon_error_label = "masked nodes: hidden nodes vs their reconstruction"
     supports_tasks = False
 
     def __init__(self, info: DatasetInfo, config: MaskedGTConfig | None = None, with_decoder: bool = True) -> None:
