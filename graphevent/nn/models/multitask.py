@@ -18,6 +18,7 @@ from graphevent.nn.layers.task_pools import TaskPools
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
 from graphevent.nn.models.edgeconv_ae import EdgeConvAEConfig, EdgeConvAutoencoder
 from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig
+from graphevent.nn.precision import cast_parameters_once
 from graphevent.nn.registry import register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
@@ -154,14 +155,12 @@ class MultiTaskModel(GraphModel):
     # ------------------------------------------------------------------ features and heads
     def forward_features(self, batch) -> dict[str, tuple[Tensor, Tensor]]:
         """Per encoder: projected node tokens ``(N, dim)`` and pooled embedding ``(B, dim)``."""
-        out = {}
-        for n, bb in self.backbones.items():
-            # a frozen encoder's parameters need no gradient, so autograd records nothing there
-            # (unless the input itself requires grad, as for saliency maps)
-            tokens, pooled = bb.encode(batch)
-            proj = self.token_proj[n]
-            out[n] = (proj(tokens), proj(pooled))
-        return out
+        # a frozen encoder's parameters need no gradient, so autograd records nothing there
+        # (unless the input itself requires grad, as for saliency maps)
+        encoded = {n: bb.encode(batch) for n, bb in self.backbones.items()}
+        with cast_parameters_once(self.token_proj, batch.x.device.type) as dtype:  # all projections: one cast
+            return {n: (self.token_proj[n](tokens.to(dtype)), self.token_proj[n](pooled.to(dtype)))
+                    for n, (tokens, pooled) in encoded.items()}
 
     def forward_heads(self, features: dict[str, tuple[Tensor, Tensor]], batch, need_weights: bool = False):
         """Raw task outputs (logits (B, C) or standardised values (B,)); with
@@ -169,23 +168,27 @@ class MultiTaskModel(GraphModel):
         b, num_events = batch_vector(batch)
         packing = EventPacking.from_batch(b, num_events)  # one layout for every encoder's tokens
         mask = torch.cat([packing.mask.new_ones(num_events, 1), packing.mask], 1)  # (B, 1 + M)
-        nodes = torch.stack([torch.cat([pooled[:, None], packing.pack(tokens)], 1) for tokens, pooled in features.values()])
-        tokens, w = self.pools(nodes, mask, need_weights)  # (B, T, E, Q, D): every task's pool over every encoder
-        weights = (
-            {t.name: {n: w[:, i, j] for j, n in enumerate(self.backbones)} for i, t in enumerate(self.taskset.tasks)}
-            if need_weights else {}
-        )
-        if self.config.fusion == "cross_attention":  # a group's Q tokens share its embedding
-            tokens = tokens + self.group_embed.view(*tokens.shape[1:3], 1, -1)
-            tokens = self.fusion(tokens.flatten(1, 3), self.fusion_allowed)
-        else:
-            tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major
-        per_task = tokens.view(num_events, len(self.taskset.tasks), -1)
-        out = {}
-        for i, t in enumerate(self.taskset.tasks):
-            inp = tokens.flatten(1) if self.config.fusion == "concat" else per_task[:, i]
-            y = self.heads[t.name](inp)
-            out[t.name] = y.squeeze(-1) if t.type == "regression" else y
+        # pools, fusion and heads in the compute dtype with their parameters cast once (the
+        # encoders, with their own precision, are left out)
+        with cast_parameters_once(self, b.device.type, exclude=("backbones", "token_proj")) as dtype:
+            nodes = torch.stack([torch.cat([pooled[:, None], packing.pack(tokens)], 1).to(dtype)
+                                 for tokens, pooled in features.values()])
+            tokens, w = self.pools(nodes, mask, need_weights)  # (B, T, E, Q, D): every task's pool over every encoder
+            weights = (
+                {t.name: {n: w[:, i, j] for j, n in enumerate(self.backbones)} for i, t in enumerate(self.taskset.tasks)}
+                if need_weights else {}
+            )
+            if self.config.fusion == "cross_attention":  # a group's Q tokens share its embedding
+                tokens = tokens + self.group_embed.view(*tokens.shape[1:3], 1, -1)
+                tokens = self.fusion(tokens.flatten(1, 3), self.fusion_allowed)
+            else:
+                tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major
+            per_task = tokens.view(num_events, len(self.taskset.tasks), -1)
+            out = {}
+            for i, t in enumerate(self.taskset.tasks):
+                inp = tokens.flatten(1) if self.config.fusion == "concat" else per_task[:, i]
+                y = self.heads[t.name](inp)
+                out[t.name] = y.squeeze(-1) if t.type == "regression" else y
         return (out, weights) if need_weights else out
 
     # ------------------------------------------------------------------ GraphModel
