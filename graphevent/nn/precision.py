@@ -35,7 +35,9 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
 
 
 @contextlib.contextmanager
-def cast_parameters_once(module: nn.Module, device_type: str, exclude: Sequence[str] = ()) -> Iterator[torch.dtype]:
+def cast_parameters_once(
+    module: nn.Module, device_type: str, exclude: Sequence[str] = (), keep: tuple[type[nn.Module], ...] = ()
+) -> Iterator[torch.dtype]:
     """Run a block of ``module``'s forward in the autocast dtype, its parameters cast once.
 
     With autocast enabled for ``device_type``: the floating parameters of ``module`` (except
@@ -47,8 +49,10 @@ def cast_parameters_once(module: nn.Module, device_type: str, exclude: Sequence[
     outer block's dtype). The block casts its floating inputs to that dtype (``x.to(dtype)``,
     free when it already has it) and its outputs come out in it.
 
-    Gradients flow to the original parameters as under autocast (bf16 gradients cast back
-    to the parameters' dtype). Buffers (normalisation statistics) are not cast.
+    Parameters of submodules of the types in ``keep`` are not cast either: e.g.
+    ``nn.BatchNorm1d``, whose kernels take bf16 inputs with fp32 scale, shift and statistics
+    (as under autocast). Gradients flow to the original parameters as under autocast (bf16
+    gradients cast back to the parameters' dtype). Buffers (normalisation statistics) are not cast.
 
     Example::
 
@@ -61,7 +65,8 @@ def cast_parameters_once(module: nn.Module, device_type: str, exclude: Sequence[
         first = next((p for p in module.parameters() if p.is_floating_point()), None)
         yield torch.get_default_dtype() if first is None else first.dtype
         return
-    prefixes = tuple(f"{name}." for name in exclude)
+    kept = [name for name, m in module.named_modules() if keep and isinstance(m, keep)]
+    prefixes = tuple(f"{name}." if name else "" for name in (*exclude, *kept))
     params = {n: p for n, p in module.named_parameters() if p.is_floating_point() and p.dtype != dtype
               and not n.startswith(prefixes)}
     cast: dict[str, torch.Tensor] = {}

@@ -58,11 +58,14 @@ def test_block_gives_autocast_values_and_gradients_exactly():
         assert p.grad.dtype == torch.float32 and torch.equal(p.grad, g)
 
 
-def test_excluded_submodules_keep_their_parameters():
-    model = torch.nn.ModuleDict({"enc": torch.nn.Linear(3, 3), "head": torch.nn.Linear(3, 1)})
-    enc_weight = model["enc"].weight
-    with torch.autocast(**BF16), cast_parameters_once(model, "cpu", exclude=("enc",)):
-        assert model["enc"].weight is enc_weight and model["head"].weight.dtype == torch.bfloat16
+def test_excluded_submodules_and_kept_types_keep_their_parameters():
+    model = torch.nn.ModuleDict({"enc": torch.nn.Linear(3, 3), "head": torch.nn.Linear(3, 4), "bn": torch.nn.BatchNorm1d(4)})
+    enc_weight, bn_weight = model["enc"].weight, model["bn"].weight
+    with torch.autocast(**BF16), cast_parameters_once(model, "cpu", exclude=("enc",), keep=(torch.nn.BatchNorm1d,)) as dtype:
+        assert model["enc"].weight is enc_weight and model["bn"].weight is bn_weight
+        assert model["head"].weight.dtype == torch.bfloat16
+        out = model["bn"](model["head"](torch.randn(5, 3).to(dtype)))  # bf16 input, fp32 BatchNorm
+    assert out.dtype == torch.bfloat16 and model["bn"].running_mean.dtype == torch.float32
 
 
 def _ops(step) -> int:
@@ -100,7 +103,7 @@ def test_launch_bound_models_dispatch_at_most_10_percent_more_operators_under_bf
     assert bf16 <= 1.10 * fp32, (fp32, bf16)
 
 
-@pytest.mark.parametrize("name", ["masked_gt_ae", "multitask"])
+@pytest.mark.parametrize("name", ["masked_gt_ae", "multitask", "edgeconv_ae", "particlenet"])
 def test_bf16_forward_stays_close_to_fp32(name):
     """bf16 keeps 8 significant bits (rounding error u = 2**-9 = 0.2 % per operation). Through
     the ~10 rounded operations of a layer and a few layers, errors that do not cancel reach a
@@ -113,6 +116,11 @@ def test_bf16_forward_stays_close_to_fp32(name):
         with torch.no_grad():
             if name == "multitask":
                 return model.forward_heads(model.forward_features(batch), batch)
+            if name == "edgeconv_ae":
+                return dict(zip(("tokens", "pooled"), model.encode(batch)))
+            if name == "particlenet":
+                nodes, pooled = model.forward_features(batch)
+                return {"nodes": nodes, **model.forward_heads(pooled)}
             hidden = model.mask_nodes(batch)
             tokens, pooled = model.encode(batch)
             recon = model.decode(model.encode(batch, visible=~hidden)[0], batch, hidden)
