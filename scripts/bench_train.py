@@ -26,7 +26,7 @@ Examples::
     python scripts/bench_train.py                                  # CPU, 1 and 2 processes, ~minutes
     python scripts/bench_train.py --configs configs/experiments/particlenet.yaml --events 512
     python scripts/bench_train.py --device cuda --gpus 1 4 --events 4096 --batch-size 128
-    python scripts/bench_train.py --device cuda --gpus 1 --amp --events 4096 --batch-size 128 \
+    python scripts/bench_train.py --device cuda --gpus 1 --amp --events 20000 --batch-size 128 \
         --epochs 3 --num-workers 4 --in-memory           # loop vs forward+backward on a GPU
 """
 

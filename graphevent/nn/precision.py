@@ -34,6 +34,11 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 if it is in a lower precision (bf16, fp16), else unchanged (float64 stays)."""
+    return x.float() if x.is_floating_point() and x.dtype.itemsize < 4 else x
+
+
 @contextlib.contextmanager
 def cast_parameters_once(
     module: nn.Module, device_type: str, exclude: Sequence[str] = (), keep: tuple[type[nn.Module], ...] = ()

@@ -8,7 +8,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from nn_helpers import build_tiny, make_batch, natural_stage
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.precision import autocast_dtype, cast_parameters_once
+from graphevent.nn.precision import at_least_float32, autocast_dtype, cast_parameters_once
 
 BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
 
@@ -56,6 +56,12 @@ def test_block_gives_autocast_values_and_gradients_exactly():
     assert out.dtype == torch.bfloat16 and torch.equal(out, ref)
     for p, g in zip(mlp.parameters(), ref_grads):
         assert p.grad.dtype == torch.float32 and torch.equal(p.grad, g)
+
+
+def test_at_least_float32_raises_only_lower_precisions():
+    x32, x64 = torch.ones(2), torch.ones(2, dtype=torch.float64)
+    assert at_least_float32(torch.ones(2, dtype=torch.bfloat16)).dtype == torch.float32
+    assert at_least_float32(x32) is x32 and at_least_float32(x64) is x64  # float64 models stay float64
 
 
 def test_excluded_submodules_and_kept_types_keep_their_parameters():

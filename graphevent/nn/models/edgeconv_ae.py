@@ -18,7 +18,7 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.set_loss import chamfer_distance
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector, position_graph
-from graphevent.nn.precision import cast_parameters_once
+from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_model
 
@@ -115,7 +115,7 @@ class EdgeConvEncoder(nn.Module):
                 h = block(h, graph)
                 outs.append(h)
             tokens = self.token(torch.cat(outs, dim=-1))
-            full = tokens.float()
+            full = at_least_float32(tokens)
             pooled = torch.cat([global_mean_pool(full, batch, num_events), global_max_pool(full, batch, num_events)], -1)
             return tokens, self.latent(pooled.to(dtype))
 

@@ -19,7 +19,7 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.position import FourierPosition
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector, event_keys, position_graph
-from graphevent.nn.precision import cast_parameters_once
+from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_model
 
@@ -146,7 +146,7 @@ class MaskedGTEncoder(nn.Module):
             for layer in self.layers:
                 h = layer(h, table, e, packing)
             tokens = self.out_norm(h)
-        return tokens, global_mean_pool(tokens.float(), batch, size=num_events).to(tokens.dtype)  # mean in fp32
+        return tokens, global_mean_pool(at_least_float32(tokens), batch, size=num_events).to(tokens.dtype)
 
 
 class MaskedGTDecoder(nn.Module):

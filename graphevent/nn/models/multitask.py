@@ -165,30 +165,33 @@ class MultiTaskModel(GraphModel):
     def forward_heads(self, features: dict[str, tuple[Tensor, Tensor]], batch, need_weights: bool = False):
         """Raw task outputs (logits (B, C) or standardised values (B,)); with
         ``need_weights`` also ``{task: {encoder: (B, heads, Q, 1 + N_max)}}`` attention."""
+        # pools, fusion and heads in the compute dtype with their parameters cast once (the
+        # encoders and token projections, with their own precision, are left out)
+        with cast_parameters_once(self, batch.x.device.type, exclude=("backbones", "token_proj")) as dtype:
+            features = {n: (tokens.to(dtype), pooled.to(dtype)) for n, (tokens, pooled) in features.items()}
+            return self._forward_heads(features, batch, need_weights)
+
+    def _forward_heads(self, features: dict[str, tuple[Tensor, Tensor]], batch, need_weights: bool):
         b, num_events = batch_vector(batch)
         packing = EventPacking.from_batch(b, num_events)  # one layout for every encoder's tokens
         mask = torch.cat([packing.mask.new_ones(num_events, 1), packing.mask], 1)  # (B, 1 + M)
-        # pools, fusion and heads in the compute dtype with their parameters cast once (the
-        # encoders, with their own precision, are left out)
-        with cast_parameters_once(self, b.device.type, exclude=("backbones", "token_proj")) as dtype:
-            nodes = torch.stack([torch.cat([pooled[:, None], packing.pack(tokens)], 1).to(dtype)
-                                 for tokens, pooled in features.values()])
-            tokens, w = self.pools(nodes, mask, need_weights)  # (B, T, E, Q, D): every task's pool over every encoder
-            weights = (
-                {t.name: {n: w[:, i, j] for j, n in enumerate(self.backbones)} for i, t in enumerate(self.taskset.tasks)}
-                if need_weights else {}
-            )
-            if self.config.fusion == "cross_attention":  # a group's Q tokens share its embedding
-                tokens = tokens + self.group_embed.view(*tokens.shape[1:3], 1, -1)
-                tokens = self.fusion(tokens.flatten(1, 3), self.fusion_allowed)
-            else:
-                tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major
-            per_task = tokens.view(num_events, len(self.taskset.tasks), -1)
-            out = {}
-            for i, t in enumerate(self.taskset.tasks):
-                inp = tokens.flatten(1) if self.config.fusion == "concat" else per_task[:, i]
-                y = self.heads[t.name](inp)
-                out[t.name] = y.squeeze(-1) if t.type == "regression" else y
+        nodes = torch.stack([torch.cat([pooled[:, None], packing.pack(tokens)], 1) for tokens, pooled in features.values()])
+        tokens, w = self.pools(nodes, mask, need_weights)  # (B, T, E, Q, D): every task's pool over every encoder
+        weights = (
+            {t.name: {n: w[:, i, j] for j, n in enumerate(self.backbones)} for i, t in enumerate(self.taskset.tasks)}
+            if need_weights else {}
+        )
+        if self.config.fusion == "cross_attention":  # a group's Q tokens share its embedding
+            tokens = tokens + self.group_embed.view(*tokens.shape[1:3], 1, -1)
+            tokens = self.fusion(tokens.flatten(1, 3), self.fusion_allowed)
+        else:
+            tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major
+        per_task = tokens.view(num_events, len(self.taskset.tasks), -1)
+        out = {}
+        for i, t in enumerate(self.taskset.tasks):
+            inp = tokens.flatten(1) if self.config.fusion == "concat" else per_task[:, i]
+            y = self.heads[t.name](inp)
+            out[t.name] = y.squeeze(-1) if t.type == "regression" else y
         return (out, weights) if need_weights else out
 
     # ------------------------------------------------------------------ GraphModel
