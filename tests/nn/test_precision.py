@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from nn_helpers import build_tiny, make_batch, natural_stage
+from nn_helpers import GT, build_tiny, make_batch, natural_stage
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.precision import at_least_float32, autocast_dtype, cast_parameters_once
 
@@ -139,3 +139,15 @@ def test_bf16_forward_stays_close_to_fp32(name):
         assert low[key].dtype == torch.bfloat16 and ref.dtype == torch.float32
         rel = ((low[key].float() - ref).norm() / ref.norm()).item()
         assert rel < 3e-2, (key, rel)
+
+
+@pytest.mark.parametrize("name", ["masked_gt_ae", "multitask"])
+def test_bf16_training_step_with_dropout(name):
+    """Dropout paths (attention dropout in the task pools rescales by the kept weights' sum,
+    computed in fp32) run inside the bf16 block too."""
+    gt = {**GT, "dropout": 0.1}
+    model = (build_tiny(name, dropout=0.1, masked_gt=gt) if name == "multitask" else build_tiny(name, **gt)).train()
+    with torch.autocast(**BF16):
+        loss, _ = model.loss(make_batch(), natural_stage(model))
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
