@@ -16,7 +16,7 @@ set -x
 "$GE" preprocess "$SAMPLE" --config ml4sci_qg_hdf5 --out "$OUT/dataset" --workers 2 \
     --set graph.max_nodes=64 --overwrite
 "$GE" train --config edgeconv_ae_pretrain --data "$OUT/dataset" --out "$OUT/pretrain" \
-    --epochs 2 --overwrite
+    --epochs 2 --batch-size 64 --set train.num_workers=1 --overwrite   # the configs' batch and workers are a GPU's
 "$GE" train --config multitask_finetune --data "$OUT/dataset" --out "$OUT/finetune" \
-    --set 'model.encoders=[edgeconv]' --init-from "$OUT/pretrain" --epochs 4 --overwrite
+    --set 'model.encoders=[edgeconv]' --init-from "$OUT/pretrain" --epochs 4 --batch-size 64 --set train.num_workers=1 --overwrite
 "$GE" eval "$OUT/finetune" --data "$OUT/dataset" --split test --bootstrap 200

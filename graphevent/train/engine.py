@@ -190,20 +190,30 @@ class Trainer:
         self.state = TrainState()
         self.ddp: nn.Module = self.model  # replaced by the DDP wrapper in fit()
         self._loader_gen = torch.Generator()
+        self._loaders: dict[int, DataLoader] = {}  # persistent loaders by sampler (num_workers > 0)
 
     # ------------------------------------------------------------------ setup helpers
     def _loader(self, dataset, sampler) -> DataLoader:
-        self._loader_gen.manual_seed(self.cfg.seed)
+        """The loader of ``dataset`` in ``sampler``'s batches. With worker processes it is made
+        once per run and its workers persist: they are not restarted (and the dataset not
+        reopened) at every epoch and every validation; each ``iter`` follows the sampler's
+        current epoch."""
         workers = self.tc.num_workers
-        return DataLoader(
+        if workers > 0 and id(sampler) in self._loaders:
+            return self._loaders[id(sampler)]
+        self._loader_gen.manual_seed(self.cfg.seed)
+        loader = DataLoader(
             dataset,
             batch_sampler=sampler,
             collate_fn=collate_graphs,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             generator=self._loader_gen,
-            persistent_workers=False,
+            persistent_workers=workers > 0,
         )
+        if workers > 0:
+            self._loaders[id(sampler)] = loader
+        return loader
 
     def _autocast(self):
         if self.amp is None:
@@ -388,6 +398,7 @@ class Trainer:
                 signum = self._stop_signal()
                 if signum:
                     self._interrupt(signum)
+        self._loaders.clear()  # their worker processes exit
         self._unwrap_ddp()
         summary = {
             "epochs": self.state.epoch,

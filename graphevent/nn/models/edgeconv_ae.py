@@ -18,6 +18,7 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.set_loss import chamfer_distance
 from graphevent.nn.models.base import EncoderModel, Stage, batch_vector, position_graph
+from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_encoder, register_model
 
@@ -104,14 +105,19 @@ class EdgeConvEncoder(nn.Module):
 
     def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
         h = torch.cat([self.norm(x), pos / self.pos_scale], dim=-1)
-        outs = []
-        for i, block in enumerate(self.blocks):
-            graph = edge_index if i == 0 else knn_graph(h, batch, self.k, num_events)
-            h = block(h, graph)
-            outs.append(h)
-        tokens = self.token(torch.cat(outs, dim=-1))
-        pooled = torch.cat([global_mean_pool(tokens, batch, num_events), global_max_pool(tokens, batch, num_events)], -1)
-        return tokens, self.latent(pooled)
+        # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32); the
+        # feature-space kNN measures distances in fp32, the pooled means are taken in fp32
+        with cast_parameters_once(self, x.device.type, keep=(nn.BatchNorm1d,)) as dtype:
+            h = h.to(dtype)
+            outs = []
+            for i, block in enumerate(self.blocks):
+                graph = edge_index if i == 0 else knn_graph(h, batch, self.k, num_events)
+                h = block(h, graph)
+                outs.append(h)
+            tokens = self.token(torch.cat(outs, dim=-1))
+            full = at_least_float32(tokens)
+            pooled = torch.cat([global_mean_pool(full, batch, num_events), global_max_pool(full, batch, num_events)], -1)
+            return tokens, self.latent(pooled.to(dtype))
 
 
 class SetDecoder(nn.Module):

@@ -19,6 +19,7 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.position import FourierPosition
 from graphevent.nn.models.base import EncoderModel, Stage, batch_vector, event_keys, position_graph
+from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_encoder, register_model
 
@@ -135,13 +136,17 @@ class MaskedGTEncoder(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
     ) -> tuple[Tensor, Tensor]:
-        h = self.embed(torch.cat([self.norm(x), self.pos_enc(pos / self.pos_scale)], dim=-1))
         table, packing = graph_tables(edge_index, batch, num_events, self.layers)
-        e = self.edge_embed(table.edges_to_slots(edge_attr) / self.pos_scale)  # (N, K, edge_dim)
-        for layer in self.layers:
-            h = layer(h, table, e, packing)
-        tokens = self.out_norm(h)
-        return tokens, global_mean_pool(tokens, batch, size=num_events)
+        # inputs, Fourier features and edge geometry in fp32; the layers in the compute dtype
+        feats = torch.cat([self.norm(x), self.pos_enc(pos / self.pos_scale)], dim=-1)
+        geometry = table.edges_to_slots(edge_attr) / self.pos_scale
+        with cast_parameters_once(self, x.device.type) as dtype:
+            h = self.embed(feats.to(dtype))
+            e = self.edge_embed(geometry.to(dtype))  # (N, K, edge_dim)
+            for layer in self.layers:
+                h = layer(h, table, e, packing)
+            tokens = self.out_norm(h)
+        return tokens, global_mean_pool(at_least_float32(tokens), batch, size=num_events).to(tokens.dtype)
 
 
 class MaskedGTDecoder(nn.Module):
@@ -182,14 +187,18 @@ class MaskedGTDecoder(nn.Module):
         num_events: int,
     ) -> Tensor:
         idx = visible.nonzero().view(-1)
-        full = tokens.new_zeros(visible.size(0), tokens.size(1)).index_copy(0, idx, tokens)
-        h = torch.where(visible[:, None], self.proj(full), self.mask_token.to(full.dtype))
-        h = h + self.pos_embed(self.pos_enc(pos / self.pos_scale))
         table, packing = graph_tables(edge_index, batch, num_events, self.layers)
-        e = self.edge_embed(table.edges_to_slots(edge_attr) / self.pos_scale)
-        for layer in self.layers:
-            h = layer(h, table, e, packing)
-        return self.head(self.out_norm(h))
+        fourier = self.pos_enc(pos / self.pos_scale)  # fp32, as the edge geometry
+        geometry = table.edges_to_slots(edge_attr) / self.pos_scale
+        with cast_parameters_once(self, pos.device.type) as dtype:
+            tokens = tokens.to(dtype)
+            full = tokens.new_zeros(visible.size(0), tokens.size(1)).index_copy(0, idx, tokens)
+            h = torch.where(visible[:, None], self.proj(full), self.mask_token)
+            h = h + self.pos_embed(fourier.to(dtype))
+            e = self.edge_embed(geometry.to(dtype))
+            for layer in self.layers:
+                h = layer(h, table, e, packing)
+            return self.head(self.out_norm(h))
 
 
 @register_model("masked_gt_ae")

@@ -19,6 +19,7 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.layers.task_pools import TaskPools
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
+from graphevent.nn.precision import cast_parameters_once
 from graphevent.nn.registry import list_encoders, register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
@@ -220,18 +221,23 @@ class MultiTaskModel(GraphModel):
     # ------------------------------------------------------------------ features and heads
     def forward_features(self, batch) -> dict[str, tuple[Tensor, Tensor]]:
         """Per encoder: projected node tokens ``(N, dim)`` and pooled embedding ``(B, dim)``."""
-        out = {}
-        for n, bb in self.backbones.items():
-            # a frozen encoder's parameters need no gradient, so autograd records nothing there
-            # (unless the input itself requires grad, as for saliency maps)
-            tokens, pooled = bb.encode(batch)
-            proj = self.token_proj[n]
-            out[n] = (proj(tokens), proj(pooled))
-        return out
+        # a frozen encoder's parameters need no gradient, so autograd records nothing there
+        # (unless the input itself requires grad, as for saliency maps)
+        encoded = {n: bb.encode(batch) for n, bb in self.backbones.items()}
+        with cast_parameters_once(self.token_proj, batch.x.device.type) as dtype:  # all projections: one cast
+            return {n: (self.token_proj[n](tokens.to(dtype)), self.token_proj[n](pooled.to(dtype)))
+                    for n, (tokens, pooled) in encoded.items()}
 
     def forward_heads(self, features: dict[str, tuple[Tensor, Tensor]], batch, need_weights: bool = False):
         """Raw task outputs (logits (B, C) or standardised values (B,)); with
         ``need_weights`` also ``{task: {encoder: (B, heads, Q, 1 + N_max)}}`` attention."""
+        # pools, fusion and heads in the compute dtype with their parameters cast once (the
+        # encoders and token projections, with their own precision, are left out)
+        with cast_parameters_once(self, batch.x.device.type, exclude=("backbones", "token_proj")) as dtype:
+            features = {n: (tokens.to(dtype), pooled.to(dtype)) for n, (tokens, pooled) in features.items()}
+            return self._forward_heads(features, batch, need_weights)
+
+    def _forward_heads(self, features: dict[str, tuple[Tensor, Tensor]], batch, need_weights: bool):
         b, num_events = batch_vector(batch)
         packing = EventPacking.from_batch(b, num_events)  # one layout for every encoder's tokens
         mask = torch.cat([packing.mask.new_ones(num_events, 1), packing.mask], 1)  # (B, 1 + M)
