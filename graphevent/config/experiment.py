@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from graphevent.errors import ConfigError
-from graphevent.config.tasks import TaskConfig
+from graphevent.config.tasks import TASK_TYPES, TaskConfig
 
 Stage = Literal["pretrain", "finetune", "supervised"]
 
@@ -180,13 +180,18 @@ class ExperimentConfig:
         out = ["val_loss"]
         if self.trains_tasks:
             for t in self.tasks:
-                out += [f"val_{t.name}_auc", f"val_{t.name}_accuracy"] if t.type == "classification" else [f"val_{t.name}_mae"]
+                out += [f"val_{t.name}_{m}" for m in t.task_type.val_metrics]
         return out
 
 
 def metric_mode(name: str) -> Literal["min", "max"]:
-    """``max`` for AUC/accuracy, ``min`` for losses and errors."""
-    return "max" if name.endswith(("_auc", "_accuracy")) else "min"
+    """``max`` for a metric some task type maximises (AUC, accuracy), ``min`` for losses and errors."""
+    return "max" if name.endswith(maximised_suffixes()) else "min"
+
+
+def maximised_suffixes() -> tuple[str, ...]:
+    """``("_auc", "_accuracy")``: name endings of the validation metrics that are better when larger."""
+    return tuple(dict.fromkeys(f"_{m}" for t in TASK_TYPES.values() for m in t.maximise))
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -1,14 +1,84 @@
-"""Task configs: what each supervised head predicts and with which loss (no torch here;
-:mod:`graphevent.nn.tasks` builds the heads, losses and output transforms from them)."""
+"""Task types and task configs: what each supervised head predicts and with which loss.
+
+No torch here (loading a YAML config must stay light). The task-type registry
+:data:`TASK_TYPES` is the one list of task types; each :class:`TaskType` declares its
+losses, the metrics training validation reports, the kinds it records in ``metrics.json``
+and the table labels of its metrics. The torch halves register under the same name:
+the loss functions in :mod:`graphevent.nn.tasks` and the metric objects (one class, used by
+training validation and by ``graphevent eval``) in :mod:`graphevent.metrics` via
+:func:`graphevent.metrics.base.register_task_metrics`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
 from graphevent.errors import ConfigError
 
 LABEL_TARGETS = ("label", "y")
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """What one kind of supervised task owns.
+
+    Args:
+        name: the ``type:`` value in a task config (``classification``).
+        losses: loss names it accepts; the first is the default.
+        val_metrics: metric names training validation reports (``val_<task>_<metric>``);
+            all are maximised if named in ``maximise``, minimised otherwise.
+        maximise: the ``val_metrics`` that are better when larger (AUC, accuracy).
+        kinds: the ``kind`` values its metrics record in ``metrics.json``.
+        labels: table labels of its metric names (``{"auc": "AUC"}``).
+        label_target: the task predicts the event label (``target`` is none/label/y) rather
+            than a dataset target.
+    """
+
+    name: str
+    losses: tuple[str, ...]
+    val_metrics: tuple[str, ...]
+    maximise: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    label_target: bool = False
+
+    @property
+    def default_loss(self) -> str:
+        return self.losses[0]
+
+
+TASK_TYPES: dict[str, TaskType] = {}
+
+
+def register_task_type(task_type: TaskType) -> TaskType:
+    """Add a task type to :data:`TASK_TYPES` (a name registered twice is an error)."""
+    if task_type.name in TASK_TYPES:
+        raise ValueError(f"task type {task_type.name!r} is already registered")
+    TASK_TYPES[task_type.name] = task_type
+    return task_type
+
+
+def get_task_type(name: str, where: str = "task.type") -> TaskType:
+    """The registered task type ``name``.
+
+    Raises:
+        ConfigError: unknown name, listing the known ones.
+    """
+    try:
+        return TASK_TYPES[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{where}: invalid value {name!r}; expected one of {', '.join(map(repr, TASK_TYPES))}") from None
+
+
+register_task_type(TaskType(
+    "classification", losses=("ce",), val_metrics=("auc", "accuracy"), maximise=("auc", "accuracy"),
+    kinds=("binary", "multiclass"), labels=(("auc", "AUC"), ("auc_macro", "macro AUC"), ("accuracy", "accuracy")),
+    label_target=True,
+))
+register_task_type(TaskType(
+    "regression", losses=("mse", "huber", "l1"), val_metrics=("mae",), kinds=("regression",),
+    labels=(("mae", "MAE"), ("rmse", "RMSE"), ("bias", "bias"), ("resolution", "resolution"),
+            ("resolution_constant", "resol. of const.")),
+))
 
 
 @dataclass(frozen=True)
@@ -17,7 +87,8 @@ class TaskConfig:
 
     Args:
         name: unique task name (letters, digits, ``_``); used in losses, metrics, outputs.
-        type: ``classification`` (of the event label ``y``) or ``regression``.
+        type: a registered task type (:data:`TASK_TYPES`): ``classification`` (of the
+            event label ``y``) or ``regression``.
         target: regression: a name from ``DatasetInfo.targets`` (e.g. ``m0``);
             classification: ``None``, ``label`` or ``y`` (the event label).
         weight: weight of this task's loss in the total (>= 0).
@@ -26,31 +97,32 @@ class TaskConfig:
     """
 
     name: str
-    type: Literal["classification", "regression"]
+    type: str
     target: str | None = None
     weight: float = 1.0
-    loss: Literal["ce", "mse", "huber", "l1"] | None = None
+    loss: str | None = None
+
+    @property
+    def task_type(self) -> TaskType:
+        return get_task_type(self.type)
 
     def validate(self, where: str = "task") -> None:
+        kind = get_task_type(self.type, f"{where}.type")
         if not self.name or not self.name.replace("_", "a").isalnum():
             raise ConfigError(f"{where}.name: invalid task name {self.name!r}; expected letters, digits and _")
         if self.weight < 0:
             raise ConfigError(f"{where}.weight: {self.weight} is negative; expected >= 0")
-        if self.type == "classification":
+        if kind.label_target:
             if self.target not in (None, *LABEL_TARGETS):
                 raise ConfigError(
-                    f"{where}.target: {self.target!r} for a classification task; expected none, 'label' or 'y'"
+                    f"{where}.target: {self.target!r} for a {kind.name} task; expected none, 'label' or 'y'"
                 )
-            if self.loss not in (None, "ce"):
-                raise ConfigError(f"{where}.loss: {self.loss!r} for a classification task; expected 'ce'")
-        else:
-            if self.target is None:
-                raise ConfigError(f"{where}.target: missing for regression task {self.name!r}; expected a dataset target name")
-            if self.loss == "ce":
-                raise ConfigError(f"{where}.loss: 'ce' for a regression task; expected one of 'mse', 'huber', 'l1'")
+        elif self.target is None:
+            raise ConfigError(f"{where}.target: missing for {kind.name} task {self.name!r}; expected a dataset target name")
+        if self.loss is not None and self.loss not in kind.losses:
+            expected = repr(kind.losses[0]) if len(kind.losses) == 1 else "one of " + ", ".join(map(repr, kind.losses))
+            raise ConfigError(f"{where}.loss: {self.loss!r} for a {kind.name} task; expected {expected}")
 
     @property
     def resolved_loss(self) -> str:
-        if self.loss is not None:
-            return self.loss
-        return "ce" if self.type == "classification" else "mse"
+        return self.loss if self.loss is not None else get_task_type(self.type).default_loss

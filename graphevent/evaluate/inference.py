@@ -16,8 +16,8 @@ import torch
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import DataError, RunError
-from graphevent.metrics import ClassificationMetrics, EventBuffer, ReconstructionMetrics, RegressionMetrics, TaskMetrics
-from graphevent.metrics.classification import resolve_signal
+from graphevent.metrics import EventBuffer, ReconstructionMetrics, TaskMetrics
+from graphevent.metrics.base import task_metrics
 
 RECONSTRUCTION = "reconstruction"
 
@@ -28,13 +28,12 @@ class TaskBinding:
 
     Args:
         name: task name (key of ``model.predict`` output, or ``reconstruction``).
-        metrics: the task's metrics.
-        target_index: regression: column of ``batch.targets``; ``None`` otherwise.
+        metrics: the task's metrics (its type's registered class; it reads its own
+            truth from a batch in ``update_batch``).
     """
 
     name: str
     metrics: TaskMetrics
-    target_index: int | None = None
 
 
 def check_compatible(run: str, run_info: DatasetInfo, data: str, data_info: DatasetInfo) -> None:
@@ -70,17 +69,12 @@ def bind_tasks(model: Any, cfg: Any, info: DatasetInfo, data_info: DatasetInfo, 
         return [TaskBinding(RECONSTRUCTION, ReconstructionMetrics(info.node_features))]
     bindings = []
     for task in cfg.tasks:
-        if task.type == "classification":
-            sig = resolve_signal(info.classes, signal)
-            bindings.append(TaskBinding(task.name, ClassificationMetrics(info.classes, signal=sig)))
-        else:
-            if task.target not in data_info.targets:
-                raise DataError(
-                    f"dataset has no target {task.target!r} (task {task.name!r} of run {run}); "
-                    f"its targets are {list(data_info.targets) or 'none'}"
-                )
-            bindings.append(TaskBinding(task.name, RegressionMetrics(task.target, column=f"pred_{task.name}"),
-                                        data_info.targets.index(task.target)))
+        if not task.task_type.label_target and task.target not in data_info.targets:
+            raise DataError(
+                f"dataset has no target {task.target!r} (task {task.name!r} of run {run}); "
+                f"its targets are {list(data_info.targets) or 'none'}"
+            )
+        bindings.append(TaskBinding(task.name, task_metrics(task, info.classes, data_info.targets, signal)))
     if not bindings:
         raise RunError(f"run {run}: stage {cfg.stage!r} but no tasks in its config; nothing to evaluate")
     return bindings
@@ -142,10 +136,7 @@ def run_inference(
                 continue
             if b.name not in out:
                 raise RunError(f"model output has no {b.name!r} (it has {sorted(out)}); the run's tasks and model disagree")
-            if isinstance(b.metrics, ClassificationMetrics):
-                b.metrics.update(out[b.name], y)
-            else:
-                b.metrics.update(out[b.name], targets[:, b.target_index])
+            b.metrics.update_batch(out[b.name], batch)
         if recon is not None:
             if "recon_error" not in out:
                 raise RunError(f"model {type(model).__name__}: predict() gave no 'recon_error' for a pretraining run")

@@ -31,7 +31,7 @@ from graphevent.evaluate.explain import ExplainOutput, explain_run, pca_figure
 from graphevent.evaluate.inference import EventRecord, TaskBinding, bind_tasks, check_compatible, run_inference
 from graphevent.evaluate.options import EvalOptions
 from graphevent.evaluate.predictions import write_predictions
-from graphevent.metrics import ClassificationMetrics, ReconstructionMetrics, RegressionMetrics
+from graphevent.metrics import ClassificationMetrics, ReconstructionMetrics
 from graphevent.metrics.classification import paired_auc_differences
 from graphevent.metrics import plots
 from graphevent.metrics.schema import build_document
@@ -186,25 +186,17 @@ def _prediction_columns(ev: RunEvaluation, targets: Sequence[str], dataset: Any)
     t = ev.record.targets.array().reshape(len(cols["event_id"]), -1)
     for j, name in enumerate(targets):
         cols[f"true_{name}"] = t[:, j]
-    n_cls = sum(isinstance(b.metrics, ClassificationMetrics) for b in ev.bindings)
+    n_generic = sum(b.metrics.generic_columns for b in ev.bindings)
     for b in ev.bindings:
         for col, values in b.metrics.columns().items():
-            cols[f"{b.name}_{col}" if n_cls > 1 and isinstance(b.metrics, ClassificationMetrics) else col] = values
+            cols[f"{b.name}_{col}" if n_generic > 1 and b.metrics.generic_columns else col] = values
     return cols
 
 
 def _run_figures(ev: RunEvaluation, out: Path, training: list[dict[str, Any]]) -> list[tuple[str, Path]]:
     figs = []
     for b in ev.bindings:
-        m = b.metrics
-        if isinstance(m, ClassificationMetrics):
-            fig = plots.score_figure(m.scores.array(), m.labels.array(), m.classes, f"{ev.name}: {b.name} scores",
-                                     signal=m.signal if m.binary else None)
-            figs.append((f"{ev.name}: {b.name} score distributions", plots.save_figure(fig, out / f"scores-{ev.file_stem}-{b.name}.png")))
-        elif isinstance(m, RegressionMetrics):
-            what = b.name if b.name == m.target else f"{b.name} ({m.target})"
-            fig = plots.response_figure(m.pred.array(), m.true.array(), m.target, f"{ev.name}: {what}")
-            figs.append((f"{ev.name}: {b.name} response", plots.save_figure(fig, out / f"response-{ev.file_stem}-{b.name}.png")))
+        figs += b.metrics.figures(b.name, ev.name, out, ev.file_stem)
     if training:
         fig = plots.training_figure(training, f"{ev.name}: training")
         figs.append((f"{ev.name}: training curves", plots.save_figure(fig, out / f"training-{ev.file_stem}.png")))

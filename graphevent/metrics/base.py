@@ -11,6 +11,8 @@ batch is ever kept, so evaluation memory does not grow with the size of the even
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,7 +75,9 @@ class TaskMetrics(abc.ABC):
     """Streaming metrics of one task (a classification head, a regression head, a reconstruction).
 
     Subclasses define ``kind``, the ``headline`` metric names shown in tables, and
-    ``update`` / ``compute`` / ``columns``.
+    ``update`` / ``compute`` / ``columns``. A subclass registered for a task type
+    (:func:`register_task_metrics`) also defines :meth:`for_task`, :meth:`update_batch` and
+    :meth:`validation_values`: the same object serves training validation and evaluation.
     """
 
     kind: ClassVar[str]
@@ -104,6 +108,28 @@ class TaskMetrics(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Task conventions recorded next to the metrics (kind, classes, signal, target)."""
 
+    @classmethod
+    def for_task(cls, task: Any, classes: Sequence[str], targets: Sequence[str], signal: int | str | None = None) -> "TaskMetrics":
+        """The metrics of one supervised task (a ``TaskConfig``) on a dataset with ``classes``
+        and regression ``targets``; ``signal``: the signal class of a binary task."""
+        raise NotImplementedError(f"{cls.__name__} is not the metrics of a task type")
+
+    def update_batch(self, pred: torch.Tensor, batch: Any) -> None:
+        """Update from the task's ``model.predict`` output and the batch it came from."""
+        raise NotImplementedError(f"{type(self).__name__} has no batch update")
+
+    def validation_values(self) -> dict[str, float]:
+        """The task type's ``val_metrics`` (point values, no bootstrap), for training validation."""
+        raise NotImplementedError(f"{type(self).__name__} reports no validation metrics")
+
+    #: the predictions-file columns have generic names (``score_<class>``) that several
+    #: tasks of one run would share: prefixed with the task name when there are several.
+    generic_columns: ClassVar[bool] = False
+
+    def figures(self, task: str, run: str, out: Path, stem: str) -> list[tuple[str, Path]]:
+        """Per-run figures of this task written under ``out``: ``[(caption, path)]``."""
+        return []
+
     def gather(self) -> None:
         """Collect every rank's per-event values (call once after the last update)."""
         for buf in self.buffers().values():
@@ -118,6 +144,30 @@ class TaskMetrics(abc.ABC):
     def __len__(self) -> int:
         bufs = list(self.buffers().values())
         return len(bufs[0]) if bufs else 0
+
+
+TASK_METRICS: dict[str, type[TaskMetrics]] = {}
+
+
+def register_task_metrics(task_type: str):
+    """Class decorator: the metrics of task type ``task_type`` (a name in
+    :data:`graphevent.config.tasks.TASK_TYPES`)."""
+    from graphevent.config.tasks import get_task_type
+
+    get_task_type(task_type)
+
+    def wrap(cls: type[TaskMetrics]) -> type[TaskMetrics]:
+        if task_type in TASK_METRICS:
+            raise ValueError(f"task type {task_type!r} already has metrics {TASK_METRICS[task_type].__name__}")
+        TASK_METRICS[task_type] = cls
+        return cls
+
+    return wrap
+
+
+def task_metrics(task: Any, classes: Sequence[str], targets: Sequence[str], signal: int | str | None = None) -> TaskMetrics:
+    """The metrics object of one task (a ``TaskConfig``), from its type's registered class."""
+    return TASK_METRICS[task.type].for_task(task, classes, targets, signal)
 
 
 def with_intervals(values: dict[str, float], intervals: dict[str, tuple[float, float]]) -> dict[str, Any]:

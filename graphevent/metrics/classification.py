@@ -16,6 +16,7 @@ bootstrap intervals come from the vectorised numpy implementation in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from torchmetrics.classification import (
 
 from graphevent.errors import ConfigError
 from graphevent.metrics import roc
-from graphevent.metrics.base import EventBuffer, TaskMetrics, with_intervals
+from graphevent.metrics.base import EventBuffer, TaskMetrics, register_task_metrics, with_intervals
 from graphevent.metrics.bootstrap import bootstrap
 
 WORKING_POINTS: tuple[float, ...] = (0.3, 0.5)
@@ -62,6 +63,7 @@ def resolve_signal(classes: Sequence[str], signal: str | int | None) -> int:
     raise ConfigError(f"--signal {signal!r}: not a class of this task; expected one of {list(classes)} or an index 0..{len(classes) - 1}")
 
 
+@register_task_metrics("classification")
 class ClassificationMetrics(TaskMetrics):
     """Streaming metrics of one classification head.
 
@@ -75,6 +77,7 @@ class ClassificationMetrics(TaskMetrics):
     """
 
     kind = "classification"
+    generic_columns = True
 
     def __init__(self, classes: Sequence[str], signal: int = 1, working_points: Sequence[float] = WORKING_POINTS) -> None:
         self.classes = list(classes)
@@ -96,6 +99,31 @@ class ClassificationMetrics(TaskMetrics):
         self.confusion = MulticlassConfusionMatrix(num_classes=c)
         self.scores = EventBuffer(np.float32)
         self.labels = EventBuffer(np.int64)
+
+    @classmethod
+    def for_task(cls, task: Any, classes: Sequence[str], targets: Sequence[str], signal: int | str | None = None) -> "ClassificationMetrics":
+        return cls(classes, signal=resolve_signal(classes, signal))
+
+    def update_batch(self, pred: torch.Tensor, batch: Any) -> None:
+        self.update(pred, batch.y.view(-1))
+
+    def validation_values(self) -> dict[str, float]:
+        """``auc`` (the signal class's, or the macro one-vs-rest AUC) and ``accuracy``, in [0, 1]."""
+        values = self.metrics.compute()
+        if self.binary:
+            auc = float(values["auc"])
+        else:
+            per_class = values["auc"].double().cpu().numpy()
+            defined = per_class[~np.isnan(per_class)]  # torchmetrics' macro average skips undefined classes
+            auc = float(defined.mean()) if defined.size else float("nan")
+        return {"auc": min(max(auc, 0.0), 1.0), "accuracy": min(max(float(values["accuracy"]), 0.0), 1.0)}
+
+    def figures(self, task: str, run: str, out: Path, stem: str) -> list[tuple[str, Path]]:
+        from graphevent.metrics import plots
+
+        fig = plots.score_figure(self.scores.array(), self.labels.array(), self.classes, f"{run}: {task} scores",
+                                 signal=self.signal if self.binary else None)
+        return [(f"{run}: {task} score distributions", plots.save_figure(fig, out / f"scores-{stem}-{task}.png"))]
 
     @property
     def kind_detail(self) -> str:

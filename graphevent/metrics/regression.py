@@ -12,13 +12,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
-from graphevent.metrics.base import EventBuffer, TaskMetrics, with_intervals
+from graphevent.metrics.base import EventBuffer, TaskMetrics, register_task_metrics, with_intervals
 from graphevent.metrics.bootstrap import bootstrap, weighted_regression
 from graphevent.metrics.streaming import RelativeResolution
 
@@ -30,12 +32,14 @@ class _Bias(MeanMetric):
         super().update(pred - true)
 
 
+@register_task_metrics("regression")
 class RegressionMetrics(TaskMetrics):
     """Streaming metrics of one regression head.
 
     Args:
         target: name of the regressed quantity (a ``DatasetInfo.targets`` entry).
         column: predictions-file column name of the output (default ``pred_<target>``).
+        index: column of ``batch.targets`` holding the true values (for :meth:`update_batch`).
 
     Shapes:
         ``update(pred: (B,), true: (B,))``
@@ -44,8 +48,9 @@ class RegressionMetrics(TaskMetrics):
     kind = "regression"
     headline = ("mae", "rmse", "bias", "resolution", "resolution_constant")
 
-    def __init__(self, target: str, column: str | None = None) -> None:
+    def __init__(self, target: str, column: str | None = None, index: int | None = None) -> None:
         self.target = target
+        self.index = index
         self.column = column or f"pred_{target}"
         self.metrics = MetricCollection({
             "mae": MeanAbsoluteError(),
@@ -55,6 +60,26 @@ class RegressionMetrics(TaskMetrics):
         }, compute_groups=False)
         self.pred = EventBuffer(np.float32)
         self.true = EventBuffer(np.float32)
+
+    @classmethod
+    def for_task(cls, task: Any, classes: Sequence[str], targets: Sequence[str], signal: int | str | None = None) -> "RegressionMetrics":
+        return cls(task.target, column=f"pred_{task.name}", index=list(targets).index(task.target))
+
+    def update_batch(self, pred: torch.Tensor, batch: Any) -> None:
+        if self.index is None:
+            raise ValueError(f"{type(self).__name__}({self.target!r}): no target column index for a batch update")
+        self.update(pred, batch.targets.view(pred.shape[0], -1)[:, self.index])
+
+    def validation_values(self) -> dict[str, float]:
+        """``mae`` in physical units."""
+        return {"mae": float(self.metrics["mae"].compute())}
+
+    def figures(self, task: str, run: str, out: Path, stem: str) -> list[tuple[str, Path]]:
+        from graphevent.metrics import plots
+
+        what = task if task == self.target else f"{task} ({self.target})"
+        fig = plots.response_figure(self.pred.array(), self.true.array(), self.target, f"{run}: {what}")
+        return [(f"{run}: {task} response", plots.save_figure(fig, out / f"response-{stem}-{task}.png"))]
 
     def to(self, device: torch.device | str) -> "RegressionMetrics":
         self.metrics = self.metrics.to(device)

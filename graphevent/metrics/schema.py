@@ -28,10 +28,12 @@ import math
 from typing import Any
 
 from graphevent import __version__
+from graphevent.config.tasks import TASK_TYPES
 from graphevent.errors import DataError
 
 SCHEMA_VERSION = 1
-TASK_KINDS = ("binary", "multiclass", "regression", "reconstruction")
+#: the ``kind`` values of the registered task types, plus a pretraining run's reconstruction.
+TASK_KINDS = (*(k for t in TASK_TYPES.values() for k in t.kinds), "reconstruction")
 
 
 def encode_value(value: Any) -> Any:

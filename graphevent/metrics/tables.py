@@ -21,17 +21,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from graphevent.config.tasks import TASK_TYPES
 from graphevent.metrics.schema import decode_value
 
+#: table labels: each task type's own (:attr:`TaskType.labels <graphevent.config.tasks.TaskType>`)
+#: plus a pretraining run's reconstruction metrics.
 LABELS = {
-    "auc": "AUC",
-    "auc_macro": "macro AUC",
-    "accuracy": "accuracy",
-    "mae": "MAE",
-    "rmse": "RMSE",
-    "bias": "bias",
-    "resolution": "resolution",
-    "resolution_constant": "resol. of const.",
+    **{name: label for t in TASK_TYPES.values() for name, label in t.labels},
     "recon_error_mean": "recon. error",
     "set_distance": "set distance",
 }

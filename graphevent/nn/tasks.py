@@ -19,6 +19,9 @@ from graphevent.config.tasks import LABEL_TARGETS, TaskConfig  # noqa: F401  (re
 from graphevent.errors import ConfigError, DataError
 from graphevent.nn.layers.normalize import Standardize
 
+#: loss functions by the names task types accept (:attr:`TaskType.losses <graphevent.config.tasks.TaskType>`).
+LOSSES = {"ce": F.cross_entropy, "mse": F.mse_loss, "huber": F.huber_loss, "l1": F.l1_loss}
+
 def check_tasks(tasks: Sequence[TaskConfig], info: DatasetInfo, where: str = "tasks") -> list[TaskConfig]:
     """Validate tasks against a dataset: unique names, regression targets that exist."""
     if not tasks:
@@ -29,12 +32,12 @@ def check_tasks(tasks: Sequence[TaskConfig], info: DatasetInfo, where: str = "ta
         if task.name in seen:
             raise ConfigError(f"{where}[{i}].name: duplicate task name {task.name!r}")
         seen.add(task.name)
-        if task.type == "regression" and task.target not in info.targets:
+        if not task.task_type.label_target and task.target not in info.targets:
             raise ConfigError(
                 f"{where}[{i}].target: {task.target!r} is not a target of this dataset; "
                 f"available: {', '.join(info.targets) or '(none)'}"
             )
-        if task.type == "classification" and info.num_classes < 2:
+        if task.task_type.label_target and info.num_classes < 2:
             raise ConfigError(f"{where}[{i}]: classification needs >= 2 classes; the dataset has {info.classes}")
     return list(tasks)
 
@@ -69,10 +72,10 @@ class TaskSet(nn.Module):
 
     def out_channels(self, task: TaskConfig) -> int:
         """Head output size: ``num_classes`` logits or one standardised value."""
-        return self.num_classes if task.type == "classification" else 1
+        return self.num_classes if task.task_type.label_target else 1
 
     def _targets(self, batch, task: TaskConfig) -> Tensor:
-        if task.type == "classification":
+        if task.task_type.label_target:
             y = getattr(batch, "y", None)
             if y is None:
                 raise DataError(f"task {task.name!r}: the batch has no labels 'y'")
@@ -89,15 +92,7 @@ class TaskSet(nn.Module):
         for task in self.tasks:
             pred = outputs[task.name].float()
             target = self._targets(batch, task)
-            kind = task.resolved_loss
-            if kind == "ce":
-                out[task.name] = F.cross_entropy(pred, target)
-            elif kind == "mse":
-                out[task.name] = F.mse_loss(pred, target)
-            elif kind == "huber":
-                out[task.name] = F.huber_loss(pred, target)
-            else:
-                out[task.name] = F.l1_loss(pred, target)
+            out[task.name] = LOSSES[task.resolved_loss](pred, target)
         return out
 
     def total(self, losses: dict[str, Tensor]) -> Tensor:
@@ -109,7 +104,7 @@ class TaskSet(nn.Module):
         out = {}
         for task in self.tasks:
             pred = outputs[task.name].float()
-            if task.type == "classification":
+            if task.task_type.label_target:
                 out[task.name] = pred.softmax(dim=-1)
             else:
                 col = self.target_names.index(task.target)

@@ -510,9 +510,9 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Validation loss (mean over events) and per-task metrics, over all workers.
 
-        Classification tasks report AUC (torchmetrics, on softmax probabilities; one-vs-rest
-        macro AUC for more than two classes) and accuracy; regression tasks the mean
-        absolute error in physical units. Runs with a fixed RNG seed (same masks each epoch).
+        Each task reports its type's validation metrics (AUC and accuracy; the mean absolute
+        error in physical units) from the same metric objects ``graphevent eval`` uses
+        (:func:`graphevent.metrics.base.task_metrics`). Runs with a fixed RNG seed (same masks each epoch).
         """
         model = self.model
         was_training = model.training
@@ -520,21 +520,11 @@ class Trainer:
         info = getattr(model, "info", None)
         metrics: dict[str, Any] = {}
         if self.cfg.trains_tasks:
-            import torchmetrics  # imported only when there are task metrics (it is slow to import)
+            from graphevent.metrics.base import task_metrics  # imported only when there are task metrics (torchmetrics is slow to import)
 
-            for t in self.cfg.tasks:
-                if t.type == "classification":
-                    c = info.num_classes if info is not None else 2
-                    if c == 2:
-                        metrics[f"val_{t.name}_auc"] = torchmetrics.classification.BinaryAUROC()
-                        metrics[f"val_{t.name}_accuracy"] = torchmetrics.classification.BinaryAccuracy()
-                    else:
-                        metrics[f"val_{t.name}_auc"] = torchmetrics.classification.MulticlassAUROC(c)
-                        metrics[f"val_{t.name}_accuracy"] = torchmetrics.classification.MulticlassAccuracy(c, average="micro")
-                else:
-                    metrics[f"val_{t.name}_mae"] = torchmetrics.MeanAbsoluteError()
-        for m in metrics.values():
-            m.to(self.device)
+            classes = info.classes if info is not None else ("0", "1")
+            targets = info.targets if info is not None else ()
+            metrics = {t.name: task_metrics(t, classes, targets).to(self.device) for t in self.cfg.tasks}
         sums: dict[str, float] = {"loss": 0.0, "n": 0.0}
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -551,23 +541,14 @@ class Trainer:
                 for k, v in logs.items():
                     if k != "loss":
                         sums["val_" + k] = sums.get("val_" + k, 0.0) + float(v) * n
-                for t in self.cfg.tasks if metrics else ():
-                    p = preds[t.name].float()
-                    if t.type == "classification":
-                        y = batch.y.view(-1)
-                        probs = p[:, 1] if p.shape[1] == 2 else p
-                        metrics[f"val_{t.name}_auc"].update(probs, y)
-                        metrics[f"val_{t.name}_accuracy"].update(probs, y)
-                    else:
-                        col = info.targets.index(t.target)
-                        metrics[f"val_{t.name}_mae"].update(p.view(-1), batch.targets.view(p.shape[0], -1)[:, col].float())
+                for name, m in metrics.items():
+                    m.update_batch(preds[name].float(), batch)
         totals = self._sum_over_ranks(sums)
         n_all = max(totals.pop("n", 0.0), 1.0)
         out = {"val_loss": totals.pop("loss", 0.0) / n_all}
-        out.update({k: v / n_all for k, v in totals.items() if k not in metrics})
+        out.update({k: v / n_all for k, v in totals.items()})
         for name, m in metrics.items():
-            value = float(m.compute())
-            out[name] = min(max(value, 0.0), 1.0) if name.endswith(("_auc", "_accuracy")) else value
+            out.update({f"val_{name}_{k}": v for k, v in m.validation_values().items()})
         model.train(was_training)
         return out
 
