@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from graphevent.errors import ConfigError
 from graphevent.config.tasks import TASK_TYPES, TaskConfig
 
 Stage = Literal["pretrain", "finetune", "supervised"]
+STAGES: tuple[str, ...] = get_args(Stage)
 
 
 @dataclass(frozen=True)

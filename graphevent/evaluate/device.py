@@ -3,7 +3,7 @@
 Single process: ``--device auto`` picks ``cuda`` when available, else ``cpu``.
 Several processes (started by ``torchrun --nproc_per_node N -m graphevent.cli.app eval ...``
 or SLURM ``srun``): every process joins the group through
-:func:`graphevent.train.distributed.init_distributed` (NCCL on GPUs, gloo on CPUs),
+:func:`graphevent.utils.distributed.init_distributed` (NCCL on GPUs, gloo on CPUs),
 evaluates every N-th event, torchmetrics synchronises the metric states, per-event arrays
 are gathered, and rank 0 alone writes the outputs.
 """
@@ -34,7 +34,7 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def eval_context(spec: str):
-    """A :class:`~graphevent.train.distributed.DistContext` for evaluation, and whether this
+    """A :class:`~graphevent.utils.distributed.DistContext` for evaluation, and whether this
     call created the process group (the caller then shuts it down).
 
     Under an external launcher (``torchrun``, ``srun``) joins its process group; otherwise
@@ -42,7 +42,7 @@ def eval_context(spec: str):
     """
     import torch.distributed as dist
 
-    from graphevent.train.distributed import DistContext, init_distributed, launcher_env
+    from graphevent.utils.distributed import DistContext, init_distributed, launcher_env
 
     layout = launcher_env()
     if layout is None or layout["world_size"] == 1:

@@ -129,7 +129,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str =
     import torch  # only now: a wrong option fails without the seconds torch takes to import
 
     from graphevent.nn.export import padded_module
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
     model, cfg, info = load_run(run_dir, checkpoint)
     module = padded_module(model)
     meta = {"run": str(Path(run_dir).resolve()), "checkpoint": checkpoint, "model": model.name,

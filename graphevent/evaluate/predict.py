@@ -177,7 +177,7 @@ def predict(model: Any, data: Any, batch_size: int = 128, device: str | torch.de
     """Per-event outputs of a trained model, as numpy columns.
 
     Args:
-        model: a GraphModel (e.g. from :func:`graphevent.train.checkpoint.load_run`); put in eval mode.
+        model: a GraphModel (e.g. from :func:`graphevent.nn.checkpoint.load_run`); put in eval mode.
         data: a ``Data`` (one event), a ``Batch``, a list of ``Data`` or a dataset
             (e.g. :class:`~graphevent.data.dataset.GraphDataset`).
         batch_size: events per model call (lists and datasets).
@@ -256,7 +256,7 @@ def predict_files(
 
     from graphevent.data.preprocess import build_graphs
     from graphevent.evaluate.device import resolve_device
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
     model, exp, info = load_run(run_dir, options.checkpoint)
     cfg = run_data_config(run_dir, options.config, info)
     device = resolve_device(options.device)

@@ -1,6 +1,6 @@
 """``evaluate``: the one library call behind ``graphevent eval``.
 
-For each run: load its checkpoint (:func:`graphevent.train.checkpoint.load_run`), check
+For each run: load its checkpoint (:func:`graphevent.nn.checkpoint.load_run`), check
 the dataset matches it, stream the split through the model
 (:func:`~graphevent.evaluate.inference.run_inference`), compute metrics with bootstrap
 intervals, write its prediction file and per-run figures. Then the comparison figures,
@@ -119,7 +119,7 @@ def read_training_log(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _checkpoint_epoch(run_dir: Path, which: str) -> tuple[Path, int | None]:
-    from graphevent.train.checkpoint import checkpoint_path
+    from graphevent.nn.checkpoint import checkpoint_path
 
     path = checkpoint_path(run_dir, which)
     try:  # memory-mapped: the weights are not read again
@@ -287,7 +287,7 @@ def _evaluate_run(run_dir: Path, name: str, st: _Setting) -> tuple[RunEvaluation
     from torch.utils.data import Subset
     from torch_geometric.loader import DataLoader
 
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
 
     opt, ctx = st.options, st.ctx
     model, cfg, info = load_run(run_dir, opt.checkpoint, map_location="cpu")
@@ -413,7 +413,7 @@ def evaluate(
         DataError: a missing split, or a dataset whose classes/features differ from a run's.
     """
     from graphevent.data.dataset import GraphDataset
-    from graphevent.train.distributed import launcher_env, shutdown
+    from graphevent.utils.distributed import launcher_env, shutdown
     from graphevent.utils.progress import NullProgress
 
     options.validate()

@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from graphevent.config.base import from_dict, to_dict
+from graphevent.config.experiment import STAGES, Stage
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-
-Stage = Literal["pretrain", "finetune", "supervised"]
-STAGES = ("pretrain", "finetune", "supervised")
 
 
 class GraphModel(nn.Module, abc.ABC):
