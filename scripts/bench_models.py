@@ -88,7 +88,7 @@ def make_batch(batch_size: int, nodes: int, k: int, seed: int = 0, images: bool 
     import torch
     from torch_geometric.data import Batch, Data
 
-    from graphevent.data.knn import edge_features, knn_graph
+    from graphevent.nn.layers.knn import edge_features, knn_graph
 
     g = torch.Generator().manual_seed(seed)
     events = []

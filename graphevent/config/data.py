@@ -12,6 +12,9 @@ from typing import Literal
 
 from graphevent.errors import ConfigError
 
+#: ``graph.k`` when a data config does not set it; models' ``k`` defaults to it too, so a model
+#: left at its default rebuilds no graph.
+DEFAULT_K = 16
 #: Largest ``graph.k``: neighbour lists take 4 * k bytes per node (1,024 is 4 kB per node).
 K_MAX = 1024
 
@@ -145,7 +148,7 @@ class GraphConfig:
 
     node_mode: Literal["union", "per_channel"] = "union"
     collapse_upsampled: bool = True
-    k: int = 16
+    k: int = DEFAULT_K
     knn_backend: Literal["auto", "scipy", "torch", "torch_cluster"] = "auto"
     max_nodes: int = 0
 

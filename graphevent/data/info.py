@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from graphevent.config.data import DEFAULT_K
 from graphevent.data.splits import SPLITS
 from graphevent.errors import DataError
 
@@ -42,7 +43,7 @@ class DatasetInfo:
     targets: list[str] = field(default_factory=list)
     target_stats: dict[str, dict[str, float]] = field(default_factory=dict)
     feature_stats: dict[str, dict[str, float]] = field(default_factory=dict)
-    k: int = 16
+    k: int = DEFAULT_K
     num_edge_features: int = 3
     pixel_size: tuple[float, float] | None = None
     image_shape: tuple[int, int, int] | None = None
@@ -64,7 +65,7 @@ class DatasetInfo:
             targets=list(manifest.get("targets", [])),
             target_stats=dict(manifest.get("target_stats", {})),
             feature_stats=dict(manifest.get("feature_stats", {})),
-            k=int(manifest.get("k", 16)),
+            k=int(manifest.get("k", DEFAULT_K)),
             pixel_size=tuple(image["pixel_size"]) if image else None,
             image_shape=tuple(image["shape"]) if image else None,
         )

@@ -8,8 +8,8 @@ Entry points:
 * :func:`knn_neighbours` — numpy in / numpy out, one event at a time with
   ``scipy.spatial.cKDTree`` (measured fastest here, see ``scripts/bench_preprocess.py``),
   or batched torch ``cdist + topk``, or ``torch_cluster.knn`` when installed.
-* :func:`knn_graph` — inside models, torch tensors with a ``batch`` vector (per event,
-  never across events), plain torch, differentiable inputs allowed (indices only).
+* inside models (torch tensors with a ``batch`` vector): :func:`graphevent.nn.layers.knn.knn_graph`
+  (the model layer must not import ``data``), with the same conventions.
 
 Convention everywhere: no self loops; an event with ``n <= k`` nodes connects each node to
 all ``n - 1`` others; neighbour lists are padded with ``-1``; ``edge_index`` rows are
@@ -290,61 +290,3 @@ def edge_features_np(pos: np.ndarray, edge_index: np.ndarray) -> np.ndarray:
     """(E, 3) float32: (delta eta, delta phi, delta R) of neighbour minus node."""
     d = pos[edge_index[0]] - pos[edge_index[1]]
     return np.concatenate([d, np.sqrt((d**2).sum(1, keepdims=True))], axis=1).astype(np.float32)
-
-
-# --------------------------------------------------------------------- torch, inside models
-def knn_graph(x, batch, k: int, num_events: int | None = None):
-    """Batched kNN graph in any feature space, per event (plain torch).
-
-    Args:
-        x: ``(N, D)`` node coordinates (positions or features).
-        batch: ``(N,)`` event index of each node, sorted (PyG batching), or ``None``.
-        k: neighbours per node (fewer for events with ``<= k`` nodes).
-        num_events: number of events ``B`` if known (saves reading ``batch.max()`` back from a GPU).
-
-    Returns:
-        ``edge_index (2, E)``: row 0 neighbour j, row 1 node i; no self loops. For
-        positions (D <= 3), among neighbours at equal distance the lower node index wins,
-        so an event gets the same graph in any batch.
-
-    Shapes:
-        x: (N, D), batch: (N,) -> edge_index: (2, E) with E <= N * k.
-    """
-    import torch
-    from torch_geometric.utils import to_dense_batch
-
-    if batch is None:
-        batch = x.new_zeros(x.size(0), dtype=torch.long)
-    dense, mask = to_dense_batch(x.detach(), batch, batch_size=num_events)  # (B, M, D), (B, M)
-    b, m, _ = dense.shape
-    # positions: pairwise differences, so a distance does not depend on the padding M (cdist's
-    # matmul path, taken above 25 rows, rounds differently) and lattice ties stay exact
-    mode = "donot_use_mm_for_euclid_dist" if dense.size(-1) <= 3 else "use_mm_for_euclid_dist_if_necessary"
-    d = torch.cdist(dense.float(), dense.float(), compute_mode=mode)  # (B, M, M)
-    invalid = ~(mask[:, :, None] & mask[:, None, :])
-    eye = torch.eye(m, dtype=torch.bool, device=x.device)[None]
-    d = d.masked_fill(invalid | eye, float("inf"))
-    k_eff = min(k, max(m - 1, 1))
-    if dense.size(-1) <= 3:
-        # positions sit on a pixel lattice, full of exact ties: a stable sort takes
-        # equidistant neighbours in node order, as alone (topk's choice depends on M)
-        dist, idx = d.sort(dim=-1, stable=True)
-        dist, idx = dist[..., :k_eff], idx[..., :k_eff]  # (B, M, k)
-    else:
-        # learned features: exact ties are improbable, and topk is ~4x faster than a sort
-        dist, idx = d.topk(k_eff, dim=-1, largest=False)  # (B, M, k)
-    valid = torch.isfinite(dist) & mask[:, :, None]
-    # dense -> flat node indices
-    counts = mask.sum(1)
-    starts = torch.cumsum(counts, 0) - counts  # (B,)
-    tgt = (starts[:, None] + torch.arange(m, device=x.device)[None]).unsqueeze(-1).expand(-1, -1, k_eff)
-    src = starts[:, None, None] + idx
-    return torch.stack([src, tgt])[:, valid]  # one boolean index: one host sync on a GPU
-
-
-def edge_features(pos, edge_index):
-    """Torch version of :func:`edge_features_np`: ``(E, 3)`` (deta, dphi, dR)."""
-    import torch
-
-    d = pos[edge_index[0]] - pos[edge_index[1]]
-    return torch.cat([d, d.norm(dim=1, keepdim=True)], dim=1)

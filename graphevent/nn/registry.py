@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from graphevent.config.base import from_dict
+from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 
@@ -124,7 +125,7 @@ def default_info() -> DatasetInfo:
         node_features=["tracks", "ecal", "hcal"],
         classes=["quark", "gluon"],
         targets=["m0", "pt"],
-        k=16,
+        k=DEFAULT_K,
     )
 
 

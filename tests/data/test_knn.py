@@ -3,14 +3,13 @@ import pytest
 import torch
 
 from graphevent.data.knn import (
-    edge_features,
     edge_features_np,
-    knn_graph,
     knn_lattice_chunk,
     knn_neighbours,
     lattice_coords,
     neighbours_to_edge_index,
 )
+from graphevent.nn.layers.knn import edge_features, knn_graph
 
 
 @pytest.mark.parametrize("n", [30, 200])

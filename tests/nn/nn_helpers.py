@@ -10,7 +10,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from graphevent.data.info import DatasetInfo
-from graphevent.data.knn import edge_features, knn_graph
+from graphevent.nn.layers.knn import edge_features, knn_graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

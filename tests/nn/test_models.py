@@ -150,7 +150,7 @@ JET_CASES = [
     ("multitask", {"encoders": ["masked_gt"], "fusion": "concat"}),
     ("multitask", {"encoders": ["edgeconv"], "fusion": "none"}),
 ]
-# A pixel lattice is full of neighbours at equal distance. graphevent.data.knn.knn_graph takes
+# A pixel lattice is full of neighbours at equal distance. graphevent.nn.layers.knn.knn_graph takes
 # them in node order (stable sort on padding-independent distances), so a kNN graph that a
 # model builds itself (masked_gt_ae's visible graph, or a model k other than the dataset's)
 # is the same in a batch as alone; "rebuilt_graph" checks exactly that.

@@ -1,7 +1,7 @@
 """kNN and EdgeConv on padded ``(B, N, D)`` tensors: plain torch ops that export.
 
 The graph models run on PyG's flat ``(num_nodes, D)`` batches, whose kNN
-(:func:`graphevent.data.knn.knn_graph`) and message passing have data-dependent shapes.
+(:func:`graphevent.nn.layers.knn.knn_graph`) and message passing have data-dependent shapes.
 For export (ONNX, TorchScript), :func:`dense_knn` computes the same neighbours on padded
 events: dense masked pairwise distances and a sort/top-k over a fixed ``k``, every shape a
 function of the input's ``B`` and ``N`` only, and :class:`DenseEdgeConv` runs an
@@ -22,7 +22,7 @@ def dense_knn(h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False)
         mask: valid nodes.
         k: neighbours per node (fewer, flagged invalid, in events with ``<= k`` nodes).
         stable: equidistant neighbours in node order (positions on a pixel lattice, as
-            :func:`~graphevent.data.knn.knn_graph`); otherwise top-k (learned features).
+            :func:`~graphevent.nn.layers.knn.knn_graph`); otherwise top-k (learned features).
         onnx: tracing for ONNX, which has no stable sort: top-k, whose ONNX operator breaks
             ties by the lower index (the operator's specification), i.e. the stable order.
 

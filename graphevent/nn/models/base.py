@@ -17,6 +17,7 @@ Encoders (models other models build on by name) follow :class:`EncoderModel`.
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -199,17 +200,21 @@ def event_keys(data, batch: Tensor, num_events: int) -> Tensor:
 def position_graph(data, k: int, data_k: int) -> tuple[Tensor, Tensor]:
     """The (eta, phi) kNN graph with ``k`` neighbours and its (deta, dphi, dR) edge features.
 
-    Uses the dataset's ``edge_index``/``edge_attr`` when present and built with the same
-    ``k`` (``data_k``, from ``DatasetInfo.k``); otherwise recomputes them per event in
-    plain torch (:func:`graphevent.data.knn.knn_graph`).
+    The model's ``k`` wins: the dataset's ``edge_index``/``edge_attr`` are used when present
+    and built with the same ``k`` (``data_k``, from ``DatasetInfo.k``); otherwise the graph
+    is rebuilt per event in plain torch (:func:`graphevent.nn.layers.knn.knn_graph`), and
+    the first rebuild for a pair of values says so once in the log
+    (:func:`graph_rebuild_notice`).
 
     Shapes:
         -> edge_index (2, E), edge_attr (E, 3)
     """
-    from graphevent.data.knn import edge_features, knn_graph
+    from graphevent.nn.layers.knn import edge_features, knn_graph
 
     edge_index = getattr(data, "edge_index", None)
     if edge_index is None or data_k != k:
+        if edge_index is not None:
+            graph_rebuild_notice(k, data_k)
         batch, num_events = batch_vector(data)
         edge_index = knn_graph(data.pos, batch, k, num_events)
         return edge_index, edge_features(data.pos, edge_index)
@@ -217,3 +222,20 @@ def position_graph(data, k: int, data_k: int) -> tuple[Tensor, Tensor]:
     if edge_attr is None:
         edge_attr = edge_features(data.pos, edge_index)
     return edge_index, edge_attr
+
+
+_REBUILDS_NOTED: set[tuple[int, int]] = set()
+
+
+def graph_rebuild_notice(k: int, data_k: int) -> bool:
+    """Log, once per process and pair of values, that the model's ``k`` differs from the
+    dataset's and the position graph is rebuilt at every forward. Returns whether it logged."""
+    if (k, data_k) in _REBUILDS_NOTED:
+        return False
+    _REBUILDS_NOTED.add((k, data_k))
+    logging.getLogger("graphevent").warning(
+        "model.k = %d differs from the dataset's graph.k = %d: the model's k wins and its (eta, phi) "
+        "graph is rebuilt at every forward (preprocess with --set graph.k=%d to reuse the stored one)",
+        k, data_k, k,
+    )
+    return True

@@ -10,8 +10,9 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_max_pool, global_mean_pool
 from torch_geometric.utils import to_dense_batch
 
+from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
-from graphevent.data.knn import knn_graph
+from graphevent.nn.layers.knn import knn_graph
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
 from graphevent.nn.layers.mlp import MLP
@@ -44,7 +45,7 @@ class EdgeConvAEConfig:
         count_weight: weight of the occupied-pixel count loss.
     """
 
-    k: int = 16
+    k: int = DEFAULT_K
     channels: tuple[tuple[int, ...], ...] = ((32, 32), (64, 64))
     dim: int = 64
     num_points: int = 320
@@ -77,7 +78,7 @@ class EdgeConvEncoder(nn.Module):
         z = \mathrm{MLP}([\mathrm{mean}_i t_i, \max_i t_i])
 
     (Wang et al., "Dynamic Graph CNN", arXiv:1801.07829). Feature-space kNN is computed
-    per event (:func:`graphevent.data.knn.knn_graph`), never across events.
+    per event (:func:`graphevent.nn.layers.knn.knn_graph`), never across events.
 
     Args:
         info: dataset description.

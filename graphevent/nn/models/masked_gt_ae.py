@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_mean_pool
 from torch_geometric.utils import scatter
 
+from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
@@ -60,7 +61,7 @@ class MaskedGTConfig:
     ffn_ratio: float = 2.0
     dropout: float = 0.0
     global_every: int = 2
-    k: int = 16
+    k: int = DEFAULT_K
     pos_scale: float = 0.4
     pos_freqs: int = 4
     mask_ratio: float = 0.5
@@ -265,7 +266,7 @@ class MaskedGTAutoencoder(EncoderModel):
         Shapes:
             visible: (N,) bool or None -> tokens (N_visible, dim), pooled (B, dim)
         """
-        from graphevent.data.knn import edge_features, knn_graph
+        from graphevent.nn.layers.knn import edge_features, knn_graph
 
         b, num_events = batch_vector(batch)
         if visible is None:

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_mean_pool
 
+from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
-from graphevent.data.knn import knn_graph
+from graphevent.nn.layers.knn import knn_graph
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
 from graphevent.nn.layers.normalize import Standardize
@@ -33,7 +34,7 @@ class ParticleNetConfig:
             jet radius); neighbour search does not depend on it.
     """
 
-    k: int = 16
+    k: int = DEFAULT_K
     channels: tuple[tuple[int, ...], ...] = ((64, 64, 64), (128, 128, 128), (256, 256, 256))
     fc_dim: int = 256
     dropout: float = 0.1
