@@ -8,24 +8,27 @@ from typing import Annotated
 import typer
 
 from graphevent.cli.options import DataDirOpt, OverwriteOpt
+from graphevent.evaluate.options import EvalOptions
+
+_DEFAULT = EvalOptions()  # the defaults live once, in EvalOptions (no torch imported)
 
 
 def eval_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories written by `graphevent train` (several: one comparison).", show_default=False)],
     data: DataDirOpt,
-    split: Annotated[str, typer.Option(help="Dataset split to evaluate: train, val or test.")] = "test",
+    split: Annotated[str, typer.Option(help="Dataset split to evaluate: train, val or test.")] = _DEFAULT.split,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory. Default: RUN_DIR/eval-SPLIT for one run, ./eval-SPLIT for several.", show_default=False)] = None,
-    checkpoint: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none).")] = 200,
-    signal: Annotated[str | None, typer.Option(help="Binary tasks: signal class, name or index (default: class index 1).", show_default=False)] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Also draw attention, saliency, reconstructions and embedding PCA.")] = False,
-    explain_events: Annotated[int, typer.Option(help="Events per class in the --explain figures.")] = 2,
-    fmt: Annotated[str, typer.Option("--format", help="Predictions file format: parquet or root.")] = "parquet",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun: one GPU per process).")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Events per inference batch.")] = 128,
-    loader_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
-    max_events: Annotated[int | None, typer.Option(help="Evaluate only the first N events of the split.", show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (and of masking in masked models).")] = 0,
+    checkpoint: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = _DEFAULT.checkpoint,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none).")] = _DEFAULT.bootstrap,
+    signal: Annotated[str | None, typer.Option(help="Binary tasks: signal class, name or index (default: class index 1).", show_default=False)] = _DEFAULT.signal,
+    explain: Annotated[bool, typer.Option("--explain", help="Also draw attention, saliency, reconstructions and embedding PCA.")] = _DEFAULT.explain,
+    explain_events: Annotated[int, typer.Option(help="Events per class in the --explain figures.")] = _DEFAULT.explain_events,
+    fmt: Annotated[str, typer.Option("--format", help="Predictions file format: parquet or root.")] = _DEFAULT.format,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun: one GPU per process).")] = _DEFAULT.device,
+    batch_size: Annotated[int, typer.Option(help="Events per inference batch.")] = _DEFAULT.batch_size,
+    loader_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = _DEFAULT.num_workers,
+    max_events: Annotated[int | None, typer.Option(help="Evaluate only the first N events of the split.", show_default=False)] = _DEFAULT.max_events,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (and of masking in masked models).")] = _DEFAULT.seed,
     overwrite: OverwriteOpt = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
 ) -> None:
@@ -48,7 +51,7 @@ def eval_cmd(
       graphevent eval runs/pn --data datasets/qg --split val --checkpoint last --bootstrap 1000 --format root
     """
     from graphevent.cli.app import console
-    from graphevent.evaluate import EvalOptions, evaluate
+    from graphevent.evaluate import evaluate
     from graphevent.utils.progress import NullProgress, RichProgress
 
     options = EvalOptions(

@@ -41,6 +41,10 @@ from graphevent.train.optim import WarmupCosine, build_optimizer, build_schedule
 from graphevent.train.sampler import DistributedBatchSampler
 
 VAL_SEED_OFFSET = 7919
+#: a large prime between seed streams: per rank in seed_worker, per step when resuming with another world size
+SEED_STRIDE = 1_000_003
+#: cuBLAS workspace that makes its results deterministic (set before CUDA initialises)
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
 
 def collate_graphs(data_list):
@@ -326,7 +330,7 @@ class Trainer:
         if same_world:
             set_rng_state(state["rng"]["ranks"][self.ctx.rank], self.device)
         else:  # a different worker count cannot continue the old streams: derive new ones
-            seed_worker(self.cfg.seed + 1_000_003 * self.state.step, self.ctx.rank)
+            seed_worker(self.cfg.seed + SEED_STRIDE * self.state.step, self.ctx.rank)
 
     # ------------------------------------------------------------------ stopping on signals
     def _stop_signal(self) -> int:
@@ -557,7 +561,7 @@ def seed_worker(seed: int, rank: int = 0) -> None:
     """Seed torch, numpy and python RNGs for this rank (different streams per rank)."""
     import random
 
-    s = (int(seed) * 1_000_003 + int(rank)) % (2**63 - 1)
+    s = (int(seed) * SEED_STRIDE + int(rank)) % (2**63 - 1)
     torch.manual_seed(s)
     np.random.seed(s % (2**32))
     random.seed(s)
@@ -572,7 +576,15 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     np.random.seed(seed % (2**32))
     random.seed(seed)
     if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        deterministic_cublas()
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def deterministic_cublas() -> None:
+    """Ask cuBLAS for its deterministic workspace (unless the user set one); takes effect
+    only before CUDA initialises, so the launcher calls it too."""
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)

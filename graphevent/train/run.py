@@ -29,6 +29,8 @@ RESUMABLE_CHANGES = (
 
 #: Settings a run takes from its first command's options; a resume keeps them unless given again.
 RESUME_KEEPS = ("train.init_from", "train.label_fraction", "train.freeze_encoder")
+#: worker error files looked for, by rank (rank0.error, rank1.error, ...); more than any world size here
+MAX_RANKS_SCANNED = 1024
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def _raise_worker_error(run_dir: Path, fallback: RunError) -> None:
     """Re-raise the one-line error a worker recorded (lowest rank first), else ``fallback``."""
     from graphevent.train.worker import error_file
 
-    for rank in range(1024):
+    for rank in range(MAX_RANKS_SCANNED):
         path = error_file(run_dir, rank)
         if path.is_file():
             info = json.loads(path.read_text())
@@ -312,7 +314,9 @@ def train(options: TrainOptions) -> TrainResult:
 
     cfg = resolve_config(options)
     if cfg.train.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        from graphevent.train.engine import deterministic_cublas
+
+        deterministic_cublas()
     if layout is not None:  # started by torchrun / srun: this process is one worker
         if options.nproc > 1 or options.nnodes > 1:
             raise ConfigError("--nproc/--nnodes: the processes were already started by torchrun/srun; drop these options")
@@ -386,7 +390,7 @@ def _run(options: TrainOptions, cfg: ExperimentConfig, run_dir: Path, layout: di
     records = read_metrics(run_dir)
     if not summary and records:  # workers ran in other processes: summarise from their metrics
         last = records[-1]
-        monitor = next((k[5:] for k in last if k.startswith("best_") and k != "best_epoch"), None)
+        monitor = next((k.removeprefix("best_") for k in last if k.startswith("best_") and k != "best_epoch"), None)
         summary = {
             "epochs": last["epoch"], "steps": last["step"], "monitor": monitor,
             "best": last.get(f"best_{monitor}"), "best_epoch": last.get("best_epoch"),
