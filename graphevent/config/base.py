@@ -142,14 +142,21 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     return obj
 
 
-def to_dict(obj: Any) -> Any:
-    """Plain-python (YAML/JSON-safe) view of a config dataclass."""
+def to_dict(obj: Any, keep_tuples: bool = False) -> Any:
+    """Plain-python (YAML/JSON-safe) view of a config dataclass (or nested structure of them).
+
+    Args:
+        keep_tuples: keep tuples as tuples (checkpoints, which rebuild dataclasses such as
+            ``DatasetInfo`` field by field); by default they become lists, as in YAML.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name), keep_tuples) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple) and keep_tuples:
+        return tuple(to_dict(v, keep_tuples) for v in obj)
     if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
+        return [to_dict(v, keep_tuples) for v in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
+        return {k: to_dict(v, keep_tuples) for k, v in obj.items()}
     return obj
 
 

@@ -25,7 +25,6 @@ metrics             the last epoch's metrics line (or ``{}``)
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 from pathlib import Path
@@ -214,11 +213,8 @@ def transfer_encoders(model: nn.Module, source: str | Path) -> list[str]:
 
 
 def asdict_plain(obj: Any) -> Any:
-    """A dataclass (or nested structure of them) as plain dicts/lists for a checkpoint."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: asdict_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, list):
-        return [asdict_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: asdict_plain(v) for k, v in obj.items()}
-    return obj
+    """A dataclass (or nested structure of them) as plain dicts/lists for a checkpoint:
+    :func:`graphevent.config.base.to_dict`, keeping tuples."""
+    from graphevent.config.base import to_dict
+
+    return to_dict(obj, keep_tuples=True)
