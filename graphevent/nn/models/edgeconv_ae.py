@@ -12,9 +12,8 @@ from torch_geometric.utils import to_dense_batch
 
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
-from graphevent.nn.layers.knn import knn_graph
 from graphevent.errors import ConfigError
-from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
+from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.set_loss import chamfer_distance
@@ -94,12 +93,7 @@ class EdgeConvEncoder(nn.Module):
         self.dim = config.dim
         self.pos_scale = config.pos_scale
         self.norm = Standardize(info.node_features, info.feature_stats)
-        blocks = []
-        size = info.num_node_features + 2
-        for ch in config.channels:
-            blocks.append(EdgeConvBlock(size, ch))
-            size = ch[-1]
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = EdgeConvStack(info.num_node_features + 2, config.channels, config.k)
         fused = sum(ch[-1] for ch in config.channels)
         self.token = nn.Sequential(nn.Linear(fused, config.dim), nn.LayerNorm(config.dim), nn.GELU())
         self.latent = MLP(2 * config.dim, [config.dim], config.dim)
@@ -110,11 +104,7 @@ class EdgeConvEncoder(nn.Module):
         # feature-space kNN measures distances in fp32, the pooled means are taken in fp32
         with cast_parameters_once(self, x.device.type, keep=(nn.BatchNorm1d,)) as dtype:
             h = h.to(dtype)
-            outs = []
-            for i, block in enumerate(self.blocks):
-                graph = edge_index if i == 0 else knn_graph(h, batch, self.k, num_events)
-                h = block(h, graph)
-                outs.append(h)
+            outs = self.blocks(h, edge_index, batch, num_events)
             tokens = self.token(torch.cat(outs, dim=-1))
             full = at_least_float32(tokens)
             pooled = torch.cat([global_mean_pool(full, batch, num_events), global_max_pool(full, batch, num_events)], -1)

@@ -11,9 +11,8 @@ from torch_geometric.nn import global_mean_pool
 
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
-from graphevent.nn.layers.knn import knn_graph
 from graphevent.errors import ConfigError
-from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
+from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
@@ -82,13 +81,8 @@ class ParticleNet(GraphModel):
         c = self.config
         self.taskset = TaskSet(check_tasks(tasks if tasks is not None else default_tasks(info, regression=False), info), info)
         self.norm = Standardize(info.node_features, info.feature_stats)
-        blocks = []
-        size = info.num_node_features + 2
-        for ch in c.channels:
-            blocks.append(EdgeConvBlock(size, ch))
-            size = ch[-1]
-        self.blocks = nn.ModuleList(blocks)
-        self.dim = size
+        self.blocks = EdgeConvStack(info.num_node_features + 2, c.channels, c.k)
+        size = self.dim = self.blocks.out_channels
         self.heads = nn.ModuleDict(
             {
                 t.name: nn.Sequential(
@@ -110,8 +104,7 @@ class ParticleNet(GraphModel):
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32; kNN and means in fp32)
         with cast_parameters_once(self.blocks, b.device.type, keep=(nn.BatchNorm1d,)) as dtype:
             h = h.to(dtype)
-            for i, block in enumerate(self.blocks):
-                h = block(h, edge_index if i == 0 else knn_graph(h, b, self.config.k, num_events))
+            h = self.blocks(h, edge_index, b, num_events)[-1]
         return h, global_mean_pool(at_least_float32(h), b, num_events)
 
     def forward_heads(self, pooled: Tensor) -> dict[str, Tensor]:
