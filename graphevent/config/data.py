@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from graphevent.config.readers import get_reader_type
 from graphevent.errors import ConfigError
 
 #: ``graph.k`` when a data config does not set it; models' ``k`` defaults to it too, so a model
@@ -18,15 +19,13 @@ DEFAULT_K = 16
 #: Largest ``graph.k``: neighbour lists take 4 * k bytes per node (1,024 is 4 kB per node).
 K_MAX = 1024
 
-ReaderFormat = Literal["ml4sci_hdf5", "e2e_parquet", "root_image", "root_hits", "particles"]
-
-
 @dataclass(frozen=True)
 class ReaderConfig:
     """Where the arrays are in the input files.
 
     Args:
-        format: file layout; ``ml4sci_hdf5`` (image datasets in HDF5), ``e2e_parquet``
+        format: file layout, a registered reader (:data:`graphevent.config.readers.READERS`):
+            ``ml4sci_hdf5`` (image datasets in HDF5), ``e2e_parquet``
             (one row group per event, nested-list images), ``root_image`` (fixed-size image
             branches in a TTree), ``root_hits`` (jagged eta/phi/value branches per channel),
             ``particles`` (energyflow layout (N, M, 4): pt, rapidity, phi, pid; .npz or HDF5).
@@ -51,7 +50,7 @@ class ReaderConfig:
         particles_key: array name for the particles format (``X`` in energyflow .npz files).
     """
 
-    format: ReaderFormat
+    format: str
     image_key: str | None = None
     layout: Literal["channels_last", "channels_first"] = "channels_last"
     channel_keys: list[str] = field(default_factory=list)
@@ -67,6 +66,7 @@ class ReaderConfig:
     particles_key: str = "X"
 
     def validate(self, where: str) -> None:
+        get_reader_type(self.format, f"{where}.format")
         if self.label_key is None and self.label is None and not self.file_labels:
             raise ConfigError(
                 f"{where}: set label_key (labels in the file), label or file_labels (one file per class)"

@@ -28,6 +28,7 @@ import numpy as np
 from graphevent import __version__
 from graphevent.config.base import to_dict
 from graphevent.config.data import DataConfig
+from graphevent.config.readers import get_reader_type
 from graphevent.data.info import FORMAT_VERSION
 from graphevent.data.shards import sha256_file, write_shard
 from graphevent.data.splits import SPLITS, assign_splits
@@ -44,7 +45,6 @@ MANIFEST = "manifest.json"
 #: What a dataset directory holds (recorded in its graphevent marker before anything is written).
 DATASET_ENTRIES = (STATE_FILE, "chunks", "shards", "data_config.yaml", MANIFEST)
 EDGE_FEATURES = ["deta", "dphi", "dR"]
-POINT_FORMATS = ("root_hits", "particles")  # readers that return points; the others return images
 IMAGE_SLAB = 64
 
 
@@ -147,7 +147,7 @@ def build_graphs(reader, path: str, start: int, stop: int, cfg: DataConfig, keep
         keep_empty: keep events without nodes; default from ``cfg.empty_events``.
     """
     thresholds = [c.threshold for c in cfg.channels]
-    images = cfg.reader.format not in POINT_FORMATS
+    images = get_reader_type(cfg.reader.format).yields == "images"
     if images:
         itp = ImageToPoints(
             thresholds,
@@ -406,7 +406,7 @@ def _finalise(out: Path, cfg: DataConfig, inputs: list[dict], tasks: list[ChunkT
     n_events = int(sum(splits.values()))
     names = node_feature_names(cfg)
     image = None
-    if cfg.reader.format not in POINT_FORMATS:
+    if get_reader_type(cfg.reader.format).yields == "images":
         image = {"shape": [len(cfg.channels), cfg.image.height, cfg.image.width], "pixel_size": list(cfg.image.pixel_size)}
     manifest = {
         "format_version": FORMAT_VERSION,

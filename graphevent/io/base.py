@@ -9,12 +9,14 @@ one file independently; readers must never load a whole file at once.
 from __future__ import annotations
 
 import abc
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from graphevent.config.readers import get_reader_type
 from graphevent.errors import DataError, MissingKeyError
 
 if TYPE_CHECKING:
@@ -175,15 +177,6 @@ def open_reader(path: str | Path, cfg: "DataConfig", labels_required: bool = Tru
         raise DataError(f"{path}: input file not found")
     if not path.is_file():
         raise DataError(f"{path}: not a file")
-    fmt = cfg.reader.format
-    if fmt == "ml4sci_hdf5":
-        from graphevent.io.hdf5 import HDF5ImageReader as cls
-    elif fmt == "e2e_parquet":
-        from graphevent.io.parquet import ParquetImageReader as cls
-    elif fmt in ("root_image", "root_hits"):
-        from graphevent.io.root import RootReader as cls
-    elif fmt == "particles":
-        from graphevent.io.particles import ParticleReader as cls
-    else:  # config validation makes this unreachable; kept as a clear error, not an assert
-        raise DataError(f"{path}: unknown reader format {fmt!r}")
+    module, name = get_reader_type(cfg.reader.format).reader.split(":")
+    cls = getattr(importlib.import_module(f"graphevent.io.{module}"), name)
     return cls(path, cfg, labels_required)

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 
+from graphevent.config.readers import READERS
 from graphevent.errors import ConfigError, DataError
 
-FORMATS = ("ml4sci_hdf5", "e2e_parquet", "particles", "root_image", "root_hits")
+FORMATS = tuple(READERS)
 _FILE_KEYS = {"name", "pattern", "events", "size", "sha256", "notes"}
 _TOP_KEYS = {"name", "description", "source", "format", "files", "keys", "tree", "labels", "channels", "notes"}
 
