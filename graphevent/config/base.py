@@ -43,6 +43,10 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
 
+# what a bare ``off`` / ``on`` in YAML means where a choice of strings is expected
+YAML_SWITCH = {False: "off", True: "on"}
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check (and gently coerce) ``value`` against the annotation ``tp``."""
     origin = get_origin(tp)
@@ -50,6 +54,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if origin is Literal:
+        if isinstance(value, bool) and YAML_SWITCH[value] in args:
+            value = YAML_SWITCH[value]  # YAML 1.1 reads a bare off/on as false/true: `--set train.amp=off`
         if value not in args:
             raise ConfigError(f"{where}: invalid value {value!r}; expected one of {', '.join(map(repr, args))}")
         return value

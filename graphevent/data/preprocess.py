@@ -82,14 +82,19 @@ def node_feature_names(cfg: DataConfig) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- workers
-_READERS: dict[str, object] = {}
+_READERS: dict[str, tuple[tuple, object]] = {}  # path -> (what the reader was opened for, reader)
 
 
 def _reader(path: str, cfg: DataConfig):
-    r = _READERS.get(path)
-    if r is None:
-        r = _READERS[path] = open_reader(path, cfg)
-    return r
+    """An open reader of ``path``, kept per process; reopened when the file or the config changed."""
+    st = os.stat(path)
+    key = (st.st_mtime_ns, st.st_size, st.st_ino, repr(cfg))
+    cached = _READERS.get(path)
+    if cached is None or cached[0] != key:
+        if cached is not None:
+            cached[1].close()
+        _READERS[path] = (key, open_reader(path, cfg))
+    return _READERS[path][1]
 
 
 def _bad_values(arr: np.ndarray, counts_or_none, path: str, start: int, cfg: DataConfig) -> tuple[np.ndarray, int]:

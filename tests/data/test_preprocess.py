@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,14 @@ def test_image_slabs_do_not_change_dataset(tmp_path, tiny_raw, monkeypatch):
     b = preprocess([tiny_raw], cfg, tmp_path / "b")
     assert _shard_sums(tmp_path / "a") == _shard_sums(tmp_path / "b")
     assert a["nodes_per_event"] == b["nodes_per_event"] and a["splits"] == b["splits"]
+
+
+def test_reader_is_reopened_when_the_file_is_rewritten_in_the_same_process(tmp_path):
+    """Readers are cached per process; a rewritten input (same path) must not be read from a stale reader."""
+    raw = tmp_path / "raw.h5"
+    write_ml4sci_hdf5(raw, make_jet_images(12, seed=1))
+    first = preprocess([raw], tiny_data_config(), tmp_path / "a")
+    write_ml4sci_hdf5(tmp_path / "new.h5", make_jet_images(20, seed=2))
+    os.replace(tmp_path / "new.h5", raw)  # regenerated under the same name
+    second = preprocess([raw], tiny_data_config(), tmp_path / "b")
+    assert (first["n_events"], second["n_events"]) == (12, 20)

@@ -129,7 +129,8 @@ def test_bf16_forward_stays_close_to_fp32(name):
                 return {"nodes": nodes, **model.forward_heads(pooled)}
             hidden = model.mask_nodes(batch)
             tokens, pooled = model.encode(batch)
-            recon = model.decode(model.encode(batch, visible=~hidden)[0], batch, hidden)
+            visible_tokens, visible_pooled = model.encode(batch, visible=~hidden)
+            recon = model.decode(visible_tokens, visible_pooled, batch, hidden)
             return {"tokens": tokens, "pooled": pooled, "recon": recon}
 
     full = outputs()
