@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +30,12 @@ from graphevent.evaluate.explain import ExplainOutput, explain_run, pca_figure
 from graphevent.evaluate.inference import EventRecord, TaskBinding, bind_tasks, check_compatible, run_inference
 from graphevent.evaluate.options import EvalOptions
 from graphevent.evaluate.predictions import write_predictions
-from graphevent.metrics import ClassificationMetrics, ReconstructionMetrics
+from graphevent.metrics import ClassificationMetrics
 from graphevent.metrics.classification import paired_auc_differences
 from graphevent.metrics import plots
+from graphevent.metrics.plots import file_stem
 from graphevent.metrics.schema import build_document
-from graphevent.metrics.tables import csv_text, format_value, markdown, rich_table
+from graphevent.metrics.tables import csv_text, markdown, rich_table
 from graphevent.utils.outdir import OutputDir
 
 @dataclass
@@ -87,11 +87,6 @@ def run_names(run_dirs: Sequence[str | Path]) -> list[str]:
         seen[n] = seen.get(n, 0) + 1
         out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
     return out
-
-
-def file_stem(name: str) -> str:
-    """File-safe version of a run name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "run"
 
 
 def default_out_dir(run_dirs: Sequence[str | Path], split: str) -> Path:
@@ -204,41 +199,19 @@ def _run_figures(ev: RunEvaluation, out: Path, training: list[dict[str, Any]]) -
 
 
 def _comparison_figures(evals: Sequence[RunEvaluation], out: Path) -> list[tuple[str, Path]]:
+    """Each task's runs overlaid, drawn by its metrics class (ROC curves, reconstruction errors)."""
+    from graphevent.nn.registry import list_models
+
+    models = list_models()
+    definitions = {ev.name: models[ev.info.get("model")].recon_error_label for ev in evals
+                   if ev.info.get("model") in models and models[ev.info.get("model")].recon_error_label}
     figs = []
     tasks = list(dict.fromkeys(b.name for ev in evals for b in ev.bindings))
     for task in tasks:
         members = [(ev, b) for ev in evals for b in ev.bindings if b.name == task]
-        cls = [(ev, b.metrics) for ev, b in members if isinstance(b.metrics, ClassificationMetrics)]
-        if cls:
-            classes_of_curves = list(dict.fromkeys(c for _, m in cls for c in m.roc_curves()))
-            for signal in classes_of_curves:
-                curves, labels = {}, {}
-                for ev, m in cls:
-                    rc = m.roc_curves()
-                    if signal not in rc:
-                        continue
-                    curves[ev.name] = rc[signal]
-                    vals = ev.metrics[task]
-                    auc = vals.get("auc", vals.get(f"auc_{signal}"))
-                    extra = f", 1/εB(εS=0.5) = {format_value(vals['rejection_at_0.5'], 3)}" if "rejection_at_0.5" in vals else ""
-                    labels[ev.name] = f"{ev.name} (AUC {format_value(auc, 4)}{extra})"
-                binary = all(m.binary for _, m in cls)
-                name = f"roc-{task}.png" if binary else f"roc-{task}-{file_stem(signal)}.png"
-                title = f"{task}: signal = {signal}" + ("" if binary else " (one vs rest)")
-                figs.append((f"ROC {title}", plots.save_figure(plots.roc_figure(curves, title, labels), out / name)))
-        rec = [(ev, b.metrics) for ev, b in members if isinstance(b.metrics, ReconstructionMetrics)]
-        if rec:
-            per_run = {}
-            for ev, m in rec:
-                vals = ev.metrics[task]
-                per_run[ev.name] = {f: (vals[f"recon_error_{f}"], vals.get(f"recon_error_{f}_ci95")) for f in m.features}
-            from graphevent.nn.registry import list_models
-
-            models = list_models()
-            definitions = {ev.name: models[ev.info["model"]].recon_error_label for ev, _ in rec
-                           if ev.info["model"] in models and models[ev.info["model"]].recon_error_label}
-            fig = plots.reconstruction_figure(per_run, "reconstruction error per channel", definitions)
-            figs.append(("reconstruction error per channel", plots.save_figure(fig, out / f"{task}.png")))
+        for kind in dict.fromkeys(type(b.metrics) for _, b in members):
+            runs = [(ev.name, ev.metrics[task], b.metrics) for ev, b in members if type(b.metrics) is kind]
+            figs += kind.comparison_figures(task, runs, out, definitions)
     return figs
 
 

@@ -130,6 +130,18 @@ class TaskMetrics(abc.ABC):
         """Per-run figures of this task written under ``out``: ``[(caption, path)]``."""
         return []
 
+    @classmethod
+    def comparison_figures(
+        cls, task: str, runs: Sequence[tuple[str, dict[str, Any], "TaskMetrics"]], out: Path, definitions: dict[str, str]
+    ) -> list[tuple[str, Path]]:
+        """Figures of one task over several runs, written under ``out``: ``[(caption, path)]``.
+
+        Args:
+            runs: ``(run name, its computed values of this task, its metrics)`` per run.
+            definitions: run name -> what its model's reconstruction error means, if it says.
+        """
+        return []
+
     def gather(self) -> None:
         """Collect every rank's per-event values (call once after the last update)."""
         for buf in self.buffers().values():

@@ -125,6 +125,30 @@ class ClassificationMetrics(TaskMetrics):
                                  signal=self.signal if self.binary else None)
         return [(f"{run}: {task} score distributions", plots.save_figure(fig, out / f"scores-{stem}-{task}.png"))]
 
+    @classmethod
+    def comparison_figures(cls, task, runs, out, definitions):
+        """ROC curves of every run overlaid, one figure per signal class (one vs rest for
+        more than two classes), labelled with each run's AUC (and 1/eps_B at eps_S = 0.5)."""
+        from graphevent.metrics import plots
+        from graphevent.metrics.tables import format_value
+
+        figs = []
+        for signal in dict.fromkeys(c for _, _, m in runs for c in m.roc_curves()):
+            curves, labels = {}, {}
+            for run, vals, m in runs:
+                rc = m.roc_curves()
+                if signal not in rc:
+                    continue
+                curves[run] = rc[signal]
+                auc = vals.get("auc", vals.get(f"auc_{signal}"))
+                extra = f", 1/εB(εS=0.5) = {format_value(vals['rejection_at_0.5'], 3)}" if "rejection_at_0.5" in vals else ""
+                labels[run] = f"{run} (AUC {format_value(auc, 4)}{extra})"
+            binary = all(m.binary for _, _, m in runs)
+            name = f"roc-{task}.png" if binary else f"roc-{task}-{plots.file_stem(signal)}.png"
+            title = f"{task}: signal = {signal}" + ("" if binary else " (one vs rest)")
+            figs.append((f"ROC {title}", plots.save_figure(plots.roc_figure(curves, title, labels), out / name)))
+        return figs
+
     @property
     def kind_detail(self) -> str:
         return "binary" if self.binary else "multiclass"

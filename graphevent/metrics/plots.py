@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+import re
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,11 @@ from matplotlib.ticker import MaxNLocator
 #: units of regression targets known by name (``graphevent simulate`` and the public samples
 #: give masses, momenta and energies in GeV); other targets are drawn without a unit
 TARGET_UNITS = {"m0": "GeV", "m": "GeV", "mass": "GeV", "pt": "GeV", "e": "GeV", "energy": "GeV", "et": "GeV"}
+
+
+def file_stem(name: str) -> str:
+    """File-safe version of a run or class name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "run"
 
 
 def with_unit(target: str) -> str:

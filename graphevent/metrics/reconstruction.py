@@ -96,6 +96,17 @@ class ReconstructionMetrics(TaskMetrics):
         errors = self.errors.array()
         return {f"recon_error_{f}": errors[:, i] for i, f in enumerate(self.features)}
 
+    @classmethod
+    def comparison_figures(cls, task, runs, out, definitions):
+        """Mean reconstruction error per channel, every run side by side."""
+        from graphevent.metrics import plots
+
+        per_run = {run: {f: (vals[f"recon_error_{f}"], vals.get(f"recon_error_{f}_ci95")) for f in m.features}
+                   for run, vals, m in runs}
+        labels = {run: definitions[run] for run, _, _ in runs if run in definitions}
+        fig = plots.reconstruction_figure(per_run, "reconstruction error per channel", labels)
+        return [("reconstruction error per channel", plots.save_figure(fig, out / f"{task}.png"))]
+
     def describe(self) -> dict[str, Any]:
         return {"kind": "reconstruction", "features": self.features}
 

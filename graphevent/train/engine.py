@@ -569,7 +569,6 @@ def seed_worker(seed: int, rank: int = 0) -> None:
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed every RNG identically (model initialisation) and set deterministic mode."""
-    import os
     import random
 
     torch.manual_seed(seed)
