@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from graphevent.errors import ConfigError
+from graphevent.config.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -32,27 +32,16 @@ class ReaderType:
     keys: tuple[str, ...] = ()
 
 
-READERS: dict[str, ReaderType] = {}
+READERS: Registry[ReaderType] = Registry("reader format")
 
 
-def register_reader_type(reader_type: ReaderType) -> ReaderType:
-    """Add a format to :data:`READERS` (a name registered twice is an error)."""
-    if reader_type.name in READERS:
-        raise ValueError(f"reader format {reader_type.name!r} is already registered")
-    READERS[reader_type.name] = reader_type
-    return reader_type
+#: add a ReaderType (a name registered twice is an error)
+register_reader_type = READERS.add
 
 
 def get_reader_type(name: str, where: str = "reader.format") -> ReaderType:
-    """The registered format ``name``.
-
-    Raises:
-        ConfigError: unknown name, listing the known ones.
-    """
-    try:
-        return READERS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"{where}: invalid value {name!r}; expected one of {', '.join(map(repr, READERS))}") from None
+    """The registered entry ``name``; an unknown name is a ConfigError listing the known ones."""
+    return READERS.lookup(name, where)
 
 
 register_reader_type(ReaderType("ml4sci_hdf5", "hdf5:HDF5ImageReader", "images", ("image_key", "layout")))

@@ -12,6 +12,7 @@ training validation and by ``graphevent eval``) in :mod:`graphevent.metrics` via
 from __future__ import annotations
 
 from dataclasses import dataclass
+from graphevent.config.registry import Registry
 from graphevent.errors import ConfigError
 
 LABEL_TARGETS = ("label", "y")
@@ -46,27 +47,16 @@ class TaskType:
         return self.losses[0]
 
 
-TASK_TYPES: dict[str, TaskType] = {}
+TASK_TYPES: Registry[TaskType] = Registry("task type")
 
 
-def register_task_type(task_type: TaskType) -> TaskType:
-    """Add a task type to :data:`TASK_TYPES` (a name registered twice is an error)."""
-    if task_type.name in TASK_TYPES:
-        raise ValueError(f"task type {task_type.name!r} is already registered")
-    TASK_TYPES[task_type.name] = task_type
-    return task_type
+#: add a TaskType (a name registered twice is an error)
+register_task_type = TASK_TYPES.add
 
 
 def get_task_type(name: str, where: str = "task.type") -> TaskType:
-    """The registered task type ``name``.
-
-    Raises:
-        ConfigError: unknown name, listing the known ones.
-    """
-    try:
-        return TASK_TYPES[name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"{where}: invalid value {name!r}; expected one of {', '.join(map(repr, TASK_TYPES))}") from None
+    """The registered entry ``name``; an unknown name is a ConfigError listing the known ones."""
+    return TASK_TYPES.lookup(name, where)
 
 
 register_task_type(TaskType(
