@@ -56,9 +56,9 @@ def _root(
 
 def _register_commands() -> None:
     from graphevent.cli import eval as eval_cmd
-    from graphevent.cli import models, preprocess, simulate, train
+    from graphevent.cli import models, preprocess, probe, simulate, train
 
-    for module in (preprocess, train, eval_cmd, models, simulate):
+    for module in (preprocess, train, eval_cmd, probe, models, simulate):
         module.register(app)
 
 
