@@ -23,6 +23,7 @@ TINY = {
     "edgeconv_ae": EC,
     "particlenet": {"k": K, "channels": [[8, 8], [16, 16], [16, 16]], "fc_dim": 16, "dropout": 0.0},
     "multitask": {"dim": 16, "heads": 2, "head_hidden": 16, "masked_gt": GT, "edgeconv": EC},
+    "contrastive": {"encoder": "masked_gt", "proj_hidden": 16, "proj_dim": 8, "masked_gt": GT},
 }
 
 
@@ -36,6 +37,8 @@ def tiny_info() -> DatasetInfo:
         k=K,
         pixel_size=(0.1, 0.1),
         image_shape=(3, 21, 21),
+        feature_transforms=["log1p"] * 3,
+        feature_signed=[False] * 3,
     )
 
 
