@@ -7,8 +7,8 @@ without gradients, on a pool of training events and on the evaluated split. Then
 * **linear probe**: L2-regularised logistic regression (full-batch L-BFGS in float64,
   deterministic) fitted on a labelled subset of the pool (``label_fraction``, ``seed``,
   the same subset rule as ``train.label_fraction``), scored by AUC on the split;
-* **kNN probe**: each evaluated event's score is the share of signal among its ``k``
-  nearest labelled events by cosine similarity; AUC on the split;
+* **kNN probe**: each evaluated event's score is the similarity-weighted share of signal
+  among its ``k`` nearest labelled events by cosine similarity; AUC on the split;
 * **observables**: ridge regression from the embedding to the jet observables of
   :mod:`graphevent.data.observables` (multiplicity, girth, pT_D, mass), fitted on the whole
   pool (no labels needed) and scored by R^2 on the split.
@@ -166,9 +166,11 @@ def logistic_probe(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray,
         return torch.softmax(b @ w + bias, dim=1).numpy()
 
 
-def knn_probe(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, num_classes: int, k: int = 20) -> np.ndarray:
-    """Share of each class among the ``k`` nearest training events by cosine similarity
-    (of standardised embeddings).
+def knn_probe(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, num_classes: int, k: int = 20,
+              temperature: float = 0.07) -> np.ndarray:
+    """Weighted vote of the ``k`` nearest training events by cosine similarity ``s`` (of
+    standardised embeddings), each weighing ``exp(s / temperature)`` (as in DINO,
+    arXiv:2104.14294), so scores still rank events when ``k`` covers every labelled event.
 
     Shapes:
         z_train: (n, D), y_train: (n,), z_test: (m, D) -> (m, num_classes)
@@ -177,9 +179,10 @@ def knn_probe(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, num_
     a = torch.nn.functional.normalize(a, dim=1)
     b = torch.nn.functional.normalize(b, dim=1)
     k = min(k, a.size(0))
-    idx = (b @ a.T).topk(k, dim=1).indices  # (m, k); ties resolved by topk's order
+    sim, idx = (b @ a.T).topk(k, dim=1)  # (m, k); ties resolved by topk's order
+    w = torch.softmax(sim / temperature, dim=1)
     onehot = torch.nn.functional.one_hot(torch.as_tensor(y_train, dtype=torch.long), num_classes).double()
-    return onehot[idx].mean(1).numpy()
+    return (w[..., None] * onehot[idx]).sum(1).numpy()
 
 
 def ridge_r2(z_train: np.ndarray, t_train: np.ndarray, z_test: np.ndarray, t_test: np.ndarray, ridge: float = 1e-2) -> float:
