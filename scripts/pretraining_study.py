@@ -64,14 +64,31 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--out", type=Path, default=None, help="JSON lines of finished runs (default RUNS/study.jsonl)")
+    p.add_argument("--test-data", type=Path, default=None,
+                   help="score on this dataset's test split (default --data), e.g. independently simulated jets")
+    p.add_argument("--rescore", type=Path, default=None,
+                   help="JSON lines of finished runs to score again on --test-data (no training); results go to --out")
     a = p.parse_args()
     out = a.out or a.runs / "study.jsonl"
+    test_data = a.test_data or a.data
     a.runs.mkdir(parents=True, exist_ok=True)
     done = {}
     if out.is_file():
         for line in out.read_text().splitlines():
             r = json.loads(line)
             done[(r["arm"], r["fraction"], r["seed"])] = r
+    if a.rescore is not None:
+        for line in a.rescore.read_text().splitlines():
+            r = json.loads(line)
+            key = (r["arm"], r["fraction"], r["seed"])
+            if key in done:
+                continue
+            run = a.runs / f"{r['arm']}-f{r['fraction']:g}-s{r['seed']}"
+            r = {**r, "test_auc": test_auc(run, test_data), "test_data": str(test_data)}
+            done[key] = r
+            with out.open("a") as f:
+                f.write(json.dumps(r) + "\n")
+            print(f"{r['arm']:12s} f={r['fraction']:<5g} seed={r['seed']} test AUC {r['test_auc']:.4f} on {test_data}", flush=True)
     print(f"# {platform.node()} {platform.processor() or platform.machine()} cpus={os.cpu_count()} "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
     arms = []
@@ -79,7 +96,7 @@ def main() -> int:
         name, _, rest = spec.partition(":")
         init, _, recipe = rest.partition(":")
         arms.append((name, init, recipe))
-    for frac in a.fractions:
+    for frac in a.fractions if a.rescore is None else []:
         for seed in a.seeds:
             for name, init, recipe in arms:
                 key = (name, frac, seed)
@@ -98,8 +115,9 @@ def main() -> int:
                 if proc.returncode != 0:
                     print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
                     return proc.returncode
-                auc = test_auc(run, a.data)
+                auc = test_auc(run, test_data)
                 rec = {"arm": name, "init": init, "recipe": recipe, "fraction": frac, "seed": seed, "test_auc": auc,
+                       "test_data": str(test_data),
                        "seconds": round(time.time() - t0, 1), "cmd": " ".join(cmd[2:])}
                 done[key] = rec
                 with out.open("a") as f:
@@ -110,6 +128,8 @@ def main() -> int:
     for frac in a.fractions:
         base = {s: done[("scratch", frac, s)]["test_auc"] for s in a.seeds if ("scratch", frac, s) in done}
         for name, _, _ in arms:
+            if not any((name, frac, s) in done for s in a.seeds):
+                continue
             vals = {s: done[(name, frac, s)]["test_auc"] for s in a.seeds if (name, frac, s) in done}
             v = np.array(list(vals.values()))
             d = np.array([vals[s] - base[s] for s in vals if s in base])

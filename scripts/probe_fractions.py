@@ -32,11 +32,12 @@ def main() -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--test-data", type=Path, default=None, help="score on this dataset's test split (default --data)")
     p.add_argument("--random-init", action="store_true")
     p.add_argument("--init-seed", type=int, default=0)
     a = p.parse_args()
     channels = channel_specs(load_manifest(a.data))
-    train, test = GraphDataset(a.data, "train"), GraphDataset(a.data, "test")
+    train, test = GraphDataset(a.data, "train"), GraphDataset(a.test_data or a.data, "test")
     pool = np.arange(len(train))
     ids = train.event_ids
     models = []
