@@ -36,3 +36,14 @@ def test_contrastive_run_initialises_finetuning_and_a_held_encoder_stays_exact(t
     heads = {g["lr"] for g in fresh if not g["encoder"]}
     enc = {g["lr"] for g in fresh if g["encoder"]}
     assert len(heads) == 1 and len(enc) == 1 and enc.pop() == pytest.approx(0.1 * heads.pop())
+
+
+def test_recipe_settings_are_validated():
+    from graphevent.config.experiment import experiment_from_dict
+    from graphevent.errors import ConfigError
+
+    base = {"stage": "finetune", "model": {"name": "multitask"}, "tasks": [{"name": "label", "type": "classification"}]}
+    with pytest.raises(ConfigError, match=r"train.encoder_lr_scale: invalid value 0.0; expected > 0"):
+        experiment_from_dict({**base, "train": {"encoder_lr_scale": 0.0}})
+    with pytest.raises(ConfigError, match=r"train.encoder_frozen_epochs: invalid value 3.0; expected 0..epochs \(2\)"):
+        experiment_from_dict({**base, "train": {"epochs": 2, "encoder_frozen_epochs": 3}})
