@@ -17,9 +17,30 @@ class DataError(GraphEventError):
     """An input or dataset file is missing, corrupt, or does not match its config."""
 
 
+class MissingKeyError(DataError):
+    """An input file lacks a key (array, column, branch) the config names."""
+
+
 class RunError(GraphEventError):
     """A run directory or checkpoint is missing or inconsistent."""
 
 
 class DeviceError(GraphEventError):
     """The requested hardware or launcher setup is not available (e.g. --gpus 2 without GPUs)."""
+
+
+class OutputError(GraphEventError):
+    """An output directory cannot be used: not ours to replace, in use, a file or symlink, not writable."""
+
+
+class Interrupted(Exception):
+    """Training stopped by SIGINT or SIGTERM after saving a checkpoint (not an input error).
+
+    The CLI prints the message and exits with ``128 + signal`` (130 for Ctrl-C, 143 for
+    SIGTERM, e.g. SLURM pre-emption), as a shell does for a process killed by the signal.
+    """
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum

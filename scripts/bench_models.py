@@ -19,11 +19,23 @@ model, peak resident set size during a step (Linux ``VmHWM``, reset after a warm
 minus the RSS before it.
 On a small shared CPU, ``--threads 1`` gives steadier figures than torch's default.
 
+``--images``: events are jet images instead: ``--nodes`` distinct occupied pixels of a
+125 x 125 lattice (pixel 0.0174 in eta and phi, Gaussian around the centre with a width of
+6-12 pixels, as in the ML4SCI quark/gluon images), so the image models (``resnet15`` on the
+dense image rebuilt from the nodes, ``sparse_conv_ae`` on the occupied pixels) see real
+image geometry. ``--encoder-only`` times ``model.encode`` instead of the loss (forward and
+backward of the pooled embedding: the encoder alone, no decoder or heads; for ``resnet15``
+everything but its linear heads). ``--variant LABEL=NAME:{yaml mapping}`` adds a model with settings, e.g.
+``'sparse_conv_cls=multitask:{encoders: [sparse_conv]}'`` (the sparse-convolution encoder
+under the task heads, a classifier like ``resnet15``).
+
 Examples::
 
     python scripts/bench_models.py                       # issue defaults: 300 nodes, k=16, batch 128
     python scripts/bench_models.py --batch 16 --steps 3  # quick CPU run
     python scripts/bench_models.py --device cuda --amp   # on a GPU, bf16 autocast
+    python scripts/bench_models.py --images --models resnet15 sparse_conv_ae \
+        --variant 'sparse_conv_cls=multitask:{encoders: [sparse_conv]}'   # image models on 125x125 jets
 """
 
 from __future__ import annotations
@@ -56,7 +68,23 @@ def machine_description(device: str) -> str:
     return text
 
 
-def make_batch(batch_size: int, nodes: int, k: int, seed: int = 0):
+PIXEL = 0.0174  # eta, phi pixel size of the 125 x 125 ML4SCI jet images
+
+
+def jet_pixels(nodes: int, g) -> "torch.Tensor":
+    """(nodes, 2) (eta, phi) of ``nodes`` distinct pixels of a 125 x 125 image, around the centre."""
+    import torch
+
+    width = 6.0 + 6.0 * torch.rand(1, generator=g).item()
+    cells = torch.empty(0, dtype=torch.long)
+    while cells.numel() < nodes:
+        rc = (62 + width * torch.randn(4 * nodes, 2, generator=g)).round().clamp(0, 124).long()
+        cells = torch.unique(torch.cat([cells, rc[:, 0] * 125 + rc[:, 1]]))
+    cells = cells[torch.randperm(cells.numel(), generator=g)[:nodes]]
+    return (torch.stack([cells // 125, cells % 125], 1) - 62).float() * PIXEL
+
+
+def make_batch(batch_size: int, nodes: int, k: int, seed: int = 0, images: bool = False):
     import torch
     from torch_geometric.data import Batch, Data
 
@@ -65,7 +93,7 @@ def make_batch(batch_size: int, nodes: int, k: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     events = []
     for i in range(batch_size):
-        pos = torch.rand(nodes, 2, generator=g) * 2 - 1
+        pos = jet_pixels(nodes, g) if images else torch.rand(nodes, 2, generator=g) * 2 - 1
         x = torch.log1p(torch.empty(nodes, 3).exponential_(generator=g) * 10)
         ei = knn_graph(pos, None, k)
         events.append(
@@ -81,16 +109,19 @@ def make_batch(batch_size: int, nodes: int, k: int, seed: int = 0):
 INFO_KW = dict(
     node_features=["tracks", "ecal", "hcal"], classes=["quark", "gluon"], targets=["m0", "pt"],
     target_stats={"m0": {"mean": 100.0, "std": 30.0}, "pt": {"mean": 100.0, "std": 30.0}},
+    pixel_size=(PIXEL, PIXEL), image_shape=(3, 125, 125),  # image models: the 125 x 125 jet images
 )
 
 
 def natural_stage(name: str, model) -> str:
     if model.supports_pretrain:
         return "pretrain"
-    return "supervised" if name == "particlenet" else "finetune"
+    return "finetune" if model.encoder_modules() else "supervised"
 
 
-def make_step(model, batch, stage: str, amp: bool):
+def make_step(model, batch, stage: str, amp: bool, encoder_only: bool = False):
+    """One training step: the model's loss for ``stage``, or with ``encoder_only`` the mean
+    square of ``model.encode(batch)``'s pooled embedding (the encoder's forward and backward)."""
     import torch
 
     device_type = batch.x.device.type
@@ -98,7 +129,10 @@ def make_step(model, batch, stage: str, amp: bool):
     def step() -> None:
         model.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp):
-            loss, _ = model.loss(batch, stage)
+            if encoder_only:
+                loss = model.encode(batch)[1].float().square().mean()
+            else:
+                loss, _ = model.loss(batch, stage)
         loss.backward()
 
     return step
@@ -168,8 +202,27 @@ def build(names, args):
     models = {}
     for name in names:
         torch.manual_seed(0)
-        models[name] = build_model({"name": name}, info).to(args.device).train()
+        models[name] = build_model(model_spec(name, args), info).to(args.device).train()
     return models
+
+
+def parse_variants(texts: list[str]) -> dict[str, dict]:
+    """``LABEL=NAME:{yaml mapping}`` -> {label: {"name": NAME, **mapping}}."""
+    import yaml
+
+    out = {}
+    for text in texts:
+        label, _, spec = text.partition("=")
+        name, _, rest = spec.partition(":")
+        kwargs = yaml.safe_load(rest) if rest.strip() else {}
+        if not label or not name or not isinstance(kwargs, dict):
+            raise SystemExit(f"error: --variant {text!r}: expected LABEL=NAME:{{yaml mapping}}")
+        out[label] = {"name": name, **kwargs}
+    return out
+
+
+def model_spec(name: str, args) -> dict:
+    return parse_variants(args.variant).get(name, {"name": name})
 
 
 def _peak_rss_bytes() -> int:
@@ -198,9 +251,9 @@ def cpu_peak_memory(name: str, args) -> float:
     """Child process: one warm-up step, then peak RSS growth (MiB) during a second step."""
     import psutil
 
-    batch = make_batch(args.batch, args.nodes, args.k).to(args.device)
+    batch = make_batch(args.batch, args.nodes, args.k, images=args.images).to(args.device)
     model = build([name], args)[name]
-    step = make_step(model, batch, natural_stage(name, model), args.amp)
+    step = make_step(model, batch, natural_stage(name, model), args.amp, args.encoder_only)
     step()
     rss_before = psutil.Process().memory_info().rss
     _reset_peak_rss()
@@ -213,9 +266,9 @@ def bench(names, args) -> list[dict]:
     shared machine hit all models alike. CUDA peak memory is taken per model step."""
     import torch
 
-    batch = make_batch(args.batch, args.nodes, args.k).to(args.device)
+    batch = make_batch(args.batch, args.nodes, args.k, images=args.images).to(args.device)
     models = build(names, args)
-    steps = {n: make_step(m, batch, natural_stage(n, m), args.amp) for n, m in models.items()}
+    steps = {n: make_step(m, batch, natural_stage(n, m), args.amp, args.encoder_only) for n, m in models.items()}
     cuda = args.device == "cuda"
     counts = {n: count_ops(step) for n, step in steps.items()}  # the first (untimed) warm-up step
     for _ in range(args.warmup - 1):
@@ -239,7 +292,7 @@ def bench(names, args) -> list[dict]:
     for n, m in models.items():
         rows.append({
             "model": n,
-            "stage": natural_stage(n, m),
+            "stage": "encode" if args.encoder_only else natural_stage(n, m),
             "parameters": m.num_parameters(),
             "ops_per_step": counts[n][0],
             "syncs_per_step": counts[n][1],
@@ -261,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda if available)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--images", action="store_true", help="jet-image events on a 125x125 lattice (see above)")
+    parser.add_argument("--encoder-only", action="store_true",
+                        help="time model.encode (forward + backward of the pooled embedding) instead of the loss")
+    parser.add_argument("--variant", action="append", default=[], help="LABEL=NAME:{yaml mapping}: a model with settings")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.steps < 1:
@@ -281,12 +338,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from graphevent.nn import list_models
 
-    names = args.models or list(list_models())
-    unknown = sorted(set(names) - set(list_models()))
+    variants = parse_variants(args.variant)
+    names = (args.models or ([] if variants else list(list_models()))) + list(variants)
+    unknown = sorted({model_spec(n, args)["name"] for n in names} - set(list_models()))
     if unknown:
         print(f"error: unknown model(s) {unknown}; registered: {list(list_models())}", file=sys.stderr)
         return 2
-    print(f"# bench_models: {args.batch} events x {args.nodes} nodes, k={args.k}, {args.steps} timed rounds "
+    print(f"# bench_models: {args.batch} events x {args.nodes} {'pixels of 125x125 jet images' if args.images else 'nodes'}, "
+          f"k={args.k}, {args.steps} timed rounds "
           f"(+{args.warmup} warm-up), device={args.device}, amp={'bf16' if args.amp else 'off'}")
     print(f"# {machine_description(args.device)}")
     rows = bench(names, args)
@@ -296,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
                    "--batch", str(args.batch), "--nodes", str(args.nodes), "--k", str(args.k)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
+            if args.images:
+                cmd += ["--images"]
+            if args.encoder_only:
+                cmd += ["--encoder-only"]
+            for v in args.variant:
+                cmd += ["--variant", v]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             r["peak_mem_mib"] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_mem_mib"]
     mem_label = "peak CUDA alloc MiB" if args.device == "cuda" else "peak RSS growth MiB"
@@ -304,10 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['model']} | {r['stage']} | {r['parameters']:,} | {r['ops_per_step']:,} | {r['syncs_per_step']} | {r['events_per_s']:.1f} | "
               f"{r['ms_per_step']:.0f} | {r['peak_mem_mib']:.0f} |")
-    ref = next((r for r in rows if r["model"] == "particlenet"), None)
-    if ref:
-        print("# events/s relative to particlenet: " + ", ".join(
-            f"{r['model']} {r['events_per_s'] / ref['events_per_s']:.2f}x" for r in rows))
+    for ref_name in ("particlenet", "resnet15"):
+        ref = next((r for r in rows if r["model"] == ref_name), None)
+        if ref:
+            print(f"# events/s relative to {ref_name}: " + ", ".join(
+                f"{r['model']} {r['events_per_s'] / ref['events_per_s']:.2f}x" for r in rows))
     return 0
 
 

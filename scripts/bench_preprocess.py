@@ -12,7 +12,7 @@ Prints (and states the machine):
 Usage:
   python scripts/bench_preprocess.py                     # 20,000 events: the shipped Pythia sample x10
   python scripts/bench_preprocess.py --synthetic         # 20,000 sparse toy events
-  python scripts/bench_preprocess.py --input qg.h5 --config configs/data/ml4sci_qg_hdf5.yaml
+  python scripts/bench_preprocess.py --input qg.h5 --config ml4sci_qg_hdf5
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def knn_backends(n_events: int = 256, n_points: int = 300, k: int = 16) -> dict[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", type=Path, help="existing 125x125x3 HDF5 file (default: generate one)")
-    ap.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "configs/data/ml4sci_qg_hdf5.yaml")
+    ap.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "graphevent/configs/data/ml4sci_qg_hdf5.yaml")
     ap.add_argument("--events", type=int, default=20000, help="events to generate (default 20000)")
     ap.add_argument("--synthetic", action="store_true", help="toy jets (~110 occupied pixels) instead of the repeated Pythia sample")
     ap.add_argument("--workers", type=int, default=2)

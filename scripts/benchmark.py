@@ -4,6 +4,8 @@
 Every step runs the real ``graphevent`` commands (the path a user takes). Configurations:
 
 * ``particlenet``      ParticleNet-style supervised baseline (arXiv:1902.08570)
+* ``resnet15``         CMS E2E ResNet-15 on the images rebuilt from the nodes (arXiv:1902.08276)
+* ``sparse_conv``      submanifold sparse-convolution encoder + heads, scratch / pretrained
 * ``edgeconv``         sparse EdgeConv encoder + attention heads, scratch / pretrained
 * ``masked_gt``        masked graph-transformer encoder + heads, scratch / pretrained
 * ``both+xattn``       both encoders, cross-attention fusion, scratch / pretrained
@@ -61,16 +63,17 @@ def sh(cmd: list[str], log: Path) -> float:
 
 def runs_plan(pre: dict[str, Path]) -> list[dict]:
     """Fine-tuning runs: (name, config, overrides, init-from runs) per label fraction."""
-    mt = ROOT / "configs/experiments/multitask_finetune.yaml"
-    plans = [dict(name="particlenet", config=ROOT / "configs/experiments/particlenet.yaml", sets=[], init=[])]
-    for enc in ("edgeconv", "masked_gt"):
-        plans.append(dict(name=f"{enc} scratch", config=mt, sets=[f"model.encoder={enc}"], init=[]))
-        plans.append(dict(name=f"{enc} pretrained", config=mt, sets=[f"model.encoder={enc}"], init=[pre[enc]]))
-    plans.append(dict(name="both+xattn scratch", config=mt, sets=["model.encoder=both", "model.fusion=cross_attention"], init=[]))
-    plans.append(dict(name="both+xattn pretrained", config=mt, sets=["model.encoder=both", "model.fusion=cross_attention"], init=[pre["edgeconv"], pre["masked_gt"]]))
+    mt = ROOT / "graphevent/configs/experiments/multitask_finetune.yaml"
+    plans = [dict(name="particlenet", config=ROOT / "graphevent/configs/experiments/particlenet.yaml", sets=[], init=[]),
+             dict(name="resnet15", config=ROOT / "graphevent/configs/experiments/resnet15.yaml", sets=[], init=[])]
+    for enc in ("edgeconv", "masked_gt", "sparse_conv"):
+        plans.append(dict(name=f"{enc} scratch", config=mt, sets=[f"model.encoders=[{enc}]"], init=[]))
+        plans.append(dict(name=f"{enc} pretrained", config=mt, sets=[f"model.encoders=[{enc}]"], init=[pre[enc]]))
+    plans.append(dict(name="both+xattn scratch", config=mt, sets=["model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention"], init=[]))
+    plans.append(dict(name="both+xattn pretrained", config=mt, sets=["model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention"], init=[pre["edgeconv"], pre["masked_gt"]]))
     # concatenation at equal size: head_hidden 36 gives 501,360 parameters vs 501,620 for
     # cross attention with the default 64 (concatenated inputs make the MLPs wider)
-    plans.append(dict(name="both+concat pretrained", config=mt, sets=["model.encoder=both", "model.fusion=concat", "model.head_hidden=36"],
+    plans.append(dict(name="both+concat pretrained", config=mt, sets=["model.encoders=[masked_gt,edgeconv]", "model.fusion=concat", "model.head_hidden=36"],
                       init=[pre["edgeconv"], pre["masked_gt"]]))
     return plans
 
@@ -229,7 +232,7 @@ def main() -> None:
     ds = work / "dataset"
     tr, va, te = size["split"]
     print("[2/4] preprocess")
-    sh(ge + ["preprocess", *inputs, "-c", ROOT / "configs/data/ml4sci_qg_hdf5.yaml", "-o", ds, "--workers", args.workers,
+    sh(ge + ["preprocess", *inputs, "-c", ROOT / "graphevent/configs/data/ml4sci_qg_hdf5.yaml", "-o", ds, "--workers", args.workers,
              "--overwrite", "--no-summary", "--set", f"graph.max_nodes={size['max_nodes']}",
              "--set", f"split.train={tr}", "--set", f"split.val={va}", "--set", f"split.test={te}"], log)
     manifest = json.loads((ds / "manifest.json").read_text())
@@ -237,12 +240,12 @@ def main() -> None:
     # 3+4. pretrain each encoder once on all training jets, and fine-tune per label fraction.
     # With --parallel P, P runs share the device; a fine-tuning run starts as soon as the
     # pretraining runs it initialises from have finished (scratch runs do not wait for them).
-    pre = {"edgeconv": work / "pretrain_edgeconv", "masked_gt": work / "pretrain_masked_gt"}
-    cfgs = {"edgeconv": "edgeconv_ae_pretrain.yaml", "masked_gt": "masked_gt_pretrain.yaml"}
+    pre = {"edgeconv": work / "pretrain_edgeconv", "masked_gt": work / "pretrain_masked_gt", "sparse_conv": work / "pretrain_sparse_conv"}
+    cfgs = {"edgeconv": "edgeconv_ae_pretrain.yaml", "masked_gt": "masked_gt_pretrain.yaml", "sparse_conv": "sparse_conv_ae_pretrain.yaml"}
     jobs: list[dict] = []
     for enc, run in pre.items():
         jobs.append(dict(key=f"pretrain {enc}", run=run, deps=[], cmd=ge + [
-            "train", "-c", ROOT / "configs/experiments" / cfgs[enc], "--data", ds, "--out", run, "--overwrite",
+            "train", "-c", ROOT / "graphevent/configs/experiments" / cfgs[enc], "--data", ds, "--out", run, "--overwrite",
             "--epochs", size["pre_epochs"], "--batch-size", size["batch"], "--no-progress"] + gpu_opt))
     rows = []
     for frac in sorted(args.fractions, reverse=True):  # the longest runs first
@@ -271,7 +274,7 @@ def main() -> None:
     metrics, deltas = {}, {}
     eval_jobs = [
         dict(key=f"eval {frac:g}", deps=[], cmd=ge + ["eval", *[r["run"] for r in rows if r["frac"] == frac], "--data", ds, "--split", "test",
-                                                     "--out", work / f"eval_f{frac:g}", "--bootstrap", args.bootstrap, "--no-progress"])
+                                                     "--out", work / f"eval_f{frac:g}", "--overwrite", "--bootstrap", args.bootstrap, "--no-progress"])
         for frac in args.fractions
     ]
     run_jobs(eval_jobs, min(args.parallel, len(eval_jobs)), work, log, prefix="eval")

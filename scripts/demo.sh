@@ -13,10 +13,10 @@ GE=".venv/bin/graphevent"
 OUT="${1:-runs/demo}"
 SAMPLE="$(.venv/bin/python -c 'from graphevent.simulate.qg import sample_path; print(sample_path())')"
 set -x
-"$GE" preprocess "$SAMPLE" --config configs/data/ml4sci_qg_hdf5.yaml --out "$OUT/dataset" --workers 2 \
+"$GE" preprocess "$SAMPLE" --config ml4sci_qg_hdf5 --out "$OUT/dataset" --workers 2 \
     --set graph.max_nodes=64 --overwrite
-"$GE" train --config configs/experiments/edgeconv_ae_pretrain.yaml --data "$OUT/dataset" --out "$OUT/pretrain" \
-    --epochs 2 --overwrite
-"$GE" train --config configs/experiments/multitask_finetune.yaml --data "$OUT/dataset" --out "$OUT/finetune" \
-    --set model.encoder=edgeconv --init-from "$OUT/pretrain" --epochs 4 --overwrite
+"$GE" train --config edgeconv_ae_pretrain --data "$OUT/dataset" --out "$OUT/pretrain" \
+    --epochs 2 --batch-size 64 --set train.num_workers=1 --overwrite   # the configs' batch and workers are a GPU's
+"$GE" train --config multitask_finetune --data "$OUT/dataset" --out "$OUT/finetune" \
+    --set 'model.encoders=[edgeconv]' --init-from "$OUT/pretrain" --epochs 4 --batch-size 64 --set train.num_workers=1 --overwrite
 "$GE" eval "$OUT/finetune" --data "$OUT/dataset" --split test --bootstrap 200

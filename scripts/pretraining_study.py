@@ -57,7 +57,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--runs", type=Path, required=True, help="where the fine-tuning runs go")
-    p.add_argument("--config", default="configs/experiments/masked_gt_finetune.yaml")
+    p.add_argument("--config", default="masked_gt_finetune", help="fine-tuning experiment (a shipped name or a YAML file)")
     p.add_argument("--arm", action="append", required=True, help="NAME:INIT_RUN[:keep]")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -15,7 +15,7 @@
 # The run directory must be on a filesystem shared by all nodes. Resubmitting the same
 # script with --resume continues a run that hit the time limit.
 #
-# Submit:  sbatch scripts/slurm_train.sh configs/experiments/masked_gt_pretrain.yaml datasets/qg runs/pre
+# Submit:  sbatch scripts/slurm_train.sh masked_gt_pretrain datasets/qg runs/pre
 
 #SBATCH --job-name=graphevent-train
 #SBATCH --nodes=2

@@ -14,15 +14,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from graphevent import __version__
-from graphevent.errors import GraphEventError
+from graphevent.errors import GraphEventError, Interrupted
 
 app = typer.Typer(
     name="graphevent",
     help=(
         "Classify particle-collision events from sparse detector images with graph neural networks.\n\n"
         "Typical flow:\n\n"
-        "  graphevent preprocess qg.h5 --config configs/data/ml4sci_qg_hdf5.yaml --out ds/\n\n"
-        "  graphevent train --config configs/experiments/particlenet.yaml --data ds/ --out runs/pn\n\n"
+        "  graphevent preprocess qg.h5 --config ml4sci_qg_hdf5 --out ds/\n\n"
+        "  graphevent train --config particlenet --data ds/ --out runs/pn\n\n"
         "  graphevent eval runs/pn --data ds/"
     ),
     no_args_is_help=True,
@@ -33,6 +33,45 @@ app = typer.Typer(
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _fold_long_help_words() -> None:
+    """At 80 columns typer's option tables cut words longer than the help column (paths such
+    as ``checkpoints/last.pt``) with an ellipsis; fold them onto the next line instead."""
+    import typer.rich_utils as rich_utils
+    from rich.text import Text
+
+    original = getattr(rich_utils, "_get_parameter_help", None)
+    if original is None:  # another typer version: leave its help as it is
+        return
+
+    def folded(*args, **kwargs):
+        out = original(*args, **kwargs)
+        for item in [out, *getattr(out, "renderables", [])]:  # a Columns of Texts
+            if isinstance(item, Text):
+                item.overflow = "fold"
+        return out
+
+    rich_utils._get_parameter_help = folded
+    for name in ("highlighter", "negative_highlighter"):  # option-name columns (--no-freeze-encoder)
+        original_hl = getattr(rich_utils, name, None)
+        if original_hl is not None:
+            setattr(rich_utils, name, _FoldingHighlighter(original_hl))
+
+
+class _FoldingHighlighter:
+    """A rich highlighter whose Texts fold instead of ending in an ellipsis."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __call__(self, text):
+        out = self.inner(text)
+        out.overflow = "fold"
+        return out
+
+
+_fold_long_help_words()
 
 
 def debug_enabled() -> bool:
@@ -56,10 +95,29 @@ def _root(
 
 def _register_commands() -> None:
     from graphevent.cli import eval as eval_cmd
-    from graphevent.cli import models, preprocess, probe, simulate, train
+    from graphevent.cli import export, models, predict, preprocess, probe, simulate, train
 
-    for module in (preprocess, train, eval_cmd, probe, models, simulate):
+    for module in (preprocess, train, eval_cmd, predict, export, probe, models, simulate):
         module.register(app)
+    for info in app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = reflow(info.callback.__doc__)
+
+
+def reflow(doc: str) -> str:
+    """A docstring as help text: the lines of each prose paragraph joined, so the terminal
+    wraps them at its width (typer's rich mode keeps line breaks, which at 80 columns left
+    half-empty lines); indented lines (examples) stay as they are."""
+    import inspect
+
+    out: list[str] = []
+    for para in inspect.cleandoc(doc).split("\n\n"):
+        lines = para.splitlines()
+        if any(line.startswith(" ") for line in lines):
+            out.append(para)
+        else:
+            out.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(out)
 
 
 _register_commands()
@@ -73,10 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=True)
     except GraphEventError as exc:
-        if debug_enabled():
-            raise
+        if debug_enabled():  # the traceback, and still the exit code of an input error
+            import traceback
+
+            traceback.print_exc()
+            return 2
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
+    except Interrupted as exc:  # SIGINT/SIGTERM during training: checkpoint saved, exit 128 + signal
+        err_console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        return exc.exit_code
     except SystemExit as exc:  # standalone mode always ends with sys.exit
         if exc.code is None:
             return 0

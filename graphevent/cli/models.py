@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
 from graphevent.cli.options import DataDirOpt
+
+SUMMARY = Path(__file__).resolve().parents[1] / "nn" / "models" / "summary.json"  # registry.SUMMARY_CACHE, read without torch
 
 
 def models(data: DataDirOpt = None) -> None:
@@ -16,22 +21,27 @@ def models(data: DataDirOpt = None) -> None:
     from rich.table import Table
 
     from graphevent.cli.app import console
-    from graphevent.data.info import DatasetInfo
-    from graphevent.nn.registry import default_info, model_summaries
 
-    info = DatasetInfo.from_dir(data) if data is not None else default_info()
-    rows = model_summaries(info)
-    source = str(data) if data is not None else "default (3 features, 2 classes, targets m0, pt)"
-    table = Table(title=f"Registered models — inputs: {source}", title_justify="left")
-    table.add_column("name", style="bold")
-    table.add_column("parameters", justify="right")
-    table.add_column("stages")
+    if data is None:  # the default table is precomputed: no torch import, answers in a second
+        rows = json.loads(SUMMARY.read_text())
+        source = "3 features, 2 classes, targets m0, pt (default)"
+    else:
+        from graphevent.data.info import DatasetInfo
+        from graphevent.nn.registry import model_summaries
+
+        rows = model_summaries(DatasetInfo.from_dir(data))
+        source = str(data)
+    table = Table(title=f"Registered models, inputs: {source}", title_justify="left")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("parameters", justify="right", no_wrap=True)
+    table.add_column("stages", no_wrap=True)
     table.add_column("encoders")
-    table.add_column("description")
     for r in rows:
-        stages = ", ".join(s for s, ok in (("pretrain", r["pretrain"]), ("finetune/supervised", r["tasks"])) if ok)
-        table.add_row(r["name"], f"{r['parameters']:,}", stages, ", ".join(r["encoders"]) or "-", r["description"])
+        stages = ", ".join(s for s, ok in (("pretrain", r["pretrain"]), ("finetune, supervised", r["tasks"])) if ok)
+        table.add_row(r["name"], f"{r['parameters']:,}", stages, ", ".join(r["encoders"]) or "-")
     console.print(table)
+    for r in rows:  # descriptions below the table: they wrap at any width instead of squeezing its columns
+        console.print(f"[bold]{r['name']}[/]: {r['description']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

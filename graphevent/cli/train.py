@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from graphevent.cli.options import DataDirOpt, OutOpt, OverwriteOpt, SetOpt
+from graphevent.cli.options import OutOpt, OverwriteOpt, ResumeDataDirOpt, SetOpt
 
 
 def train_cmd(
-    data: DataDirOpt,
     out: OutOpt,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Experiment YAML (configs/experiments/); optional with --resume.", show_default=False)] = None,
+    data: ResumeDataDirOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Experiment: a YAML file or a shipped name (particlenet; graphevent/configs/experiments/); optional with --resume.", show_default=False)] = None,
     gpus: Annotated[int | None, typer.Option(help="DDP workers, one per GPU (NCCL). 0 = CPU. Default: every visible GPU, 0 without.", show_default=False)] = None,
     nproc: Annotated[int, typer.Option(help="CPU workers (gloo) when training on CPU.")] = 1,
     nnodes: Annotated[int, typer.Option(help="Nodes taking part (run the same command on each).")] = 1,
@@ -40,13 +40,13 @@ def train_cmd(
 
     [bold]Examples[/]
 
-      graphevent train -c configs/experiments/masked_gt_pretrain.yaml -d datasets/qg -o runs/pre
+      graphevent train -c masked_gt_pretrain -d datasets/qg -o runs/pre
 
-      graphevent train -c configs/experiments/masked_gt_finetune.yaml -d datasets/qg -o runs/ft --init-from runs/pre --label-fraction 0.1
+      graphevent train -c masked_gt_finetune -d datasets/qg -o runs/ft --init-from runs/pre --label-fraction 0.1
 
-      graphevent train -c configs/experiments/particlenet.yaml -d datasets/qg -o runs/pn --gpus 4
+      graphevent train -c particlenet -d datasets/qg -o runs/pn --gpus 4
 
-      graphevent train -d datasets/qg -o runs/pn --resume
+      graphevent train -o runs/pn --resume --epochs 40
     """
     from graphevent.cli.app import console
     from graphevent.train.run import TrainOptions, summary_table, train

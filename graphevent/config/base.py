@@ -43,6 +43,10 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
 
+# what a bare ``off`` / ``on`` in YAML means where a choice of strings is expected
+YAML_SWITCH = {False: "off", True: "on"}
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check (and gently coerce) ``value`` against the annotation ``tp``."""
     origin = get_origin(tp)
@@ -50,6 +54,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if origin is Literal:
+        if isinstance(value, bool) and YAML_SWITCH[value] in args:
+            value = YAML_SWITCH[value]  # YAML 1.1 reads a bare off/on as false/true: `--set train.amp=off`
         if value not in args:
             raise ConfigError(f"{where}: invalid value {value!r}; expected one of {', '.join(map(repr, args))}")
         return value
@@ -170,6 +176,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if value is None:  # an unset value means "the default" (from_dict drops None): say so, do not ignore it
+        raise ConfigError(
+            f"--set {text!r}: no value ({raw.strip() or 'empty'}); expected KEY=VALUE. "
+            "To keep a key's default, leave out its --set"
+        )
     return parts, value
 
 
@@ -190,3 +201,23 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = child
         node[parts[-1]] = value
     return out
+
+
+def name_override(exc: ConfigError, where: str, overrides) -> ConfigError:
+    """``exc`` reworded to name the ``--set`` override that supplied the bad value, if one did.
+
+    Config errors start with the key they are about (``<where>.graph.k: ...``, or
+    ``model.k: ...`` with ``where=""``); when an override set that key (the last one wins),
+    ``--set graph.k=abc`` replaces that prefix: the value came from the command line, not
+    from the YAML file.
+    """
+    text = str(exc)
+    for item in reversed(list(overrides or ())):
+        try:
+            parts, _ = parse_override(item)
+        except ConfigError:
+            continue
+        prefix = ".".join([where, *parts] if where else parts)
+        if text.startswith(prefix) and text[len(prefix) : len(prefix) + 1] in (":", ".", "["):
+            return ConfigError(f"--set {item}{text[len(prefix):]}")
+    return exc

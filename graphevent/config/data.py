@@ -1,6 +1,6 @@
 """The data config: how raw files are read and how events become graphs.
 
-One YAML file per dataset layout lives in ``configs/data/``; ``graphevent preprocess
+One YAML file per dataset layout lives in ``graphevent/configs/data/``; ``graphevent preprocess
 --config`` loads it into :class:`DataConfig`. Every field is documented here and in the
 example configs' comments.
 """
@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from graphevent.errors import ConfigError
+
+#: Largest ``graph.k``: neighbour lists take 4 * k bytes per node (1,024 is 4 kB per node).
+K_MAX = 1024
 
 ReaderFormat = Literal["ml4sci_hdf5", "e2e_parquet", "root_image", "root_hits", "particles"]
 
@@ -147,8 +150,8 @@ class GraphConfig:
     max_nodes: int = 0
 
     def validate(self, where: str) -> None:
-        if self.k < 1:
-            raise ConfigError(f"{where}.k: invalid value {self.k}; expected an integer >= 1")
+        if not 1 <= self.k <= K_MAX:  # checked before any (P, k) neighbour array is allocated
+            raise ConfigError(f"{where}.k: invalid value {self.k}; expected an integer in 1..{K_MAX}")
         if self.max_nodes < 0:
             raise ConfigError(f"{where}.max_nodes: invalid value {self.max_nodes}; expected >= 0 (0 keeps all)")
 
@@ -206,10 +209,15 @@ class DataConfig:
 
 
 def load_data_config(path, overrides: list[str] | None = None) -> DataConfig:
-    """Load ``configs/data/*.yaml`` into a validated :class:`DataConfig`."""
-    from graphevent.config.base import apply_overrides, from_dict, load_yaml
+    """Load ``graphevent/configs/data/*.yaml`` (or a shipped name) into a validated :class:`DataConfig`."""
+    from graphevent.config.base import apply_overrides, from_dict, load_yaml, name_override
+    from graphevent.config.shipped import resolve_config_path
 
+    path = resolve_config_path(path, "data")  # a file, or a shipped name (ml4sci_qg_hdf5)
     raw = load_yaml(path)
     if overrides:
         raw = apply_overrides(raw, overrides)
-    return from_dict(DataConfig, raw, where=str(path))
+    try:
+        return from_dict(DataConfig, raw, where=str(path))
+    except ConfigError as exc:
+        raise name_override(exc, str(path), overrides) from None

@@ -1,6 +1,6 @@
 """The experiment config: which model, which tasks, which stage, and how to train it.
 
-One YAML file per experiment lives in ``configs/experiments/``; ``graphevent train
+One YAML file per experiment lives in ``graphevent/configs/experiments/``; ``graphevent train
 --config`` loads it into :class:`ExperimentConfig` (``--set train.lr=3e-4`` and the
 shortcut options ``--epochs``, ``--batch-size``, ``--label-fraction``, ``--init-from``,
 ``--freeze-encoder`` override it). The resolved config is written to ``RUN_DIR/config.yaml``.
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from graphevent.errors import ConfigError
-from graphevent.nn.tasks import TaskConfig
+from graphevent.config.tasks import TaskConfig
 
 Stage = Literal["pretrain", "finetune", "supervised"]
 
@@ -201,19 +201,24 @@ def metric_mode(name: str) -> Literal["min", "max"]:
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load ``configs/experiments/*.yaml`` into a validated :class:`ExperimentConfig`.
+    """Load ``graphevent/configs/experiments/*.yaml`` into a validated :class:`ExperimentConfig`.
 
     Args:
-        path: YAML file.
+        path: YAML file, or the name of a shipped config (``particlenet``).
         overrides: ``["train.lr=3e-4", ...]`` applied before validation.
     """
-    from graphevent.config.base import apply_overrides, load_yaml
+    from graphevent.config.base import apply_overrides, load_yaml, name_override
+    from graphevent.config.shipped import resolve_config_path
 
+    path = resolve_config_path(path, "experiments")
     raw = load_yaml(path)
     if overrides:
         raw = apply_overrides(raw, overrides)
     raw.setdefault("name", Path(path).stem)
-    return experiment_from_dict(raw, str(path))
+    try:
+        return experiment_from_dict(raw, str(path))
+    except ConfigError as exc:
+        raise name_override(exc, str(path), overrides) from None
 
 
 def experiment_from_dict(raw: dict[str, Any], where: str = "config") -> ExperimentConfig:

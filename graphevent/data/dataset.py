@@ -16,6 +16,21 @@ from graphevent.data.splits import SPLITS
 from graphevent.errors import DataError
 
 
+def event_to_data(ev: dict) -> Data:
+    """One event's arrays (``x``, ``pos``, ``nbr``, ``y``, ``targets``, ``event_id``, as in a
+    shard) as the ``Data`` of the graph contract (:mod:`graphevent.data`)."""
+    ei = neighbours_to_edge_index(ev["nbr"])
+    return Data(
+        x=torch.from_numpy(np.ascontiguousarray(ev["x"])),
+        pos=torch.from_numpy(np.ascontiguousarray(ev["pos"])),
+        edge_index=torch.from_numpy(ei),
+        edge_attr=torch.from_numpy(edge_features_np(ev["pos"], ei)),
+        y=torch.tensor([int(ev["y"])], dtype=torch.long),
+        targets=torch.from_numpy(np.asarray(ev["targets"], np.float32)).reshape(1, -1),
+        event_id=torch.tensor([int(ev["event_id"])], dtype=torch.long),
+    )
+
+
 class GraphDataset(Dataset):
     """Events of one split as ``torch_geometric.data.Data`` (see :mod:`graphevent.data`).
 
@@ -43,12 +58,12 @@ class GraphDataset(Dataset):
         entries = [s for s in self.manifest["shards"] if s["split"] == split]
         self._readers: list[ShardReader] = []
         for s in entries:
-            path = self.dir / s["path"]
+            path = self.dir / s["path"]  # confined to self.dir by load_manifest
             if not path.is_file():
                 raise DataError(f"{path}: shard listed in the manifest is missing")
             if verify and sha256_file(path) != s["sha256"]:
                 raise DataError(f"{path}: checksum does not match manifest.json (file changed or corrupt); rerun preprocess")
-            self._readers.append(ShardReader(path))
+            self._readers.append(ShardReader(path, {"dataset_id": self.manifest["dataset_id"], "split": split}))
         self._cum = np.cumsum([0] + [r.n_events for r in self._readers])
         self._mem = self._load_all() if in_memory else None
         super().__init__(None, transform)
@@ -77,16 +92,7 @@ class GraphDataset(Dataset):
         else:
             s = bisect.bisect_right(self._cum, idx) - 1
             ev = self._readers[s].event(idx - int(self._cum[s]))
-        ei = neighbours_to_edge_index(ev["nbr"])
-        return Data(
-            x=torch.from_numpy(ev["x"]),
-            pos=torch.from_numpy(ev["pos"]),
-            edge_index=torch.from_numpy(ei),
-            edge_attr=torch.from_numpy(edge_features_np(ev["pos"], ei)),
-            y=torch.tensor([int(ev["y"])], dtype=torch.long),
-            targets=torch.from_numpy(np.asarray(ev["targets"], np.float32)).reshape(1, -1),
-            event_id=torch.tensor([int(ev["event_id"])], dtype=torch.long),
-        )
+        return event_to_data(ev)
 
     # extras ------------------------------------------------------------------------
     @property
@@ -96,13 +102,19 @@ class GraphDataset(Dataset):
 
     def _column(self, name: str) -> np.ndarray:
         """One per-event shard array (``event_id``, ``y``) over the whole split, in dataset order."""
-        import h5py
-
-        out = []
-        for r in self._readers:
-            with h5py.File(r.path, "r") as f:
-                out.append(f[name][:])
+        out = [r.column(name) for r in self._readers]
         return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def event_sources(self, event_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Where events come from: ``source`` (input number, int32), ``source_file`` (its
+        name) and ``index`` (the event's index in that file), decoded from ``event_id``
+        (input ``s``'s event ``i`` has id = events of the inputs before ``s`` + ``i``)."""
+        inputs = self.manifest.get("inputs", [])
+        starts = np.cumsum([0] + [int(i["events_total"]) for i in inputs])
+        ids = np.asarray(event_ids, np.int64)
+        source = np.searchsorted(starts, ids, side="right") - 1
+        names = np.array([i["name"] for i in inputs] or [""], dtype=object)
+        return {"source": source.astype(np.int32), "source_file": names[source], "index": ids - starts[source]}
 
     @property
     def event_ids(self) -> np.ndarray:

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from graphevent.data.splits import SPLITS
 from graphevent.errors import DataError
+
+#: ``manifest.json`` layout version written by ``graphevent preprocess`` (2: shards carry the dataset id).
+FORMAT_VERSION = 2
+#: Keys every manifest must hold, with their JSON types (what opening or inspecting a dataset reads).
+_REQUIRED = {"format_version": int, "dataset_id": str, "n_events": int, "splits": dict, "classes": list,
+             "class_counts": dict, "node_features": list, "node_mode": str, "k": int, "nodes_per_event": dict,
+             "edges_per_event": float, "skipped": dict, "inputs": list, "shards": list}
+_SHARD_KEYS = {"path": str, "split": str, "sha256": str, "events": int}
+_JSON_TYPE = {int: "an integer", float: "a number", str: "a string", dict: "an object", list: "a list"}
 
 
 @dataclass(frozen=True)
@@ -67,10 +78,9 @@ class DatasetInfo:
 
     @classmethod
     def from_dir(cls, root: str | Path) -> "DatasetInfo":
-        path = Path(root) / "manifest.json"
-        if not path.is_file():
+        if not (Path(root) / "manifest.json").is_file():
             raise DataError(f"{root}: not a graphevent dataset (no manifest.json); run `graphevent preprocess` first")
-        return cls.from_manifest(json.loads(path.read_text()))
+        return cls.from_manifest(load_manifest(root))
 
 
 def _channel_fields(manifest: dict[str, Any]) -> dict[str, list]:
@@ -97,6 +107,63 @@ def load_manifest(root: str | Path) -> dict:
         hint = "an unfinished preprocess run; rerun the same command to finish it" if partial else "run `graphevent preprocess` first"
         raise DataError(f"{root}: not a complete graphevent dataset (no manifest.json): {hint}")
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: corrupt manifest ({exc.msg} at line {exc.lineno})") from None
+    check_manifest(manifest, root, path)
+    return manifest
+
+
+def check_manifest(manifest: Any, root: Path, where: Path) -> None:
+    """Check the keys a dataset is opened with and confine every shard path to ``root``.
+
+    Raises:
+        DataError: naming the manifest, the key and the value, e.g.
+            ``ds/manifest.json: shards[0].path is '../x.h5': resolves outside the dataset directory ...``.
+    """
+    if not isinstance(manifest, dict):
+        raise DataError(f"{where}: expected a JSON object (as `graphevent preprocess` writes), found a {type(manifest).__name__}")
+    for key, kind in _REQUIRED.items():
+        _check_type(manifest, key, kind, where, key)
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise DataError(
+            f"{where}: format_version is {manifest['format_version']}; expected {FORMAT_VERSION} "
+            "(written by another graphevent version): rerun `graphevent preprocess`"
+        )
+    for i, shard in enumerate(manifest["shards"]):
+        if not isinstance(shard, dict):
+            raise DataError(f"{where}: shards[{i}] is {shard!r}; expected an object with keys {', '.join(_SHARD_KEYS)}")
+        for key, kind in _SHARD_KEYS.items():
+            _check_type(shard, key, kind, where, f"shards[{i}].{key}")
+        if shard["split"] not in SPLITS:
+            raise DataError(f"{where}: shards[{i}].split is {shard['split']!r}; expected one of {', '.join(SPLITS)}")
+        shard_path(root, shard["path"], f"{where}: shards[{i}].path")
+
+
+def _check_type(obj: dict, key: str, kind: type, where: Path, name: str) -> None:
+    if key not in obj:
+        raise DataError(f"{where}: missing key {name!r}; not a complete manifest written by `graphevent preprocess`")
+    value = obj[key]
+    if not isinstance(value, (int, float) if kind is float else kind) or isinstance(value, bool):
+        raise DataError(f"{where}: {name} is {value!r}; expected {_JSON_TYPE[kind]}")
+
+
+def shard_path(root: str | Path, rel: str, where: str) -> Path:
+    """``root / rel`` for a shard path read from a manifest, refusing one that leaves ``root``.
+
+    ``rel`` must be relative, and resolve (``..`` and symlinks followed, as ``realpath``
+    does) to a file inside the dataset directory.
+    """
+    if not rel or PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
+        raise DataError(f"{where} is {rel!r}; expected a path relative to the dataset directory {root}")
+    real_root = os.path.realpath(root)
+    try:
+        real = os.path.realpath(os.path.join(real_root, rel))
+    except ValueError:  # e.g. a NUL character
+        raise DataError(f"{where} is {rel!r}; expected a path relative to the dataset directory {root}") from None
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise DataError(
+            f"{where} is {rel!r}: resolves to {real}, outside the dataset directory {real_root}; "
+            "expected a path inside it"
+        )
+    return Path(root) / rel

@@ -17,7 +17,9 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import pickle
 import shutil
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,17 +28,21 @@ import numpy as np
 from graphevent import __version__
 from graphevent.config.base import to_dict
 from graphevent.config.data import DataConfig
+from graphevent.data.info import FORMAT_VERSION
 from graphevent.data.shards import sha256_file, write_shard
 from graphevent.data.splits import SPLITS, assign_splits
 from graphevent.data.transforms import ImageToPoints, KNNGraph, PointCloudChunk, ScaleTransform, points_from_hits
 from graphevent.data.transforms.feature_transform import PerChannelValueTransform
 from graphevent.data.transforms.image_to_points import ALT_MODES
-from graphevent.errors import DataError
+from graphevent.errors import DataError, GraphEventError
 from graphevent.io import open_reader
+from graphevent.utils.outdir import OutputDir
 from graphevent.utils.progress import NullProgress
 
 STATE_FILE = ".preprocess-state.json"
 MANIFEST = "manifest.json"
+#: What a dataset directory holds (recorded in its graphevent marker before anything is written).
+DATASET_ENTRIES = (STATE_FILE, "chunks", "shards", "data_config.yaml", MANIFEST)
 EDGE_FEATURES = ["deta", "dphi", "dR"]
 POINT_FORMATS = ("root_hits", "particles")  # readers that return points; the others return images
 IMAGE_SLAB = 64
@@ -59,9 +65,10 @@ class ChunkTask:
 
 
 def config_hash(cfg: DataConfig, inputs: list[dict], limit: int | None) -> str:
-    """Hash of everything that determines the dataset's content."""
+    """Hash of everything that determines the dataset's content (also the dataset's id)."""
     payload = json.dumps(
-        {"config": to_dict(cfg), "inputs": [(i["name"], i["size"]) for i in inputs], "limit": limit, "format": 1},
+        {"config": to_dict(cfg), "inputs": [(i["name"], i["size"], i["sha256"]) for i in inputs], "limit": limit,
+         "format": FORMAT_VERSION},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -75,14 +82,19 @@ def node_feature_names(cfg: DataConfig) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- workers
-_READERS: dict[str, object] = {}
+_READERS: dict[str, tuple[tuple, object]] = {}  # path -> (what the reader was opened for, reader)
 
 
 def _reader(path: str, cfg: DataConfig):
-    r = _READERS.get(path)
-    if r is None:
-        r = _READERS[path] = open_reader(path, cfg)
-    return r
+    """An open reader of ``path``, kept per process; reopened when the file or the config changed."""
+    st = os.stat(path)
+    key = (st.st_mtime_ns, st.st_size, st.st_ino, repr(cfg))
+    cached = _READERS.get(path)
+    if cached is None or cached[0] != key:
+        if cached is not None:
+            cached[1].close()
+        _READERS[path] = (key, open_reader(path, cfg))
+    return _READERS[path][1]
 
 
 def _bad_values(arr: np.ndarray, counts_or_none, path: str, start: int, cfg: DataConfig) -> tuple[np.ndarray, int]:
@@ -104,10 +116,41 @@ def _bad_values(arr: np.ndarray, counts_or_none, path: str, start: int, cfg: Dat
     return np.where(finite, arr, 0).astype(np.float32), int(bad_ev.sum())
 
 
-def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
-    """Turn one chunk into shards; returns (and writes) its marker dict."""
-    out = Path(out_dir)
-    reader = _reader(task.path, cfg)
+@dataclass
+class ChunkGraphs:
+    """The graphs of events ``[start, stop)`` of one input, before splitting into shards.
+
+    Per kept event (``keep`` selects them from the events read): ``labels``, ``targets``,
+    ``index`` and ``counts``; flat over their nodes: ``x`` (scaled features), ``pos`` and
+    ``nbr`` (kNN neighbours, -1 padded). ``empty`` marks, over every event read, those
+    without a node.
+    """
+
+    x: np.ndarray
+    pos: np.ndarray
+    nbr: np.ndarray
+    counts: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray
+    index: np.ndarray
+    keep: np.ndarray
+    empty: np.ndarray
+    alt_counts: np.ndarray | None
+    repaired: int
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+
+def build_graphs(reader, path: str, start: int, stop: int, cfg: DataConfig, keep_empty: bool | None = None) -> ChunkGraphs:
+    """Read events ``[start, stop)`` with ``reader`` and turn them into graphs, exactly as
+    ``graphevent preprocess`` does (NaN policy, node building, scaling, kNN).
+
+    Args:
+        reader: an open :class:`~graphevent.io.base.Reader` of ``path``.
+        keep_empty: keep events without nodes; default from ``cfg.empty_events``.
+    """
     thresholds = [c.threshold for c in cfg.channels]
     images = cfg.reader.format not in POINT_FORMATS
     if images:
@@ -123,30 +166,28 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
         # HDF5: IMAGE_SLAB events at a time, so each slab's images stay in the CPU cache from
         # decompression to the occupied-pixel scan (points are per event: the same result).
         # Parquet and ROOT decode whole row groups / baskets: one read per chunk.
-        slab_size = IMAGE_SLAB if cfg.reader.format == "ml4sci_hdf5" else task.stop - task.start
+        slab_size = IMAGE_SLAB if cfg.reader.format == "ml4sci_hdf5" else stop - start
         parts, columns, repaired = [], [], 0
-        for a in range(task.start, task.stop, slab_size):
-            sub = reader.read(a, min(a + slab_size, task.stop))
-            slab, bad = _bad_values(sub.images, None, task.path, a, cfg)
+        for a in range(start, stop, slab_size):
+            sub = reader.read(a, min(a + slab_size, stop))
+            slab, bad = _bad_values(sub.images, None, path, a, cfg)
             parts.append(itp(slab))
             columns.append((sub.labels, sub.targets, sub.index))
             repaired += bad
         pc = PointCloudChunk.concatenate(parts)
         labels, targets, index = (np.concatenate(c) for c in zip(*columns))
     else:
-        chunk = reader.read(task.start, task.stop)
-        values, repaired = _bad_values(chunk.values, chunk.counts, task.path, task.start, cfg)
+        chunk = reader.read(start, stop)
+        values, repaired = _bad_values(chunk.values, chunk.counts, path, start, cfg)
         pc = points_from_hits(values, chunk.eta, chunk.phi, chunk.counts, thresholds, cfg.graph.max_nodes, [c.signed for c in cfg.channels])
         labels, targets, index = chunk.labels, chunk.targets, chunk.index
 
     n = len(index)
     empty = pc.counts == 0
-    keep = ~empty if cfg.empty_events == "skip" else np.ones(n, bool)
+    if keep_empty is None:
+        keep_empty = cfg.empty_events != "skip"
+    keep = np.ones(n, bool) if keep_empty else ~empty
     pc = pc.select(keep)
-    labels, targets, index = labels[keep], targets[keep], index[keep]
-    if not np.all(np.isfinite(targets)):
-        bad = int(np.flatnonzero(~np.isfinite(targets).all(axis=1))[0])
-        raise DataError(f"{Path(task.path).name}: event {int(index[bad])} has a NaN/Inf regression target; expected finite values")
 
     scales = [c.scale for c in cfg.channels]
     transforms = [c.transform for c in cfg.channels]
@@ -155,9 +196,22 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
     else:
         x = ScaleTransform(scales, transforms)(pc.values)
     nbr = KNNGraph(cfg.graph.k, cfg.graph.knn_backend)(pc.pos, pc.counts, pc.lattice_pos)
+    return ChunkGraphs(x=x, pos=pc.pos, nbr=nbr, counts=pc.counts, labels=labels[keep], targets=targets[keep],
+                       index=index[keep], keep=keep, empty=empty, alt_counts=pc.alt_counts, repaired=repaired)
+
+
+def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: str) -> dict:
+    """Turn one chunk into shards (tagged with ``dataset_id``); returns (and writes) its marker dict."""
+    out = Path(out_dir)
+    g = build_graphs(_reader(task.path, cfg), task.path, task.start, task.stop, cfg)
+    x, nbr, labels, targets, index, empty, repaired = g.x, g.nbr, g.labels, g.targets, g.index, g.empty, g.repaired
+    n = len(g.keep)
+    if not np.all(np.isfinite(targets)):
+        bad = int(np.flatnonzero(~np.isfinite(targets).all(axis=1))[0])
+        raise DataError(f"{Path(task.path).name}: event {int(index[bad])} has a NaN/Inf regression target; expected finite values")
 
     split = assign_splits(Path(task.path).name, index, (cfg.split.train, cfg.split.val, cfg.split.test), cfg.split.seed)
-    offsets = pc.offsets
+    offsets = g.offsets
     marker = {"chunk": task.name, "events_read": n, "skipped": {"empty": int(empty.sum()) if cfg.empty_events == "skip" else 0},
               "repaired": {"nan_events_zeroed": repaired}, "shards": []}
     n_cls = len(cfg.classes)
@@ -166,10 +220,10 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
         if len(sel) == 0:
             continue
         node_sel = np.concatenate([np.arange(offsets[e], offsets[e + 1]) for e in sel]) if len(sel) else np.zeros(0, int)
-        counts = pc.counts[sel]
+        counts = g.counts[sel]
         arrays = {
             "x": x[node_sel],
-            "pos": pc.pos[node_sel],
+            "pos": g.pos[node_sel],
             "nbr": nbr[node_sel],
             "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             "y": labels[sel].astype(np.int64),
@@ -178,11 +232,11 @@ def process_chunk(task: ChunkTask, cfg: DataConfig, out_dir: str) -> dict:
             "source": np.full(len(sel), task.source, np.int32),
             "index": index[sel].astype(np.int64),
         }
-        if pc.alt_counts is not None:
-            arrays["alt_counts"] = pc.alt_counts[sel].astype(np.int32)
+        if g.alt_counts is not None:
+            arrays["alt_counts"] = g.alt_counts[sel].astype(np.int32)
         rel = Path("shards") / split_name / f"{task.name}.h5"
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        digest = write_shard(out / rel, arrays)
+        digest = write_shard(out / rel, arrays, {"dataset_id": dataset_id, "split": split_name})
         xs = arrays["x"].astype(np.float64)
         ts = arrays["targets"].astype(np.float64)
         marker["shards"].append({
@@ -207,15 +261,72 @@ def _worker_init() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def _process_chunk_in_worker(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: str) -> dict:
+    """:func:`process_chunk` in a pool worker: what it raises must survive pickling to the parent.
+
+    Our own errors are rebuilt from their message (exit 2 in the parent, as with one
+    worker). Anything else is a bug: re-raised as it is when it pickles, else (isal's
+    IsalError does not) as a RuntimeError carrying its traceback, never a PicklingError.
+    """
+    try:
+        return process_chunk(task, cfg, out_dir, dataset_id)
+    except GraphEventError as exc:
+        raise type(exc)(str(exc)) from None
+    except Exception as exc:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            where = f"{Path(task.path).name} events {task.start}..{task.stop - 1}"
+            raise RuntimeError(f"{where}: {''.join(traceback.format_exception(exc))}") from None
+        raise
+
+
 # ----------------------------------------------------------------------------- driver
-def _plan(inputs: list[Path], cfg: DataConfig, limit: int | None):
-    """Open every input (validating it against the config) and plan the chunks."""
+def _check_distinct(inputs: list[Path], digests: dict[str, str]) -> None:
+    """Refuse one file given twice under two names: its events would land in two splits.
+
+    Compared in order: the resolved path (symlinks), the inode (hard links), then the
+    SHA-256 of files of equal size (copies); ``digests`` (path -> sha256) is filled in.
+    """
+    seen_real, seen_inode, seen_size = {}, {}, {}
+    for path in inputs:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        for key, seen, why in ((real, seen_real, f"both are {real}"),
+                               ((st.st_dev, st.st_ino), seen_inode, "hard links to one file")):
+            if key in seen:
+                raise DataError(f"{seen[key]} and {path} are the same file ({why}); give each input once")
+            seen[key] = path
+        seen_size.setdefault(st.st_size, []).append(path)
+    for same_size in seen_size.values():
+        by_digest: dict[str, Path] = {}
+        for path in same_size:
+            digest = digests.get(str(path)) or sha256_file(path)
+            digests[str(path)] = digest
+            if digest in by_digest:
+                raise DataError(
+                    f"{by_digest[digest]} and {path} have identical contents (sha256 {digest[:16]}...); give each "
+                    "input once (a copy would put the same events in two splits)"
+                )
+            by_digest[digest] = path
+
+
+def _plan(inputs: list[Path], cfg: DataConfig, limit: int | None, digests: dict[str, str] | None = None):
+    """Open every input (validating it against the config), refuse duplicates, plan the chunks.
+
+    ``digests``: sha256 of inputs already hashed (path -> hex), reused.
+    """
     info, tasks, offset, remaining = [], [], 0, limit
-    for src, path in enumerate(inputs):
+    totals = []
+    for path in inputs:
         with open_reader(path, cfg) as reader:
-            total = reader.n_events
+            totals.append(reader.n_events)
+    digests = dict(digests or {})
+    _check_distinct(inputs, digests)
+    for src, (path, total) in enumerate(zip(inputs, totals)):
         use = total if remaining is None else min(total, remaining)
         info.append({"path": str(Path(path).resolve()), "name": Path(path).name, "size": Path(path).stat().st_size,
+                     "sha256": digests.get(str(path)) or sha256_file(path),
                      "events_total": int(total), "events_read": int(use)})
         for c, start in enumerate(range(0, use, cfg.chunk_size)):
             tasks.append(ChunkTask(src, c, str(path), start, min(start + cfg.chunk_size, use), offset))
@@ -229,27 +340,24 @@ def _plan(inputs: list[Path], cfg: DataConfig, limit: int | None):
     return info, tasks
 
 
-def _prepare_out(out: Path, state: dict, overwrite: bool) -> bool:
-    """Create or reuse the output directory. Returns True if resuming."""
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
+def _prepare_out(od: OutputDir, state: dict, overwrite: bool) -> bool:
+    """Create, resume or (``overwrite``) clear the locked output directory. Returns True if resuming."""
+    out = od.path
+    if od.has_content():
         manifest, state_file = out / MANIFEST, out / STATE_FILE
-        ours = manifest.exists() or state_file.exists()
-        if not ours:
-            raise DataError(f"{out}: exists, is not empty and is not a graphevent dataset; refusing to touch it (choose another --out)")
-        if manifest.exists() and not overwrite:
-            raise DataError(f"{out}: a dataset already exists there; pass --overwrite to replace it")
-        if not manifest.exists() and not overwrite:
-            old = json.loads(state_file.read_text())
+        if not overwrite:
+            if manifest.exists():
+                raise DataError(f"{out}: a dataset already exists there; pass --overwrite to replace it")
+            old = json.loads(state_file.read_text()) if state_file.is_file() else {}
             if old.get("config_hash") != state["config_hash"]:
                 raise DataError(
                     f"{out}: holds an unfinished dataset made with other inputs or config; rerun the same command "
                     "to resume it, or pass --overwrite to start again"
                 )
+            od.start(DATASET_ENTRIES)
             return True
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        od.clear()
+    od.start(DATASET_ENTRIES)
     _write_json_atomic(out / STATE_FILE, state)
     return False
 
@@ -306,7 +414,8 @@ def _finalise(out: Path, cfg: DataConfig, inputs: list[dict], tasks: list[ChunkT
     if cfg.reader.format not in POINT_FORMATS:
         image = {"shape": [len(cfg.channels), cfg.image.height, cfg.image.width], "pixel_size": list(cfg.image.pixel_size)}
     manifest = {
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
+        "dataset_id": chash,
         "graphevent_version": __version__,
         "name": cfg.name,
         "n_events": n_events,
@@ -360,14 +469,29 @@ def preprocess(
     if data_manifest is not None:
         from graphevent.io.manifest import check_inputs, load_data_manifest
 
-        checked = {str(Path(c["path"]).resolve()): c.get("sha256") for c in check_inputs(inputs, load_data_manifest(data_manifest))}
+        checked = {c["path"]: c["sha256"] for c in check_inputs(inputs, load_data_manifest(data_manifest)) if c.get("sha256")}
     else:
         checked = {}
-    input_info, tasks = _plan(inputs, cfg, limit)
+    input_info, tasks = _plan(inputs, cfg, limit, checked)
     chash = config_hash(cfg, input_info, limit)
-    out = Path(out)
-    created = not out.exists()
-    resuming = _prepare_out(out, {"config_hash": chash, "graphevent_version": __version__}, overwrite)
+    od = OutputDir(out, "dataset", inputs=[*inputs, *([data_manifest] if data_manifest else [])]).acquire()
+    resuming = False
+    try:
+        resuming = _prepare_out(od, {"config_hash": chash, "graphevent_version": __version__}, overwrite)
+        manifest = _build(od.path, cfg, input_info, tasks, chash, checked, resuming, workers, progress)
+        od.complete()
+    except Exception:
+        if not resuming:  # a failed new dataset leaves nothing behind (an interrupted one can be resumed)
+            od.abandon()
+        raise
+    finally:
+        od.release()
+    return manifest
+
+
+def _build(out: Path, cfg: DataConfig, input_info: list[dict], tasks: list[ChunkTask], chash: str,
+           checked: dict, resuming: bool, workers: int, progress) -> dict:
+    """Process every chunk not done yet, then write the manifest (the dataset is complete)."""
     markers: dict[str, dict] = {}
     todo = []
     for t in tasks:
@@ -384,14 +508,14 @@ def preprocess(
     try:
         if workers <= 1:
             for t in todo:
-                markers[t.name] = process_chunk(t, cfg, str(out))
+                markers[t.name] = process_chunk(t, cfg, str(out), chash)
                 progress.advance(t.stop - t.start)
         else:
             ctx = mp.get_context("spawn")
             with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
                 pending, it = {}, iter(todo)
                 for t in it:  # keep a bounded number of chunks in flight: memory stays flat
-                    pending[pool.submit(process_chunk, t, cfg, str(out))] = t
+                    pending[pool.submit(_process_chunk_in_worker, t, cfg, str(out), chash)] = t
                     if len(pending) >= 2 * workers:
                         break
                 while pending:
@@ -402,15 +526,18 @@ def preprocess(
                         progress.advance(t.stop - t.start)
                         nxt = next(it, None)
                         if nxt is not None:
-                            pending[pool.submit(process_chunk, nxt, cfg, str(out))] = nxt
-    except DataError:
-        if created and not resuming:
-            shutil.rmtree(out, ignore_errors=True)  # a bad input leaves nothing behind
-        raise
+                            pending[pool.submit(_process_chunk_in_worker, nxt, cfg, str(out), chash)] = nxt
     finally:
         progress.stop()
-    for i in input_info:  # reuse the hash the data-manifest check computed, if any
-        i["sha256"] = checked.get(i["path"]) or sha256_file(i["path"])
+    written = sum(sh["events"] for m in markers.values() for sh in m["shards"])
+    if written == 0:
+        read = sum(m["events_read"] for m in markers.values())
+        empty = sum(m["skipped"].get("empty", 0) for m in markers.values())
+        names = ", ".join(i["name"] for i in input_info)
+        raise DataError(
+            f"{names}: no event left to write: {read} events read, {empty} skipped as empty (no node above the "
+            f"channel thresholds); expected at least one non-empty event (check the channel thresholds and the reader keys)"
+        )
     manifest = _finalise(out, cfg, input_info, tasks, markers, chash)
     from graphevent.config.base import dump_yaml
 

@@ -4,7 +4,39 @@
 for the metric definitions and ``docs/metrics_schema.md`` for ``metrics.json``.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
 from graphevent.evaluate.options import EvalOptions
-from graphevent.evaluate.runner import EvalResult, evaluate
+
+
+def evaluate(run_dirs, data_dir, options: EvalOptions = EvalOptions(), out_dir=None, progress: Any = None):
+    """:func:`graphevent.evaluate.runner.evaluate`, after the checks that need no torch
+    (options, run and dataset directories, output directory), so a wrong argument fails
+    in about a second instead of after torch's import."""
+    from graphevent.data.info import load_manifest
+    from graphevent.errors import ConfigError, RunError
+
+    options.validate()
+    if not run_dirs:
+        raise ConfigError("eval: no run directory given; expected one or more RUN_DIR")
+    for d in run_dirs:
+        if not Path(d).is_dir():
+            raise RunError(f"{d}: run directory not found")
+    load_manifest(data_dir)  # DataError: missing or unfinished dataset
+    from graphevent.evaluate.runner import evaluate as run_evaluation
+
+    return run_evaluation(run_dirs, data_dir, options, out_dir, progress)
+
+
+def __getattr__(name: str):
+    if name == "EvalResult":  # the runner (and torch) only when asked for
+        from graphevent.evaluate.runner import EvalResult
+
+        return EvalResult
+    raise AttributeError(name)
+
 
 __all__ = ["EvalOptions", "EvalResult", "evaluate"]

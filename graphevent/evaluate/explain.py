@@ -73,19 +73,36 @@ def saliency(model: Any, batch: Batch, task: str) -> torch.Tensor:
     return grad.abs().sum(dim=1)
 
 
+#: attention whose spread over an event's nodes (std / mean) is below this is called near uniform
+UNIFORM_SPREAD = 0.1
+
+
 def _scatter(fig: Figure, ax, pos: np.ndarray, values: np.ndarray, title: str, cmap: str = "viridis",
-             vmin: float | None = None, vmax: float | None = None, outline: np.ndarray | None = None) -> None:
+             vmin: float | None = None, vmax: float | None = None, outline: np.ndarray | None = None,
+             label: str = "") -> None:
     sc = ax.scatter(pos[:, 0], pos[:, 1], c=values, s=9, marker="s", cmap=cmap, vmin=vmin, vmax=vmax, linewidths=0)
     if outline is not None and outline.any():
         ax.scatter(pos[outline, 0], pos[outline, 1], s=16, marker="s", facecolors="none", edgecolors="red", linewidths=0.6)
     cb = fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03)
     cb.ax.yaxis.set_major_locator(MaxNLocator(3))
-    cb.ax.tick_params(labelsize=6, length=2)
-    ax.set_title(title, fontsize=8)
+    cb.ax.tick_params(labelsize=7, length=2)
+    if label:
+        cb.set_label(label, fontsize=7)
+    ax.set_title(title, fontsize=9)
     ax.set_aspect("equal", adjustable="box")
     ax.xaxis.set_major_locator(MaxNLocator(3))
     ax.yaxis.set_major_locator(MaxNLocator(3))
-    ax.tick_params(labelsize=6, length=2)
+    ax.tick_params(labelsize=7, length=2)
+
+
+def near_uniform(values: np.ndarray, events: np.ndarray, n_events: int) -> list[int]:
+    """Events whose attention varies by less than :data:`UNIFORM_SPREAD` (std / mean) over their nodes."""
+    out = []
+    for i in range(n_events):
+        v = values[events == i]
+        if v.size > 1 and v.mean() > 0 and v.std() / v.mean() < UNIFORM_SPREAD:
+            out.append(i)
+    return out
 
 
 def _label_outer(axes: np.ndarray) -> None:
@@ -110,7 +127,7 @@ def event_figure(batch: Batch, classes: Sequence[str], features: Sequence[str], 
     ids = batch.event_id.view(-1).cpu().numpy()
     cols = len(features) + len(attention) + (sal is not None)
     rows = int(batch.num_graphs)
-    fig, axes = grid_figure(rows, cols, (2.3, 2.0), left=0.55, right=0.6, top=0.75, wspace=0.5, hspace=0.6)
+    fig, axes = grid_figure(rows, cols, (2.3, 2.0), left=0.55, right=0.6, top=0.75, bottom=0.85, wspace=0.75, hspace=0.6)
     for i in range(rows):
         sel = b == i
         p = pos[sel]
@@ -119,18 +136,24 @@ def event_figure(batch: Batch, classes: Sequence[str], features: Sequence[str], 
         head = f"event {ids[i]} ({classes[y[i]]}" + (f", p={scores[i]:.2f})" if scores is not None else ")")
         for f, name in enumerate(features):
             nz = x[sel, f] != 0
-            _scatter(fig, axes[i, j], p[nz], x[sel, f][nz], f"{head}\n{name}" if j == 0 else name)
+            _scatter(fig, axes[i, j], p[nz], x[sel, f][nz], f"{head}\n{name}" if j == 0 else name, label=f"{name} (scaled)")
             j += 1
         for task, att in attention.items():
-            _scatter(fig, axes[i, j], p, att[sel], f"attention: {task}", cmap="magma")
+            _scatter(fig, axes[i, j], p, att[sel], f"attention: {task}", cmap="magma", label="attention weight")
             j += 1
         if sal is not None:
-            _scatter(fig, axes[i, j], p, sal[sel], "saliency |d score/d x|", cmap="inferno")
+            _scatter(fig, axes[i, j], p, sal[sel], "saliency", cmap="inferno", label="|d score / d x|")
         for ax in axes[i]:
             ax.set_xlim(*lim)
             ax.set_ylim(*lim)
     _label_eta_phi(axes)
     fig.suptitle(title)
+    flat = {task: near_uniform(att, b, rows) for task, att in attention.items()}
+    flat = {task: ev for task, ev in flat.items() if ev}
+    if flat:  # say it, rather than let a flat colour map look like a finding
+        text = "; ".join(f"attention of {task} near uniform (spread < {UNIFORM_SPREAD:.0%} of its mean) in "
+                         f"{len(ev)} of {rows} events: the head pools their nodes almost equally" for task, ev in flat.items())
+        fig.text(0.01, 0.005, text, fontsize=8, ha="left", va="bottom", wrap=True)
     return fig
 
 
@@ -193,7 +216,7 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def pca_figure(embeddings: Mapping[str, tuple[np.ndarray, np.ndarray]], classes: Sequence[str]) -> Figure:
     """One PCA panel per run (pooled embeddings coloured by true class), side by side."""
     n = len(embeddings)
-    fig, axes = grid_figure(1, n, (3.4, 3.0), top=0.9, wspace=0.9)
+    fig, axes = grid_figure(1, n, (3.4, 3.0), left=0.95, top=0.9, wspace=1.1)
     axes = axes[0]
     for ax, (run, (pooled, labels)) in zip(axes, embeddings.items()):
         proj, ratio = pca_2d(pooled)

@@ -1,12 +1,21 @@
-"""Per-event prediction files: ``predictions-<run>.parquet`` (or ``.root`` via uproot).
+"""Per-event prediction files: ``predictions-<run>.parquet`` (or ``.root`` via uproot),
+written by ``graphevent eval`` (one split of a dataset) and ``graphevent predict`` (raw files).
 
-Columns, one row per event (sorted by ``event_id``):
+Columns, one row per event (``eval``: sorted by ``event_id``; ``predict``: input order):
 
 ==================  =========  ========================================================
 column              type       meaning
 ==================  =========  ========================================================
-event_id            int64      dataset-wide event number (the graph's ``event_id``)
-label               int64      true class index (class names in the file metadata)
+event_id            int64      ``eval``: dataset-wide event number (the graph's ``event_id``)
+source              int32      number of the input file the event comes from (0, 1, ...
+                               in the order given to ``preprocess`` / ``predict``)
+source_file         string     that file's name (Parquet only; ROOT files list the names
+                               in the ``graphevent`` metadata string)
+index               int64      the event's index in that file
+n_nodes             int32      ``predict``: nodes of the event's graph (0: empty event,
+                               outputs NaN)
+label               int64      true class index (class names in the file metadata);
+                               ``predict``: -1 when the input has no labels
 true_<target>       float32    every regression target of the dataset, physical units
 score_<class>       float32    softmax probability per class (``<task>_score_<class>``
                                when the run has several classification tasks)
@@ -14,8 +23,9 @@ pred_<task>         float32    regression output of task ``<task>``, physical un
 recon_error_<feat>  float32    autoencoders: reconstruction error per channel
 ==================  =========  ========================================================
 
-Parquet files carry ``graphevent`` key-value metadata (JSON: run, split, classes, tasks).
-ROOT files hold one TTree ``events`` with these branches (class names: ``metrics.json``).
+Parquet files carry ``graphevent`` key-value metadata (JSON: run, split, classes, tasks,
+sources). ROOT files hold one TTree ``events`` with these branches (string columns left
+out) and the same JSON as a ``TObjString`` named ``graphevent``.
 """
 
 from __future__ import annotations
@@ -39,27 +49,105 @@ def write_predictions(path: str | Path, columns: dict[str, np.ndarray], metadata
         metadata: JSON-serialisable description stored in the file (Parquet only).
         fmt: ``parquet`` or ``root``.
     """
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) > 1:
-        raise ValueError(f"prediction columns have different lengths {sorted(lengths)}")
-    path = Path(path).with_suffix(f".{fmt}")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.table({k: np.ascontiguousarray(v) for k, v in columns.items()})
-        table = table.replace_schema_metadata({"graphevent": json.dumps(metadata)})
-        pq.write_table(table, tmp)
-    elif fmt == "root":
-        import uproot
-
-        with uproot.recreate(tmp) as f:
-            f["events"] = {k: np.ascontiguousarray(v) for k, v in columns.items()}
-    else:
+    if fmt not in FORMATS.values():
         raise ConfigError(f"--format {fmt!r}: expected 'parquet' or 'root'")
-    tmp.replace(path)
+    path = Path(path).with_suffix(f".{fmt}")
+    with PredictionWriter(path, metadata) as writer:
+        writer.write(columns)
     return path
+
+
+#: file suffix -> format name
+FORMATS = {".parquet": "parquet", ".root": "root"}
+
+
+class PredictionWriter:
+    """Write prediction columns chunk by chunk into ``path``, atomically.
+
+    Chunks go to a hidden temporary file next to ``path``; :meth:`close` (or leaving the
+    ``with`` block normally) renames it to ``path``; an exception removes it, so a failed
+    run never leaves a half-written file. Every chunk must have the same columns.
+
+    Args:
+        path: ``.parquet`` or ``.root`` file.
+        metadata: JSON-serialisable description stored in the file.
+
+    Raises:
+        ConfigError: another suffix, or ``.root`` without uproot installed.
+    """
+
+    def __init__(self, path: str | Path, metadata: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.format = FORMATS.get(self.path.suffix)
+        if self.format is None:
+            raise ConfigError(f"--out {self.path}: unknown predictions format {self.path.suffix or '(no suffix)'!r}; "
+                              f"expected a file ending in {' or '.join(FORMATS)}")
+        if self.format == "root":
+            try:
+                import uproot  # noqa: F401
+            except ImportError:
+                raise ConfigError(f"--out {self.path}: writing ROOT files needs uproot (pip install uproot); "
+                                  "or write .parquet") from None
+        self.metadata = metadata
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self._file: Any = None
+        self.rows = 0
+
+    def write(self, columns: dict[str, np.ndarray]) -> None:
+        """Append one chunk (equal-length 1-D arrays; strings as object/str arrays)."""
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"prediction columns have different lengths {sorted(lengths)}")
+        if self.format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.table({k: (pa.array(list(v), pa.string()) if np.asarray(v).dtype.kind in "OU"
+                                  else np.ascontiguousarray(v)) for k, v in columns.items()})
+            if self._file is None:
+                self.tmp.parent.mkdir(parents=True, exist_ok=True)
+                schema = table.schema.with_metadata({"graphevent": json.dumps(self.metadata)})
+                self._file = pq.ParquetWriter(self.tmp, schema)
+            self._file.write_table(table.replace_schema_metadata(self._file.schema.metadata))
+        else:
+            numeric = {k: np.ascontiguousarray(v) for k, v in columns.items() if np.asarray(v).dtype.kind not in "OU"}
+            if self._file is None:
+                import uproot
+
+                self.tmp.parent.mkdir(parents=True, exist_ok=True)
+                self._file = uproot.recreate(self.tmp)
+                self._file["graphevent"] = json.dumps(self.metadata)
+                self._file["events"] = numeric
+            else:
+                self._file["events"].extend(numeric)
+        self.rows += next(iter(lengths), 0)
+
+    def close(self) -> Path:
+        """Finish the file and move it into place."""
+        if self._file is None:
+            raise ValueError(f"{self.path}: no rows written")
+        self._file.close()
+        self._file = None
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Remove the temporary file."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "PredictionWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
@@ -74,4 +162,18 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
-    return {name: table.column(name).to_numpy() for name in table.column_names}
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``graphevent`` JSON metadata of a predictions file."""
+    path = Path(path)
+    if path.suffix == ".root":
+        import uproot
+
+        with uproot.open(path) as f:
+            return json.loads(str(f["graphevent"]))
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(b"graphevent", b"{}"))

@@ -5,8 +5,10 @@ the dataset matches it, stream the split through the model
 (:func:`~graphevent.evaluate.inference.run_inference`), compute metrics with bootstrap
 intervals, write its prediction file and per-run figures. Then the comparison figures,
 ``metrics.json`` / ``.md`` / ``.csv`` and, with ``explain``, the model-understanding
-figures. Everything is written into a temporary folder renamed to the output directory
-at the very end, so a directory that exists is always complete.
+figures. Everything is written into ``OUT/.staging-PID`` and moved into place at the very
+end, replacing an earlier output only then, so ``metrics.json`` appears only with a complete
+evaluation. The output directory is locked while it is written, and ``--overwrite`` removes
+only what an earlier ``graphevent eval`` wrote there (:mod:`graphevent.utils.outdir`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from graphevent.metrics.classification import paired_auc_differences
 from graphevent.metrics import plots
 from graphevent.metrics.schema import build_document
 from graphevent.metrics.tables import csv_text, format_value, markdown, rich_table
+from graphevent.utils.outdir import OutputDir
 
 @dataclass
 class RunEvaluation:
@@ -128,46 +130,59 @@ def _checkpoint_epoch(run_dir: Path, which: str) -> tuple[Path, int | None]:
     return path, int(epoch) if isinstance(epoch, int) else None
 
 
-class _OutputDir:
-    """A temporary sibling folder that becomes ``out`` on :meth:`commit` (removed on failure)."""
+class _Staging:
+    """``OUT/.staging-PID``: where rank 0 writes; :meth:`commit` replaces the earlier output
+    (only files graphevent listed; see :mod:`graphevent.utils.outdir`) with its content."""
 
-    def __init__(self, out: Path, active: bool = True) -> None:
-        self.out = out
-        self.active = active
-        self.tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    def __init__(self, out: Path, inputs: Sequence[str | Path], overwrite: bool, active: bool = True) -> None:
+        self.od = OutputDir(out, "eval", inputs=inputs) if active else None
+        self.overwrite = overwrite
+        self.name = f".staging-{os.getpid()}"
+        self.tmp = out / self.name
 
     def __enter__(self) -> Path:
-        if not self.active:  # non-main DDP ranks write nothing
+        od = self.od
+        if od is None:  # non-main DDP ranks write nothing
             return self.tmp
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir()
+        od.acquire()
+        try:
+            if od.has_content():
+                if not self.overwrite:
+                    raise ConfigError(f"--out {od.path}: already exists; pass --overwrite to replace it")
+                od.check_clear()  # refuse now, not after the whole evaluation
+            od.start()
+            od.claim(self.name)
+            self.tmp.mkdir()
+        except BaseException:
+            od.abandon()
+            raise
         return self.tmp
 
     def commit(self) -> None:
-        old = None
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            self.out.rename(old)
-        self.tmp.rename(self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        od = self.od
+        names = sorted(os.listdir(self.tmp))
+        od.clear(keep={self.name})
+        od.claim(*names)
+        for name in names:
+            os.replace(self.tmp / name, od.path / name)
+        self.tmp.rmdir()
+        od.complete()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.active and exc_type is not None and self.tmp.exists():
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.od is None:
+            return
+        if exc_type is not None:
+            self.od.abandon()  # the earlier output, if any, stays as it was
+        self.od.release()
 
 
 def _task_info(b: TaskBinding) -> dict[str, Any]:
     return {**b.metrics.describe(), "headline": list(b.metrics.headline)}
 
 
-def _prediction_columns(ev: RunEvaluation, targets: Sequence[str]) -> dict[str, np.ndarray]:
-    cols: dict[str, np.ndarray] = {
-        "event_id": ev.record.event_id.array(),
-        "label": ev.record.label.array(),
-    }
+def _prediction_columns(ev: RunEvaluation, targets: Sequence[str], dataset: Any) -> dict[str, np.ndarray]:
+    ids = ev.record.event_id.array()
+    cols: dict[str, np.ndarray] = {"event_id": ids, **dataset.event_sources(ids), "label": ev.record.label.array()}
     t = ev.record.targets.array().reshape(len(cols["event_id"]), -1)
     for j, name in enumerate(targets):
         cols[f"true_{name}"] = t[:, j]
@@ -225,7 +240,12 @@ def _comparison_figures(evals: Sequence[RunEvaluation], out: Path) -> list[tuple
             for ev, m in rec:
                 vals = ev.metrics[task]
                 per_run[ev.name] = {f: (vals[f"recon_error_{f}"], vals.get(f"recon_error_{f}_ci95")) for f in m.features}
-            fig = plots.reconstruction_figure(per_run, "reconstruction error per channel")
+            from graphevent.nn.registry import list_models
+
+            models = list_models()
+            definitions = {ev.name: models[ev.info["model"]].recon_error_label for ev, _ in rec
+                           if ev.info["model"] in models and models[ev.info["model"]].recon_error_label}
+            fig = plots.reconstruction_figure(per_run, "reconstruction error per channel", definitions)
             figs.append(("reconstruction error per channel", plots.save_figure(fig, out / f"{task}.png")))
     return figs
 
@@ -318,8 +338,9 @@ def _write_run(ev: RunEvaluation, model: Any, info: Any, st: _Setting, tmp: Path
     from torch.utils.data import Subset
 
     opt = st.options
-    write_predictions(tmp / f"predictions-{ev.file_stem}", _prediction_columns(ev, list(st.dataset.info.targets)),
-                      {"run": ev.name, "split": opt.split, "classes": list(info.classes), "tasks": ev.info["tasks"]}, opt.format)
+    write_predictions(tmp / f"predictions-{ev.file_stem}", _prediction_columns(ev, list(st.dataset.info.targets), st.dataset),
+                      {"run": ev.name, "split": opt.split, "classes": list(info.classes), "tasks": ev.info["tasks"],
+                       "sources": [i["path"] for i in st.dataset.manifest.get("inputs", [])]}, opt.format)
     training, bad = read_training_log(ev.run_dir)
     st.warnings.extend(bad)
     figures = _run_figures(ev, tmp, training)
@@ -400,7 +421,7 @@ def evaluate(
         DataError: a missing split, or a dataset whose classes/features differ from a run's.
     """
     from graphevent.data.dataset import GraphDataset
-    from graphevent.train.distributed import shutdown
+    from graphevent.train.distributed import launcher_env, shutdown
     from graphevent.utils.progress import NullProgress
 
     options.validate()
@@ -410,8 +431,10 @@ def evaluate(
         if not Path(d).is_dir():
             raise RunError(f"{d}: run directory not found")
     out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs, options.split)
-    if out.exists() and not options.overwrite:
-        raise ConfigError(f"--out {out}: already exists; pass --overwrite to replace it")
+    layout = launcher_env()
+    output = _Staging(out, [*run_dirs, data_dir], options.overwrite, active=layout is None or layout["rank"] == 0)
+    if output.od is not None:  # check --out before the dataset is read (and again, locked, on entry)
+        OutputDir(out, "eval", inputs=[*run_dirs, data_dir]).check_path()
     dataset = GraphDataset(data_dir, options.split)
     n_total = len(dataset) if options.max_events is None else min(len(dataset), options.max_events)
     if n_total == 0:
@@ -420,7 +443,6 @@ def evaluate(
     ctx, owns_group = eval_context(options.device)
     st = _Setting(options=options, data_dir=Path(data_dir), dataset=dataset, n_total=n_total, ctx=ctx,
                   progress=progress if progress is not None and ctx.is_main else NullProgress())
-    output = _OutputDir(out, active=ctx.is_main)
     try:
         with output as tmp:
             evals: list[RunEvaluation] = []

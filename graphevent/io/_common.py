@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from graphevent.errors import DataError
+from graphevent.errors import DataError, MissingKeyError
 
 if TYPE_CHECKING:
     from graphevent.config.data import DataConfig
@@ -23,10 +23,10 @@ def unreadable(path: Path, fmt: str, exc: BaseException | str) -> DataError:
     return DataError(f"{path.name}: cannot read as {fmt}: {reason}")
 
 
-def missing_key(path: Path, key: str, available, what: str = "keys") -> DataError:
+def missing_key(path: Path, key: str, available, what: str = "keys") -> MissingKeyError:
     names = sorted(available)
     shown = ", ".join(map(repr, names[:20])) + (", ..." if len(names) > 20 else "")
-    return DataError(f"{path.name}: key {key!r} not found; {what} in file: {shown or 'none'}")
+    return MissingKeyError(f"{path.name}: key {key!r} not found; {what} in file: {shown or 'none'}")
 
 
 def image_event_shape(cfg: "DataConfig") -> tuple[int, int, int]:

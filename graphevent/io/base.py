@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from graphevent.errors import DataError
+from graphevent.errors import DataError, MissingKeyError
 
 if TYPE_CHECKING:
     from graphevent.config.data import DataConfig
@@ -35,7 +35,9 @@ class EventChunk:
     centre, ``counts`` int64 ``(n,)`` points per event (sum = P).
 
     Always: ``labels`` int64 ``(n,)`` class indices, ``targets`` float32 ``(n, T)`` in the
-    order of ``reader.target_keys``, ``index`` int64 ``(n,)`` event index in the file.
+    order of ``reader.target_keys``, ``index`` int64 ``(n,)`` event index in the file. A
+    reader opened with ``labels_required=False`` (``graphevent predict``) gives label -1
+    for a file without labels and NaN for a target the file does not have.
     """
 
     labels: np.ndarray
@@ -57,13 +59,24 @@ class Reader(abc.ABC):
     Subclasses implement :meth:`read`. They raise :class:`DataError` with a message that
     names the file, the key and what was expected, e.g.
     ``qg.h5: key 'X_jets' has shape (100, 125, 125, 2); expected (N, 125, 125, 3)``.
+
+    Args:
+        path: the input file.
+        cfg: the data config.
+        labels_required: ``False`` for inference on unlabelled files: a missing label key
+            (or a file name matching no ``file_labels`` pattern) gives label -1 and
+            ``has_labels`` False, a missing target key gives NaN (named in
+            ``missing_targets``). Keys that exist are still checked in full.
     """
 
     n_events: int
 
-    def __init__(self, path: str | Path, cfg: "DataConfig") -> None:
+    def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
         self.path = Path(path)
         self.cfg = cfg
+        self.labels_required = labels_required
+        self.has_labels = True
+        self.missing_targets: list[str] = []
 
     @abc.abstractmethod
     def read(self, start: int, stop: int) -> EventChunk:
@@ -87,15 +100,44 @@ class Reader(abc.ABC):
                 ``reader.label_key`` (checked against the classes) unless the config gives a
                 fixed label for this file (one file per class).
         """
-        from graphevent.io._common import fixed_label
-
-        label = fixed_label(self.path, self.cfg)
+        label = self.file_label()
         if label is None:
-            self._labels = self.check_labels(per_event(self.cfg.reader.label_key), 0)
+            labels = self.optional(per_event, self.cfg.reader.label_key)
+            self.has_labels = labels is not None
+            self._labels = self.check_labels(labels, 0) if self.has_labels else np.full(self.n_events, -1, np.int64)
         else:
             self._labels = np.full(self.n_events, label, dtype=np.int64)
-        columns = [np.asarray(per_event(k), dtype=np.float32).reshape(self.n_events) for k in self.cfg.reader.target_keys]
+        columns = []
+        for k in self.cfg.reader.target_keys:
+            values = self.optional(per_event, k)
+            if values is None:
+                self.missing_targets.append(k)
+                columns.append(np.full(self.n_events, np.nan, np.float32))
+            else:
+                columns.append(np.asarray(values, dtype=np.float32).reshape(self.n_events))
         self._targets = np.stack(columns, axis=1) if columns else np.zeros((self.n_events, 0), np.float32)
+
+    def file_label(self) -> int | None:
+        """The configured label of every event of this file (``-1``: unlabelled file under
+        ``labels_required=False``), or ``None`` when labels are read from ``label_key``."""
+        from graphevent.io._common import fixed_label
+
+        try:
+            return fixed_label(self.path, self.cfg)
+        except DataError:  # file name matches no file_labels pattern
+            if self.labels_required:
+                raise
+            self.has_labels = False
+            return -1
+
+    def optional(self, per_event, key: str):
+        """``per_event(key)``; ``None`` for a missing key when labels are not required."""
+        try:
+            return per_event(key)
+        except MissingKeyError:
+            if self.labels_required:
+                raise
+            return None
 
     def check_labels(self, labels: np.ndarray, start: int) -> np.ndarray:
         """Labels as int64, raising if one is outside the configured classes."""
@@ -120,8 +162,10 @@ class Reader(abc.ABC):
         return out
 
 
-def open_reader(path: str | Path, cfg: "DataConfig") -> Reader:
+def open_reader(path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> Reader:
     """Open ``path`` with the reader named by ``cfg.reader.format``.
+
+    ``labels_required=False``: labels and targets may be absent (see :class:`Reader`).
 
     Raises:
         DataError: missing file, unreadable/corrupt file, or content that does not match cfg.
@@ -142,4 +186,4 @@ def open_reader(path: str | Path, cfg: "DataConfig") -> Reader:
         from graphevent.io.particles import ParticleReader as cls
     else:  # config validation makes this unreachable; kept as a clear error, not an assert
         raise DataError(f"{path}: unknown reader format {fmt!r}")
-    return cls(path, cfg)
+    return cls(path, cfg, labels_required)

@@ -1,7 +1,7 @@
 """Image datasets stored as HDF5 arrays (the ML4SCI / CMS E2E layouts).
 
 One 4-d dataset holds the images, one event per row, plus 1-d (or ``(N, 1)``) datasets
-for labels and regression targets. Known layouts (see ``configs/data/``):
+for labels and regression targets. Known layouts (see ``graphevent/configs/data/``):
 
 - quark/gluon: ``X_jets`` ``(N, 125, 125, 3)`` channels-last (tracks pT, ECAL, HCAL),
   ``y`` (0 quark, 1 gluon), ``m0`` (jet mass), ``pt`` (jet pT);
@@ -57,8 +57,8 @@ class HDF5ImageReader(Reader):
         -> ``read(start, stop).images``: ``(stop - start, C, H, W)`` float32
     """
 
-    def __init__(self, path: str | Path, cfg: "DataConfig") -> None:
-        super().__init__(path, cfg)
+    def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
+        super().__init__(path, cfg, labels_required)
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as exc:
@@ -129,7 +129,10 @@ class HDF5ImageReader(Reader):
                 out[a - start : b - start] = ds[a:b]  # a chunk never written: HDF5 gives the fill value
                 continue
             if not mask & (2 if shuffled else 1):  # bit i set: filter i was skipped for this chunk
-                data = isal_zlib.decompress(data)
+                try:
+                    data = isal_zlib.decompress(data)
+                except isal_zlib.error as exc:  # read() reports OSError as one line naming the file
+                    raise OSError(f"corrupt compressed chunk at event {c0} ({exc})") from None
             if len(data) != rows * per_event * dtype.itemsize:
                 raise OSError(f"chunk at event {c0} holds {len(data)} bytes; expected {rows} events of {dtype}")
             block = np.frombuffer(data, np.uint8)

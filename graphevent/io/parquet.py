@@ -23,7 +23,6 @@ from graphevent.errors import DataError
 from graphevent.io._common import (
     check_range,
     expected_image_text,
-    fixed_label,
     image_event_shape,
     missing_key,
     to_channels_first,
@@ -78,8 +77,8 @@ class ParquetImageReader(Reader):
         -> ``read(start, stop).images``: ``(stop - start, C, H, W)`` float32
     """
 
-    def __init__(self, path: str | Path, cfg: "DataConfig") -> None:
-        super().__init__(path, cfg)
+    def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
+        super().__init__(path, cfg, labels_required)
         try:
             self._pf = pq.ParquetFile(self.path)
         except _READ_ERRORS as exc:
@@ -131,14 +130,20 @@ class ParquetImageReader(Reader):
         self.n_events = int(self._offsets[-1])
 
         try:
-            label = fixed_label(self.path, cfg)
-            label_keys = [cfg.reader.label_key] if label is None else []
-            values = self._scalar_columns(label_keys + list(cfg.reader.target_keys))
-            if label is None:
-                self._labels = self.check_labels(values.pop(0), 0)
+            label = self.file_label()
+            names = set(self._pf.schema_arrow.names)
+            present = lambda k: self.labels_required or k in names  # noqa: E731  (optional keys may be absent)
+            label_keys = [cfg.reader.label_key] if label is None and present(cfg.reader.label_key) else []
+            target_keys = [k for k in cfg.reader.target_keys if present(k)]
+            self.missing_targets = [k for k in cfg.reader.target_keys if k not in target_keys]
+            values = dict(zip(label_keys + target_keys, self._scalar_columns(label_keys + target_keys)))
+            if label_keys:
+                self._labels = self.check_labels(values[cfg.reader.label_key], 0)
             else:
-                self._labels = np.full(self.n_events, label, dtype=np.int64)
-            columns = [v.astype(np.float32) for v in values]
+                self.has_labels = label is not None and label >= 0
+                self._labels = np.full(self.n_events, -1 if label is None else label, dtype=np.int64)
+            columns = [values[k].astype(np.float32) if k in values else np.full(self.n_events, np.nan, np.float32)
+                       for k in cfg.reader.target_keys]
             if self.n_events:  # the first event's image shape, before any long run starts
                 first = self._pf.read_row_group(0, columns=[key]).column(0).slice(0, 1)
                 self._to_images(first, 0)

@@ -115,8 +115,8 @@ class ParticleReader(Reader):
         pt-weighted axis), ``counts`` ``(n,)`` particles with pt > 0 per jet
     """
 
-    def __init__(self, path: str | Path, cfg: "DataConfig") -> None:
-        super().__init__(path, cfg)
+    def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
+        super().__init__(path, cfg, labels_required)
         for i, ch in enumerate(cfg.channels):
             if ch.name not in CHANNELS:
                 raise ConfigError(

@@ -59,8 +59,8 @@ class RootReader(Reader):
         root_hits -> ``values`` ``(P, C)``, ``eta``/``phi`` ``(P,)``, ``counts`` ``(n,)``
     """
 
-    def __init__(self, path: str | Path, cfg: "DataConfig") -> None:
-        super().__init__(path, cfg)
+    def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
+        super().__init__(path, cfg, labels_required)
         with open(self.path, "rb") as fh:
             magic = fh.read(4)
         if magic != b"root":

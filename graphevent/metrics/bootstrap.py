@@ -97,7 +97,9 @@ def weighted_regression(
     """MAE, RMSE, mean bias and relative resolution, per row of event weights.
 
     ``resolution`` is the (population) standard deviation of ``(pred - true) / true`` over
-    events with ``true != 0``; ``bias`` is the mean of ``pred - true``.
+    events with ``true != 0``; ``bias`` is the mean of ``pred - true``;
+    ``resolution_constant`` is the resolution of a constant prediction, the events' mean
+    true value (the baseline a model's resolution must beat).
 
     Shapes:
         ``pred, true: (N,)``, ``weights: None | (N,) | (R, N)`` -> ``{name: (R,)}``
@@ -114,9 +116,15 @@ def weighted_regression(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_rel = (w_rel @ rel) / n_rel
         var_rel = np.maximum((w_rel @ rel**2) / n_rel - mean_rel**2, 0.0)
+        # the constant predictor: every event gets the mean true value of the (resampled) events
+        mean_true = (w_rel @ true) / n_rel
+        const = (mean_true[:, None] - true[None, :]) / np.where(ok, true, 1.0)[None, :]
+        mean_c = np.einsum("rn,rn->r", w_rel, const) / n_rel
+        var_c = np.maximum(np.einsum("rn,rn->r", w_rel, const**2) / n_rel - mean_c**2, 0.0)
         return {
             "mae": (w @ np.abs(err)) / total,
             "rmse": np.sqrt((w @ err**2) / total),
             "bias": (w @ err) / total,
             "resolution": np.sqrt(var_rel),
+            "resolution_constant": np.sqrt(var_c),
         }

@@ -20,6 +20,17 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+#: units of regression targets known by name (``graphevent simulate`` and the public samples
+#: give masses, momenta and energies in GeV); other targets are drawn without a unit
+TARGET_UNITS = {"m0": "GeV", "m": "GeV", "mass": "GeV", "pt": "GeV", "e": "GeV", "energy": "GeV", "et": "GeV"}
+
+
+def with_unit(target: str) -> str:
+    """``pt`` -> ``pt [GeV]``; unknown targets unchanged."""
+    unit = TARGET_UNITS.get(target.lower())
+    return f"{target} [{unit}]" if unit else target
+
+
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
@@ -134,14 +145,15 @@ def score_figure(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str],
 def response_figure(pred: np.ndarray, true: np.ndarray, target: str, title: str, n_bins: int = 10) -> Figure:
     """Regression response: predicted vs true, median pred/true per bin of true, residuals."""
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
-    fig, axes = grid_figure(1, 3, (3.6, 3.0), top=0.75, wspace=0.8)
+    fig, axes = grid_figure(1, 3, (3.6, 3.0), top=0.75, wspace=1.3)
     ax1, ax2, ax3 = axes[0]
     lo, hi = np.nanpercentile(np.r_[pred, true], [0.5, 99.5]) if true.size else (0.0, 1.0)
     hi = hi if hi > lo else lo + 1.0
-    ax1.hist2d(true, pred, bins=40, range=[[lo, hi], [lo, hi]], cmap="Blues", cmin=1)
+    *_, image = ax1.hist2d(true, pred, bins=40, range=[[lo, hi], [lo, hi]], cmap="Blues", cmin=1)
+    fig.colorbar(image, ax=ax1, fraction=0.046, pad=0.03).set_label("events per bin")
     ax1.plot([lo, hi], [lo, hi], color="0.3", ls="--", lw=1.0)
-    ax1.set_xlabel(f"true {target}")
-    ax1.set_ylabel(f"predicted {target}")
+    ax1.set_xlabel(f"true {with_unit(target)}")
+    ax1.set_ylabel(f"predicted {with_unit(target)}")
     ax1.set_title("predicted vs true")
 
     ok = true != 0
@@ -158,7 +170,7 @@ def response_figure(pred: np.ndarray, true: np.ndarray, target: str, title: str,
     ax2.fill_between(centers, q16, q84, color=COLORS[0], alpha=0.25, label="16-84 %")
     ax2.plot(centers, med, "o-", color=COLORS[0], label="median")
     ax2.axhline(1.0, color="0.3", ls="--", lw=1.0)
-    ax2.set_xlabel(f"true {target}")
+    ax2.set_xlabel(f"true {with_unit(target)}")
     ax2.set_ylabel("response  pred / true")
     ax2.set_title("response in bins of true (equal counts)")
     ax2.legend(fontsize=8)
@@ -175,8 +187,9 @@ def response_figure(pred: np.ndarray, true: np.ndarray, target: str, title: str,
     return fig
 
 
-def training_figure(records: Sequence[Mapping[str, Any]], title: str, max_metrics: int = 6) -> Figure:
-    """Losses and validation metrics per epoch (one ``metrics.jsonl`` record per epoch)."""
+def training_figure(records: Sequence[Mapping[str, Any]], title: str) -> Figure:
+    """Losses and every validation metric per epoch (one ``metrics.jsonl`` record per
+    epoch), three panels per row."""
     epochs = np.array([r.get("epoch", i) for i, r in enumerate(records)], dtype=float)
     loss_keys = [k for k in ("train_loss", "val_loss") if any(isinstance(r.get(k), (int, float)) for r in records)]
     skip = {"epoch", "step", "time", "lr", "events_per_s", *loss_keys}
@@ -185,7 +198,6 @@ def training_figure(records: Sequence[Mapping[str, Any]], title: str, max_metric
         for k, v in r.items():
             if k.startswith("val_") and k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool) and k not in metric_keys:
                 metric_keys.append(k)
-    metric_keys = metric_keys[:max_metrics]
     panels = 1 + len(metric_keys)
     cols = min(panels, 3)
     rows = int(np.ceil(panels / cols))
@@ -214,12 +226,16 @@ def training_figure(records: Sequence[Mapping[str, Any]], title: str, max_metric
     return fig
 
 
-def reconstruction_figure(per_run: Mapping[str, Mapping[str, tuple[float, tuple[float, float] | None]]], title: str) -> Figure:
+def reconstruction_figure(per_run: Mapping[str, Mapping[str, tuple[float, tuple[float, float] | None]]], title: str,
+                          definitions: Mapping[str, str] | None = None) -> Figure:
     """Grouped bars: reconstruction error per channel, one colour per run, 95 % interval whiskers.
 
     Args:
         per_run: ``{run: {channel: (value, (low, high) | None)}}``.
+        definitions: ``{run: what its error measures}`` (models define it differently); shown
+            in the legend, and a note says when the runs' errors differ in kind.
     """
+    definitions = dict(definitions or {})
     runs = list(per_run)
     channels = list(dict.fromkeys(c for r in runs for c in per_run[r]))
     fig, axes = grid_figure(1, 1, (max(4.0, 0.9 * len(channels) * max(1, len(runs)) + 1.5), 3.0), left=0.8, top=0.45)
@@ -233,11 +249,14 @@ def reconstruction_figure(per_run: Mapping[str, Mapping[str, tuple[float, tuple[
             ci = per_run[run].get(c, (np.nan, None))[1]
             if ci is not None and None not in ci:
                 err[:, j] = [max(vals[j] - ci[0], 0.0), max(ci[1] - vals[j], 0.0)]
+        label = f"{run}: {definitions[run]}" if run in definitions else run
         ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width, yerr=err, capsize=3,
-               color=COLORS[i % len(COLORS)], label=run)
+               color=COLORS[i % len(COLORS)], label=label)
     ax.set_xticks(x, channels)
-    ax.set_ylabel("reconstruction error")
-    ax.set_title(title)
+    ax.set_ylabel("reconstruction error (standardised units²)")
+    kinds = {definitions.get(r) for r in runs}
+    ax.set_title(title + ("\ndifferent error definitions: compare each run with itself, not the bars of two runs"
+                          if len(kinds) > 1 else ""), fontsize=9 if len(kinds) > 1 else None)
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.25)
     return fig

@@ -1,6 +1,7 @@
 """Tables of a ``metrics.json`` document: rich (terminal), Markdown and CSV.
 
-Terminal and Markdown tables put runs as rows, so several runs read as one comparison.
+Markdown tables put runs as rows; the terminal puts them as columns, one table per task, so
+several runs fit 80 columns.
 The terminal table shows each task's headline figures with their 95 % intervals; the
 Markdown file adds every scalar metric (per-class AUCs, per-channel errors) and the
 confusion matrices. The CSV is long-form, one metric per line:
@@ -15,8 +16,10 @@ import io
 import math
 from typing import Any
 
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from graphevent.metrics.schema import decode_value
 
@@ -28,6 +31,7 @@ LABELS = {
     "rmse": "RMSE",
     "bias": "bias",
     "resolution": "resolution",
+    "resolution_constant": "resol. of const.",
     "recon_error_mean": "recon. error",
     "set_distance": "set distance",
 }
@@ -84,11 +88,12 @@ def _caption(doc: dict[str, Any]) -> str:
     return text
 
 
-def rich_table(doc: dict[str, Any]) -> Table:
+def rich_table(doc: dict[str, Any]) -> Table | Group:
     """The terminal table.
 
-    One run: one row per (task, metric) with value and interval. Several runs: one
-    comparison table, runs as rows, each task's headline metrics as columns.
+    One run: one row per (task, metric) with value and interval. Several runs: one table
+    per task, metrics as rows and runs as columns, with the paired AUC difference of
+    binary classification tasks (fits 80 columns up to about four runs).
     """
     cols = _columns(doc, full=False)
     if len(doc["runs"]) == 1:
@@ -103,20 +108,44 @@ def rich_table(doc: dict[str, Any]) -> Table:
                           escape(format_interval(metrics.get(f"{name}_ci95"))), end_section=False)
             previous = task
         return table
-    table = Table(title="graphevent eval: comparison", caption=_caption(doc), show_lines=True)
-    table.add_column("run", style="bold")
-    for task, name in cols:
-        table.add_column(f"{escape(task)}\n{metric_label(name, short=True)}", justify="right")
-    for run, tasks in doc["runs"].items():
-        cells = [escape(run)]
-        for task, name in cols:
-            metrics = tasks.get(task, {})
+    return Group(*(_task_comparison(doc, task, [n for t, n in cols if t == task])
+                   for task in dict.fromkeys(t for t, _ in cols)), Text(_caption(doc).replace("\\[", "["), style="dim"))
+
+
+def _task_comparison(doc: dict[str, Any], task: str, names: list[str]) -> Table:
+    """One task of several runs: its headline metrics as rows, runs as columns (value over
+    its interval), and for binary classification the paired AUC difference to the reference
+    run. Columns grow with runs, not metrics: four runs fit 80 columns."""
+    runs = [run for run, tasks in doc["runs"].items() if task in tasks]
+    table = Table(title=f"graphevent eval: {escape(task)}", title_justify="left", show_lines=True)
+    table.add_column("metric", no_wrap=True)
+    for run in runs:
+        table.add_column(escape(run), justify="right", overflow="fold")
+    for name in names:
+        cells = []
+        for run in runs:
+            metrics = doc["runs"][run][task]
             if name not in metrics:
                 cells.append("")
                 continue
-            ci = escape(format_interval(metrics.get(f"{name}_ci95"), digits=3))
+            ci = escape(format_interval(metrics.get(f"{name}_ci95"), digits=3).replace(", ", ","))
             cells.append(format_value(metrics[name]) + (f"\n[dim]{ci}[/dim]" if ci else ""))
-        table.add_row(*cells)
+        table.add_row(metric_label(name, short=True), *cells)
+    comp = doc.get("comparison", {}).get(task)
+    if comp:
+        cells = []
+        for run in runs:
+            d = comp["runs"].get(run)
+            if run == comp["reference"]:
+                cells.append("[dim]reference[/dim]")
+            elif d is None:
+                cells.append("")
+            else:
+                ci = escape(format_interval(d.get("auc_diff_ci95"), digits=2).replace(", ", ","))
+                cells.append(f"{format_value(d['auc_diff'], 3):s}" + (f"\n[dim]{ci}[/dim]" if ci else ""))
+        table.add_row("ΔAUC paired", *cells)
+        table.caption = (f"ΔAUC paired: AUC minus that of {escape(comp['reference'])} on the same resampled events; "
+                         "an interval that excludes 0 means the runs differ")
     return table
 
 
@@ -133,6 +162,8 @@ def markdown(doc: dict[str, Any], figures: list[tuple[str, str]] | None = None) 
         if bs["resamples"] else "- intervals: none (`--bootstrap 0`)",
         "- 1/εB @ εS=x: background rejection at signal efficiency x, εB linearly interpolated between the "
         "two ROC points around x; ∞ means no background event passes that cut",
+        "- resol. of const.: the resolution of a constant prediction (the mean true value), the baseline "
+        "a model's resolution must beat",
         "",
     ]
     all_cols = _columns(doc, full=True)

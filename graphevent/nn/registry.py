@@ -1,13 +1,19 @@
-"""Models by name: ``@register_model("edgeconv_ae")`` and ``build_model(cfg, info, tasks)``.
+"""Models by name: ``@register_model("edgeconv_ae")`` and ``build_model(cfg, info, tasks)``;
+encoders by name: ``@register_encoder("edgeconv")``.
 
 A model is always built from its registered name and a mapping of keyword arguments
 (the experiment YAML's ``model:`` section), never imported from a path in a config.
 Input sizes come from the dataset's :class:`DatasetInfo`.
+
+An encoder is a pretraining model that follows the encoder contract
+(:class:`~graphevent.nn.models.base.EncoderModel`); registering it under a name makes it
+available to every model that takes encoders by name (``multitask``'s ``encoders: [...]``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from graphevent.config.base import from_dict
@@ -15,6 +21,15 @@ from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 
 _REGISTRY: dict[str, type] = {}
+_ENCODERS: dict[str, type] = {}
+
+# the encoder contract: method -> its leading parameters (after self); any further ones need defaults
+ENCODER_CONTRACT = {
+    "encode": ("batch",),
+    "decode": ("tokens", "pooled", "batch"),
+    "recon_loss": ("batch", "target"),
+    "reconstruct": ("batch",),
+}
 
 
 def register_model(name: str) -> Callable[[type], type]:
@@ -30,6 +45,34 @@ def register_model(name: str) -> Callable[[type], type]:
     return wrap
 
 
+def register_encoder(name: str) -> Callable[[type], type]:
+    """Class decorator adding a pretraining model as encoder ``name`` (``multitask``'s ``encoders``).
+
+    The class must follow the encoder contract (:data:`ENCODER_CONTRACT`, described by
+    :class:`~graphevent.nn.models.base.EncoderModel`): the same leading parameters for
+    ``encode``, ``decode``, ``recon_loss`` and ``reconstruct``; any extra parameter has a default.
+    """
+    import inspect
+
+    def wrap(cls: type) -> type:
+        if name in _ENCODERS and _ENCODERS[name] is not cls:
+            raise ValueError(f"encoder name {name!r} is already registered by {_ENCODERS[name].__name__}")
+        for method, lead in ENCODER_CONTRACT.items():
+            params = list(inspect.signature(getattr(cls, method)).parameters.values())[1:]
+            names = tuple(p.name for p in params[: len(lead)])
+            extra = [p.name for p in params[len(lead):] if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            if names != lead or extra:
+                raise TypeError(
+                    f"encoder {name!r}: {cls.__name__}.{method} takes {tuple(p.name for p in params)}; "
+                    f"the encoder contract is {method}{lead} (+ parameters with defaults)"
+                )
+        cls.encoder_name = name
+        _ENCODERS[name] = cls
+        return cls
+
+    return wrap
+
+
 def _ensure_loaded() -> None:
     import graphevent.nn.models  # noqa: F401  (importing registers the built-in models)
 
@@ -38,6 +81,12 @@ def list_models() -> dict[str, type]:
     """Registered models, name -> class, sorted by name."""
     _ensure_loaded()
     return dict(sorted(_REGISTRY.items()))
+
+
+def list_encoders() -> dict[str, type]:
+    """Registered encoders, name -> their pretraining model class, sorted by name."""
+    _ensure_loaded()
+    return dict(sorted(_ENCODERS.items()))
 
 
 def build_model(cfg: Mapping[str, Any], info: DatasetInfo, tasks: Sequence[Any] | None = None):
@@ -62,7 +111,7 @@ def build_model(cfg: Mapping[str, Any], info: DatasetInfo, tasks: Sequence[Any] 
         raise ConfigError(f"model.name: unknown model {name!r}; registered models: {', '.join(models)}")
     cls = models[name]
     kwargs = {k: v for k, v in cfg.items() if k != "name"}
-    config = from_dict(cls.config_class, kwargs, "model")
+    config = cls.config_from_dict(kwargs, "model")
     if cls.supports_tasks:
         return cls(info, config, tasks=tasks)
     return cls(info, config)
@@ -79,12 +128,20 @@ def default_info() -> DatasetInfo:
     )
 
 
-def model_summaries(info: DatasetInfo | None = None) -> list[dict[str, Any]]:
+#: model_summaries() for default_info(), written by scripts/update_models_summary.py (a test
+#: checks it is current): ``graphevent models`` reads it without importing torch
+SUMMARY_CACHE = Path(__file__).resolve().parent / "models" / "summary.json"
+
+
+def model_summaries(info: DatasetInfo | None = None, packaged_only: bool = False) -> list[dict[str, Any]]:
     """One row per registered model: name, class, parameters (default config, default
-    tasks), capabilities and the first line of its docstring."""
+    tasks), capabilities and the first line of its docstring (``packaged_only``: the
+    models of ``graphevent.nn.models``, not ones registered by user code or tests)."""
     info = default_info() if info is None else info
     rows = []
     for name, cls in list_models().items():
+        if packaged_only and not cls.__module__.startswith("graphevent.nn.models."):
+            continue
         model = build_model({"name": name}, info)
         doc = (cls.__doc__ or "").strip().splitlines()
         rows.append(

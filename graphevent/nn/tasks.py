@@ -10,64 +10,14 @@ returns physical units.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphevent.data.info import DatasetInfo
+from graphevent.config.tasks import LABEL_TARGETS, TaskConfig  # noqa: F401  (re-exported)
 from graphevent.errors import ConfigError, DataError
 from graphevent.nn.layers.normalize import Standardize
-
-LABEL_TARGETS = ("label", "y")
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    """One supervised task.
-
-    Args:
-        name: unique task name (letters, digits, ``_``); used in losses, metrics, outputs.
-        type: ``classification`` (of the event label ``y``) or ``regression``.
-        target: regression: a name from ``DatasetInfo.targets`` (e.g. ``m0``);
-            classification: ``None``, ``label`` or ``y`` (the event label).
-        weight: weight of this task's loss in the total (>= 0).
-        loss: ``ce`` (classification; the default), ``mse`` (regression default),
-            ``huber`` or ``l1``.
-    """
-
-    name: str
-    type: Literal["classification", "regression"]
-    target: str | None = None
-    weight: float = 1.0
-    loss: Literal["ce", "mse", "huber", "l1"] | None = None
-
-    def validate(self, where: str = "task") -> None:
-        if not self.name or not self.name.replace("_", "a").isalnum():
-            raise ConfigError(f"{where}.name: invalid task name {self.name!r}; expected letters, digits and _")
-        if self.weight < 0:
-            raise ConfigError(f"{where}.weight: {self.weight} is negative; expected >= 0")
-        if self.type == "classification":
-            if self.target not in (None, *LABEL_TARGETS):
-                raise ConfigError(
-                    f"{where}.target: {self.target!r} for a classification task; expected none, 'label' or 'y'"
-                )
-            if self.loss not in (None, "ce"):
-                raise ConfigError(f"{where}.loss: {self.loss!r} for a classification task; expected 'ce'")
-        else:
-            if self.target is None:
-                raise ConfigError(f"{where}.target: missing for regression task {self.name!r}; expected a dataset target name")
-            if self.loss == "ce":
-                raise ConfigError(f"{where}.loss: 'ce' for a regression task; expected one of 'mse', 'huber', 'l1'")
-
-    @property
-    def resolved_loss(self) -> str:
-        if self.loss is not None:
-            return self.loss
-        return "ce" if self.type == "classification" else "mse"
-
 
 def check_tasks(tasks: Sequence[TaskConfig], info: DatasetInfo, where: str = "tasks") -> list[TaskConfig]:
     """Validate tasks against a dataset: unique names, regression targets that exist."""

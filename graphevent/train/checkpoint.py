@@ -60,11 +60,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt zip, truncated file, or a pickle that is not plain data
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"{path}: not a loadable graphevent checkpoint ({first})") from None
+        raise RunError(f"{path}: not a loadable graphevent checkpoint ({_load_error_reason(exc)})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise RunError(f"{path}: not a graphevent checkpoint (no 'model' entry)")
     return state
+
+
+def _load_error_reason(exc: BaseException) -> str:
+    """Why torch.load failed, in one line of our own words.
+
+    torch's message for a pickle holding more than tensors and plain data suggests
+    loading with ``weights_only=False``, which would run code from the file: never
+    repeated here.
+    """
+    text = str(exc).strip()
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "it holds Python objects other than tensors and plain data, which graphevent never writes; refused"
+    first = text.splitlines()[0].strip() if text else ""
+    return first or type(exc).__name__
 
 
 # -- RNG --------------------------------------------------------------------------------

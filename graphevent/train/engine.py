@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from graphevent.config.base import to_dict
 from graphevent.config.experiment import ExperimentConfig, metric_mode
-from graphevent.errors import ConfigError, RunError
+from graphevent.errors import ConfigError, Interrupted, RunError
 from graphevent.train.checkpoint import CHECKPOINT_FORMAT, asdict_plain, rng_state, save_checkpoint, set_rng_state
 from graphevent.train.distributed import DistContext, all_gather_objects, all_reduce_sum
 from graphevent.train.optim import build_optimizer, build_scheduler, group_schedules
@@ -94,6 +96,31 @@ class TrainState:
     last_metrics: dict[str, Any] = field(default_factory=dict)
 
 
+class _StopSignals:
+    """While active, SIGINT and SIGTERM only record the signal (``signum``); the training loop
+    checks it after each optimizer step. A second SIGINT raises KeyboardInterrupt at once.
+    Outside the main thread (where handlers cannot be set) it records nothing."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
 class Trainer:
     """Train ``model`` for ``cfg.stage`` on this worker's share of ``train_set``.
 
@@ -133,6 +160,7 @@ class Trainer:
         self.stage = cfg.stage
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks = callbacks if (callbacks is not None and ctx.is_main) else TrainCallbacks()
+        self._signals: _StopSignals | None = None
         self.logger = logger if ctx.is_main else None
         self.checkpoint_extra = checkpoint_extra or {}
         self.model = model.to(self.device)
@@ -164,20 +192,30 @@ class Trainer:
         self.state = TrainState()
         self.ddp: nn.Module = self.model  # replaced by the DDP wrapper in fit()
         self._loader_gen = torch.Generator()
+        self._loaders: dict[int, DataLoader] = {}  # persistent loaders by sampler (num_workers > 0)
 
     # ------------------------------------------------------------------ setup helpers
     def _loader(self, dataset, sampler) -> DataLoader:
-        self._loader_gen.manual_seed(self.cfg.seed)
+        """The loader of ``dataset`` in ``sampler``'s batches. With worker processes it is made
+        once per run and its workers persist: they are not restarted (and the dataset not
+        reopened) at every epoch and every validation; each ``iter`` follows the sampler's
+        current epoch."""
         workers = self.tc.num_workers
-        return DataLoader(
+        if workers > 0 and id(sampler) in self._loaders:
+            return self._loaders[id(sampler)]
+        self._loader_gen.manual_seed(self.cfg.seed)
+        loader = DataLoader(
             dataset,
             batch_sampler=sampler,
             collate_fn=collate_graphs,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             generator=self._loader_gen,
-            persistent_workers=False,
+            persistent_workers=workers > 0,
         )
+        if workers > 0:
+            self._loaders[id(sampler)] = loader
+        return loader
 
     def _autocast(self):
         if self.amp is None:
@@ -293,9 +331,42 @@ class Trainer:
         else:  # a different worker count cannot continue the old streams: derive new ones
             seed_worker(self.cfg.seed + 1_000_003 * self.state.step, self.ctx.rank)
 
+    # ------------------------------------------------------------------ stopping on signals
+    def _stop_signal(self) -> int:
+        """The SIGINT/SIGTERM received by any worker since training started (0: none).
+        Collective when distributed (every worker stops at the same step)."""
+        signum = self._signals.signum if self._signals is not None else 0
+        if self.ctx.distributed:
+            got = all_reduce_sum(torch.tensor([float(signum > 0), float(signum)], dtype=torch.float64), self.ctx)
+            signum = int(got[1] / got[0]) if got[0] > 0 else 0
+        return signum
+
+    def _interrupt(self, signum: int) -> None:
+        """Raise :class:`Interrupted` naming the checkpoint just saved and how to resume."""
+        self.callbacks.on_train_end({})
+        s = self.state
+        where = f"{self.run_dir / 'checkpoints' / 'last.pt'}" if self.run_dir is not None else "checkpoints/last.pt"
+        position = f"epoch {s.epoch + 1}, batch {s.batch_in_epoch}" if s.batch_in_epoch else f"end of epoch {s.epoch}"
+        raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name}: checkpoint saved to {where} "
+                                  f"({position}, step {s.step}); resume with: graphevent train --out {self.run_dir} --resume")
+
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict[str, Any]:
-        """Train until ``train.epochs`` or early stopping; returns a summary dict."""
+        """Train until ``train.epochs`` or early stopping; returns a summary dict.
+
+        SIGINT or SIGTERM (Ctrl-C, SLURM pre-emption) does not kill the run: the current
+        optimizer step ends, ``checkpoints/last.pt`` is saved (within an epoch, like
+        ``checkpoint_every_steps``) and :class:`~graphevent.errors.Interrupted` is raised.
+        A second Ctrl-C stops at once.
+        """
+        with _StopSignals() as signals:
+            self._signals = signals
+            try:
+                return self._fit()
+            finally:
+                self._signals = None
+
+    def _fit(self) -> dict[str, Any]:
         self._wrap_ddp()
         metric = self.tc.early_stopping_metric
         mode = metric_mode(metric) if self.val_set is not None else "min"
@@ -326,6 +397,11 @@ class Trainer:
                 self.logger.log_epoch(record)
             self.save(("best", "last") if improved else ("last",))
             self.callbacks.on_epoch_end(record)
+            if self.state.epoch < self.tc.epochs and not self.state.stopped_early:
+                signum = self._stop_signal()
+                if signum:
+                    self._interrupt(signum)
+        self._loaders.clear()  # their worker processes exit
         self._unwrap_ddp()
         summary = {
             "epochs": self.state.epoch,
@@ -380,6 +456,12 @@ class Trainer:
                     loss_sum.zero_()
                     n_local = 0.0
                     self.save(("last",))
+                if b + 1 < total:  # at an epoch's end, the epoch's own checkpoint comes first
+                    signum = self._stop_signal()
+                    if signum:
+                        self._fold(sums, loss_sum, n_local)
+                        self.save(("last",))
+                        self._interrupt(signum)
             dt = max(time.perf_counter() - t0, 1e-9)
             show = step_end and tc.log_every_steps and s.step % tc.log_every_steps == 0
             running = None

@@ -17,6 +17,18 @@ def epoch_line(record: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
+def train_callbacks(progress: bool) -> TrainCallbacks:
+    """Rank 0's display: the progress bar, or (``--no-progress``, batch logs) one line per epoch."""
+    return RichTrainProgress() if progress else EpochLines()
+
+
+class EpochLines(TrainCallbacks):
+    """One plain line per epoch (:func:`epoch_line`) on stdout, flushed: for batch-job logs."""
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        print(epoch_line(record), flush=True)
+
+
 class RichTrainProgress(TrainCallbacks):
     """A rich progress bar per epoch with loss, events/s and ETA.
 

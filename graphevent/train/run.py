@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphevent import errors
-from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, to_dict
+from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, name_override, parse_override, to_dict
 from graphevent.config.experiment import ExperimentConfig, experiment_from_dict, load_experiment
 from graphevent.errors import ConfigError, GraphEventError, RunError
 
@@ -27,12 +27,17 @@ RESUMABLE_CHANGES = (
 )
 
 
+#: Settings a run takes from its first command's options; a resume keeps them unless given again.
+RESUME_KEEPS = ("train.init_from", "train.label_fraction", "train.freeze_encoder")
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """What ``graphevent train`` was asked to do.
 
     Args:
-        data: dataset directory written by ``graphevent preprocess``.
+        data: dataset directory written by ``graphevent preprocess`` (``None`` with
+            ``resume``: the run's recorded dataset).
         out: run directory.
         config: experiment YAML (optional with ``resume``: the run's config.yaml is used).
         overrides: ``--set`` style overrides (``train.lr=3e-4``), applied in order.
@@ -44,7 +49,7 @@ class TrainOptions:
         progress: show the rank-0 progress bar.
     """
 
-    data: Path
+    data: Path | None
     out: Path
     config: Path | None = None
     overrides: tuple[str, ...] = ()
@@ -86,7 +91,7 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
     overrides = list(options.overrides)
     if not options.resume:
         if options.config is None:
-            raise ConfigError("--config: required for a new run (give an experiment YAML from configs/experiments/)")
+            raise ConfigError("--config: required for a new run (give an experiment YAML from graphevent/configs/experiments/)")
         return load_experiment(options.config, overrides)
     stored_path = Path(options.out) / "config.yaml"
     if not stored_path.is_file():
@@ -94,8 +99,21 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
     stored = experiment_from_dict(load_yaml(stored_path), str(stored_path))
     if options.config is not None:
         requested = load_experiment(options.config, overrides)
+        # settings the first command gave by option (--init-from, --label-fraction, ...) are
+        # the run's own: kept unless given again
+        given = {".".join(parse_override(o)[0]) for o in overrides}
+        kept = to_dict(requested)
+        for key in RESUME_KEEPS:
+            if key not in given:
+                section, name = key.split(".")
+                kept[section][name] = to_dict(stored)[section][name]
+        requested = experiment_from_dict(kept, f"{options.config} + {stored_path}")
     else:
-        requested = experiment_from_dict(apply_overrides(to_dict(stored), overrides), f"{stored_path} + --set")
+        where = f"{stored_path} + --set"
+        try:
+            requested = experiment_from_dict(apply_overrides(to_dict(stored), overrides), where)
+        except ConfigError as exc:
+            raise name_override(exc, where, overrides) from None
     a, b = _flatten(to_dict(stored)), _flatten(to_dict(requested))
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES and k != "name")
     if changed:
@@ -180,9 +198,53 @@ def _raise_worker_error(run_dir: Path, fallback: RunError) -> None:
     raise fallback
 
 
-def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: dict[str, Any]) -> None:
+#: What identifies the dataset a run trains on (dataset.json "identity"), compared on --resume
+#: in this order: the first difference is named.
+IDENTITY_KEYS = ("classes", "splits", "dataset_id", "manifest_sha256")
+
+
+def dataset_identity(data: Path) -> dict[str, Any]:
+    """The dataset's id, manifest hash, class names and split sizes (from its manifest.json)."""
     import hashlib
 
+    from graphevent.data.info import load_manifest
+
+    manifest = load_manifest(data)
+    return {
+        "classes": manifest["classes"],
+        "splits": manifest["splits"],
+        "dataset_id": manifest["dataset_id"],
+        "manifest_sha256": hashlib.sha256((Path(data) / "manifest.json").read_bytes()).hexdigest(),
+    }
+
+
+def check_resume_dataset(run_dir: Path, data: Path) -> None:
+    """Refuse ``--resume`` with a ``--data`` other than the dataset the run was started on.
+
+    Raises:
+        RunError: naming the first difference, e.g. ``classes is ['gluon', 'quark']; the run
+            was trained on ['quark', 'gluon']``.
+    """
+    path = Path(run_dir) / "dataset.json"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"--resume {run_dir}: cannot read {path.name} ({exc}); cannot check that --data is its dataset") from None
+    old = stored.get("identity") if isinstance(stored, dict) else None
+    if old is None and isinstance(stored, dict) and "manifest_sha256" in stored:  # runs started before "identity"
+        old = {"manifest_sha256": stored["manifest_sha256"]}
+    if not isinstance(old, dict):
+        raise RunError(f"--resume {run_dir}: {path.name} has no dataset identity; cannot check that --data is its dataset")
+    new = dataset_identity(data)
+    for key in IDENTITY_KEYS:
+        if key in old and old[key] != new[key]:
+            raise RunError(
+                f"--resume {run_dir}: --data {data} is not the dataset this run was trained on: "
+                f"{key} is {new[key]!r}; the run was trained on {old[key]!r} ({stored.get('path')})"
+            )
+
+
+def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: dict[str, Any], resume: bool = False) -> None:
     from graphevent.data.info import DatasetInfo
     from graphevent.train.checkpoint import asdict_plain
     from graphevent.train.rundir import write_json_atomic
@@ -190,14 +252,30 @@ def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: d
     tmp = run_dir / ".config.yaml.tmp"
     dump_yaml(cfg, tmp)
     os.replace(tmp, run_dir / "config.yaml")
-    manifest = Path(data) / "manifest.json"
-    write_json_atomic(run_dir / "dataset.json", {
-        "path": str(Path(data).resolve()),
-        "manifest": str(manifest.resolve()),
-        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
-        "info": asdict_plain(DatasetInfo.from_dir(data)),
-    })
+    if not resume:  # a resumed run keeps the record of the dataset it started on (checked equal)
+        identity = dataset_identity(data)
+        write_json_atomic(run_dir / "dataset.json", {
+            "path": str(Path(data).resolve()),
+            "manifest": str((Path(data) / "manifest.json").resolve()),
+            "manifest_sha256": identity["manifest_sha256"],
+            "identity": identity,
+            "info": asdict_plain(DatasetInfo.from_dir(data)),
+            # the resolved data config: `graphevent predict` preprocesses new files with it
+            "data_config": json.loads((Path(data) / "manifest.json").read_bytes()).get("config"),
+        })
     write_json_atomic(run_dir / "launch.json", launch)
+
+
+def _data_dir(options: TrainOptions, run_dir: Path, resume: bool) -> Path:
+    """``--data``, or for a resumed run the dataset recorded in ``RUN_DIR/dataset.json``."""
+    if options.data is not None:
+        return Path(options.data)
+    if not resume:
+        raise ConfigError("--data: required for a new run (a dataset directory written by `graphevent preprocess`)")
+    record = run_dir / "dataset.json"
+    if not record.is_file():
+        raise RunError(f"--resume {run_dir}: no dataset.json (not a graphevent run directory); pass --data")
+    return Path(json.loads(record.read_text())["path"])
 
 
 def train(options: TrainOptions) -> TrainResult:
@@ -206,18 +284,29 @@ def train(options: TrainOptions) -> TrainResult:
     Raises:
         ConfigError, DataError, RunError, DeviceError: bad input (one line each).
     """
+    run_dir = Path(options.out)
+    if not any(k in os.environ for k in ("WORLD_SIZE", "SLURM_PROCID")):
+        # started directly: what needs no torch is checked first, so a wrong option or path
+        # fails in about a second instead of after torch's import
+        first = TrainOptions(**{**options.__dict__, "data": _data_dir(options, run_dir, options.resume)})
+        resolve_config(first)
+        from graphevent.data.info import load_manifest
+
+        if not Path(first.data).exists():
+            raise errors.DataError(f"--data {first.data}: dataset directory not found")
+        load_manifest(first.data)
+
     import torch
 
-    from graphevent.train.distributed import launch_elastic, launcher_env
-    from graphevent.train.rundir import prepare_run_dir, read_metrics
-    from graphevent.train.worker import error_file, run_worker
+    from graphevent.train.distributed import launcher_env
+    from graphevent.train.rundir import prepare_run_dir
+    from graphevent.utils.outdir import OutputDir
 
-    run_dir = Path(options.out)
     layout = launcher_env()
     rank = layout["rank"] if layout else 0
     restarted = bool(layout and layout["restart_count"] > 0)
     resume = options.resume or (restarted and (run_dir / "checkpoints" / "last.pt").is_file())
-    options = TrainOptions(**{**options.__dict__, "resume": resume})
+    options = TrainOptions(**{**options.__dict__, "resume": resume, "data": _data_dir(options, run_dir, resume)})
     if options.nnodes < 1 or not 0 <= options.node_rank < options.nnodes:
         raise ConfigError(f"--nnodes {options.nnodes} --node-rank {options.node_rank}: expected 0 <= node rank < nodes")
 
@@ -237,19 +326,48 @@ def train(options: TrainOptions) -> TrainResult:
         world = nproc * options.nnodes
     launch = {"data": str(Path(options.data).resolve()), "use_cuda": use_cuda, "resume": resume, "progress": options.progress}
 
-    if rank == 0 and options.node_rank == 0:
-        check_inputs(cfg, Path(options.data), resume=resume)
-        prepare_run_dir(run_dir, resume=resume, overwrite=options.overwrite or restarted)
-        for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
-            stale.unlink()
-        _write_run_files(run_dir, cfg, Path(options.data), launch)
+    od = None
+    if rank == 0 and options.node_rank == 0:  # the launching process locks; workers never do
+        inputs = [options.data] if resume else [options.data, *([options.config] if options.config else []), *cfg.train.init_from]
+        od = OutputDir(run_dir, "run", inputs=inputs).acquire(unmarked_ok=resume)
+    try:
+        if od is not None:
+            try:
+                check_inputs(cfg, Path(options.data), resume=resume)
+            except ConfigError as exc:  # model settings are checked here, by key ("model.k: ...")
+                raise name_override(exc, "", options.overrides) from None
+            if resume and (run_dir / "checkpoints" / "last.pt").is_file():  # before the marker is touched
+                check_resume_dataset(run_dir, Path(options.data))
+            prepare_run_dir(od, resume=resume, overwrite=options.overwrite or restarted)
+            for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
+                stale.unlink()
+            _write_run_files(run_dir, cfg, Path(options.data), launch, resume=resume)
+        result = _run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank)
+        if od is not None:
+            od.complete()
+    except Exception:
+        if od is not None and not resume and not (run_dir / "checkpoints" / "last.pt").is_file():
+            od.abandon()  # a run that failed before its first checkpoint leaves nothing behind
+        raise
+    finally:
+        if od is not None:
+            od.release()
+    return result
+
+
+def _run(options: TrainOptions, cfg: ExperimentConfig, run_dir: Path, layout: dict[str, Any] | None,
+         launch: dict[str, Any], use_cuda: bool, nproc: int, world: int, rank: int) -> TrainResult:
+    """Train in this process or through the elastic launcher; the run directory is prepared."""
+    from graphevent.train.distributed import launch_elastic
+    from graphevent.train.rundir import read_metrics
+    from graphevent.train.worker import error_file, run_worker
 
     if layout is not None or world == 1:
         callbacks = None
-        if rank == 0 and options.progress:
-            from graphevent.train.progress import RichTrainProgress
+        if rank == 0:
+            from graphevent.train.progress import train_callbacks
 
-            callbacks = RichTrainProgress()
+            callbacks = train_callbacks(options.progress)
         summary = run_worker(cfg, run_dir, launch, callbacks)
     else:
         if not use_cuda:

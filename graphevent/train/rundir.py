@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -28,8 +27,10 @@ from typing import Any
 import torch
 
 from graphevent.errors import RunError
+from graphevent.utils.outdir import OutputDir
 
-RUN_MARKERS = ("config.yaml", "launch.json")
+#: What a run directory holds (recorded in its graphevent marker before anything is written).
+RUN_ENTRIES = ("config.yaml", "dataset.json", "env.json", "launch.json", "metrics.jsonl", "checkpoints", "tensorboard", "logs")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -39,26 +40,24 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Create ``run_dir`` for a new run, or check it for ``--resume``.
+def prepare_run_dir(od: OutputDir, resume: bool, overwrite: bool) -> None:
+    """Mark the locked run directory for a new run, or check it for ``--resume``.
 
-    A non-empty directory is refused unless ``resume`` (it must then hold a run with
-    ``checkpoints/last.pt``) or ``overwrite`` (it must look like a graphevent run, so an
-    unrelated folder is never deleted).
+    A directory with content is refused unless ``resume`` (it must then hold a run with
+    ``checkpoints/last.pt``) or ``overwrite`` (only what graphevent wrote there is removed:
+    :meth:`OutputDir.clear` refuses anything else).
     """
-    run_dir = Path(run_dir)
-    exists = run_dir.exists() and any(run_dir.iterdir())
+    run_dir = od.path
     if resume:
         if not (run_dir / "checkpoints" / "last.pt").is_file():
             raise RunError(f"--resume {run_dir}: no checkpoints/last.pt to resume from")
+        od.start(RUN_ENTRIES)
         return
-    if exists:
+    if od.has_content():
         if not overwrite:
             raise RunError(f"--out {run_dir}: directory exists and is not empty; use --resume to continue it or --overwrite to replace it")
-        if not any((run_dir / m).exists() for m in RUN_MARKERS):
-            raise RunError(f"--out {run_dir}: not a graphevent run directory (no config.yaml); refusing to overwrite it")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+        od.clear()
+    od.start(RUN_ENTRIES)
 
 
 def environment(world_size: int, backend: str | None, launcher: str, devices: list[str]) -> dict[str, Any]:

@@ -141,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = experiment_from_dict(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
         callbacks = None
-        if rank == 0 and launch.get("progress", True):
-            from graphevent.train.progress import RichTrainProgress
+        if rank == 0:
+            from graphevent.train.progress import train_callbacks
 
-            callbacks = RichTrainProgress()
+            callbacks = train_callbacks(launch.get("progress", True))
         run_worker(cfg, run_dir, launch, callbacks)
     except GraphEventError as exc:
         path = error_file(run_dir, rank)

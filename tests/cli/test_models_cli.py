@@ -15,7 +15,7 @@ def run(capsys, *args):
 def test_models_lists_every_registered_model_with_its_parameter_count(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0
-    assert "default (3 features, 2 classes, targets m0, pt)" in out
+    assert "Registered models, inputs: 3 features, 2 classes, targets m0, pt (default)" in out.splitlines()[0]
     for name in ("edgeconv_ae", "masked_gt_ae", "multitask", "particlenet"):
         count = sum(p.numel() for p in build_model({"name": name}, default_info()).parameters())
         assert name in out and f"{count:,}" in out

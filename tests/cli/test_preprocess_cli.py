@@ -71,7 +71,7 @@ def test_unknown_config_key(tmp_path, cfg, tiny_raw, capsys):
 
 
 def test_bad_config_value_via_set(tmp_path, cfg, tiny_raw, capsys):
-    one_line_error(capsys, ["preprocess", tiny_raw, "-c", cfg, "-o", tmp_path / "o", "--set", "graph.k=0"], "graph.k: invalid value 0")
+    one_line_error(capsys, ["preprocess", tiny_raw, "-c", cfg, "-o", tmp_path / "o", "--set", "graph.k=0"], "--set graph.k=0: invalid value 0; expected an integer in 1..1024")
 
 
 def test_missing_key(tmp_path, cfg, capsys):
@@ -124,10 +124,20 @@ def test_existing_output_without_overwrite(tmp_path, cfg, tiny_raw, capsys):
     assert (tmp_path / "ds" / "manifest.json").read_text() == before
 
 
-def test_debug_shows_traceback(tmp_path, cfg, capsys, monkeypatch):
+def test_debug_shows_traceback_and_keeps_exit_code_2(tmp_path, cfg, capsys, monkeypatch):
     monkeypatch.setenv("GRAPHEVENT_DEBUG", "0")  # restored after the test (--debug sets it)
-    with pytest.raises(Exception, match="input file not found"):
-        main(["--debug", "preprocess", str(tmp_path / "nope.h5"), "-c", str(cfg), "-o", str(tmp_path / "o")])
+    code = main(["--debug", "preprocess", str(tmp_path / "nope.h5"), "-c", str(cfg), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback (most recent call last)" in err and "graphevent.errors.DataError:" in err and "nope.h5: input file not found" in err
+
+
+@pytest.mark.parametrize("value", ["~", "", "null", " "])
+def test_set_without_value_is_rejected(tmp_path, cfg, tiny_raw, capsys, value):
+    code, _, err = run(capsys, "preprocess", tiny_raw, "-c", cfg, "-o", tmp_path / "o", "--set", f"graph.k={value}")
+    assert code == 2 and not (tmp_path / "o").exists()
+    shown = value.strip() or "empty"
+    assert f"--set 'graph.k={value}': no value ({shown}); expected KEY=VALUE. To keep a key's default, leave out its --set" in err
 
 
 def test_usage_error_exits_2(capsys):

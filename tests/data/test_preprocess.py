@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from graphevent.data.dataset import GraphDataset
 from graphevent.data.preprocess import preprocess
 from graphevent.data.testing import make_jet_images, tiny_data_config, write_ml4sci_hdf5
-from graphevent.errors import DataError
+from graphevent.errors import DataError, OutputError
 
 
 def _shard_sums(root: Path) -> dict[str, str]:
@@ -73,11 +74,11 @@ import os, signal, sys
 import graphevent.data.preprocess as pp
 from graphevent.data.testing import tiny_data_config
 orig, done = pp.process_chunk, []
-def killing(task, cfg, out):
+def killing(task, *args):
     if len(done) == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     done.append(task)
-    return orig(task, cfg, out)
+    return orig(task, *args)
 pp.process_chunk = killing
 pp.preprocess([sys.argv[1]], tiny_data_config(), sys.argv[2], workers=1)
 """
@@ -98,12 +99,34 @@ def test_resume_after_sigkill_matches_clean_run(tmp_path, tiny_raw):
     assert not (out / "chunks").exists() and not (out / ".preprocess-state.json").exists()
 
 
-def test_resume_refuses_other_config(tmp_path, tiny_raw):
+def _interrupted(out, raw, monkeypatch):
+    """A dataset whose preprocess was interrupted (Ctrl-C) after its first chunk: resumable, kept."""
+    import graphevent.data.preprocess as pp
+
+    orig, done = pp.process_chunk, []
+
+    def interrupting(task, *args):
+        if done:
+            raise KeyboardInterrupt
+        done.append(task)
+        return orig(task, *args)
+
+    monkeypatch.setattr(pp, "process_chunk", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess([raw], tiny_data_config(), out)
+    monkeypatch.setattr(pp, "process_chunk", orig)
+    assert (out / ".preprocess-state.json").is_file() and not (out / "manifest.json").exists()
+
+
+def test_resume_refuses_other_config(tmp_path, tiny_raw, monkeypatch):
+    import dataclasses
+
     out = tmp_path / "ds"
-    out.mkdir()
-    (out / ".preprocess-state.json").write_text(json.dumps({"config_hash": "something-else"}))
+    _interrupted(out, tiny_raw, monkeypatch)
     with pytest.raises(DataError, match="unfinished dataset made with other inputs or config"):
-        preprocess([tiny_raw], tiny_data_config(), out)
+        preprocess([tiny_raw], dataclasses.replace(tiny_data_config(), chunk_size=7), out)
+    preprocess([tiny_raw], tiny_data_config(), out)  # the same command resumes it
+    assert (out / "manifest.json").is_file()
 
 
 def test_existing_output_needs_overwrite(tmp_path, tiny_raw):
@@ -119,7 +142,7 @@ def test_foreign_directory_is_never_touched(tmp_path, tiny_raw):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
-    with pytest.raises(DataError, match="not a graphevent dataset; refusing to touch it"):
+    with pytest.raises(OutputError, match=r"mine: holds thesis.tex but no .graphevent.json marker of graphevent output"):
         preprocess([tiny_raw], tiny_data_config(), out, overwrite=True)
     assert (out / "thesis.tex").read_text() == "precious"
 
@@ -204,3 +227,14 @@ def test_image_slabs_do_not_change_dataset(tmp_path, tiny_raw, monkeypatch):
     b = preprocess([tiny_raw], cfg, tmp_path / "b")
     assert _shard_sums(tmp_path / "a") == _shard_sums(tmp_path / "b")
     assert a["nodes_per_event"] == b["nodes_per_event"] and a["splits"] == b["splits"]
+
+
+def test_reader_is_reopened_when_the_file_is_rewritten_in_the_same_process(tmp_path):
+    """Readers are cached per process; a rewritten input (same path) must not be read from a stale reader."""
+    raw = tmp_path / "raw.h5"
+    write_ml4sci_hdf5(raw, make_jet_images(12, seed=1))
+    first = preprocess([raw], tiny_data_config(), tmp_path / "a")
+    write_ml4sci_hdf5(tmp_path / "new.h5", make_jet_images(20, seed=2))
+    os.replace(tmp_path / "new.h5", raw)  # regenerated under the same name
+    second = preprocess([raw], tiny_data_config(), tmp_path / "b")
+    assert (first["n_events"], second["n_events"]) == (12, 20)

@@ -57,7 +57,11 @@ def test_eval_writes_every_file(comparison):
         assert f"]({name})" in explain
     md = (out / "metrics.md").read_text()
     assert "](roc-label.png)" in md and "| mt |" in md and "| ae |" in md
-    assert not list(out.parent.glob(".cmp.tmp-*"))
+    assert not list(out.glob(".staging-*"))
+    marker = json.loads((out / ".graphevent.json").read_text())
+    assert marker["kind"] == "eval" and marker["status"] == "complete"
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.name.startswith(".graphevent"))
+    assert marker["files"] == on_disk
 
 
 def test_metrics_json_matches_schema_and_predictions(comparison, tiny_dataset):
@@ -72,9 +76,14 @@ def test_metrics_json_matches_schema_and_predictions(comparison, tiny_dataset):
     n = len(test)
     assert doc["dataset"]["n_events"] == n
     pred = read_predictions(comparison / "predictions-mt.parquet")
-    assert set(pred) == {"event_id", "label", "true_m0", "true_pt", "score_quark", "score_gluon", "pred_m0"}
+    assert set(pred) == {"event_id", "source", "source_file", "index", "label", "true_m0", "true_pt", "score_quark",
+                         "score_gluon", "pred_m0"}
     order = np.argsort(test.event_ids)
     np.testing.assert_array_equal(pred["event_id"], test.event_ids[order])
+    # source file and index in it: as the shards store them
+    np.testing.assert_array_equal(pred["index"], test._column("index")[order])
+    np.testing.assert_array_equal(pred["source"], test._column("source")[order])
+    assert set(pred["source_file"]) == {f"{tiny_dataset.name}-raw.h5"}
     np.testing.assert_array_equal(pred["label"], test.labels()[order])
     true_m0 = np.array([float(test[i].targets[0, 0]) for i in range(n)])[order]
     np.testing.assert_allclose(pred["true_m0"], true_m0, rtol=1e-6)
@@ -103,6 +112,7 @@ def test_root_format_and_no_bootstrap(tmp_path, trained_runs, tiny_dataset, caps
     assert "graphevent eval: mt" in out and "AUC" in out
     pred = read_predictions(tmp_path / "e" / "predictions-mt.root")
     assert len(pred["event_id"]) == len(GraphDataset(tiny_dataset, "val"))
+    np.testing.assert_array_equal(pred["index"], pred["event_id"])  # one input: the index is the event id
     doc = json.loads((tmp_path / "e" / "metrics.json").read_text())
     validate_document(doc)
     assert doc["checkpoint"] == "last" and doc["dataset"]["split"] == "val"
@@ -138,15 +148,16 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, trained_runs, tiny_dataset, c
     assert not (tmp_path / "o3").exists() and not list(tmp_path.glob(".o3*"))
 
     (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--out", tmp_path / "taken"],
-                   "already exists; pass --overwrite")
+                   "taken: holds notes.txt but no .graphevent.json marker of graphevent output")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--signal", "top", "--out", tmp_path / "o4"],
                    "--signal 'top': not a class of this task")
     one_line_error(capsys, ["eval", trained_runs["mt"], "--data", tiny_dataset, "--bootstrap", "-1", "--out", tmp_path / "o5"],
                    "--bootstrap -1")
 
 
-def test_two_classifiers_get_a_paired_auc_comparison(tmp_path, trained_runs, tiny_dataset):
+def test_two_classifiers_get_a_paired_auc_comparison(tmp_path, trained_runs, tiny_dataset, capsys):
     """A copy of a run scores every event exactly like it: paired difference 0, interval [0, 0],
     written to metrics.json, .md and .csv; a pretraining run takes no part."""
     copy = tmp_path / "mt_copy"
@@ -155,6 +166,9 @@ def test_two_classifiers_get_a_paired_auc_comparison(tmp_path, trained_runs, tin
     code = main(["eval", str(trained_runs["mt"]), str(copy), str(trained_runs["ae"]), "--data", str(tiny_dataset),
                  "--out", str(out), "--bootstrap", "30", "--no-progress"])
     assert code == 0
+    printed = capsys.readouterr().out.splitlines()  # the terminal shows the paired difference too
+    paired = next(line for line in printed if "ΔAUC paired" in line)
+    assert [c.strip() for c in paired.split("│")[2:4]] == ["reference", "0"]
     doc = json.loads((out / "metrics.json").read_text())
     validate_document(doc)
     assert doc["comparison"] == {"label": {"reference": "mt", "runs": {"mt_copy": {"auc_diff": 0.0, "auc_diff_ci95": [0.0, 0.0]}}}}

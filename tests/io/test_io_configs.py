@@ -11,7 +11,7 @@ from io_files import known_images, write_parquet, write_root_branches
 from graphevent.config.data import load_data_config
 from graphevent.io import open_reader
 
-CONFIG_DIR = Path(__file__).parents[2] / "configs" / "data"
+CONFIG_DIR = Path(__file__).parents[2] / "graphevent" / "configs" / "data"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 EXPECTED = {
     "ml4sci_qg_hdf5", "e2e_qg_parquet", "ml4sci_egamma", "boosted_top_8ch", "root_image", "root_hits", "energyflow_qg",

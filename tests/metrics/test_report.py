@@ -51,7 +51,8 @@ def test_document_round_trips_through_json_and_validates():
                           "rejection_at_0.5", "rejection_at_0.5_ci95", "confusion_matrix"}
     assert sum(map(sum, label["confusion_matrix"])) == 200
     assert set(again["runs"]["scratch"]["mass"]) == {"mae", "mae_ci95", "rmse", "rmse_ci95", "bias", "bias_ci95",
-                                                    "resolution", "resolution_ci95"}
+                                                    "resolution", "resolution_ci95", "resolution_constant",
+                                                    "resolution_constant_ci95"}
 
 
 def test_infinite_rejection_is_written_as_the_string_inf():
@@ -105,7 +106,7 @@ def test_tables_show_every_run_and_headline_value():
     console.print(rich_table(doc))
     text = console.export_text()
     auc = doc["runs"]["pretrained"]["label"]["auc"]
-    assert "graphevent eval: comparison" in text
+    assert "graphevent eval: label" in text and "graphevent eval: mass" in text
     assert "scratch" in text and "pretrained" in text and f"{auc:.4g}" in text
     single = make_document(runs=("only",))
     console = Console(record=True, width=200)
@@ -121,12 +122,32 @@ def test_tables_show_every_run_and_headline_value():
     assert md.count("| scratch |") == 2  # one row per task table
 
 
+def test_comparison_fits_80_columns_and_shows_the_paired_auc_difference():
+    runs = ("scratch", "pretrained_gt", "pretrained_ec", "finetuned_both")
+    doc = make_document(runs=runs)
+    doc["comparison"] = {"label": {"reference": "scratch", "runs": {
+        r: {"auc_diff": 0.0123 * i, "auc_diff_ci95": [0.004 * i, 0.02 * i]} for i, r in enumerate(runs[1:], 1)}}}
+    console = Console(record=True, width=80)
+    console.print(rich_table(doc))
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 80 and not any("…" in line for line in lines)
+    header = next(line for line in lines if "scratch" in line and "finetuned_both" in line)
+    assert all(r in header for r in runs)  # runs are columns
+    paired = next(i for i, line in enumerate(lines) if "ΔAUC paired" in line)
+    assert [c.strip() for c in lines[paired].split("│")[2:6]] == ["reference", "0.0123", "0.0246", "0.0369"]
+    assert "[0.004,0.02]" in lines[paired + 1] and "[0.012,0.06]" in lines[paired + 1]
+    for r in runs:  # every AUC with its interval below it
+        auc = doc["runs"][r]["label"]["auc"]
+        assert any(f"{auc:.4g}" in line for line in lines)
+    assert "AUC minus that of scratch on the same resampled events" in " ".join(lines)
+
+
 def test_csv_is_long_form_with_intervals():
     doc = make_document(runs=("perfect",), perfect=True)
     rows = list(csv.DictReader(io.StringIO(csv_text(doc))))
     assert set(rows[0]) == {"run", "task", "metric", "value", "ci95_low", "ci95_high"}
     by = {(r["task"], r["metric"]): r for r in rows}
-    assert len(rows) == 8  # 4 classification + 4 regression metrics
+    assert len(rows) == 9  # 4 classification + 5 regression metrics (resolution_constant included)
     assert by[("label", "rejection_at_0.5")]["value"] == "inf"
     assert float(by[("label", "auc")]["value"]) == 1.0
     assert float(by[("mass", "mae")]["ci95_low"]) <= float(by[("mass", "mae")]["value"]) <= float(by[("mass", "mae")]["ci95_high"])

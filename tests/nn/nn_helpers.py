@@ -18,11 +18,14 @@ K = 8
 SIZES = (10, 25, 40)
 GT = {"dim": 16, "depth": 2, "heads": 2, "edge_dim": 8, "k": K, "decoder_dim": 8, "pos_freqs": 2, "global_every": 2}
 EC = {"k": K, "channels": [[8, 8], [16, 16]], "dim": 16, "num_points": 48, "query_dim": 8, "decoder_hidden": 32}
+SC = {"channels": [8, 12, 16], "blocks": 1, "dim": 16, "bottleneck": 4}
 TINY = {
     "masked_gt_ae": GT,
     "edgeconv_ae": EC,
+    "sparse_conv_ae": SC,
     "particlenet": {"k": K, "channels": [[8, 8], [16, 16], [16, 16]], "fc_dim": 16, "dropout": 0.0},
-    "multitask": {"dim": 16, "heads": 2, "head_hidden": 16, "masked_gt": GT, "edgeconv": EC},
+    "resnet15": {"fmaps": [4, 8], "nblocks": 1},
+    "multitask": {"dim": 16, "heads": 2, "head_hidden": 16, "masked_gt": GT, "edgeconv": EC, "sparse_conv": SC},
     "contrastive": {"encoder": "masked_gt", "proj_hidden": 16, "proj_dim": 8, "masked_gt": GT},
 }
 

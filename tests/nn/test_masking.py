@@ -92,7 +92,7 @@ def test_recon_loss_ignores_visible_node_targets_and_counts_hidden_ones():
     target[hidden.nonzero()[0]] += 5.0  # change one hidden-node target
     assert model.recon_loss(batch, hidden=hidden, target=target).item() > base.item() + 1e-3
     # by hand: mean over hidden nodes and channels of the squared standardised error
-    pred = model.decode(model.encode(batch, visible=~hidden)[0], batch, hidden)
+    pred = model.decode(*model.encode(batch, visible=~hidden), batch, hidden)
     std = (batch.x - 0.5) / 0.6
     expected = (pred - std)[hidden].square().mean()
     assert torch.allclose(base, expected, atol=1e-6)

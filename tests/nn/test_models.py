@@ -18,8 +18,8 @@ TASKS = [
 ]
 
 
-def test_registry_holds_the_five_models_and_tiny_configs_cover_them():
-    assert MODELS == ["contrastive", "edgeconv_ae", "masked_gt_ae", "multitask", "particlenet"]
+def test_registry_holds_the_seven_models_and_tiny_configs_cover_them():
+    assert MODELS == ["contrastive", "edgeconv_ae", "masked_gt_ae", "multitask", "particlenet", "resnet15", "sparse_conv_ae"]
     assert set(TINY) == set(MODELS)
 
 
@@ -72,11 +72,14 @@ def test_every_model_trains_under_bf16_autocast(name):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("encoder", ["masked_gt", "edgeconv", "both"])
+ENCODER_LISTS = [["masked_gt"], ["edgeconv"], ["sparse_conv"], ["masked_gt", "edgeconv"], ["sparse_conv", "masked_gt", "edgeconv"]]
+
+
+@pytest.mark.parametrize("encoders", ENCODER_LISTS, ids="+".join)
 @pytest.mark.parametrize("fusion", ["cross_attention", "concat", "none"])
-def test_multitask_ablations_get_gradients_everywhere(encoder, fusion):
-    model = build_tiny("multitask", tasks=TASKS, encoder=encoder, fusion=fusion).train()
-    assert sorted(model.encoder_modules()) == sorted(["masked_gt", "edgeconv"] if encoder == "both" else [encoder])
+def test_multitask_ablations_get_gradients_everywhere(encoders, fusion):
+    model = build_tiny("multitask", tasks=TASKS, encoders=encoders, fusion=fusion).train()
+    assert list(model.encoder_modules()) == encoders
     loss, logs = model.loss(make_batch(), "finetune")
     assert set(logs) == {"loss", "loss_label", "loss_m0", "loss_pt"}
     assert logs["loss"] == pytest.approx(logs["loss_label"] + logs["loss_m0"] + 0.5 * logs["loss_pt"], rel=1e-5)
@@ -145,9 +148,9 @@ JET_CASES = [
     ("edgeconv_ae", {}),
     ("masked_gt_ae", {}),
     ("particlenet", {}),
-    ("multitask", {"encoder": "both", "fusion": "cross_attention"}),
-    ("multitask", {"encoder": "masked_gt", "fusion": "concat"}),
-    ("multitask", {"encoder": "edgeconv", "fusion": "none"}),
+    ("multitask", {"encoders": ["masked_gt", "edgeconv"], "fusion": "cross_attention"}),
+    ("multitask", {"encoders": ["masked_gt"], "fusion": "concat"}),
+    ("multitask", {"encoders": ["edgeconv"], "fusion": "none"}),
 ]
 # A pixel lattice is full of neighbours at equal distance. graphevent.data.knn.knn_graph takes
 # them in node order (stable sort on padding-independent distances), so a kNN graph that a
@@ -180,7 +183,7 @@ def _all_outputs(model, batch) -> dict[str, torch.Tensor]:
     [False, True],
     ids=["dataset_graph", "rebuilt_graph"],
 )
-@pytest.mark.parametrize("name, kw", JET_CASES, ids=[" ".join([n, *kw.values()]) for n, kw in JET_CASES])
+@pytest.mark.parametrize("name, kw", JET_CASES, ids=[" ".join([n, *map(str, kw.values())]) for n, kw in JET_CASES])
 def test_float64_jet_size_batch_gives_each_events_outputs_alone(name, kw, rebuild_graph):
     """Float32 batched-vs-alone differences (up to ~5e-7 on pooled embeddings with default
     settings at this size) are rounding only if they vanish in float64; a leak would not."""

@@ -49,8 +49,8 @@ def test_edgeconv_autoencoder_overfits_one_batch():
     ("name", "overrides"),
     [
         ("particlenet", {}),
-        *[("multitask", {"encoder": e, "fusion": f})
-          for e in ("masked_gt", "edgeconv", "both") for f in ("cross_attention", "concat", "none")],
+        *[("multitask", {"encoders": e, "fusion": f})
+          for e in (["masked_gt"], ["edgeconv"], ["masked_gt", "edgeconv"]) for f in ("cross_attention", "concat", "none")],
     ],
 )
 def test_every_head_configuration_overfits_a_labelled_batch(name, overrides):

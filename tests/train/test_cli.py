@@ -145,7 +145,7 @@ def test_init_from_two_pretraining_runs_moves_both_encoders(tmp_path, tiny_datas
     from graphevent.cli.app import main
     from graphevent.train.checkpoint import load_run
 
-    root = Path(__file__).resolve().parents[2] / "configs" / "experiments"
+    root = Path(__file__).resolve().parents[2] / "graphevent" / "configs" / "experiments"
     common = ["--data", str(tiny_dataset), "--epochs", "1", "--batch-size", "16", "--no-progress", "--set", "train.num_workers=0"]
     small_gt = ["--set", "model.depth=1", "--set", "model.dim=16", "--set", "model.heads=2"]
     assert main(["train", "-c", str(root / "masked_gt_pretrain.yaml"), "--out", str(tmp_path / "gt"), *common, *small_gt]) == 0
@@ -162,3 +162,25 @@ def test_init_from_two_pretraining_runs_moves_both_encoders(tmp_path, tiny_datas
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), (name, k)
+
+
+def test_resume_of_an_init_from_run_needs_no_options_again(pretrain_run, tiny_dataset, tmp_path, capsys):
+    cfg = write_experiment(tmp_path / "ft.yaml", "finetune", "multitask", tasks=LABEL, epochs=1)
+    out = tmp_path / "ft"
+    assert main_cli(["train", "-c", cfg, "-d", tiny_dataset, "-o", out, "--init-from", pretrain_run,
+                     "--label-fraction", "0.5", "--no-progress"]) == 0
+    capsys.readouterr()
+    # alone: the recorded config, data and initialisation; --epochs extends the run
+    assert main_cli(["train", "-o", out, "--resume", "--epochs", "2", "--no-progress"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 1 and lines[0].startswith("epoch 2 | train_loss ") and lines[0].endswith(" events/s")
+    # the config file given again: --init-from and --label-fraction are still the run's
+    assert main_cli(["train", "-c", cfg, "-o", out, "--resume", "--epochs", "3", "--no-progress"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3] and {r["train_events"] for r in records} == {28}
+    # given again with another value: refused
+    assert main_cli(["train", "-o", out, "--resume", "--label-fraction", "0.9", "--no-progress"]) == 2
+    assert "--resume: train.label_fraction is 0.9 but the run was started with 0.5" in capsys.readouterr().err
+    # a new run still needs --data
+    assert main_cli(["train", "-c", cfg, "-o", tmp_path / "new", "--no-progress"]) == 2
+    assert "--data: required for a new run" in capsys.readouterr().err

@@ -118,3 +118,24 @@ def test_node_balanced_batches_and_bf16_autocast():
 def test_fp16_needs_cuda():
     with pytest.raises(ConfigError, match="train.amp: 'fp16' needs a CUDA device"):
         make_trainer(amp="fp16")
+
+
+def test_persistent_loader_workers_train_as_the_main_process_loads(monkeypatch):
+    """With worker processes each split's DataLoader is made once per run (its workers persist
+    across epochs and validations), and training ends with the weights of in-process loading."""
+    made = []
+    original = torch.utils.data.DataLoader.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(kwargs.get("persistent_workers"))
+        original(self, *args, **kwargs)
+
+    reference = make_trainer(epochs=3)
+    reference.fit()
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__init__", counting_init)
+    trainer = make_trainer(epochs=3, num_workers=1)
+    summary = trainer.fit()
+    assert made == [True, True]  # one train and one validation loader for 3 epochs
+    assert trainer._loaders == {}  # workers released when fit returns
+    assert max_diff(weights(trainer), weights(reference)) == 0.0
+    assert summary["last"]["val_loss"] == reference.state.last_metrics["val_loss"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2] / "configs" / "experiments"
+ROOT = Path(__file__).resolve().parents[2] / "graphevent" / "configs" / "experiments"
 COMMON = ["--epochs", "1", "--batch-size", "16", "--no-progress", "--set", "train.num_workers=0"]
 SMALL_GT = ["--set", "model.masked_gt.depth=1", "--set", "model.masked_gt.dim=16", "--set", "model.masked_gt.heads=2",
             "--set", "model.masked_gt.k=8"]

@@ -123,7 +123,7 @@ class TaskPools(nn.Module):
         if self.training and self.dropout > 0:  # the kept weights no longer sum to one
             kept_sum = kept.sum(2).view(n_enc, b, t, h, q_len).permute(1, 2, 0, 4, 3)  # (B, T, E, Q, H)
             value_part = torch.einsum("tefhc,tehc->tefh", out_w, value_b.view(t, n_enc, h, d))
-            att = att + torch.einsum("bteqh,tefh->bteqf", kept_sum - 1, value_part)
+            att = att + torch.einsum("bteqh,tefh->bteqf", (kept_sum - 1).to(att.dtype), value_part)
         tok = self.queries + att + c[:, :, None]
         # per-pool pre-norm FFN
         y = torch.addcmul(self.ffn_norm_bias[:, :, None], F.layer_norm(tok, (dim,), eps=self.eps),

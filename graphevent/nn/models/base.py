@@ -7,9 +7,11 @@ Training, evaluation and the CLI only talk to models through :class:`GraphModel`
   same call, so a DDP-wrapped model is used as ``ddp_model(batch, stage)``;
 * ``predict(batch)`` -> physical-unit outputs per task, or ``recon_error`` for autoencoders;
 * ``encode(batch)`` -> ``(node_tokens (N, D), pooled (B, D))``;
-* ``encoder_modules()`` -> named encoders (``masked_gt``, ``edgeconv``) for weight
+* ``encoder_modules()`` -> named encoders (``masked_gt``, ``edgeconv``, ...) for weight
   transfer and freezing (:meth:`freeze_encoders`);
 * ``explain(batch)`` -> attention maps / pooled embeddings.
+
+Encoders (models other models build on by name) follow :class:`EncoderModel`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from graphevent.config.base import to_dict
+from graphevent.config.base import from_dict, to_dict
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 
@@ -44,6 +46,8 @@ class GraphModel(nn.Module, abc.ABC):
     config_class: ClassVar[type]
     supports_pretrain: ClassVar[bool] = False
     supports_tasks: ClassVar[bool] = False
+    #: what ``predict``'s ``recon_error`` measures (autoencoders; shown in figures and tables)
+    recon_error_label: ClassVar[str] = ""
 
     def __init__(self, info: DatasetInfo, config: Any) -> None:
         super().__init__()
@@ -52,6 +56,11 @@ class GraphModel(nn.Module, abc.ABC):
         self._frozen: set[str] = set()
 
     # ------------------------------------------------------------------ description
+    @classmethod
+    def config_from_dict(cls, data: dict[str, Any], where: str = "model") -> Any:
+        """The ``config_class`` instance of a ``model:`` mapping (without ``name``); strict keys."""
+        return from_dict(cls.config_class, data, where)
+
     @property
     def model_config(self) -> dict[str, Any]:
         """The ``model:`` mapping that rebuilds this model with ``build_model``."""
@@ -123,6 +132,53 @@ class GraphModel(nn.Module, abc.ABC):
         for n in self._frozen:
             encoders[n].eval()
         return self
+
+
+class EncoderModel(GraphModel):
+    """The encoder contract: a pretraining model whose encoder other models reuse by name.
+
+    Registered with ``@register_encoder(name)`` (:mod:`graphevent.nn.registry`, which checks
+    the signatures below), an encoder is usable in ``multitask``'s ``encoders: [...]`` with
+    its own config section (its ``config_class``), and its weights load from its
+    pretraining run with ``--init-from`` (``encoder_modules()`` names it ``name``; the
+    state-dict keys are those of its ``encoder`` module, wherever it is used).
+
+    * ``__init__(info, config, with_decoder=True)``; ``encoder``: the module transferred
+      and frozen; ``dim``: token size D.
+    * ``encode(batch)`` -> ``(tokens (N, D), pooled (B, D))``: token ``i`` belongs to node
+      ``i`` of the batch, so the batch's ``batch`` vector is the tokens' event index and
+      :class:`~graphevent.nn.layers.neighbours.EventPacking` packs them.
+    * ``decode(tokens, pooled, batch)`` -> the decoder's raw output (model specific).
+    * ``recon_loss(batch, target=None)`` -> scalar reconstruction loss; ``target`` (N, F)
+      replaces ``batch.x`` as what is reconstructed.
+    * ``reconstruct(batch)`` -> :class:`~graphevent.nn.reconstruction.Reconstruction`
+      (points in dataset units; ``.to_images(...)`` bins them).
+
+    Further parameters (a mask, ...) are allowed after these, with defaults.
+    """
+
+    encoder_name: ClassVar[str] = ""
+    supports_pretrain = True
+    encoder: nn.Module
+
+    @property
+    def dim(self) -> int:
+        return int(self.config.dim)
+
+    def encoder_modules(self) -> dict[str, nn.Module]:
+        return {self.encoder_name: self.encoder}
+
+    @abc.abstractmethod
+    def decode(self, tokens: Tensor, pooled: Tensor, batch) -> Any:
+        """The decoder's output from the encoder's tokens and pooled embedding."""
+
+    @abc.abstractmethod
+    def recon_loss(self, batch, target: Tensor | None = None) -> Tensor:
+        """Scalar reconstruction loss of ``batch`` (of ``target`` instead of ``batch.x`` if given)."""
+
+    @abc.abstractmethod
+    def reconstruct(self, batch):
+        """The reconstructed events as a :class:`~graphevent.nn.reconstruction.Reconstruction`."""
 
 
 # ---------------------------------------------------------------------- batch helpers

@@ -17,9 +17,10 @@ from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.set_loss import chamfer_distance
-from graphevent.nn.models.base import GraphModel, Stage, batch_vector, position_graph
+from graphevent.nn.models.base import EncoderModel, Stage, batch_vector, position_graph
+from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
-from graphevent.nn.registry import register_model
+from graphevent.nn.registry import register_encoder, register_model
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,19 @@ class EdgeConvEncoder(nn.Module):
 
     def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
         h = torch.cat([self.norm(x), pos / self.pos_scale], dim=-1)
-        outs = []
-        for i, block in enumerate(self.blocks):
-            graph = edge_index if i == 0 else knn_graph(h, batch, self.k, num_events)
-            h = block(h, graph)
-            outs.append(h)
-        tokens = self.token(torch.cat(outs, dim=-1))
-        pooled = torch.cat([global_mean_pool(tokens, batch, num_events), global_max_pool(tokens, batch, num_events)], -1)
-        return tokens, self.latent(pooled)
+        # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32); the
+        # feature-space kNN measures distances in fp32, the pooled means are taken in fp32
+        with cast_parameters_once(self, x.device.type, keep=(nn.BatchNorm1d,)) as dtype:
+            h = h.to(dtype)
+            outs = []
+            for i, block in enumerate(self.blocks):
+                graph = edge_index if i == 0 else knn_graph(h, batch, self.k, num_events)
+                h = block(h, graph)
+                outs.append(h)
+            tokens = self.token(torch.cat(outs, dim=-1))
+            full = at_least_float32(tokens)
+            pooled = torch.cat([global_mean_pool(full, batch, num_events), global_max_pool(full, batch, num_events)], -1)
+            return tokens, self.latent(pooled.to(dtype))
 
 
 class SetDecoder(nn.Module):
@@ -160,7 +166,8 @@ class SetDecoder(nn.Module):
 
 
 @register_model("edgeconv_ae")
-class EdgeConvAutoencoder(GraphModel):
+@register_encoder("edgeconv")
+class EdgeConvAutoencoder(EncoderModel):
     """Sparse EdgeConv autoencoder: EdgeConv encoder to a latent vector, set decoder back to the sparse image.
 
     The encoder (:class:`EdgeConvEncoder`) gives node tokens and a pooled latent ``z``; the
@@ -180,6 +187,7 @@ class EdgeConvAutoencoder(GraphModel):
 
     config_class = EdgeConvAEConfig
     supports_pretrain = True
+    recon_error_label = "Chamfer: each node vs its nearest decoded point"
     supports_tasks = False
 
     def __init__(self, info: DatasetInfo, config: EdgeConvAEConfig | None = None, with_decoder: bool = True) -> None:
@@ -202,15 +210,16 @@ class EdgeConvAutoencoder(GraphModel):
         edge_index, _ = position_graph(batch, self.config.k, self.info.k)
         return self.encoder(batch.x, batch.pos, edge_index, b, num_events)
 
-    def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Points ``(B, M, 2 + F)`` ((eta, phi) / pos_scale, standardised values) and ``log(1 + n)`` (B,)."""
+    def decode(self, tokens: Tensor | None, pooled: Tensor, batch=None) -> tuple[Tensor, Tensor]:
+        """Points ``(B, M, 2 + F)`` ((eta, phi) / pos_scale, standardised values) and ``log(1 + n)`` (B,),
+        from the pooled latent alone (``tokens`` and ``batch`` are unused)."""
         if self.decoder is None:
             raise ConfigError(f"model {self.name!r} was built without its decoder (aux_recon_weight = 0)")
-        return self.decoder(z)
+        return self.decoder(pooled)
 
     def _match(self, batch, z: Tensor, target: Tensor | None = None):
         """Chamfer terms between the event's nodes and its first n decoded points."""
-        points, log_count = self.decode(z)
+        points, log_count = self.decode(None, z, batch)
         b, num_events = batch_vector(batch)
         x = self.encoder.norm(batch.x if target is None else target)
         w = math.sqrt(self.config.pos_weight)
@@ -238,8 +247,8 @@ class EdgeConvAutoencoder(GraphModel):
     @torch.no_grad()
     def reconstruct(self, batch) -> Reconstruction:
         """Decoded points of every event, as many as its predicted pixel count (dataset units)."""
-        _, z = self.encode(batch)
-        points, log_count = self.decode(z)
+        tokens, z = self.encode(batch)
+        points, log_count = self.decode(tokens, z, batch)
         n = torch.round(torch.expm1(log_count.float())).long().clamp(1, points.size(1))
         keep = torch.arange(points.size(1), device=points.device)[None, :] < n[:, None]  # (B, M)
         b = torch.arange(points.size(0), device=points.device)[:, None].expand_as(keep)[keep]

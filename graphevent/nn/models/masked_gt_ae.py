@@ -18,9 +18,10 @@ from graphevent.nn.layers.masking import hashed_uniform, sample_hidden_nodes
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.position import FourierPosition
-from graphevent.nn.models.base import GraphModel, Stage, batch_vector, event_keys, position_graph
+from graphevent.nn.models.base import EncoderModel, Stage, batch_vector, event_keys, position_graph
+from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
-from graphevent.nn.registry import register_model
+from graphevent.nn.registry import register_encoder, register_model
 
 POS_RANGE = 3.0  # Fourier period / 2 in units of pos_scale: covers +-1.1 in eta, phi at pos_scale 0.4
 
@@ -135,13 +136,17 @@ class MaskedGTEncoder(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
     ) -> tuple[Tensor, Tensor]:
-        h = self.embed(torch.cat([self.norm(x), self.pos_enc(pos / self.pos_scale)], dim=-1))
         table, packing = graph_tables(edge_index, batch, num_events, self.layers)
-        e = self.edge_embed(table.edges_to_slots(edge_attr) / self.pos_scale)  # (N, K, edge_dim)
-        for layer in self.layers:
-            h = layer(h, table, e, packing)
-        tokens = self.out_norm(h)
-        return tokens, global_mean_pool(tokens, batch, size=num_events)
+        # inputs, Fourier features and edge geometry in fp32; the layers in the compute dtype
+        feats = torch.cat([self.norm(x), self.pos_enc(pos / self.pos_scale)], dim=-1)
+        geometry = table.edges_to_slots(edge_attr) / self.pos_scale
+        with cast_parameters_once(self, x.device.type) as dtype:
+            h = self.embed(feats.to(dtype))
+            e = self.edge_embed(geometry.to(dtype))  # (N, K, edge_dim)
+            for layer in self.layers:
+                h = layer(h, table, e, packing)
+            tokens = self.out_norm(h)
+        return tokens, global_mean_pool(at_least_float32(tokens), batch, size=num_events).to(tokens.dtype)
 
 
 class MaskedGTDecoder(nn.Module):
@@ -182,18 +187,23 @@ class MaskedGTDecoder(nn.Module):
         num_events: int,
     ) -> Tensor:
         idx = visible.nonzero().view(-1)
-        full = tokens.new_zeros(visible.size(0), tokens.size(1)).index_copy(0, idx, tokens)
-        h = torch.where(visible[:, None], self.proj(full), self.mask_token.to(full.dtype))
-        h = h + self.pos_embed(self.pos_enc(pos / self.pos_scale))
         table, packing = graph_tables(edge_index, batch, num_events, self.layers)
-        e = self.edge_embed(table.edges_to_slots(edge_attr) / self.pos_scale)
-        for layer in self.layers:
-            h = layer(h, table, e, packing)
-        return self.head(self.out_norm(h))
+        fourier = self.pos_enc(pos / self.pos_scale)  # fp32, as the edge geometry
+        geometry = table.edges_to_slots(edge_attr) / self.pos_scale
+        with cast_parameters_once(self, pos.device.type) as dtype:
+            tokens = tokens.to(dtype)
+            full = tokens.new_zeros(visible.size(0), tokens.size(1)).index_copy(0, idx, tokens)
+            h = torch.where(visible[:, None], self.proj(full), self.mask_token)
+            h = h + self.pos_embed(fourier.to(dtype))
+            e = self.edge_embed(geometry.to(dtype))
+            for layer in self.layers:
+                h = layer(h, table, e, packing)
+            return self.head(self.out_norm(h))
 
 
 @register_model("masked_gt_ae")
-class MaskedGTAutoencoder(GraphModel):
+@register_encoder("masked_gt")
+class MaskedGTAutoencoder(EncoderModel):
     """Masked graph-transformer autoencoder: hide nodes, encode the rest, reconstruct the hidden ones.
 
     Masked-autoencoder pretraining (He et al., "Masked Autoencoders Are Scalable Vision
@@ -218,6 +228,7 @@ class MaskedGTAutoencoder(GraphModel):
 
     config_class = MaskedGTConfig
     supports_pretrain = True
+    recon_error_label = "masked nodes: hidden nodes vs their reconstruction"
     supports_tasks = False
 
     def __init__(self, info: DatasetInfo, config: MaskedGTConfig | None = None, with_decoder: bool = True) -> None:
@@ -265,27 +276,30 @@ class MaskedGTAutoencoder(GraphModel):
         edge_index = knn_graph(pos, bv, self.config.k, num_events)
         return self.encoder(x, pos, edge_index, edge_features(pos, edge_index), bv, num_events)
 
-    def decode(self, tokens: Tensor, batch, hidden: Tensor) -> Tensor:
+    def decode(self, tokens: Tensor, pooled: Tensor, batch, hidden: Tensor | None = None) -> Tensor:
         """Standardised values ``(N, F)`` predicted at every node from the visible tokens
-        (meaningful at hidden nodes; visible rows are not trained)."""
+        (meaningful at hidden nodes; visible rows are not trained). ``tokens`` are those of
+        the nodes not ``hidden`` (all nodes if ``hidden`` is ``None``); ``pooled`` is unused."""
         if self.decoder is None:
             raise ConfigError(f"model {self.name!r} was built without its decoder (aux_recon_weight = 0)")
         b, num_events = batch_vector(batch)
+        if hidden is None:
+            hidden = torch.zeros(b.numel(), dtype=torch.bool, device=b.device)
         edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k)
         return self.decoder(tokens, ~hidden, batch.pos, edge_index, edge_attr, b, num_events)
 
     def _reconstruct_standardised(self, batch, hidden: Tensor | None) -> tuple[Tensor, Tensor]:
         hidden = self.mask_nodes(batch) if hidden is None else hidden
-        tokens, _ = self.encode(batch, visible=~hidden)
-        return self.decode(tokens, batch, hidden), hidden
+        tokens, pooled = self.encode(batch, visible=~hidden)
+        return self.decode(tokens, pooled, batch, hidden), hidden
 
-    def recon_loss(self, batch, hidden: Tensor | None = None, target: Tensor | None = None) -> Tensor:
+    def recon_loss(self, batch, target: Tensor | None = None, hidden: Tensor | None = None) -> Tensor:
         """Mean squared error of the standardised values over hidden nodes only.
 
         Args:
             batch: the events.
-            hidden: (N,) bool mask to use (default: :meth:`mask_nodes`).
             target: (N, F) values to reconstruct (default ``batch.x``); only hidden rows count.
+            hidden: (N,) bool mask to use (default: :meth:`mask_nodes`).
         """
         pred, hidden = self._reconstruct_standardised(batch, hidden)
         target = self.encoder.norm(batch.x if target is None else target)

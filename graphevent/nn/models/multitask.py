@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -9,6 +11,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from graphevent.config.base import from_dict, to_dict
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.cross_attention import CrossTaskFusion, cross_group_mask
@@ -16,12 +19,12 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.layers.task_pools import TaskPools
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
-from graphevent.nn.models.edgeconv_ae import EdgeConvAEConfig, EdgeConvAutoencoder
-from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig
-from graphevent.nn.registry import register_model
+from graphevent.nn.precision import cast_parameters_once
+from graphevent.nn.registry import list_encoders, register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
-ENCODERS = {"masked_gt": MaskedGTAutoencoder, "edgeconv": EdgeConvAutoencoder}
+# the deprecated ``encoder: masked_gt | edgeconv | both`` and the list it stands for
+OLD_ENCODER_CHOICES = {"masked_gt": ("masked_gt",), "edgeconv": ("edgeconv",), "both": ("masked_gt", "edgeconv")}
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,10 @@ class MultiTaskConfig:
     """Keyword arguments of ``multitask``.
 
     Args:
-        encoder: which encoders feed the heads: ``masked_gt``, ``edgeconv`` or ``both``.
+        encoders: the registered encoders that feed the heads, in order (any number, e.g.
+            ``[masked_gt, edgeconv, sparse_conv]``; ``graphevent models`` lists them). The
+            deprecated ``encoder: masked_gt | edgeconv | both`` is still read: it is
+            translated to this list (and wins over it when both are given), with a warning.
         fusion: how task tokens are merged: ``cross_attention`` (each task's tokens attend
             to the other tasks' tokens and to its tokens from the other encoder),
             ``concat`` (every head sees all task tokens, concatenated) or ``none`` (each
@@ -43,12 +49,14 @@ class MultiTaskConfig:
         dropout: dropout in the heads.
         aux_recon_weight: if > 0, the encoders keep their decoders and their
             reconstruction losses are added with this weight during fine-tuning.
-        masked_gt: the ``masked_gt`` encoder's settings (same keys as ``masked_gt_ae``;
-            must match a pretraining run to initialise from it).
-        edgeconv: the ``edgeconv`` encoder's settings (same keys as ``edgeconv_ae``).
+        encoder_configs: each encoder's settings by name, written in YAML as a section
+            named after the encoder (``masked_gt: {...}``, the keys of its pretraining model,
+            e.g. ``masked_gt_ae``; they must match a pretraining run to initialise from it).
+            Unset: the encoder's defaults. Sections of encoders not in ``encoders`` are kept
+            but unused.
     """
 
-    encoder: Literal["masked_gt", "edgeconv", "both"] = "both"
+    encoders: tuple[str, ...] = ("masked_gt", "edgeconv")
     fusion: Literal["cross_attention", "concat", "none"] = "cross_attention"
     freeze_encoder: bool = False
     dim: int = 64
@@ -58,8 +66,7 @@ class MultiTaskConfig:
     head_hidden: int = 64
     dropout: float = 0.0
     aux_recon_weight: float = 0.0
-    masked_gt: MaskedGTConfig = field(default_factory=MaskedGTConfig)
-    edgeconv: EdgeConvAEConfig = field(default_factory=EdgeConvAEConfig)
+    encoder_configs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str = "model") -> None:
         if self.dim % self.heads:
@@ -69,19 +76,67 @@ class MultiTaskConfig:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
         if self.aux_recon_weight < 0:
             raise ConfigError(f"{where}.aux_recon_weight: {self.aux_recon_weight}; expected >= 0")
+        if not self.encoders or len(set(self.encoders)) != len(self.encoders):
+            raise ConfigError(f"{where}.encoders: {list(self.encoders)}; expected a non-empty list without repeats")
 
     @property
     def encoder_names(self) -> list[str]:
-        return ["masked_gt", "edgeconv"] if self.encoder == "both" else [self.encoder]
+        return list(self.encoders)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], where: str = "model") -> "MultiTaskConfig":
+        """Strict loading of a ``model:`` mapping: one section per registered encoder name,
+        the deprecated ``encoder`` key translated to ``encoders``."""
+        encoders = list_encoders()
+        data = dict(data)
+        old = data.pop("encoder", None)
+        if old is not None:
+            if old not in OLD_ENCODER_CHOICES:
+                raise ConfigError(
+                    f"{where}.encoder: invalid value {old!r}; expected one of {', '.join(map(repr, OLD_ENCODER_CHOICES))} "
+                    f"(deprecated: write {where}.encoders: [names], registered: {', '.join(encoders)})"
+                )
+            new = list(OLD_ENCODER_CHOICES[old])
+            warnings.warn(
+                f"{where}.encoder: {old!r} is deprecated; write {where}.encoders: [{', '.join(new)}]"
+                + (f" (it replaces {where}.encoders: {data['encoders']})" if data.get("encoders") is not None else ""),
+                FutureWarning,
+                stacklevel=3,
+            )
+            data["encoders"] = new
+        sections = {n: data.pop(n) for n in list(data) if n in encoders}
+        fields = [f.name for f in dataclasses.fields(cls) if f.name != "encoder_configs"]
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                f"valid keys: {', '.join(sorted(fields))}, or an encoder's section: {', '.join(encoders)}"
+            )
+        config = from_dict(cls, data, where)
+        missing = [n for n in config.encoders if n not in encoders]
+        if missing:
+            raise ConfigError(f"{where}.encoders: unknown encoder {missing[0]!r}; registered encoders: {', '.join(encoders)}")
+        built = {}
+        for n in [*config.encoders, *(n for n in sections if n not in config.encoders)]:
+            section = sections.get(n) or {}
+            built[n] = from_dict(encoders[n].config_class, section, f"{where}.{n}")
+        return dataclasses.replace(config, encoder_configs=built)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The ``model:`` keys (without ``name``) that :meth:`from_mapping` reads back."""
+        out = to_dict(self)
+        out.update(out.pop("encoder_configs"))
+        return out
 
 
 @register_model("multitask")
 class MultiTaskModel(GraphModel):
     r"""Encoder(s) + one attention head per task + cross-attention fusion of the task tokens.
 
-    1. Each encoder (``masked_gt``: :class:`MaskedGTEncoder`, ``edgeconv``:
-       :class:`EdgeConvEncoder`) turns the event into node tokens and a pooled embedding,
-       projected to ``dim``.
+    1. Each encoder of ``encoders`` (any registered encoder, e.g. ``masked_gt``:
+       :class:`MaskedGTEncoder`, ``edgeconv``: :class:`EdgeConvEncoder`, ``sparse_conv``:
+       :class:`SparseConvEncoder`) turns the event into node tokens and a pooled
+       embedding, projected to ``dim``.
     2. Each task ``t`` has its own attention pool per encoder ``e`` (a
        :class:`TaskAttentionPool`; all of them are stored and run together as one
        :class:`TaskPools`): learned queries attend over ``[pooled, node tokens]`` of ``e``
@@ -93,8 +148,8 @@ class MultiTaskModel(GraphModel):
 
     Losses are :class:`~graphevent.nn.tasks.TaskSet`'s weighted task losses (+
     ``aux_recon_weight`` times the encoders' reconstruction losses). Pretraining is not a
-    stage of this model: pretrain ``masked_gt_ae`` / ``edgeconv_ae`` and initialise the
-    encoders from them (their state-dict keys match ``encoder_modules()``).
+    stage of this model: pretrain the encoders' models (``masked_gt_ae``, ``edgeconv_ae``,
+    ``sparse_conv_ae``, ...) and initialise the encoders from them (their state-dict keys match ``encoder_modules()``).
 
     Args:
         info: dataset description.
@@ -117,8 +172,12 @@ class MultiTaskModel(GraphModel):
         self.taskset = TaskSet(check_tasks(tasks if tasks is not None else default_tasks(info), info), info)
         names = c.encoder_names
         with_decoder = c.aux_recon_weight > 0
+        encoders = list_encoders()
+        for n in names:
+            if n not in encoders:
+                raise ConfigError(f"model.encoders: unknown encoder {n!r}; registered encoders: {', '.join(encoders)}")
         self.backbones = nn.ModuleDict(
-            {n: ENCODERS[n](info, getattr(c, n), with_decoder=with_decoder) for n in names}
+            {n: encoders[n](info, c.encoder_configs.get(n), with_decoder=with_decoder) for n in names}
         )
         self.token_proj = nn.ModuleDict({n: nn.Linear(self.backbones[n].dim, c.dim) for n in names})
         self.pools = TaskPools(c.dim, c.heads, c.queries_per_task, len(self.taskset.tasks), len(names), c.dropout)
@@ -144,6 +203,14 @@ class MultiTaskModel(GraphModel):
         if c.freeze_encoder:
             self.freeze_encoders()
 
+    @classmethod
+    def config_from_dict(cls, data: dict[str, Any], where: str = "model") -> MultiTaskConfig:
+        return MultiTaskConfig.from_mapping(data, where)
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        return {"name": self.name, **self.config.to_mapping()}
+
     @property
     def tasks(self) -> list[TaskConfig]:
         return self.taskset.tasks
@@ -154,18 +221,23 @@ class MultiTaskModel(GraphModel):
     # ------------------------------------------------------------------ features and heads
     def forward_features(self, batch) -> dict[str, tuple[Tensor, Tensor]]:
         """Per encoder: projected node tokens ``(N, dim)`` and pooled embedding ``(B, dim)``."""
-        out = {}
-        for n, bb in self.backbones.items():
-            # a frozen encoder's parameters need no gradient, so autograd records nothing there
-            # (unless the input itself requires grad, as for saliency maps)
-            tokens, pooled = bb.encode(batch)
-            proj = self.token_proj[n]
-            out[n] = (proj(tokens), proj(pooled))
-        return out
+        # a frozen encoder's parameters need no gradient, so autograd records nothing there
+        # (unless the input itself requires grad, as for saliency maps)
+        encoded = {n: bb.encode(batch) for n, bb in self.backbones.items()}
+        with cast_parameters_once(self.token_proj, batch.x.device.type) as dtype:  # all projections: one cast
+            return {n: (self.token_proj[n](tokens.to(dtype)), self.token_proj[n](pooled.to(dtype)))
+                    for n, (tokens, pooled) in encoded.items()}
 
     def forward_heads(self, features: dict[str, tuple[Tensor, Tensor]], batch, need_weights: bool = False):
         """Raw task outputs (logits (B, C) or standardised values (B,)); with
         ``need_weights`` also ``{task: {encoder: (B, heads, Q, 1 + N_max)}}`` attention."""
+        # pools, fusion and heads in the compute dtype with their parameters cast once (the
+        # encoders and token projections, with their own precision, are left out)
+        with cast_parameters_once(self, batch.x.device.type, exclude=("backbones", "token_proj")) as dtype:
+            features = {n: (tokens.to(dtype), pooled.to(dtype)) for n, (tokens, pooled) in features.items()}
+            return self._forward_heads(features, batch, need_weights)
+
+    def _forward_heads(self, features: dict[str, tuple[Tensor, Tensor]], batch, need_weights: bool):
         b, num_events = batch_vector(batch)
         packing = EventPacking.from_batch(b, num_events)  # one layout for every encoder's tokens
         mask = torch.cat([packing.mask.new_ones(num_events, 1), packing.mask], 1)  # (B, 1 + M)

@@ -15,6 +15,7 @@ from graphevent.errors import ConfigError
 from graphevent.nn.layers.edge_conv_block import EdgeConvBlock
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector, position_graph
+from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.registry import register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
@@ -105,9 +106,12 @@ class ParticleNet(GraphModel):
         b, num_events = batch_vector(batch)
         edge_index, _ = position_graph(batch, self.config.k, self.info.k)
         h = torch.cat([self.norm(batch.x), batch.pos / self.config.pos_scale], dim=-1)
-        for i, block in enumerate(self.blocks):
-            h = block(h, edge_index if i == 0 else knn_graph(h, b, self.config.k, num_events))
-        return h, global_mean_pool(h, b, num_events)
+        # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32; kNN and means in fp32)
+        with cast_parameters_once(self.blocks, b.device.type, keep=(nn.BatchNorm1d,)) as dtype:
+            h = h.to(dtype)
+            for i, block in enumerate(self.blocks):
+                h = block(h, edge_index if i == 0 else knn_graph(h, b, self.config.k, num_events))
+        return h, global_mean_pool(at_least_float32(h), b, num_events)
 
     def forward_heads(self, pooled: Tensor) -> dict[str, Tensor]:
         """Raw task outputs: logits (B, C) or standardised regression values (B,)."""

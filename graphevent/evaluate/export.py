@@ -1,0 +1,160 @@
+"""``graphevent export``: a trained run as an ONNX or TorchScript file of its padded form.
+
+The exported module is :func:`graphevent.nn.export.padded_module` of the run's model:
+inputs ``features (B, N, F)``, ``positions (B, N, 2)``, ``mask (B, N)``, both ``B`` and
+``N`` dynamic; outputs ``score_<task>`` / ``pred_<task>``. Each format is one function
+in :data:`EXPORTERS`. After writing, the file is loaded back and compared with the eager
+module on events of different sizes; the largest difference is returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from graphevent.errors import ConfigError, RunError
+
+if TYPE_CHECKING:
+    import torch
+
+INPUT_NAMES = ["features", "positions", "mask"]
+
+
+@dataclass
+class ExportResult:
+    """The file written, its inputs and outputs, and the check against the eager model."""
+
+    path: Path
+    format: str
+    model: str
+    inputs: dict[str, str]
+    outputs: list[str]
+    max_abs_diff: float
+
+
+def example_inputs(num_features: int, sizes: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded random events with ``sizes`` nodes (positions on a 0.0174 lattice, so
+    equidistant neighbours occur, as in detector images)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    n = max(sizes)
+    feats = torch.rand(len(sizes), n, num_features, generator=g) * 3
+    pos = torch.randint(-6, 7, (len(sizes), n, 2), generator=g).float() * 0.0174
+    mask = torch.arange(n)[None, :] < torch.tensor(sizes)[:, None]
+    return feats, pos, mask
+
+
+def _check_sizes(k: int) -> list[list[int]]:
+    """Batches to compare on: fewer nodes than k, about k, many; padded and unpadded."""
+    return [[2 * k + 5, k + 1, 3], [1], [k], [4 * k, 2 * k, k - 1 if k > 1 else 1, 2 * k + 1]]
+
+
+def _export_torchscript(module: torch.nn.Module, example: tuple, path: Path, meta: dict[str, Any]) -> Callable:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script: deprecated, still the C++ loader's format
+        scripted = torch.jit.script(module)
+    torch.jit.save(scripted, str(path), _extra_files={"graphevent.json": json.dumps(meta)})
+
+    def run(path: Path):
+        loaded = torch.jit.load(str(path))
+        return lambda f, p, m: [t.detach().numpy() for t in loaded(f, p, m)]
+
+    return run
+
+
+def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict[str, Any]) -> Callable:
+    try:
+        import onnx
+        import onnxruntime  # noqa: F401  (the check below)
+        import onnxscript  # noqa: F401  (torch.onnx.export(dynamo=True) needs it)
+    except ImportError as exc:
+        raise ConfigError(f"--format onnx: needs {exc.name} (pip install 'graphevent[export]'); "
+                          "or use --format torchscript") from None
+    import torch
+    from torch.export import Dim
+
+    batch, nodes = Dim("batch"), Dim("nodes")
+    module.onnx = True  # ONNX has no stable sort: top-k, whose ties go to the lower index
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module, example, dynamo=True, input_names=INPUT_NAMES, output_names=list(module.output_names),
+                dynamic_shapes={n: {0: batch, 1: nodes} for n in INPUT_NAMES}, verbose=False,
+            )
+    finally:
+        module.onnx = False
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, {"graphevent": json.dumps(meta)})
+    onnx.save(proto, str(path))
+
+    def run(path: Path):
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda f, p, m: session.run(None, {"features": f.numpy(), "positions": p.numpy(), "mask": m.numpy()})
+
+    return run
+
+
+#: format name -> exporter(module, example inputs, path, metadata) -> loader of the written file
+EXPORTERS: dict[str, Callable] = {"torchscript": _export_torchscript, "onnx": _export_onnx}
+
+
+def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str = "best", overwrite: bool = False) -> ExportResult:
+    """Export a trained run's padded-input model to ``out``, atomically, and check it.
+
+    Raises:
+        ConfigError: unknown format, a model without padded form, missing ONNX packages,
+            ``out`` exists without ``overwrite``.
+        RunError: the run cannot be loaded, or the exported file disagrees with the eager model.
+    """
+    if fmt not in EXPORTERS:
+        raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(EXPORTERS)}")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"--out {out}: already exists; pass --overwrite to replace it")
+    if not Path(run_dir).exists():
+        raise RunError(f"{run_dir}: run directory not found")
+    import torch  # only now: a wrong option fails without the seconds torch takes to import
+
+    from graphevent.nn.export import padded_module
+    from graphevent.train.checkpoint import load_run
+    model, cfg, info = load_run(run_dir, checkpoint)
+    module = padded_module(model)
+    meta = {"run": str(Path(run_dir).resolve()), "checkpoint": checkpoint, "model": model.name,
+            "inputs": {"features": f"(B, N, {info.num_node_features}) float32: {', '.join(info.node_features)}",
+                       "positions": "(B, N, 2) float32: eta, phi relative to the event centre", "mask": "(B, N) bool"},
+            "outputs": list(module.output_names), "classes": list(info.classes), "targets": list(info.targets),
+            "k": int(model.config.k)}
+    k = int(model.config.k)
+    example = example_inputs(info.num_node_features, [2 * k + 3, k + 2])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        loader = EXPORTERS[fmt](module, example, tmp, meta)
+        run = loader(tmp)
+        diff = 0.0
+        with torch.inference_mode():
+            for i, sizes in enumerate(_check_sizes(k)):
+                f, p, m = example_inputs(info.num_node_features, sizes, seed=i + 1)
+                for a, b in zip(run(f, p, m), module(f, p, m)):
+                    diff = max(diff, float(np.abs(np.asarray(a) - b.numpy()).max()))
+        if not diff <= 1e-4:
+            raise RunError(f"--format {fmt}: the exported model differs from the eager one by {diff:.3g} (expected <= 1e-4); "
+                           "please report this with the run's config")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(path=out, format=fmt, model=model.name, inputs=meta["inputs"], outputs=list(module.output_names),
+                        max_abs_diff=diff)

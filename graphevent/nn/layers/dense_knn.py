@@ -1,0 +1,93 @@
+"""kNN and EdgeConv on padded ``(B, N, D)`` tensors: plain torch ops that export.
+
+The graph models run on PyG's flat ``(num_nodes, D)`` batches, whose kNN
+(:func:`graphevent.data.knn.knn_graph`) and message passing have data-dependent shapes.
+For export (ONNX, TorchScript), :func:`dense_knn` computes the same neighbours on padded
+events: dense masked pairwise distances and a sort/top-k over a fixed ``k``, every shape a
+function of the input's ``B`` and ``N`` only, and :class:`DenseEdgeConv` runs an
+:class:`~graphevent.nn.layers.edge_conv_block.EdgeConvBlock`'s weights on them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def dense_knn(h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False) -> tuple[Tensor, Tensor]:
+    """The ``k`` nearest other valid nodes of every node, per event.
+
+    Args:
+        h: node coordinates, padded.
+        mask: valid nodes.
+        k: neighbours per node (fewer, flagged invalid, in events with ``<= k`` nodes).
+        stable: equidistant neighbours in node order (positions on a pixel lattice, as
+            :func:`~graphevent.data.knn.knn_graph`); otherwise top-k (learned features).
+        onnx: tracing for ONNX, which has no stable sort: top-k, whose ONNX operator breaks
+            ties by the lower index (the operator's specification), i.e. the stable order.
+
+    Shapes:
+        h: (B, N, D), mask: (B, N) bool -> idx: (B, N, k) int64 in [0, N), valid: (B, N, k) bool
+    """
+    if stable:  # pairwise differences: exact on a lattice, like knn_graph for D <= 3
+        d = (h[:, :, None, :] - h[:, None, :, :]).pow(2).sum(-1).sqrt()
+    else:
+        h64 = h.double()  # float64: exporters' and torch's matmul roundings then never swap neighbours
+        sq = h64.pow(2).sum(-1)
+        d = (sq[:, :, None] + sq[:, None, :] - 2.0 * h64 @ h64.transpose(1, 2)).clamp(min=0.0).sqrt()
+    n = h.shape[1]
+    eye = torch.eye(n, dtype=torch.bool, device=h.device).unsqueeze(0)
+    invalid = ~(mask[:, :, None] & mask[:, None, :]) | eye
+    d = d.masked_fill(invalid, float("inf"))
+    # k columns of +inf: events (and inputs) with fewer than k + 1 nodes keep a static k
+    pad = torch.full([d.shape[0], n, k], float("inf"), dtype=d.dtype, device=d.device)
+    d = torch.cat([d, pad], dim=-1)
+    if onnx:
+        dist, idx = d.topk(k, dim=-1, largest=False)
+    else:
+        dist, idx = d.sort(dim=-1, stable=True)
+        dist, idx = dist[:, :, :k], idx[:, :, :k]
+    valid = torch.isfinite(dist) & mask[:, :, None]
+    return idx.clamp(max=n - 1), valid
+
+
+def gather_nodes(h: Tensor, idx: Tensor) -> Tensor:
+    """``h[b, idx[b, i, j]]``.
+
+    Shapes:
+        h: (B, N, C), idx: (B, N, k) -> (B, N, k, C)
+    """
+    b, n, c = h.shape
+    base = (torch.arange(b, device=h.device) * n).view(-1, 1, 1)
+    return h.reshape(b * n, c)[(idx + base).reshape(-1)].reshape(b, n, idx.shape[2], c)
+
+
+class DenseEdgeConv(nn.Module):
+    """An :class:`~graphevent.nn.layers.edge_conv_block.EdgeConvBlock` (its modules, shared)
+    on padded events: edge MLP on ``A x_i + B x_j``, mean over valid neighbours, shortcut.
+
+    Args:
+        block: the trained block (eval mode: BatchNorm uses its running statistics).
+
+    Shapes:
+        h: (B, N, F_in), idx / valid: (B, N, k) -> (B, N, F_out)
+    """
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.lin_i, self.lin_j = block.lin_i, block.lin_j
+        self.edge_mlp, self.shortcut, self.act = block.edge_mlp, block.shortcut, block.act
+        self.out_channels = int(block.out_channels)
+
+    def forward(self, h: Tensor, idx: Tensor, valid: Tensor) -> Tensor:
+        b, n, c = h.shape
+        k = idx.shape[2]
+        xi = self.lin_i(h)
+        xj = gather_nodes(self.lin_j(h), idx)
+        m = self.edge_mlp((xi[:, :, None, :] + xj).reshape(b * n * k, xi.shape[-1])).reshape(b, n, k, self.out_channels)
+        w = valid.to(m.dtype)
+        agg = (m * w[..., None]).sum(2) / w.sum(2).clamp(min=1.0)[..., None]
+        return self.act(agg + self.shortcut(h.reshape(b * n, c)).reshape(b, n, self.out_channels))
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.lin_i.in_features}, {self.out_channels})"

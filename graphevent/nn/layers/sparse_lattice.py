@@ -1,0 +1,133 @@
+"""Active sites of sparse images on a pixel lattice, with a hash of (event, row, col)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# A site's key packs (event, row, col) into one int64: 21 bits each, rows and columns
+# shifted by 2**20 so that negative ones (a lattice centred on zero) and a kernel's offsets
+# never carry into the next field.
+_BITS = 21
+_SHIFT = 1 << (_BITS - 1)
+_MASK = (1 << _BITS) - 1
+
+
+def pack_keys(event: Tensor, row: Tensor, col: Tensor) -> Tensor:
+    """int64 key of each ``(event, row, col)``; keys sort as events, then rows, then columns.
+
+    Rows and columns must lie in ``(-2**20 + 16, 2**20 - 16)`` and events in ``[0, 2**21)``.
+    """
+    return (event.long() << (2 * _BITS)) | ((row.long() + _SHIFT) << _BITS) | (col.long() + _SHIFT)
+
+
+def unpack_keys(keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(event, row, col)`` of packed keys (inverse of :func:`pack_keys`)."""
+    return keys >> (2 * _BITS), ((keys >> _BITS) & _MASK) - _SHIFT, (keys & _MASK) - _SHIFT
+
+
+class SparseLattice:
+    r"""The active sites of a batch of sparse images at one resolution, and their neighbours.
+
+    Sites are kept as sorted, unique int64 keys of ``(event, row, col)``
+    (:func:`pack_keys`); finding the site at ``(event, row + dr, col + dc)`` is a
+    ``torch.searchsorted`` of the shifted key, the hash of submanifold sparse convolution
+    (Graham & van der Maaten, arXiv:1706.01307). Neighbour tables (per kernel size) and
+    coarser lattices (per stride) are computed once and cached on the lattice, so every
+    layer at one level reuses them within a forward pass.
+
+    Build it with :meth:`from_coords` (input sites; several points in one pixel become one
+    site) or :meth:`coarsen`.
+
+    Args:
+        keys: (S,) sorted unique int64 site keys.
+
+    Shapes:
+        keys: (S,); event, row, col: (S,); neighbours(k): (S, k * k)
+    """
+
+    def __init__(self, keys: Tensor) -> None:
+        self.keys = keys
+        self.event, self.row, self.col = unpack_keys(keys)
+        self._neighbours: dict[int, Tensor] = {}
+        self._rules: dict[int, list[tuple[int, Tensor, Tensor]]] = {}
+        self._coarse: dict[int, tuple[SparseLattice, Tensor, Tensor]] = {}
+
+    @classmethod
+    def from_coords(cls, event: Tensor, row: Tensor, col: Tensor) -> tuple["SparseLattice", Tensor]:
+        """Lattice of the distinct ``(event, row, col)`` and, per input point, its site index.
+
+        Shapes:
+            event, row, col: (N,) -> lattice with S <= N sites, site (N,)
+        """
+        keys, site = torch.unique(pack_keys(event, row, col), sorted=True, return_inverse=True)
+        return cls(keys), site
+
+    @property
+    def num_sites(self) -> int:
+        return self.keys.numel()
+
+    def find(self, query: Tensor) -> Tensor:
+        """Site index of each query key, or ``num_sites`` where no site has that key."""
+        s = self.keys.numel()
+        if s == 0:
+            return torch.zeros_like(query)
+        idx = torch.searchsorted(self.keys, query).clamp(max=s - 1)
+        return torch.where(self.keys[idx] == query, idx, s)
+
+    def neighbours(self, kernel_size: int) -> Tensor:
+        """``(S, k * k)`` index of the site at each kernel offset, ``S`` where inactive.
+
+        Offset ``i * k + j`` is ``(row + i - k // 2, col + j - k // 2)``, the order of
+        ``torch.nn.functional.conv2d``'s weight ``[..., i, j]`` (cross-correlation).
+        """
+        if kernel_size not in self._neighbours:
+            p = kernel_size // 2
+            d = torch.arange(kernel_size, device=self.keys.device) - p
+            shift = ((d[:, None] << _BITS) + d[None, :]).view(-1)  # (k * k,), row-major offsets
+            self._neighbours[kernel_size] = self.find(self.keys[:, None] + shift[None, :])
+        return self._neighbours[kernel_size]
+
+    def rules(self, kernel_size: int) -> list[tuple[int, Tensor, Tensor]]:
+        """Active pairs per kernel offset (the "rule book" of SparseConvNet), centre offset left out:
+        ``[(offset, out_site (P_o,), in_site (P_o,)), ...]``, only pairs where both sites exist.
+
+        Two host syncs per lattice and kernel size (a ``nonzero`` and the counts per offset).
+        """
+        if kernel_size not in self._rules:
+            nbr = self.neighbours(kernel_size)
+            s, kk = nbr.shape
+            others = torch.tensor([o for o in range(kk) if o != kk // 2], dtype=torch.long, device=nbr.device)
+            active = nbr[:, others].T < s  # (k * k - 1, S)
+            offset, site = active.nonzero(as_tuple=True)  # sorted by offset, then site
+            counts = active.sum(1).tolist()
+            src = nbr[site, others[offset]]
+            self._rules[kernel_size] = [
+                (int(o), dst, inp) for o, dst, inp in zip(others.tolist(), site.split(counts), src.split(counts))
+            ]
+        return self._rules[kernel_size]
+
+    def coarsen(self, stride: int) -> tuple["SparseLattice", Tensor, Tensor]:
+        """The lattice of ``(event, floor(row / s), floor(col / s))`` and, per site, its parent
+        site and its offset ``(row mod s) * s + (col mod s)`` inside the parent.
+
+        Shapes:
+            -> coarse lattice (S_c sites), parent (S,), offset (S,)
+        """
+        if stride not in self._coarse:
+            r = torch.div(self.row, stride, rounding_mode="floor")
+            c = torch.div(self.col, stride, rounding_mode="floor")
+            coarse, parent = SparseLattice.from_coords(self.event, r, c)
+            offset = (self.row - r * stride) * stride + (self.col - c * stride)
+            self._coarse[stride] = (coarse, parent, offset)
+        return self._coarse[stride]
+
+    def children_keys(self, stride: int) -> Tensor:
+        """Keys of all ``s * s`` finer sites under each site: ``(S, s * s)``, offsets as in :meth:`coarsen`."""
+        d = torch.arange(stride, device=self.keys.device)
+        r = self.row[:, None, None] * stride + d[None, :, None]
+        c = self.col[:, None, None] * stride + d[None, None, :]
+        return pack_keys(self.event[:, None, None].expand_as(r + c), r.expand_as(r + c), c.expand_as(r + c)).flatten(1)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(num_sites={self.num_sites})"

@@ -1,0 +1,175 @@
+"""ResNet-15 image baseline of the CMS end-to-end papers, on images rebuilt from the stored points."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphevent.data.info import DatasetInfo
+from graphevent.errors import ConfigError
+from graphevent.nn.layers.pixels import dense_images, pixel_coords
+from graphevent.nn.models.base import GraphModel, Stage, batch_vector
+from graphevent.nn.registry import register_model
+from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
+
+
+@dataclass(frozen=True)
+class ResNet15Config:
+    """Keyword arguments of ``resnet15`` (defaults: the CMS E2E ResNet-15).
+
+    Args:
+        fmaps: channels of the first and of the second stage (default 16, 32).
+        nblocks: residual blocks per stage; the network has ``2 * nblocks + 1`` blocks (the
+            middle one halves the resolution), so 3 gives the paper's 7 blocks: 14
+            convolutions plus the first one = 15 layers.
+        pixel_size: (eta, phi) pixel size of the rebuilt image; unset: the dataset's.
+        image_size: (H, W) of the rebuilt image; unset: the dataset's image shape.
+    """
+
+    fmaps: tuple[int, int] = (16, 32)
+    nblocks: int = 3
+    pixel_size: tuple[float, float] | None = None
+    image_size: tuple[int, int] | None = None
+
+    def validate(self, where: str = "model") -> None:
+        if min(self.fmaps) < 1 or self.nblocks < 1:
+            raise ConfigError(f"{where}: fmaps and nblocks must be >= 1 (found {list(self.fmaps)}, {self.nblocks})")
+        if self.pixel_size is not None and min(self.pixel_size) <= 0:
+            raise ConfigError(f"{where}.pixel_size: {list(self.pixel_size)}; expected two sizes > 0")
+        if self.image_size is not None and min(self.image_size) < 8:
+            raise ConfigError(f"{where}.image_size: {list(self.image_size)}; expected at least 8 x 8 pixels")
+
+
+class ResBlock(nn.Module):
+    r"""Basic residual block without normalisation: ``relu(conv2(relu(conv1(x))) + sc(x))``.
+
+    ``conv1`` has stride 2 when the block doubles the channels (``sc`` is then a strided
+    1 x 1 convolution), as in the CMS E2E ResNet-15.
+
+    Args:
+        in_channels: ``C_in``.
+        out_channels: ``C_out`` (``C_in`` or ``2 C_in``).
+
+    Shapes:
+        x: (B, C_in, H, W) -> (B, C_out, H / s, W / s)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        stride = 1 if in_channels == out_channels else 2
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.shortcut = nn.Identity() if stride == 1 else nn.Conv2d(in_channels, out_channels, 1, stride=stride)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.reset_parameters()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.conv2(F.relu(self.conv1(x))) + self.shortcut(x))
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
+
+
+@register_model("resnet15")
+class ResNet15(GraphModel):
+    r"""ResNet-15 on dense (eta, phi) images: the CMS end-to-end image baseline.
+
+    Andrews et al., "End-to-end jet classification of quarks and gluons with the CMS Open
+    Data", arXiv:1902.08276: a 7 x 7 stride-2 convolution (``fmaps[0]`` channels), 2 x 2
+    max pooling, ``nblocks`` residual blocks, one block doubling the channels at half the
+    resolution, ``nblocks`` more, global max pooling and a linear layer per task (one
+    classification task is the paper's network; no normalisation layers).
+
+    Shards store points, not images: the model's input step rebuilds each event's image on
+    the model's device (:func:`~graphevent.nn.layers.pixels.dense_images`: each node's
+    values scattered into its pixel of a zero ``(B, F, H, W)`` tensor, ``F`` = the node
+    features, divided by their standard deviation so empty pixels stay zero). For
+    ``union`` nodes without ``collapse`` and without a ``max_nodes`` cap this is exactly the
+    zero-suppressed image; see ``docs/models.md`` for what is lost otherwise.
+
+    Args:
+        info: dataset description (features, statistics, image geometry).
+        config: :class:`ResNet15Config`.
+        tasks: task list (default: classification of the label).
+
+    Shapes:
+        batch: x (N, F), pos (N, 2) -> image (B, F, H, W); forward_features: (N, C), (B, C)
+        with C = ``fmaps[1]`` (a node's token: the last feature map at its pixel's cell);
+        forward_heads: ``{task: (B, num_classes) logits | (B,) standardised value}``
+    """
+
+    config_class = ResNet15Config
+    supports_pretrain = False
+    supports_tasks = True
+
+    def __init__(self, info: DatasetInfo, config: ResNet15Config | None = None, tasks: Sequence[TaskConfig] | None = None) -> None:
+        super().__init__(info, config or ResNet15Config())
+        c = self.config
+        self.taskset = TaskSet(check_tasks(tasks if tasks is not None else default_tasks(info, regression=False), info), info)
+        self.pixel_size = tuple(c.pixel_size) if c.pixel_size is not None else info.pixel_size
+        self.image_size = tuple(c.image_size) if c.image_size is not None else (tuple(info.image_shape[1:]) if info.image_shape else None)
+        std = [float(info.feature_stats.get(n, {}).get("std", 1.0)) or 1.0 for n in info.node_features]
+        self.register_buffer("inv_std", 1.0 / torch.tensor(std), persistent=False)
+        f0, f1 = c.fmaps
+        self.conv0 = nn.Conv2d(info.num_node_features, f0, 7, stride=2, padding=1)
+        blocks = [ResBlock(f0, f0) for _ in range(c.nblocks)] + [ResBlock(f0, f1)] + [ResBlock(f1, f1) for _ in range(c.nblocks)]
+        self.blocks = nn.Sequential(*blocks)
+        self.dim = f1
+        self.heads = nn.ModuleDict({t.name: nn.Linear(f1, self.taskset.out_channels(t)) for t in self.taskset.tasks})
+
+    @property
+    def tasks(self) -> list[TaskConfig]:
+        return self.taskset.tasks
+
+    def images(self, batch) -> Tensor:
+        """(B, F, H, W) images rebuilt from the nodes, on the nodes' device (values / std)."""
+        if self.pixel_size is None or self.image_size is None:
+            raise ConfigError(
+                "model.pixel_size / model.image_size: the dataset has no image geometry; "
+                "set both for resnet15 (e.g. pixel_size: [0.0174, 0.0174], image_size: [125, 125])"
+            )
+        b, num_events = batch_vector(batch)
+        return dense_images(batch.x * self.inv_std.to(batch.x.dtype), batch.pos, b, num_events, self.pixel_size, self.image_size)
+
+    def forward_features(self, batch) -> tuple[Tensor, Tensor]:
+        """Node tokens ``(N, C)`` (last feature map at each node's cell) and the global max pool ``(B, C)``."""
+        b, _ = batch_vector(batch)
+        h = F.max_pool2d(F.relu(self.conv0(self.images(batch))), 2)
+        h = self.blocks(h)
+        row, col = pixel_coords(batch.pos, self.pixel_size, self.image_size)
+        hf, wf = h.shape[-2:]
+        r = (row * hf // self.image_size[0]).clamp(0, hf - 1)
+        cc = (col * wf // self.image_size[1]).clamp(0, wf - 1)
+        tokens = h[b, :, r, cc]
+        return tokens, h.amax(dim=(2, 3))
+
+    def forward_heads(self, pooled: Tensor) -> dict[str, Tensor]:
+        """Raw task outputs: logits (B, C) or standardised regression values (B,)."""
+        out = {}
+        for t in self.taskset.tasks:
+            y = self.heads[t.name](pooled)
+            out[t.name] = y.squeeze(-1) if t.type == "regression" else y
+        return out
+
+    def encode(self, batch) -> tuple[Tensor, Tensor]:
+        return self.forward_features(batch)
+
+    def loss(self, batch, stage: Stage = "supervised") -> tuple[Tensor, dict[str, float]]:
+        self.check_stage(stage)
+        losses = self.taskset.losses(self.forward_heads(self.forward_features(batch)[1]), batch)
+        total = self.taskset.total(losses)
+        values = torch.stack([total.detach(), *(v.detach() for v in losses.values())]).tolist()
+        return total, dict(zip(["loss", *(f"loss_{n}" for n in losses)], values))
+
+    @torch.no_grad()
+    def predict(self, batch) -> dict[str, Tensor]:
+        return self.taskset.predict(self.forward_heads(self.forward_features(batch)[1]))

@@ -1,0 +1,49 @@
+"""Argument errors and `graphevent models` answer without importing torch (seconds saved per call)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+ERRORS = {
+    "train_config": (["train", "-c", "nope.yaml", "-d", "ds", "-o", "run"], "nope.yaml: config file not found"),
+    "train_data": (["train", "-c", "particlenet", "-d", "nowhere", "-o", "run"], "--data nowhere: dataset directory not found"),
+    "train_resume": (["train", "-o", "norun", "--resume"], "--resume norun: no dataset.json"),
+    "eval": (["eval", "norun", "--data", "ds"], "norun: run directory not found"),
+    "predict": (["predict", "norun", "-i", "x.h5", "-o", "p.parquet"], "norun: run directory not found"),
+    "predict_suffix": (["predict", "norun", "-i", "x.h5", "-o", "p.csv"], "unknown predictions format '.csv'"),
+    "export": (["export", "norun", "--format", "onnx", "-o", "m.onnx"], "norun: run directory not found"),
+}
+
+
+def _run(args: list[str], cwd) -> tuple[int, str, list[str]]:
+    code = (
+        "import sys, json\n"
+        "from graphevent.cli.app import main\n"
+        f"rc = main({args!r})\n"
+        "print(json.dumps([rc, sorted(m for m in ('torch', 'torch_geometric') if m in sys.modules)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, check=True)
+    rc, modules = json.loads(out.stdout.strip().splitlines()[-1])
+    return rc, out.stdout + out.stderr, modules
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_argument_errors_come_before_torch(case, tmp_path):
+    args, message = ERRORS[case]
+    rc, text, modules = _run(args, tmp_path)
+    assert rc == 2 and message in text and modules == []
+
+
+def test_models_table_without_torch(tmp_path):
+    rc, text, modules = _run(["models"], tmp_path)
+    assert rc == 0 and modules == [] and "particlenet" in text
+
+
+def test_models_summary_cache_is_current():
+    from graphevent.nn.registry import SUMMARY_CACHE, model_summaries
+
+    assert json.loads(SUMMARY_CACHE.read_text()) == model_summaries(packaged_only=True), "run: python scripts/update_models_summary.py"

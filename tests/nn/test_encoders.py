@@ -1,0 +1,122 @@
+"""The encoder contract, for every registered encoder; multitask's encoder list and its old form."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import pytest
+import torch
+
+from nn_helpers import SIZES, TINY, build_tiny, make_batch, tiny_info
+from graphevent.errors import ConfigError
+from graphevent.nn import build_model
+from graphevent.nn.models.base import EncoderModel
+from graphevent.nn.reconstruction import Reconstruction
+from graphevent.nn.registry import ENCODER_CONTRACT, list_encoders, register_encoder
+
+ENCODERS = list(list_encoders())
+
+
+def test_the_registered_encoders():
+    assert ENCODERS == ["edgeconv", "masked_gt", "sparse_conv"]
+    assert {n: c.name for n, c in list_encoders().items()} == {
+        "edgeconv": "edgeconv_ae", "masked_gt": "masked_gt_ae", "sparse_conv": "sparse_conv_ae"}
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_every_encoder_keeps_the_contract(name):
+    cls = list_encoders()[name]
+    assert issubclass(cls, EncoderModel) and cls.supports_pretrain
+    for method, lead in ENCODER_CONTRACT.items():
+        params = list(inspect.signature(getattr(cls, method)).parameters)[1:]
+        assert tuple(params[: len(lead)]) == lead
+
+    model = build_tiny(cls.name).train()
+    assert list(model.encoder_modules()) == [name] and model.encoder_modules()[name] is model.encoder
+    batch = make_batch()
+    n, b = sum(SIZES), len(SIZES)
+    tokens, pooled = model.encode(batch)
+    assert tokens.shape == (n, model.dim) and pooled.shape == (b, model.dim)
+    assert torch.isfinite(tokens).all() and torch.isfinite(pooled).all()
+    assert model.decode(tokens, pooled, batch) is not None
+
+    torch.manual_seed(0)
+    loss = model.recon_loss(batch)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    missing = [p for p, t in model.named_parameters() if t.grad is None or not torch.isfinite(t.grad).all() or t.grad.abs().sum() == 0]
+    assert missing == []
+    # target replaces batch.x as what is reconstructed
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert model.recon_loss(batch, target=batch.x + 1.0).item() != pytest.approx(model.recon_loss(batch).item())
+
+    model.eval()
+    rec = model.reconstruct(batch)
+    assert isinstance(rec, Reconstruction) and rec.num_events == b
+    assert rec.pos.shape[1] == 2 and rec.values.shape[1] == 3 and rec.batch.shape[0] == rec.pos.shape[0]
+    info = tiny_info()
+    images = rec.to_images(info.pixel_size, info.image_shape[1:])
+    assert images.shape == (b, 3, 21, 21) and torch.isfinite(images).all()
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_every_encoder_drops_into_multitask_with_the_pretrained_weights(name):
+    """The multitask encoder has the pretraining model's encoder keys (what --init-from copies)."""
+    ae = build_tiny(list_encoders()[name].name)
+    mt = build_tiny("multitask", encoders=[name])
+    assert list(mt.encoder_modules()) == [name]
+    mt.encoder_modules()[name].load_state_dict(ae.encoder.state_dict(), strict=True)
+    assert mt.backbones[name].decoder is None  # no aux reconstruction: no decoder
+    ae.eval(), mt.eval()
+    batch = make_batch()
+    with torch.no_grad():
+        assert torch.equal(ae.encode(batch)[1], mt.backbones[name].encode(batch)[1])
+
+
+def test_multitask_takes_every_registered_encoder_at_once_with_aux_reconstruction():
+    model = build_tiny("multitask", encoders=ENCODERS, aux_recon_weight=0.5).train()
+    assert list(model.encoder_modules()) == ENCODERS
+    loss, logs = model.loss(make_batch(), "finetune")
+    assert {f"recon_{n}" for n in ENCODERS} <= set(logs)
+    loss.backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+def test_old_encoder_key_is_translated_with_a_deprecation_note_and_round_trips():
+    old = {"name": "multitask", **TINY["multitask"], "encoder": "both"}
+    with pytest.warns(FutureWarning, match=r"model.encoder: 'both' is deprecated; write model.encoders: \[masked_gt, edgeconv\]"):
+        model = build_model(old, tiny_info())
+    assert model.config.encoders == ("masked_gt", "edgeconv")
+    cfg = model.model_config
+    assert "encoder" not in cfg and cfg["encoders"] == ["masked_gt", "edgeconv"]
+    assert cfg["sparse_conv"]["channels"] == [8, 12, 16]  # sections of unused encoders are kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = build_model(cfg, tiny_info())
+    assert again.model_config == cfg
+    # parameter names are unchanged: an old multitask state dict loads as is
+    assert any(k.startswith("backbones.masked_gt.encoder.") for k in again.state_dict())
+    again.load_state_dict(model.state_dict(), strict=True)
+
+
+def test_multitask_config_errors_name_the_key_and_the_registered_encoders():
+    with pytest.raises(ConfigError, match=r"model.encoders: unknown encoder 'cnn'; registered encoders: edgeconv, masked_gt, sparse_conv"):
+        build_model({"name": "multitask", "encoders": ["cnn"]}, tiny_info())
+    with pytest.raises(ConfigError, match=r"model: unknown key 'sprase_conv'; valid keys: .*, or an encoder's section: edgeconv, masked_gt, sparse_conv"):
+        build_model({"name": "multitask", "sprase_conv": {}}, tiny_info())
+    with pytest.raises(ConfigError, match=r"model.sparse_conv.channels: \[8\]; expected at least 2 levels"):
+        build_model({"name": "multitask", "encoders": ["sparse_conv"], "sparse_conv": {"channels": [8]}}, tiny_info())
+    with pytest.raises(ConfigError, match=r"model.encoders: \['edgeconv', 'edgeconv'\]; expected a non-empty list without repeats"):
+        build_model({"name": "multitask", "encoders": ["edgeconv", "edgeconv"]}, tiny_info())
+
+
+def test_an_encoder_breaking_the_contract_is_refused_at_registration():
+    class Bad(EncoderModel):
+        def decode(self, z):  # the contract is decode(tokens, pooled, batch)
+            return z
+
+    with pytest.raises(TypeError, match=r"encoder 'bad': Bad.decode takes \('z',\); the encoder contract is decode\('tokens', 'pooled', 'batch'\)"):
+        register_encoder("bad")(Bad)
+    assert "bad" not in list_encoders()

@@ -1,0 +1,52 @@
+"""SIGINT / SIGTERM during training: checkpoint saved, where and how to resume said, exit 130 / 143."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from train_helpers import LABEL, main_cli, write_experiment
+from graphevent.train.checkpoint import load_checkpoint
+
+
+def _signal_after_step(monkeypatch, step: int, signum: int) -> None:
+    """The process sends itself ``signum`` right after optimizer step ``step`` (first run only)."""
+    import graphevent.train.engine as engine
+
+    original = engine.Trainer._optimizer_step
+    sent = []
+
+    def step_then_signal(self):
+        original(self)
+        if self.state.step == step and not sent:
+            sent.append(step)
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(engine.Trainer, "_optimizer_step", step_then_signal)
+
+
+@pytest.mark.parametrize("signum, step, position", [
+    (signal.SIGTERM, 3, "epoch 1, batch 3, step 3"),    # within an epoch (55 events, batch 8: 7 steps per epoch)
+    (signal.SIGINT, 7, "end of epoch 1, step 7"),       # on an epoch's last step: that epoch's checkpoint
+])
+def test_signal_saves_a_checkpoint_and_resume_finishes(signum, step, position, tiny_dataset, tmp_path, capsys, monkeypatch,
+                                                       one_torch_thread):
+    cfg = write_experiment(tmp_path / "pn.yaml", "supervised", "particlenet", tasks=LABEL, epochs=2, num_workers=0)
+    out = tmp_path / "run"
+    _signal_after_step(monkeypatch, step, signum)
+    code = main_cli(["train", "-c", cfg, "-d", tiny_dataset, "-o", out, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 128 + signum
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name}: checkpoint saved to {out / 'checkpoints' / 'last.pt'} ({position}); " \
+           f"resume with: graphevent train --out {out} --resume" in " ".join(err.split())
+    last = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert last["step"] == step and last["batch_in_epoch"] == (step % 7)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    monkeypatch.undo()
+    assert main_cli(["train", "-o", out, "--resume", "--no-progress"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and records[-1]["step"] == 14
