@@ -95,9 +95,9 @@ def _root(
 
 def _register_commands() -> None:
     from graphevent.cli import eval as eval_cmd
-    from graphevent.cli import export, models, predict, preprocess, simulate, train
+    from graphevent.cli import export, models, predict, preprocess, probe, simulate, train
 
-    for module in (preprocess, train, eval_cmd, predict, export, models, simulate):
+    for module in (preprocess, train, eval_cmd, predict, export, probe, models, simulate):
         module.register(app)
     for info in app.registered_commands:
         if info.help is None and info.callback is not None and info.callback.__doc__:

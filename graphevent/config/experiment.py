@@ -76,6 +76,11 @@ class TrainConfig:
             run for ``multitask`` with ``encoder: both``).
         freeze_encoder: keep the encoder weights fixed (those loaded by ``init_from``, or
             all encoders when it is not given).
+        encoder_lr_scale: the encoders' learning rate is ``lr`` times this (fine-tuning that
+            keeps what pretraining learned: < 1); 1 = one learning rate for everything.
+        encoder_frozen_epochs: the encoders' learning rate is 0 for this many (possibly
+            fractional) epochs, so the heads first fit a fixed encoder (linear probe, then
+            fine-tune); 0 = train everything from the start.
         find_unused_parameters: DDP option, needed when some parameters get no gradient in
             a step (e.g. a decoder unused while fine-tuning); default: decided by one probe
             step at the start.
@@ -104,6 +109,8 @@ class TrainConfig:
     label_seed: int | None = None
     init_from: list[str] = field(default_factory=list)
     freeze_encoder: bool = False
+    encoder_lr_scale: float = 1.0
+    encoder_frozen_epochs: float = 0.0
     find_unused_parameters: bool | None = None
     log_every_steps: int = 10
 
@@ -122,6 +129,10 @@ class TrainConfig:
         for key, value in non_negative.items():
             if value < 0:
                 raise ConfigError(f"{where}.{key}: invalid value {value}; expected >= 0")
+        if not self.encoder_lr_scale > 0:
+            raise ConfigError(f"{where}.encoder_lr_scale: invalid value {self.encoder_lr_scale}; expected > 0")
+        if not 0 <= self.encoder_frozen_epochs <= self.epochs:
+            raise ConfigError(f"{where}.encoder_frozen_epochs: invalid value {self.encoder_frozen_epochs}; expected 0..epochs ({self.epochs})")
         if not self.lr > 0:
             raise ConfigError(f"{where}.lr: invalid value {self.lr}; expected > 0")
         if not 0 <= self.min_lr_ratio <= 1:

@@ -36,6 +36,10 @@ class DatasetInfo:
         k: neighbours per node used for ``edge_index``.
         pixel_size: (eta, phi) pixel size for image datasets, ``None`` for point inputs.
         image_shape: (C, H, W) of the source images, ``None`` for point inputs.
+        feature_transforms: per node feature, ``log1p`` or ``none``: how the stored value was
+            made from the physical one (empty when the manifest does not say).
+        feature_signed: per node feature, whether it carries signed values (impact
+            parameters, times) rather than energies or momenta (empty when unknown).
     """
 
     node_features: list[str]
@@ -47,6 +51,8 @@ class DatasetInfo:
     num_edge_features: int = 3
     pixel_size: tuple[float, float] | None = None
     image_shape: tuple[int, int, int] | None = None
+    feature_transforms: list[str] = field(default_factory=list)
+    feature_signed: list[bool] = field(default_factory=list)
 
     @property
     def num_node_features(self) -> int:
@@ -68,6 +74,7 @@ class DatasetInfo:
             k=int(manifest.get("k", DEFAULT_K)),
             pixel_size=tuple(image["pixel_size"]) if image else None,
             image_shape=tuple(image["shape"]) if image else None,
+            **_channel_fields(manifest),
         )
 
     @classmethod
@@ -75,6 +82,19 @@ class DatasetInfo:
         if not (Path(root) / "manifest.json").is_file():
             raise DataError(f"{root}: not a graphevent dataset (no manifest.json); run `graphevent preprocess` first")
         return cls.from_manifest(load_manifest(root))
+
+
+def _channel_fields(manifest: dict[str, Any]) -> dict[str, list]:
+    """``feature_transforms`` / ``feature_signed`` from the manifest's ``config.channels``
+    (by node feature name; empty lists when a feature has no channel entry)."""
+    channels = {c.get("name"): c for c in (manifest.get("config") or {}).get("channels", []) if isinstance(c, dict)}
+    names = list(manifest.get("node_features", []))
+    if not names or any(n not in channels for n in names):
+        return {"feature_transforms": [], "feature_signed": []}
+    return {
+        "feature_transforms": [str(channels[n].get("transform", "none")) for n in names],
+        "feature_signed": [bool(channels[n].get("signed", False)) for n in names],
+    }
 
 
 def load_manifest(root: str | Path) -> dict:

@@ -37,7 +37,7 @@ from graphevent.config.experiment import ExperimentConfig, metric_mode
 from graphevent.errors import ConfigError, Interrupted, RunError
 from graphevent.train.checkpoint import CHECKPOINT_FORMAT, asdict_plain, rng_state, save_checkpoint, set_rng_state
 from graphevent.train.distributed import DistContext, all_gather_objects, all_reduce_sum
-from graphevent.train.optim import WarmupCosine, build_optimizer, build_scheduler
+from graphevent.train.optim import build_optimizer, build_scheduler, group_schedules
 from graphevent.train.sampler import DistributedBatchSampler
 
 VAL_SEED_OFFSET = 7919
@@ -187,9 +187,11 @@ class Trainer:
             raise ConfigError("train.early_stopping_patience: early stopping needs a validation split; the dataset has none")
 
         self.steps_per_epoch = math.ceil(self.sampler.num_batches() / self.tc.accumulate)
-        self.optimizer = build_optimizer(self.model, self.tc.lr, self.tc.weight_decay, self.tc.betas)
+        split = self.tc.encoder_lr_scale != 1.0 or self.tc.encoder_frozen_epochs > 0
+        self.optimizer = build_optimizer(self.model, self.tc.lr, self.tc.weight_decay, self.tc.betas, split_encoders=split)
         self.scheduler = build_scheduler(
-            self.optimizer, self.steps_per_epoch, self.tc.epochs, self.tc.warmup_epochs, self.tc.min_lr_ratio
+            self.optimizer, self.steps_per_epoch, self.tc.epochs, self.tc.warmup_epochs, self.tc.min_lr_ratio,
+            self.tc.encoder_lr_scale, self.tc.encoder_frozen_epochs,
         )
         self.state = TrainState()
         self.ddp: nn.Module = self.model  # replaced by the DDP wrapper in fit()
@@ -310,8 +312,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         # the schedule's length follows the current config (e.g. more epochs on resume)
-        self.scheduler.lr_lambdas[0] = WarmupCosine.for_run(
-            self.steps_per_epoch, self.tc.epochs, self.tc.warmup_epochs, self.tc.min_lr_ratio
+        self.scheduler.lr_lambdas = group_schedules(
+            self.optimizer, self.steps_per_epoch, self.tc.epochs, self.tc.warmup_epochs, self.tc.min_lr_ratio,
+            self.tc.encoder_lr_scale, self.tc.encoder_frozen_epochs,
         )
         self.scaler.load_state_dict(state["scaler"])
         prog = state.get("progress", {})

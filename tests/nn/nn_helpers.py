@@ -26,6 +26,7 @@ TINY = {
     "particlenet": {"k": K, "channels": [[8, 8], [16, 16], [16, 16]], "fc_dim": 16, "dropout": 0.0},
     "resnet15": {"fmaps": [4, 8], "nblocks": 1},
     "multitask": {"dim": 16, "heads": 2, "head_hidden": 16, "masked_gt": GT, "edgeconv": EC, "sparse_conv": SC},
+    "contrastive": {"encoder": "masked_gt", "proj_hidden": 16, "proj_dim": 8, "masked_gt": GT},
 }
 
 
@@ -39,6 +40,8 @@ def tiny_info() -> DatasetInfo:
         k=K,
         pixel_size=(0.1, 0.1),
         image_shape=(3, 21, 21),
+        feature_transforms=["log1p"] * 3,
+        feature_signed=[False] * 3,
     )
 
 

@@ -48,3 +48,48 @@ def test_scheduler_state_loads_with_weights_only():
     state = torch.load(buf, weights_only=True)
     assert state["last_epoch"] == 3
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 4 / 6)
+
+
+class _WithEncoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Linear(3, 4)
+        self.head = nn.Linear(4, 1)
+
+    def encoder_modules(self):
+        return {"enc": self.enc}
+
+
+def test_encoder_groups_get_scaled_and_held_learning_rate():
+    model = _WithEncoder()
+    opt = build_optimizer(model, lr=0.1, weight_decay=0.0, split_encoders=True)
+    assert [(g["encoder"], len(g["params"])) for g in opt.param_groups] == [(False, 1), (False, 1), (True, 1), (True, 1)]
+    assert opt.param_groups[2]["params"][0] is model.enc.weight
+    sched = build_scheduler(opt, steps_per_epoch=4, epochs=3, warmup_epochs=0, min_lr_ratio=0.0,
+                            encoder_lr_scale=0.1, encoder_frozen_epochs=1)
+    lrs = []
+    for _ in range(6):
+        lrs.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    cos = lambda s: 0.1 * 0.5 * (1 + math.cos(math.pi * s / 12))  # noqa: E731
+    assert [r[0] for r in lrs] == pytest.approx([cos(s) for s in range(6)])
+    assert [r[2] for r in lrs] == pytest.approx([0, 0, 0, 0, 0.1 * cos(4), 0.1 * cos(5)])
+
+
+def test_held_encoder_weights_do_not_move():
+    torch.manual_seed(0)
+    model = _WithEncoder()
+    before = model.enc.weight.detach().clone()
+    opt = build_optimizer(model, lr=0.1, weight_decay=0.05, split_encoders=True)
+    sched = build_scheduler(opt, 2, 2, 0, 0.0, encoder_frozen_epochs=1)
+    for _ in range(2):
+        opt.zero_grad()
+        model.head(model.enc(torch.randn(8, 3))).square().mean().backward()
+        opt.step()
+        sched.step()
+    assert torch.equal(model.enc.weight, before)
+    opt.zero_grad()
+    model.head(model.enc(torch.randn(8, 3))).square().mean().backward()
+    opt.step()
+    assert not torch.equal(model.enc.weight, before)

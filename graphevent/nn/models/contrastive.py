@@ -1,0 +1,163 @@
+"""Contrastive pretraining of an encoder with physics augmentations (JetCLR-style, NT-Xent)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+
+from graphevent.data.info import DatasetInfo
+from graphevent.errors import ConfigError
+from graphevent.nn.layers.jet_augment import JetAugment
+from graphevent.nn.layers.mlp import MLP
+from graphevent.nn.models.base import GraphModel, Stage, batch_vector
+from graphevent.nn.models.edgeconv_ae import EdgeConvAEConfig, EdgeConvAutoencoder
+from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig
+from graphevent.nn.registry import register_model
+
+#: encoder name -> the autoencoder whose encoder (and ``encode``) is reused; the name is also the
+#: key of ``encoder_modules()``, so ``--init-from`` of a contrastive run fills the same encoder of
+#: ``multitask``.
+BACKBONES = {"masked_gt": MaskedGTAutoencoder, "edgeconv": EdgeConvAutoencoder}
+
+
+@dataclass(frozen=True)
+class ContrastiveConfig:
+    """Keyword arguments of ``contrastive``.
+
+    Args:
+        encoder: which encoder to pretrain: ``masked_gt`` or ``edgeconv``.
+        proj_hidden: hidden width of the projection head.
+        proj_dim: output size of the projection head (the NT-Xent space).
+        temperature: NT-Xent temperature.
+        rotate: rotate each view by a random angle about its jet axis.
+        translate: std of the per-view (eta, phi) shift.
+        smear: relative std of the per-node energy smearing.
+        split_prob: probability that a node is split collinearly in a view.
+        masked_gt: the ``masked_gt`` encoder's settings (as in ``masked_gt_ae``).
+        edgeconv: the ``edgeconv`` encoder's settings (as in ``edgeconv_ae``).
+    """
+
+    encoder: Literal["masked_gt", "edgeconv"] = "masked_gt"
+    proj_hidden: int = 128
+    proj_dim: int = 64
+    temperature: float = 0.1
+    rotate: bool = True
+    translate: float = 0.02
+    smear: float = 0.1
+    split_prob: float = 0.1
+    masked_gt: MaskedGTConfig = field(default_factory=MaskedGTConfig)
+    edgeconv: EdgeConvAEConfig = field(default_factory=EdgeConvAEConfig)
+
+    def validate(self, where: str = "model") -> None:
+        if self.encoder not in BACKBONES:
+            raise ConfigError(f"{where}.encoder: invalid value {self.encoder!r}; expected one of {', '.join(BACKBONES)}")
+        for key in ("proj_hidden", "proj_dim"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        if not self.temperature > 0:
+            raise ConfigError(f"{where}.temperature: {self.temperature}; expected > 0")
+        if self.translate < 0 or self.smear < 0 or not 0 <= self.split_prob < 1:
+            raise ConfigError(
+                f"{where}: translate and smear must be >= 0 and split_prob in [0, 1) "
+                f"(found {self.translate}, {self.smear}, {self.split_prob})"
+            )
+
+
+def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:
+    r"""NT-Xent (SimCLR, arXiv:2002.05709): for each of the ``2B`` projections, cross entropy
+    of its positive (the other view of its event) against the other ``2B - 2``, on cosine
+    similarities divided by ``temperature``.
+
+    Shapes:
+        a: (B, P), b: (B, P) -> scalar
+    """
+    z = nn.functional.normalize(torch.cat([a, b]).float(), dim=1)
+    n = a.size(0)
+    sim = z @ z.T / temperature
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return nn.functional.cross_entropy(sim, target)
+
+
+@register_model("contrastive")
+class ContrastivePretrainer(GraphModel):
+    r"""Contrastive pretraining of the ``masked_gt`` or ``edgeconv`` encoder (JetCLR).
+
+    Dillon et al., "Symmetries, safety, and self-supervision", arXiv:2108.04253: two random
+    views of every jet (:class:`~graphevent.nn.layers.jet_augment.JetAugment`: rotation about
+    the jet axis, translation, energy smearing, collinear splits) are encoded, their pooled
+    embeddings pass a projection head :math:`g`, and NT-Xent (:func:`nt_xent`) pulls the two
+    views of a jet together and pushes other jets away. Labels are never read. The views get
+    new kNN graphs (split nodes change the graph). Fine-tune the encoder with ``multitask``
+    and ``--init-from`` (the encoder keeps its name).
+
+    Args:
+        info: dataset description (``feature_transforms`` tell the augmentations how to undo
+            the stored ``log1p``).
+        config: :class:`ContrastiveConfig`.
+
+    Shapes:
+        batch: x (N, F), pos (N, 2) -> encode: (N, D), (B, D); loss: scalar;
+        predict: ``{"embedding": (B, D)}``
+    """
+
+    config_class = ContrastiveConfig
+    supports_pretrain = True
+    supports_tasks = False
+
+    def __init__(self, info: DatasetInfo, config: ContrastiveConfig | None = None) -> None:
+        super().__init__(info, config or ContrastiveConfig())
+        c = self.config
+        self.backbone = BACKBONES[c.encoder](info, getattr(c, c.encoder), with_decoder=False)
+        dim = self.backbone.dim
+        self.projector = MLP(dim, [c.proj_hidden], c.proj_dim)
+        f = info.num_node_features
+        self._transforms_known = len(info.feature_transforms) == f
+        self.augment = JetAugment(
+            info.feature_transforms if self._transforms_known else ["none"] * f,
+            info.feature_signed if len(info.feature_signed) == f else None,
+            rotate=c.rotate, translate=c.translate, smear=c.smear, split_prob=c.split_prob,
+        )
+
+    @property
+    def dim(self) -> int:
+        return self.backbone.dim
+
+    def encoder_modules(self) -> dict[str, nn.Module]:
+        return self.backbone.encoder_modules()
+
+    def encode(self, batch) -> tuple[Tensor, Tensor]:
+        return self.backbone.encode(batch)
+
+    def view(self, batch, generator: torch.Generator | None = None) -> Batch:
+        """One augmented copy of the events (new tensors, no graph: encoders rebuild it)."""
+        if not self._transforms_known and (self.config.smear > 0 or self.config.split_prob > 0):
+            raise ConfigError(
+                "model: smear and split_prob need the dataset's channel transforms, which its manifest does not "
+                "record; set model.smear=0 and model.split_prob=0 or preprocess the data again"
+            )
+        b, num_events = batch_vector(batch)
+        x, pos, vb = self.augment(batch.x, batch.pos, b, num_events, generator)
+        ptr = torch.zeros(num_events + 1, dtype=torch.long, device=vb.device)
+        ptr[1:] = torch.bincount(vb, minlength=num_events).cumsum(0)
+        return Batch(x=x, pos=pos, batch=vb, ptr=ptr)
+
+    def contrastive_loss(self, batch, generator: torch.Generator | None = None) -> Tensor:
+        """NT-Xent between the projections of two views of each event."""
+        a = self.projector(self.encode(self.view(batch, generator))[1])
+        b = self.projector(self.encode(self.view(batch, generator))[1])
+        return nt_xent(a, b, self.config.temperature)
+
+    def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
+        self.check_stage(stage)
+        loss = self.contrastive_loss(batch)
+        return loss, {"nt_xent": float(loss.detach())}
+
+    @torch.no_grad()
+    def predict(self, batch) -> dict[str, Tensor]:
+        """``embedding (B, D)``: the pooled embedding of the unaugmented events."""
+        return {"embedding": self.encode(batch)[1]}
