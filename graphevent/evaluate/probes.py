@@ -268,7 +268,7 @@ def probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeO
     from graphevent.data.info import load_manifest
     from graphevent.evaluate.runner import run_names
     from graphevent.nn.registry import build_model
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
     from graphevent.train.sampler import label_subset
 
     options = options or ProbeOptions()
