@@ -20,7 +20,8 @@ events, pooled over seeds), a figure against the label fraction, and it writes t
 that leads docs/results.md (the rest of the page is kept).
 
 Sizes (--size):
-  smoke  a few minutes: checks the pipeline, numbers mean nothing.
+  smoke  a few minutes: 400 labelled + 300 unlabelled jets, 1 epoch; checks the pipeline,
+         its numbers mean nothing.
   cpu    about an hour on a 2-core CPU: the 2,000-jet shipped sample as the labelled pool,
          3,000 unlabelled jets, graphs capped at 32 nodes, 2 pretraining / 3 fine-tuning epochs.
   full   60,000 labelled-pool jets (48,000 train) + 100,000 unlabelled, 96 nodes; for one
@@ -119,7 +120,7 @@ METRICS = {"auc": "AUC", "rejection_at_0.5": "1/eps_B @ eps_S=0.5"}
 
 SIZES = {
     # labelled / unlabelled: jets simulated (labelled None: the 2,000-jet shipped sample, seed 1)
-    "smoke": dict(labelled=None, unlabelled=300, split=(0.5, 0.1, 0.4), pre_split=(0.9, 0.1, 0.0), pre_epochs=1, epochs=1,
+    "smoke": dict(labelled=400, unlabelled=300, split=(0.5, 0.1, 0.4), pre_split=(0.9, 0.1, 0.0), pre_epochs=1, epochs=1,
                   max_nodes=24, batch=64, fractions=(0.02, 1.0), seeds=2),
     "cpu": dict(labelled=None, unlabelled=3000, split=(0.6, 0.1, 0.3), pre_split=(0.9, 0.1, 0.0), pre_epochs=2, epochs=3,
                 max_nodes=32, batch=64, fractions=FRACTIONS, seeds=3),
@@ -261,7 +262,7 @@ def run_jobs(jobs: list[Job], parallel: int, work: Path, log: Path, force: bool)
 
     done = {j.key for j in jobs if not force and is_done(work, j)}
     if done:
-        print(f"  {len(done)} of {len(jobs)} steps already done (same command), skipped")
+        print(f"  {len(done)} of {len(jobs)} steps already done (same command, or a cached file), skipped")
     logs_dir = work / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
 
