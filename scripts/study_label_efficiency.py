@@ -492,6 +492,16 @@ def report(args, size: dict, models: list[Model], log: Path, t0: float) -> None:
         sec += [f"**CPU size: small graphs (at most {size['max_nodes']} nodes), {size['pre_epochs']} pretraining and "
                 f"{size['epochs']} fine-tuning epochs, small pools; a 2-core CPU. Differences of a few 0.01 AUC are "
                 "within what this size resolves; the full size is the measurement.**", ""]
+    reduced = []
+    if sorted(args.fractions) != sorted(size["fractions"]):
+        reduced.append(f"label fractions {', '.join(f'{f:g}' for f in sorted(args.fractions))} "
+                       f"(the size's default: {', '.join(f'{f:g}' for f in size['fractions'])})")
+    if len(args.seed_list) != size["seeds"]:
+        reduced.append(f"{len(args.seed_list)} seeds (default {size['seeds']})")
+    if len(models) != len(MODELS):
+        reduced.append(f"configurations {', '.join(m.name for m in models)} (of {len(MODELS)})")
+    if reduced:
+        sec += ["**Reduced study: " + "; ".join(reduced) + ".**", ""]
     sec += [
         f"Labelled pool: {lab['n_events']:,} jets ({describe_pool(args, size, 'labelled')}); "
         f"{lab['splits']['train']:,} train / {lab['splits']['val']:,} val / {lab['splits']['test']:,} test. "
