@@ -446,8 +446,10 @@ def figure(summary: dict, models: list[Model], fractions, path: Path, title: str
             style = dict(color="black", ls="--", marker="s") if m.name == BASELINE else \
                 dict(color=colours[m.group], ls="-" if m.init else ":", marker="o" if m.init else "^")
             ax.plot(fr, mean, label=m.name, lw=1.6, ms=4, **style)
-            ax.fill_between(fr, [x["min"] for x in s], [x["max"] for x in s], color=style["color"], alpha=0.12, lw=0)
+            ax.fill_between(fr, [x["min"] for x in s], [x["max"] for x in s], color=style["color"], alpha=0.1, lw=0)
         ax.set_xscale("log")
+        ax.set_xticks(fr, [f"{f * 100:g}%" for f in fr])
+        ax.minorticks_off()
         ax.set_xlabel("label fraction")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
@@ -476,12 +478,15 @@ def report(args, size: dict, models: list[Model], log: Path, t0: float) -> None:
     lab, unl = manifest["labelled"], manifest["unlabelled"]
     fig_path = args.figure_dir / f"label_efficiency_{args.size}.png"
     rel_fig = os.path.relpath(fig_path, args.results.parent)
-    small = args.size != "full"
-    title = f"label efficiency, size {args.size}" + (" (small graphs, few epochs)" if small else "")
+    title = {"smoke": "SMOKE RUN (pipeline check: tiny pools, 1 epoch; the numbers mean nothing)",
+             "cpu": f"label efficiency, CPU size (graphs <= {size['max_nodes']} nodes, {size['epochs']} fine-tuning epochs)"
+             }.get(args.size, "label efficiency") + f"; lines: mean of {len(args.seed_list)} seeds, bands: min-max"
     figure(summary, models, args.fractions, fig_path, title)
     n_ev = len(res["event_ids"])
     planned = plan(args, size)
     cmds = [shown(j.cmd) for p in PARTS for j in planned[p]]
+    stamps = [stamp_path(args.workdir, j) for p in PARTS for j in planned[p]]
+    step_s = sum(json.loads(st.read_text())["wall_s"] for st in stamps if st.is_file())
     sec = [
         f"# Label efficiency: pretraining on unlabelled jets, fine-tuning on a fraction of labels (size: {args.size})",
         "",
@@ -508,12 +513,14 @@ def report(args, size: dict, models: list[Model], log: Path, t0: float) -> None:
         f"Unlabelled pool: {unl['n_events']:,} jets ({describe_pool(args, size, 'unlabelled')}), "
         f"{unl['splits']['train']:,} of them for pretraining ({unl['splits']['val']:,} for its validation loss); "
         "its labels are never read. "
-        f"Graphs capped at {size['max_nodes']} nodes; pretraining {size['pre_epochs']} epochs, fine-tuning {size['epochs']} "
-        f"epochs, batch {size['batch']}; the checkpoint with the best validation AUC (full labelled val split) is evaluated.",
+        f"Graphs capped at {size['max_nodes']} nodes; pretraining epochs: {size['pre_epochs']}, fine-tuning epochs: {size['epochs']}, "
+        f"batch {size['batch']}; the checkpoint with the best validation AUC (full labelled val split) is evaluated.",
         f"Seeds {', '.join(map(str, args.seed_list))}: seed s draws its own labelled subset (`--label-seed s`, at least 5 "
         "events per class) and initialisation (`--set seed=s`); every model with seed s sees the same subset. "
         f"All runs are evaluated on the same {n_ev:,} test jets (quark 0 vs gluon 1, gluon = signal).",
-        f"Device: {device_name(args.gpus)}. Wall time of this invocation {(time.perf_counter() - t0) / 60:.1f} min.",
+        f"Device: {device_name(args.gpus)}. Step times summed: {step_s / 60:.1f} min (simulation excluded when cached; "
+        f"with --parallel {args.parallel}, up to {args.parallel} steps ran at once); this invocation {(time.perf_counter() - t0) / 60:.1f} min.",
+        *([args.note] if args.note else []),
         f"Versions: {versions()}.",
         "",
         f"![label efficiency]({rel_fig})",
@@ -529,7 +536,7 @@ def report(args, size: dict, models: list[Model], log: Path, t0: float) -> None:
         "## Commands",
         "",
         "```",
-        f"python scripts/study_label_efficiency.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}",
+        f"python scripts/study_label_efficiency.py {' '.join(shlex.quote(a) for a in study_argv(sys.argv[1:]))}",
         "```",
         "",
         "<details><summary>every step of the study (finished steps are skipped when rerun)</summary>",
@@ -552,6 +559,19 @@ def report(args, size: dict, models: list[Model], log: Path, t0: float) -> None:
         lead_results(args.results, section)
         print(f"wrote {args.results} (leading section) and {fig_path}")
     print("\n".join(tables(summary, models, args.fractions)))
+
+
+def study_argv(argv: list[str]) -> list[str]:
+    """The options that define the study: ``argv`` without --part, --note, --force and --dry-run."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--part", "--note"):
+            skip = True
+        elif not (a.startswith(("--part=", "--note=")) or a in ("--force", "--dry-run")):
+            out.append(a)
+    return out
 
 
 def describe_pool(args, size: dict, pool: str) -> str:
@@ -596,6 +616,7 @@ def parse_args(argv: list[str] | None = None):
     ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md", help="page whose leading section the study writes")
     ap.add_argument("--figure-dir", type=Path, default=ROOT / "docs/results")
     ap.add_argument("--bootstrap", type=int, default=1000, help="resamples of the paired bootstrap over test events")
+    ap.add_argument("--note", help="a line added to the results section (e.g. what else ran on the machine)")
     ap.add_argument("--force", action="store_true", help="rerun steps even when their command is unchanged")
     ap.add_argument("--dry-run", action="store_true", help="print every command of the selected parts and stop")
     args = ap.parse_args(argv)

@@ -134,3 +134,8 @@ def test_figure_and_leading_section(tmp_path):
     study.lead_results(page, "# label efficiency\nsecond\n")  # replaced, not stacked
     text = page.read_text()
     assert text == f"{study.BEGIN}\n# label efficiency\nsecond\n{study.END}\n\n# older study\n\ntable\n"
+
+
+def test_the_page_shows_the_command_that_reproduces_the_study():
+    argv = ["--size", "cpu", "--part", "report", "--seeds", "3", "--note", "busy machine", "--force", "--part=finetune"]
+    assert study.study_argv(argv) == ["--size", "cpu", "--seeds", "3"]
