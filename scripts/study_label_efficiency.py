@@ -22,10 +22,13 @@ that leads docs/results.md (the rest of the page is kept).
 Sizes (--size):
   smoke  a few minutes: 400 labelled + 300 unlabelled jets, 1 epoch; checks the pipeline,
          its numbers mean nothing.
-  cpu    about an hour on a 2-core CPU: the 2,000-jet shipped sample as the labelled pool,
+  cpu    about an hour on an otherwise idle 2-core CPU (estimated from the step times of the
+         reduced run in docs/results.md): the 2,000-jet shipped sample as the labelled pool,
          3,000 unlabelled jets, graphs capped at 32 nodes, 2 pretraining / 3 fine-tuning epochs.
   full   60,000 labelled-pool jets (48,000 train) + 100,000 unlabelled, 96 nodes; for one
-         H200-class GPU, in parts of about 12 minutes each (estimates, see --help of --part):
+         H200-class GPU, in parts of about 12 minutes each. These durations are ESTIMATES scaled
+         from the H100 run in docs/results_gpu_full.md (about 1,500 training events/s per run
+         with 6 runs sharing the GPU), not measured with this script; --parallel 6 assumed:
            --part data           simulate + preprocess (CPU; use --sim-procs to go faster)
            --part pretrain       both encoders on the unlabelled pool
            --part finetune --fractions 1            the 100% runs
