@@ -439,7 +439,7 @@ def figure(summary: dict, models: list[Model], fractions, path: Path, title: str
     import matplotlib.pyplot as plt
 
     fr = sorted(fractions)
-    groups = list(dict.fromkeys(m.group for m in models))
+    groups = list(dict.fromkeys([m.group for m in MODELS if m.name != BASELINE] + [m.group for m in models]))  # stable colours
     colours = {g: plt.get_cmap("tab10")(i) for i, g in enumerate(groups)}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (key, label) in zip(axes, METRICS.items()):
