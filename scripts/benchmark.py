@@ -22,6 +22,10 @@ Sizes:
 
 Generated samples are cached in --cache (outside git) and reused.
 
+The label-efficiency study (several seeds per label fraction, each drawing its own labelled
+subset, pretraining on a separate unlabelled pool) is scripts/study_label_efficiency.py; the
+section it writes at the top of docs/results.md is kept when this script rewrites the page.
+
 Example:
   python scripts/benchmark.py --size cpu
   python scripts/benchmark.py --size full --gpus 1 --cache /scratch/ge-cache
@@ -335,7 +339,11 @@ def main() -> None:
               for l in log.read_text().splitlines() if l.startswith("$ ")]
     lines += ["```", ""]
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text("\n".join(lines))
+    from study_label_efficiency import BEGIN, END  # keep the label-efficiency study's leading section
+
+    old = args.results.read_text() if args.results.is_file() else ""
+    lead = old[: old.index(END) + len(END)] + "\n\n" if BEGIN in old and END in old else ""
+    args.results.write_text(lead + "\n".join(lines))
     (work / "results.json").write_text(json.dumps({f"{k[0]} @ {k[1]}": v for k, v in metrics.items()}, indent=1))
     print(f"wrote {args.results}")
 

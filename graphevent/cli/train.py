@@ -28,6 +28,7 @@ def train_cmd(
     init_from: Annotated[list[Path] | None, typer.Option(help="Pretraining run (or checkpoint) whose encoder weights initialise the model; repeat for several encoders.", show_default=False)] = None,
     freeze_encoder: Annotated[bool | None, typer.Option("--freeze-encoder/--no-freeze-encoder", help="Keep the encoder weights fixed; train only the heads (default: train.freeze_encoder).", show_default=False)] = None,
     label_fraction: Annotated[float | None, typer.Option(help="Train the heads on this seeded fraction of labelled events (0 < F <= 1).", show_default=False)] = None,
+    label_seed: Annotated[int | None, typer.Option(help="Seed of the --label-fraction subset (default: the experiment seed); set it to vary the subset and the initialisation independently.", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
     set_: SetOpt = None,
 ) -> None:
@@ -56,6 +57,7 @@ def train_cmd(
         "train.epochs": epochs,
         "train.batch_size": batch_size,
         "train.label_fraction": label_fraction,
+        "train.label_seed": label_seed,
         "train.init_from": [str(p.resolve()) for p in init_from] if init_from else None,
         "train.freeze_encoder": freeze_encoder,
     }

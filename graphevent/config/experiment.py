@@ -70,7 +70,11 @@ class TrainConfig:
             from ``last.pt``).
         label_fraction: fine-tuning/supervised: train the heads on this seeded fraction of
             the labelled training events (pretraining always uses all events).
-        label_seed: seed of that subset (default: the experiment seed).
+        label_seed: seed of that subset (default: the experiment seed); vary it to draw
+            another subset with the same initialisation seed, or the other way round.
+        min_labels_per_class: with a classification task, the subset holds at least this
+            many events of every class (all of a class's events if it has fewer), so tiny
+            fractions never miss a class.
         init_from: run directories or checkpoints whose encoder weights initialise the model
             (one per pretrained encoder, e.g. an ``edgeconv_ae`` run and a ``masked_gt_ae``
             run for ``multitask`` with ``encoder: both``).
@@ -107,6 +111,7 @@ class TrainConfig:
     max_restarts: int = 3
     label_fraction: float = 1.0
     label_seed: int | None = None
+    min_labels_per_class: int = 5
     init_from: list[str] = field(default_factory=list)
     freeze_encoder: bool = False
     encoder_lr_scale: float = 1.0
@@ -124,7 +129,7 @@ class TrainConfig:
             "warmup_epochs": self.warmup_epochs, "grad_clip": self.grad_clip,
             "early_stopping_patience": self.early_stopping_patience, "num_workers": self.num_workers,
             "checkpoint_every_steps": self.checkpoint_every_steps, "max_restarts": self.max_restarts,
-            "log_every_steps": self.log_every_steps,
+            "log_every_steps": self.log_every_steps, "min_labels_per_class": self.min_labels_per_class,
         }
         for key, value in non_negative.items():
             if value < 0:

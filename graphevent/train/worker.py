@@ -95,7 +95,10 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
         indices = None
         if cfg.trains_tasks and tc.label_fraction < 1:
             seed = cfg.seed if tc.label_seed is None else tc.label_seed
-            indices = label_subset(train_set.event_ids, tc.label_fraction, seed)
+            classified = any(t.type == "classification" for t in cfg.tasks)
+            indices = label_subset(train_set.event_ids, tc.label_fraction, seed,
+                                   labels=train_set.labels() if classified else None,
+                                   min_per_class=tc.min_labels_per_class)
 
         completed = int(state["epoch"]) if state is not None else 0
         if ctx.is_main:

@@ -109,3 +109,34 @@ def test_label_subset_is_what_every_worker_count_trains_on(world):
     subset = label_subset(ids, 0.3, seed=0)
     ranks = [list(s) for s in samplers(world, indices=subset)]
     assert sorted(i for r in ranks for b in r for i in b) == sorted(subset.tolist())
+
+
+def test_label_seeds_draw_different_subsets_of_the_right_size():
+    ids = np.arange(2000) * 3 + 11
+    labels = np.arange(2000) % 2
+    subsets = {s: label_subset(ids, 0.05, s, labels=labels, min_per_class=5) for s in range(4)}
+    for s, sub in subsets.items():
+        assert len(sub) == 100  # round(0.05 * 2000); both classes already have >= 5
+        assert np.array_equal(sub, label_subset(ids, 0.05, s, labels=labels, min_per_class=5))
+    overlaps = [len(np.intersect1d(subsets[a], subsets[b])) for a in range(4) for b in range(a + 1, 4)]
+    assert max(overlaps) < 20  # independent draws of 100 of 2000 share about 5 events
+
+
+def test_label_subset_keeps_a_minimum_per_class_at_tiny_fractions():
+    ids = np.arange(1000) + 7
+    labels = (np.arange(1000) % 10 == 0).astype(int)  # 100 events of class 1, 900 of class 0
+    plain = label_subset(ids, 0.005, seed=2)
+    assert len(plain) == 5
+    for seed in range(20):
+        sub = label_subset(ids, 0.005, seed, labels=labels, min_per_class=4)
+        counts = np.bincount(labels[sub], minlength=2)
+        assert counts.min() >= 4 and 5 <= len(sub) <= 5 + 8
+        assert set(sub) >= set(label_subset(ids, 0.005, seed))  # the plain draw plus top-ups
+        assert set(sub) <= set(label_subset(ids, 0.05, seed, labels=labels, min_per_class=4))  # still nested
+    # a class with fewer events than the minimum contributes all of them
+    rare = np.zeros(1000, int)
+    rare[[3, 500]] = 1
+    sub = label_subset(ids, 0.01, seed=0, labels=rare, min_per_class=5)
+    assert {3, 500} <= set(sub) and np.bincount(rare[sub], minlength=2)[0] >= 5
+    with pytest.raises(ConfigError, match="label_subset: 3 labels for 1000 events"):
+        label_subset(ids, 0.1, 0, labels=[0, 1, 0], min_per_class=1)
