@@ -25,7 +25,7 @@ def main() -> int:
     from graphevent.evaluate.probes import PROBE_COLUMNS, ProbeOptions, pooled_embeddings, probe_embeddings
     from graphevent.nn.registry import build_model
     from graphevent.train.checkpoint import load_run
-    from graphevent.train.sampler import label_subset
+    from graphevent.data.label_subset import label_subset
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path)

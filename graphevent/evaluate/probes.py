@@ -269,7 +269,8 @@ def probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeO
     from graphevent.evaluate.runner import run_names
     from graphevent.nn.registry import build_model
     from graphevent.nn.checkpoint import load_run
-    from graphevent.train.sampler import label_subset
+    from graphevent.config.experiment import TrainConfig
+    from graphevent.data.label_subset import label_subset
 
     options = options or ProbeOptions()
     options.validate()
@@ -280,7 +281,10 @@ def probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeO
         raise DataError(f"--data {data}: probes need events in train and {options.split} (found {len(train_set)}, {len(test_set)})")
     pool = np.arange(len(train_set) if options.pool_events == 0 else min(options.pool_events, len(train_set)))
     tested = np.arange(len(test_set) if options.max_events == 0 else min(options.max_events, len(test_set)))
-    labelled = label_subset(train_set.event_ids[pool], options.label_fraction, options.seed)
+    # the rule fine-tuning uses (train.label_fraction with its per-class minimum), so a probe
+    # and a fine-tuned run at the same fraction and seed see the same labelled jets
+    labelled = label_subset(train_set.event_ids[pool], options.label_fraction, options.seed,
+                            labels=train_set.labels()[pool], min_per_class=TrainConfig().min_labels_per_class)
     num_classes = train_set.info.num_classes
     if not 0 <= options.signal < num_classes:
         raise ConfigError(f"--signal {options.signal}: expected a class index in 0..{num_classes - 1}")

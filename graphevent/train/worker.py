@@ -51,7 +51,7 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
     from graphevent.train.distributed import all_gather_objects, barrier, init_distributed, shutdown
     from graphevent.train.engine import Trainer, seed_everything, seed_worker
     from graphevent.train.rundir import MetricsLogger, device_name, environment, write_env
-    from graphevent.train.sampler import label_subset
+    from graphevent.data.label_subset import label_subset
 
     ctx = init_distributed(bool(launch["use_cuda"]))
     logger = None

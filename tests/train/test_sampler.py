@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from graphevent.errors import ConfigError
-from graphevent.train.sampler import DistributedBatchSampler, label_subset
+from graphevent.data.label_subset import label_subset
+from graphevent.train.sampler import DistributedBatchSampler
 
 NODES = np.random.default_rng(0).integers(1, 30, size=53)
 
