@@ -180,6 +180,39 @@ class EncoderModel(GraphModel):
         """The reconstructed events as a :class:`~graphevent.nn.reconstruction.Reconstruction`."""
 
 
+class SupervisedModel(GraphModel):
+    """A supervised model with one head per task on a pooled embedding (ParticleNet, ResNet-15).
+
+    Subclasses define ``forward_features(batch) -> (tokens, pooled (B, D))``, ``heads`` (a
+    ``ModuleDict`` by task name) and ``taskset``; this class gives the timm-style
+    ``forward_heads``, the encoder view ``encode``, the task ``loss`` and ``predict``.
+    """
+
+    heads: nn.ModuleDict
+
+    def forward_heads(self, pooled: Tensor) -> dict[str, Tensor]:
+        """Raw task outputs: logits (B, C) or standardised regression values (B,)."""
+        out = {}
+        for t in self.taskset.tasks:
+            y = self.heads[t.name](pooled)
+            out[t.name] = y.squeeze(-1) if t.type == "regression" else y
+        return out
+
+    def encode(self, batch) -> tuple[Tensor, Tensor]:
+        return self.forward_features(batch)
+
+    def loss(self, batch, stage: Stage = "supervised") -> tuple[Tensor, dict[str, float]]:
+        self.check_stage(stage)
+        losses = self.taskset.losses(self.forward_heads(self.forward_features(batch)[1]), batch)
+        total = self.taskset.total(losses)
+        values = torch.stack([total.detach(), *(v.detach() for v in losses.values())]).tolist()
+        return total, dict(zip(["loss", *(f"loss_{n}" for n in losses)], values))
+
+    @torch.no_grad()
+    def predict(self, batch) -> dict[str, Tensor]:
+        return self.taskset.predict(self.forward_heads(self.forward_features(batch)[1]))
+
+
 # ---------------------------------------------------------------------- batch helpers
 def batch_vector(data) -> tuple[Tensor, int]:
     """``(batch (N,), num_events)`` of a PyG ``Batch``, or of a single ``Data`` (one event)."""

@@ -14,7 +14,7 @@ from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.normalize import Standardize
-from graphevent.nn.models.base import GraphModel, Stage, batch_vector, position_graph
+from graphevent.nn.models.base import SupervisedModel, batch_vector, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.registry import register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
@@ -51,7 +51,7 @@ class ParticleNetConfig:
 
 
 @register_model("particlenet")
-class ParticleNet(GraphModel):
+class ParticleNet(SupervisedModel):
     r"""ParticleNet-style baseline: EdgeConv blocks with dynamic kNN, global average pooling, task heads.
 
     Qu & Gouskos, "ParticleNet: Jet Tagging via Particle Clouds", arXiv:1902.08570: three
@@ -106,25 +106,3 @@ class ParticleNet(GraphModel):
             h = h.to(dtype)
             h = self.blocks(h, edge_index, b, num_events)[-1]
         return h, global_mean_pool(at_least_float32(h), b, num_events)
-
-    def forward_heads(self, pooled: Tensor) -> dict[str, Tensor]:
-        """Raw task outputs: logits (B, C) or standardised regression values (B,)."""
-        out = {}
-        for t in self.taskset.tasks:
-            y = self.heads[t.name](pooled)
-            out[t.name] = y.squeeze(-1) if t.type == "regression" else y
-        return out
-
-    def encode(self, batch) -> tuple[Tensor, Tensor]:
-        return self.forward_features(batch)
-
-    def loss(self, batch, stage: Stage = "supervised") -> tuple[Tensor, dict[str, float]]:
-        self.check_stage(stage)
-        losses = self.taskset.losses(self.forward_heads(self.forward_features(batch)[1]), batch)
-        total = self.taskset.total(losses)
-        values = torch.stack([total.detach(), *(v.detach() for v in losses.values())]).tolist()
-        return total, dict(zip(["loss", *(f"loss_{n}" for n in losses)], values))
-
-    @torch.no_grad()
-    def predict(self, batch) -> dict[str, Tensor]:
-        return self.taskset.predict(self.forward_heads(self.forward_features(batch)[1]))

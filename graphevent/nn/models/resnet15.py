@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.pixels import dense_images, pixel_coords
-from graphevent.nn.models.base import GraphModel, Stage, batch_vector
+from graphevent.nn.models.base import SupervisedModel, batch_vector
 from graphevent.nn.registry import register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
@@ -80,7 +80,7 @@ class ResBlock(nn.Module):
 
 
 @register_model("resnet15")
-class ResNet15(GraphModel):
+class ResNet15(SupervisedModel):
     r"""ResNet-15 on dense (eta, phi) images: the CMS end-to-end image baseline.
 
     Andrews et al., "End-to-end jet classification of quarks and gluons with the CMS Open
@@ -151,25 +151,3 @@ class ResNet15(GraphModel):
         cc = (col * wf // self.image_size[1]).clamp(0, wf - 1)
         tokens = h[b, :, r, cc]
         return tokens, h.amax(dim=(2, 3))
-
-    def forward_heads(self, pooled: Tensor) -> dict[str, Tensor]:
-        """Raw task outputs: logits (B, C) or standardised regression values (B,)."""
-        out = {}
-        for t in self.taskset.tasks:
-            y = self.heads[t.name](pooled)
-            out[t.name] = y.squeeze(-1) if t.type == "regression" else y
-        return out
-
-    def encode(self, batch) -> tuple[Tensor, Tensor]:
-        return self.forward_features(batch)
-
-    def loss(self, batch, stage: Stage = "supervised") -> tuple[Tensor, dict[str, float]]:
-        self.check_stage(stage)
-        losses = self.taskset.losses(self.forward_heads(self.forward_features(batch)[1]), batch)
-        total = self.taskset.total(losses)
-        values = torch.stack([total.detach(), *(v.detach() for v in losses.values())]).tolist()
-        return total, dict(zip(["loss", *(f"loss_{n}" for n in losses)], values))
-
-    @torch.no_grad()
-    def predict(self, batch) -> dict[str, Tensor]:
-        return self.taskset.predict(self.forward_heads(self.forward_features(batch)[1]))
