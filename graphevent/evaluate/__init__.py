@@ -6,10 +6,9 @@ for the metric definitions and ``docs/metrics_schema.md`` for ``metrics.json``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from graphevent.evaluate.options import EvalOptions
+from graphevent.evaluate.options import EvalOptions, check_run_dirs
 
 
 def evaluate(run_dirs, data_dir, options: EvalOptions = EvalOptions(), out_dir=None, progress: Any = None):
@@ -17,14 +16,8 @@ def evaluate(run_dirs, data_dir, options: EvalOptions = EvalOptions(), out_dir=N
     (options, run and dataset directories, output directory), so a wrong argument fails
     in about a second instead of after torch's import."""
     from graphevent.data.info import load_manifest
-    from graphevent.errors import ConfigError, RunError
 
-    options.validate()
-    if not run_dirs:
-        raise ConfigError("eval: no run directory given; expected one or more RUN_DIR")
-    for d in run_dirs:
-        if not Path(d).is_dir():
-            raise RunError(f"{d}: run directory not found")
+    check_run_dirs(run_dirs, options)
     load_manifest(data_dir)  # DataError: missing or unfinished dataset
     from graphevent.evaluate.runner import evaluate as run_evaluation
 

@@ -63,3 +63,22 @@ class EvalOptions:
             raise ConfigError(f"--max-events {self.max_events}: expected a positive integer")
         if not (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
             raise ConfigError(f"--device {self.device!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def check_run_dirs(run_dirs, options: EvalOptions) -> None:
+    """The checks of an eval's options and run directories that need no torch.
+
+    Raises:
+        ConfigError: bad options, or no run directory given.
+        RunError: a run directory that does not exist.
+    """
+    from pathlib import Path
+
+    from graphevent.errors import RunError
+
+    options.validate()
+    if not run_dirs:
+        raise ConfigError("eval: no run directory given; expected one or more RUN_DIR")
+    for d in run_dirs:
+        if not Path(d).is_dir():
+            raise RunError(f"{d}: run directory not found")

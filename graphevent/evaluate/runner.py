@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from graphevent.errors import ConfigError, DataError, RunError
+from graphevent.errors import ConfigError, DataError
 from graphevent.evaluate.device import eval_context
 from graphevent.evaluate.explain import ExplainOutput, explain_run, pca_figure
 from graphevent.evaluate.inference import EventRecord, TaskBinding, bind_tasks, check_compatible, run_inference
-from graphevent.evaluate.options import EvalOptions
+from graphevent.evaluate.options import EvalOptions, check_run_dirs
 from graphevent.evaluate.predictions import write_predictions
 from graphevent.metrics import ClassificationMetrics
 from graphevent.metrics.classification import paired_auc_differences
@@ -389,12 +389,7 @@ def evaluate(
     from graphevent.utils.distributed import launcher_env, shutdown
     from graphevent.utils.progress import NullProgress
 
-    options.validate()
-    if not run_dirs:
-        raise ConfigError("eval: no run directory given; expected one or more RUN_DIR")
-    for d in run_dirs:
-        if not Path(d).is_dir():
-            raise RunError(f"{d}: run directory not found")
+    check_run_dirs(run_dirs, options)
     out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs, options.split)
     layout = launcher_env()
     output = _Staging(out, [*run_dirs, data_dir], options.overwrite, active=layout is None or layout["rank"] == 0)
