@@ -103,7 +103,8 @@ class TrainState:
 class _StopSignals:
     """While active, SIGINT and SIGTERM only record the signal (``signum``); the training loop
     checks it after each optimizer step. A second SIGINT raises KeyboardInterrupt at once.
-    Outside the main thread (where handlers cannot be set) it records nothing."""
+    Outside the main thread (where handlers cannot be set) it records nothing; a signal the
+    process was started with ignored stays ignored."""
 
     def __init__(self) -> None:
         self.signum = 0
@@ -117,6 +118,8 @@ class _StopSignals:
     def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # ignored by whoever started us (nohup, a background job): stays ignored
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -28,12 +28,23 @@ def _signal_after_step(monkeypatch, step: int, signum: int) -> None:
     monkeypatch.setattr(engine.Trainer, "_optimizer_step", step_then_signal)
 
 
+@pytest.fixture
+def terminal_signals():
+    """A terminal's SIGINT/SIGTERM handlers, whatever started pytest (a background job or CI may
+    start it with SIGINT ignored, which training then leaves ignored); restored afterwards."""
+    old = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+           signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL)}
+    yield
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
 @pytest.mark.parametrize("signum, step, position", [
     (signal.SIGTERM, 3, "epoch 1, batch 3, step 3"),    # within an epoch (55 events, batch 8: 7 steps per epoch)
     (signal.SIGINT, 7, "end of epoch 1, step 7"),       # on an epoch's last step: that epoch's checkpoint
 ])
 def test_signal_saves_a_checkpoint_and_resume_finishes(signum, step, position, tiny_dataset, tmp_path, capsys, monkeypatch,
-                                                       one_torch_thread):
+                                                       one_torch_thread, terminal_signals):
     cfg = write_experiment(tmp_path / "pn.yaml", "supervised", "particlenet", tasks=LABEL, epochs=2, num_workers=0)
     out = tmp_path / "run"
     _signal_after_step(monkeypatch, step, signum)
@@ -50,3 +61,18 @@ def test_signal_saves_a_checkpoint_and_resume_finishes(signum, step, position, t
     assert main_cli(["train", "-o", out, "--resume", "--no-progress"]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and records[-1]["step"] == 14
+
+
+def test_a_signal_started_ignored_stays_ignored(tiny_dataset, tmp_path, one_torch_thread):
+    """nohup / a background job starts training with SIGINT ignored: it must stay ignored."""
+    import graphevent.train.engine as engine
+
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with engine._StopSignals() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stop.signum == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == stop._handle
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
