@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 TORCH_SPEC="${GRAPHEVENT_TORCH:-torch==2.13.0}"
-EXTRAS="${GRAPHEVENT_EXTRAS:-dev,sim}"
+EXTRAS="${GRAPHEVENT_EXTRAS:-dev,sim,export}"
 
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PY --version)"
