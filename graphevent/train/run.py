@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,17 @@ def _device_plan(options: TrainOptions) -> tuple[bool, int]:
     return False, options.nproc
 
 
+def _raise_interrupted(run_dir: Path) -> None:
+    """Raise :class:`~graphevent.errors.Interrupted` if rank 0 recorded that a signal stopped
+    the workers after saving a checkpoint."""
+    from graphevent.train.worker import interrupted_file
+
+    path = interrupted_file(run_dir)
+    if path.is_file():
+        info = json.loads(path.read_text())
+        raise errors.Interrupted(int(info["signum"]), info["message"])
+
+
 def _raise_worker_error(run_dir: Path, fallback: RunError) -> None:
     """Re-raise the one-line error a worker recorded (lowest rank first), else ``fallback``."""
     from graphevent.train.worker import error_file
@@ -345,6 +357,7 @@ def train(options: TrainOptions) -> TrainResult:
             prepare_run_dir(od, resume=resume, overwrite=options.overwrite or restarted)
             for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
                 stale.unlink()
+            (run_dir / "logs" / "interrupted.json").unlink(missing_ok=True)
             _write_run_files(run_dir, cfg, Path(options.data), launch, resume=resume)
         result = _run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank)
         if od is not None:
@@ -376,6 +389,8 @@ def _run(options: TrainOptions, cfg: ExperimentConfig, run_dir: Path, layout: di
     else:
         if not use_cuda:
             os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        from torch.distributed.elastic.multiprocessing.api import SignalException
+
         try:
             launch_elastic(
                 [str(run_dir / "launch.json")], nproc, run_dir / "logs" / "elastic",
@@ -383,7 +398,13 @@ def _run(options: TrainOptions, cfg: ExperimentConfig, run_dir: Path, layout: di
                 master_port=options.master_port, max_restarts=cfg.train.max_restarts,
             )
         except RunError as exc:
+            _raise_interrupted(run_dir)
             _raise_worker_error(run_dir, exc)
+        except SignalException as exc:  # SIGINT/SIGTERM to this launcher, forwarded to the workers
+            _raise_interrupted(run_dir)
+            raise errors.Interrupted(int(exc.sigval), f"interrupted by {signal.Signals(exc.sigval).name} before the workers "
+                                               f"saved a checkpoint; {run_dir} holds the last one saved, if any") from None
+        _raise_interrupted(run_dir)
         if error_file(run_dir, 0).is_file():
             _raise_worker_error(run_dir, RunError("training failed"))
         summary = {}

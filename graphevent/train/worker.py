@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphevent.config.experiment import ExperimentConfig
-from graphevent.errors import ConfigError, GraphEventError
+from graphevent.errors import ConfigError, GraphEventError, Interrupted
 
 
 def _silence(run_dir: Path, rank: int) -> None:
@@ -33,6 +33,11 @@ def _silence(run_dir: Path, rank: int) -> None:
 
 def error_file(run_dir: Path, rank: int) -> Path:
     return run_dir / "logs" / f"rank{rank}.error"
+
+
+def interrupted_file(run_dir: Path) -> Path:
+    """Written by rank 0 when a signal stopped training after saving a checkpoint."""
+    return run_dir / "logs" / "interrupted.json"
 
 
 def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], callbacks=None) -> dict[str, Any]:
@@ -149,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
 
             callbacks = train_callbacks(launch.get("progress", True))
         run_worker(cfg, run_dir, launch, callbacks)
+    except Interrupted as exc:  # checkpoint saved; the launcher reports it (no traceback here)
+        if rank == 0:
+            path = interrupted_file(run_dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"signum": exc.signum, "message": str(exc)}))
+        return exc.exit_code
     except GraphEventError as exc:
         path = error_file(run_dir, rank)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -76,3 +76,26 @@ def test_a_signal_started_ignored_stays_ignored(tiny_dataset, tmp_path, one_torc
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def test_sigterm_to_the_launcher_of_two_workers_saves_and_resumes(tiny_dataset, tmp_path):
+    """A batch system's pre-emption: SIGTERM to the process that launched two workers (rank 0
+    sends it to its parent after step 2 and waits until the launcher has forwarded it). The
+    workers stop together, save, and the command exits 143 with the one-line message;
+    --resume finishes the run."""
+    from train_helpers import run_graphevent
+
+    cfg = write_experiment(tmp_path / "pn.yaml", "supervised", "particlenet", tasks=LABEL, epochs=2, num_workers=0)
+    out = tmp_path / "run"
+    proc = run_graphevent(["train", "-c", cfg, "-d", tiny_dataset, "-o", out, "--nproc", "2", "--no-progress"],
+                          timeout=400, GRAPHEVENT_TEST_TERM_LAUNCHER_AT_STEP="2")
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert f"interrupted by SIGTERM: checkpoint saved to {out / 'checkpoints' / 'last.pt'} (" in proc.stderr
+    assert f"resume with: graphevent train --out {out} --resume" in proc.stderr
+    saved = load_checkpoint(out / "checkpoints" / "last.pt")["step"]
+    assert saved == 2  # rank 0 waits for the forwarded signal after step 2: the workers stop there
+    proc = run_graphevent(["train", "-o", out, "--resume", "--nproc", "2", "--no-progress"], timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and records[-1]["step"] > saved

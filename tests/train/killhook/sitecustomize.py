@@ -26,3 +26,28 @@ if _STEP:
             os.kill(os.getpid(), signal.SIGKILL)
 
     _engine.Trainer._optimizer_step = _step_then_die
+
+# GRAPHEVENT_TEST_TERM_LAUNCHER_AT_STEP=K: after its optimizer step K, rank 0 sends SIGTERM to
+# its parent, the process that launched the workers (as a batch system does on pre-emption);
+# the launcher forwards it to every worker.
+_TERM = os.environ.get("GRAPHEVENT_TEST_TERM_LAUNCHER_AT_STEP")
+
+if _TERM:
+    import signal as _signal
+
+    import graphevent.train.engine as _engine_t
+
+    _step_before_term = _engine_t.Trainer._optimizer_step
+
+    def _step_then_term_launcher(self):
+        _step_before_term(self)
+        if self.state.step == int(_TERM) and self.ctx.rank == 0 and not getattr(_engine_t, "_term_sent", False):
+            _engine_t._term_sent = True
+            os.kill(os.getppid(), _signal.SIGTERM)
+            import time as _time
+
+            deadline = _time.monotonic() + 120  # wait for the launcher's forwarded SIGTERM, so that the
+            while not self._signals.signum and _time.monotonic() < deadline:  # stop is at this step
+                _time.sleep(0.01)
+
+    _engine_t.Trainer._optimizer_step = _step_then_term_launcher
