@@ -94,7 +94,7 @@ def task_outputs(model: nn.Module) -> tuple[nn.ModuleList, list[str]]:
     taskset = model.taskset
     outs, names = [], []
     for t in taskset.tasks:
-        if t.type == "classification":
+        if t.task_type.label_target:
             outs.append(TaskOutput(model.heads[t.name], True, 0.0, 1.0))
             names.append(f"score_{t.name}")
         else:

@@ -74,6 +74,10 @@ class TaskSet(nn.Module):
         """Head output size: ``num_classes`` logits or one standardised value."""
         return self.num_classes if task.task_type.label_target else 1
 
+    def head_output(self, task: TaskConfig, y: Tensor) -> Tensor:
+        """A head's raw output in the task's shape: logits ``(B, C)`` or one value ``(B,)``."""
+        return y if task.task_type.label_target else y.squeeze(-1)
+
     def _targets(self, batch, task: TaskConfig) -> Tensor:
         if task.task_type.label_target:
             y = getattr(batch, "y", None)

@@ -100,7 +100,7 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
         indices = None
         if cfg.trains_tasks and tc.label_fraction < 1:
             seed = cfg.seed if tc.label_seed is None else tc.label_seed
-            classified = any(t.type == "classification" for t in cfg.tasks)
+            classified = any(t.task_type.label_target for t in cfg.tasks)
             indices = label_subset(train_set.event_ids, tc.label_fraction, seed,
                                    labels=train_set.labels() if classified else None,
                                    min_per_class=tc.min_labels_per_class)

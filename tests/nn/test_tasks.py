@@ -66,3 +66,13 @@ def test_task_losses_and_predictions_by_hand():
     pred = ts.predict({"label": outputs["label"], "m0": torch.tensor([1.0, -0.5]), "pt": torch.tensor([0.0, 2.0])})
     assert torch.allclose(pred["label"], torch.tensor([[0.5, 0.5], [0.75, 0.25]]))
     assert pred["m0"].tolist() == [60.0, 45.0] and pred["pt"].tolist() == [200.0, 260.0]
+
+
+def test_head_output_shape_comes_from_the_task_type():
+    info = tiny_info()
+    ts = TaskSet(check_tasks([TaskConfig("label", "classification"), TaskConfig("m0", "regression", target="m0")], info), info)
+    label, m0 = ts.tasks
+    logits, value = torch.arange(6.0).view(3, 2), torch.arange(3.0).view(3, 1)
+    assert ts.out_channels(label) == 2 and ts.out_channels(m0) == 1
+    assert torch.equal(ts.head_output(label, logits), logits)  # (B, C) logits unchanged
+    assert torch.equal(ts.head_output(m0, value), torch.tensor([0.0, 1.0, 2.0]))  # (B, 1) -> (B,)

@@ -195,7 +195,7 @@ class SupervisedModel(GraphModel):
         out = {}
         for t in self.taskset.tasks:
             y = self.heads[t.name](pooled)
-            out[t.name] = y.squeeze(-1) if t.type == "regression" else y
+            out[t.name] = self.taskset.head_output(t, y)
         return out
 
     def encode(self, batch) -> tuple[Tensor, Tensor]:

@@ -257,7 +257,7 @@ class MultiTaskModel(GraphModel):
         for i, t in enumerate(self.taskset.tasks):
             inp = tokens.flatten(1) if self.config.fusion == "concat" else per_task[:, i]
             y = self.heads[t.name](inp)
-            out[t.name] = y.squeeze(-1) if t.type == "regression" else y
+            out[t.name] = self.taskset.head_output(t, y)
         return (out, weights) if need_weights else out
 
     # ------------------------------------------------------------------ GraphModel
