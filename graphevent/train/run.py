@@ -134,16 +134,13 @@ def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume:
     Returns:
         the dataset's :class:`DatasetInfo`.
     """
-    from graphevent.data.dataset import GraphDataset
-    from graphevent.nn.registry import build_model
-    from graphevent.nn.tasks import check_tasks
     from graphevent.train.checkpoint import checkpoint_path
+    from graphevent.train.worker import open_inputs
 
     data = Path(data)
     if not data.exists():
         raise errors.DataError(f"--data {data}: dataset directory not found")
-    train_set = GraphDataset(data, "train", verify=verify)
-    val_set = GraphDataset(data, "val", verify=verify)
+    train_set, val_set, model = open_inputs(cfg, data, verify=verify)
     if len(train_set) == 0:
         raise errors.DataError(f"--data {data}: the train split is empty")
     if len(val_set) == 0 and cfg.train.early_stopping_patience > 0:
@@ -152,9 +149,6 @@ def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume:
             f"{data} has no val events (set it to 0)"
         )
     info = train_set.info
-    tasks = check_tasks(cfg.tasks, info, "tasks") if cfg.trains_tasks else []
-    model = build_model(cfg.model, info, tasks or None)
-    model.check_stage(cfg.stage)
     if cfg.train.freeze_encoder and not model.encoder_modules():
         raise ConfigError(f"train.freeze_encoder: model {cfg.model['name']!r} has no encoder to freeze")
     if cfg.train.init_from and not resume:  # a resumed run takes every weight from last.pt

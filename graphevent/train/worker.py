@@ -40,6 +40,26 @@ def interrupted_file(run_dir: Path) -> Path:
     return run_dir / "logs" / "interrupted.json"
 
 
+def open_inputs(cfg: ExperimentConfig, data, verify: bool, in_memory: bool = False):
+    """The train and val splits of ``data`` and the model ``cfg`` builds for them (its tasks
+    checked against the dataset, its stage against the model): the one place a run opens its
+    inputs, used by the launcher's checks and by every worker.
+
+    Returns:
+        ``(train_set, val_set, model)``.
+    """
+    from graphevent.data.dataset import GraphDataset
+    from graphevent.nn.registry import build_model
+    from graphevent.nn.tasks import check_tasks
+
+    train_set = GraphDataset(data, "train", verify=verify, in_memory=in_memory)
+    val_set = GraphDataset(data, "val", verify=verify, in_memory=in_memory)
+    tasks = check_tasks(cfg.tasks, train_set.info, "tasks") if cfg.trains_tasks else []
+    model = build_model(cfg.model, train_set.info, tasks or None)
+    model.check_stage(cfg.stage)
+    return train_set, val_set, model
+
+
 def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], callbacks=None) -> dict[str, Any]:
     """Train on this worker; returns :meth:`Trainer.fit`'s summary.
 
@@ -49,9 +69,6 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
         launch: ``{"data": DATASET_DIR, "use_cuda": bool, "resume": bool}``.
         callbacks: rank-0 progress hooks (``None``: silent).
     """
-    from graphevent.data.dataset import GraphDataset
-    from graphevent.nn.registry import build_model
-    from graphevent.nn.tasks import check_tasks
     from graphevent.train.checkpoint import asdict_plain, load_checkpoint, transfer_encoders
     from graphevent.train.distributed import all_gather_objects, barrier, init_distributed, shutdown
     from graphevent.train.engine import Trainer, seed_everything, seed_worker
@@ -70,12 +87,8 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
         tc = cfg.train
         seed_everything(cfg.seed, tc.deterministic)
 
-        train_set = GraphDataset(launch["data"], "train", verify=False, in_memory=tc.in_memory)
-        val_set = GraphDataset(launch["data"], "val", verify=False, in_memory=tc.in_memory)
+        train_set, val_set, model = open_inputs(cfg, launch["data"], verify=False, in_memory=tc.in_memory)
         info = train_set.info
-        tasks = check_tasks(cfg.tasks, info) if cfg.trains_tasks else []
-        model = build_model(cfg.model, info, tasks or None)
-        model.check_stage(cfg.stage)
 
         state = load_checkpoint(last, map_location=ctx.device) if resume else None
         if state is not None:
