@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphevent.data.info import DatasetInfo
-from graphevent.config.tasks import LABEL_TARGETS, TaskConfig  # noqa: F401  (re-exported)
+from graphevent.config.tasks import TaskConfig  # noqa: F401  (re-exported)
 from graphevent.errors import ConfigError, DataError
 from graphevent.nn.layers.normalize import Standardize
 

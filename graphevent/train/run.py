@@ -211,13 +211,14 @@ def _raise_worker_error(run_dir: Path, fallback: RunError) -> None:
 IDENTITY_KEYS = ("classes", "splits", "dataset_id", "manifest_sha256")
 
 
-def dataset_identity(data: Path) -> dict[str, Any]:
-    """The dataset's id, manifest hash, class names and split sizes (from its manifest.json)."""
+def dataset_identity(data: Path, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The dataset's id, manifest hash, class names and split sizes (from its manifest.json,
+    ``manifest`` if already loaded)."""
     import hashlib
 
     from graphevent.data.info import load_manifest
 
-    manifest = load_manifest(data)
+    manifest = load_manifest(data) if manifest is None else manifest
     return {
         "classes": manifest["classes"],
         "splits": manifest["splits"],
@@ -253,7 +254,7 @@ def check_resume_dataset(run_dir: Path, data: Path) -> None:
 
 
 def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: dict[str, Any], resume: bool = False) -> None:
-    from graphevent.data.info import DatasetInfo
+    from graphevent.data.info import DatasetInfo, load_manifest
     from graphevent.train.checkpoint import asdict_plain
     from graphevent.train.rundir import write_json_atomic
 
@@ -261,7 +262,8 @@ def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: d
     dump_yaml(cfg, tmp)
     os.replace(tmp, run_dir / "config.yaml")
     if not resume:  # a resumed run keeps the record of the dataset it started on (checked equal)
-        identity = dataset_identity(data)
+        manifest = load_manifest(data)
+        identity = dataset_identity(data, manifest)
         write_json_atomic(run_dir / "dataset.json", {
             "path": str(Path(data).resolve()),
             "manifest": str((Path(data) / "manifest.json").resolve()),
@@ -269,7 +271,7 @@ def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: d
             "identity": identity,
             "info": asdict_plain(DatasetInfo.from_dir(data)),
             # the resolved data config: `graphevent predict` preprocesses new files with it
-            "data_config": json.loads((Path(data) / "manifest.json").read_bytes()).get("config"),
+            "data_config": manifest.get("config"),
         })
     write_json_atomic(run_dir / "launch.json", launch)
 
