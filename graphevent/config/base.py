@@ -118,10 +118,16 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
 
     Unknown keys raise :class:`ConfigError` listing the valid keys; ``None`` values are
     dropped so the dataclass default applies; nested dataclasses are built recursively.
-    After construction, a ``validate()`` method on the dataclass (if any) is called.
+    After construction, a ``validate()`` method on the dataclass (if any) is called. A
+    section whose class depends on its content (the ``reader:`` section, by ``format``) has a
+    classmethod ``section_for(data, where)`` giving the class to build and the keys to build
+    it from.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, found {data!r}")
+    section_for = getattr(cls, "section_for", None)
+    if callable(section_for):
+        cls, data = section_for(data, where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
@@ -154,7 +160,13 @@ def to_dict(obj: Any, keep_tuples: bool = False) -> Any:
     Args:
         keep_tuples: keep tuples as tuples (checkpoints, which rebuild dataclasses such as
             ``DatasetInfo`` field by field); by default they become lists, as in YAML.
+
+    A dataclass with an ``as_recorded()`` method is written as that mapping (the ``reader:``
+    section keeps the form dataset ids were hashed from).
     """
+    as_recorded = getattr(obj, "as_recorded", None)
+    if callable(as_recorded) and not isinstance(obj, type):
+        obj = as_recorded()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name), keep_tuples) for f in dataclasses.fields(obj)}
     if isinstance(obj, tuple) and keep_tuples:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from graphevent.config.readers import get_reader_type
+from graphevent.config.readers import ReaderConfig
 from graphevent.errors import ConfigError
 
 #: ``graph.k`` when a data config does not set it; models' ``k`` defaults to it too, so a model
@@ -18,69 +18,6 @@ from graphevent.errors import ConfigError
 DEFAULT_K = 16
 #: Largest ``graph.k``: neighbour lists take 4 * k bytes per node (1,024 is 4 kB per node).
 K_MAX = 1024
-
-@dataclass(frozen=True)
-class ReaderConfig:
-    """Where the arrays are in the input files.
-
-    Args:
-        format: file layout, a registered reader (:data:`graphevent.config.readers.READERS`):
-            ``ml4sci_hdf5`` (image datasets in HDF5), ``e2e_parquet``
-            (one row group per event, nested-list images), ``root_image`` (fixed-size image
-            branches in a TTree), ``root_hits`` (jagged eta/phi/value branches per channel),
-            ``particles`` (energyflow layout (N, M, 4): pt, rapidity, phi, pid; .npz or HDF5).
-        image_key: image array / column / branch (ml4sci_hdf5, e2e_parquet, root_image with
-            one multi-channel branch). ``root_image`` with one branch per channel uses
-            ``channel_keys`` instead.
-        layout: axis order of one event's image: ``channels_last`` (H, W, C) or
-            ``channels_first`` (C, H, W).
-        channel_keys: root_image: one (H, W) branch per channel; root_hits: one value branch
-            per channel (same order as ``channels``).
-        eta_key, phi_key: root_hits: jagged branches of hit positions; if ``channel_eta_keys``
-            are given, each channel has its own positions instead.
-        label_key: per-event integer labels (ignored when ``label`` or ``file_labels`` is set).
-        label: fixed class index for every event of the file(s) (one file per class layout);
-            overrides ``label_key``.
-        file_labels: one file per class, several classes in one run: maps a file-name glob
-            pattern (e.g. ``"SinglePhoton*"``) to the class index of every event of the
-            matching files; overrides ``label`` and ``label_key``. A file that matches no
-            pattern is an error.
-        target_keys: per-event regression targets (e.g. ``[m0, pt]``); may be empty.
-        tree: TTree name for ROOT inputs.
-        particles_key: array name for the particles format (``X`` in energyflow .npz files).
-    """
-
-    format: str
-    image_key: str | None = None
-    layout: Literal["channels_last", "channels_first"] = "channels_last"
-    channel_keys: list[str] = field(default_factory=list)
-    eta_key: str | None = None
-    phi_key: str | None = None
-    channel_eta_keys: list[str] = field(default_factory=list)
-    channel_phi_keys: list[str] = field(default_factory=list)
-    label_key: str | None = "y"
-    label: int | None = None
-    file_labels: dict[str, int] = field(default_factory=dict)
-    target_keys: list[str] = field(default_factory=list)
-    tree: str = "Events"
-    particles_key: str = "X"
-
-    def validate(self, where: str) -> None:
-        get_reader_type(self.format, f"{where}.format")
-        if self.label_key is None and self.label is None and not self.file_labels:
-            raise ConfigError(
-                f"{where}: set label_key (labels in the file), label or file_labels (one file per class)"
-            )
-        if self.format in ("ml4sci_hdf5", "e2e_parquet") and not self.image_key:
-            raise ConfigError(f"{where}.image_key: required for format {self.format!r}")
-        if self.format == "root_image" and not (self.image_key or self.channel_keys):
-            raise ConfigError(f"{where}: format 'root_image' needs image_key or channel_keys")
-        if self.format == "root_hits":
-            if not self.channel_keys:
-                raise ConfigError(f"{where}.channel_keys: required for format 'root_hits'")
-            if not ((self.eta_key and self.phi_key) or (self.channel_eta_keys and self.channel_phi_keys)):
-                raise ConfigError(f"{where}: format 'root_hits' needs eta_key/phi_key or channel_eta_keys/channel_phi_keys")
-
 
 @dataclass(frozen=True)
 class ChannelConfig:
@@ -176,7 +113,11 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Everything ``graphevent preprocess`` needs to turn files into a graph dataset."""
+    """Everything ``graphevent preprocess`` needs to turn files into a graph dataset.
+
+    ``reader`` is the section class its ``format`` registers (:mod:`graphevent.config.readers`):
+    each format has its own keys.
+    """
 
     reader: ReaderConfig
     classes: list[str]
@@ -207,8 +148,7 @@ class DataConfig:
                     f"{where}.reader.file_labels.{pattern}: invalid value {index}; expected 0..{len(self.classes) - 1} "
                     f"(classes {self.classes})"
                 )
-        if self.reader.format == "particles" and self.graph.node_mode != "union":
-            raise ConfigError(f"{where}.graph.node_mode: particles format supports only 'union'")
+        self.reader.check_data(self, where)
 
 
 def load_data_config(path, overrides: list[str] | None = None) -> DataConfig:

@@ -45,7 +45,6 @@ MANIFEST = "manifest.json"
 #: What a dataset directory holds (recorded in its graphevent marker before anything is written).
 DATASET_ENTRIES = (STATE_FILE, "chunks", "shards", "data_config.yaml", MANIFEST)
 EDGE_FEATURES = ["deta", "dphi", "dR"]
-IMAGE_SLAB = 64
 
 
 @dataclass(frozen=True)
@@ -163,10 +162,10 @@ def build_graphs(reader, path: str, start: int, stop: int, cfg: DataConfig, keep
             max_nodes=cfg.graph.max_nodes,
             signed=[c.signed for c in cfg.channels],
         )
-        # HDF5: IMAGE_SLAB events at a time, so each slab's images stay in the CPU cache from
-        # decompression to the occupied-pixel scan (points are per event: the same result).
-        # Parquet and ROOT decode whole row groups / baskets: one read per chunk.
-        slab_size = IMAGE_SLAB if cfg.reader.format == "ml4sci_hdf5" else stop - start
+        # HDF5: reader.read_slab events at a time, so each slab's images stay in the CPU cache
+        # from decompression to the occupied-pixel scan (points are per event: the same
+        # result). Parquet and ROOT decode whole row groups / baskets: one read per chunk.
+        slab_size = reader.read_slab or stop - start
         parts, columns, repaired = [], [], 0
         for a in range(start, stop, slab_size):
             sub = reader.read(a, min(a + slab_size, stop))

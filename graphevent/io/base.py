@@ -12,7 +12,7 @@ import abc
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -72,6 +72,11 @@ class Reader(abc.ABC):
     """
 
     n_events: int
+    #: events per :meth:`read` when preprocessing turns images into points (``None``: a whole
+    #: chunk at once); HDF5 reads small slabs so each stays in the CPU cache.
+    read_slab: int | None = None
+    #: what the file libraries raise on a file that is not of this format (see :meth:`describe`)
+    read_errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, EOFError)
 
     def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
         self.path = Path(path)
@@ -83,6 +88,18 @@ class Reader(abc.ABC):
     @abc.abstractmethod
     def read(self, start: int, stop: int) -> EventChunk:
         """Return events ``start <= i < stop`` (``0 <= start < stop <= n_events``)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def describe(cls, path: Path, manifest: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The arrays in ``path``: ``{key: (shape, dtype)}`` from metadata only (no events read).
+
+        Args:
+            manifest: the data manifest checking the file (``tree`` for ROOT), or ``{}``.
+
+        Raises:
+            one of :attr:`read_errors` when the file is not of this format.
+        """
 
     def close(self) -> None:
         """Release file handles (readers are also context managers)."""
@@ -177,6 +194,13 @@ def open_reader(path: str | Path, cfg: "DataConfig", labels_required: bool = Tru
         raise DataError(f"{path}: input file not found")
     if not path.is_file():
         raise DataError(f"{path}: not a file")
-    module, name = get_reader_type(cfg.reader.format).reader.split(":")
-    cls = getattr(importlib.import_module(f"graphevent.io.{module}"), name)
-    return cls(path, cfg, labels_required)
+    return reader_class(cfg.reader.format)(path, cfg, labels_required)
+
+
+def reader_class(fmt: str) -> type[Reader]:
+    """The reader class registered for format ``fmt`` (its module is imported now)."""
+    reader = get_reader_type(fmt).reader
+    if isinstance(reader, type):
+        return reader
+    module, name = reader.split(":")
+    return getattr(importlib.import_module(f"graphevent.io.{module}"), name)

@@ -19,7 +19,7 @@ on 125x125x3 jets; the values are identical.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 import h5py
 import numpy as np
@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 _NUMERIC = "fiub"
 
 
+def describe_hdf5(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{key: (shape, dtype)}`` of the top-level datasets of an HDF5 file."""
+    with h5py.File(path, "r") as f:
+        return {k: (tuple(v.shape), str(v.dtype)) for k, v in f.items() if isinstance(v, h5py.Dataset)}
+
+
 class HDF5ImageReader(Reader):
     """Serve image events from an HDF5 file; validated against the data config at open.
 
@@ -57,6 +63,8 @@ class HDF5ImageReader(Reader):
         -> ``read(start, stop).images``: ``(stop - start, C, H, W)`` float32
     """
 
+    read_slab = 64
+
     def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
         super().__init__(path, cfg, labels_required)
         try:
@@ -68,6 +76,10 @@ class HDF5ImageReader(Reader):
         except BaseException:
             self._file.close()
             raise
+
+    @classmethod
+    def describe(cls, path: Path, manifest: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        return describe_hdf5(path)
 
     def _dataset(self, key: str) -> h5py.Dataset:
         obj = self._file.get(key)

@@ -10,7 +10,7 @@ Manifest layout (YAML, loaded with ``yaml.safe_load``)::
     name: ml4sci_quark_gluon_hdf5        # identifier
     description: ...                     # free text
     source: ...                          # where to get the files (project/page names)
-    format: ml4sci_hdf5                  # ml4sci_hdf5 | e2e_parquet | particles | root_image | root_hits
+    format: ml4sci_hdf5                  # a registered reader format (graphevent.config.readers)
     files:                               # known files; "pattern" (glob) instead of "name" allowed
       - name: quark-gluon_data-set_n139306.hdf5
         events: 139306                   # or null (unknown)
@@ -27,13 +27,12 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from pathlib import Path
-from typing import Any
-
+from typing import Any, Mapping
 
 from graphevent.config.readers import READERS
 from graphevent.errors import ConfigError, DataError
+from graphevent.io.base import reader_class
 
-FORMATS = tuple(READERS)
 _FILE_KEYS = {"name", "pattern", "events", "size", "sha256", "notes"}
 _TOP_KEYS = {"name", "description", "source", "format", "files", "keys", "tree", "labels", "channels", "notes"}
 
@@ -60,8 +59,8 @@ def load_data_manifest(path: str | Path) -> dict[str, Any]:
     for required in ("name", "format", "files"):
         if required not in raw:
             raise ConfigError(f"{where}: missing required key {required!r}")
-    if raw["format"] not in FORMATS:
-        raise ConfigError(f"{where}.format: invalid value {raw['format']!r}; expected one of {', '.join(FORMATS)}")
+    if not isinstance(raw["format"], str) or raw["format"] not in READERS:
+        raise ConfigError(f"{where}.format: invalid value {raw['format']!r}; expected one of {', '.join(READERS)}")
     files = raw["files"]
     if not isinstance(files, list) or not files:
         raise ConfigError(f"{where}.files: expected a non-empty list of files")
@@ -110,77 +109,23 @@ def _match(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     raise DataError(f"{path.name}: not a file of dataset {manifest['name']!r}; known files: {shown}")
 
 
-def describe_file(path: str | Path, fmt: str, tree: str = "Events") -> dict[str, tuple[tuple[int, ...], str]]:
-    """Arrays in an input file: ``{key: (shape, dtype)}`` read from metadata only.
+def describe_file(path: str | Path, fmt: str, manifest: Mapping[str, Any] | None = None) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Arrays in an input file: ``{key: (shape, dtype)}`` read from metadata only, by the
+    reader registered for ``fmt`` (its ``describe``).
 
-    Parquet nested-list columns report ``(rows, *first-row nesting)`` and the leaf type;
-    ROOT branches report ``(entries, *fixed inner shape)`` (jagged branches: ``(entries,)``).
+    Args:
+        manifest: the data manifest checking the file (ROOT readers take its ``tree``).
+
+    Raises:
+        DataError: ``<file>: cannot read as <fmt>: <reason>`` when the file is not of that format.
     """
     path = Path(path)
+    cls = reader_class(fmt)
     try:
-        if fmt == "ml4sci_hdf5" or (fmt == "particles" and _is_hdf5(path)):
-            import h5py
-
-            with h5py.File(path, "r") as f:
-                return {k: (tuple(v.shape), str(v.dtype)) for k, v in f.items() if isinstance(v, h5py.Dataset)}
-        if fmt == "particles":
-            import zipfile
-
-            from graphevent.io.particles import read_npy_header
-
-            out = {}
-            with zipfile.ZipFile(path) as zf:
-                for member in zf.namelist():
-                    if member.endswith(".npy"):
-                        with zf.open(member) as fh:
-                            shape, _, dtype = read_npy_header(fh, member)
-                        out[member[:-4]] = (tuple(shape), str(dtype))
-            return out
-        if fmt == "e2e_parquet":
-            import pyarrow.parquet as pq
-
-            with pq.ParquetFile(path) as pf:
-                n = pf.metadata.num_rows
-                first = next(pf.iter_batches(batch_size=1), None) if n else None
-                out = {}
-                for field in pf.schema_arrow:
-                    t, inner = field.type, []
-                    value = first.column(field.name)[0].as_py() if first is not None and len(first) else None
-                    while hasattr(t, "value_type"):
-                        inner.append(len(value) if isinstance(value, list) else None)
-                        value = value[0] if isinstance(value, list) and value else None
-                        t = t.value_type
-                    out[field.name] = ((n, *inner), str(t))
-                return out
-        import uproot
-
-        with uproot.open(path) as f:
-            t = f[tree]
-            out = {}
-            for key in t.keys():
-                interp = t[key].interpretation
-                inner = tuple(getattr(interp, "inner_shape", ()) or ())
-                dtype = getattr(interp, "to_dtype", None) or getattr(getattr(interp, "content", None), "to_dtype", None)
-                out[key] = ((int(t.num_entries), *inner), str(dtype.base) if dtype is not None else t[key].typename)
-            return out
-    except _parse_errors() as exc:  # the file is not what the manifest says
+        return cls.describe(path, manifest or {})
+    except cls.read_errors as exc:  # the file is not what the manifest says
         text = str(exc).strip().splitlines()
         raise DataError(f"{path.name}: cannot read as {fmt}: {text[0] if text else type(exc).__name__}") from None
-
-
-def _parse_errors() -> tuple[type[BaseException], ...]:
-    import zipfile
-
-    import pyarrow as pa
-    import uproot
-
-    return (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pa.ArrowException,
-            uproot.deserialization.DeserializationError)
-
-
-def _is_hdf5(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
 def _shape_text(dims: list) -> str:
@@ -239,7 +184,7 @@ def check_inputs(paths: list[str | Path], manifest: dict[str, Any], verify_sha25
             if size != entry["size"]:
                 raise DataError(f"{path.name}: size is {size} bytes; expected {entry['size']} (dataset {name!r})")
             checked.append("size")
-        events = _check_keys(path, describe_file(path, fmt, manifest.get("tree") or "Events"), manifest, entry.get("events"))
+        events = _check_keys(path, describe_file(path, fmt, manifest), manifest, entry.get("events"))
         if manifest["keys"]:
             checked.append("keys")
         digest = None

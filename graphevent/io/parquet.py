@@ -12,7 +12,7 @@ lists become numpy by flattening the Arrow list arrays (no Python objects per va
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -77,6 +77,8 @@ class ParquetImageReader(Reader):
         -> ``read(start, stop).images``: ``(stop - start, C, H, W)`` float32
     """
 
+    read_errors = (*Reader.read_errors, pa.ArrowException)
+
     def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
         super().__init__(path, cfg, labels_required)
         try:
@@ -88,6 +90,23 @@ class ParquetImageReader(Reader):
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def describe(cls, path: Path, manifest: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Columns; a nested-list column reports ``(rows, *first row's nesting)`` and its leaf type."""
+        with pq.ParquetFile(path) as pf:
+            n = pf.metadata.num_rows
+            first = next(pf.iter_batches(batch_size=1), None) if n else None
+            out = {}
+            for field in pf.schema_arrow:
+                t, inner = field.type, []
+                value = first.column(field.name)[0].as_py() if first is not None and len(first) else None
+                while hasattr(t, "value_type"):
+                    inner.append(len(value) if isinstance(value, list) else None)
+                    value = value[0] if isinstance(value, list) and value else None
+                    t = t.value_type
+                out[field.name] = ((n, *inner), str(t))
+            return out
 
     def _column_type(self, key: str) -> pa.DataType:
         schema = self._pf.schema_arrow

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 import h5py
 import numpy as np
@@ -26,6 +26,7 @@ import numpy as np
 from graphevent.errors import ConfigError, DataError
 from graphevent.io._common import centre_points, check_range, missing_key, per_event_column, unreadable
 from graphevent.io.base import EventChunk, Reader
+from graphevent.io.hdf5 import describe_hdf5
 
 if TYPE_CHECKING:
     from graphevent.config.data import DataConfig
@@ -115,6 +116,8 @@ class ParticleReader(Reader):
         pt-weighted axis), ``counts`` ``(n,)`` particles with pt > 0 per jet
     """
 
+    read_errors = (*Reader.read_errors, zipfile.BadZipFile)
+
     def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
         super().__init__(path, cfg, labels_required)
         for i, ch in enumerate(cfg.channels):
@@ -142,6 +145,21 @@ class ParticleReader(Reader):
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def describe(cls, path: Path, manifest: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        """HDF5 datasets, or the ``.npy`` members of an ``.npz`` (from their headers)."""
+        with open(path, "rb") as fh:
+            if fh.read(8) == _HDF5_MAGIC:
+                return describe_hdf5(path)
+        out = {}
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                if member.endswith(".npy"):
+                    with zf.open(member) as fh:
+                        shape, _, dtype = read_npy_header(fh, member)
+                    out[member[:-4]] = (tuple(shape), str(dtype))
+        return out
 
     def _array(self, key: str):
         """A sliceable array with ``shape``/``dtype`` (npz member or HDF5 dataset)."""

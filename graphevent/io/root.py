@@ -18,8 +18,9 @@ Labels and targets are scalar branches. Only ``[start, stop)`` entries are read 
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 import awkward as ak
 import numpy as np
@@ -46,7 +47,8 @@ _NUMERIC = "fiub"
 
 
 class RootReader(Reader):
-    """Serve events from a TTree in image form (``root_image``) or point form (``root_hits``).
+    """Serve events from a TTree; :class:`RootImageReader` (``root_image``) gives image form,
+    :class:`RootHitsReader` (``root_hits``) point form.
 
     Args:
         path: the ``.root`` file.
@@ -58,6 +60,8 @@ class RootReader(Reader):
         root_image -> ``images`` ``(n, C, H, W)`` float32;
         root_hits -> ``values`` ``(P, C)``, ``eta``/``phi`` ``(P,)``, ``counts`` ``(n,)``
     """
+
+    read_errors = (*Reader.read_errors, uproot.deserialization.DeserializationError)
 
     def __init__(self, path: str | Path, cfg: "DataConfig", labels_required: bool = True) -> None:
         super().__init__(path, cfg, labels_required)
@@ -81,6 +85,20 @@ class RootReader(Reader):
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def describe(cls, path: Path, manifest: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Branches of the manifest's ``tree`` (default ``Events``): ``(entries, *fixed inner
+        shape)`` (jagged branches: ``(entries,)``) and the number type."""
+        with uproot.open(path) as f:
+            t = f[manifest.get("tree") or "Events"]
+            out = {}
+            for key in t.keys():
+                interp = t[key].interpretation
+                inner = tuple(getattr(interp, "inner_shape", ()) or ())
+                dtype = getattr(interp, "to_dtype", None) or getattr(getattr(interp, "content", None), "to_dtype", None)
+                out[key] = ((int(t.num_entries), *inner), str(dtype.base) if dtype is not None else t[key].typename)
+            return out
 
     # ---- validation -------------------------------------------------------------------
     def _branch(self, key: str):
@@ -121,7 +139,7 @@ class RootReader(Reader):
         return np.asarray(branch.array(library="np")).reshape(self.n_events)
 
     def _open(self) -> None:
-        cfg, r = self.cfg, self.cfg.reader
+        r = self.cfg.reader
         classes = self._file.classnames(cycle=False)
         if r.tree not in classes:
             raise missing_key(self.path, r.tree, classes, what="objects")
@@ -130,28 +148,12 @@ class RootReader(Reader):
         self._tree = self._file[r.tree]
         self._branches = set(self._tree.keys())
         self.n_events = int(self._tree.num_entries)
-        n_ch = len(cfg.channels)
-
-        if r.format == "root_image":
-            if r.image_key:
-                self._fixed_branch(r.image_key, image_event_shape(cfg), expected_image_text(cfg))
-            else:
-                self._check_count("channel_keys", r.channel_keys, n_ch)
-                hw = (cfg.image.height, cfg.image.width)
-                for key, ch in zip(r.channel_keys, cfg.channels):
-                    self._fixed_branch(key, hw, f"(N, {hw[0]}, {hw[1]}) (channel {ch.name})")
-        else:
-            self._check_count("channel_keys", r.channel_keys, n_ch)
-            if r.channel_eta_keys or r.channel_phi_keys:
-                self._check_count("channel_eta_keys", r.channel_eta_keys, n_ch)
-                self._check_count("channel_phi_keys", r.channel_phi_keys, n_ch)
-                keys = [*r.channel_keys, *r.channel_eta_keys, *r.channel_phi_keys]
-            else:
-                keys = [*r.channel_keys, r.eta_key, r.phi_key]
-            for key in keys:
-                self._jagged_branch(key)
-
+        self._check_branches()
         self.load_labels_and_targets(self._per_event)
+
+    @abc.abstractmethod
+    def _check_branches(self) -> None:
+        """Check the event branches of the format (labels and targets are checked after)."""
 
     def _check_count(self, field: str, keys: list[str], n_channels: int) -> None:
         if len(keys) != n_channels:
@@ -163,9 +165,8 @@ class RootReader(Reader):
     # ---- reading ----------------------------------------------------------------------
     def read(self, start: int, stop: int) -> EventChunk:
         check_range(self.n_events, start, stop)
-        read = self._read_images if self.cfg.reader.format == "root_image" else self._read_hits
         try:
-            chunk = read(start, stop)
+            chunk = self._read_events(start, stop)
         except _READ_ERRORS as exc:
             raise unreadable(self.path, "ROOT", f"events {start}..{stop - 1}: {exc}") from None
         return chunk
@@ -178,7 +179,31 @@ class RootReader(Reader):
             **kw,
         )
 
-    def _read_images(self, start: int, stop: int) -> EventChunk:
+    @abc.abstractmethod
+    def _read_events(self, start: int, stop: int) -> EventChunk:
+        """Events ``[start, stop)`` (a checked range) in the format's form."""
+
+    def close(self) -> None:
+        f = getattr(self, "_file", None)
+        if f is not None:
+            f.close()
+
+
+class RootImageReader(RootReader):
+    """``root_image``: one multi-channel image branch (``image_key``) or one ``(H, W)`` branch
+    per channel (``channel_keys``) -> ``images`` ``(n, C, H, W)`` float32."""
+
+    def _check_branches(self) -> None:
+        cfg, r = self.cfg, self.cfg.reader
+        if r.image_key:
+            self._fixed_branch(r.image_key, image_event_shape(cfg), expected_image_text(cfg))
+        else:
+            self._check_count("channel_keys", r.channel_keys, len(cfg.channels))
+            hw = (cfg.image.height, cfg.image.width)
+            for key, ch in zip(r.channel_keys, cfg.channels):
+                self._fixed_branch(key, hw, f"(N, {hw[0]}, {hw[1]}) (channel {ch.name})")
+
+    def _read_events(self, start: int, stop: int) -> EventChunk:
         r = self.cfg.reader
         keys = [r.image_key] if r.image_key else list(r.channel_keys)
         arrays = self._tree.arrays(keys, entry_start=start, entry_stop=stop, library="np")
@@ -187,6 +212,24 @@ class RootReader(Reader):
         else:
             images = np.ascontiguousarray(np.stack([arrays[k] for k in keys], axis=1), dtype=np.float32)
         return self._base(start, stop, images=images)
+
+
+class RootHitsReader(RootReader):
+    """``root_hits``: jagged value branches per channel with shared (``eta_key``/``phi_key``)
+    or per-channel (``channel_eta_keys``/``channel_phi_keys``) positions -> ``values``
+    ``(P, C)``, ``eta``/``phi`` ``(P,)`` centred, ``counts`` ``(n,)``."""
+
+    def _check_branches(self) -> None:
+        r, n_ch = self.cfg.reader, len(self.cfg.channels)
+        self._check_count("channel_keys", r.channel_keys, n_ch)
+        if r.channel_eta_keys or r.channel_phi_keys:
+            self._check_count("channel_eta_keys", r.channel_eta_keys, n_ch)
+            self._check_count("channel_phi_keys", r.channel_phi_keys, n_ch)
+            keys = [*r.channel_keys, *r.channel_eta_keys, *r.channel_phi_keys]
+        else:
+            keys = [*r.channel_keys, r.eta_key, r.phi_key]
+        for key in keys:
+            self._jagged_branch(key)
 
     def _flat(self, arrays, key: str) -> tuple[np.ndarray, np.ndarray]:
         column = arrays[key]
@@ -201,7 +244,7 @@ class RootReader(Reader):
                 f"{ref[i]}; expected one value per hit"
             )
 
-    def _read_hits(self, start: int, stop: int) -> EventChunk:
+    def _read_events(self, start: int, stop: int) -> EventChunk:
         r, n = self.cfg.reader, stop - start
         n_ch = len(self.cfg.channels)
         per_channel = bool(r.channel_eta_keys)
@@ -239,8 +282,3 @@ class RootReader(Reader):
             values[np.arange(len(eta)), np.concatenate(chans)[order]] = np.concatenate(vals)[order]
         eta_rel, phi_rel = centre_points(eta, phi, values.sum(axis=1), counts)
         return self._base(start, stop, values=values, eta=eta_rel, phi=phi_rel, counts=counts)
-
-    def close(self) -> None:
-        f = getattr(self, "_file", None)
-        if f is not None:
-            f.close()

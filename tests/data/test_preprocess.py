@@ -217,13 +217,13 @@ def test_in_memory_dataset_equals_lazy(tiny_dataset):
 
 
 def test_image_slabs_do_not_change_dataset(tmp_path, tiny_raw, monkeypatch):
-    # images are read and turned into points IMAGE_SLAB events at a time inside a chunk
-    import graphevent.data.preprocess as pp
+    # images are read and turned into points reader.read_slab events at a time inside a chunk
+    from graphevent.io.hdf5 import HDF5ImageReader
 
     cfg = tiny_data_config()
-    monkeypatch.setattr(pp, "IMAGE_SLAB", 5)
+    monkeypatch.setattr(HDF5ImageReader, "read_slab", 5)
     a = preprocess([tiny_raw], cfg, tmp_path / "a")
-    monkeypatch.setattr(pp, "IMAGE_SLAB", 10_000)
+    monkeypatch.setattr(HDF5ImageReader, "read_slab", 10_000)
     b = preprocess([tiny_raw], cfg, tmp_path / "b")
     assert _shard_sums(tmp_path / "a") == _shard_sums(tmp_path / "b")
     assert a["nodes_per_event"] == b["nodes_per_event"] and a["splits"] == b["splits"]
