@@ -70,6 +70,16 @@ def test_unknown_config_key(tmp_path, cfg, tiny_raw, capsys):
     one_line_error(capsys, ["preprocess", tiny_raw, "-c", bad, "-o", tmp_path / "o"], "unknown key 'colour'; valid keys:")
 
 
+def test_key_of_another_reader(tmp_path, cfg, tiny_raw, capsys):
+    accepted = "format 'ml4sci_hdf5' accepts file_labels, format, image_key, label, label_key, layout, target_keys"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CONFIG.replace("label_key: y,", "label_key: y, tree: Events,"))
+    text = one_line_error(capsys, ["preprocess", tiny_raw, "-c", bad, "-o", tmp_path / "o"], "")
+    assert text == f"error: {bad}.reader.tree: not a key of format 'ml4sci_hdf5' (a key of root_hits, root_image); {accepted}"
+    text = one_line_error(capsys, ["preprocess", tiny_raw, "-c", cfg, "-o", tmp_path / "o", "--set", "reader.particles_key=X"], "")
+    assert text == f"error: --set reader.particles_key=X: not a key of format 'ml4sci_hdf5' (a key of particles); {accepted}"
+
+
 def test_bad_config_value_via_set(tmp_path, cfg, tiny_raw, capsys):
     one_line_error(capsys, ["preprocess", tiny_raw, "-c", cfg, "-o", tmp_path / "o", "--set", "graph.k=0"], "--set graph.k=0: invalid value 0; expected an integer in 1..1024")
 
