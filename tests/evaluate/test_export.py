@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from graphevent.errors import ConfigError
 from graphevent.evaluate.export import example_inputs, export_run
 from graphevent.nn.export import NOT_EXPORTABLE, exportable_models, pad_events, padded_module
 from graphevent.nn.registry import build_model, list_models
+from graphevent.nn.tasks import TaskConfig
 
 PN = """
 stage: supervised
@@ -26,6 +28,22 @@ tasks:
   - {name: m0, type: regression, target: m0}
 train: {epochs: 1, batch_size: 32}
 """
+
+# the shipped multitask config (graphevent/configs/experiments/multitask_finetune.yaml) at a small
+# size: its encoders, fusion, dropout 0.1 (off in eval) and its three tasks
+MT_TASKS = [{"name": "label", "type": "classification"}, {"name": "m0", "type": "regression", "target": "m0"},
+            {"name": "pt", "type": "regression", "target": "pt"}]
+
+
+def mt_config(encoders: list[str], fusion: str = "cross_attention") -> dict:
+    return {"name": "multitask", "encoders": encoders, "fusion": fusion, "dim": 16, "heads": 2, "queries_per_task": 2,
+            "head_hidden": 16, "dropout": 0.1,
+            "masked_gt": {"dim": 16, "depth": 2, "heads": 2, "edge_dim": 8, "k": 8, "global_every": 2},
+            "edgeconv": {"k": 6, "channels": [[16, 16], [16]], "dim": 16}}
+
+
+#: a small model of every exportable kind
+SMALL = {"particlenet": {"name": "particlenet", "k": 8}, "multitask": mt_config(["masked_gt", "edgeconv"])}
 
 ONNX_MISSING = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
 
@@ -54,8 +72,10 @@ def _with_running_stats(model):
 def test_padded_form_equals_the_graph_model(name, tiny_dataset, one_torch_thread):
     ds = GraphDataset(tiny_dataset, "train")
     torch.manual_seed(0)
-    model = _with_running_stats(build_model({"name": name, "k": 8}, ds.info))
+    model = _with_running_stats(build_model(SMALL[name], ds.info))
     events = [ds[i] for i in range(7)]
+    for e in events:  # the model's own (eta, phi) graph, as the padded form (see _lattice_events)
+        del e.edge_index, e.edge_attr
     sizes = [e.num_nodes for e in events]
     assert len(set(sizes)) > 3 and min(sizes) < 8 < max(sizes)  # fewer and more nodes than k
     ref = model.predict(Batch.from_data_list(events))
@@ -77,7 +97,61 @@ def test_every_registered_model_exports_or_says_why():
 def test_models_without_padded_form_say_why(name):
     assert name in list_models() and name not in exportable_models()
     model = type("M", (torch.nn.Module,), {"name": name})()
-    with pytest.raises(ConfigError, match=rf"model '{name}' cannot be exported \(.+\); exportable models: particlenet"):
+    with pytest.raises(ConfigError, match=rf"model '{name}' cannot be exported \(.+\); exportable models: multitask, particlenet"):
+        padded_module(model)
+
+
+def _lattice_events(tiny_dataset, sizes: list[int]) -> list:
+    """Dataset events (real features) and random lattice events of ``sizes`` nodes (1 and 60
+    included), without the dataset's graph: the eager model rebuilds its (eta, phi) kNN as the
+    padded form does (the stored one, from scipy, breaks a few equidistant ties otherwise)."""
+    from torch_geometric.data import Data
+
+    ds = GraphDataset(tiny_dataset, "test")
+    events = [Data(x=e.x, pos=e.pos, event_id=e.event_id) for e in (ds[i] for i in range(4))]
+    f, p, m = example_inputs(3, sizes, seed=5)
+    return events + [Data(x=f[i, :n], pos=p[i, :n], event_id=torch.tensor([1000 + i])) for i, n in enumerate(sizes)]
+
+
+def _assert_outputs(got, want: dict, names: list[str]) -> None:
+    assert len(got) == len(want) == len(names)
+    for g, (task, w), name in zip(got, want.items(), names):
+        assert name.endswith(task)
+        torch.testing.assert_close(torch.as_tensor(g), w, atol=1e-5, rtol=1e-5, msg=task)
+
+
+@pytest.mark.parametrize("encoders, fusion", [(["masked_gt"], "concat"), (["edgeconv"], "none"),
+                                              (["masked_gt", "edgeconv"], "cross_attention")])
+def test_multitask_padded_and_torchscript_equal_the_graph_model(encoders, fusion, tiny_dataset, one_torch_thread):
+    torch.manual_seed(0)
+    info = GraphDataset(tiny_dataset, "test").info
+    model = _with_running_stats(build_model(mt_config(encoders, fusion), info, [TaskConfig(**t) for t in MT_TASKS]))
+    events = _lattice_events(tiny_dataset, [1, 60, 5, 2, 9])  # 1 node, fewer than k, many
+    sizes = sorted(int(e.num_nodes) for e in events)
+    assert sizes[0] == 1 and sizes[-1] == 60 and sizes[2] < 6
+    want = model.predict(Batch.from_data_list(events))
+    model.train()  # dropout 0.1: the padded form is in eval mode whatever the model's mode
+    padded = padded_module(model)
+    assert not any(m.training for m in padded.modules())
+    assert padded.output_names == ["score_label", "pred_m0", "pred_pt"]
+    f, p, m = pad_events(events, 64)
+    f[~m], p[~m] = float("nan"), 7.0  # values at padding are ignored
+    _assert_outputs(padded(f, p, m), want, padded.output_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script: deprecated, still the C++ loader's format
+        scripted = torch.jit.script(padded)
+    _assert_outputs(scripted(f, p, m), want, padded.output_names)
+    # one event alone and a permuted batch: each event's outputs do not depend on the others
+    _assert_outputs(scripted(*pad_events(events[4:5])), {t: v[4:5] for t, v in want.items()}, padded.output_names)
+    order = torch.randperm(len(events), generator=torch.Generator().manual_seed(1))
+    _assert_outputs(scripted(f[order], p[order], m[order]), {t: v[order] for t, v in want.items()}, padded.output_names)
+
+
+def test_multitask_with_an_encoder_without_padded_form_says_which(tiny_dataset):
+    cfg = {**mt_config(["masked_gt", "sparse_conv"]), "sparse_conv": {"channels": [8, 8], "blocks": 1, "dim": 16}}
+    model = build_model(cfg, GraphDataset(tiny_dataset, "test").info)
+    with pytest.raises(ConfigError, match=r"^model 'multitask' cannot be exported with encoder 'sparse_conv' \(its sparse "
+                                          r"convolutions hash .+\); exportable encoders: edgeconv, masked_gt$"):
         padded_module(model)
 
 
