@@ -45,6 +45,25 @@ def mt_config(encoders: list[str], fusion: str = "cross_attention") -> dict:
 #: a small model of every exportable kind
 SMALL = {"particlenet": {"name": "particlenet", "k": 8}, "multitask": mt_config(["masked_gt", "edgeconv"])}
 
+MT_AMP = """
+stage: supervised
+name: mt_amp
+model:
+  name: multitask
+  encoders: [masked_gt, edgeconv]
+  dim: 16
+  heads: 2
+  head_hidden: 16
+  dropout: 0.1
+  masked_gt: {dim: 16, depth: 1, heads: 2, edge_dim: 8, k: 4, global_every: 1}
+  edgeconv: {k: 8, channels: [[16], [16]], dim: 16}
+tasks:
+  - {name: label, type: classification}
+  - {name: m0, type: regression, target: m0}
+  - {name: pt, type: regression, target: pt}
+train: {epochs: 1, batch_size: 32, amp: bf16}
+"""
+
 ONNX_MISSING = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
 
 
@@ -56,6 +75,17 @@ def pn_run(tmp_path_factory, tiny_dataset):
     (root / "pn.yaml").write_text(PN)
     train(TrainOptions(data=tiny_dataset, out=root / "pn", config=root / "pn.yaml", gpus=0, progress=False))
     return root / "pn"
+
+
+@pytest.fixture(scope="module")
+def mt_amp_run(tmp_path_factory, tiny_dataset):
+    """A multitask run (both encoders, three tasks) trained in bf16 autocast (``train.amp``)."""
+    from graphevent.train.run import TrainOptions, train
+
+    root = tmp_path_factory.mktemp("mt_amp")
+    (root / "mt.yaml").write_text(MT_AMP)
+    train(TrainOptions(data=tiny_dataset, out=root / "mt", config=root / "mt.yaml", gpus=0, progress=False))
+    return root / "mt"
 
 
 def _with_running_stats(model):
@@ -209,3 +239,40 @@ def test_onnx_export_dynamic_batch_and_nodes(pn_run, tmp_path, one_torch_thread)
             want = padded(f, p, m)
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b.numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_multitask_trained_with_amp_exports_with_the_cli(mt_amp_run, tiny_dataset, tmp_path, capsys, one_torch_thread):
+    from graphevent.train.checkpoint import load_run
+
+    model, cfg, _ = load_run(mt_amp_run)
+    assert cfg.train.amp == "bf16" and all(p.dtype == torch.float32 for p in model.parameters())
+    out = tmp_path / "mt.pt"
+    code = main(["export", str(mt_amp_run), "--format", "torchscript", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "output score_label, pred_m0, pred_pt" in text and "multitask exported (torchscript)" in text
+    files = {"graphevent.json": ""}
+    loaded = torch.jit.load(str(out), _extra_files=files)
+    meta = json.loads(files["graphevent.json"])
+    assert meta["model"] == "multitask" and meta["k"] == 8
+    events = _lattice_events(tiny_dataset, [1, 60, 3, 7])
+    want = model.predict(Batch.from_data_list(events))  # full precision, as eval and the exported file
+    _assert_outputs(loaded(*pad_events(events)), want, meta["outputs"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(ONNX_MISSING), reason=f"ONNX export needs {', '.join(ONNX_MISSING)} (pip install 'graphevent[export]')")
+def test_multitask_onnx_runtime_equals_the_graph_model(mt_amp_run, tiny_dataset, tmp_path, one_torch_thread):
+    import onnxruntime as ort
+
+    from graphevent.train.checkpoint import load_run
+
+    out = tmp_path / "mt.onnx"
+    assert export_run(mt_amp_run, "onnx", out).max_abs_diff <= 1e-4
+    model = load_run(mt_amp_run)[0]
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for sizes in ([1, 60, 3, 7], [2], [9, 4]):  # different batch sizes and padded lengths, one file
+        events = _lattice_events(tiny_dataset, sizes)
+        f, p, m = pad_events(events, max(int(e.num_nodes) for e in events) + 3)
+        got = session.run(None, {"features": f.numpy(), "positions": p.numpy(), "mask": m.numpy()})
+        _assert_outputs(got, model.predict(Batch.from_data_list(events)), [o.name for o in session.get_outputs()])
