@@ -139,7 +139,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str =
                        "positions": "(B, N, 2) float32: eta, phi relative to the event centre", "mask": "(B, N) bool"},
             "outputs": list(module.output_names), "classes": list(info.classes), "targets": list(info.targets),
             "k": int(module.k)}
-    k = int(module.k)  # the largest k of the model's kNN graphs
+    k = max(int(module.k), 8)  # the largest k of the model's kNN graphs (0: none): sizes around it
     example = example_inputs(info.num_node_features, [2 * k + 3, k + 2])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")

@@ -29,11 +29,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.dense_knn import DenseEdgeConv, dense_knn
 from graphevent.nn.layers.dense_transformer import DenseGraphTransformerLayer, dense_edge_geometry
+from graphevent.nn.layers.pixels import dense_images
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
 _PADDED_ENCODERS: dict[str, Callable[[nn.Module], nn.Module]] = {}
@@ -44,7 +46,6 @@ NOT_EXPORTABLE = {
     "edgeconv_ae": "pretraining autoencoder: its output is a reconstruction error (Chamfer matching), not a task output",
     "sparse_conv_ae": "pretraining autoencoder: its output is a reconstruction error, not a task output",
     "contrastive": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
-    "resnet15": "its image is rebuilt from the graph batch's node positions; the padded form (the same scatter from (B, N) arrays) is not written yet",
 }
 
 #: why the other registered encoders have no padded form (a ``multitask`` model using one does not export)
@@ -168,6 +169,41 @@ class PaddedParticleNet(nn.Module):
             first = False
         w = mask.to(h.dtype)[..., None]
         pooled = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+        return [out(pooled) for out in self.outputs]
+
+
+@register_padded("resnet15")
+class PaddedResNet15(nn.Module):
+    """:class:`~graphevent.nn.models.resnet15.ResNet15` on padded events (modules shared): the
+    image rebuilt inside the graph by the model's own scatter
+    (:func:`~graphevent.nn.layers.pixels.dense_images`, the valid nodes of the ``B * N``
+    slots; padding adds zeros), then the convolutions, the global max pool and the heads.
+    No kNN (``k = 0``).
+
+    Shapes:
+        features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> [(B, C) | (B,)] per task
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        if model.pixel_size is None or model.image_size is None:
+            raise ConfigError("model 'resnet15' cannot be exported without an image geometry: "
+                              "set model.pixel_size and model.image_size")
+        self.k = 0
+        self.pixel_size = (float(model.pixel_size[0]), float(model.pixel_size[1]))
+        self.image_size = (int(model.image_size[0]), int(model.image_size[1]))
+        self.register_buffer("inv_std", model.inv_std, persistent=False)
+        self.conv0, self.blocks = model.conv0, model.blocks
+        self.outputs, self.output_names = task_outputs(model)
+
+    def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
+        b, n, f = features.shape
+        x = (features * self.inv_std).masked_fill(~mask[..., None], 0.0).reshape(b * n, f)
+        pos = positions.masked_fill(~mask[..., None], 0.0).reshape(b * n, 2)
+        event = torch.arange(b, device=features.device)[:, None].expand(b, n).reshape(b * n)
+        image = dense_images(x, pos, event, b, self.pixel_size, self.image_size)
+        h = self.blocks(F.max_pool2d(F.relu(self.conv0(image)), 2))
+        pooled = h.amax(dim=(2, 3))
         return [out(pooled) for out in self.outputs]
 
 

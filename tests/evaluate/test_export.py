@@ -43,7 +43,8 @@ def mt_config(encoders: list[str], fusion: str = "cross_attention") -> dict:
 
 
 #: a small model of every exportable kind
-SMALL = {"particlenet": {"name": "particlenet", "k": 8}, "multitask": mt_config(["masked_gt", "edgeconv"])}
+SMALL = {"particlenet": {"name": "particlenet", "k": 8}, "multitask": mt_config(["masked_gt", "edgeconv"]),
+         "resnet15": {"name": "resnet15", "fmaps": [4, 8], "nblocks": 1}}
 
 MT_AMP = """
 stage: supervised
@@ -127,7 +128,7 @@ def test_every_registered_model_exports_or_says_why():
 def test_models_without_padded_form_say_why(name):
     assert name in list_models() and name not in exportable_models()
     model = type("M", (torch.nn.Module,), {"name": name})()
-    with pytest.raises(ConfigError, match=rf"model '{name}' cannot be exported \(.+\); exportable models: multitask, particlenet"):
+    with pytest.raises(ConfigError, match=rf"model '{name}' cannot be exported \(.+\); exportable models: multitask, particlenet, resnet15$"):
         padded_module(model)
 
 
@@ -276,3 +277,22 @@ def test_multitask_onnx_runtime_equals_the_graph_model(mt_amp_run, tiny_dataset,
         f, p, m = pad_events(events, max(int(e.num_nodes) for e in events) + 3)
         got = session.run(None, {"features": f.numpy(), "positions": p.numpy(), "mask": m.numpy()})
         _assert_outputs(got, model.predict(Batch.from_data_list(events)), [o.name for o in session.get_outputs()])
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=[pytest.mark.slow, pytest.mark.skipif(
+    bool(ONNX_MISSING), reason=f"ONNX export needs {', '.join(ONNX_MISSING)} (pip install 'graphevent[export]')")])])
+def test_resnet15_rebuilds_its_image_inside_the_exported_graph(fmt, tiny_dataset, tmp_path, one_torch_thread):
+    from graphevent.evaluate.export import EXPORTERS
+
+    torch.manual_seed(0)
+    model = build_model(SMALL["resnet15"], GraphDataset(tiny_dataset, "test").info, [TaskConfig(**t) for t in MT_TASKS[:2]])
+    padded = padded_module(model)
+    assert padded.output_names == ["score_label", "pred_m0"]
+    events = _lattice_events(tiny_dataset, [1, 60, 5])  # 60 random lattice nodes: some share a pixel
+    want = model.predict(Batch.from_data_list(events))
+    f, p, m = pad_events(events, max(int(e.num_nodes) for e in events) + 2)
+    f[~m] = float("nan")  # values at padding are ignored
+    _assert_outputs(padded(f, p, m), want, padded.output_names)
+    run = EXPORTERS[fmt](padded, example_inputs(3, [19, 10]), tmp_path / "rn", {})(tmp_path / "rn")
+    _assert_outputs(run(f, p, m), want, padded.output_names)
+    _assert_outputs(run(*pad_events(events[-1:])), {t: v[-1:] for t, v in want.items()}, padded.output_names)
