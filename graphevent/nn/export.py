@@ -159,6 +159,8 @@ class PaddedParticleNet(nn.Module):
         self.outputs, self.output_names = task_outputs(model)
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
+        features = features.masked_fill(~mask[..., None], 0.0)  # any values at padding (NaN too) are ignored
+        positions = positions.masked_fill(~mask[..., None], 0.0)
         h = torch.cat([self.norm(features), positions / self.pos_scale], dim=-1)
         idx, valid = dense_knn(positions, mask, self.k, True, self.onnx)
         first = True

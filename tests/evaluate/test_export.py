@@ -112,7 +112,9 @@ def test_padded_form_equals_the_graph_model(name, tiny_dataset, one_torch_thread
     ref = model.predict(Batch.from_data_list(events))
     padded = padded_module(model)
     for extra in (0, 9):  # tight and with padding beyond the largest event
-        out = padded(*pad_events(events, max(sizes) + extra))
+        f, p, m = pad_events(events, max(sizes) + extra)
+        f[~m], p[~m] = float("nan"), 7.0  # values at padding are ignored
+        out = padded(f, p, m)
         for got, (task, want) in zip(out, ref.items()):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=task)
     alone = padded(*pad_events(events[:1]))  # one event alone: as in the batch
