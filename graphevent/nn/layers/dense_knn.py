@@ -20,16 +20,21 @@ def position_distances(x: Tensor) -> Tensor:
     ``sqrt((x_i0 - x_j0)^2 + (x_i1 - x_j1)^2 + ...)``, one correctly rounded operation at a
     time, so every backend (torch on CPU or GPU, TorchScript, ONNX Runtime) gets the same
     bits, and equidistant lattice neighbours (mirrored or swapped offsets) stay exactly equal.
-    ``torch.cdist`` may fuse the square and the sum and round them differently. The one
-    definition used by :func:`~graphevent.nn.layers.knn.knn_graph` and :func:`dense_knn`.
+    ``torch.cdist`` (and ``addcmul``) fuse the square and the sum and round them differently.
+    The one definition used by :func:`~graphevent.nn.layers.knn.knn_graph` and
+    :func:`dense_knn`. In place on its own temporaries (faster than ``cdist`` on a CPU); no
+    gradient (distances only choose neighbours).
 
     Shapes:
         x: (B, N, D) -> (B, N, N)
     """
-    d2 = (x[:, :, None, 0] - x[:, None, :, 0]).square()
+    x = x.detach()
+    d = torch.sub(x[:, :, None, 0], x[:, None, :, 0])
+    d.mul_(d)
     for c in range(1, x.shape[-1]):
-        d2 = d2 + (x[:, :, None, c] - x[:, None, :, c]).square()
-    return d2.sqrt()
+        t = torch.sub(x[:, :, None, c], x[:, None, :, c])
+        d.add_(t.mul_(t))
+    return d.sqrt_()
 
 
 def dense_knn(h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False) -> tuple[Tensor, Tensor]:
