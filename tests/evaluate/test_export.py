@@ -15,8 +15,15 @@ from graphevent.cli.app import main
 from graphevent.data.dataset import GraphDataset
 from graphevent.errors import ConfigError
 from graphevent.evaluate.export import example_inputs, export_run
-from graphevent.nn.export import NOT_EXPORTABLE, exportable_models, pad_events, padded_module
-from graphevent.nn.registry import build_model, list_models
+from graphevent.nn.export import (
+    NOT_EXPORTABLE,
+    NOT_EXPORTABLE_ENCODERS,
+    exportable_encoders,
+    exportable_models,
+    pad_events,
+    padded_module,
+)
+from graphevent.nn.registry import build_model, list_encoders, list_models
 from graphevent.nn.tasks import TaskConfig
 
 PN = """
@@ -124,6 +131,10 @@ def test_padded_form_equals_the_graph_model(name, tiny_dataset, one_torch_thread
 def test_every_registered_model_exports_or_says_why():
     packaged = [n for n, cls in list_models().items() if cls.__module__.startswith("graphevent.nn.models.")]
     assert sorted(exportable_models() + list(NOT_EXPORTABLE)) == sorted(packaged)
+
+
+def test_every_registered_encoder_exports_or_says_why():
+    assert sorted(exportable_encoders() + list(NOT_EXPORTABLE_ENCODERS)) == sorted(list_encoders())
 
 
 @pytest.mark.parametrize("name", sorted(NOT_EXPORTABLE))
