@@ -21,7 +21,8 @@ def export_cmd(
 
     kNN runs inside the exported graph (dense masked distances + top-k), so B and N are
     free. The file is checked against the eager model on events of several sizes before
-    it is moved into place. ONNX needs the [export] extra. Exportable models: particlenet.
+    it is moved into place. ONNX needs the \\[export] extra. Exportable models: particlenet,
+    multitask (encoders masked_gt and/or edgeconv), resnet15.
 
     [bold]Examples[/]
 

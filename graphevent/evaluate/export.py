@@ -83,8 +83,10 @@ def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict
     import torch
     from torch.export import Dim
 
+    from graphevent.nn.export import set_onnx
+
     batch, nodes = Dim("batch"), Dim("nodes")
-    module.onnx = True  # ONNX has no stable sort: top-k, whose ties go to the lower index
+    set_onnx(module, True)  # ONNX has no stable sort: top-k, whose ties go to the lower index
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -93,7 +95,7 @@ def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict
                 dynamic_shapes={n: {0: batch, 1: nodes} for n in INPUT_NAMES}, verbose=False,
             )
     finally:
-        module.onnx = False
+        set_onnx(module, False)
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {"graphevent": json.dumps(meta)})
     onnx.save(proto, str(path))
@@ -136,8 +138,8 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str =
             "inputs": {"features": f"(B, N, {info.num_node_features}) float32: {', '.join(info.node_features)}",
                        "positions": "(B, N, 2) float32: eta, phi relative to the event centre", "mask": "(B, N) bool"},
             "outputs": list(module.output_names), "classes": list(info.classes), "targets": list(info.targets),
-            "k": int(model.config.k)}
-    k = int(model.config.k)
+            "k": int(module.k)}
+    k = max(int(module.k), 8)  # the largest k of the model's kNN graphs (0: none): sizes around it
     example = example_inputs(info.num_node_features, [2 * k + 3, k + 2])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")

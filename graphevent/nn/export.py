@@ -20,6 +20,8 @@ kNN is computed inside the module (:func:`graphevent.nn.layers.dense_knn.dense_k
 dense masked pairwise distances and a sort/top-k over a fixed k), so no compiled
 extension and no data-dependent shape enters the exported graph. Models register their
 padded form with :func:`register_padded`; ask :func:`exportable_models` which can export.
+``multitask`` exports when each of its encoders has a padded form
+(:func:`register_padded_encoder`; :data:`NOT_EXPORTABLE_ENCODERS` says why the others have none).
 """
 
 from __future__ import annotations
@@ -27,12 +29,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.dense_knn import DenseEdgeConv, dense_knn
+from graphevent.nn.layers.dense_transformer import DenseGraphTransformerLayer, dense_edge_geometry
+from graphevent.nn.layers.pixels import dense_images
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
+_PADDED_ENCODERS: dict[str, Callable[[nn.Module], nn.Module]] = {}
 
 #: why the other registered models have no padded form (shown by the export error and README)
 NOT_EXPORTABLE = {
@@ -40,8 +46,11 @@ NOT_EXPORTABLE = {
     "edgeconv_ae": "pretraining autoencoder: its output is a reconstruction error (Chamfer matching), not a task output",
     "sparse_conv_ae": "pretraining autoencoder: its output is a reconstruction error, not a task output",
     "contrastive": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
-    "resnet15": "its image is rebuilt from the graph batch's node positions; the padded form (the same scatter from (B, N) arrays) is not written yet",
-    "multitask": "its encoders (masked graph transformer, EdgeConv) and attention pooling have no padded form yet",
+}
+
+#: why the other registered encoders have no padded form (a ``multitask`` model using one does not export)
+NOT_EXPORTABLE_ENCODERS = {
+    "sparse_conv": "its sparse convolutions hash the occupied pixels into lattices of data-dependent size",
 }
 
 
@@ -55,8 +64,32 @@ def register_padded(name: str):
     return wrap
 
 
+def register_padded_encoder(name: str):
+    """Class decorator: ``cls(backbone)`` is the padded form of registered encoder ``name``
+    (``backbone``: the encoder model inside ``multitask``). It takes ``(features, positions,
+    mask)`` and returns node tokens ``(B, N, D)`` and the pooled embedding ``(B, D)``, and
+    has ``k`` and ``onnx`` attributes as the padded models."""
+
+    def wrap(cls):
+        _PADDED_ENCODERS[name] = cls
+        return cls
+
+    return wrap
+
+
 def exportable_models() -> list[str]:
     return sorted(_PADDED)
+
+
+def exportable_encoders() -> list[str]:
+    return sorted(_PADDED_ENCODERS)
+
+
+def set_onnx(module: nn.Module, onnx: bool) -> None:
+    """Switch every padded (sub)module's kNN to its ONNX form (see :func:`dense_knn`)."""
+    for m in module.modules():
+        if hasattr(m, "onnx"):
+            m.onnx = onnx
 
 
 def padded_module(model: nn.Module) -> nn.Module:
@@ -126,6 +159,8 @@ class PaddedParticleNet(nn.Module):
         self.outputs, self.output_names = task_outputs(model)
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
+        features = features.masked_fill(~mask[..., None], 0.0)  # any values at padding (NaN too) are ignored
+        positions = positions.masked_fill(~mask[..., None], 0.0)
         h = torch.cat([self.norm(features), positions / self.pos_scale], dim=-1)
         idx, valid = dense_knn(positions, mask, self.k, True, self.onnx)
         first = True
@@ -137,6 +172,214 @@ class PaddedParticleNet(nn.Module):
         w = mask.to(h.dtype)[..., None]
         pooled = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
         return [out(pooled) for out in self.outputs]
+
+
+@register_padded("resnet15")
+class PaddedResNet15(nn.Module):
+    """:class:`~graphevent.nn.models.resnet15.ResNet15` on padded events (modules shared): the
+    image rebuilt inside the graph by the model's own scatter
+    (:func:`~graphevent.nn.layers.pixels.dense_images`, the valid nodes of the ``B * N``
+    slots; padding adds zeros), then the convolutions, the global max pool and the heads.
+    No kNN (``k = 0``).
+
+    Shapes:
+        features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> [(B, C) | (B,)] per task
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        if model.pixel_size is None or model.image_size is None:
+            raise ConfigError("model 'resnet15' cannot be exported without an image geometry: "
+                              "set model.pixel_size and model.image_size")
+        self.k = 0
+        self.pixel_size = (float(model.pixel_size[0]), float(model.pixel_size[1]))
+        self.image_size = (int(model.image_size[0]), int(model.image_size[1]))
+        self.register_buffer("inv_std", model.inv_std, persistent=False)
+        self.conv0, self.blocks = model.conv0, model.blocks
+        self.outputs, self.output_names = task_outputs(model)
+
+    def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
+        b, n, f = features.shape
+        x = (features * self.inv_std).masked_fill(~mask[..., None], 0.0).reshape(b * n, f)
+        pos = positions.masked_fill(~mask[..., None], 0.0).reshape(b * n, 2)
+        event = torch.arange(b, device=features.device)[:, None].expand(b, n).reshape(b * n)
+        image = dense_images(x, pos, event, b, self.pixel_size, self.image_size)
+        h = self.blocks(F.max_pool2d(F.relu(self.conv0(image)), 2))
+        pooled = h.amax(dim=(2, 3))
+        return [out(pooled) for out in self.outputs]
+
+
+def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
+    """Mean over each event's valid nodes (0 for an event without any).
+
+    Shapes:
+        h: (B, N, C), mask: (B, N) -> (B, C)
+    """
+    w = mask.to(h.dtype)[..., None]
+    return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
+@register_padded_encoder("masked_gt")
+class PaddedMaskedGT(nn.Module):
+    """:class:`~graphevent.nn.models.masked_gt_ae.MaskedGTEncoder` on padded events
+    (modules shared): input standardisation and Fourier position features, the embedded
+    (deta, dphi, dR) geometry of the k nearest neighbours in (eta, phi) (equidistant ones in
+    node order, as the flat model), the graph-transformer layers
+    (:class:`DenseGraphTransformerLayer`, with their event-wide attention), the output norm
+    and the mean over valid nodes.
+
+    Shapes:
+        features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> tokens (B, N, dim), pooled (B, dim)
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        enc = backbone.encoder
+        self.k = int(backbone.config.k)
+        self.onnx = False
+        self.pos_scale = float(enc.pos_scale)
+        self.norm, self.pos_enc, self.embed, self.edge_embed = enc.norm, enc.pos_enc, enc.embed, enc.edge_embed
+        self.layers = nn.ModuleList([DenseGraphTransformerLayer(layer) for layer in enc.layers])
+        self.out_norm = enc.out_norm
+
+    def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx)
+        h = self.embed(torch.cat([self.norm(features), self.pos_enc(positions / self.pos_scale)], dim=-1))
+        e = self.edge_embed(dense_edge_geometry(positions, idx) / self.pos_scale)  # (B, N, k, edge_dim)
+        for layer in self.layers:
+            h = layer(h, idx, valid, e, mask)
+        tokens = self.out_norm(h)
+        return tokens, masked_mean(tokens, mask)
+
+
+@register_padded_encoder("edgeconv")
+class PaddedEdgeConvEncoder(nn.Module):
+    """:class:`~graphevent.nn.models.edgeconv_ae.EdgeConvEncoder` on padded events (modules
+    shared): the EdgeConv blocks as :class:`PaddedParticleNet`'s (first block's neighbours in
+    (eta, phi), later ones in feature space), the token layer on all blocks' outputs, and the
+    latent MLP on the mean and max over valid nodes.
+
+    Shapes:
+        features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> tokens (B, N, dim), pooled (B, dim)
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        enc = backbone.encoder
+        self.k = int(backbone.config.k)
+        self.onnx = False
+        self.pos_scale = float(enc.pos_scale)
+        self.norm = enc.norm
+        self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in enc.blocks])
+        self.token, self.latent = enc.token, enc.latent
+
+    def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        h = torch.cat([self.norm(features), positions / self.pos_scale], dim=-1)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx)
+        outs: list[Tensor] = []
+        first = True
+        for block in self.blocks:
+            if not first:
+                idx, valid = dense_knn(h, mask, self.k, False, self.onnx)
+            h = block(h, idx, valid)
+            outs.append(h)
+            first = False
+        tokens = self.token(torch.cat(outs, dim=-1))
+        top = tokens.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
+        return tokens, self.latent(torch.cat([masked_mean(tokens, mask), top], dim=-1))
+
+
+class ProjectedEncoder(nn.Module):
+    """A padded encoder followed by ``multitask``'s token projection of its tokens and pooled
+    embedding (the projection shared).
+
+    Shapes:
+        features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> (B, 1 + N, dim): the
+        pooled token first, then the node tokens (as ``MultiTaskModel._forward_heads``)
+    """
+
+    def __init__(self, encoder: nn.Module, proj: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.proj = encoder, proj
+
+    def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> Tensor:
+        tokens, pooled = self.encoder(features, positions, mask)
+        return torch.cat([self.proj(pooled)[:, None], self.proj(tokens)], dim=1)
+
+
+class TaskTokenFusion(nn.Module):
+    """``multitask``'s cross-attention fusion (shared): group embeddings added, then
+    :class:`~graphevent.nn.layers.cross_attention.CrossTaskFusion` with the model's mask.
+
+    Shapes:
+        tokens: (B, T, E, Q, D) -> (B, T * E * Q, D), task-major
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.group_embed, self.fusion = model.group_embed, model.fusion
+        self.register_buffer("allowed", model.fusion_allowed, persistent=False)
+        self.num_tasks, self.num_encoders = len(model.taskset.tasks), len(model.backbones)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        tokens = tokens + self.group_embed.view(self.num_tasks, self.num_encoders, 1, -1)
+        return self.fusion(tokens.flatten(1, 3), self.allowed)
+
+
+@register_padded("multitask")
+class PaddedMultiTask(nn.Module):
+    """:class:`~graphevent.nn.models.multitask.MultiTaskModel` on padded events (modules and
+    parameters shared): each encoder's padded form (:func:`register_padded_encoder`) and
+    token projection, the task attention pools over ``[pooled, node tokens]`` of every
+    encoder, the fusion of the task tokens, and the task heads with their output transforms.
+
+    Inputs at padding are set to zero first, so any values there (even NaN) are ignored.
+
+    Raises:
+        ConfigError: an encoder of the model has no padded form (names it and why).
+
+    Shapes:
+        features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> [(B, C) | (B,)] per task
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        for name in model.backbones:
+            if name not in _PADDED_ENCODERS:
+                why = NOT_EXPORTABLE_ENCODERS.get(name, "no padded form registered")
+                raise ConfigError(f"model 'multitask' cannot be exported with encoder {name!r} ({why}); "
+                                  f"exportable encoders: {', '.join(exportable_encoders())}")
+        encoders = [_PADDED_ENCODERS[n](bb) for n, bb in model.backbones.items()]
+        self.k = max(int(e.k) for e in encoders)  # the largest neighbourhood (the export check's sizes)
+        self.onnx = False
+        self.encoders = nn.ModuleList([ProjectedEncoder(e, model.token_proj[n]) for n, e in zip(model.backbones, encoders)])
+        self.pools = model.pools
+        self.fuse: TaskTokenFusion | None = TaskTokenFusion(model) if model.config.fusion == "cross_attention" else None
+        self.concat = model.config.fusion == "concat"
+        self.num_tasks = len(model.taskset.tasks)
+        self.outputs, self.output_names = task_outputs(model)
+
+    def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
+        features = features.masked_fill(~mask[..., None], 0.0)
+        positions = positions.masked_fill(~mask[..., None], 0.0)
+        per_encoder: list[Tensor] = []
+        for enc in self.encoders:
+            per_encoder.append(enc(features, positions, mask))
+        nodes = torch.stack(per_encoder)  # (E, B, 1 + N, D)
+        node_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        tokens = self.pools(nodes, node_mask, False)[0]  # (B, T, E, Q, D)
+        if self.fuse is not None:
+            tokens = self.fuse(tokens)
+        else:
+            tokens = tokens.flatten(1, 3)
+        flat = tokens.flatten(1)
+        per_task = tokens.reshape(tokens.shape[0], self.num_tasks, -1)
+        outs: list[Tensor] = []
+        i = 0
+        for out in self.outputs:
+            outs.append(out(flat if self.concat else per_task[:, i]))
+            i += 1
+        return outs
 
 
 def pad_events(events: list, max_nodes: int | None = None) -> tuple[Tensor, Tensor, Tensor]:

@@ -54,7 +54,7 @@ class MultiHeadAttention(nn.Module):
         s = key_value.size(1)
         h, d = self.heads, self.dim // self.heads
         q = self.q(query).view(b, l, h, d).transpose(1, 2)  # (B, H, L, d)
-        k, v = self.kv(key_value).view(b, s, 2, h, d).permute(2, 0, 3, 1, 4)  # (B, H, S, d) each
+        k, v = self.kv(key_value).view(b, s, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, S, d) each
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(d)  # (B, H, L, S)
         scores = scores.to(torch.promote_types(scores.dtype, torch.float32)).masked_fill(~allowed[:, None], float("-inf"))
         weights = scores.softmax(dim=-1)

@@ -14,6 +14,29 @@ import torch
 from torch import Tensor, nn
 
 
+def position_distances(x: Tensor) -> Tensor:
+    """Euclidean distances between the nodes of each event, for positions (``D <= 3``).
+
+    ``sqrt((x_i0 - x_j0)^2 + (x_i1 - x_j1)^2 + ...)``, one correctly rounded operation at a
+    time, so every backend (torch on CPU or GPU, TorchScript, ONNX Runtime) gets the same
+    bits, and equidistant lattice neighbours (mirrored or swapped offsets) stay exactly equal.
+    ``torch.cdist`` (and ``addcmul``) fuse the square and the sum and round them differently.
+    The one definition used by :func:`~graphevent.nn.layers.knn.knn_graph` and
+    :func:`dense_knn`. In place on its own temporaries (faster than ``cdist`` on a CPU); no
+    gradient (distances only choose neighbours).
+
+    Shapes:
+        x: (B, N, D) -> (B, N, N)
+    """
+    x = x.detach()
+    d = torch.sub(x[:, :, None, 0], x[:, None, :, 0])
+    d.mul_(d)
+    for c in range(1, x.shape[-1]):
+        t = torch.sub(x[:, :, None, c], x[:, None, :, c])
+        d.add_(t.mul_(t))
+    return d.sqrt_()
+
+
 def dense_knn(h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest other valid nodes of every node, per event.
 
@@ -29,8 +52,8 @@ def dense_knn(h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False)
     Shapes:
         h: (B, N, D), mask: (B, N) bool -> idx: (B, N, k) int64 in [0, N), valid: (B, N, k) bool
     """
-    if stable:  # pairwise differences: exact on a lattice, like knn_graph for D <= 3
-        d = (h[:, :, None, :] - h[:, None, :, :]).pow(2).sum(-1).sqrt()
+    if stable:  # the same bits as knn_graph's, on every backend
+        d = position_distances(h)
     else:
         h64 = h.double()  # float64: exporters' and torch's matmul roundings then never swap neighbours
         sq = h64.pow(2).sum(-1)

@@ -33,9 +33,14 @@ def knn_graph(x, batch, k: int, num_events: int | None = None):
     dense, mask = to_dense_batch(x.detach(), batch, batch_size=num_events)  # (B, M, D), (B, M)
     b, m, _ = dense.shape
     # positions: pairwise differences, so a distance does not depend on the padding M (cdist's
-    # matmul path, taken above 25 rows, rounds differently) and lattice ties stay exact
-    mode = "donot_use_mm_for_euclid_dist" if dense.size(-1) <= 3 else "use_mm_for_euclid_dist_if_necessary"
-    d = torch.cdist(dense.float(), dense.float(), compute_mode=mode)  # (B, M, M)
+    # matmul path, taken above 25 rows, rounds differently) and lattice ties stay exact, with
+    # the bits of the exported models' kNN (dense_knn); features: cdist
+    if dense.size(-1) <= 3:
+        from graphevent.nn.layers.dense_knn import position_distances
+
+        d = position_distances(dense.float())  # (B, M, M)
+    else:
+        d = torch.cdist(dense.float(), dense.float(), compute_mode="use_mm_for_euclid_dist_if_necessary")
     invalid = ~(mask[:, :, None] & mask[:, None, :])
     eye = torch.eye(m, dtype=torch.bool, device=x.device)[None]
     d = d.masked_fill(invalid | eye, float("inf"))
