@@ -196,7 +196,7 @@ def test_layers_accept_a_lattice_without_sites():
     empty = SparseLattice(torch.zeros(0, dtype=torch.long))
     x = torch.zeros(0, C)
     assert SubmanifoldConv2d(C, 4)(x, empty).shape == (0, 4)
-    assert SubmanifoldConv2d(C, 4, algorithm="rules")(x, empty).shape == (0, 4)
+    assert SubmanifoldConv2d(C, 4, algorithm="gather")(x, empty).shape == (0, 4)
     out, coarse = SparseStridedConv2d(C, 4)(x, empty)
     assert out.shape == (0, 4) and coarse.num_sites == 0
     assert SparseConvTranspose2d(C, 4)(x, empty).shape == (0, 4)
@@ -204,9 +204,14 @@ def test_layers_accept_a_lattice_without_sites():
 
 def test_rule_books_hold_exactly_the_active_neighbour_pairs():
     _, _, lattice, _ = _sparse_images(seed=9)
-    nbr = lattice.neighbours(3)
-    rules = lattice.rules(3)
-    assert [o for o, _, _ in rules] == [0, 1, 2, 3, 5, 6, 7, 8]
-    for o, dst, src in rules:
-        active = (nbr[:, o] < lattice.num_sites).nonzero().view(-1)
-        assert torch.equal(dst, active) and torch.equal(src, nbr[active, o])
+    nbr, s = lattice.neighbours(3), lattice.num_sites
+    book = lattice.rules(3)
+    assert book.offsets.tolist() == [0, 1, 2, 3, 5, 6, 7, 8]
+    counts = (nbr[:, book.offsets] < s).sum(0)
+    assert book.in_site.shape == book.out_site.shape == (8, int(counts.max()))
+    assert counts.tolist() == counts.flip(0).tolist()  # offset d has as many pairs as -d
+    for m, o in enumerate(book.offsets.tolist()):
+        active = (nbr[:, o] < s).nonzero().view(-1)
+        n = active.numel()
+        assert torch.equal(book.out_site[m, :n], active) and torch.equal(book.in_site[m, :n], nbr[active, o])
+        assert (book.in_site[m, n:] == s).all() and (book.out_site[m, n:] == 0).all()  # padding

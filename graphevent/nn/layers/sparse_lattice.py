@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -24,6 +26,24 @@ def pack_keys(event: Tensor, row: Tensor, col: Tensor) -> Tensor:
 def unpack_keys(keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(event, row, col)`` of packed keys (inverse of :func:`pack_keys`)."""
     return keys >> (2 * _BITS), ((keys >> _BITS) & _MASK) - _SHIFT, (keys & _MASK) - _SHIFT
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """Active neighbour pairs of a lattice per kernel offset, centre offset left out.
+
+    Row ``m`` holds the pairs of offset ``offsets[m]``: output site ``out_site[m, i]`` reads
+    input site ``in_site[m, i]``. Rows are padded to one length ``P`` (the longest offset's
+    pair count) with ``in_site = S`` (a zero row appended to the input) and ``out_site = 0``
+    (which then receives exact zeros). Pairs are symmetric: offset ``d`` has as many as ``-d``.
+
+    Shapes:
+        offsets: (M,) with M = k * k - 1; in_site, out_site: (M, P)
+    """
+
+    offsets: Tensor
+    in_site: Tensor
+    out_site: Tensor
 
 
 class SparseLattice:
@@ -50,7 +70,7 @@ class SparseLattice:
         self.keys = keys
         self.event, self.row, self.col = unpack_keys(keys)
         self._neighbours: dict[int, Tensor] = {}
-        self._rules: dict[int, list[tuple[int, Tensor, Tensor]]] = {}
+        self._rules: dict[int, RuleBook] = {}
         self._coarse: dict[int, tuple[SparseLattice, Tensor, Tensor]] = {}
 
     @classmethod
@@ -88,23 +108,29 @@ class SparseLattice:
             self._neighbours[kernel_size] = self.find(self.keys[:, None] + shift[None, :])
         return self._neighbours[kernel_size]
 
-    def rules(self, kernel_size: int) -> list[tuple[int, Tensor, Tensor]]:
-        """Active pairs per kernel offset (the "rule book" of SparseConvNet), centre offset left out:
-        ``[(offset, out_site (P_o,), in_site (P_o,)), ...]``, only pairs where both sites exist.
+    def rules(self, kernel_size: int) -> "RuleBook":
+        """The active neighbour pairs per kernel offset (the "rule book" of SparseConvNet), centre
+        offset left out, padded to one length so that all offsets multiply in one batched product.
 
-        Two host syncs per lattice and kernel size (a ``nonzero`` and the counts per offset).
+        One host sync per lattice and kernel size (the longest offset's pair count).
         """
         if kernel_size not in self._rules:
             nbr = self.neighbours(kernel_size)
             s, kk = nbr.shape
-            others = torch.tensor([o for o in range(kk) if o != kk // 2], dtype=torch.long, device=nbr.device)
-            active = nbr[:, others].T < s  # (k * k - 1, S)
-            offset, site = active.nonzero(as_tuple=True)  # sorted by offset, then site
-            counts = active.sum(1).tolist()
-            src = nbr[site, others[offset]]
-            self._rules[kernel_size] = [
-                (int(o), dst, inp) for o, dst, inp in zip(others.tolist(), site.split(counts), src.split(counts))
-            ]
+            c = kk // 2
+            others = torch.cat([torch.arange(c), torch.arange(c + 1, kk)]).to(nbr.device)
+            src = nbr[:, others]  # (S, M)
+            active = src < s
+            m = others.numel()
+            length = int(active.sum(0).max()) if s and m else 0
+            # pair (site u, offset m) goes to slot m * length + (rank of u among m's active sites);
+            # inactive ones to a spare slot past the end
+            rank = active.cumsum(0) - 1
+            slot = torch.where(active, torch.arange(m, device=nbr.device) * length + rank, m * length).view(-1)
+            site = torch.arange(s, device=nbr.device)[:, None].expand(s, m).reshape(-1)
+            in_site = nbr.new_full((m * length + 1,), s).scatter_(0, slot, src.reshape(-1))[:-1]
+            out_site = nbr.new_zeros(m * length + 1).scatter_(0, slot, site)[:-1]
+            self._rules[kernel_size] = RuleBook(others, in_site.view(m, length), out_site.view(m, length))
         return self._rules[kernel_size]
 
     def coarsen(self, stride: int) -> tuple["SparseLattice", Tensor, Tensor]:
