@@ -100,6 +100,9 @@ def test_coarsening_floors_negative_rows_and_columns():
     coarse, parent, offset = lattice.coarsen(2)
     assert coarse.row[parent].tolist() == [-2, -1, -1, 0] and coarse.col[parent].tolist() == [-1, 0, 1, 1]
     assert offset.tolist() == [3, 0, 3, 2]
+    # the bounds the coarse lattice inherits (no host sync) are its sites' bounds
+    r, c = coarse.row, coarse.col
+    assert coarse.bounds() == (0, int(r.min()), int(r.max()), int(c.min()), int(c.max())) == (0, -2, 0, -1, 1)
 
 
 def test_sparse_transposed_conv_equals_dense_conv_transpose2d_at_fine_and_child_sites():
@@ -200,6 +203,18 @@ def test_layers_accept_a_lattice_without_sites():
     out, coarse = SparseStridedConv2d(C, 4)(x, empty)
     assert out.shape == (0, 4) and coarse.num_sites == 0
     assert SparseConvTranspose2d(C, 4)(x, empty).shape == (0, 4)
+
+
+@pytest.mark.parametrize("spread", [1, 100_000])  # a compact box: the dense table; a huge one: the key search
+def test_neighbour_table_holds_the_site_at_each_offset(spread):
+    ev, row, col = torch.tensor([0, 0, 0, 1, 1]), torch.tensor([0, 1, 1, 0, 2]) * spread, torch.tensor([-1, 0, 1, 0, 1])
+    lattice, _ = SparseLattice.from_coords(ev, row, col)
+    nbr = lattice.neighbours(3)
+    for o in range(9):
+        dr, dc = o // 3 - 1, o % 3 - 1
+        expected = lattice.find(pack_keys(lattice.event, lattice.row + dr, lattice.col + dc))
+        assert torch.equal(nbr[:, o], expected)
+    assert (nbr < lattice.num_sites).sum().item() == {1: 5 + 4, 100_000: 5 + 2}[spread]  # sites + neighbour pairs
 
 
 def test_rule_books_hold_exactly_the_active_neighbour_pairs():

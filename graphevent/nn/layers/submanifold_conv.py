@@ -32,9 +32,10 @@ class SubmanifoldConv2d(nn.Module):
       book of SparseConvNet, :meth:`SparseLattice.rules`, padded to one length per offset),
       added into the output sites with one ``index_add``; backward is the same products
       transposed (a custom autograd function; backward: 4 products, a gather, an ``index_add``). Work
-      proportional to the active pairs; one host sync per lattice to size the rule book;
+      proportional to the active pairs; one more host sync per lattice to size the rule book;
     * ``gather``: gather all ``k * k`` neighbour rows of every site (zeros where no site is)
-      and one ``(S, k*k*C_in) x (k*k*C_in, C_out)`` product: no host sync, but the work of a
+      and one ``(S, k*k*C_in) x (k*k*C_in, C_out)`` product: no further host sync (the
+      neighbour table itself takes one per lattice, :meth:`SparseLattice.neighbours`), but the work of a
       dense neighbourhood (3x the multiplications of ``rules`` where a third of the neighbours
       are active; speeds measured in ``docs/models.md``).
 

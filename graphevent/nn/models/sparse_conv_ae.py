@@ -49,7 +49,7 @@ class SparseConvConfig:
             candidate pixels are occupied) next to the values' mean squared error.
         conv_algorithm: how submanifold convolutions compute (:class:`SubmanifoldConv2d`):
             ``rules`` (products over the active neighbour pairs only; the default, faster) or
-            ``gather`` (all k*k neighbour rows, one product, no host sync). Same weights, same
+            ``gather`` (all k*k neighbour rows, one product, one host sync fewer). Same weights, same
             results up to rounding, so it can differ between pretraining and fine-tuning.
     """
 
