@@ -99,8 +99,10 @@ class SubmanifoldConv2d(nn.Module):
 
 class _RuleBookConv(torch.autograd.Function):
     """``out = x @ W_centre`` plus, for the other offsets, one batched product over the rule
-    book's pairs added into the output sites; backward the same three products transposed
-    (gradients of the inputs, of the centre weight and of the other offsets' weights).
+    book's pairs added into the output sites (padded pairs read a zero row, so site 0, where
+    they point, gets exact zeros from them). Backward: the input gradient through the
+    transposed weights, the same way round (gather at the output sites, add at the input
+    sites), and the weight gradients from the saved gathered inputs.
 
     Shapes:
         x: (S, C_in), weight: (k * k, C_in, C_out), in_site, out_site: (k * k - 1, P) -> (S, C_out)
