@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -197,7 +198,15 @@ def main() -> None:
     ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra --set for every training run, e.g. train.in_memory=true (repeatable)")
     ap.add_argument("--parallel", type=int, default=1, help="fine-tuning runs at once (GPU: several share one device)")
+    ap.add_argument("--plans", nargs="+", metavar="NAME",
+                    help="only these configurations, named as in the results table (e.g. particlenet resnet15 "
+                         "'sparse_conv scratch' 'sparse_conv pretrained'); the first is the baseline of the paired "
+                         "AUC differences; only the encoders they initialise from are pretrained (default: all)")
     args = ap.parse_args()
+    names = [p["name"] for p in runs_plan({enc: Path(enc) for enc in ("edgeconv", "masked_gt", "sparse_conv")})]
+    unknown = [n for n in args.plans or [] if n not in names]
+    if unknown:
+        sys.exit(f"--plans: unknown configuration {unknown[0]!r}; expected names from: {', '.join(names)}")
 
     size = dict(SIZES[args.size])
     for k in ("events", "epochs", "pre_epochs", "max_nodes"):
@@ -246,6 +255,10 @@ def main() -> None:
     # pretraining runs it initialises from have finished (scratch runs do not wait for them).
     pre = {"edgeconv": work / "pretrain_edgeconv", "masked_gt": work / "pretrain_masked_gt", "sparse_conv": work / "pretrain_sparse_conv"}
     cfgs = {"edgeconv": "edgeconv_ae_pretrain.yaml", "masked_gt": "masked_gt_pretrain.yaml", "sparse_conv": "sparse_conv_ae_pretrain.yaml"}
+    plans = runs_plan(pre)
+    if args.plans:
+        plans = sorted((p for p in plans if p["name"] in args.plans), key=lambda p: args.plans.index(p["name"]))
+        pre = {enc: run for enc, run in pre.items() if any(run in p["init"] for p in plans)}
     jobs: list[dict] = []
     for enc, run in pre.items():
         jobs.append(dict(key=f"pretrain {enc}", run=run, deps=[], cmd=ge + [
@@ -253,7 +266,7 @@ def main() -> None:
             "--epochs", size["pre_epochs"], "--batch-size", size["batch"], "--no-progress"] + gpu_opt))
     rows = []
     for frac in sorted(args.fractions, reverse=True):  # the longest runs first
-        for plan in runs_plan(pre):
+        for plan in plans:
             tag = plan["name"].replace(" ", "_").replace("+", "_")
             run = work / f"f{frac:g}" / tag
             cmd = ge + ["train", "-c", plan["config"], "--data", ds, "--out", run, "--overwrite", "--epochs", size["epochs"],
@@ -269,7 +282,7 @@ def main() -> None:
     wall = run_jobs(jobs, args.parallel, work, log)
     for r in rows:
         r["wall"] = wall[f"{r['plan']} @ {r['frac']:g}"]
-    rows.sort(key=lambda r: (args.fractions.index(r["frac"]), [p["name"] for p in runs_plan(pre)].index(r["plan"])))
+    rows.sort(key=lambda r: (args.fractions.index(r["frac"]), [p["name"] for p in plans].index(r["plan"])))
     wall = {k: v for k, v in wall.items() if k.startswith("pretrain")}
 
     # 4. evaluate all runs of a fraction together (one comparison table and ROC plot each);
@@ -333,7 +346,7 @@ def main() -> None:
     lines += ["", "Pretraining wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in wall.items()) + ".", "",
               "ROC curves (background rejection vs signal efficiency), one plot per label fraction:", ""]
     lines += [f"![ROC, {f:.0%} labels](results/roc_f{f:g}.png)" for f in args.fractions]
-    lines += ["", "## Commands", "", "```", f"python scripts/benchmark.py {' '.join(sys.argv[1:])}", "```", "",
+    lines += ["", "## Commands", "", "```", f"python scripts/benchmark.py {shlex.join(sys.argv[1:])}", "```", "",
               "Each step's exact command is in the study log (`study.log` in the work directory):", "", "```"]
     lines += [l[2:].replace(" ".join(ge), "graphevent").replace(f"{ROOT}/", "")
               for l in log.read_text().splitlines() if l.startswith("$ ")]

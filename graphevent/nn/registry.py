@@ -89,6 +89,35 @@ def list_encoders() -> dict[str, type]:
     return dict(sorted(_ENCODERS.items()))
 
 
+def pop_encoder_sections(data: dict[str, Any]) -> dict[str, Any]:
+    """Remove and return the sections of a ``model:`` mapping named after a registered encoder
+    (``masked_gt: {...}``, ``sparse_conv: {...}``): each encoder's settings in a model that
+    takes encoders by name."""
+    encoders = list_encoders()
+    return {n: data.pop(n) for n in list(data) if n in encoders}
+
+
+def build_encoder_configs(sections: Mapping[str, Any], names: Sequence[str], where: str = "model") -> dict[str, Any]:
+    """Each encoder's config object (its pretraining model's ``config_class``), strictly loaded
+    from its section (none: its defaults), for the encoders in ``names`` and then those with a
+    section (kept, unused, so that a saved config reads back as it was written).
+
+    Raises:
+        ConfigError: a name in ``names`` is not a registered encoder (lists them), or a
+            section has unknown or invalid keys.
+    """
+    from graphevent.config.base import from_dict
+
+    encoders = list_encoders()
+    missing = [n for n in names if n not in encoders]
+    if missing:
+        raise ConfigError(f"{where}.encoders: unknown encoder {missing[0]!r}; registered encoders: {', '.join(encoders)}")
+    return {
+        n: from_dict(encoders[n].config_class, sections.get(n) or {}, f"{where}.{n}")
+        for n in [*names, *(n for n in sections if n not in names)]
+    }
+
+
 def build_model(cfg: Mapping[str, Any], info: DatasetInfo, tasks: Sequence[Any] | None = None):
     """Build a registered model.
 

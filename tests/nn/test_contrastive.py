@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from torch_geometric.utils import scatter
 from nn_helpers import SIZES, build_tiny, make_batch, make_events, tiny_info
 from graphevent.nn.layers.jet_augment import JetAugment, collinear_split, jet_axis, rotate_about_axis, smear, translate
 from graphevent.nn.models.contrastive import nt_xent
+from graphevent.nn.registry import list_encoders
 
 
 def _nodes():
@@ -110,6 +112,47 @@ def test_contrastive_encoder_transfers_to_multitask_by_name():
     assert list(model.encoder_modules()) == ["masked_gt"]
     target = build_tiny("multitask")
     target.encoder_modules()["masked_gt"].load_state_dict(model.encoder_modules()["masked_gt"].state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("encoder", list(list_encoders()))
+def test_contrastive_pretrains_any_registered_encoder_and_transfers_it_to_multitask(encoder):
+    from nn_helpers import TINY
+
+    section = TINY[list_encoders()[encoder].name]
+    model = build_tiny("contrastive", **{"masked_gt": None, "encoder": encoder, encoder: section}).train()
+    assert list(model.encoder_modules()) == [encoder]
+    loss = model.contrastive_loss(make_batch(), torch.Generator().manual_seed(0))
+    loss.backward()
+    assert math.isfinite(loss.item())
+    assert all(p.grad is not None for p in model.encoder_modules()[encoder].parameters())
+    target = build_tiny("multitask", encoders=[encoder], **{encoder: section})
+    target.encoder_modules()[encoder].load_state_dict(model.encoder_modules()[encoder].state_dict(), strict=True)
+
+
+def test_contrastive_config_of_earlier_versions_reads_back_and_rebuilds_the_same_model():
+    from graphevent.nn import build_model
+    from graphevent.nn.models.edgeconv_ae import EdgeConvAEConfig
+    from nn_helpers import GT
+
+    # earlier versions wrote both encoders' sections into the checkpoint's model_config
+    old = {"name": "contrastive", "encoder": "masked_gt", "proj_hidden": 16, "proj_dim": 8, "temperature": 0.1,
+           "rotate": True, "translate": 0.02, "smear": 0.1, "split_prob": 0.1, "masked_gt": GT,
+           "edgeconv": dataclasses.asdict(EdgeConvAEConfig())}
+    model = build_model(old, tiny_info())
+    assert list(model.encoder_modules()) == ["masked_gt"]
+    again = build_model(model.model_config, tiny_info())
+    assert again.config == model.config and set(model.model_config) >= {"masked_gt", "edgeconv"}
+    again.load_state_dict(model.state_dict(), strict=True)
+
+
+def test_contrastive_rejects_an_unknown_encoder_and_unknown_keys():
+    from graphevent.errors import ConfigError
+    from graphevent.nn import build_model
+
+    with pytest.raises(ConfigError, match=r"^model.encoder: unknown encoder 'resnet15'; registered encoders: edgeconv, masked_gt, sparse_conv$"):
+        build_model({"name": "contrastive", "encoder": "resnet15"}, tiny_info())
+    with pytest.raises(ConfigError, match=r"^model: unknown key 'depth'; valid keys: encoder, proj_dim, .*or an encoder's section: edgeconv, masked_gt, sparse_conv$"):
+        build_model({"name": "contrastive", "depth": 3}, tiny_info())
 
 
 def test_contrastive_needs_channel_transforms_for_energy_augmentations():

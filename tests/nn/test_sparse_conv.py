@@ -100,6 +100,9 @@ def test_coarsening_floors_negative_rows_and_columns():
     coarse, parent, offset = lattice.coarsen(2)
     assert coarse.row[parent].tolist() == [-2, -1, -1, 0] and coarse.col[parent].tolist() == [-1, 0, 1, 1]
     assert offset.tolist() == [3, 0, 3, 2]
+    # the bounds the coarse lattice inherits (no host sync) are its sites' bounds
+    r, c = coarse.row, coarse.col
+    assert coarse.bounds() == (0, int(r.min()), int(r.max()), int(c.min()), int(c.max())) == (0, -2, 0, -1, 1)
 
 
 def test_sparse_transposed_conv_equals_dense_conv_transpose2d_at_fine_and_child_sites():
@@ -196,17 +199,34 @@ def test_layers_accept_a_lattice_without_sites():
     empty = SparseLattice(torch.zeros(0, dtype=torch.long))
     x = torch.zeros(0, C)
     assert SubmanifoldConv2d(C, 4)(x, empty).shape == (0, 4)
-    assert SubmanifoldConv2d(C, 4, algorithm="rules")(x, empty).shape == (0, 4)
+    assert SubmanifoldConv2d(C, 4, algorithm="gather")(x, empty).shape == (0, 4)
     out, coarse = SparseStridedConv2d(C, 4)(x, empty)
     assert out.shape == (0, 4) and coarse.num_sites == 0
     assert SparseConvTranspose2d(C, 4)(x, empty).shape == (0, 4)
 
 
+@pytest.mark.parametrize("spread", [1, 100_000])  # a compact box: the dense table; a huge one: the key search
+def test_neighbour_table_holds_the_site_at_each_offset(spread):
+    ev, row, col = torch.tensor([0, 0, 0, 1, 1]), torch.tensor([0, 1, 1, 0, 2]) * spread, torch.tensor([-1, 0, 1, 0, 1])
+    lattice, _ = SparseLattice.from_coords(ev, row, col)
+    nbr = lattice.neighbours(3)
+    for o in range(9):
+        dr, dc = o // 3 - 1, o % 3 - 1
+        expected = lattice.find(pack_keys(lattice.event, lattice.row + dr, lattice.col + dc))
+        assert torch.equal(nbr[:, o], expected)
+    assert (nbr < lattice.num_sites).sum().item() == {1: 5 + 4, 100_000: 5 + 2}[spread]  # sites + neighbour pairs
+
+
 def test_rule_books_hold_exactly_the_active_neighbour_pairs():
     _, _, lattice, _ = _sparse_images(seed=9)
-    nbr = lattice.neighbours(3)
-    rules = lattice.rules(3)
-    assert [o for o, _, _ in rules] == [0, 1, 2, 3, 5, 6, 7, 8]
-    for o, dst, src in rules:
-        active = (nbr[:, o] < lattice.num_sites).nonzero().view(-1)
-        assert torch.equal(dst, active) and torch.equal(src, nbr[active, o])
+    nbr, s = lattice.neighbours(3), lattice.num_sites
+    book = lattice.rules(3)
+    assert book.offsets.tolist() == [0, 1, 2, 3, 5, 6, 7, 8]
+    counts = (nbr[:, book.offsets] < s).sum(0)
+    assert book.in_site.shape == book.out_site.shape == (8, int(counts.max()))
+    assert counts.tolist() == counts.flip(0).tolist()  # offset d has as many pairs as -d
+    for m, o in enumerate(book.offsets.tolist()):
+        active = (nbr[:, o] < s).nonzero().view(-1)
+        n = active.numel()
+        assert torch.equal(book.out_site[m, :n], active) and torch.equal(book.in_site[m, :n], nbr[active, o])
+        assert (book.in_site[m, n:] == s).all() and (book.out_site[m, n:] == 0).all()  # padding

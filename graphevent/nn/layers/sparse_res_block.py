@@ -35,7 +35,7 @@ class SparseResBlock(nn.Module):
         channels: int,
         kernel_size: int = 3,
         act: type[nn.Module] = nn.ReLU,
-        algorithm: Literal["gather", "rules"] = "gather",
+        algorithm: Literal["gather", "rules"] = "rules",
     ) -> None:
         super().__init__()
         self.channels = channels

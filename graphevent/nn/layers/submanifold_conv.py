@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from graphevent.nn.layers.sparse_lattice import SparseLattice
+from graphevent.nn.precision import autocast_dtype
 
 
 class SubmanifoldConv2d(nn.Module):
@@ -26,21 +27,24 @@ class SubmanifoldConv2d(nn.Module):
 
     Two ways to compute the same sum (equal up to rounding):
 
-    * ``gather`` (default): gather all ``k * k`` neighbour rows of every site (zeros where no
-      site is) and one ``(S, k*k*C_in) x (k*k*C_in, C_out)`` product: 3 operators, no host sync,
-      but the work of a dense neighbourhood;
-    * ``rules``: the centre offset's product over all sites plus, per other offset, a product
-      over the active pairs only, added with ``index_add`` (the rule books of SparseConvNet):
-      work proportional to the active pairs, ``3 (k*k - 1)`` more operators and two host syncs
-      per lattice to build the pairs. Faster when few neighbours are active (measured on CPU in
-      ``docs/models.md``).
+    * ``rules`` (default): the centre offset's product over all sites plus, for the other
+      ``k*k - 1`` offsets, one batched product over the active neighbour pairs only (the rule
+      book of SparseConvNet, :meth:`SparseLattice.rules`, padded to one length per offset),
+      added into the output sites with one ``index_add``; backward is the same products
+      transposed (a custom autograd function; backward: 4 products, a gather, an ``index_add``). Work
+      proportional to the active pairs; one more host sync per lattice to size the rule book;
+    * ``gather``: gather all ``k * k`` neighbour rows of every site (zeros where no site is)
+      and one ``(S, k*k*C_in) x (k*k*C_in, C_out)`` product: no further host sync (the
+      neighbour table itself takes one per lattice, :meth:`SparseLattice.neighbours`), but the work of a
+      dense neighbourhood (3x the multiplications of ``rules`` where a third of the neighbours
+      are active; speeds measured in ``docs/models.md``).
 
     Args:
         in_channels: ``C_in``.
         out_channels: ``C_out``.
         kernel_size: odd ``k`` (default 3).
         bias: add a learned bias (default ``True``).
-        algorithm: ``gather`` or ``rules`` (default ``gather``).
+        algorithm: ``rules`` or ``gather`` (default ``rules``).
 
     Shapes:
         x: (S, C_in) features of the lattice's sites, lattice: S sites -> (S, C_out)
@@ -52,7 +56,7 @@ class SubmanifoldConv2d(nn.Module):
         out_channels: int,
         kernel_size: int = 3,
         bias: bool = True,
-        algorithm: Literal["gather", "rules"] = "gather",
+        algorithm: Literal["gather", "rules"] = "rules",
     ) -> None:
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
@@ -83,12 +87,59 @@ class SubmanifoldConv2d(nn.Module):
         return out if self.bias is None else out + self.bias.to(out.dtype)
 
     def _forward_rules(self, x: Tensor, lattice: SparseLattice) -> Tensor:
-        weight = self.weight.to(x.dtype)
-        out = x @ weight[self.kernel_size**2 // 2]  # the centre: every site is its own neighbour
-        for offset, dst, src in lattice.rules(self.kernel_size):
-            out.index_add_(0, dst, x.index_select(0, src) @ weight[offset])
+        book = lattice.rules(self.kernel_size)
+        dtype = autocast_dtype(x.device.type) or x.dtype  # as autocast would run the products
+        out = _RuleBookConv.apply(x.to(dtype), self.weight.to(dtype), book.in_site, book.out_site)
         return out if self.bias is None else out + self.bias.to(out.dtype)
 
     def __repr__(self) -> str:
-        extra = "" if self.algorithm == "gather" else f", algorithm={self.algorithm!r}"
+        extra = "" if self.algorithm == "rules" else f", algorithm={self.algorithm!r}"
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}{extra})"
+
+
+class _RuleBookConv(torch.autograd.Function):
+    """``out = x @ W_centre`` plus, for the other offsets, one batched product over the rule
+    book's pairs added into the output sites (padded pairs read a zero row, so site 0, where
+    they point, gets exact zeros from them). Backward: the input gradient through the
+    transposed weights, the same way round (gather at the output sites, add at the input
+    sites), and the weight gradients from the saved gathered inputs.
+
+    Shapes:
+        x: (S, C_in), weight: (k * k, C_in, C_out), in_site, out_site: (k * k - 1, P) -> (S, C_out)
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, in_site: Tensor, out_site: Tensor) -> Tensor:
+        c = weight.size(0) // 2
+        w_other = torch.cat([weight[:c], weight[c + 1:]])  # (M, C_in, C_out)
+        m, length = in_site.shape
+        padded = torch.cat([x, x.new_zeros(1, x.size(1))])  # row S: zeros for padded pairs
+        x_pairs = padded.index_select(0, in_site.view(-1)).view(m, length, x.size(1))
+        out = x @ weight[c]
+        if m and length:
+            out.index_add_(0, out_site.view(-1), torch.bmm(x_pairs, w_other).view(-1, weight.size(2)))
+        ctx.save_for_backward(x, x_pairs, weight, in_site, out_site)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        x, x_pairs, weight, in_site, out_site = ctx.saved_tensors
+        c = weight.size(0) // 2
+        m, length = in_site.shape
+        grad_out = grad_out.contiguous()
+        grad_pairs = grad_out.index_select(0, out_site.view(-1)).view(m, length, grad_out.size(1))
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            w_other = torch.cat([weight[:c], weight[c + 1:]])
+            grad_x = x.new_empty(x.size(0) + 1, x.size(1))  # row S collects the padded pairs
+            torch.mm(grad_out, weight[c].T, out=grad_x[:-1])
+            grad_x[-1] = 0
+            if m and length:
+                grad_x.index_add_(0, in_site.view(-1), torch.bmm(grad_pairs, w_other.transpose(1, 2)).view(-1, x.size(1)))
+            grad_x = grad_x[:-1]
+        if ctx.needs_input_grad[1]:
+            # padded pairs read the zero row, so their (nonzero) output gradients add nothing here
+            g_other = torch.bmm(x_pairs.transpose(1, 2), grad_pairs)
+            grad_w = torch.cat([g_other[:c], (x.T @ grad_out)[None], g_other[c:]])
+        return grad_x, grad_w, None, None

@@ -5,7 +5,7 @@ name                what                                                        
 ==================  ============================================================  ==========
 ``masked_gt_ae``    masked graph-transformer autoencoder (encoder ``masked_gt``)  pretrain
 ``edgeconv_ae``     sparse EdgeConv autoencoder (encoder ``edgeconv``)            pretrain
-``contrastive``     either encoder, NT-Xent on augmented jet views (JetCLR)       pretrain
+``contrastive``     any registered encoder, NT-Xent on augmented views (JetCLR)   pretrain
 ``sparse_conv_ae``  submanifold sparse-convolution autoencoder (``sparse_conv``)  pretrain
 ``multitask``       encoder(s) + task attention heads fused by cross attention    finetune, supervised
 ``particlenet``     ParticleNet-style supervised baseline (arXiv:1902.08570)      supervised, finetune

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
+from graphevent.config.base import from_dict, to_dict
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.jet_augment import JetAugment
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
-from graphevent.nn.models.edgeconv_ae import EdgeConvAEConfig, EdgeConvAutoencoder
-from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig
-from graphevent.nn.registry import register_model
-
-#: encoder name -> the autoencoder whose encoder (and ``encode``) is reused; the name is also the
-#: key of ``encoder_modules()``, so ``--init-from`` of a contrastive run fills the same encoder of
-#: ``multitask``.
-BACKBONES = {"masked_gt": MaskedGTAutoencoder, "edgeconv": EdgeConvAutoencoder}
+from graphevent.nn.registry import build_encoder_configs, list_encoders, pop_encoder_sections, register_model
 
 
 @dataclass(frozen=True)
@@ -29,7 +24,10 @@ class ContrastiveConfig:
     """Keyword arguments of ``contrastive``.
 
     Args:
-        encoder: which encoder to pretrain: ``masked_gt`` or ``edgeconv``.
+        encoder: which registered encoder to pretrain (``masked_gt``, ``edgeconv``,
+            ``sparse_conv``, ...; ``graphevent models`` lists them). Its name is the key of
+            ``encoder_modules()``, so ``--init-from`` of a contrastive run fills the same
+            encoder of ``multitask``.
         proj_hidden: hidden width of the projection head.
         proj_dim: output size of the projection head (the NT-Xent space).
         temperature: NT-Xent temperature.
@@ -37,11 +35,14 @@ class ContrastiveConfig:
         translate: std of the per-view (eta, phi) shift.
         smear: relative std of the per-node energy smearing.
         split_prob: probability that a node is split collinearly in a view.
-        masked_gt: the ``masked_gt`` encoder's settings (as in ``masked_gt_ae``).
-        edgeconv: the ``edgeconv`` encoder's settings (as in ``edgeconv_ae``).
+        encoder_configs: the encoder's settings, written in YAML as a section named after it
+            (``masked_gt: {...}``: the keys of its pretraining model, e.g. ``masked_gt_ae``;
+            they must match the fine-tuning config to initialise from this run). Unset: the
+            encoder's defaults. Sections of other encoders are kept but unused (configs of
+            earlier versions carry both ``masked_gt`` and ``edgeconv``).
     """
 
-    encoder: Literal["masked_gt", "edgeconv"] = "masked_gt"
+    encoder: str = "masked_gt"
     proj_hidden: int = 128
     proj_dim: int = 64
     temperature: float = 0.1
@@ -49,12 +50,9 @@ class ContrastiveConfig:
     translate: float = 0.02
     smear: float = 0.1
     split_prob: float = 0.1
-    masked_gt: MaskedGTConfig = field(default_factory=MaskedGTConfig)
-    edgeconv: EdgeConvAEConfig = field(default_factory=EdgeConvAEConfig)
+    encoder_configs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str = "model") -> None:
-        if self.encoder not in BACKBONES:
-            raise ConfigError(f"{where}.encoder: invalid value {self.encoder!r}; expected one of {', '.join(BACKBONES)}")
         for key in ("proj_hidden", "proj_dim"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
@@ -65,6 +63,31 @@ class ContrastiveConfig:
                 f"{where}: translate and smear must be >= 0 and split_prob in [0, 1) "
                 f"(found {self.translate}, {self.smear}, {self.split_prob})"
             )
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], where: str = "model") -> "ContrastiveConfig":
+        """Strict loading of a ``model:`` mapping, with one section per registered encoder name."""
+        data = dict(data)
+        sections = pop_encoder_sections(data)
+        fields = [f.name for f in dataclasses.fields(cls) if f.name != "encoder_configs"]
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                f"valid keys: {', '.join(sorted(fields))}, or an encoder's section: {', '.join(list_encoders())}"
+            )
+        config = from_dict(cls, data, where)
+        if config.encoder not in list_encoders():
+            raise ConfigError(
+                f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}"
+            )
+        return dataclasses.replace(config, encoder_configs=build_encoder_configs(sections, [config.encoder], where))
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The ``model:`` keys (without ``name``) that :meth:`from_mapping` reads back."""
+        out = to_dict(self)
+        out.update(out.pop("encoder_configs"))
+        return out
 
 
 def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:
@@ -85,15 +108,16 @@ def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:
 
 @register_model("contrastive")
 class ContrastivePretrainer(GraphModel):
-    r"""Contrastive pretraining of the ``masked_gt`` or ``edgeconv`` encoder (JetCLR).
+    r"""Contrastive pretraining of any registered encoder (JetCLR).
 
     Dillon et al., "Symmetries, safety, and self-supervision", arXiv:2108.04253: two random
     views of every jet (:class:`~graphevent.nn.layers.jet_augment.JetAugment`: rotation about
     the jet axis, translation, energy smearing, collinear splits) are encoded, their pooled
     embeddings pass a projection head :math:`g`, and NT-Xent (:func:`nt_xent`) pulls the two
     views of a jet together and pushes other jets away. Labels are never read. The views get
-    new kNN graphs (split nodes change the graph). Fine-tune the encoder with ``multitask``
-    and ``--init-from`` (the encoder keeps its name).
+    new kNN graphs (split nodes change the graph; the ``sparse_conv`` encoder bins the moved
+    nodes into pixels again). Fine-tune the encoder with ``multitask`` and ``--init-from``
+    (the encoder keeps its name).
 
     Args:
         info: dataset description (``feature_transforms`` tell the augmentations how to undo
@@ -112,7 +136,10 @@ class ContrastivePretrainer(GraphModel):
     def __init__(self, info: DatasetInfo, config: ContrastiveConfig | None = None) -> None:
         super().__init__(info, config or ContrastiveConfig())
         c = self.config
-        self.backbone = BACKBONES[c.encoder](info, getattr(c, c.encoder), with_decoder=False)
+        encoders = list_encoders()
+        if c.encoder not in encoders:
+            raise ConfigError(f"model.encoder: unknown encoder {c.encoder!r}; registered encoders: {', '.join(encoders)}")
+        self.backbone = encoders[c.encoder](info, c.encoder_configs.get(c.encoder), with_decoder=False)
         dim = self.backbone.dim
         self.projector = MLP(dim, [c.proj_hidden], c.proj_dim)
         f = info.num_node_features
@@ -122,6 +149,14 @@ class ContrastivePretrainer(GraphModel):
             info.feature_signed if len(info.feature_signed) == f else None,
             rotate=c.rotate, translate=c.translate, smear=c.smear, split_prob=c.split_prob,
         )
+
+    @classmethod
+    def config_from_dict(cls, data: dict[str, Any], where: str = "model") -> ContrastiveConfig:
+        return ContrastiveConfig.from_mapping(data, where)
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        return {"name": self.name, **self.config.to_mapping()}
 
     @property
     def dim(self) -> int:

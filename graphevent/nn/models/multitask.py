@@ -20,7 +20,7 @@ from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.layers.task_pools import TaskPools
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
 from graphevent.nn.precision import cast_parameters_once
-from graphevent.nn.registry import list_encoders, register_model
+from graphevent.nn.registry import build_encoder_configs, list_encoders, pop_encoder_sections, register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
 # the deprecated ``encoder: masked_gt | edgeconv | both`` and the list it stands for
@@ -104,7 +104,7 @@ class MultiTaskConfig:
                 stacklevel=3,
             )
             data["encoders"] = new
-        sections = {n: data.pop(n) for n in list(data) if n in encoders}
+        sections = pop_encoder_sections(data)
         fields = [f.name for f in dataclasses.fields(cls) if f.name != "encoder_configs"]
         unknown = sorted(set(data) - set(fields))
         if unknown:
@@ -113,14 +113,7 @@ class MultiTaskConfig:
                 f"valid keys: {', '.join(sorted(fields))}, or an encoder's section: {', '.join(encoders)}"
             )
         config = from_dict(cls, data, where)
-        missing = [n for n in config.encoders if n not in encoders]
-        if missing:
-            raise ConfigError(f"{where}.encoders: unknown encoder {missing[0]!r}; registered encoders: {', '.join(encoders)}")
-        built = {}
-        for n in [*config.encoders, *(n for n in sections if n not in config.encoders)]:
-            section = sections.get(n) or {}
-            built[n] = from_dict(encoders[n].config_class, section, f"{where}.{n}")
-        return dataclasses.replace(config, encoder_configs=built)
+        return dataclasses.replace(config, encoder_configs=build_encoder_configs(sections, config.encoders, where))
 
     def to_mapping(self) -> dict[str, Any]:
         """The ``model:`` keys (without ``name``) that :meth:`from_mapping` reads back."""

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import global_max_pool, global_mean_pool
+from torch_geometric.nn import global_mean_pool
 from torch_geometric.utils import scatter
 
 from graphevent.data.info import DatasetInfo
@@ -48,8 +48,8 @@ class SparseConvConfig:
         occupancy_weight: weight of the occupancy loss (binary cross entropy of which
             candidate pixels are occupied) next to the values' mean squared error.
         conv_algorithm: how submanifold convolutions compute (:class:`SubmanifoldConv2d`):
-            ``gather`` (all k*k neighbour rows, one product) or ``rules`` (products over active
-            pairs only; faster on CPU when few neighbours are occupied). Same weights, same
+            ``rules`` (products over the active neighbour pairs only; the default, faster) or
+            ``gather`` (all k*k neighbour rows, one product, one host sync fewer). Same weights, same
             results up to rounding, so it can differ between pretraining and fine-tuning.
     """
 
@@ -63,7 +63,7 @@ class SparseConvConfig:
     pos_scale: float = 0.4
     pixel_size: tuple[float, float] | None = None
     occupancy_weight: float = 1.0
-    conv_algorithm: Literal["gather", "rules"] = "gather"
+    conv_algorithm: Literal["gather", "rules"] = "rules"
 
     def validate(self, where: str = "model") -> None:
         if len(self.channels) < 2 or min(self.channels) < 1:
@@ -99,6 +99,17 @@ class SparseLevels:
         for parent, _ in self.links[:level]:
             idx = parent[idx]
         return idx
+
+
+def _max_per_event(x: Tensor, event: Tensor, num_events: int) -> Tensor:
+    """(B, C) maximum over each event's rows; 0 for an event without rows (as ``global_max_pool``).
+
+    ``event`` must be sorted (lattice sites are), so this is a segment reduction: on CPU a few
+    times faster than a scatter, forward and backward.
+    """
+    ptr = torch.searchsorted(event, torch.arange(num_events + 1, device=event.device))
+    out = torch.segment_reduce(x, "max", offsets=ptr)
+    return torch.where((ptr[1:] > ptr[:-1])[:, None], out, 0.0)
 
 
 class SparseConvEncoder(nn.Module):
@@ -203,7 +214,7 @@ class SparseConvEncoder(nn.Module):
         levels = self.sparse_levels(pos, batch)
         tokens = self.site_tokens(self.features(x, levels), levels)
         event = levels.lattices[0].event
-        pooled = torch.cat([global_mean_pool(tokens, event, num_events), global_max_pool(tokens, event, num_events)], -1)
+        pooled = torch.cat([global_mean_pool(tokens, event, num_events), _max_per_event(tokens, event, num_events)], -1)
         return tokens[levels.site], self.latent(pooled), levels
 
     def forward(self, x: Tensor, pos: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
@@ -237,7 +248,7 @@ class SparseConvDecoder(nn.Module):
 
     def __init__(
         self, channels, dim: int, bottleneck: int, num_features: int, stride: int, kernel_size: int, blocks: int,
-        algorithm: str = "gather",
+        algorithm: str = "rules",
     ) -> None:
         super().__init__()
         self.stride = stride
