@@ -83,8 +83,9 @@ class TrainConfig:
         encoder_lr_scale: the encoders' learning rate is ``lr`` times this (fine-tuning that
             keeps what pretraining learned: < 1); 1 = one learning rate for everything.
         encoder_frozen_epochs: the encoders' learning rate is 0 for this many (possibly
-            fractional) epochs, so the heads first fit a fixed encoder (linear probe, then
-            fine-tune); 0 = train everything from the start.
+            fractional) epochs and they run in eval mode (BatchNorm statistics and dropout
+            fixed too), so the heads first fit a fixed encoder (linear probe, then fine-tune);
+            0 = train everything from the start.
         find_unused_parameters: DDP option, needed when some parameters get no gradient in
             a step (e.g. a decoder unused while fine-tuning); default: decided by one probe
             step at the start.

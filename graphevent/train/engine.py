@@ -196,6 +196,8 @@ class Trainer:
             self.optimizer, self.steps_per_epoch, self.tc.epochs, self.tc.warmup_epochs, self.tc.min_lr_ratio,
             self.tc.encoder_lr_scale, self.tc.encoder_frozen_epochs,
         )
+        # optimizer steps with the encoders' learning rate held at 0 (train.encoder_frozen_epochs)
+        self.encoder_hold_steps = max((f.hold_steps for f in self.scheduler.lr_lambdas), default=0)
         self.state = TrainState()
         self.ddp: nn.Module = self.model  # replaced by the DDP wrapper in fit()
         self._loader_gen = torch.Generator()
@@ -431,6 +433,7 @@ class Trainer:
         step_events = self.sampler.step_events()
         self.callbacks.on_epoch_start(s.epoch + 1, tc.epochs, total, start)
         self.model.train()
+        self._hold_encoders()
         sums = s.sums
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         n_local = 0.0
@@ -514,6 +517,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.state.step += 1
+        self._hold_encoders()
+
+    def _hold_encoders(self) -> None:
+        """Encoders in eval mode during the held steps (see :meth:`GraphModel.hold_encoders`)."""
+        if self.encoder_hold_steps:
+            self.model.hold_encoders(self.state.step < self.encoder_hold_steps)
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()

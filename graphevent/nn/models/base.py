@@ -53,6 +53,7 @@ class GraphModel(nn.Module, abc.ABC):
         self.info = info
         self.config = config
         self._frozen: set[str] = set()
+        self._held = False
 
     # ------------------------------------------------------------------ description
     @classmethod
@@ -125,10 +126,18 @@ class GraphModel(nn.Module, abc.ABC):
     def frozen_encoders(self) -> list[str]:
         return sorted(self._frozen)
 
+    def hold_encoders(self, held: bool) -> None:
+        """Keep every encoder in eval mode while ``held`` (``train.encoder_frozen_epochs``: their
+        learning rate is 0 then, and eval mode keeps BatchNorm statistics and dropout fixed too,
+        so a held encoder stays bit-identical); released, they follow the model's mode again."""
+        if held != self._held:
+            self._held = held
+            self.train(self.training)
+
     def train(self, mode: bool = True) -> "GraphModel":
         super().train(mode)
         encoders = self.encoder_modules()
-        for n in self._frozen:
+        for n in (encoders if self._held else self._frozen):
             encoders[n].eval()
         return self
 
