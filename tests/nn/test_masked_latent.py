@@ -126,3 +126,18 @@ def test_target_layers_are_validated():
         build_model({"name": "masked_gt_latent", "target_layers": 3, **TINY["masked_gt_latent"]}, tiny_info())
     with pytest.raises(ConfigError, match=r"model.ema_end_decay: 1.5; expected a decay in \[0, 1\]"):
         build_model({"name": "masked_gt_latent", "ema_end_decay": 1.5, **TINY["masked_gt_latent"]}, tiny_info())
+
+
+def test_recon_weight_adds_the_masked_reconstruction_on_the_same_hidden_nodes():
+    model = build_tiny("masked_gt_latent", recon_weight=0.5).train()
+    batch = make_batch()
+    torch.manual_seed(0)
+    hidden = model.backbone.mask_nodes(batch)
+    parts = model.objectives(batch, hidden)
+    torch.testing.assert_close(parts["recon"], model.backbone.recon_loss(batch, hidden=hidden))
+    total, logs = model.loss(batch, "pretrain")
+    assert set(logs) == {"latent", "target_std", "recon"}
+    assert float(total) == pytest.approx(logs["latent"] + 0.5 * logs["recon"], rel=1e-6)
+    total.backward()
+    assert all(p.grad is not None for p in model.backbone.decoder.parameters())
+    assert build_tiny("masked_gt_latent").backbone.decoder is None  # recon_weight 0: no decoder

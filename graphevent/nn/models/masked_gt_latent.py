@@ -26,6 +26,8 @@ class MaskedLatentConfig:
         ema_decay: EMA decay of the teacher at the first optimizer step.
         ema_end_decay: EMA decay at the last step (linear in between, data2vec's schedule:
             the teacher follows the student closely early on, then settles).
+        recon_weight: weight of ``masked_gt_ae``'s value reconstruction added to the latent
+            loss (same hidden nodes, same student pass, its own light decoder); 0 = none.
         masked_gt: the ``masked_gt`` encoder's settings (as in ``masked_gt_ae``); its ``mask_*``
             fields choose the hidden nodes and its ``decoder_*`` fields size the predictor.
     """
@@ -33,6 +35,7 @@ class MaskedLatentConfig:
     target_layers: int = 2
     ema_decay: float = 0.99
     ema_end_decay: float = 0.999
+    recon_weight: float = 0.0
     masked_gt: MaskedGTConfig = field(default_factory=MaskedGTConfig)
 
     def validate(self, where: str = "model") -> None:
@@ -43,6 +46,8 @@ class MaskedLatentConfig:
         for key in ("ema_decay", "ema_end_decay"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)}; expected a decay in [0, 1]")
+        if not self.recon_weight >= 0.0:
+            raise ConfigError(f"{where}.recon_weight: {self.recon_weight}; expected >= 0 (0 = latent loss only)")
 
 
 def latent_targets(states: list[Tensor], top: int) -> Tensor:
@@ -95,7 +100,7 @@ class MaskedLatentPretrainer(GraphModel):
     def __init__(self, info: DatasetInfo, config: MaskedLatentConfig | None = None) -> None:
         super().__init__(info, config or MaskedLatentConfig())
         c = self.config.masked_gt
-        self.backbone = MaskedGTAutoencoder(info, c, with_decoder=False)
+        self.backbone = MaskedGTAutoencoder(info, c, with_decoder=self.config.recon_weight > 0)
         self.predictor = MaskedGTDecoder(info, c, out_channels=c.dim)
         self.teacher = copy.deepcopy(self.backbone.encoder).requires_grad_(False).eval()
 
@@ -148,22 +153,36 @@ class MaskedLatentPretrainer(GraphModel):
             batch: the events.
             hidden: (N,) bool mask to use (default: the ``masked_gt`` masking).
         """
+        losses = self.objectives(batch, hidden)
+        return losses["latent"], losses["target_std"]
+
+    def objectives(self, batch, hidden: Tensor | None = None) -> dict[str, Tensor]:
+        """``latent`` (MSE to the teacher's tokens over hidden nodes), ``target_std`` (no gradient)
+        and, with ``recon_weight > 0``, ``recon`` (``masked_gt_ae``'s loss on the same hidden nodes)."""
         hidden = self.backbone.mask_nodes(batch) if hidden is None else hidden
         target = self.targets(batch)
-        tokens, _ = self.backbone.encode(batch, visible=~hidden)
+        tokens, pooled = self.backbone.encode(batch, visible=~hidden)
         b, num_events = batch_vector(batch)
         edge_index, edge_attr = position_graph(batch, self.config.masked_gt.k, self.info.k)
         pred = self.predictor(tokens, ~hidden, batch.pos, edge_index, edge_attr, b, num_events)
+        count = hidden.sum().clamp(min=1)
         err = (pred.float() - target).square() * hidden[:, None]
-        loss = err.sum() / (hidden.sum().clamp(min=1) * err.size(1))
-        spread = target[hidden].std(0).mean() if int(hidden.sum()) > 1 else target.new_zeros(())
-        return loss, spread
+        out = {"latent": err.sum() / (count * err.size(1))}
+        with torch.no_grad():
+            mean = (target * hidden[:, None]).sum(0) / count
+            out["target_std"] = (((target - mean).square() * hidden[:, None]).sum(0) / count).sqrt().mean()
+        if self.config.recon_weight > 0:
+            values = self.backbone.decode(tokens, pooled, batch, hidden)
+            rerr = (values.float() - self.backbone.encoder.norm(batch.x).float()).square() * hidden[:, None]
+            out["recon"] = rerr.sum() / (count * rerr.size(1))
+        return out
 
     def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
         self.check_stage(stage)
-        loss, spread = self.latent_loss(batch)
-        values = torch.stack([loss.detach(), spread]).tolist()
-        return loss, {"latent": values[0], "target_std": values[1]}
+        losses = self.objectives(batch)
+        total = losses["latent"] + self.config.recon_weight * losses["recon"] if "recon" in losses else losses["latent"]
+        values = torch.stack([v.detach() for v in losses.values()]).tolist()
+        return total, dict(zip(losses, values))
 
     @torch.no_grad()
     def predict(self, batch) -> dict[str, Tensor]:
