@@ -41,6 +41,7 @@ NOT_EXPORTABLE = {
     "sparse_conv_ae": "pretraining autoencoder: its output is a reconstruction error, not a task output",
     "contrastive": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
     "masked_gt_latent": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
+    "masked_gt_occupancy": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
     "resnet15": "its image is rebuilt from the graph batch's node positions; the padded form (the same scatter from (B, N) arrays) is not written yet",
     "multitask": "its encoders (masked graph transformer, EdgeConv) and attention pooling have no padded form yet",
 }

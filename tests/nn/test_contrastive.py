@@ -127,7 +127,7 @@ def test_contrastive_needs_channel_transforms_for_energy_augmentations():
     assert torch.isfinite(model.loss(make_batch())[0])
 
 
-PRETRAIN = ["masked_gt_ae", "edgeconv_ae", "contrastive", "masked_gt_latent"]
+PRETRAIN = ["masked_gt_ae", "edgeconv_ae", "contrastive", "masked_gt_latent", "masked_gt_occupancy"]
 
 
 @pytest.mark.parametrize("name", PRETRAIN)
