@@ -43,7 +43,7 @@ def main() -> int:
     models = []
     for run in a.runs:
         model, _, info = load_run(run)
-        models.append((f"{run.name}", model))
+        models.append((run.name if run.is_dir() else f"{run.parent.parent.name}/{run.name}", model))  # RUN or RUN/checkpoints/X.pt
         if a.random_init:
             torch.manual_seed(a.init_seed)
             models.append((f"{run.name} (random init)", build_model(dict(model.model_config), info, getattr(model, "tasks", None))))
