@@ -71,3 +71,17 @@ def test_grid_settings_are_validated():
         build_model({"name": "masked_gt_occupancy", **TINY["masked_gt_occupancy"], "extent": 0.0}, tiny_info())
     with pytest.raises(ConfigError, match=r"model.grid: 0 must be >= 1"):
         build_model({"name": "masked_gt_occupancy", **TINY["masked_gt_occupancy"], "grid": 0}, tiny_info())
+
+
+def test_shipped_config_builds_the_model_and_its_encoder_transfers_to_multitask():
+    from graphevent.config.experiment import load_experiment
+    from graphevent.nn import build_model
+    from graphevent.nn.tasks import TaskConfig
+
+    cfg = load_experiment("masked_gt_occupancy_pretrain", ["model.masked_gt.dim=16", "model.masked_gt.heads=2"])
+    assert cfg.stage == "pretrain"
+    torch.manual_seed(0)
+    model = build_model(cfg.model, tiny_info())
+    assert list(model.encoder_modules()) == ["masked_gt"] and model.config.grid == 8
+    ft = build_model({"name": "multitask", "masked_gt": {"dim": 16, "heads": 2}}, tiny_info(), [TaskConfig("label", "classification")])
+    ft.encoder_modules()["masked_gt"].load_state_dict(model.encoder_modules()["masked_gt"].state_dict(), strict=True)
