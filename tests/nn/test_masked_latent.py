@@ -137,7 +137,7 @@ def test_recon_weight_adds_the_masked_reconstruction_on_the_same_hidden_nodes():
     torch.testing.assert_close(parts["recon"], model.backbone.recon_loss(batch, hidden=hidden))
     total, logs = model.loss(batch, "pretrain")
     assert set(logs) == {"latent", "target_std", "recon"}
-    assert float(total) == pytest.approx(logs["latent"] + 0.5 * logs["recon"], rel=1e-6)
+    assert float(total.detach()) == pytest.approx(logs["latent"] + 0.5 * logs["recon"], rel=1e-6)
     total.backward()
     assert all(p.grad is not None for p in model.backbone.decoder.parameters())
     assert build_tiny("masked_gt_latent").backbone.decoder is None  # recon_weight 0: no decoder
