@@ -43,10 +43,11 @@ def main() -> int:
     models = []
     for run in a.runs:
         model, _, info = load_run(run)
-        models.append((f"{run.name}", model))
+        name = run.name if run.is_dir() else f"{run.parent.parent.name}/{run.name}"  # RUN or RUN/checkpoints/X.pt
+        models.append((name, model))
         if a.random_init:
             torch.manual_seed(a.init_seed)
-            models.append((f"{run.name} (random init)", build_model(dict(model.model_config), info, getattr(model, "tasks", None))))
+            models.append((f"{name} (random init)", build_model(dict(model.model_config), info, getattr(model, "tasks", None))))
     print("| model | fraction | labelled | linear AUC mean +- sd | kNN AUC mean +- sd | " + " | ".join(c for c in PROBE_COLUMNS[2:]) + " |")
     print("|---|---:|---:|---:|---:|" + "---:|" * (len(PROBE_COLUMNS) - 2))
     for name, model in models:

@@ -46,6 +46,8 @@ NOT_EXPORTABLE = {
     "edgeconv_ae": "pretraining autoencoder: its output is a reconstruction error (Chamfer matching), not a task output",
     "sparse_conv_ae": "pretraining autoencoder: its output is a reconstruction error, not a task output",
     "contrastive": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
+    "masked_gt_latent": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
+    "masked_gt_occupancy": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
 }
 
 #: why the other registered encoders have no padded form (a ``multitask`` model using one does not export)

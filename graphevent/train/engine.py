@@ -517,6 +517,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.state.step += 1
+        self.model.after_optimizer_step(self.state.step, self.steps_per_epoch * self.tc.epochs)
         self._hold_encoders()
 
     def _hold_encoders(self) -> None:

@@ -27,6 +27,8 @@ TINY = {
     "resnet15": {"fmaps": [4, 8], "nblocks": 1},
     "multitask": {"dim": 16, "heads": 2, "head_hidden": 16, "masked_gt": GT, "edgeconv": EC, "sparse_conv": SC},
     "contrastive": {"encoder": "masked_gt", "proj_hidden": 16, "proj_dim": 8, "masked_gt": GT},
+    "masked_gt_latent": {"masked_gt": GT},
+    "masked_gt_occupancy": {"grid": 4, "masked_gt": GT},
 }
 
 

@@ -170,13 +170,14 @@ def test_contrastive_needs_channel_transforms_for_energy_augmentations():
     assert torch.isfinite(model.loss(make_batch())[0])
 
 
-PRETRAIN = ["masked_gt_ae", "edgeconv_ae", "contrastive"]
+PRETRAIN = ["masked_gt_ae", "edgeconv_ae", "contrastive", "masked_gt_latent", "masked_gt_occupancy"]
 
 
 @pytest.mark.parametrize("name", PRETRAIN)
 def test_pretraining_never_reads_labels(name):
-    """A pretraining epoch on events without ``y`` and ``targets`` (any read would raise) gives
-    the same weights as on the same events with labels."""
+    """A pretraining epoch on events without ``y`` and ``targets`` (any read would raise), or
+    with them permuted, gives the same weights (an EMA teacher's included) as on the same
+    events with their labels."""
     from graphevent.config.experiment import experiment_from_dict
     from graphevent.nn import list_models
     from graphevent.train.distributed import DistContext
@@ -193,11 +194,19 @@ def test_pretraining_never_reads_labels(name):
         del e.y
         del e.targets
         blind.append(e)
+    permuted = []
+    for i, e in enumerate(labelled):
+        e = e.clone()
+        e.y = labelled[(i + 1) % len(labelled)].y.clone()
+        e.targets = labelled[(i + 2) % len(labelled)].targets.clone()
+        permuted.append(e)
+    assert any(int(a.y) != int(b.y) for a, b in zip(labelled, permuted))
     weights = []
-    for events in (labelled, blind):
+    for events in (labelled, blind, permuted):
         torch.manual_seed(0)
         model = build_tiny(name)
         Trainer(model, cfg, events, [e.num_nodes for e in events], DistContext()).fit()
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
-    assert weights[0].keys() == weights[1].keys()
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    for other in weights[1:]:
+        assert weights[0].keys() == other.keys()
+        assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])

@@ -18,8 +18,9 @@ TASKS = [
 ]
 
 
-def test_registry_holds_the_seven_models_and_tiny_configs_cover_them():
-    assert MODELS == ["contrastive", "edgeconv_ae", "masked_gt_ae", "multitask", "particlenet", "resnet15", "sparse_conv_ae"]
+def test_registry_holds_the_nine_models_and_tiny_configs_cover_them():
+    assert MODELS == ["contrastive", "edgeconv_ae", "masked_gt_ae", "masked_gt_latent", "masked_gt_occupancy", "multitask",
+                      "particlenet", "resnet15", "sparse_conv_ae"]
     assert set(TINY) == set(MODELS)
 
 
@@ -54,7 +55,7 @@ def test_every_model_shapes_finite_and_gradients_reach_every_parameter(name):
         assert pred["m0"].shape == (b,) and pred["pt"].shape == (b,)
     elif hasattr(model, "recon_loss"):
         assert pred["recon_error"].shape == (b, 3) and (pred["recon_error"] >= 0).all()
-    else:  # contrastive: the pooled embedding of the unaugmented events
+    else:  # contrastive, masked_gt_latent, masked_gt_occupancy: the pooled embedding of the unmasked, unaugmented events
         assert torch.equal(pred["embedding"], pooled)
     assert all(torch.isfinite(v).all() for v in pred.values())
     explain = model.explain(batch)

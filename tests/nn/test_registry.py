@@ -11,7 +11,7 @@ from graphevent.nn.registry import default_info, model_summaries
 
 
 def test_unknown_name_lists_the_registered_models():
-    with pytest.raises(ConfigError, match=r"model.name: unknown model 'gnn'; registered models: contrastive, edgeconv_ae, masked_gt_ae, multitask, particlenet"):
+    with pytest.raises(ConfigError, match=r"model.name: unknown model 'gnn'; registered models: contrastive, edgeconv_ae, masked_gt_ae, masked_gt_latent, masked_gt_occupancy, multitask, particlenet"):
         build_model({"name": "gnn"}, tiny_info())
 
 

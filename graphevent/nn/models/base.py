@@ -9,7 +9,8 @@ Training, evaluation and the CLI only talk to models through :class:`GraphModel`
 * ``encode(batch)`` -> ``(node_tokens (N, D), pooled (B, D))``;
 * ``encoder_modules()`` -> named encoders (``masked_gt``, ``edgeconv``, ...) for weight
   transfer and freezing (:meth:`freeze_encoders`);
-* ``explain(batch)`` -> attention maps / pooled embeddings.
+* ``explain(batch)`` -> attention maps / pooled embeddings;
+* ``after_optimizer_step(step, total_steps)`` -> called after each optimizer step (EMA teachers).
 
 Encoders (models other models build on by name) follow :class:`EncoderModel`.
 """
@@ -98,6 +99,11 @@ class GraphModel(nn.Module, abc.ABC):
     def encoder_modules(self) -> dict[str, nn.Module]:
         """Encoders by name (``masked_gt``, ``edgeconv``); empty if the model has none."""
         return {}
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        """Called by the training engine after every optimizer step (``step`` counts from 1 up to
+        ``total_steps`` of the run): models that keep state outside the optimizer, such as an EMA
+        teacher (``masked_gt_latent``), update it here. Does nothing by default."""
 
     def explain(self, batch) -> dict[str, Any]:
         """At least ``pooled`` (B, D); task-head models add ``attention``."""

@@ -137,17 +137,27 @@ class MaskedGTEncoder(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
     ) -> tuple[Tensor, Tensor]:
+        tokens, _ = self.forward_states(x, pos, edge_index, edge_attr, batch, num_events)
+        return tokens, global_mean_pool(at_least_float32(tokens), batch, size=num_events).to(tokens.dtype)
+
+    def forward_states(
+        self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The output tokens ``(N, dim)`` and every layer's output ``h^1 .. h^L`` (each ``(N, dim)``,
+        before the final norm): what an EMA teacher's targets are made of (``masked_gt_latent``)."""
         table, packing = graph_tables(edge_index, batch, num_events, self.layers)
         # inputs, Fourier features and edge geometry in fp32; the layers in the compute dtype
         feats = torch.cat([self.norm(x), self.pos_enc(pos / self.pos_scale)], dim=-1)
         geometry = table.edges_to_slots(edge_attr) / self.pos_scale
+        states = []
         with cast_parameters_once(self, x.device.type) as dtype:
             h = self.embed(feats.to(dtype))
             e = self.edge_embed(geometry.to(dtype))  # (N, K, edge_dim)
             for layer in self.layers:
                 h = layer(h, table, e, packing)
+                states.append(h)
             tokens = self.out_norm(h)
-        return tokens, global_mean_pool(at_least_float32(tokens), batch, size=num_events).to(tokens.dtype)
+        return tokens, states
 
 
 class MaskedGTDecoder(nn.Module):
@@ -160,13 +170,16 @@ class MaskedGTDecoder(nn.Module):
     Args:
         info: dataset description.
         config: :class:`MaskedGTConfig` (``decoder_*`` fields).
+        out_channels: size of each predicted row (default: the dataset's F channels; the
+            latent predictor of ``masked_gt_latent`` predicts ``dim``-sized tokens).
 
     Shapes:
         tokens: (N_visible, dim), visible: (N,) bool, pos: (N, 2), edge_index: (2, E),
-        edge_attr: (E, 3), batch: (N,), num_events: B -> (N, F) standardised values
+        edge_attr: (E, 3), batch: (N,), num_events: B -> (N, out_channels), by default
+        standardised values (N, F)
     """
 
-    def __init__(self, info: DatasetInfo, config: MaskedGTConfig) -> None:
+    def __init__(self, info: DatasetInfo, config: MaskedGTConfig, out_channels: int | None = None) -> None:
         super().__init__()
         c = config
         self.pos_scale = c.pos_scale
@@ -180,7 +193,7 @@ class MaskedGTDecoder(nn.Module):
             for _ in range(c.decoder_depth)
         )
         self.out_norm = nn.LayerNorm(c.decoder_dim)
-        self.head = nn.Linear(c.decoder_dim, info.num_node_features)
+        self.head = nn.Linear(c.decoder_dim, info.num_node_features if out_channels is None else out_channels)
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(
