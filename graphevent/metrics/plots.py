@@ -38,6 +38,8 @@ def with_unit(target: str) -> str:
 
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+#: line styles taking turns once the colours run out (an 11th run is dashed, not a second solid blue)
+LINESTYLES = ("-", "--", "-.")
 
 
 def grid_figure(rows: int, cols: int, cell: tuple[float, float], left: float = 0.7, right: float = 0.2,
@@ -94,11 +96,12 @@ def roc_figure(
     infinite = []  # (colour, eps_S up to which no background passes, rejection right after)
     for i, (run, (eff_s, eff_b)) in enumerate(curves.items()):
         color = COLORS[i % len(COLORS)]
+        ls = LINESTYLES[i // len(COLORS) % len(LINESTYLES)]
         ok = (eff_b > 0) & (eff_s > 0)
         rej = 1.0 / eff_b[ok]
         if rej.size:
             ymax = max(ymax, float(rej.max()))
-        ax.plot(eff_s[ok], rej, color=color, lw=1.6, label=(labels or {}).get(run, run))
+        ax.plot(eff_s[ok], rej, color=color, ls=ls, lw=1.6, label=(labels or {}).get(run, run))
         zero = (eff_b == 0) & (eff_s > 0)
         if zero.any() and rej.size:
             infinite.append((color, float(eff_s[zero].max()), float(rej[0])))

@@ -192,3 +192,18 @@ def test_roc_figure_marks_infinite_rejection():
     np.testing.assert_allclose(dotted[0].get_xdata(), [0.75, 0.75])
     assert dotted[0].get_ydata()[0] == pytest.approx(4.0)  # first finite point: eps_B = 1/4 at eps_S = 0.75
     assert [t.get_text() for t in ax.texts] == ["∞"]
+
+
+def test_roc_figure_tells_eleven_runs_apart():
+    """More runs than colours (the study's 11 configurations): every run gets its own
+    (colour, line style) pair; the 11th is the first colour dashed."""
+    from graphevent.metrics.roc import roc_curve
+
+    rng = np.random.default_rng(0)
+    sig = rng.random(200) < 0.5
+    curves = {f"run{i}": roc_curve(rng.random(200) + 0.1 * i * sig, sig)[:2] for i in range(11)}
+    fig = plots.roc_figure(curves, "t")
+    runs = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("run")]
+    styles = [(line.get_color(), line.get_linestyle()) for line in runs]
+    assert len(runs) == 11 and len(set(styles)) == 11
+    assert styles[10] == (styles[0][0], "--") and styles[0][1] == "-"
