@@ -89,33 +89,54 @@ def list_encoders() -> dict[str, type]:
     return dict(sorted(_ENCODERS.items()))
 
 
-def pop_encoder_sections(data: dict[str, Any]) -> dict[str, Any]:
-    """Remove and return the sections of a ``model:`` mapping named after a registered encoder
-    (``masked_gt: {...}``, ``sparse_conv: {...}``): each encoder's settings in a model that
-    takes encoders by name."""
-    encoders = list_encoders()
-    return {n: data.pop(n) for n in list(data) if n in encoders}
+def config_with_encoder_sections(cls: type, data: Mapping[str, Any], where: str, names: Callable[[Any], Sequence[str]]):
+    """Strict loading of the ``model:`` mapping of a model that takes encoders by name: the
+    sections named after a registered encoder (``masked_gt: {...}``) become each encoder's
+    config object (its pretraining model's ``config_class``) in ``encoder_configs``, the other
+    keys the fields of ``cls``.
 
-
-def build_encoder_configs(sections: Mapping[str, Any], names: Sequence[str], where: str = "model") -> dict[str, Any]:
-    """Each encoder's config object (its pretraining model's ``config_class``), strictly loaded
-    from its section (none: its defaults), for the encoders in ``names`` and then those with a
-    section (kept, unused, so that a saved config reads back as it was written).
+    Args:
+        names: the encoders the loaded config uses (``config -> [names]``); sections of other
+            encoders are kept, unused, so that a saved config reads back as it was written.
 
     Raises:
-        ConfigError: a name in ``names`` is not a registered encoder (lists them), or a
-            section has unknown or invalid keys.
+        ConfigError: a key that is neither a field nor an encoder's section (lists both), an
+            encoder that is not registered, or a section with unknown or invalid keys.
     """
+    import dataclasses
+
     from graphevent.config.base import from_dict
 
     encoders = list_encoders()
-    missing = [n for n in names if n not in encoders]
+    data = dict(data)
+    sections = {n: data.pop(n) for n in list(data) if n in encoders}
+    fields = [f.name for f in dataclasses.fields(cls) if f.name != "encoder_configs"]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"valid keys: {', '.join(sorted(fields))}, or an encoder's section: {', '.join(encoders)}"
+        )
+    config = from_dict(cls, data, where)
+    used = list(names(config))
+    missing = [n for n in used if n not in encoders]
     if missing:
         raise ConfigError(f"{where}.encoders: unknown encoder {missing[0]!r}; registered encoders: {', '.join(encoders)}")
-    return {
+    configs = {
         n: from_dict(encoders[n].config_class, sections.get(n) or {}, f"{where}.{n}")
-        for n in [*names, *(n for n in sections if n not in names)]
+        for n in [*used, *(n for n in sections if n not in used)]
     }
+    return dataclasses.replace(config, encoder_configs=configs)
+
+
+def mapping_with_encoder_sections(config: Any) -> dict[str, Any]:
+    """The ``model:`` keys (without ``name``) that :func:`config_with_encoder_sections` reads
+    back: the fields, then one section per encoder."""
+    from graphevent.config.base import to_dict
+
+    out = to_dict(config)
+    out.update(out.pop("encoder_configs"))
+    return out
 
 
 def build_model(cfg: Mapping[str, Any], info: DatasetInfo, tasks: Sequence[Any] | None = None):

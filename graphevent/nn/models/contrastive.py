@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,13 +9,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from graphevent.config.base import from_dict, to_dict
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.jet_augment import JetAugment
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
-from graphevent.nn.registry import build_encoder_configs, list_encoders, pop_encoder_sections, register_model
+from graphevent.nn.registry import config_with_encoder_sections, list_encoders, mapping_with_encoder_sections, register_model
 
 
 @dataclass(frozen=True)
@@ -67,27 +65,18 @@ class ContrastiveConfig:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], where: str = "model") -> "ContrastiveConfig":
         """Strict loading of a ``model:`` mapping, with one section per registered encoder name."""
-        data = dict(data)
-        sections = pop_encoder_sections(data)
-        fields = [f.name for f in dataclasses.fields(cls) if f.name != "encoder_configs"]
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                f"valid keys: {', '.join(sorted(fields))}, or an encoder's section: {', '.join(list_encoders())}"
-            )
-        config = from_dict(cls, data, where)
-        if config.encoder not in list_encoders():
-            raise ConfigError(
-                f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}"
-            )
-        return dataclasses.replace(config, encoder_configs=build_encoder_configs(sections, [config.encoder], where))
+        def encoder(config: ContrastiveConfig) -> list[str]:
+            if config.encoder not in list_encoders():
+                raise ConfigError(
+                    f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}"
+                )
+            return [config.encoder]
+
+        return config_with_encoder_sections(cls, data, where, encoder)
 
     def to_mapping(self) -> dict[str, Any]:
         """The ``model:`` keys (without ``name``) that :meth:`from_mapping` reads back."""
-        out = to_dict(self)
-        out.update(out.pop("encoder_configs"))
-        return out
+        return mapping_with_encoder_sections(self)
 
 
 def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:

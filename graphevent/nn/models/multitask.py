@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,7 +10,6 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from graphevent.config.base import from_dict, to_dict
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.cross_attention import CrossTaskFusion, cross_group_mask
@@ -20,7 +18,7 @@ from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.layers.task_pools import TaskPools
 from graphevent.nn.models.base import GraphModel, Stage, batch_vector
 from graphevent.nn.precision import cast_parameters_once
-from graphevent.nn.registry import build_encoder_configs, list_encoders, pop_encoder_sections, register_model
+from graphevent.nn.registry import config_with_encoder_sections, list_encoders, mapping_with_encoder_sections, register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
 # the deprecated ``encoder: masked_gt | edgeconv | both`` and the list it stands for
@@ -104,22 +102,11 @@ class MultiTaskConfig:
                 stacklevel=3,
             )
             data["encoders"] = new
-        sections = pop_encoder_sections(data)
-        fields = [f.name for f in dataclasses.fields(cls) if f.name != "encoder_configs"]
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                f"valid keys: {', '.join(sorted(fields))}, or an encoder's section: {', '.join(encoders)}"
-            )
-        config = from_dict(cls, data, where)
-        return dataclasses.replace(config, encoder_configs=build_encoder_configs(sections, config.encoders, where))
+        return config_with_encoder_sections(cls, data, where, lambda config: config.encoders)
 
     def to_mapping(self) -> dict[str, Any]:
         """The ``model:`` keys (without ``name``) that :meth:`from_mapping` reads back."""
-        out = to_dict(self)
-        out.update(out.pop("encoder_configs"))
-        return out
+        return mapping_with_encoder_sections(self)
 
 
 @register_model("multitask")
