@@ -15,7 +15,10 @@ Example (the CPU study of docs/pretraining_study.md; pretraining runs made befor
         --set model.masked_gt.dim=32 --set model.masked_gt.depth=2 --set model.masked_gt.k=8
 
 An arm is ``NAME:INIT_RUN[:keep]`` (empty INIT_RUN: from scratch); ``keep`` fine-tunes with
-``train.encoder_lr_scale=0.1`` and ``train.encoder_frozen_epochs=2``.
+``train.encoder_lr_scale=0.1`` and ``train.encoder_frozen_epochs=2``. ``--vary-init`` also sets
+the experiment seed to the label seed, so seeds differ in initialisation and shuffling as well
+(at fraction 1 every seed draws the same subset). To compare model variants (e.g.
+``model.fusion``), run the script once per variant with its own ``--set``, ``--runs`` and ``--out``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,21 @@ def test_auc(run_dir: Path, data: Path) -> float:
     return binary_auc(torch.cat(scores).numpy(), torch.cat(labels).numpy() == 1)
 
 
-def main() -> int:
+def train_command(a: argparse.Namespace, run: Path, frac: float, seed: int, init: str, recipe: str) -> list[str]:
+    """The ``graphevent train`` command of one (arm, fraction, seed) run."""
+    cmd = [sys.executable, "-m", "graphevent.cli.app", "train", "-c", a.config, "-d", str(a.data), "-o", str(run),
+           "--epochs", str(a.epochs), "--label-fraction", str(frac), "--no-progress", "--overwrite",
+           "--set", f"train.label_seed={seed}", "--set", "train.num_workers=0"]
+    if a.vary_init:
+        cmd += ["--set", f"seed={seed}"]
+    if init:
+        cmd += ["--init-from", init]
+    for s in a.sets + (KEEP if recipe == "keep" else []):
+        cmd += ["--set", s]
+    return cmd
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--runs", type=Path, required=True, help="where the fine-tuning runs go")
@@ -68,7 +85,14 @@ def main() -> int:
                    help="score on this dataset's test split (default --data), e.g. independently simulated jets")
     p.add_argument("--rescore", type=Path, default=None,
                    help="JSON lines of finished runs to score again on --test-data (no training); results go to --out")
-    a = p.parse_args()
+    p.add_argument("--vary-init", action="store_true",
+                   help="also set the experiment seed (initialisation, shuffling) to the label seed; without it every "
+                        "seed starts from the same weights, and at fraction 1 (one subset) its runs are the same")
+    return p.parse_args(argv)
+
+
+def main() -> int:
+    a = parse_args()
     out = a.out or a.runs / "study.jsonl"
     test_data = a.test_data or a.data
     a.runs.mkdir(parents=True, exist_ok=True)
@@ -103,13 +127,7 @@ def main() -> int:
                 if key in done:
                     continue
                 run = a.runs / f"{name}-f{frac:g}-s{seed}"
-                cmd = [sys.executable, "-m", "graphevent.cli.app", "train", "-c", a.config, "-d", str(a.data), "-o", str(run),
-                       "--epochs", str(a.epochs), "--label-fraction", str(frac), "--no-progress", "--overwrite",
-                       "--set", f"train.label_seed={seed}", "--set", "train.num_workers=0"]
-                if init:
-                    cmd += ["--init-from", init]
-                for s in a.sets + (KEEP if recipe == "keep" else []):
-                    cmd += ["--set", s]
+                cmd = train_command(a, run, frac, seed, init, recipe)
                 t0 = time.time()
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
