@@ -33,6 +33,9 @@ from graphevent.data.observables import OBSERVABLES, channel_specs, jet_observab
 from graphevent.errors import ConfigError, DataError
 
 PROBE_COLUMNS = ("linear_auc", "knn_auc", *(f"r2_{o}" for o in OBSERVABLES))
+#: the terminal table's headers (80 columns): AUCs, then R² per observable
+TABLE_HEADERS = {"linear_auc": "linear\nAUC", "knn_auc": "kNN\nAUC", "r2_multiplicity": "R²\nmult",
+                 "r2_girth": "R²\ngirth", "r2_ptd": "R²\npT_D", "r2_mass": "R²\nmass"}
 
 
 @dataclass(frozen=True)
@@ -98,16 +101,25 @@ class ProbeResult:
     options: ProbeOptions = field(default_factory=ProbeOptions)
 
     def table(self):
-        """A rich table of the rows."""
+        """A rich table of the rows that fits 80 columns: run names wrap instead of being cut,
+        short headers (``TABLE_HEADERS``), the embedding size and the labelled events in the
+        caption (the JSON and Markdown forms keep them per row)."""
+        from rich.markup import escape
         from rich.table import Table
 
         o = self.options
+        dims = ", ".join(dict.fromkeys(str(r["dim"]) for r in self.rows))
+        labelled = ", ".join(dict.fromkeys(f"{r['labelled']:,}" for r in self.rows))
         t = Table(title=f"probes: fitted on train ({o.label_fraction:g} of labels, seed {o.seed}), scored on {o.split}",
-                  title_justify="left")
-        for c in ("run", "init", "dim", "labelled", *PROBE_COLUMNS):
-            t.add_column(c, justify="left" if c in ("run", "init") else "right")
+                  title_justify="left", caption_justify="left",
+                  caption=f"{labelled} labelled events; embedding dim {dims}; R²: ridge fit of the jet "
+                          "observable (multiplicity, girth, pT_D, mass) from the embedding")
+        t.add_column("run", overflow="fold", ratio=1)
+        t.add_column("init", no_wrap=True)
+        for c in PROBE_COLUMNS:
+            t.add_column(TABLE_HEADERS[c], justify="right", no_wrap=True)
         for r in self.rows:
-            t.add_row(r["run"], r["init"], str(r["dim"]), str(r["labelled"]), *(_fmt(r[c]) for c in PROBE_COLUMNS))
+            t.add_row(escape(r["run"]), r["init"], *(_fmt(r[c]) for c in PROBE_COLUMNS))
         return t
 
     def to_json(self) -> dict[str, Any]:

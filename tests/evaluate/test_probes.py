@@ -108,3 +108,24 @@ def test_probe_command_rejects_bad_fraction(trained_runs, tiny_dataset, capsys):
 
     assert main(["probe", str(trained_runs["ae"]), "--data", str(tiny_dataset), "--label-fraction", "1.5"]) == 2
     assert "--label-fraction 1.5: expected 0 < fraction <= 1" in capsys.readouterr().err
+
+
+def test_probe_table_fits_80_columns_without_cutting_values():
+    """The terminal table at 80 columns: long run names wrap (nothing is cut to '…'), every
+    figure is printed whole, the labelled count and embedding size are in the caption."""
+    from rich.console import Console
+
+    from graphevent.evaluate.probes import PROBE_COLUMNS, ProbeOptions, ProbeResult
+
+    rows = [{"run": f"runs/study/pretrain_sparse_conv_{i}", "init": init, "dim": 64, "labelled": 279,
+             **{c: 0.1 * (j + 1) + 0.001 * i for j, c in enumerate(PROBE_COLUMNS)}}
+            for i, init in enumerate(["trained", "random"])]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(ProbeResult(rows=rows, options=ProbeOptions(label_fraction=0.1)).table())
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
+    values = [f"{0.1 * (j + 1) + 0.001 * i:.3f}" for i in range(2) for j in range(len(PROBE_COLUMNS))]
+    assert all(v in text for v in values)
+    run_cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+    assert "runs/study/pretrain_sparse_conv_0" in run_cells and "runs/study/pretrain_sparse_conv_1" in run_cells
+    assert "279 labelled events; embedding dim 64" in text
