@@ -148,6 +148,36 @@ class GraphModel(nn.Module, abc.ABC):
         return self
 
 
+class BackbonePretrainer(GraphModel):
+    """A pretraining model around one encoder's model, ``self.backbone`` (contrastive, masked
+    latent, masked occupancy): it encodes with the backbone, lends its encoder by name (so
+    ``--init-from`` fills the same encoder of ``multitask``), and predicts the pooled embedding.
+
+    Shapes:
+        batch: x (N, F), pos (N, 2) -> encode: (N, D), (B, D); predict: ``{"embedding": (B, D)}``
+    """
+
+    supports_pretrain = True
+    supports_tasks = False
+    backbone: nn.Module
+
+    @property
+    def dim(self) -> int:
+        return self.backbone.dim
+
+    def encoder_modules(self) -> dict[str, nn.Module]:
+        return self.backbone.encoder_modules()
+
+    def encode(self, batch) -> tuple[Tensor, Tensor]:
+        return self.backbone.encode(batch)
+
+    @torch.no_grad()
+    def predict(self, batch) -> dict[str, Tensor]:
+        """``embedding (B, D)``: the pooled embedding of the events as given (no masking or
+        augmentation)."""
+        return {"embedding": self.encode(batch)[1]}
+
+
 class EncoderModel(GraphModel):
     """The encoder contract: a pretraining model whose encoder other models reuse by name.
 

@@ -13,7 +13,7 @@ from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.jet_augment import JetAugment
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.models.base import GraphModel, Stage, batch_vector
+from graphevent.nn.models.base import BackbonePretrainer, Stage, batch_vector
 from graphevent.nn.registry import config_with_encoder_sections, list_encoders, mapping_with_encoder_sections, register_model
 
 
@@ -96,7 +96,7 @@ def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:
 
 
 @register_model("contrastive")
-class ContrastivePretrainer(GraphModel):
+class ContrastivePretrainer(BackbonePretrainer):
     r"""Contrastive pretraining of any registered encoder (JetCLR).
 
     Dillon et al., "Symmetries, safety, and self-supervision", arXiv:2108.04253: two random
@@ -119,8 +119,6 @@ class ContrastivePretrainer(GraphModel):
     """
 
     config_class = ContrastiveConfig
-    supports_pretrain = True
-    supports_tasks = False
 
     def __init__(self, info: DatasetInfo, config: ContrastiveConfig | None = None) -> None:
         super().__init__(info, config or ContrastiveConfig())
@@ -147,16 +145,6 @@ class ContrastivePretrainer(GraphModel):
     def model_config(self) -> dict[str, Any]:
         return {"name": self.name, **self.config.to_mapping()}
 
-    @property
-    def dim(self) -> int:
-        return self.backbone.dim
-
-    def encoder_modules(self) -> dict[str, nn.Module]:
-        return self.backbone.encoder_modules()
-
-    def encode(self, batch) -> tuple[Tensor, Tensor]:
-        return self.backbone.encode(batch)
-
     def view(self, batch, generator: torch.Generator | None = None) -> Batch:
         """One augmented copy of the events (new tensors, no graph: encoders rebuild it)."""
         if not self._transforms_known and (self.config.smear > 0 or self.config.split_prob > 0):
@@ -181,7 +169,3 @@ class ContrastivePretrainer(GraphModel):
         loss = self.contrastive_loss(batch)
         return loss, {"nt_xent": float(loss.detach())}
 
-    @torch.no_grad()
-    def predict(self, batch) -> dict[str, Tensor]:
-        """``embedding (B, D)``: the pooled embedding of the unaugmented events."""
-        return {"embedding": self.encode(batch)[1]}

@@ -6,12 +6,12 @@ import copy
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.models.base import GraphModel, Stage, batch_vector, position_graph
+from graphevent.nn.models.base import BackbonePretrainer, Stage, batch_vector, position_graph
 from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig, MaskedGTDecoder
 from graphevent.nn.registry import register_model
 
@@ -65,7 +65,7 @@ def latent_targets(states: list[Tensor], top: int) -> Tensor:
 
 
 @register_model("masked_gt_latent")
-class MaskedLatentPretrainer(GraphModel):
+class MaskedLatentPretrainer(BackbonePretrainer):
     r"""Masked prediction in latent space against an EMA teacher, for the ``masked_gt`` encoder.
 
     data2vec (Baevski et al., arXiv:2202.03555) and I-JEPA (Assran et al., arXiv:2301.08243)
@@ -94,8 +94,6 @@ class MaskedLatentPretrainer(GraphModel):
     """
 
     config_class = MaskedLatentConfig
-    supports_pretrain = True
-    supports_tasks = False
 
     def __init__(self, info: DatasetInfo, config: MaskedLatentConfig | None = None) -> None:
         super().__init__(info, config or MaskedLatentConfig())
@@ -103,16 +101,6 @@ class MaskedLatentPretrainer(GraphModel):
         self.backbone = MaskedGTAutoencoder(info, c, with_decoder=self.config.recon_weight > 0)
         self.predictor = MaskedGTDecoder(info, c, out_channels=c.dim)
         self.teacher = copy.deepcopy(self.backbone.encoder).requires_grad_(False).eval()
-
-    @property
-    def dim(self) -> int:
-        return self.backbone.dim
-
-    def encoder_modules(self) -> dict[str, nn.Module]:
-        return self.backbone.encoder_modules()
-
-    def encode(self, batch) -> tuple[Tensor, Tensor]:
-        return self.backbone.encode(batch)
 
     def train(self, mode: bool = True) -> "MaskedLatentPretrainer":
         super().train(mode)
@@ -183,8 +171,3 @@ class MaskedLatentPretrainer(GraphModel):
         total = losses["latent"] + self.config.recon_weight * losses["recon"] if "recon" in losses else losses["latent"]
         values = torch.stack([v.detach() for v in losses.values()]).tolist()
         return total, dict(zip(losses, values))
-
-    @torch.no_grad()
-    def predict(self, batch) -> dict[str, Tensor]:
-        """``embedding (B, dim)``: the student's pooled embedding of the unmasked events."""
-        return {"embedding": self.encode(batch)[1]}

@@ -13,7 +13,7 @@ from graphevent.errors import ConfigError
 from graphevent.nn.layers.cross_attention import MultiHeadAttention
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.position import FourierPosition
-from graphevent.nn.models.base import GraphModel, Stage, batch_vector
+from graphevent.nn.models.base import BackbonePretrainer, Stage, batch_vector
 from graphevent.nn.models.masked_gt_ae import POS_RANGE, MaskedGTAutoencoder, MaskedGTConfig
 from graphevent.nn.registry import register_model
 
@@ -91,7 +91,7 @@ class GridQueryDecoder(nn.Module):
 
 
 @register_model("masked_gt_occupancy")
-class MaskedOccupancyPretrainer(GraphModel):
+class MaskedOccupancyPretrainer(BackbonePretrainer):
     r"""Masked pretraining of the ``masked_gt`` encoder with a target that cannot be solved locally.
 
     As in ``masked_gt_ae``, a fraction of each event's nodes is hidden (random nodes or
@@ -113,8 +113,6 @@ class MaskedOccupancyPretrainer(GraphModel):
     """
 
     config_class = MaskedOccupancyConfig
-    supports_pretrain = True
-    supports_tasks = False
 
     def __init__(self, info: DatasetInfo, config: MaskedOccupancyConfig | None = None) -> None:
         super().__init__(info, config or MaskedOccupancyConfig())
@@ -122,16 +120,6 @@ class MaskedOccupancyPretrainer(GraphModel):
         self.backbone = MaskedGTAutoencoder(info, c, with_decoder=False)
         self.decoder = GridQueryDecoder(c.dim, c.decoder_dim, c.heads, c.decoder_depth, c.pos_freqs,
                                         1 + info.num_node_features)
-
-    @property
-    def dim(self) -> int:
-        return self.backbone.dim
-
-    def encoder_modules(self) -> dict[str, nn.Module]:
-        return self.backbone.encoder_modules()
-
-    def encode(self, batch) -> tuple[Tensor, Tensor]:
-        return self.backbone.encode(batch)
 
     def cell_index(self, pos: Tensor) -> Tensor:
         """The grid cell ``(N,)`` of each position (row-major over (eta, phi); outside -> edge cells)."""
@@ -178,8 +166,3 @@ class MaskedOccupancyPretrainer(GraphModel):
         self.check_stage(stage)
         loss = self.occupancy_loss(batch)
         return loss, {"occupancy": float(loss.detach())}
-
-    @torch.no_grad()
-    def predict(self, batch) -> dict[str, Tensor]:
-        """``embedding (B, dim)``: the pooled embedding of the unmasked events."""
-        return {"embedding": self.encode(batch)[1]}
