@@ -22,9 +22,13 @@ that leads docs/results.md (the rest of the page is kept).
 Sizes (--size):
   smoke  a few minutes: 400 labelled + 300 unlabelled jets, 1 epoch; checks the pipeline,
          its numbers mean nothing.
-  cpu    about an hour on an otherwise idle 2-core CPU (estimated from the step times of the
-         reduced run in docs/results.md): the 2,000-jet shipped sample as the labelled pool,
-         3,000 unlabelled jets, graphs capped at 32 nodes, 2 pretraining / 3 fine-tuning epochs.
+  cpu    about an hour on a 2-core CPU with --parallel 2 (docs/results.md gives the measured
+         step times): the 2,000-jet shipped sample as the labelled pool, 3,000 unlabelled jets,
+         graphs capped at 48 nodes, 10 pretraining / 20 fine-tuning epochs, small encoders
+         (ENCODER_SIZES["small"], the size of docs/pretraining_study.md; ParticleNet at its
+         shipped size), at least 5 optimizer steps per fine-tuning epoch. With fewer epochs and
+         no step minimum a 1%-label run made 3 optimizer steps (an epoch of 12 jets is one
+         step), which measures the initialisation, not the model.
   full   60,000 labelled-pool jets (48,000 train) + 100,000 unlabelled, 96 nodes; for one
          H200-class GPU, in parts of about 12 minutes each. These durations are ESTIMATES scaled
          from the H100 run in docs/results_gpu_full.md (about 1,500 training events/s per run
@@ -124,11 +128,29 @@ METRICS = {"auc": "AUC", "rejection_at_0.5": "1/eps_B @ eps_S=0.5"}
 SIZES = {
     # labelled / unlabelled: jets simulated (labelled None: the 2,000-jet shipped sample, seed 1)
     "smoke": dict(labelled=400, unlabelled=300, split=(0.5, 0.1, 0.4), pre_split=(0.9, 0.1, 0.0), pre_epochs=1, epochs=1,
-                  max_nodes=24, batch=64, fractions=(0.02, 1.0), seeds=2),
-    "cpu": dict(labelled=None, unlabelled=3000, split=(0.6, 0.1, 0.3), pre_split=(0.9, 0.1, 0.0), pre_epochs=2, epochs=3,
-                max_nodes=32, batch=64, fractions=FRACTIONS, seeds=3),
+                  max_nodes=24, batch=64, fractions=(0.02, 1.0), seeds=2, min_steps=0),
+    "cpu": dict(labelled=None, unlabelled=3000, split=(0.6, 0.1, 0.3), pre_split=(0.9, 0.1, 0.0), pre_epochs=10, epochs=20,
+                max_nodes=48, batch=64, fractions=FRACTIONS, seeds=3, encoders="small", min_steps=5),
     "full": dict(labelled=60000, unlabelled=100000, split=(0.8, 0.03, 0.17), pre_split=(0.97, 0.03, 0.0), pre_epochs=8,
-                 epochs=5, max_nodes=96, batch=256, fractions=FRACTIONS, seeds=3),
+                 epochs=5, max_nodes=96, batch=256, fractions=FRACTIONS, seeds=3, min_steps=20),
+}
+# Encoder sizes by name: --set overrides per experiment file. "small" is the CPU size's (the size of
+# docs/pretraining_study.md): masked_gt dim 32, depth 2, k 8; edgeconv k 8, channels [[16,16],[32,32]],
+# dim 32. The same encoder in pretraining and fine-tuning, so --init-from finds every weight.
+# ParticleNet, the baseline, keeps its shipped size.
+ENCODER_SIZES = {
+    "shipped": {},
+    "small": {
+        "masked_gt_pretrain.yaml": ("model.dim=32", "model.depth=2", "model.k=8"),
+        "edgeconv_ae_pretrain.yaml": ("model.k=8", "model.channels=[[16,16],[32,32]]", "model.dim=32"),
+        MT: ("model.masked_gt.dim=32", "model.masked_gt.depth=2", "model.masked_gt.k=8", "model.edgeconv.k=8",
+             "model.edgeconv.channels=[[16,16],[32,32]]", "model.edgeconv.dim=32"),
+    },
+}
+ENCODER_TEXT = {
+    "shipped": "the shipped configs' sizes",
+    "small": "small (masked_gt dim 32, depth 2, k 8; edgeconv k 8, channels [[16,16],[32,32]], dim 32; "
+             "the same in pretraining and fine-tuning); ParticleNet at its shipped size",
 }
 PARTS = ("data", "pretrain", "finetune", "report")
 BEGIN = "<!-- label-efficiency study: begin (written by scripts/study_label_efficiency.py; the page continues below) -->"
@@ -198,7 +220,7 @@ def plan(args, size: dict) -> dict[str, list[Job]]:
         parts["pretrain"].append(Job(f"pretrain {key}", ge + [
             "train", "-c", EXPERIMENTS / p.config, "--data", datasets["unlabelled"], "--out", run, "--overwrite",
             "--epochs", size["pre_epochs"], "--batch-size", size["batch"], *train_opts,
-            *[x for s in p.sets for x in ("--set", s)]], run))
+            *[x for s in p.sets + encoder_sets(size, p.config) for x in ("--set", s)]], run))
 
     for frac in sorted(args.fractions, reverse=True):  # the longest runs first
         for seed in args.seed_list:
@@ -207,7 +229,9 @@ def plan(args, size: dict) -> dict[str, list[Job]]:
                 cmd = ge + ["train", "-c", EXPERIMENTS / m.config, "--data", datasets["labelled"], "--out", run, "--overwrite",
                             "--epochs", size["epochs"], "--batch-size", size["batch"], "--label-fraction", frac,
                             "--label-seed", seed, "--set", f"seed={seed}", *train_opts]
-                cmd += [x for s in m.sets for x in ("--set", s)]
+                if size["min_steps"]:  # few labels still get enough optimizer steps (every model alike)
+                    cmd += ["--set", f"train.min_steps_per_epoch={size['min_steps']}"]
+                cmd += [x for s in m.sets + encoder_sets(size, m.config) for x in ("--set", s)]
                 cmd += [x for k in m.init for x in ("--init-from", w / "pretrain" / k)]
                 parts["finetune"].append(Job(f"{m.name} @ {frac:g} seed {seed}", cmd, run, deps=[f"pretrain {k}" for k in m.init]))
     for frac in args.fractions:
@@ -217,6 +241,11 @@ def plan(args, size: dict) -> dict[str, list[Job]]:
                 "eval", *[run_dir(w, m, frac, seed) for m in models], "--data", datasets["labelled"], "--split", "test",
                 "--out", out, "--bootstrap", 0, "--no-progress", "--overwrite"], out))
     return parts
+
+
+def encoder_sets(size: dict, config: str) -> tuple[str, ...]:
+    """The ``--set`` overrides that give ``config``'s encoders the size's encoder size."""
+    return ENCODER_SIZES[size.get("encoders", "shipped")].get(config, ())
 
 
 def run_dir(work: Path, m: Model, frac: float, seed: int) -> Path:
@@ -517,7 +546,11 @@ def report(args, size: dict, models: list[Model], log: Path, t0: float) -> None:
         f"{unl['splits']['train']:,} of them for pretraining ({unl['splits']['val']:,} for its validation loss); "
         "its labels are never read. "
         f"Graphs capped at {size['max_nodes']} nodes; pretraining epochs: {size['pre_epochs']}, fine-tuning epochs: {size['epochs']}, "
-        f"batch {size['batch']}; the checkpoint with the best validation AUC (full labelled val split) is evaluated.",
+        f"batch {size['batch']}"
+        + (f", at least {size['min_steps']} optimizer steps per fine-tuning epoch (`train.min_steps_per_epoch`: a small "
+           "labelled subset is passed over several times per epoch, each pass shuffled)" if size["min_steps"] else "")
+        + "; the checkpoint with the best validation AUC (full labelled val split) is evaluated. "
+        f"Encoders: {ENCODER_TEXT[size.get('encoders', 'shipped')]}.",
         f"Seeds {', '.join(map(str, args.seed_list))}: seed s draws its own labelled subset (`--label-seed s`, at least 5 "
         "events per class) and initialisation (`--set seed=s`); every model with seed s sees the same subset. "
         f"All runs are evaluated on the same {n_ev:,} test jets (quark 0 vs gluon 1, gluon = signal).",
@@ -610,6 +643,8 @@ def parse_args(argv: list[str] | None = None):
     ap.add_argument("--pre-epochs", type=int, help="override pretraining epochs")
     ap.add_argument("--max-nodes", type=int, help="override the node cap per graph")
     ap.add_argument("--batch-size", type=int, help="override the batch size")
+    ap.add_argument("--min-steps", type=int, help="override the least optimizer steps per fine-tuning epoch (train.min_steps_per_epoch)")
+    ap.add_argument("--encoders", choices=sorted(ENCODER_SIZES), help="override the encoder size (cpu: small; others: shipped)")
     ap.add_argument("--gpus", type=int, default=0, help="GPUs per training run (0 = CPU)")
     ap.add_argument("--parallel", type=int, default=1, help="training runs at once (GPU: several share one device)")
     ap.add_argument("--workers", type=int, default=2, help="processes for simulation and preprocessing")
@@ -625,7 +660,8 @@ def parse_args(argv: list[str] | None = None):
     args = ap.parse_args(argv)
     size = dict(SIZES[args.size])
     for k, v in (("labelled", args.labelled), ("unlabelled", args.unlabelled), ("epochs", args.epochs),
-                 ("pre_epochs", args.pre_epochs), ("max_nodes", args.max_nodes), ("batch", args.batch_size)):
+                 ("pre_epochs", args.pre_epochs), ("max_nodes", args.max_nodes), ("batch", args.batch_size),
+                 ("encoders", args.encoders), ("min_steps", args.min_steps)):
         if v is not None:
             size[k] = v
     args.fractions = list(args.fractions or size["fractions"])

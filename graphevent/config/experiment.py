@@ -75,6 +75,13 @@ class TrainConfig:
         min_labels_per_class: with a classification task, the subset holds at least this
             many events of every class (all of a class's events if it has fewer), so tiny
             fractions never miss a class.
+        min_steps_per_epoch: a training split too small for this many optimizer steps is
+            passed over several times per epoch (each pass a new shuffle) until the epoch
+            holds ``min_steps_per_epoch * accumulate * batch_size`` events per worker (about
+            that many steps; with ``max_nodes_per_batch`` steps are packed by nodes). Few
+            labels then still get enough steps to converge (at 1% labels an epoch is
+            otherwise one step) while validation and epoch-based settings (warmup,
+            early stopping, frozen epochs) keep their meaning. 0 = off.
         init_from: run directories or checkpoints whose encoder weights initialise the model
             (one per pretrained encoder, e.g. an ``edgeconv_ae`` run and a ``masked_gt_ae``
             run for ``multitask`` with ``encoder: both``).
@@ -113,6 +120,7 @@ class TrainConfig:
     label_fraction: float = 1.0
     label_seed: int | None = None
     min_labels_per_class: int = 5
+    min_steps_per_epoch: int = 0
     init_from: list[str] = field(default_factory=list)
     freeze_encoder: bool = False
     encoder_lr_scale: float = 1.0
@@ -131,6 +139,7 @@ class TrainConfig:
             "early_stopping_patience": self.early_stopping_patience, "num_workers": self.num_workers,
             "checkpoint_every_steps": self.checkpoint_every_steps, "max_restarts": self.max_restarts,
             "log_every_steps": self.log_every_steps, "min_labels_per_class": self.min_labels_per_class,
+            "min_steps_per_epoch": self.min_steps_per_epoch,
         }
         for key, value in non_negative.items():
             if value < 0:

@@ -178,6 +178,7 @@ class Trainer:
         self.sampler = DistributedBatchSampler(
             train_nodes, self.tc.batch_size, self.tc.max_nodes_per_batch, train_indices,
             ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed,
+            min_events=self.tc.min_steps_per_epoch * self.tc.accumulate * self.tc.batch_size * ctx.world_size,
         )
         self.val_set = val_set if (val_set is not None and len(val_set) > 0) else None
         self.val_sampler = None

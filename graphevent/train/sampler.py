@@ -20,6 +20,11 @@ same seed, so all ranks agree on it without communicating:
    every rank gets the same number of batches and every event is seen exactly once per
    epoch (an event is repeated only when the epoch has fewer events than workers).
 
+With ``min_events`` (``train.min_steps_per_epoch``), an epoch of fewer events is made of
+several passes over them, each its own permutation, until it holds ``min_events``: a small
+label subset then gets several optimizer steps per epoch. The first pass is the order
+without it, so a split already large enough trains exactly as before.
+
 Because ranks may hold different numbers of events in a step, :meth:`loss_weights` gives
 the factor ``n_rank * world_size / n_step`` that turns DDP's average of per-rank mean
 losses into the mean over all the step's events.
@@ -50,6 +55,8 @@ class DistributedBatchSampler(Sampler[list[int]]):
         world_size, rank: this worker's place among the data-parallel workers.
         shuffle: draw a new permutation each epoch from ``(seed, epoch)``.
         seed: shuffling seed (identical on every rank).
+        min_events: with ``shuffle``, an epoch holds at least this many events (all ranks
+            together): whole passes over ``indices``, each a new permutation; 0 = one pass.
 
     Shapes:
         yields lists of dataset indices; ``len(sampler)`` = batches left in the epoch on
@@ -66,6 +73,7 @@ class DistributedBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         shuffle: bool = True,
         seed: int = 0,
+        min_events: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"train.batch_size: invalid value {batch_size}; expected an integer >= 1")
@@ -85,6 +93,7 @@ class DistributedBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.shuffle = shuffle
         self.seed = seed
+        self.min_events = max(0, int(min_events))
         self.epoch = 0
         self.start = 0
         self._plan: list[list[np.ndarray]] | None = None
@@ -100,7 +109,9 @@ class DistributedBatchSampler(Sampler[list[int]]):
         if not self.shuffle:
             return self.indices
         rng = np.random.default_rng([self.seed, self.epoch])
-        return self.indices[rng.permutation(len(self.indices))]
+        n = len(self.indices)
+        passes = max(1, -(-self.min_events // n))
+        return np.concatenate([self.indices[rng.permutation(n)] for _ in range(passes)])
 
     def _split(self, events: np.ndarray, order: np.ndarray) -> list[np.ndarray]:
         """Split the last step's events into ``world_size`` non-empty, balanced parts."""

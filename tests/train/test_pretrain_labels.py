@@ -72,3 +72,19 @@ def test_label_seed_option_reaches_the_run(tiny_dataset, tmp_path):
     ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     # 0.05 of the tiny train split is 4 events; the per-class minimum makes it 5 + 5
     assert ckpt["train_events"] == 10
+
+
+def test_min_steps_per_epoch_gives_a_small_label_subset_several_steps_per_epoch(tiny_dataset, tmp_path):
+    """10 labelled events with batch 8 are 2 steps per epoch; train.min_steps_per_epoch=5 makes
+    each epoch 5 passes over them (40 events, 5 steps), so 2 epochs are 10 optimizer steps."""
+    cfg = write_experiment(tmp_path / "sup.yaml", "supervised", "particlenet", tasks=[{"name": "label", "type": "classification"}], epochs=2)
+    steps = {}
+    for name, extra in (("plain", []), ("cycled", ["--set", "train.min_steps_per_epoch=5"])):
+        out = tmp_path / name
+        assert main_cli(["train", "-c", cfg, "-d", tiny_dataset, "-o", out, "--no-progress", "--label-fraction", "0.05",
+                         "--label-seed", "7", *extra]) == 0
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        steps[name] = [r["step"] for r in rows if "epoch" in r]
+        ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+        assert ckpt["train_events"] == 10  # the same labelled subset
+    assert steps == {"plain": [2, 4], "cycled": [5, 10]}

@@ -84,6 +84,29 @@ def test_fewer_events_than_workers_still_gives_every_rank_a_batch():
     assert set(i for b in batches for i in b[0]) == {0, 1}
 
 
+@pytest.mark.parametrize("world", [1, 2])
+def test_min_events_makes_an_epoch_of_whole_shuffled_passes(world):
+    """A 7-event label subset with batch 2: without min_events an epoch is 4 steps (world 1);
+    with 20 it is 3 passes (21 events, 11 steps), each pass every event once in a new order;
+    a subset already large enough trains exactly as without it."""
+    subset = np.array([3, 8, 11, 20, 31, 40, 52])
+    plain = [DistributedBatchSampler(NODES, 2, 0, subset, world, r, seed=5) for r in range(world)]
+    cycled = [DistributedBatchSampler(NODES, 2, 0, subset, world, r, seed=5, min_events=20) for r in range(world)]
+    for s in plain + cycled:
+        s.set_epoch(3)
+    order = [i for step in cycled[0].plan() for b in step for i in b]
+    # world 2: 5 steps of 4 events, then the 21st event alone, repeated so both ranks get a batch
+    assert len(order) == (21 if world == 1 else 22) and len(cycled[0]) == (11 if world == 1 else 6)
+    passes = [order[k * 7 : (k + 1) * 7] for k in range(3)]
+    assert all(sorted(p) == subset.tolist() for p in passes)
+    assert passes[0] != passes[1] and passes[1] != passes[2]
+    assert passes[0] == [i for step in plain[0].plan() for b in step for i in b][:7]  # the first pass is the plain order
+    assert len({len(s) for s in cycled}) == 1  # every rank the same number of batches
+    big = DistributedBatchSampler(NODES, 4, seed=5, min_events=53)
+    big.set_epoch(3)
+    assert list(big) == list(samplers(1, epoch=3)[0])
+
+
 def test_bad_arguments():
     with pytest.raises(ConfigError, match="train.batch_size: invalid value 0"):
         DistributedBatchSampler(NODES, 0)
