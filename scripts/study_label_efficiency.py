@@ -24,9 +24,9 @@ Sizes (--size):
          its numbers mean nothing.
   cpu    about an hour on a 2-core CPU with --parallel 2 (docs/results.md gives the measured
          step times): the 2,000-jet shipped sample as the labelled pool, 3,000 unlabelled jets,
-         graphs capped at 48 nodes, 10 pretraining / 20 fine-tuning epochs, small encoders
-         (ENCODER_SIZES["small"], the size of docs/pretraining_study.md; ParticleNet at its
-         shipped size), at least 5 optimizer steps per fine-tuning epoch. With fewer epochs and
+         graphs capped at 48 nodes, 10 pretraining / 20 fine-tuning epochs, the shipped model
+         sizes (--encoders small: those of docs/pretraining_study.md, ParticleNet unchanged), at
+         least 5 optimizer steps per fine-tuning epoch. With fewer epochs and
          no step minimum a 1%-label run made 3 optimizer steps (an epoch of 12 jets is one
          step), which measures the initialisation, not the model.
   full   60,000 labelled-pool jets (48,000 train) + 100,000 unlabelled, 96 nodes; for one
@@ -130,14 +130,14 @@ SIZES = {
     "smoke": dict(labelled=400, unlabelled=300, split=(0.5, 0.1, 0.4), pre_split=(0.9, 0.1, 0.0), pre_epochs=1, epochs=1,
                   max_nodes=24, batch=64, fractions=(0.02, 1.0), seeds=2, min_steps=0),
     "cpu": dict(labelled=None, unlabelled=3000, split=(0.6, 0.1, 0.3), pre_split=(0.9, 0.1, 0.0), pre_epochs=10, epochs=20,
-                max_nodes=48, batch=64, fractions=FRACTIONS, seeds=3, encoders="small", min_steps=5),
+                max_nodes=48, batch=64, fractions=FRACTIONS, seeds=3, min_steps=5),
     "full": dict(labelled=60000, unlabelled=100000, split=(0.8, 0.03, 0.17), pre_split=(0.97, 0.03, 0.0), pre_epochs=8,
                  epochs=5, max_nodes=96, batch=256, fractions=FRACTIONS, seeds=3, min_steps=20),
 }
-# Encoder sizes by name: --set overrides per experiment file. "small" is the CPU size's (the size of
-# docs/pretraining_study.md): masked_gt dim 32, depth 2, k 8; edgeconv k 8, channels [[16,16],[32,32]],
-# dim 32. The same encoder in pretraining and fine-tuning, so --init-from finds every weight.
-# ParticleNet, the baseline, keeps its shipped size.
+# Encoder sizes (--encoders): --set overrides per experiment file. "small" is the size of
+# docs/pretraining_study.md: masked_gt dim 32, depth 2, k 8; edgeconv k 8, channels [[16,16],[32,32]],
+# dim 32; the same in pretraining and fine-tuning, so --init-from finds every weight. ParticleNet,
+# the baseline, keeps its shipped size.
 ENCODER_SIZES = {
     "shipped": {},
     "small": {
@@ -644,7 +644,7 @@ def parse_args(argv: list[str] | None = None):
     ap.add_argument("--max-nodes", type=int, help="override the node cap per graph")
     ap.add_argument("--batch-size", type=int, help="override the batch size")
     ap.add_argument("--min-steps", type=int, help="override the least optimizer steps per fine-tuning epoch (train.min_steps_per_epoch)")
-    ap.add_argument("--encoders", choices=sorted(ENCODER_SIZES), help="override the encoder size (cpu: small; others: shipped)")
+    ap.add_argument("--encoders", choices=sorted(ENCODER_SIZES), help="encoder sizes (default shipped; small: masked_gt dim 32 depth 2, edgeconv dim 32)")
     ap.add_argument("--gpus", type=int, default=0, help="GPUs per training run (0 = CPU)")
     ap.add_argument("--parallel", type=int, default=1, help="training runs at once (GPU: several share one device)")
     ap.add_argument("--workers", type=int, default=2, help="processes for simulation and preprocessing")

@@ -53,10 +53,10 @@ def test_cpu_plan_runs_every_model_fraction_and_seed(tmp_path):
         assert opt(job.cmd, "--data") == [str(labelled)] and opt(job.cmd, "--split") == ["test"]
 
 
-def test_cpu_plan_pretrains_and_fine_tunes_the_same_small_encoders(tmp_path):
-    """The CPU size shrinks the encoders, identically in pretraining and fine-tuning (so
-    --init-from finds every weight); ParticleNet keeps its shipped size; --encoders shipped undoes it."""
-    args, size = study.parse_args(["--size", "cpu", "--workdir", str(tmp_path), "--cache", str(tmp_path / "cache")])
+def test_small_encoders_are_the_same_in_pretraining_and_fine_tuning(tmp_path):
+    """--encoders small shrinks the encoders identically in pretraining and fine-tuning (so
+    --init-from finds every weight); ParticleNet keeps its shipped size; the default is shipped."""
+    args, size = study.parse_args(["--size", "cpu", "--encoders", "small", "--workdir", str(tmp_path), "--cache", str(tmp_path / "cache")])
     parts = study.plan(args, size)
     assert opt(parts["data"][-1].cmd, "--set")[0] == "graph.max_nodes=48"
     pre = {j.key: opt(j.cmd, "--set") for j in parts["pretrain"]}
@@ -70,7 +70,7 @@ def test_cpu_plan_pretrains_and_fine_tunes_the_same_small_encoders(tmp_path):
         else:  # the fine-tuning encoders are the pretrained ones: dim 32, depth 2, k 8; edgeconv k 8, dim 32
             assert {"model.masked_gt.dim=32", "model.masked_gt.depth=2", "model.masked_gt.k=8", "model.edgeconv.k=8",
                     "model.edgeconv.channels=[[16,16],[32,32]]", "model.edgeconv.dim=32"} <= set(sets)
-    args, size = study.parse_args(["--size", "cpu", "--encoders", "shipped", "--workdir", str(tmp_path)])
+    args, size = study.parse_args(["--size", "cpu", "--workdir", str(tmp_path)])
     parts = study.plan(args, size)
     assert all(not any(s.startswith("model.") for s in opt(j.cmd, "--set")) for j in parts["pretrain"])
 
