@@ -67,7 +67,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import device_name, sh, versions  # noqa: E402  (the study scripts share these)
 
-EXPERIMENTS = ROOT / "configs" / "experiments"
+CONFIGS = ROOT / "graphevent" / "configs"  # the shipped configs
+EXPERIMENTS = CONFIGS / "experiments"
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def plan(args, size: dict) -> dict[str, list[Job]]:
         ds = w / f"data_{pool}"
         datasets[pool] = ds
         parts["data"].append(Job(f"preprocess {pool}", ge + [
-            "preprocess", *files, "-c", ROOT / "configs/data/ml4sci_qg_hdf5.yaml", "-o", ds, "--workers", args.workers,
+            "preprocess", *files, "-c", CONFIGS / "data/ml4sci_qg_hdf5.yaml", "-o", ds, "--workers", args.workers,
             "--overwrite", "--no-summary", "--set", f"graph.max_nodes={size['max_nodes']}",
             "--set", f"split.train={tr}", "--set", f"split.val={va}", "--set", f"split.test={te}"], ds,
             deps=[j.key for j in parts["data"] if j.key.startswith("simulate") and j.out in files]))

@@ -53,6 +53,13 @@ def test_cpu_plan_runs_every_model_fraction_and_seed(tmp_path):
         assert opt(job.cmd, "--data") == [str(labelled)] and opt(job.cmd, "--split") == ["test"]
 
 
+@pytest.mark.parametrize("size", ["smoke", "cpu", "full"])
+def test_every_config_file_a_plan_names_exists(tmp_path, size):
+    args, sz = study.parse_args(["--size", size, "--workdir", str(tmp_path), "--cache", str(tmp_path)])
+    configs = [opt(j.cmd, "-c")[0] for part in study.plan(args, sz).values() for j in part if "-c" in map(str, j.cmd)]
+    assert len(configs) > 3 and all(Path(c).is_file() for c in configs), [c for c in configs if not Path(c).is_file()]
+
+
 def test_small_encoders_are_the_same_in_pretraining_and_fine_tuning(tmp_path):
     """--encoders small shrinks the encoders identically in pretraining and fine-tuning (so
     --init-from finds every weight); ParticleNet keeps its shipped size; the default is shipped."""
@@ -99,7 +106,7 @@ def test_dry_run_prints_the_commands():
                         "--part", "pretrain", "--part", "report"], capture_output=True, text=True, timeout=120)
     lines = r.stdout.splitlines()
     assert r.returncode == 0 and len(lines) == 2 + 4
-    assert lines[0].startswith("[pretrain] graphevent train -c configs/experiments/edgeconv_ae_pretrain.yaml --data runs/label_efficiency_smoke/data_unlabelled")
+    assert lines[0].startswith("[pretrain] graphevent train -c graphevent/configs/experiments/edgeconv_ae_pretrain.yaml --data runs/label_efficiency_smoke/data_unlabelled")
     assert all(l.startswith("[report] graphevent eval ") for l in lines[2:])
 
 
