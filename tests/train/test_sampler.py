@@ -94,6 +94,7 @@ def test_min_events_makes_an_epoch_of_whole_shuffled_passes(world):
     cycled = [DistributedBatchSampler(NODES, 2, 0, subset, world, r, seed=5, min_events=20) for r in range(world)]
     for s in plain + cycled:
         s.set_epoch(3)
+    assert len(plain[0]) == (4 if world == 1 else 2)
     order = [i for step in cycled[0].plan() for b in step for i in b]
     # world 2: 5 steps of 4 events, then the 21st event alone, repeated so both ranks get a batch
     assert len(order) == (21 if world == 1 else 22) and len(cycled[0]) == (11 if world == 1 else 6)
