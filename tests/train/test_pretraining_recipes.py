@@ -67,6 +67,8 @@ def test_recipe_settings_are_validated():
         experiment_from_dict({**base, "train": {"encoder_lr_scale": 0.0}})
     with pytest.raises(ConfigError, match=r"train.encoder_frozen_epochs: invalid value 3.0; expected 0..epochs \(2\)"):
         experiment_from_dict({**base, "train": {"epochs": 2, "encoder_frozen_epochs": 3}})
+    with pytest.raises(ConfigError, match=r"train.min_steps_per_epoch: invalid value -1; expected >= 0"):
+        experiment_from_dict({**base, "train": {"min_steps_per_epoch": -1}})
 
 
 def test_encoder_held_by_frozen_epochs_keeps_its_batch_norm_statistics(tmp_path, tiny_dataset):
