@@ -59,13 +59,17 @@ class GraphModel(nn.Module, abc.ABC):
     # ------------------------------------------------------------------ description
     @classmethod
     def config_from_dict(cls, data: dict[str, Any], where: str = "model") -> Any:
-        """The ``config_class`` instance of a ``model:`` mapping (without ``name``); strict keys."""
-        return from_dict(cls.config_class, data, where)
+        """The ``config_class`` instance of a ``model:`` mapping (without ``name``); strict keys.
+        A config class with per-encoder sections reads them itself (its ``from_mapping``)."""
+        from_mapping = getattr(cls.config_class, "from_mapping", None)
+        return from_mapping(data, where) if from_mapping else from_dict(cls.config_class, data, where)
 
     @property
     def model_config(self) -> dict[str, Any]:
-        """The ``model:`` mapping that rebuilds this model with ``build_model``."""
-        return {"name": self.name, **to_dict(self.config)}
+        """The ``model:`` mapping that rebuilds this model with ``build_model`` (a config with
+        per-encoder sections writes them itself: its ``to_mapping``)."""
+        to_mapping = getattr(self.config, "to_mapping", None)
+        return {"name": self.name, **(to_mapping() if to_mapping else to_dict(self.config))}
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -137,14 +137,6 @@ class ContrastivePretrainer(BackbonePretrainer):
             rotate=c.rotate, translate=c.translate, smear=c.smear, split_prob=c.split_prob,
         )
 
-    @classmethod
-    def config_from_dict(cls, data: dict[str, Any], where: str = "model") -> ContrastiveConfig:
-        return ContrastiveConfig.from_mapping(data, where)
-
-    @property
-    def model_config(self) -> dict[str, Any]:
-        return {"name": self.name, **self.config.to_mapping()}
-
     def view(self, batch, generator: torch.Generator | None = None) -> Batch:
         """One augmented copy of the events (new tensors, no graph: encoders rebuild it)."""
         if not self._transforms_known and (self.config.smear > 0 or self.config.split_prob > 0):

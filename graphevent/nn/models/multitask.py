@@ -183,14 +183,6 @@ class MultiTaskModel(GraphModel):
         if c.freeze_encoder:
             self.freeze_encoders()
 
-    @classmethod
-    def config_from_dict(cls, data: dict[str, Any], where: str = "model") -> MultiTaskConfig:
-        return MultiTaskConfig.from_mapping(data, where)
-
-    @property
-    def model_config(self) -> dict[str, Any]:
-        return {"name": self.name, **self.config.to_mapping()}
-
     @property
     def tasks(self) -> list[TaskConfig]:
         return self.taskset.tasks
