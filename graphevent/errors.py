@@ -44,3 +44,17 @@ class Interrupted(Exception):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM outside a training loop: the command stops where it is.
+
+    Raised by the CLI's signal handlers (a ``BaseException``, so no ``except Exception``
+    swallows it); every ``with`` block and ``finally`` on the way out removes what the
+    command was writing. The CLI prints one line and exits with ``128 + signal``.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -7,6 +7,7 @@ parses options, loads config, calls one library function and renders what it ret
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
@@ -14,7 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from graphevent import __version__
-from graphevent.errors import GraphEventError, Interrupted
+from graphevent.errors import GraphEventError, Interrupted, Stopped
+from graphevent.utils.outfile import os_error_message
 
 app = typer.Typer(
     name="graphevent",
@@ -123,23 +125,83 @@ def reflow(doc: str) -> str:
 _register_commands()
 
 
+#: what an interrupted command keeps, by command (default: :data:`KEPT_DEFAULT`)
+KEPT = {
+    "preprocess": "the chunks already written are kept: the same command resumes them (--overwrite starts again)",
+    "train": "checkpoints written before are kept (train --resume continues); a run with none was removed",
+}
+KEPT_DEFAULT = "what it was writing was removed; files that existed before are unchanged"
+
+
+def _command(argv: list[str]) -> str:
+    """The command named in ``argv`` (the first word that is not an option), for messages."""
+    words = [a for a in argv if not a.startswith("-")]
+    return words[0] if words else ""
+
+
+class _SignalsStop:
+    """While the CLI runs: SIGINT and SIGTERM raise :class:`~graphevent.errors.Stopped` in this
+    process (unless the signal is ignored, as for background jobs), so the command's clean-up
+    runs; a forked child (a DataLoader worker) keeps the default action."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> None:
+        self.pid = os.getpid()
+        self.old = {}
+        for sig in self.SIGNALS:
+            old = signal.getsignal(sig)
+            if old is not signal.SIG_IGN:
+                self.old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame) -> None:
+        if os.getpid() != self.pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Stopped(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+
+
+def _one_line(message: str) -> int:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turning GraphEventError into one line + exit 2.
 
     Usage errors (unknown option, bad option value) are click's: usage text and exit 2.
+    A full disk, a read-only file system or a file-size limit met while writing is an input
+    error too (one line naming the file, exit 2). SIGINT / SIGTERM print one line (what was
+    stopped, what was kept) and exit 130 / 143.
     """
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        app(args=argv, standalone_mode=True)
+        with _SignalsStop():
+            app(args=argv, standalone_mode=True)
     except GraphEventError as exc:
         if debug_enabled():  # the traceback, and still the exit code of an input error
             import traceback
 
             traceback.print_exc()
             return 2
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return 2
+        return _one_line(str(exc))
+    except OSError as exc:
+        error = os_error_message(exc)
+        if error is None or debug_enabled():
+            raise
+        return _one_line(str(error))
     except Interrupted as exc:  # SIGINT/SIGTERM during training: checkpoint saved, exit 128 + signal
         err_console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except Stopped as exc:
+        command = _command(argv)
+        err_console.print(f"[yellow]interrupted by {signal.Signals(exc.signum).name}: graphevent {command} stopped; "
+                          f"{escape(KEPT.get(command, KEPT_DEFAULT))}[/]", highlight=False, soft_wrap=True)
         return exc.exit_code
     except SystemExit as exc:  # standalone mode always ends with sys.exit
         if exc.code is None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from graphevent.cli.options import DataDirOpt
+from graphevent.cli.options import DataDirOpt, OverwriteOpt
 
 
 def probe_cmd(
@@ -23,6 +22,7 @@ def probe_cmd(
     k: Annotated[int, typer.Option(min=1, help="Neighbours of the kNN probe.")] = 20,
     checkpoint: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the rows to this JSON file.", show_default=False)] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Probe what encoders learned: frozen pooled embeddings -> logistic regression and kNN
     (AUC), and ridge fits of jet observables (R^2 of multiplicity, girth, pT_D, mass).
@@ -40,11 +40,10 @@ def probe_cmd(
         split=split, label_fraction=label_fraction, seed=seed, random_init=random_init,
         pool_events=pool_events, max_events=max_events, k=k, checkpoint=checkpoint,
     )
-    result = probe_runs(run_dirs, data, options)
+    result = probe_runs(run_dirs, data, options, out, overwrite)
     console.print(result.table())
-    if out is not None:
-        out.write_text(json.dumps(result.to_json(), indent=1))
-        console.print(f"[green]probes written to[/] {out}")
+    if result.out is not None:
+        console.print(f"[green]probes written to[/] {result.out}")
 
 
 def register(app: typer.Typer) -> None:

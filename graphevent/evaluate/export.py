@@ -9,8 +9,8 @@ module on events of different sizes; the largest difference is returned.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,7 +63,9 @@ def _export_torchscript(module: torch.nn.Module, example: tuple, path: Path, met
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script: deprecated, still the C++ loader's format
         scripted = torch.jit.script(module)
-    torch.jit.save(scripted, str(path), _extra_files={"graphevent.json": json.dumps(meta)})
+    buffer = io.BytesIO()  # torch's file writer aborts the process when a write fails (full disk): write here
+    torch.jit.save(scripted, buffer, _extra_files={"graphevent.json": json.dumps(meta)})
+    path.write_bytes(buffer.getbuffer())
 
     def run(path: Path):
         loaded = torch.jit.load(str(path))
@@ -117,33 +119,41 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str =
     """Export a trained run's padded-input model to ``out``, atomically, and check it.
 
     Raises:
-        ConfigError: unknown format, a model without padded form, missing ONNX packages,
-            ``out`` exists without ``overwrite``.
+        ConfigError: unknown format, a model without padded form, missing ONNX packages.
+        OutputError: ``out`` is not a file graphevent may write (an input, inside the run,
+            exists without ``overwrite`` or is not an export, in use; see
+            :class:`~graphevent.utils.outfile.OutputFile`).
         RunError: the run cannot be loaded, or the exported file disagrees with the eager model.
     """
+    from graphevent.utils.outdir import ReadLock
+    from graphevent.utils.outfile import SIGNATURE_KEY, OutputFile
+
     if fmt not in EXPORTERS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(EXPORTERS)}")
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ConfigError(f"--out {out}: already exists; pass --overwrite to replace it")
     if not Path(run_dir).exists():
         raise RunError(f"{run_dir}: run directory not found")
-    import torch  # only now: a wrong option fails without the seconds torch takes to import
+    output = OutputFile(out, "export", inputs=[run_dir], overwrite=overwrite)
+    output.check()  # before the seconds of loading torch and the model
+    with ReadLock(run_dir, "run"):
+        return _export(Path(run_dir), fmt, output, checkpoint, {SIGNATURE_KEY: "export"})
+
+
+def _export(run_dir: Path, fmt: str, output: Any, checkpoint: str, signature: dict[str, str]) -> ExportResult:
+    """:func:`export_run` once the options are checked and the run is locked for reading."""
+    import torch
 
     from graphevent.nn.export import padded_module
     from graphevent.nn.checkpoint import load_run
     model, cfg, info = load_run(run_dir, checkpoint)
     module = padded_module(model)
-    meta = {"run": str(Path(run_dir).resolve()), "checkpoint": checkpoint, "model": model.name,
+    meta = {**signature, "run": str(run_dir.resolve()), "checkpoint": checkpoint, "model": model.name,
             "inputs": {"features": f"(B, N, {info.num_node_features}) float32: {', '.join(info.node_features)}",
                        "positions": "(B, N, 2) float32: eta, phi relative to the event centre", "mask": "(B, N) bool"},
             "outputs": list(module.output_names), "classes": list(info.classes), "targets": list(info.targets),
             "k": int(module.k)}
     k = max(int(module.k), 8)  # the largest k of the model's kNN graphs (0: none): sizes around it
     example = example_inputs(info.num_node_features, [2 * k + 3, k + 2])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
+    with output as tmp:
         loader = EXPORTERS[fmt](module, example, tmp, meta)
         run = loader(tmp)
         diff = 0.0
@@ -155,8 +165,5 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str =
         if not diff <= 1e-4:
             raise RunError(f"--format {fmt}: the exported model differs from the eager one by {diff:.3g} (expected <= 1e-4); "
                            "please report this with the run's config")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return ExportResult(path=out, format=fmt, model=model.name, inputs=meta["inputs"], outputs=list(module.output_names),
+    return ExportResult(path=output.path, format=fmt, model=model.name, inputs=meta["inputs"], outputs=list(module.output_names),
                         max_abs_diff=diff)

@@ -229,12 +229,16 @@ def predict_files(
     The file appears only when complete. Events without nodes get NaN outputs.
 
     Raises:
-        ConfigError: bad options, unknown output suffix, ``out`` exists without ``overwrite``.
+        ConfigError: bad options, unknown output suffix.
+        OutputError: ``out`` is not a file graphevent may write
+            (:class:`~graphevent.utils.outfile.OutputFile`: exists without ``overwrite``, an
+            input, not a predictions file, in use, ...).
         RunError: not a run directory, or no recorded data config and no ``config``.
         DataError: unreadable inputs (checked before anything is written).
     """
     from graphevent.evaluate.predictions import FORMATS, PredictionWriter
-    from graphevent.io import open_reader
+    from graphevent.utils.outdir import ReadLock
+    from graphevent.utils.outfile import OutputFile
     from graphevent.utils.progress import NullProgress
 
     progress = progress or NullProgress()
@@ -243,20 +247,35 @@ def predict_files(
         raise DataError("predict: no input files given")
     if options.batch_size < 1:
         raise ConfigError(f"--batch-size {options.batch_size}: expected an integer >= 1")
+    output = OutputFile(out, "predictions", inputs=[run_dir, *inputs, *([options.config] if options.config else [])],
+                        overwrite=options.overwrite)
+    output.check()  # first: an input or a file of the user's is never replaced, whatever else is wrong
     if out.suffix not in FORMATS:
         PredictionWriter(out, {})  # raises, naming the formats
-    if out.exists() and not options.overwrite:
-        raise ConfigError(f"--out {out}: already exists; pass --overwrite to replace it")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: run directory not found")
     for path in inputs:
         if not Path(path).is_file():
             raise DataError(f"{path}: input file not found")
-    import torch  # only now: a wrong option fails without the seconds torch takes to import
+    reading = ReadLock(run_dir, "run").acquire()
+    try:
+        return _predict_files(run_dir, inputs, output, options, progress)
+    finally:
+        reading.release()
+
+
+def _predict_files(run_dir: Path, inputs: Sequence[str | Path], output: Any, options: PredictOptions,
+                   progress: Any) -> PredictResult:
+    """:func:`predict_files` once the options are checked and the run is locked for reading."""
+    import torch
 
     from graphevent.data.preprocess import build_graphs
     from graphevent.evaluate.device import resolve_device
+    from graphevent.evaluate.predictions import FORMATS, PredictionWriter
+    from graphevent.io import open_reader
     from graphevent.nn.checkpoint import load_run
+
+    out = output.path
     model, exp, info = load_run(run_dir, options.checkpoint)
     cfg = run_data_config(run_dir, options.config, info)
     device = resolve_device(options.device)
@@ -273,7 +292,7 @@ def predict_files(
     torch.manual_seed(options.seed)
     progress.start(sum(sizes), f"predict {run_dir.name}")
     try:
-        with PredictionWriter(out, metadata) as writer, torch.inference_mode():
+        with output as tmp, PredictionWriter(tmp, metadata, FORMATS[out.suffix]) as writer, torch.inference_mode():
             for src, (path, n_events) in enumerate(zip(inputs, sizes)):
                 name = Path(path).name
                 with open_reader(path, cfg, labels_required=False) as reader:

@@ -31,17 +31,18 @@ out) and the same JSON as a ``TObjString`` named ``graphevent``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from graphevent.errors import ConfigError
+from graphevent.utils.outfile import SIGNATURE_KEY
 
 
 def write_predictions(path: str | Path, columns: dict[str, np.ndarray], metadata: dict[str, Any], fmt: str = "parquet") -> Path:
-    """Write ``columns`` (equal-length 1-D arrays) as Parquet or ROOT, atomically.
+    """Write ``columns`` (equal-length 1-D arrays) as Parquet or ROOT (into a place that
+    appears only when complete: ``eval``'s staging folder).
 
     Args:
         path: output file (its suffix is replaced by ``.parquet`` / ``.root``).
@@ -62,23 +63,26 @@ FORMATS = {".parquet": "parquet", ".root": "root"}
 
 
 class PredictionWriter:
-    """Write prediction columns chunk by chunk into ``path``, atomically.
+    """Write prediction columns chunk by chunk into a file.
 
-    Chunks go to a hidden temporary file next to ``path``; :meth:`close` (or leaving the
-    ``with`` block normally) renames it to ``path``; an exception removes it, so a failed
-    run never leaves a half-written file. Every chunk must have the same columns.
+    The file is written where it is named: callers write into a place of their own that
+    appears only when complete (``eval``: its staging folder; ``predict``: the temporary
+    file of :class:`~graphevent.utils.outfile.OutputFile`). An exception (the ``with``
+    block) removes it. Every chunk must have the same columns. The metadata carries
+    ``graphevent_output: predictions``, the signature ``--overwrite`` looks for.
 
     Args:
-        path: ``.parquet`` or ``.root`` file.
+        path: ``.parquet`` or ``.root`` file (the format comes from ``fmt`` or its suffix).
         metadata: JSON-serialisable description stored in the file.
+        fmt: ``parquet`` or ``root``; ``None``: from the suffix of ``path``.
 
     Raises:
         ConfigError: another suffix, or ``.root`` without uproot installed.
     """
 
-    def __init__(self, path: str | Path, metadata: dict[str, Any]) -> None:
+    def __init__(self, path: str | Path, metadata: dict[str, Any], fmt: str | None = None) -> None:
         self.path = Path(path)
-        self.format = FORMATS.get(self.path.suffix)
+        self.format = fmt or FORMATS.get(self.path.suffix)
         if self.format is None:
             raise ConfigError(f"--out {self.path}: unknown predictions format {self.path.suffix or '(no suffix)'!r}; "
                               f"expected a file ending in {' or '.join(FORMATS)}")
@@ -88,8 +92,7 @@ class PredictionWriter:
             except ImportError:
                 raise ConfigError(f"--out {self.path}: writing ROOT files needs uproot (pip install uproot); "
                                   "or write .parquet") from None
-        self.metadata = metadata
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self.metadata = {SIGNATURE_KEY: "predictions", **metadata}
         self._file: Any = None
         self.rows = 0
 
@@ -105,17 +108,15 @@ class PredictionWriter:
             table = pa.table({k: (pa.array(list(v), pa.string()) if np.asarray(v).dtype.kind in "OU"
                                   else np.ascontiguousarray(v)) for k, v in columns.items()})
             if self._file is None:
-                self.tmp.parent.mkdir(parents=True, exist_ok=True)
                 schema = table.schema.with_metadata({"graphevent": json.dumps(self.metadata)})
-                self._file = pq.ParquetWriter(self.tmp, schema)
+                self._file = pq.ParquetWriter(self.path, schema)
             self._file.write_table(table.replace_schema_metadata(self._file.schema.metadata))
         else:
             numeric = {k: np.ascontiguousarray(v) for k, v in columns.items() if np.asarray(v).dtype.kind not in "OU"}
             if self._file is None:
                 import uproot
 
-                self.tmp.parent.mkdir(parents=True, exist_ok=True)
-                self._file = uproot.recreate(self.tmp)
+                self._file = uproot.recreate(self.path)
                 self._file["graphevent"] = json.dumps(self.metadata)
                 self._file["events"] = numeric
             else:
@@ -123,22 +124,21 @@ class PredictionWriter:
         self.rows += next(iter(lengths), 0)
 
     def close(self) -> Path:
-        """Finish the file and move it into place."""
+        """Finish the file."""
         if self._file is None:
             raise ValueError(f"{self.path}: no rows written")
         self._file.close()
         self._file = None
-        os.replace(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:
-        """Remove the temporary file."""
+        """Close and remove the unfinished file."""
         if self._file is not None:
             try:
                 self._file.close()
             finally:
                 self._file = None
-        self.tmp.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> "PredictionWriter":
         return self

@@ -99,6 +99,7 @@ class ProbeResult:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     options: ProbeOptions = field(default_factory=ProbeOptions)
+    out: Path | None = None  # the JSON file written, if any
 
     def table(self):
         """A rich table of the rows that fits 80 columns: run names wrap instead of being cut,
@@ -269,13 +270,39 @@ def probe_embeddings(train: Embeddings, test: Embeddings, labelled: np.ndarray, 
     return out
 
 
-def probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeOptions | None = None) -> ProbeResult:
+def probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeOptions | None = None,
+               out: str | Path | None = None, overwrite: bool = False) -> ProbeResult:
     """Probe the pooled embeddings of each run (and, with ``random_init``, of its model
     randomly initialised) on ``data``; the one library call behind ``graphevent probe``.
 
+    Args:
+        out: also write the rows as JSON there (:class:`~graphevent.utils.outfile.OutputFile`:
+            checked before anything is computed, written atomically, signed ``probe``).
+        overwrite: replace an earlier ``out`` written by ``graphevent probe``.
+
     Raises:
         ConfigError, DataError, RunError: bad options, dataset or run (one line each).
+        OutputError: ``out`` is not a file graphevent may write.
     """
+    from contextlib import ExitStack
+
+    from graphevent.utils.outdir import ReadLock
+    from graphevent.utils.outfile import OutputFile, write_json
+
+    inputs = [*map(Path, run_dirs), Path(data)]
+    if out is not None:
+        OutputFile(out, "probe", inputs=inputs, overwrite=overwrite).check()  # before minutes of probing
+    with ExitStack() as stack:
+        for path, what in [*((Path(r), "run") for r in run_dirs), (Path(data), "--data")]:
+            stack.enter_context(ReadLock(path, what))
+        result = _probe_runs(run_dirs, data, options)
+    if out is not None:
+        result.out = write_json(out, result.to_json(), "probe", inputs=inputs, overwrite=overwrite)
+    return result
+
+
+def _probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeOptions | None) -> ProbeResult:
+    """:func:`probe_runs` with its inputs locked for reading."""
     from graphevent.data.dataset import GraphDataset
     from graphevent.data.info import load_manifest
     from graphevent.evaluate.runner import run_names

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from graphevent.metrics import plots
 from graphevent.metrics.plots import file_stem
 from graphevent.metrics.schema import build_document
 from graphevent.metrics.tables import csv_text, markdown, rich_table
-from graphevent.utils.outdir import OutputDir
+from graphevent.utils.outdir import OutputDir, ReadLock
 
 @dataclass
 class RunEvaluation:
@@ -385,9 +386,7 @@ def evaluate(
         RunError: a run directory without checkpoints, or an unreadable checkpoint.
         DataError: a missing split, or a dataset whose classes/features differ from a run's.
     """
-    from graphevent.data.dataset import GraphDataset
-    from graphevent.utils.distributed import launcher_env, shutdown
-    from graphevent.utils.progress import NullProgress
+    from graphevent.utils.distributed import launcher_env
 
     check_run_dirs(run_dirs, options)
     out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs, options.split)
@@ -395,6 +394,19 @@ def evaluate(
     output = _Staging(out, [*run_dirs, data_dir], options.overwrite, active=layout is None or layout["rank"] == 0)
     if output.od is not None:  # check --out before the dataset is read (and again, locked, on entry)
         OutputDir(out, "eval", inputs=[*run_dirs, data_dir]).check_path()
+    with ExitStack() as reading:  # the runs and the dataset stay as they are while they are read
+        for path, what in [*((Path(r), "run") for r in run_dirs), (Path(data_dir), "--data")]:
+            reading.enter_context(ReadLock(path, what))
+        return _evaluate(run_dirs, data_dir, out, output, options, progress)
+
+
+def _evaluate(run_dirs: Sequence[str | Path], data_dir: str | Path, out: Path, output: _Staging, options: EvalOptions,
+              progress: Any) -> EvalResult:
+    """:func:`evaluate` once the output is checked and the inputs are locked for reading."""
+    from graphevent.data.dataset import GraphDataset
+    from graphevent.utils.distributed import shutdown
+    from graphevent.utils.progress import NullProgress
+
     dataset = GraphDataset(data_dir, options.split)
     n_total = len(dataset) if options.max_events is None else min(len(dataset), options.max_events)
     if n_total == 0:

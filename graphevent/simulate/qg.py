@@ -13,14 +13,14 @@ import concurrent.futures as cf
 import dataclasses
 import importlib.util
 import multiprocessing
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from graphevent.errors import ConfigError, DataError
+from graphevent.errors import ConfigError
+from graphevent.utils.outfile import OutputFile
 from graphevent.simulate.detector import CHANNELS, DetectorConfig, render_images
 
 if TYPE_CHECKING:
@@ -133,10 +133,7 @@ def _check_args(
     if fmt not in ("hdf5", "parquet"):
         raise ConfigError(f"--format: invalid value {fmt!r}; expected one of 'hdf5', 'parquet'")
     for path in [out, particles_path(out)] if particles else [out]:
-        if path.exists() and not path.is_file():
-            raise DataError(f"{path}: exists and is not a file")
-        if path.exists() and not overwrite:
-            raise DataError(f"{path}: output file exists; pass --overwrite to replace it")
+        OutputFile(path, "simulate", overwrite=overwrite).check()
     return fmt
 
 
@@ -210,7 +207,9 @@ def generate_qg(
 
     Raises:
         ConfigError: bad argument, or pythia8mc/fastjet not installed.
-        DataError: ``out`` exists and ``overwrite`` is false.
+        OutputError: ``out`` (or its particles file) exists and ``overwrite`` is false, or is
+            not a graphevent simulation, or cannot be written
+            (:class:`~graphevent.utils.outfile.OutputFile`).
     """
     out = Path(out)
     fmt = _check_args(n_events, out, fmt, seed, workers, block_size, overwrite, particles)
@@ -228,7 +227,7 @@ def generate_qg(
     metadata = _metadata(seed, n_events, block_size, settings, detector)
 
     start = time.perf_counter()
-    outputs = _Outputs(out, npz_out, fmt, n_events, metadata, compression_level)
+    outputs = _Outputs(out, npz_out, fmt, n_events, metadata, compression_level, overwrite)
     bar = _progress_object(progress)
     bar.start(n_events, "simulating q/g jets")
     try:
@@ -269,22 +268,25 @@ def generate_qg(
 class _Outputs:
     """The files of one run, written under temporary names and renamed by :meth:`commit`."""
 
-    def __init__(self, out: Path, npz_out: Path | None, fmt: str, n_events: int, metadata: dict[str, Any], level: int) -> None:
+    def __init__(self, out: Path, npz_out: Path | None, fmt: str, n_events: int, metadata: dict[str, Any], level: int,
+                 overwrite: bool) -> None:
         from graphevent.simulate.writers import E2EParquetWriter, EnergyFlowNpzWriter, ML4SCIHDF5Writer
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tag = f".tmp-{os.getpid()}"
-        self.final = [out] + ([npz_out] if npz_out else [])
-        self.temp = [path.with_name(path.name + tag) for path in self.final]
+        self.files = [OutputFile(path, "simulate", overwrite=overwrite) for path in [out] + ([npz_out] if npz_out else [])]
         self.n_tried = 0
         self.n_vetoed = 0
         self.cpu_seconds = 0.0
-        self.images = None
-        self.particles = EnergyFlowNpzWriter(self.temp[1]) if npz_out else None
-        if fmt == "hdf5":
-            self.images = ML4SCIHDF5Writer(self.temp[0], n_events, metadata, compression_level=level)
-        else:
-            self.images = E2EParquetWriter(self.temp[0], n_events, metadata)
+        self.images = self.particles = None
+        try:
+            temp = [f.acquire() for f in self.files]
+            self.particles = EnergyFlowNpzWriter(temp[1], metadata) if npz_out else None
+            if fmt == "hdf5":
+                self.images = ML4SCIHDF5Writer(temp[0], n_events, metadata, compression_level=level)
+            else:
+                self.images = E2EParquetWriter(temp[0], n_events, metadata)
+        except BaseException:
+            self.discard()
+            raise
 
     def write(self, block: _Block, result: dict[str, Any]) -> None:
         y = np.full(block.size, ML4SCI_LABELS[block.kind], dtype=np.float32)
@@ -300,15 +302,17 @@ class _Outputs:
         self.images.close()
         if self.particles is not None:
             self.particles.close()
-        for temp, final in reversed(list(zip(self.temp, self.final))):
-            os.replace(temp, final)
+        for f in reversed(self.files):
+            f.commit()
 
     def discard(self) -> None:
-        """Close and delete the temporary files."""
-        if self.images is not None:
-            self.images.close()
-        for temp in self.temp:
-            temp.unlink(missing_ok=True)
+        """Close and delete the temporary files (earlier outputs stay as they were)."""
+        try:
+            if self.images is not None:
+                self.images.close()
+        finally:
+            for f in self.files:
+                f.abandon()
 
 
 def _run_parallel(blocks, seed, settings, detector, workers, consume, advance) -> None:

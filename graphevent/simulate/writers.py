@@ -7,7 +7,8 @@
   what pyarrow writes for Python floats).
 * :class:`EnergyFlowNpzWriter`: the energyflow ``QG_jets.npz`` particle layout: ``X``
   (N, M, 4) float64 (pt, rapidity, phi, pid), zero-padded to the largest multiplicity
-  M, and ``y`` (N,) float64 with energyflow's convention 1 = quark, 0 = gluon.
+  M, and ``y`` (N,) float64 with energyflow's convention 1 = quark, 0 = gluon; with
+  metadata, ``graphevent_simulate`` (a 0-d string array of JSON) too.
 
 Every writer writes to the path it is given; :func:`graphevent.simulate.generate_qg`
 gives them temporary names and renames the files once all of them are complete. Events
@@ -158,8 +159,9 @@ class EnergyFlowNpzWriter:
     larger) never exists in memory at once.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, metadata: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
+        self.metadata = metadata
         self._jets: list[np.ndarray] = []
         self._labels: list[float] = []
 
@@ -187,3 +189,6 @@ class EnergyFlowNpzWriter:
                     fh.write(padded.tobytes())
             with archive.open("y.npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.asarray(self._labels, dtype=np.float64))
+            if self.metadata is not None:  # provenance, and the signature --overwrite looks for
+                with archive.open("graphevent_simulate.npy", "w") as fh:
+                    np.lib.format.write_array(fh, np.asarray(json.dumps(self.metadata)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,7 +311,7 @@ def train(options: TrainOptions) -> TrainResult:
 
     from graphevent.train.distributed import launcher_env
     from graphevent.train.rundir import prepare_run_dir
-    from graphevent.utils.outdir import OutputDir
+    from graphevent.utils.outdir import OutputDir, ReadLock
 
     layout = launcher_env()
     rank = layout["rank"] if layout else 0
@@ -342,7 +343,12 @@ def train(options: TrainOptions) -> TrainResult:
     if rank == 0 and options.node_rank == 0:  # the launching process locks; workers never do
         inputs = [options.data] if resume else [options.data, *([options.config] if options.config else []), *cfg.train.init_from]
         od = OutputDir(run_dir, "run", inputs=inputs).acquire(unmarked_ok=resume)
+    reading = ExitStack()
     try:
+        if od is not None:  # the dataset and the runs it starts from stay as they are while it trains
+            reading.enter_context(ReadLock(options.data, "--data"))
+            for init in cfg.train.init_from:
+                reading.enter_context(ReadLock(init, "--init-from"))
         if od is not None:
             try:
                 check_inputs(cfg, Path(options.data), resume=resume)
@@ -358,11 +364,12 @@ def train(options: TrainOptions) -> TrainResult:
         result = _run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank)
         if od is not None:
             od.complete()
-    except Exception:
+    except BaseException:  # an error, or SIGINT/SIGTERM (graphevent.errors.Stopped) outside the training loop
         if od is not None and not resume and not (run_dir / "checkpoints" / "last.pt").is_file():
             od.abandon()  # a run that failed before its first checkpoint leaves nothing behind
         raise
     finally:
+        reading.close()
         if od is not None:
             od.release()
     return result

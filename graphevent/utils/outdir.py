@@ -171,7 +171,7 @@ class OutputDir:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            holder = _holder(fd)
             os.close(fd)
             raise OutputError(f"{p} is in use by process {holder}; wait for it to finish or choose another {self.option}") from None
         os.ftruncate(fd, 0)
@@ -375,6 +375,77 @@ class OutputDir:
         tmp = path.with_name(f"{MARKER}.tmp{os.getpid()}")
         tmp.write_text(json.dumps(self.marker, indent=1) + "\n")
         os.replace(tmp, path)
+
+
+def _holder(fd: int) -> str:
+    """Who holds a lock file, from what it says: ``N`` (a writer) or ``N (reading it)``."""
+    words = os.pread(fd, 64, 0).decode(errors="replace").split()
+    if not words:
+        return "unknown"
+    return f"{words[0]} (reading it)" if words[1:2] == ["reading"] else words[0]
+
+
+class ReadLock:
+    """A shared lock on a graphevent dataset or run while a command reads it.
+
+    Commands that read a directory (``train`` its dataset and ``--init-from`` runs, ``eval``,
+    ``probe``, ``predict`` and ``export`` their runs and datasets) hold it; a command that
+    writes the directory (``preprocess --overwrite``, ``train --resume`` / ``--overwrite``)
+    takes the exclusive lock of :class:`OutputDir` and is refused, naming the reader, while
+    one holds it; a reader is refused while a writer holds it. A directory without a lock
+    file that cannot be written (a read-only copy of a dataset) is read without a lock.
+
+    Args:
+        path: the directory read.
+        what: how the user named it, for messages (``--data``, ``run``).
+    """
+
+    def __init__(self, path: str | Path, what: str) -> None:
+        self.path = Path(path)
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> ReadLock:
+        """Take the shared lock (nothing happens for a path that is not a directory).
+
+        Raises:
+            OutputError: another command writes the directory.
+        """
+        lock = self.path / LOCK
+        if not self.path.is_dir() or self.path.is_symlink() or lock.is_symlink():
+            return self
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            try:
+                fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:  # no lock file and a directory we cannot write: nobody can write it either
+                return self
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise OutputError(f"{self.what} {self.path}: is being written by process {holder}; "
+                              "wait for it to finish") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} reading\n".encode(), 0)
+        except OSError:  # a read-only lock file: the lock still holds, the holder is unnamed
+            pass
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> ReadLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _first_foreign(directory: Path, marker: dict[str, Any] | None) -> str | None:

@@ -98,7 +98,10 @@ def test_probe_command_on_tiny_runs(trained_runs, tiny_dataset, tmp_path):
         assert 0.0 <= r["linear_auc"] <= 1.0 and 0.0 <= r["knn_auc"] <= 1.0
         assert r["r2_ptd"] is not None and r["r2_ptd"] <= 1.0
     # the same seed gives the same random initialisation: probing twice is identical
-    code = main(["probe", str(trained_runs["ae"]), "--data", str(tiny_dataset), "--random-init", "--k", "5", "--out", str(out)])
+    code = main(["probe", str(trained_runs["ae"]), "--data", str(tiny_dataset), "--random-init", "--k", "5", "--out", str(out),
+                 "--overwrite"])
+    assert code == 0
+    assert doc["graphevent_output"] == "probe"
     again = json.loads(out.read_text())["rows"]
     assert again == rows[:2]
 

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphevent.cli.app import main
-from graphevent.errors import DataError
+from graphevent.errors import OutputError, DataError
 from graphevent.simulate import generate_qg, particles_path
 
 pytest.importorskip("pythia8mc")
@@ -103,10 +103,10 @@ def test_other_seed_gives_other_jets(runs):
 def test_existing_output_is_kept_unless_overwrite_and_no_temp_files_remain(runs):
     out = runs["root"] / "w1.h5"
     before = out.read_bytes()
-    with pytest.raises(DataError, match=r"w1.h5: output file exists; pass --overwrite to replace it"):
+    with pytest.raises(OutputError, match=r"w1.h5: already exists; pass --overwrite to replace it"):
         generate_qg(2, out, seed=1, progress=False)
     assert out.read_bytes() == before
-    assert not list(runs["root"].glob("*.tmp-*"))
+    assert not list(runs["root"].glob(".*tmp*"))
 
 
 def test_cli_writes_the_file_and_prints_a_summary(tmp_path, capsys):
