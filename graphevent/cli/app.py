@@ -139,6 +139,16 @@ def _command(argv: list[str]) -> str:
     return words[0] if words else ""
 
 
+def _out_option(argv: list[str]) -> str | None:
+    """``--out PATH`` as given in ``argv`` (for messages about a failed write)."""
+    for i, a in enumerate(argv):
+        if a in ("--out", "-o") and i + 1 < len(argv):
+            return f"--out {argv[i + 1]}"
+        if a.startswith("--out="):
+            return f"--out {a[6:]}"
+    return None
+
+
 class _SignalsStop:
     """While the CLI runs: SIGINT and SIGTERM raise :class:`~graphevent.errors.Stopped` in this
     process (unless the signal is ignored, as for background jobs), so the command's clean-up
@@ -190,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             return 2
         return _one_line(str(exc))
-    except OSError as exc:
-        error = os_error_message(exc)
+    except (OSError, RuntimeError) as exc:
+        error = os_error_message(exc, _out_option(argv))
         if error is None or debug_enabled():
             raise
         return _one_line(str(error))

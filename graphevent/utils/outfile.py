@@ -313,7 +313,7 @@ class OutputFile:
             return
         written = self.tmp.stat().st_size if self.tmp.is_file() else 0
         self.abandon()
-        error = write_failure(exc, self.tmp, written)
+        error = write_failure(exc, self.tmp, written, self._where())
         if error is not None:
             raise error from None
 
@@ -337,11 +337,11 @@ _WRITE_FAILURES = {
 }
 
 
-def write_failure(exc: BaseException, tmp: Path, written: int) -> OutputError | None:
+def write_failure(exc: BaseException, tmp: Path, written: int, out: str) -> OutputError | None:
     """Why writing ``tmp`` failed, when the place was the cause: :func:`os_error_message`, or
     (libraries that report a failed write in their own words, e.g. ``torch.jit.save``'s
     "file write failed") a full file system or a file-size limit the file reached."""
-    error = os_error_message(exc)
+    error = os_error_message(exc, out)
     if error is not None or not isinstance(exc, Exception) or "write" not in str(exc).lower():
         return error
     import resource
@@ -353,22 +353,23 @@ def write_failure(exc: BaseException, tmp: Path, written: int) -> OutputError | 
         number = errno.ENOSPC
     else:
         return None
-    return os_error_message(OSError(number, os.strerror(number), str(tmp)))
+    return os_error_message(OSError(number, os.strerror(number)), out)
 
 
-def os_error_message(exc: BaseException) -> OutputError | None:
+def os_error_message(exc: BaseException, out: str | None = None) -> OutputError | None:
     """A full disk, a quota, a read-only file system or a file-size limit as an
-    :class:`OutputError` naming the file; ``None`` for any other error.
+    :class:`OutputError` naming ``out`` (else the file of the error); ``None`` for any other error.
 
-    pyarrow and h5py raise ``OSError`` without ``errno`` and put the system's text in the
-    message, so the text is matched too.
+    pyarrow and h5py raise ``OSError`` without ``errno``, h5py a ``RuntimeError`` when it
+    closes a file it could not extend; both put the system's text in the message, so the
+    text is matched too.
     """
-    if not isinstance(exc, OSError):
+    if not isinstance(exc, (OSError, RuntimeError)):
         return None
     text = str(exc)
     for number, (marker, reason) in _WRITE_FAILURES.items():
-        if exc.errno == number or marker in text:
-            name = exc.filename or "an output file"
+        if getattr(exc, "errno", None) == number or marker in text:
+            name = out or getattr(exc, "filename", None) or "an output file"
             return OutputError(f"{name}: cannot write ({reason}); what this command was writing was removed, "
                                "earlier outputs are unchanged")
     return None

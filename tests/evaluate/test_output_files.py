@@ -272,6 +272,34 @@ def test_a_full_disk_is_one_line_and_leaves_the_earlier_file(command, runs, raw,
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
+PRETRAIN = """
+stage: pretrain
+name: ae
+model: {name: edgeconv_ae, k: 8, channels: [[8]], dim: 8, num_points: 16, query_dim: 8, decoder_hidden: 16}
+train: {epochs: 1, batch_size: 32}
+"""
+
+
+@pytest.mark.parametrize("command, limit", [("preprocess", 3000), ("train", 20000), ("eval", 20000)])
+def test_a_full_disk_while_writing_a_directory_is_one_line(command, limit, runs, tiny_dataset, raw, tmp_path):
+    """Disk full (a file-size limit: the same ENOSPC-like failure for the writer) in the middle
+    of preprocess, train and eval: one line naming --out, exit 2, nothing left behind."""
+    cfg = tmp_path / "pre.yaml"
+    cfg.write_text(PRETRAIN)
+    out = tmp_path / "out"
+    args = {"preprocess": ["preprocess", raw, "-c", tiny_dataset / "data_config.yaml", "-o", out],
+            "train": ["train", "-c", cfg, "-d", tiny_dataset, "-o", out, "--no-progress", "--gpus", "0"],
+            "eval": ["eval", runs["ae"], "--data", tiny_dataset, "--out", out, "--no-progress", "--bootstrap", "0"]}[command]
+    before = _snap([runs["ae"], tiny_dataset, raw])
+    r = _limited(args, limit)
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert errors[0].startswith(f"error: --out {out}: cannot write (file too large (a file-size limit))"), errors[0]
+    _kept(before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pre.yaml"]
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 64 KiB tmpfs (root only; skipped where mounting is not allowed)."""

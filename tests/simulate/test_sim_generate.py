@@ -109,6 +109,29 @@ def test_existing_output_is_kept_unless_overwrite_and_no_temp_files_remain(runs)
     assert not list(runs["root"].glob(".*tmp*"))
 
 
+def test_overwrite_replaces_only_simulated_files(runs, tmp_path):
+    """``--overwrite`` replaces a file of graphevent simulate (its signature: the HDF5
+    attribute, the npz entry), never a user's file of the same name; an input-like file
+    is compared by content, not by name."""
+    from graphevent.utils.outfile import signature
+
+    root = runs["root"]
+    assert signature(root / "w1.h5") == "simulate" and signature(root / "w1_particles.npz") == "simulate"
+    mine = tmp_path / "mine.h5"
+    with h5py.File(mine, "w") as f:
+        f["X_jets"] = np.zeros((1, 125, 125, 3), np.float32)
+    before = mine.read_bytes()
+    with pytest.raises(OutputError, match=r"mine.h5: was not written by this command \(it carries no graphevent signature"):
+        generate_qg(2, mine, seed=1, progress=False, overwrite=True, particles=False)
+    assert mine.read_bytes() == before
+    own = tmp_path / "own.h5"
+    own.write_bytes((root / "w1.h5").read_bytes())
+    generate_qg(2, own, seed=3, progress=False, overwrite=True, particles=False)
+    with h5py.File(own) as f:
+        assert f["X_jets"].shape[0] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.h5", "own.h5"]
+
+
 def test_cli_writes_the_file_and_prints_a_summary(tmp_path, capsys):
     out = tmp_path / "cli.h5"
     code = main(["simulate", "qg", "--events", "2", "--out", str(out), "--seed", "7", "--no-particles"])
