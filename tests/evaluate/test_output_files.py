@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -351,3 +352,73 @@ def test_the_lock_file_is_taken_again_when_its_holder_removed_it(tmp_path):
     os.close(stale)
     second.abandon()
     assert list(tmp_path.iterdir()) == []
+
+
+PAUSE = """
+import os, sys, time
+from pathlib import Path
+import {module} as target
+original = target.{attr}
+def paused(*args, **kwargs):
+    flag = Path(os.environ["PAUSE_DIR"])
+    (flag / "ready").touch()
+    while not (flag / "go").exists():
+        time.sleep(0.05)
+    return original(*args, **kwargs)
+{patch}
+from graphevent.cli.app import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _paused_command(tmp_path: Path, module: str, attr: str, patch: str, args: list) -> subprocess.Popen:
+    """The CLI in a subprocess that stops at ``module.attr`` (creating ``ready``) until ``go`` exists."""
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    code = PAUSE.format(module=module, attr=attr, patch=patch)
+    env = {**os.environ, "PAUSE_DIR": str(flags), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for _ in range(12000):  # up to 10 minutes on a loaded machine; no timing is asserted
+        if (flags / "ready").exists() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert (flags / "ready").exists(), proc.communicate()
+    return proc
+
+
+def _release(tmp_path: Path, proc: subprocess.Popen) -> tuple[int, str]:
+    (tmp_path / "flags" / "go").touch()
+    _, err = proc.communicate(timeout=600)
+    return proc.returncode, err
+
+
+def test_preprocess_overwrite_of_a_dataset_that_train_reads_is_refused_naming_it(tiny_dataset, raw, tmp_path, capsys):
+    ds = Path(shutil.copytree(tiny_dataset, tmp_path / "ds", symlinks=True))
+    cfg = tmp_path / "pre.yaml"
+    cfg.write_text(PRETRAIN)
+    proc = _paused_command(tmp_path, "graphevent.train.engine", "Trainer._optimizer_step",
+                           "target.Trainer._optimizer_step = paused",
+                           ["train", "-c", cfg, "-d", ds, "-o", tmp_path / "run", "--no-progress", "--gpus", "0"])
+    try:
+        before = snapshot(ds)
+        one_line_error(capsys, ["preprocess", raw, "-c", ds / "data_config.yaml", "-o", ds, "--overwrite"],
+                       f"{ds} is in use by process {proc.pid} (reading it)")
+        assert_kept(before, ds)
+    finally:
+        code, err = _release(tmp_path, proc)
+    assert code == 0, err
+
+
+def test_two_predicts_into_one_file_the_second_is_refused(runs, raw, tmp_path, capsys):
+    out = tmp_path / "p.parquet"
+    proc = _paused_command(tmp_path, "graphevent.evaluate.predict", "_chunk_columns", "target._chunk_columns = paused",
+                           ["predict", runs["mt"], "-i", raw, "-o", out, "--no-progress", "--device", "cpu"])
+    try:
+        one_line_error(capsys, ["predict", runs["mt"], "-i", raw, "-o", out, "--no-progress", "--overwrite"],
+                       f"p.parquet is in use by process {proc.pid}")
+    finally:
+        code, err = _release(tmp_path, proc)
+    assert code == 0, err
+    assert signature(out) == "predictions"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flags", "p.parquet"]
