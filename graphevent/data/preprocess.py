@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import pickle
 import shutil
+import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,7 +258,10 @@ def _write_json_atomic(path: Path, obj) -> None:
 
 
 def _worker_init() -> None:
+    """A pool worker: one thread; Ctrl-C (SIGINT to the whole process group) is the parent's
+    to handle, which stops the pool and says what was kept."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _process_chunk_in_worker(task: ChunkTask, cfg: DataConfig, out_dir: str, dataset_id: str) -> dict:

@@ -315,6 +315,13 @@ class _Outputs:
                 f.abandon()
 
 
+def _ignore_sigint() -> None:
+    """A pool worker leaves Ctrl-C (SIGINT to the process group) to the parent, which stops the pool."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_parallel(blocks, seed, settings, detector, workers, consume, advance) -> None:
     """Run blocks in ``workers`` spawned processes, at most 2 per worker in flight, consumed in order."""
     context = multiprocessing.get_context("spawn")
@@ -322,7 +329,7 @@ def _run_parallel(blocks, seed, settings, detector, workers, consume, advance) -
     done: dict[int, tuple[_Block, dict[str, Any]]] = {}
     next_submit = 0
     next_write = 0
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_sigint) as pool:
         try:
             while next_write < len(blocks):
                 while next_submit < len(blocks) and len(pending) + len(done) < 2 * workers:
