@@ -91,12 +91,12 @@ def strict_safe_load(text: str, source: str, section: tuple[str, ...] = (), line
         raise ConfigError(f"{source}: {exc.describe(lines)}") from None
 
 
-def check_is_file(path: Path, what: str = "config file") -> None:
-    """Refuse a missing ``path`` or one that is a directory, naming it."""
+def check_is_file(path: Path) -> None:
+    """Refuse a missing config ``path`` or one that is a directory, naming it."""
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory; expected a YAML file")
     if not path.is_file():
-        raise ConfigError(f"{path}: {what} not found")
+        raise ConfigError(f"{path}: config file not found")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -345,15 +345,25 @@ def build_with_overrides(build: Callable[[dict[str, Any]], T], raw: dict[str, An
         out = build(apply_overrides(raw, overrides))
     except ConfigError as exc:
         raise name_override(exc, where, overrides, labels) from None
-    keys = [parse_override(item)[0] for item in overrides]
-    for i, item in enumerate(overrides):
-        replaced = {j for j in range(i + 1, len(overrides)) if keys[i][: len(keys[j])] == keys[j]}
-        if not replaced:
-            continue
+    for item, trial in replaced_overrides(overrides):
         try:
-            build(apply_overrides(raw, [o for j, o in enumerate(overrides) if j not in replaced]))
+            build(apply_overrides(raw, trial))
         except ConfigError as exc:
             named = name_override(exc, where, [item], labels)
             if named is not exc:
                 raise named from None
+    return out
+
+
+def replaced_overrides(overrides) -> list[tuple[str, list[str]]]:
+    """``(override, overrides with it in place of those replacing it)`` for each override that a
+    later one replaces: the same key, or a section above it (``train.epochs=abc`` then
+    ``train.epochs=1``, or ``graph.k=abc`` then ``graph={k: 8}``)."""
+    overrides = list(overrides)
+    keys = [parse_override(item)[0] for item in overrides]
+    out = []
+    for i, item in enumerate(overrides):
+        replaced = {j for j in range(i + 1, len(overrides)) if keys[i][: len(keys[j])] == keys[j]}
+        if replaced:
+            out.append((item, [o for j, o in enumerate(overrides) if j not in replaced]))
     return out

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from graphevent import errors
-from graphevent.config.base import build_with_overrides, dump_yaml, load_yaml, name_override, override_label, parse_override, to_dict
+from graphevent.config.base import (
+    build_with_overrides, dump_yaml, load_yaml, name_override, override_label, parse_override, replaced_overrides, to_dict,
+)
 from graphevent.config.experiment import ExperimentConfig, experiment_from_dict, load_experiment
 from graphevent.errors import ConfigError, GraphEventError, RunError
 
@@ -94,6 +96,16 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _difference(key: str, a: Any, b: Any) -> tuple[str, Any, Any]:
+    """The first place where the values ``a`` and ``b`` of ``key`` differ: inside a mapping (the
+    ``model:`` section) the key below, ``model.dim``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in [*a, *(k for k in b if k not in a)]:
+            if a.get(k) != b.get(k):
+                return _difference(f"{key}.{k}", a.get(k), b.get(k))
+    return key, a, b
+
+
 def resolve_config(options: TrainOptions) -> ExperimentConfig:
     """The experiment config of this run (for ``resume``: the stored one, checked against the request)."""
     overrides, labels = list(options.overrides), options.option_labels
@@ -122,21 +134,49 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
     a, b = _flatten(to_dict(stored)), _flatten(to_dict(requested))
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES and k != "name")
     if changed:
-        k = changed[0]
-        setters = [o for o in overrides if _sets(o, k)]
+        key, was, now = _difference(changed[0], a.get(changed[0]), b.get(changed[0]))
+        setters = [o for o in overrides if _sets(o, key)]
         by = override_label(setters[-1], labels) if setters else "--resume"
         raise ConfigError(
-            f"{by}: {k} is {b.get(k)!r} but the run was started with {a.get(k)!r}; "
+            f"{by}: {key} is {now!r} but the run was started with {was!r}; "
             f"only {', '.join(RESUMABLE_CHANGES)} may change when resuming"
         )
     return requested
 
 
 def _sets(override: str, key: str) -> bool:
-    """Whether ``override`` sets the flattened config ``key`` (or a section holding it, or a
-    value inside it: ``model.k=8`` sets ``model``)."""
+    """Whether ``override`` sets the config ``key`` (``model.k=8`` sets ``model.k``), or a section
+    holding it (``model={...}``)."""
     dotted = ".".join(parse_override(override)[0])
     return dotted == key or key.startswith(dotted + ".") or dotted.startswith(key + ".")
+
+
+def check_replaced_model_overrides(options: TrainOptions) -> None:
+    """Check a ``--set model.*`` value that a later ``--set`` replaces against the model's own
+    config class too (the experiment config holds model settings untyped; the model that is
+    built checks only the values that win).
+
+    Raises:
+        ConfigError: naming the override, e.g. ``--set model.k=abc: expected an integer, found 'abc'``.
+    """
+    from graphevent.nn.registry import list_models
+
+    for item, trial in replaced_overrides(options.overrides):
+        if parse_override(item)[0][0] != "model":
+            continue
+        try:
+            model = resolve_config(replace(options, overrides=tuple(trial))).model
+        except ConfigError:  # an error about another key: that combination never runs
+            continue
+        cls = list_models().get(model.get("name"))
+        if cls is None:
+            continue
+        try:
+            cls.config_from_dict({k: v for k, v in model.items() if k != "name"}, "model")
+        except ConfigError as exc:
+            named = name_override(exc, "", [item], options.option_labels)
+            if named is not exc:
+                raise named from None
 
 
 def check_resume_record(run_dir: Path, state: dict[str, Any], cfg: ExperimentConfig, world: int) -> list[str]:
@@ -162,8 +202,9 @@ def check_resume_record(run_dir: Path, state: dict[str, Any], cfg: ExperimentCon
     trained = _flatten(trained) if isinstance(trained, dict) else {}  # a checkpoint without its config: nothing to compare
     for key, value in stored.items():
         if key in trained and trained[key] != value and key not in RESUMABLE_CHANGES and key != "name":
+            key, was, now = _difference(key, trained[key], value)
             raise ConfigError(
-                f"{path}: {key} is {value!r} but the run was trained with {trained[key]!r}; "
+                f"{path}: {key} is {now!r} but the run was trained with {was!r}; "
                 "a resumed run keeps its config: restore the file or start a new run"
             )
     before = int(state.get("rng", {}).get("world_size", world))
@@ -408,11 +449,11 @@ def train(options: TrainOptions, notify: Callable[[str], None] | None = None) ->
                 check_inputs(cfg, Path(options.data), resume=resume)
             except ConfigError as exc:  # model settings are checked here, by key ("model.k: ...")
                 raise name_override(exc, "", options.overrides, options.option_labels) from None
-            for note in notes:
-                if notify is not None:
-                    notify(note)
-            if resume and (run_dir / "checkpoints" / "last.pt").is_file():  # before the marker is touched
+            check_replaced_model_overrides(options)
+            if resume and last.is_file():  # before the marker is touched
                 check_resume_dataset(run_dir, Path(options.data))
+            for note in notes if notify is not None else ():
+                notify(note)
             prepare_run_dir(od, resume=resume, overwrite=options.overwrite or restarted)
             for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
                 stale.unlink()
