@@ -140,3 +140,17 @@ def test_a_replaced_model_setting_is_checked_by_the_model(tiny_dataset, tmp_path
     line = error_line(capsys, ["train", "-c", cfg, "-d", tiny_dataset, "-o", out, "--set", "model.k=abc", "--set", "model.k=8"])
     assert line == "--set model.k=abc: expected an integer, found 'abc'"
     assert not out.exists()
+
+
+def test_resuming_a_one_process_run_with_two_workers_says_so(run):
+    """The real thing: ``--nproc 2`` on a run trained by one process (the launcher prints the line
+    before starting the workers)."""
+    from train_helpers import run_graphevent
+
+    proc = run_graphevent(["train", "-o", run, "--resume", "--epochs", "3", "--nproc", "2", "--no-progress"], timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if "world size" in line]
+    assert lines == ["resuming with world size 2 (the checkpoint was written with 1): "
+                     "effective batch size 16 events per optimizer step (was 8)"]
+    assert json.loads((run / "env.json").read_text())["world_size"] == 2
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["rng"]["world_size"] == 2
