@@ -52,27 +52,42 @@ def train_cmd(
     from graphevent.cli.app import console
     from graphevent.train.run import TrainOptions, summary_table, train
 
-    overrides = list(set_ or [])
-    shortcuts = {
-        "train.epochs": epochs,
-        "train.batch_size": batch_size,
-        "train.label_fraction": label_fraction,
-        "train.label_seed": label_seed,
-        "train.init_from": [str(p.resolve()) for p in init_from] if init_from else None,
-        "train.freeze_encoder": freeze_encoder,
-    }
-    # values as JSON, which the YAML reader of --set parses back exactly (strings quoted)
-    overrides += [f"{k}={json.dumps(v)}" for k, v in shortcuts.items() if v is not None]
+    overrides, labels = option_overrides(set_, {  # key: (the option as typed, its value or None)
+        "train.epochs": (f"--epochs {epochs}", epochs),
+        "train.batch_size": (f"--batch-size {batch_size}", batch_size),
+        "train.label_fraction": (f"--label-fraction {label_fraction}", label_fraction),
+        "train.label_seed": (f"--label-seed {label_seed}", label_seed),
+        "train.init_from": (" ".join(f"--init-from {p}" for p in init_from or ()),
+                            [str(p.resolve()) for p in init_from] if init_from else None),
+        "train.freeze_encoder": ("--freeze-encoder" if freeze_encoder else "--no-freeze-encoder", freeze_encoder),
+    })
     result = train(
         TrainOptions(
-            data=data, out=out, config=config, overrides=tuple(overrides), gpus=gpus, nproc=nproc,
+            data=data, out=out, config=config, overrides=tuple(overrides), option_labels=labels, gpus=gpus, nproc=nproc,
             nnodes=nnodes, node_rank=node_rank, master_addr=master_addr, master_port=master_port,
             resume=resume, overwrite=overwrite, progress=progress,
-        )
+        ),
+        notify=lambda note: console.print(note, markup=False, highlight=False, soft_wrap=True),
     )
     if result.epochs or result.summary:
         console.print(summary_table(result))
     console.print(f"[green]run written to[/] {result.run_dir}")
+
+
+def option_overrides(set_: list[str] | None, options: dict[str, tuple[str, object]]) -> tuple[list[str], dict[str, str]]:
+    """The ``--set`` overrides followed by those of the options given (``key: (as typed, value)``,
+    value ``None`` = not given), and how the user typed each option's override, for error
+    messages (``{"train.batch_size=0": "--batch-size 0"}``). An option wins over a ``--set`` of
+    the same key; both are checked."""
+    overrides, labels = list(set_ or []), {}
+    for key, (typed, value) in options.items():
+        if value is None:
+            continue
+        # values as JSON, which the YAML reader of --set parses back exactly (strings quoted)
+        item = f"{key}={json.dumps(value)}"
+        overrides.append(item)
+        labels[item] = typed
+    return overrides, labels
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, Callable, Literal, Mapping, TypeVar, get_args, get_origin
 
 import yaml
 
@@ -21,13 +21,91 @@ from graphevent.errors import ConfigError
 T = TypeVar("T")
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``yaml.safe_load``; errors name the file."""
-    path = Path(path)
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping gives the same key twice (YAML would silently keep the last value)."""
+
+    def __init__(self, key: Any, lines: tuple[int, int], section: str) -> None:
+        self.key, self.lines, self.section = key, lines, section
+        super().__init__(self.describe())
+
+    def describe(self, lines: bool = True) -> str:
+        where = f" (lines {self.lines[0]} and {self.lines[1]})" if lines else ""
+        section = f" in section {self.section}" if self.section else ""
+        return f"key {self.key!r} appears twice{where}{section}"
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` (plain data only) that refuses a mapping key given twice.
+
+    Raises:
+        DuplicateKeyError: naming the key, both lines and the section holding it
+            (``train``, ``tasks[0]``). Merge keys (``<<: *base``) may still be overridden
+            by an explicit key.
+    """
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        self._check_keys(node, (), set())
+        return self.construct_document(node)
+
+    def _check_keys(self, node: yaml.Node, path: tuple[str, ...], seen: set[int]) -> None:
+        if id(node) in seen:  # an alias of a node already checked
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in first:
+                        raise DuplicateKeyError(key, (first[key], line), ".".join(path))
+                    first[key] = line
+                except TypeError:  # an unhashable key: construction reports it
+                    pass
+                self._check_keys(value_node, (*path, str(key)), seen)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                parent = (*path[:-1], f"{path[-1]}[{i}]") if path else (f"[{i}]",)
+                self._check_keys(item, parent, seen)
+
+
+def strict_safe_load(text: str, source: str, section: tuple[str, ...] = (), lines: bool = True) -> Any:
+    """``yaml.safe_load(text)`` refusing duplicate keys with :class:`ConfigError` naming ``source``.
+
+    Args:
+        source: what the text is, first in the message (a file name, ``--set a.b={...}``).
+        section: the key path the text sits under (a ``--set`` value's key).
+        lines: name the lines of the two keys (not for a one-line ``--set`` value).
+
+    Other YAML errors propagate as ``yaml.YAMLError``.
+    """
+    try:
+        return yaml.load(text, Loader=StrictLoader)
+    except DuplicateKeyError as exc:
+        exc.section = ".".join(p for p in (*section, exc.section) if p)
+        raise ConfigError(f"{source}: {exc.describe(lines)}") from None
+
+
+def check_is_file(path: Path) -> None:
+    """Refuse a missing config ``path`` or one that is a directory, naming it."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; expected a YAML file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``yaml.safe_load`` semantics (plain data only) refusing a key
+    given twice; errors name the file."""
+    path = Path(path)
+    check_is_file(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = strict_safe_load(path.read_text(), str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -192,7 +270,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError(f"--set {text!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = strict_safe_load(raw, f"--set {text}", tuple(parts), lines=False) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     if value is None:  # an unset value means "the default" (from_dict drops None): say so, do not ignore it
@@ -222,13 +300,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def name_override(exc: ConfigError, where: str, overrides) -> ConfigError:
-    """``exc`` reworded to name the ``--set`` override that supplied the bad value, if one did.
+def name_override(exc: ConfigError, where: str, overrides, labels: Mapping[str, str] | None = None) -> ConfigError:
+    """``exc`` reworded to name the option that supplied the bad value, if one did.
 
     Config errors start with the key they are about (``<where>.graph.k: ...``, or
     ``model.k: ...`` with ``where=""``); when an override set that key (the last one wins),
-    ``--set graph.k=abc`` replaces that prefix: the value came from the command line, not
-    from the YAML file.
+    the option the user typed replaces that prefix: ``--set graph.k=abc``, or the label
+    ``labels`` gives the override (``{"train.batch_size=0": "--batch-size 0"}`` for an override
+    a command made from its own option). The value came from the command line, not from the
+    YAML file.
     """
     text = str(exc)
     for item in reversed(list(overrides or ())):
@@ -238,5 +318,52 @@ def name_override(exc: ConfigError, where: str, overrides) -> ConfigError:
             continue
         prefix = ".".join([where, *parts] if where else parts)
         if text.startswith(prefix) and text[len(prefix) : len(prefix) + 1] in (":", ".", "["):
-            return ConfigError(f"--set {item}{text[len(prefix):]}")
+            return ConfigError(f"{override_label(item, labels)}{text[len(prefix):]}")
     return exc
+
+
+def override_label(item: str, labels: Mapping[str, str] | None = None) -> str:
+    """The override ``item`` as the user typed it: its label (``--batch-size 0``) or ``--set item``."""
+    return (labels or {}).get(item) or f"--set {item}"
+
+
+def build_with_overrides(build: Callable[[dict[str, Any]], T], raw: dict[str, Any], overrides, where: str,
+                         labels: Mapping[str, str] | None = None) -> T:
+    """``build(raw)`` with the ``--set`` style ``overrides`` applied in order (the last one wins).
+
+    Every override is checked, also one that a later override replaces (the same key or a
+    section above it: ``--set train.epochs=abc --epochs 1``) and that the built config never
+    sees: the config is built again with it in place of those that replace it, and an error
+    about its key is raised naming it. Errors about other keys in that trial are not raised:
+    that combination never runs.
+
+    Raises:
+        ConfigError: naming the override (:func:`name_override`) when one gave the bad value.
+    """
+    overrides = list(overrides or ())
+    try:
+        out = build(apply_overrides(raw, overrides))
+    except ConfigError as exc:
+        raise name_override(exc, where, overrides, labels) from None
+    for item, trial in replaced_overrides(overrides):
+        try:
+            build(apply_overrides(raw, trial))
+        except ConfigError as exc:
+            named = name_override(exc, where, [item], labels)
+            if named is not exc:
+                raise named from None
+    return out
+
+
+def replaced_overrides(overrides) -> list[tuple[str, list[str]]]:
+    """``(override, overrides with it in place of those replacing it)`` for each override that a
+    later one replaces: the same key, or a section above it (``train.epochs=abc`` then
+    ``train.epochs=1``, or ``graph.k=abc`` then ``graph={k: 8}``)."""
+    overrides = list(overrides)
+    keys = [parse_override(item)[0] for item in overrides]
+    out = []
+    for i, item in enumerate(overrides):
+        replaced = {j for j in range(i + 1, len(overrides)) if keys[i][: len(keys[j])] == keys[j]}
+        if replaced:
+            out.append((item, [o for j, o in enumerate(overrides) if j not in replaced]))
+    return out

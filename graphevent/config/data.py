@@ -153,14 +153,9 @@ class DataConfig:
 
 def load_data_config(path, overrides: list[str] | None = None) -> DataConfig:
     """Load ``graphevent/configs/data/*.yaml`` (or a shipped name) into a validated :class:`DataConfig`."""
-    from graphevent.config.base import apply_overrides, from_dict, load_yaml, name_override
+    from graphevent.config.base import build_with_overrides, from_dict, load_yaml
     from graphevent.config.shipped import resolve_config_path
 
     path = resolve_config_path(path, "data")  # a file, or a shipped name (ml4sci_qg_hdf5)
     raw = load_yaml(path)
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-    try:
-        return from_dict(DataConfig, raw, where=str(path))
-    except ConfigError as exc:
-        raise name_override(exc, str(path), overrides) from None
+    return build_with_overrides(lambda r: from_dict(DataConfig, r, where=str(path)), raw, overrides, str(path))

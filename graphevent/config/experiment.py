@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Mapping, get_args
 
 from graphevent.errors import ConfigError
 from graphevent.config.tasks import TASK_TYPES, TaskConfig
@@ -221,25 +221,23 @@ def maximised_suffixes() -> tuple[str, ...]:
     return tuple(dict.fromkeys(f"_{m}" for t in TASK_TYPES.values() for m in t.maximise))
 
 
-def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_experiment(path: str | Path, overrides: list[str] | None = None,
+                    labels: Mapping[str, str] | None = None) -> ExperimentConfig:
     """Load ``graphevent/configs/experiments/*.yaml`` into a validated :class:`ExperimentConfig`.
 
     Args:
         path: YAML file, or the name of a shipped config (``particlenet``).
-        overrides: ``["train.lr=3e-4", ...]`` applied before validation.
+        overrides: ``["train.lr=3e-4", ...]`` applied before validation, each checked
+            (:func:`~graphevent.config.base.build_with_overrides`).
+        labels: how the user typed an override that a command made from an option
+            (``{"train.epochs=0": "--epochs 0"}``), for error messages.
     """
-    from graphevent.config.base import apply_overrides, load_yaml, name_override
+    from graphevent.config.base import build_with_overrides, load_yaml
     from graphevent.config.shipped import resolve_config_path
 
     path = resolve_config_path(path, "experiments")
-    raw = load_yaml(path)
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-    raw.setdefault("name", Path(path).stem)
-    try:
-        return experiment_from_dict(raw, str(path))
-    except ConfigError as exc:
-        raise name_override(exc, str(path), overrides) from None
+    raw = {"name": Path(path).stem, **load_yaml(path)}
+    return build_with_overrides(lambda r: experiment_from_dict(r, str(path)), raw, overrides, str(path), labels)
 
 
 def experiment_from_dict(raw: dict[str, Any], where: str = "config") -> ExperimentConfig:

@@ -26,13 +26,15 @@ def resolve_config_path(value: str | Path, kind: str) -> Path:
     """An existing file, else the shipped config of that name (``particlenet`` or ``particlenet.yaml``).
 
     Raises:
-        ConfigError: neither; lists the shipped names.
+        ConfigError: neither (a directory is named as one); lists the shipped names.
     """
     path = Path(value)
     if path.is_file():
         return path
     names = shipped_configs(kind)
     stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
-    if path.parent == Path(".") and stem in names:
+    if path.parent == Path(".") and stem in names:  # also when a folder of that name is here (a run: -o particlenet)
         return names[stem]
+    if path.is_dir():
+        raise ConfigError(f"{value}: is a directory; expected a YAML file")
     raise ConfigError(f"{value}: config file not found; expected a YAML file or a shipped {kind} config: {', '.join(names)}")

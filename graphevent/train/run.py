@@ -13,12 +13,14 @@ import json
 import os
 import signal
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from graphevent import errors
-from graphevent.config.base import apply_overrides, dump_yaml, load_yaml, name_override, parse_override, to_dict
+from graphevent.config.base import (
+    build_with_overrides, dump_yaml, load_yaml, name_override, override_label, parse_override, replaced_overrides, to_dict,
+)
 from graphevent.config.experiment import ExperimentConfig, experiment_from_dict, load_experiment
 from graphevent.errors import ConfigError, GraphEventError, RunError
 
@@ -45,6 +47,8 @@ class TrainOptions:
         out: run directory.
         config: experiment YAML (optional with ``resume``: the run's config.yaml is used).
         overrides: ``--set`` style overrides (``train.lr=3e-4``), applied in order.
+        option_labels: how the user typed an override the CLI made from an option
+            (``{"train.batch_size=0": "--batch-size 0"}``): errors name that option.
         gpus: DDP workers, one per GPU (NCCL); 0 = CPU; ``None`` = every visible GPU.
         nproc: CPU workers (gloo) when ``gpus`` is 0.
         nnodes, node_rank, master_addr, master_port: multi-node rendezvous (static, like torchrun).
@@ -57,6 +61,7 @@ class TrainOptions:
     out: Path
     config: Path | None = None
     overrides: tuple[str, ...] = ()
+    option_labels: dict[str, str] = field(default_factory=dict)
     gpus: int | None = None
     nproc: int = 1
     nnodes: int = 1
@@ -70,13 +75,15 @@ class TrainOptions:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished run reports: its directory, layout and per-epoch metrics."""
+    """What a finished run reports: its directory, layout, per-epoch metrics and the notes
+    given to ``notify`` before training."""
 
     run_dir: Path
     world_size: int
     device: str
     epochs: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -90,19 +97,29 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _difference(key: str, a: Any, b: Any) -> tuple[str, Any, Any]:
+    """The first place where the values ``a`` and ``b`` of ``key`` differ: inside a mapping (the
+    ``model:`` section) the key below, ``model.dim``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in [*a, *(k for k in b if k not in a)]:
+            if a.get(k) != b.get(k):
+                return _difference(f"{key}.{k}", a.get(k), b.get(k))
+    return key, a, b
+
+
 def resolve_config(options: TrainOptions) -> ExperimentConfig:
     """The experiment config of this run (for ``resume``: the stored one, checked against the request)."""
-    overrides = list(options.overrides)
+    overrides, labels = list(options.overrides), options.option_labels
     if not options.resume:
         if options.config is None:
             raise ConfigError("--config: required for a new run (give an experiment YAML from graphevent/configs/experiments/)")
-        return load_experiment(options.config, overrides)
+        return load_experiment(options.config, overrides, labels)
     stored_path = Path(options.out) / "config.yaml"
     if not stored_path.is_file():
         raise RunError(f"--resume {options.out}: no config.yaml (not a graphevent run directory)")
     stored = experiment_from_dict(load_yaml(stored_path), str(stored_path))
     if options.config is not None:
-        requested = load_experiment(options.config, overrides)
+        requested = load_experiment(options.config, overrides, labels)
         # settings the first command gave by option (--init-from, --label-fraction, ...) are
         # the run's own: kept unless given again
         given = {".".join(parse_override(o)[0]) for o in overrides}
@@ -114,19 +131,92 @@ def resolve_config(options: TrainOptions) -> ExperimentConfig:
         requested = experiment_from_dict(kept, f"{options.config} + {stored_path}")
     else:
         where = f"{stored_path} + --set"
-        try:
-            requested = experiment_from_dict(apply_overrides(to_dict(stored), overrides), where)
-        except ConfigError as exc:
-            raise name_override(exc, where, overrides) from None
+        requested = build_with_overrides(lambda raw: experiment_from_dict(raw, where), to_dict(stored), overrides, where, labels)
     a, b = _flatten(to_dict(stored)), _flatten(to_dict(requested))
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES and k != "name")
     if changed:
-        k = changed[0]
+        key, was, now = _difference(changed[0], a.get(changed[0]), b.get(changed[0]))
+        setters = [o for o in overrides if _sets(o, key)]
+        by = override_label(setters[-1], labels) if setters else "--resume"
         raise ConfigError(
-            f"--resume: {k} is {b.get(k)!r} but the run was started with {a.get(k)!r}; "
+            f"{by}: {key} is {now!r} but the run was started with {was!r}; "
             f"only {', '.join(RESUMABLE_CHANGES)} may change when resuming"
         )
     return requested
+
+
+def _sets(override: str, key: str) -> bool:
+    """Whether ``override`` sets the config ``key`` (``model.k=8`` sets ``model.k``), or a section
+    holding it (``model={...}``)."""
+    dotted = ".".join(parse_override(override)[0])
+    return dotted == key or key.startswith(dotted + ".") or dotted.startswith(key + ".")
+
+
+def check_replaced_model_overrides(options: TrainOptions) -> None:
+    """Check a ``--set model.*`` value that a later ``--set`` replaces against the model's own
+    config class too (the experiment config holds model settings untyped; the model that is
+    built checks only the values that win).
+
+    Raises:
+        ConfigError: naming the override, e.g. ``--set model.k=abc: expected an integer, found 'abc'``.
+    """
+    from graphevent.nn.registry import list_models
+
+    for item, trial in replaced_overrides(options.overrides):
+        if parse_override(item)[0][0] != "model":
+            continue
+        try:
+            model = resolve_config(replace(options, overrides=tuple(trial))).model
+        except ConfigError:  # an error about another key: that combination never runs
+            continue
+        cls = list_models().get(model.get("name"))
+        if cls is None:
+            continue
+        try:
+            cls.config_from_dict({k: v for k, v in model.items() if k != "name"}, "model")
+        except ConfigError as exc:
+            named = name_override(exc, "", [item], options.option_labels)
+            if named is not exc:
+                raise named from None
+
+
+def check_resume_record(run_dir: Path, state: dict[str, Any], cfg: ExperimentConfig, world: int) -> list[str]:
+    """Refuse to resume a run whose ``config.yaml`` no longer says what its checkpoint was trained
+    with (an edited file would be rewritten into the record while the checkpoint's optimizer,
+    model and schedule keep the old values); settings of :data:`RESUMABLE_CHANGES` may differ:
+    the resumed run uses, and records, the new ones.
+
+    Args:
+        state: the loaded ``checkpoints/last.pt``.
+        cfg: the resolved config of the resumed run; ``world``: its number of processes.
+
+    Returns:
+        notes for the user: one line when the number of processes differs from the one the
+        checkpoint was written with (world size and effective batch size before and after).
+
+    Raises:
+        ConfigError: naming the first key whose value differs, and both values.
+    """
+    path = Path(run_dir) / "config.yaml"
+    stored = _flatten(to_dict(experiment_from_dict(load_yaml(path), str(path))))
+    trained = state.get("config")
+    trained = _flatten(trained) if isinstance(trained, dict) else {}  # a checkpoint without its config: nothing to compare
+    for key, value in stored.items():
+        if key in trained and trained[key] != value and key not in RESUMABLE_CHANGES and key != "name":
+            key, was, now = _difference(key, trained[key], value)
+            raise ConfigError(
+                f"{path}: {key} is {now!r} but the run was trained with {was!r}; "
+                "a resumed run keeps its config: restore the file or start a new run"
+            )
+    before = int(state.get("rng", {}).get("world_size", world))
+    if before == world:
+        return []
+    tc = cfg.train
+    per_worker, unit = (tc.max_nodes_per_batch, "nodes at most") if tc.max_nodes_per_batch > 0 else (tc.batch_size, "events")
+    return [
+        f"resuming with world size {world} (the checkpoint was written with {before}): effective batch size "
+        f"{world * per_worker * tc.accumulate} {unit} per optimizer step (was {before * per_worker * tc.accumulate})"
+    ]
 
 
 def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume: bool = False):
@@ -289,8 +379,13 @@ def _data_dir(options: TrainOptions, run_dir: Path, resume: bool) -> Path:
     return Path(json.loads(record.read_text())["path"])
 
 
-def train(options: TrainOptions) -> TrainResult:
+def train(options: TrainOptions, notify: Callable[[str], None] | None = None) -> TrainResult:
     """Run ``graphevent train``: check inputs, prepare ``options.out``, train, report.
+
+    Args:
+        notify: called with each one-line note before training starts (the CLI prints them;
+            they are in :attr:`TrainResult.notes` too), e.g. that a resumed run now has
+            another number of processes.
 
     Raises:
         ConfigError, DataError, RunError, DeviceError: bad input (one line each).
@@ -340,6 +435,7 @@ def train(options: TrainOptions) -> TrainResult:
     launch = {"data": str(Path(options.data).resolve()), "use_cuda": use_cuda, "resume": resume, "progress": options.progress}
 
     od = None
+    notes: list[str] = []
     if rank == 0 and options.node_rank == 0:  # the launching process locks; workers never do
         inputs = [options.data] if resume else [options.data, *([options.config] if options.config else []), *cfg.train.init_from]
         od = OutputDir(run_dir, "run", inputs=inputs).acquire(unmarked_ok=resume)
@@ -350,18 +446,26 @@ def train(options: TrainOptions) -> TrainResult:
             for init in cfg.train.init_from:
                 reading.enter_context(ReadLock(init, "--init-from"))
         if od is not None:
+            last = run_dir / "checkpoints" / "last.pt"
+            if resume and last.is_file():  # before config.yaml is rewritten
+                from graphevent.train.checkpoint import load_checkpoint
+
+                notes = check_resume_record(run_dir, load_checkpoint(last), cfg, world)
             try:
                 check_inputs(cfg, Path(options.data), resume=resume)
             except ConfigError as exc:  # model settings are checked here, by key ("model.k: ...")
-                raise name_override(exc, "", options.overrides) from None
-            if resume and (run_dir / "checkpoints" / "last.pt").is_file():  # before the marker is touched
+                raise name_override(exc, "", options.overrides, options.option_labels) from None
+            check_replaced_model_overrides(options)
+            if resume and last.is_file():  # before the marker is touched
                 check_resume_dataset(run_dir, Path(options.data))
+            for note in notes if notify is not None else ():
+                notify(note)
             prepare_run_dir(od, resume=resume, overwrite=options.overwrite or restarted)
             for stale in (run_dir / "logs").glob("rank*.error") if (run_dir / "logs").is_dir() else ():
                 stale.unlink()
             (run_dir / "logs" / "interrupted.json").unlink(missing_ok=True)
             _write_run_files(run_dir, cfg, Path(options.data), launch, resume=resume)
-        result = _run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank)
+        result = replace(_run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank), notes=tuple(notes))
         if od is not None:
             od.complete()
     except BaseException:  # an error, or SIGINT/SIGTERM (graphevent.errors.Stopped) outside the training loop

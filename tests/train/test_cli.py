@@ -85,7 +85,7 @@ def test_run_dir_is_refused_unless_resume_or_overwrite(pretrain_run, tiny_datase
     assert env["resumed"] and len(env["previous"]) == 1
     # changing anything else is refused
     assert main_cli(["train", "-d", tiny_dataset, "-o", out, "--resume", "--set", "train.lr=0.5", "--no-progress"]) == 2
-    assert "--resume: train.lr is 0.5 but the run was started with 0.003" in capsys.readouterr().err
+    assert "--set train.lr=0.5: train.lr is 0.5 but the run was started with 0.003" in capsys.readouterr().err
 
 
 def _one_line_error(capsys) -> str:
@@ -180,7 +180,7 @@ def test_resume_of_an_init_from_run_needs_no_options_again(pretrain_run, tiny_da
     assert [r["epoch"] for r in records] == [1, 2, 3] and {r["train_events"] for r in records} == {28}
     # given again with another value: refused
     assert main_cli(["train", "-o", out, "--resume", "--label-fraction", "0.9", "--no-progress"]) == 2
-    assert "--resume: train.label_fraction is 0.9 but the run was started with 0.5" in capsys.readouterr().err
+    assert "--label-fraction 0.9: train.label_fraction is 0.9 but the run was started with 0.5" in capsys.readouterr().err
     # a new run still needs --data
     assert main_cli(["train", "-c", cfg, "-o", tmp_path / "new", "--no-progress"]) == 2
     assert "--data: required for a new run" in capsys.readouterr().err
