@@ -445,7 +445,6 @@ def train(options: TrainOptions, notify: Callable[[str], None] | None = None) ->
             reading.enter_context(ReadLock(options.data, "--data"))
             for init in cfg.train.init_from:
                 reading.enter_context(ReadLock(init, "--init-from"))
-        if od is not None:
             last = run_dir / "checkpoints" / "last.pt"
             if resume and last.is_file():  # before config.yaml is rewritten
                 from graphevent.train.checkpoint import load_checkpoint
