@@ -349,10 +349,10 @@ def collect(args, models: list[Model]) -> dict:
     """Per (model, fraction, seed): metrics from the predictions on the test events; checks that
     every run saw the same test events and that the AUC agrees with `graphevent eval`'s."""
     import numpy as np
-    import torch
 
     from graphevent.evaluate.runner import file_stem
     from graphevent.metrics.seeds import metric_rows
+    from graphevent.nn.checkpoint import load_checkpoint
 
     res: dict = {"runs": {}, "scores": {}, "truth": None, "event_ids": None, "train_events": {}}
     for frac in args.fractions:
@@ -373,7 +373,7 @@ def collect(args, models: list[Model]) -> dict:
                     sys.exit(f"{out}: {m.name}: AUC from predictions {vals['auc']:.6f} != graphevent eval's {eval_auc}")
                 res["runs"][(m.name, frac, seed)] = vals
                 res["scores"][(m.name, frac, seed)] = score
-                ck = torch.load(run_dir(args.workdir, m, frac, seed) / "checkpoints" / "last.pt", weights_only=True, map_location="cpu")
+                ck = load_checkpoint(run_dir(args.workdir, m, frac, seed) / "checkpoints" / "last.pt")
                 res["train_events"][(m.name, frac, seed)] = int(ck["train_events"])
     return res
 

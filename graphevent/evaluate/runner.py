@@ -1,6 +1,6 @@
 """``evaluate``: the one library call behind ``graphevent eval``.
 
-For each run: load its checkpoint (:func:`graphevent.nn.checkpoint.load_run`), check
+For each run: load its checkpoint, verified (:func:`graphevent.nn.checkpoint.open_run`), check
 the dataset matches it, stream the split through the model
 (:func:`~graphevent.evaluate.inference.run_inference`), compute metrics with bootstrap
 intervals, write its prediction file and per-run figures. Then the comparison figures,
@@ -112,18 +112,6 @@ def read_training_log(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
         if isinstance(rec, dict):
             records.append(rec)
     return records, warnings
-
-
-def _checkpoint_epoch(run_dir: Path, which: str) -> tuple[Path, int | None]:
-    from graphevent.nn.checkpoint import checkpoint_path
-
-    path = checkpoint_path(run_dir, which)
-    try:  # memory-mapped: the weights are not read again
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        epoch = state.get("epoch") if isinstance(state, dict) else None
-    except (RuntimeError, OSError, ValueError):  # load_run has read this file; the epoch is informative only
-        epoch = None
-    return path, int(epoch) if isinstance(epoch, int) else None
 
 
 class _Staging:
@@ -261,12 +249,11 @@ def _evaluate_run(run_dir: Path, name: str, st: _Setting) -> tuple[RunEvaluation
     from torch.utils.data import Subset
     from torch_geometric.loader import DataLoader
 
-    from graphevent.nn.checkpoint import load_run
+    from graphevent.nn.checkpoint import open_run
 
     opt, ctx = st.options, st.ctx
-    model, cfg, info = load_run(run_dir, opt.checkpoint, map_location="cpu")
+    model, cfg, info, ckpt_file, epoch = open_run(run_dir, opt.checkpoint, map_location="cpu")
     check_compatible(name, info, str(st.data_dir), st.dataset.info)
-    ckpt_file, epoch = _checkpoint_epoch(run_dir, opt.checkpoint)
     model = model.to(ctx.device).eval()
     bindings = bind_tasks(model, cfg, info, st.dataset.info, opt.signal, name)
     for b in bindings:

@@ -1,4 +1,5 @@
-"""Checkpoints: atomic save, ``weights_only`` load, RNG states, reloading runs and encoders.
+"""Checkpoints: atomic, checksummed save, verified ``weights_only`` load, RNG states, reloading
+runs and encoders.
 
 A checkpoint is a plain dict (tensors, numbers, strings, lists, dicts) so it loads with
 ``torch.load(..., weights_only=True)``:
@@ -21,14 +22,46 @@ tasks               task configs as mappings
 config              the resolved experiment config
 metrics             the last epoch's metrics line (or ``{}``)
 ==================  =============================================================
+
+Checksums. Every checkpoint ``NAME.pt`` is written with a record ``NAME.pt.sha256`` next to
+it (in ``sha256sum`` format: ``<64 hex digits>  NAME.pt``), and every load checks the file
+against it first: predict, export, eval, probe, ``train --resume`` (``last.pt`` and
+``best.pt``, before anything in the run changes) and ``train --init-from``. A changed byte is
+one line naming the file (:class:`RunError`), never a silently different model; torch.load
+itself does not check the zip CRCs. The record is a sidecar file, not an entry of a shared
+JSON, so ``best.pt`` and ``last.pt`` are written independently, a checkpoint copied with its
+record stays checkable, and it lives inside ``checkpoints/``, which the run directory's
+graphevent marker already lists (``--overwrite`` removes it with the checkpoints).
+
+A save is ordered so that a crash at any point leaves a checkpoint that loads:
+
+1. the new checkpoint is written to a temporary file and synced, then hashed;
+2. if a checkpoint is being replaced, the record is replaced (temporary file, rename) by
+   one listing the new digest and the digests of the checkpoint still in place;
+3. the new checkpoint is renamed over the old one;
+4. the record is replaced by one listing only the new digest.
+
+A crash after 2 or 3 leaves a two-line record that accepts whichever of the two files is
+there; a crash during the first save of a file leaves a checkpoint without a record, which
+loads like one from an earlier version. A reader that overlaps a save (``eval`` while the
+run still trains) reads the record before and after the checkpoint, and accepts the
+checkpoint if either lists it.
+
+Checkpoints written before checksums existed have no record; they still load, after their
+zip entries' CRC32s are checked (torch checkpoints are zip archives; :mod:`zipfile` checks
+them at about the speed of reading the file), which catches flipped bits in the data.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
+import re
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -39,8 +72,23 @@ from graphevent.errors import ConfigError, RunError
 CHECKPOINT_FORMAT = 1
 
 
+#: The suffix of a checkpoint's checksum record: ``best.pt`` -> ``best.pt.sha256``.
+RECORD_SUFFIX = ".sha256"
+_RECORD_LINE = re.compile(r"([0-9a-f]{64})  (\S.*)")
+
+
+def record_path(path: str | Path) -> Path:
+    """Where the checksum record of checkpoint ``path`` lives (``NAME.pt.sha256`` beside it)."""
+    path = Path(path)
+    return path.with_name(path.name + RECORD_SUFFIX)
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``state`` to ``path`` atomically, with its checksum record (module docstring).
+
+    The temporary files live in the same folder; a crash at any point leaves a checkpoint
+    that loads (the new one or the one it replaces).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -48,21 +96,127 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         torch.save(state, f)
         f.flush()
         os.fsync(f.fileno())
+    digest = _sha256_file(tmp)
+    record = record_path(path)
+    if path.exists():  # until the rename, the record also accepts the file still in place
+        in_place = _read_record(record, path, strict=False) or [_sha256_file(path)]
+        _write_record(record, path.name, [digest, *(d for d in in_place if d != digest)])
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    _write_record(record, path.name, [digest])
+
+
+def verify_checkpoint(path: str | Path) -> bytes:
+    """The bytes of checkpoint ``path``, checked against its record (or its zip CRCs without one).
+
+    Raises:
+        RunError: the file is missing, differs from its record, the record is not one, or
+            (no record) the file is not a zip archive or an entry fails its CRC32.
+    """
+    path = Path(path)
+    record = record_path(path)
+    for _ in range(3):  # a save that overlaps this read changes the record: read again
+        before = _read_record(record, path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            _refuse_recorded_but_missing(path)
+            raise RunError(f"{path}: checkpoint not found") from None
+        except OSError as exc:
+            raise RunError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
+        after = _read_record(record, path)
+        if before is None and after is None:
+            _check_zip_crcs(path, data)
+            return data
+        if hashlib.sha256(data).hexdigest() in (before or []) + (after or []):
+            return data
+        if before == after:
+            break
+    raise RunError(f"{path}: checksum does not match the one recorded when it was written ({record}); "
+                   "the file was changed or damaged")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; missing or corrupt files raise RunError."""
+    """Load a checkpoint with ``weights_only=True`` after :func:`verify_checkpoint`; missing,
+    changed or corrupt files raise RunError."""
     path = Path(path)
-    if not path.is_file():
-        raise RunError(f"{path}: checkpoint not found")
+    if path.exists() and not path.is_file():
+        raise RunError(f"{path}: not a checkpoint file")
+    data = verify_checkpoint(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt zip, truncated file, or a pickle that is not plain data
         raise RunError(f"{path}: not a loadable graphevent checkpoint ({_load_error_reason(exc)})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise RunError(f"{path}: not a graphevent checkpoint (no 'model' entry)")
     return state
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make renames in ``folder`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_record(record: Path, name: str, digests: list[str]) -> None:
+    """Replace ``record`` atomically by one line ``<digest>  <name>`` per digest."""
+    tmp = record.with_name(f".{record.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write("".join(f"{d}  {name}\n" for d in digests))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, record)
+    _fsync_dir(record.parent)
+
+
+def _read_record(record: Path, path: Path, strict: bool = True) -> list[str] | None:
+    """The digests ``record`` lists (``None`` if there is none); a record that is not one
+    raises RunError (``strict``) or reads as ``None``."""
+    try:
+        text = record.read_text(encoding="ascii")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        if not strict:
+            return None
+        raise RunError(f"{record}: cannot read the checksum record of {path.name} ({exc})") from None
+    lines = text.splitlines()
+    matches = [_RECORD_LINE.fullmatch(line) for line in lines]
+    if not lines or not all(matches):
+        if not strict:
+            return None
+        raise RunError(f"{record}: not a checksum record of {path.name} (expected lines '<64 hex digits>  "
+                       f"{path.name}'); the record was changed or damaged")
+    return [m.group(1) for m in matches]
+
+
+def _check_zip_crcs(path: Path, data: bytes) -> None:
+    """Check every zip entry's CRC32 (a checkpoint without a checksum record)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        raise RunError(f"{path}: not a loadable graphevent checkpoint (not a readable zip archive, as torch "
+                       f"checkpoints are: {exc})") from None
+    if bad is not None:
+        raise RunError(f"{path}: zip entry {bad!r} fails its CRC32 check (no checksum record {record_path(path).name} "
+                       "to compare with: written before graphevent recorded them); the file was changed or damaged")
 
 
 def _load_error_reason(exc: BaseException) -> str:
@@ -142,14 +296,33 @@ def checkpoint_path(run_or_file: str | Path, which: str = "best") -> Path:
             raise RunError(f"checkpoint {which!r}: expected 'best' or 'last'")
         p = p / "checkpoints" / f"{which}.pt"
         if not p.is_file():
+            _refuse_recorded_but_missing(p)
             raise RunError(f"{run_or_file}: no checkpoints/{which}.pt (not a finished graphevent run?)")
     elif not p.exists():
+        _refuse_recorded_but_missing(p)
         raise RunError(f"{p}: run directory or checkpoint not found")
     return p
 
 
-def load_run(run_dir: str | Path, which: str = "best", map_location: str | torch.device = "cpu"):
-    """Load a trained run for evaluation.
+def _refuse_recorded_but_missing(path: Path) -> None:
+    """A checkpoint whose checksum record is there was written, then removed: say so."""
+    if record_path(path).is_file():
+        raise RunError(f"{path}: checkpoint not found, but {record_path(path)} records that it was written; "
+                       "the file was removed or renamed")
+
+
+class LoadedRun(NamedTuple):
+    """A trained run reloaded by :func:`open_run`."""
+
+    model: nn.Module
+    config: Any  # ExperimentConfig
+    info: Any  # DatasetInfo
+    path: Path  # the checkpoint file read
+    epoch: int | None  # its completed epochs
+
+
+def open_run(run_dir: str | Path, which: str = "best", map_location: str | torch.device = "cpu") -> LoadedRun:
+    """Load a trained run for evaluation (the checkpoint read once, verified).
 
     Args:
         run_dir: a run directory (or a checkpoint file).
@@ -157,7 +330,7 @@ def load_run(run_dir: str | Path, which: str = "best", map_location: str | torch
         map_location: where tensors are loaded.
 
     Returns:
-        ``(model in eval mode, ExperimentConfig, DatasetInfo)``.
+        the model in eval mode, its ExperimentConfig and DatasetInfo, the checkpoint file and epoch.
     """
     from graphevent.config.base import from_dict
     from graphevent.config.experiment import ExperimentConfig
@@ -169,7 +342,28 @@ def load_run(run_dir: str | Path, which: str = "best", map_location: str | torch
     cfg = from_dict(ExperimentConfig, state["config"], f"{path}:config")
     model = model_from_checkpoint(state, str(path))
     model.to(map_location).eval()
-    return model, cfg, _info_from(state, str(path))
+    epoch = state.get("epoch")
+    return LoadedRun(model, cfg, _info_from(state, str(path)), path, int(epoch) if isinstance(epoch, int) else None)
+
+
+def load_run(run_dir: str | Path, which: str = "best", map_location: str | torch.device = "cpu"):
+    """Load a trained run for evaluation: :func:`open_run`'s ``(model in eval mode,
+    ExperimentConfig, DatasetInfo)``."""
+    run = open_run(run_dir, which, map_location)
+    return run.model, run.config, run.info
+
+
+def encoder_source(source: str | Path) -> Path:
+    """The checkpoint ``--init-from SOURCE`` reads: a run directory's ``best.pt``, else its
+    ``last.pt``; or the file itself."""
+    src = Path(source)
+    if src.is_dir():
+        best = src / "checkpoints" / "best.pt"
+        if best.is_file():
+            return best
+        _refuse_recorded_but_missing(best)  # never fall back to last.pt for a removed best.pt
+        return checkpoint_path(src, "last")
+    return checkpoint_path(src)
 
 
 def transfer_encoders(model: nn.Module, source: str | Path) -> list[str]:
@@ -186,12 +380,7 @@ def transfer_encoders(model: nn.Module, source: str | Path) -> list[str]:
         RunError: the source is missing or unreadable.
         ConfigError: no encoder in common, or an encoder's shapes differ.
     """
-    src = Path(source)
-    if src.is_dir():
-        best = src / "checkpoints" / "best.pt"
-        path = best if best.is_file() else checkpoint_path(src, "last")
-    else:
-        path = checkpoint_path(src)
+    path = encoder_source(source)
     state = load_checkpoint(path)
     src_model = model_from_checkpoint(state, str(path))
     src_enc, dst_enc = src_model.encoder_modules(), model.encoder_modules()

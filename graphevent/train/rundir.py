@@ -10,6 +10,7 @@
       metrics.jsonl        one JSON object per epoch
       checkpoints/last.pt  latest state (every epoch, and every N steps if configured)
       checkpoints/best.pt  state at the best validation metric
+      checkpoints/*.sha256 each checkpoint's checksum, checked when it loads
       tensorboard/         event files (when tensorboard is installed)
       logs/                per-rank logs of ranks > 0, elastic launcher files
 """
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from graphevent.errors import RunError
+from graphevent.nn.checkpoint import record_path, verify_checkpoint
 from graphevent.utils.outdir import OutputDir
 
 #: What a run directory holds (recorded in its graphevent marker before anything is written).
@@ -44,13 +46,18 @@ def prepare_run_dir(od: OutputDir, resume: bool, overwrite: bool) -> None:
     """Mark the locked run directory for a new run, or check it for ``--resume``.
 
     A directory with content is refused unless ``resume`` (it must then hold a run with
-    ``checkpoints/last.pt``) or ``overwrite`` (only what graphevent wrote there is removed:
+    ``checkpoints/last.pt``; it and ``best.pt``, which the run keeps as its best, must match
+    their checksum records) or ``overwrite`` (only what graphevent wrote there is removed:
     :meth:`OutputDir.clear` refuses anything else).
     """
     run_dir = od.path
     if resume:
         if not (run_dir / "checkpoints" / "last.pt").is_file():
             raise RunError(f"--resume {run_dir}: no checkpoints/last.pt to resume from")
+        for name in ("last.pt", "best.pt"):
+            path = run_dir / "checkpoints" / name
+            if path.is_file() or record_path(path).is_file():
+                verify_checkpoint(path)
         od.start(RUN_ENTRIES)
         return
     if od.has_content():
