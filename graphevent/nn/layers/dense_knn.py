@@ -21,9 +21,9 @@ def _on_lattice(q: Tensor) -> Tensor:
     return torch.where((q - r).abs() <= 1e-3, r, q)
 
 
-def position_distances(x: Tensor, pixel_size: tuple[float, float] | None = None) -> Tensor:
-    """Euclidean distances between the nodes of each event, for positions (``D <= 3``): the
-    distances the dataset's kNN (:mod:`graphevent.data.knn`) orders its neighbours by.
+def squared_position_distances(x: Tensor, pixel_size: tuple[float, float] | None = None) -> Tensor:
+    """Squared Euclidean distances between the nodes of each event, for positions (``D <= 3``):
+    the order the dataset's kNN (:mod:`graphevent.data.knn`) takes neighbours in.
 
     With ``pixel_size`` (image datasets: ``DatasetInfo.pixel_size``), positions are first put
     back on the pixel lattice, in eta-pixel units as preprocessing's ``lattice_pos``:
@@ -32,14 +32,18 @@ def position_distances(x: Tensor, pixel_size: tuple[float, float] | None = None)
     preprocessing, whatever the float32 rounding of the positions (``(r + 1) * 0.0174 - r * 0.0174``
     is not ``r * 0.0174 - (r - 1) * 0.0174``). A coordinate farther than ``1e-3`` half-pixels
     from the lattice (e.g. rotated by an augmentation) is kept as it is, in the same units.
-    Without ``pixel_size``, the positions as given.
+    Without ``pixel_size``, the positions as given. Non-square pixels: preprocessing's cKDTree
+    compares rounded float64 distances of ``phi * pixel_phi / pixel_eta``, so a few of its
+    ties, there, are not ties here (no shipped data config has non-square pixels).
 
-    Then ``sqrt((x_i0 - x_j0)^2 + (x_i1 - x_j1)^2 + ...)`` in float64, one correctly rounded
+    Then ``(x_i0 - x_j0)^2 + (x_i1 - x_j1)^2 + ...`` in float64, one correctly rounded
     operation at a time, so every backend (torch on CPU or GPU, TorchScript, ONNX Runtime)
-    gets the same bits, the bits of ``scipy.spatial.cKDTree`` on the same float64 coordinates
-    (``torch.cdist`` and ``addcmul`` fuse the square and the sum and round them differently).
-    The one definition used by :func:`~graphevent.nn.layers.knn.knn_graph` and
-    :func:`dense_knn`. No gradient (distances only choose neighbours).
+    gets the same bits, those scipy's cKDTree compares in preprocessing (``torch.cdist`` and
+    ``addcmul`` fuse the square and the sum and round them differently). No square root: its
+    rounding differs between backends (torch's float64 ``sqrt(2.0)`` on a CPU is one unit in
+    the last place below the correctly rounded value). The one definition used by
+    :func:`~graphevent.nn.layers.knn.knn_graph` and :func:`dense_knn`. No gradient (distances
+    only choose neighbours).
 
     Shapes:
         x: (B, N, D) -> (B, N, N) float64
@@ -56,7 +60,7 @@ def position_distances(x: Tensor, pixel_size: tuple[float, float] | None = None)
     for c in range(1, x.shape[-1]):
         t = torch.sub(x[:, :, None, c], x[:, None, :, c])
         d.add_(t.mul_(t))
-    return d.sqrt_()
+    return d
 
 
 def dense_knn(
@@ -68,20 +72,20 @@ def dense_knn(
         h: node coordinates, padded.
         mask: valid nodes.
         k: neighbours per node (fewer, flagged invalid, in events with ``<= k`` nodes).
-        stable: positions: :func:`position_distances`, equidistant neighbours in node order
+        stable: positions: :func:`squared_position_distances`, equidistant neighbours in node order
             (as :func:`~graphevent.nn.layers.knn.knn_graph` and preprocessing); otherwise
             top-k (learned features).
         onnx: tracing for ONNX, which has no stable sort: top-k, whose ONNX operator breaks
             ties by the lower index (the operator's specification, and ONNX Runtime's
             behaviour, tested), i.e. the stable order.
         pixel_size: with ``stable``, the dataset's pixel size: distances on the pixel lattice
-            (see :func:`position_distances`).
+            (see :func:`squared_position_distances`).
 
     Shapes:
         h: (B, N, D), mask: (B, N) bool -> idx: (B, N, k) int64 in [0, N), valid: (B, N, k) bool
     """
     if stable:  # the same bits as knn_graph's, on every backend
-        d = position_distances(h, pixel_size)
+        d = squared_position_distances(h, pixel_size)
     else:
         h64 = h.double()  # float64: exporters' and torch's matmul roundings then never swap neighbours
         sq = h64.pow(2).sum(-1)

@@ -18,7 +18,7 @@ def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple
         num_events: number of events ``B`` if known (saves reading ``batch.max()`` back from a GPU).
         pixel_size: for positions of an image dataset (``DatasetInfo.pixel_size``): distances
             on the pixel lattice, as preprocessing's
-            (:func:`~graphevent.nn.layers.dense_knn.position_distances`).
+            (:func:`~graphevent.nn.layers.dense_knn.squared_position_distances`).
 
     Returns:
         ``edge_index (2, E)``: row 0 neighbour j, row 1 node i; no self loops. For
@@ -41,9 +41,9 @@ def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple
     # (cdist's matmul path, taken above 25 rows, rounds differently) and lattice ties stay exact,
     # with the bits of the exported models' kNN (dense_knn) and preprocessing's; features: cdist
     if dense.size(-1) <= 3:
-        from graphevent.nn.layers.dense_knn import position_distances
+        from graphevent.nn.layers.dense_knn import squared_position_distances
 
-        d = position_distances(dense, pixel_size)  # (B, M, M) float64
+        d = squared_position_distances(dense, pixel_size)  # (B, M, M) float64
     else:
         d = torch.cdist(dense.float(), dense.float(), compute_mode="use_mm_for_euclid_dist_if_necessary")
     invalid = ~(mask[:, :, None] & mask[:, None, :])
