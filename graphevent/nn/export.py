@@ -107,6 +107,13 @@ def padded_module(model: nn.Module) -> nn.Module:
     return _PADDED[name](model).eval()
 
 
+def lattice(info) -> tuple[float, float] | None:
+    """The dataset's pixel size, as the graph models' (eta, phi) kNN uses it (``None`` for
+    point datasets): the exported kNN puts positions back on the pixel lattice as they do,
+    so it picks the neighbours (equidistant ones included) of the dataset's stored graph."""
+    return None if info.pixel_size is None else (float(info.pixel_size[0]), float(info.pixel_size[1]))
+
+
 class TaskOutput(nn.Module):
     """One task head and its output transform (softmax, or de-standardisation)."""
 
@@ -155,6 +162,7 @@ class PaddedParticleNet(nn.Module):
         super().__init__()
         self.k = int(model.config.k)
         self.onnx = False  # set while exporting to ONNX (see dense_knn)
+        self.pixel_size = lattice(model.info)
         self.pos_scale = float(model.config.pos_scale)
         self.norm = model.norm
         self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in model.blocks])
@@ -164,7 +172,7 @@ class PaddedParticleNet(nn.Module):
         features = features.masked_fill(~mask[..., None], 0.0)  # any values at padding (NaN too) are ignored
         positions = positions.masked_fill(~mask[..., None], 0.0)
         h = torch.cat([self.norm(features), positions / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
         first = True
         for block in self.blocks:
             if not first:
@@ -239,13 +247,14 @@ class PaddedMaskedGT(nn.Module):
         enc = backbone.encoder
         self.k = int(backbone.config.k)
         self.onnx = False
+        self.pixel_size = lattice(backbone.info)
         self.pos_scale = float(enc.pos_scale)
         self.norm, self.pos_enc, self.embed, self.edge_embed = enc.norm, enc.pos_enc, enc.embed, enc.edge_embed
         self.layers = nn.ModuleList([DenseGraphTransformerLayer(layer) for layer in enc.layers])
         self.out_norm = enc.out_norm
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
         h = self.embed(torch.cat([self.norm(features), self.pos_enc(positions / self.pos_scale)], dim=-1))
         e = self.edge_embed(dense_edge_geometry(positions, idx) / self.pos_scale)  # (B, N, k, edge_dim)
         for layer in self.layers:
@@ -270,6 +279,7 @@ class PaddedEdgeConvEncoder(nn.Module):
         enc = backbone.encoder
         self.k = int(backbone.config.k)
         self.onnx = False
+        self.pixel_size = lattice(backbone.info)
         self.pos_scale = float(enc.pos_scale)
         self.norm = enc.norm
         self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in enc.blocks])
@@ -277,7 +287,7 @@ class PaddedEdgeConvEncoder(nn.Module):
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         h = torch.cat([self.norm(features), positions / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
         outs: list[Tensor] = []
         first = True
         for block in self.blocks:

@@ -111,9 +111,7 @@ def test_padded_form_equals_the_graph_model(name, tiny_dataset, one_torch_thread
     ds = GraphDataset(tiny_dataset, "train")
     torch.manual_seed(0)
     model = _with_running_stats(build_model(SMALL[name], ds.info))
-    events = [ds[i] for i in range(7)]
-    for e in events:  # the model's own (eta, phi) graph, as the padded form (see _lattice_events)
-        del e.edge_index, e.edge_attr
+    events = [ds[i] for i in range(7)]  # with the dataset's graph: the padded form picks the same neighbours
     sizes = [e.num_nodes for e in events]
     assert len(set(sizes)) > 3 and min(sizes) < 8 < max(sizes)  # fewer and more nodes than k
     ref = model.predict(Batch.from_data_list(events))
@@ -147,8 +145,8 @@ def test_models_without_padded_form_say_why(name):
 
 def _lattice_events(tiny_dataset, sizes: list[int]) -> list:
     """Dataset events (real features) and random lattice events of ``sizes`` nodes (1 and 60
-    included), without the dataset's graph: the eager model rebuilds its (eta, phi) kNN as the
-    padded form does (the stored one, from scipy, breaks a few equidistant ties otherwise)."""
+    included), without a stored graph: the eager model builds its (eta, phi) kNN, with the tie
+    rule of preprocessing and of the padded form (tests/nn/test_knn_ties.py)."""
     from torch_geometric.data import Data
 
     ds = GraphDataset(tiny_dataset, "test")
@@ -213,9 +211,7 @@ def test_torchscript_export(pn_run, tiny_dataset, tmp_path, capsys, one_torch_th
 
     model, _, _ = load_run(pn_run)
     ds = GraphDataset(tiny_dataset, "test")
-    events = [ds[i] for i in range(6)]
-    for e in events:  # (eta, phi) neighbours recomputed in torch, as the exported module does: the
-        del e.edge_index, e.edge_attr  # dataset's kNN breaks a few exact lattice ties the other way
+    events = [ds[i] for i in range(6)]  # the dataset's graph: the exported module picks the same neighbours
     ref = model.predict(Batch.from_data_list(events))
     score, m0 = loaded(*pad_events(events, 70))
     torch.testing.assert_close(score, ref["label"], atol=1e-5, rtol=1e-5)

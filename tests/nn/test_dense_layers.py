@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from graphevent.evaluate.export import example_inputs
-from graphevent.nn.layers.dense_knn import dense_knn, position_distances
+from graphevent.nn.layers.dense_knn import dense_knn, squared_position_distances
 from graphevent.nn.layers.dense_transformer import DenseGraphTransformerLayer, dense_edge_geometry
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
 from graphevent.nn.layers.knn import edge_features, knn_graph
@@ -29,10 +29,10 @@ def _dense_edges(idx: torch.Tensor, valid: torch.Tensor, mask: torch.Tensor) -> 
     return torch.stack([src[valid], tgt[valid]])
 
 
-def test_position_distances_keep_mirrored_and_swapped_lattice_offsets_equal():
+def test_squared_position_distances_keep_mirrored_and_swapped_lattice_offsets_equal():
     a, b = 3 * 0.0174, 4 * 0.0174
     pos = torch.tensor([[[0.0, 0.0], [a, b], [b, a], [-a, b], [a, -b], [-b, -a]]])
-    d = position_distances(pos)[0, 0, 1:]
+    d = squared_position_distances(pos)[0, 0, 1:]
     assert torch.equal(d, d[:1].expand(5))  # bit for bit, whatever the rounding of a and b
 
 

@@ -14,46 +14,78 @@ import torch
 from torch import Tensor, nn
 
 
-def position_distances(x: Tensor) -> Tensor:
-    """Euclidean distances between the nodes of each event, for positions (``D <= 3``).
+def _on_lattice(q: Tensor) -> Tensor:
+    """``q`` rounded to the nearest integer where it is within ``1e-3`` of one (float32
+    positions of pixels, in half-pixel units), unchanged elsewhere."""
+    r = torch.round(q)
+    return torch.where((q - r).abs() <= 1e-3, r, q)
 
-    ``sqrt((x_i0 - x_j0)^2 + (x_i1 - x_j1)^2 + ...)``, one correctly rounded operation at a
-    time, so every backend (torch on CPU or GPU, TorchScript, ONNX Runtime) gets the same
-    bits, and equidistant lattice neighbours (mirrored or swapped offsets) stay exactly equal.
-    ``torch.cdist`` (and ``addcmul``) fuse the square and the sum and round them differently.
-    The one definition used by :func:`~graphevent.nn.layers.knn.knn_graph` and
-    :func:`dense_knn`. In place on its own temporaries (faster than ``cdist`` on a CPU); no
-    gradient (distances only choose neighbours).
+
+def squared_position_distances(x: Tensor, pixel_size: tuple[float, float] | None = None) -> Tensor:
+    """Squared Euclidean distances between the nodes of each event, for positions (``D <= 3``):
+    the order the dataset's kNN (:mod:`graphevent.data.knn`) takes neighbours in.
+
+    With ``pixel_size`` (image datasets: ``DatasetInfo.pixel_size``), positions are first put
+    back on the pixel lattice, in eta-pixel units as preprocessing's ``lattice_pos``:
+    ``round(2 eta / pixel_eta) / 2`` and ``round(2 phi / pixel_phi) / 2 * pixel_phi / pixel_eta``
+    (half-pixels: collapsed cells of even size). Equidistant pixels then tie exactly, as in
+    preprocessing, whatever the float32 rounding of the positions (``(r + 1) * 0.0174 - r * 0.0174``
+    is not ``r * 0.0174 - (r - 1) * 0.0174``). A coordinate farther than ``1e-3`` half-pixels
+    from the lattice (e.g. rotated by an augmentation) is kept as it is, in the same units.
+    Without ``pixel_size``, the positions as given. Non-square pixels: preprocessing's cKDTree
+    compares rounded float64 distances of ``phi * pixel_phi / pixel_eta``, so a few of its
+    ties, there, are not ties here (no shipped data config has non-square pixels).
+
+    Then ``(x_i0 - x_j0)^2 + (x_i1 - x_j1)^2 + ...`` in float64, one correctly rounded
+    operation at a time, so every backend (torch on CPU or GPU, TorchScript, ONNX Runtime)
+    gets the same bits, those scipy's cKDTree compares in preprocessing (``torch.cdist`` and
+    ``addcmul`` fuse the square and the sum and round them differently). No square root: its
+    rounding differs between backends (torch's float64 ``sqrt(2.0)`` on a CPU is one unit in
+    the last place below the correctly rounded value). The one definition used by
+    :func:`~graphevent.nn.layers.knn.knn_graph` and :func:`dense_knn`. No gradient (distances
+    only choose neighbours).
 
     Shapes:
-        x: (B, N, D) -> (B, N, N)
+        x: (B, N, D) -> (B, N, N) float64
     """
-    x = x.detach()
+    x = x.detach().double()
+    if pixel_size is not None:
+        eta = _on_lattice(x[..., 0] * (2.0 / pixel_size[0])) * 0.5
+        phi = _on_lattice(x[..., 1] * (2.0 / pixel_size[1])) * 0.5
+        if pixel_size[1] != pixel_size[0]:
+            phi = phi * (pixel_size[1] / pixel_size[0])
+        x = torch.stack([eta, phi], dim=-1)
     d = torch.sub(x[:, :, None, 0], x[:, None, :, 0])
     d.mul_(d)
     for c in range(1, x.shape[-1]):
         t = torch.sub(x[:, :, None, c], x[:, None, :, c])
         d.add_(t.mul_(t))
-    return d.sqrt_()
+    return d
 
 
-def dense_knn(h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False) -> tuple[Tensor, Tensor]:
+def dense_knn(
+    h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False, pixel_size: tuple[float, float] | None = None
+) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest other valid nodes of every node, per event.
 
     Args:
         h: node coordinates, padded.
         mask: valid nodes.
         k: neighbours per node (fewer, flagged invalid, in events with ``<= k`` nodes).
-        stable: equidistant neighbours in node order (positions on a pixel lattice, as
-            :func:`~graphevent.nn.layers.knn.knn_graph`); otherwise top-k (learned features).
+        stable: positions: :func:`squared_position_distances`, equidistant neighbours in node order
+            (as :func:`~graphevent.nn.layers.knn.knn_graph` and preprocessing); otherwise
+            top-k (learned features).
         onnx: tracing for ONNX, which has no stable sort: top-k, whose ONNX operator breaks
-            ties by the lower index (the operator's specification), i.e. the stable order.
+            ties by the lower index (the operator's specification, and ONNX Runtime's
+            behaviour, tested), i.e. the stable order.
+        pixel_size: with ``stable``, the dataset's pixel size: distances on the pixel lattice
+            (see :func:`squared_position_distances`).
 
     Shapes:
         h: (B, N, D), mask: (B, N) bool -> idx: (B, N, k) int64 in [0, N), valid: (B, N, k) bool
     """
     if stable:  # the same bits as knn_graph's, on every backend
-        d = position_distances(h)
+        d = squared_position_distances(h, pixel_size)
     else:
         h64 = h.double()  # float64: exporters' and torch's matmul roundings then never swap neighbours
         sq = h64.pow(2).sum(-1)

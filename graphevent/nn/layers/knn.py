@@ -8,7 +8,7 @@ Plain torch, no compiled extensions; differentiable inputs allowed (indices only
 
 from __future__ import annotations
 
-def knn_graph(x, batch, k: int, num_events: int | None = None):
+def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple[float, float] | None = None):
     """Batched kNN graph in any feature space, per event (plain torch).
 
     Args:
@@ -16,11 +16,16 @@ def knn_graph(x, batch, k: int, num_events: int | None = None):
         batch: ``(N,)`` event index of each node, sorted (PyG batching), or ``None``.
         k: neighbours per node (fewer for events with ``<= k`` nodes).
         num_events: number of events ``B`` if known (saves reading ``batch.max()`` back from a GPU).
+        pixel_size: for positions of an image dataset (``DatasetInfo.pixel_size``): distances
+            on the pixel lattice, as preprocessing's
+            (:func:`~graphevent.nn.layers.dense_knn.squared_position_distances`).
 
     Returns:
         ``edge_index (2, E)``: row 0 neighbour j, row 1 node i; no self loops. For
-        positions (D <= 3), among neighbours at equal distance the lower node index wins,
-        so an event gets the same graph in any batch.
+        positions (D <= 3), neighbours in the order (distance, node index), as the dataset's
+        kNN (:func:`graphevent.data.knn.knn_chunk`): among neighbours at equal distance the
+        lower node index wins, so an event gets the same graph in any batch, and the graph
+        stored by preprocessing.
 
     Shapes:
         x: (N, D), batch: (N,) -> edge_index: (2, E) with E <= N * k.
@@ -32,13 +37,13 @@ def knn_graph(x, batch, k: int, num_events: int | None = None):
         batch = x.new_zeros(x.size(0), dtype=torch.long)
     dense, mask = to_dense_batch(x.detach(), batch, batch_size=num_events)  # (B, M, D), (B, M)
     b, m, _ = dense.shape
-    # positions: pairwise differences, so a distance does not depend on the padding M (cdist's
-    # matmul path, taken above 25 rows, rounds differently) and lattice ties stay exact, with
-    # the bits of the exported models' kNN (dense_knn); features: cdist
+    # positions: pairwise differences in float64, so a distance does not depend on the padding M
+    # (cdist's matmul path, taken above 25 rows, rounds differently) and lattice ties stay exact,
+    # with the bits of the exported models' kNN (dense_knn) and preprocessing's; features: cdist
     if dense.size(-1) <= 3:
-        from graphevent.nn.layers.dense_knn import position_distances
+        from graphevent.nn.layers.dense_knn import squared_position_distances
 
-        d = position_distances(dense.float())  # (B, M, M)
+        d = squared_position_distances(dense, pixel_size)  # (B, M, M) float64
     else:
         d = torch.cdist(dense.float(), dense.float(), compute_mode="use_mm_for_euclid_dist_if_necessary")
     invalid = ~(mask[:, :, None] & mask[:, None, :])

@@ -279,13 +279,14 @@ def event_keys(data, batch: Tensor, num_events: int) -> Tensor:
     return event_id.view(-1).long()[batch]
 
 
-def position_graph(data, k: int, data_k: int) -> tuple[Tensor, Tensor]:
+def position_graph(data, k: int, data_k: int, pixel_size: tuple[float, float] | None = None) -> tuple[Tensor, Tensor]:
     """The (eta, phi) kNN graph with ``k`` neighbours and its (deta, dphi, dR) edge features.
 
     The model's ``k`` wins: the dataset's ``edge_index``/``edge_attr`` are used when present
     and built with the same ``k`` (``data_k``, from ``DatasetInfo.k``); otherwise the graph
-    is rebuilt per event in plain torch (:func:`graphevent.nn.layers.knn.knn_graph`), and
-    the first rebuild for a pair of values says so once in the log
+    is rebuilt per event in plain torch (:func:`graphevent.nn.layers.knn.knn_graph`, with
+    the dataset's ``pixel_size`` for image datasets: the stored graph's neighbours and tie
+    rule), and the first rebuild for a pair of values says so once in the log
     (:func:`graph_rebuild_notice`).
 
     Shapes:
@@ -298,7 +299,7 @@ def position_graph(data, k: int, data_k: int) -> tuple[Tensor, Tensor]:
         if edge_index is not None:
             graph_rebuild_notice(k, data_k)
         batch, num_events = batch_vector(data)
-        edge_index = knn_graph(data.pos, batch, k, num_events)
+        edge_index = knn_graph(data.pos, batch, k, num_events, pixel_size)
         return edge_index, edge_features(data.pos, edge_index)
     edge_attr = getattr(data, "edge_attr", None)
     if edge_attr is None:

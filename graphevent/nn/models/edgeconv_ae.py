@@ -198,7 +198,7 @@ class EdgeConvAutoencoder(EncoderModel):
 
     def encode(self, batch) -> tuple[Tensor, Tensor]:
         b, num_events = batch_vector(batch)
-        edge_index, _ = position_graph(batch, self.config.k, self.info.k)
+        edge_index, _ = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size)
         return self.encoder(batch.x, batch.pos, edge_index, b, num_events)
 
     def decode(self, tokens: Tensor | None, pooled: Tensor, batch=None) -> tuple[Tensor, Tensor]:

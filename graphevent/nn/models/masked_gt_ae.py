@@ -283,11 +283,11 @@ class MaskedGTAutoencoder(EncoderModel):
 
         b, num_events = batch_vector(batch)
         if visible is None:
-            edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k)
+            edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size)
             return self.encoder(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
         keep = visible.nonzero().view(-1)  # one host sync for the three selections
         x, pos, bv = batch.x[keep], batch.pos[keep], b[keep]
-        edge_index = knn_graph(pos, bv, self.config.k, num_events)
+        edge_index = knn_graph(pos, bv, self.config.k, num_events, self.info.pixel_size)
         return self.encoder(x, pos, edge_index, edge_features(pos, edge_index), bv, num_events)
 
     def decode(self, tokens: Tensor, pooled: Tensor, batch, hidden: Tensor | None = None) -> Tensor:
@@ -299,7 +299,7 @@ class MaskedGTAutoencoder(EncoderModel):
         b, num_events = batch_vector(batch)
         if hidden is None:
             hidden = torch.zeros(b.numel(), dtype=torch.bool, device=b.device)
-        edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k)
+        edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size)
         return self.decoder(tokens, ~hidden, batch.pos, edge_index, edge_attr, b, num_events)
 
     def _reconstruct_standardised(self, batch, hidden: Tensor | None) -> tuple[Tensor, Tensor]:

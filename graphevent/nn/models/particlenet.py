@@ -99,7 +99,7 @@ class ParticleNet(SupervisedModel):
     def forward_features(self, batch) -> tuple[Tensor, Tensor]:
         """Last block's node features ``(N, C)`` and their per-event mean ``(B, C)``."""
         b, num_events = batch_vector(batch)
-        edge_index, _ = position_graph(batch, self.config.k, self.info.k)
+        edge_index, _ = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size)
         h = torch.cat([self.norm(batch.x), batch.pos / self.config.pos_scale], dim=-1)
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32; kNN and means in fp32)
         with cast_parameters_once(self.blocks, b.device.type, keep=(nn.BatchNorm1d,)) as dtype:
