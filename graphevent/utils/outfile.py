@@ -240,7 +240,7 @@ class OutputFile:
             found = signature(p)
             if found != self.kind:
                 what = f"it holds {FILE_KINDS[found]}, not {FILE_KINDS[self.kind]}" if found else \
-                    f"it carries no graphevent signature ({FILE_KINDS[self.kind]} does)"
+                    f"it carries no signature of {FILE_KINDS[self.kind]}"
                 raise OutputError(f"{where}: was not written by this command ({what}); refusing to overwrite; "
                                   f"move it away or choose another {self.option}")
 

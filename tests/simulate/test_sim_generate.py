@@ -121,7 +121,7 @@ def test_overwrite_replaces_only_simulated_files(runs, tmp_path):
     with h5py.File(mine, "w") as f:
         f["X_jets"] = np.zeros((1, 125, 125, 3), np.float32)
     before = mine.read_bytes()
-    with pytest.raises(OutputError, match=r"mine.h5: was not written by this command \(it carries no graphevent signature"):
+    with pytest.raises(OutputError, match=r"mine.h5: was not written by this command \(it carries no signature of a graphevent simulation\)"):
         generate_qg(2, mine, seed=1, progress=False, overwrite=True, particles=False)
     assert mine.read_bytes() == before
     own = tmp_path / "own.h5"
