@@ -47,7 +47,9 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies.plan import Config, Plan, Pool, eval_dir, jobs, run_dir
 from graphevent.studies.report import device_name, versions
-from graphevent.studies.runner import ROOT, run_plan, shown, stamp_path
+from graphevent.studies.runner import run_plan, shown, stamp_path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = {
     # jets generated, split fractions (train, val, test), epochs (pretrain, finetune), max nodes, batch

@@ -62,8 +62,10 @@ from pathlib import Path
 
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
-from graphevent.studies.plan import STAGES, Config, Plan, Pool, jobs, run_dir
-from graphevent.studies.runner import ROOT, run_plan, shown, stamp_path
+from graphevent.studies.plan import Config, Plan, Pool, jobs, run_dir
+from graphevent.studies.runner import run_plan, shown, stamp_path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MT = "multitask_finetune"
 ONE = {enc: (f"model.encoders=[{enc}]",) for enc in ("edgeconv", "masked_gt")}
