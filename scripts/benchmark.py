@@ -20,7 +20,10 @@ Sizes:
                graphs capped at --max-nodes nodes, few epochs.
   --size full  the full study: 60,000 jets (>= 50,000 train, >= 10,000 test); run on a GPU.
 
-Generated samples are cached in --cache (outside git) and reused.
+A plan for the study runner (graphevent/studies): every step runs the real ``graphevent``
+commands, several at once with --parallel, and a finished step (its output there, its command
+unchanged) is skipped when the study is run again. Generated samples are cached in --cache
+(outside git) and reused.
 
 The label-efficiency study (several seeds per label fraction, each drawing its own labelled
 subset, pretraining on a separate unlabelled pool) is scripts/study_label_efficiency.py; the
@@ -36,80 +39,39 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from graphevent.errors import GraphEventError
+from graphevent.studies.plan import Config, Plan, Pool, eval_dir, jobs, run_dir
+from graphevent.studies.report import device_name, versions
+from graphevent.studies.runner import run_plan, shown, stamp_path
+
 ROOT = Path(__file__).resolve().parents[1]
+
 SIZES = {
     # jets generated, split fractions (train, val, test), epochs (pretrain, finetune), max nodes, batch
     "cpu": dict(events=2000, split=(0.7, 0.1, 0.2), pre_epochs=3, epochs=4, max_nodes=48, batch=64, with_sample=True),
     "full": dict(events=64000, split=(0.8, 0.03, 0.17), pre_epochs=10, epochs=12, max_nodes=96, batch=256, with_sample=False),
 }
 FRACTIONS = (0.01, 0.1, 1.0)
-
-
-def sh(cmd: list[str], log: Path) -> float:
-    """Run a command, appending its output to log; returns wall seconds; exits on failure."""
-    t = time.perf_counter()
-    with open(log, "a") as f:
-        f.write("\n$ " + " ".join(map(str, cmd)) + "\n")
-        f.flush()
-        r = subprocess.run(list(map(str, cmd)), stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    dt = time.perf_counter() - t
-    if r.returncode:
-        sys.exit(f"command failed ({r.returncode}), see {log}: {' '.join(map(str, cmd))}")
-    print(f"  {dt:7.1f} s  {' '.join(map(str, cmd[1:4]))} ...", flush=True)
-    return dt
-
-
-def runs_plan(pre: dict[str, Path]) -> list[dict]:
-    """Fine-tuning runs: (name, config, overrides, init-from runs) per label fraction."""
-    mt = ROOT / "graphevent/configs/experiments/multitask_finetune.yaml"
-    plans = [dict(name="particlenet", config=ROOT / "graphevent/configs/experiments/particlenet.yaml", sets=[], init=[]),
-             dict(name="resnet15", config=ROOT / "graphevent/configs/experiments/resnet15.yaml", sets=[], init=[])]
-    for enc in ("edgeconv", "masked_gt", "sparse_conv"):
-        plans.append(dict(name=f"{enc} scratch", config=mt, sets=[f"model.encoders=[{enc}]"], init=[]))
-        plans.append(dict(name=f"{enc} pretrained", config=mt, sets=[f"model.encoders=[{enc}]"], init=[pre[enc]]))
-    plans.append(dict(name="both+xattn scratch", config=mt, sets=["model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention"], init=[]))
-    plans.append(dict(name="both+xattn pretrained", config=mt, sets=["model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention"], init=[pre["edgeconv"], pre["masked_gt"]]))
+MT = "multitask_finetune"
+XATTN = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention")
+CONFIGS = [
+    Config("particlenet", "particlenet"),
+    Config("resnet15", "resnet15"),
+    *[Config(f"{enc} {kind}", MT, (f"model.encoders=[{enc}]",), (enc,) * (kind == "pretrained"))
+      for enc in ("edgeconv", "masked_gt", "sparse_conv") for kind in ("scratch", "pretrained")],
+    Config("both+xattn scratch", MT, XATTN),
+    Config("both+xattn pretrained", MT, XATTN, ("edgeconv", "masked_gt")),
     # concatenation at equal size: head_hidden 36 gives 501,360 parameters vs 501,620 for
     # cross attention with the default 64 (concatenated inputs make the MLPs wider)
-    plans.append(dict(name="both+concat pretrained", config=mt, sets=["model.encoders=[masked_gt,edgeconv]", "model.fusion=concat", "model.head_hidden=36"],
-                      init=[pre["edgeconv"], pre["masked_gt"]]))
-    return plans
-
-
-def run_jobs(jobs: list[dict], parallel: int, work: Path, log: Path, prefix: str = "train") -> dict[str, float]:
-    """Run ``jobs`` (dicts with key, cmd, deps), at most ``parallel`` at once, each as soon as
-    its dependencies have finished, in list order otherwise; returns wall seconds per key.
-    Each job logs to its own file, appended to ``log`` at the end."""
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-    logs = {j["key"]: work / f"{prefix}_{i:02d}.log" for i, j in enumerate(jobs)}
-    for path in logs.values():
-        path.unlink(missing_ok=True)
-    waiting, running, wall = list(jobs), {}, {}
-    with ThreadPoolExecutor(max(parallel, 1)) as pool:
-        while waiting or running:
-            for job in list(waiting):
-                if len(running) >= max(parallel, 1):
-                    break
-                if all(d in wall for d in job["deps"]):
-                    waiting.remove(job)
-                    running[pool.submit(sh, job["cmd"], logs[job["key"]])] = job["key"]
-            if not running:
-                sys.exit(f"jobs wait on dependencies that never ran: {[j['key'] for j in waiting]}")
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                wall[running.pop(future)] = future.result()
-    with open(log, "a") as f:
-        for job in jobs:
-            f.write(logs[job["key"]].read_text())
-    return wall
+    Config("both+concat pretrained", MT, ("model.encoders=[masked_gt,edgeconv]", "model.fusion=concat", "model.head_hidden=36"),
+           ("edgeconv", "masked_gt")),
+]
+PRETRAIN = {"edgeconv": ("edgeconv_ae_pretrain", ()), "masked_gt": ("masked_gt_pretrain", ()), "sparse_conv": ("sparse_conv_ae_pretrain", ())}
 
 
 def fmt_ci(m: dict, key: str, digits: int = 3) -> str:
@@ -155,29 +117,6 @@ def train_rate(run_dir: Path) -> float:
     return sum(rates) / len(rates) if rates else float("nan")
 
 
-def versions() -> str:
-    import importlib.metadata as md
-
-    pkgs = ["graphevent", "torch", "torch-geometric", "torchmetrics", "pythia8mc", "fastjet", "numpy", "h5py"]
-    out = []
-    for p in pkgs:
-        try:
-            out.append(f"{p} {md.version(p)}")
-        except md.PackageNotFoundError:
-            pass
-    return ", ".join(out)
-
-
-def device_name(gpus: int) -> str:
-    import torch
-
-    if gpus and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} x{gpus}"
-    from graphevent.train.rundir import cpu_name
-
-    return f"CPU: {cpu_name()}, {os.cpu_count()} cores"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=sorted(SIZES), default="cpu")
@@ -202,126 +141,59 @@ def main() -> None:
                     help="only these configurations, named as in the results table (e.g. particlenet resnet15 "
                          "'sparse_conv scratch' 'sparse_conv pretrained'); the first is the baseline of the paired "
                          "AUC differences; only the encoders they initialise from are pretrained (default: all)")
+    ap.add_argument("--dry-run", action="store_true", help="print every command and stop")
     args = ap.parse_args()
-    names = [p["name"] for p in runs_plan({enc: Path(enc) for enc in ("edgeconv", "masked_gt", "sparse_conv")})]
+    names = [c.name for c in CONFIGS]
     unknown = [n for n in args.plans or [] if n not in names]
     if unknown:
         sys.exit(f"--plans: unknown configuration {unknown[0]!r}; expected names from: {', '.join(names)}")
-
+    configs = [next(c for c in CONFIGS if c.name == n) for n in args.plans] if args.plans else CONFIGS
     size = dict(SIZES[args.size])
     for k in ("events", "epochs", "pre_epochs", "max_nodes"):
         if getattr(args, k) is not None:
             size[k] = getattr(args, k)
-    ge = [sys.executable, "-m", "graphevent.cli.app"]
-    work = args.workdir
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "study.log"
-    t_study = time.perf_counter()
-    gpu_opt = ["--gpus", str(args.gpus)]
-    for kv in args.train_set:
-        gpu_opt += ["--set", kv]
-
-    # 1. simulate (cached), unless --input gives the image files
-    args.cache.mkdir(parents=True, exist_ok=True)
-    raw = args.cache / f"pythia_qg_{size['events']}_seed{args.seed}.h5"
-    inputs = list(args.input) or [raw]
     if args.input:
-        print(f"[1/4] using {len(inputs)} given image file(s)")
-    elif size["with_sample"]:
+        pool = Pool(files=tuple(args.input), split=size["split"])
+    else:
         from graphevent.simulate.qg import sample_path
 
-        if args.seed == 1:
+        if size["with_sample"] and args.seed == 1:
             sys.exit("--seed 1 would repeat the shipped sample's jets; use another seed with --size cpu")
-        inputs.append(sample_path())
-    if args.input:
-        pass
-    elif not raw.exists():
-        print(f"[1/4] simulating {size['events']:,} Pythia 8 jets -> {raw}")
-        sh(ge + ["simulate", "qg", "--events", size["events"], "--out", raw, "--seed", args.seed, "--workers", args.workers, "--no-particles"], log)
-    else:
-        print(f"[1/4] using cached sample {raw}")
+        pool = Pool(files=(sample_path(),) * size["with_sample"], events=size["events"], seed=args.seed, split=size["split"])
+    # one seed: each configuration is pretrained (on all training jets) and fine-tuned once per fraction
+    plan = Plan(configs=tuple(configs), reference=configs[0].name, fractions=tuple(args.fractions), seeds=(0,), labelled=pool,
+                pretrain=PRETRAIN, max_nodes=size["max_nodes"], epochs=size["epochs"], pre_epochs=size["pre_epochs"],
+                batch=size["batch"], train_sets=tuple(args.train_set), gpus=args.gpus, workers=args.workers,
+                vary_init=False, bootstrap=args.bootstrap)
+    work = args.workdir
+    planned = jobs(plan, work, args.cache)
+    if args.dry_run:
+        print("\n".join(shown(j.cmd) for j in planned))
+        return
+    t_study = time.perf_counter()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    try:
+        run_plan(planned, work, args.parallel)
+    except GraphEventError as e:
+        sys.exit(str(e))
+    write_page(args, size, plan, planned, time.perf_counter() - t_study)
 
-    # 2. preprocess
-    ds = work / "dataset"
-    tr, va, te = size["split"]
-    print("[2/4] preprocess")
-    sh(ge + ["preprocess", *inputs, "-c", ROOT / "graphevent/configs/data/ml4sci_qg_hdf5.yaml", "-o", ds, "--workers", args.workers,
-             "--overwrite", "--no-summary", "--set", f"graph.max_nodes={size['max_nodes']}",
-             "--set", f"split.train={tr}", "--set", f"split.val={va}", "--set", f"split.test={te}"], log)
-    manifest = json.loads((ds / "manifest.json").read_text())
 
-    # 3+4. pretrain each encoder once on all training jets, and fine-tune per label fraction.
-    # With --parallel P, P runs share the device; a fine-tuning run starts as soon as the
-    # pretraining runs it initialises from have finished (scratch runs do not wait for them).
-    pre = {"edgeconv": work / "pretrain_edgeconv", "masked_gt": work / "pretrain_masked_gt", "sparse_conv": work / "pretrain_sparse_conv"}
-    cfgs = {"edgeconv": "edgeconv_ae_pretrain.yaml", "masked_gt": "masked_gt_pretrain.yaml", "sparse_conv": "sparse_conv_ae_pretrain.yaml"}
-    plans = runs_plan(pre)
-    if args.plans:
-        plans = sorted((p for p in plans if p["name"] in args.plans), key=lambda p: args.plans.index(p["name"]))
-        pre = {enc: run for enc, run in pre.items() if any(run in p["init"] for p in plans)}
-    jobs: list[dict] = []
-    for enc, run in pre.items():
-        jobs.append(dict(key=f"pretrain {enc}", run=run, deps=[], cmd=ge + [
-            "train", "-c", ROOT / "graphevent/configs/experiments" / cfgs[enc], "--data", ds, "--out", run, "--overwrite",
-            "--epochs", size["pre_epochs"], "--batch-size", size["batch"], "--no-progress"] + gpu_opt))
-    rows = []
-    for frac in sorted(args.fractions, reverse=True):  # the longest runs first
-        for plan in plans:
-            tag = plan["name"].replace(" ", "_").replace("+", "_")
-            run = work / f"f{frac:g}" / tag
-            cmd = ge + ["train", "-c", plan["config"], "--data", ds, "--out", run, "--overwrite", "--epochs", size["epochs"],
-                        "--batch-size", size["batch"], "--label-fraction", frac, "--no-progress"] + gpu_opt
-            for s_ in plan["sets"]:
-                cmd += ["--set", s_]
-            for p in plan["init"]:
-                cmd += ["--init-from", p]
-            deps = [f"pretrain {enc}" for enc, r in pre.items() if r in plan["init"]]
-            rows.append(dict(plan=plan["name"], frac=frac, run=run))
-            jobs.append(dict(key=f"{plan['name']} @ {frac:g}", run=run, deps=deps, cmd=cmd))
-    print(f"[3/4] pretrain and fine-tune: {len(jobs)} runs, {args.parallel} at a time")
-    wall = run_jobs(jobs, args.parallel, work, log)
-    for r in rows:
-        r["wall"] = wall[f"{r['plan']} @ {r['frac']:g}"]
-    rows.sort(key=lambda r: (args.fractions.index(r["frac"]), [p["name"] for p in plans].index(r["plan"])))
-    wall = {k: v for k, v in wall.items() if k.startswith("pretrain")}
-
-    # 4. evaluate all runs of a fraction together (one comparison table and ROC plot each);
-    # the fractions run side by side with --parallel > 1
-    print("[4/4] eval")
-    metrics, deltas = {}, {}
-    eval_jobs = [
-        dict(key=f"eval {frac:g}", deps=[], cmd=ge + ["eval", *[r["run"] for r in rows if r["frac"] == frac], "--data", ds, "--split", "test",
-                                                     "--out", work / f"eval_f{frac:g}", "--overwrite", "--bootstrap", args.bootstrap, "--no-progress"])
-        for frac in args.fractions
-    ]
-    run_jobs(eval_jobs, min(args.parallel, len(eval_jobs)), work, log, prefix="eval")
-    for frac in args.fractions:
-        out = work / f"eval_f{frac:g}"
-        doc = json.loads((out / "metrics.json").read_text())
-        paired = doc.get("comparison", {}).get("label", {}).get("runs", {})  # vs the first run: particlenet
-        for r in rows:
-            if r["frac"] == frac:
-                metrics[(r["plan"], frac)] = doc["runs"][r["run"].name]
-                deltas[(r["plan"], frac)] = paired.get(r["run"].name, {})
-        dst = args.results.parent / "results" / f"roc_f{frac:g}.png"
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        roc = next(iter(sorted(out.glob("roc*.png"))), None)
-        if roc:
-            shutil.copy(roc, dst)
-
-    # results page
-    n_train = manifest["splits"]["train"]
+def write_page(args, size: dict, plan: Plan, planned: list, seconds: float) -> None:
+    """The results page: one row per (configuration, fraction), the label-efficiency section kept."""
+    wall = {j.key: json.loads(stamp_path(args.workdir, j).read_text())["wall_s"] for j in planned if stamp_path(args.workdir, j).is_file()}
+    manifest = json.loads((args.workdir / "data_labelled" / "manifest.json").read_text())
     lines = [
         "# graphevent study: Pythia 8 quark/gluon jets",
         "",
         f"Size: **{args.size}** — {manifest['n_events']:,} jets ("
         + (f"files {', '.join(p.name for p in args.input)}" if args.input else
            f"{size['events']:,} generated{' + the 2,000-jet shipped sample' if size['with_sample'] else ''}")
-        + f"); {n_train:,} train / {manifest['splits']['val']:,} val / "
+        + f"); {manifest['splits']['train']:,} train / {manifest['splits']['val']:,} val / "
         f"{manifest['splits']['test']:,} test; graphs capped at {size['max_nodes']} nodes (mean "
         f"{manifest['nodes_per_event']['mean']:.1f} nodes/event); pretraining {size['pre_epochs']} epochs on all train jets, "
         f"fine-tuning {size['epochs']} epochs; batch {size['batch']}.",
-        f"Device: {device_name(args.gpus)}. Total wall time {(time.perf_counter() - t_study) / 60:.1f} min.",
+        f"Device: {device_name(args.gpus)}. Total wall time {seconds / 60:.1f} min.",
         f"Versions: {versions()}.",
         "",
         "Classification: quark (0) vs gluon (1), gluon = signal for the rejection figures; "
@@ -335,31 +207,31 @@ def main() -> None:
         "| configuration | labels | AUC [95% CI] | AUC - baseline [paired 95% CI] | 1/eps_B @ eps_S=0.3 | 1/eps_B @ eps_S=0.5 | m0 resolution | pT resolution | train events/s | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        m = metrics[(r["plan"], r["frac"])]
-        cls = next((v for v in m.values() if "auc" in v), {})
-        m0 = m.get("m0", {})
-        pt = m.get("pt", {})
-        lines.append(
-            f"| {r['plan']} | {r['frac']:.0%} | {fmt_ci(cls, 'auc')} | {fmt_delta(deltas[(r['plan'], r['frac'])])} | "
-            f"{fmt_rej(cls, 'rejection_at_0.3')} | {fmt_rej(cls, 'rejection_at_0.5')} | "
-            f"{fmt_ci(m0, 'resolution')} | {fmt_ci(pt, 'resolution')} | {train_rate(r['run']):,.0f} | {r['wall']:.0f} |"
-        )
-    lines += ["", "Pretraining wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in wall.items()) + ".", "",
+    for frac in plan.fractions:
+        out = eval_dir(args.workdir, frac, 0)
+        doc = json.loads((out / "metrics.json").read_text())
+        paired = doc.get("comparison", {}).get("label", {}).get("runs", {})  # vs the first run: the baseline
+        for c in plan.configs:
+            m = doc["runs"][c.tag]
+            cls, m0, pt = next((v for v in m.values() if "auc" in v), {}), m.get("m0", {}), m.get("pt", {})
+            lines.append(
+                f"| {c.name} | {frac:.0%} | {fmt_ci(cls, 'auc')} | {fmt_delta(paired.get(c.tag, {}))} | "
+                f"{fmt_rej(cls, 'rejection_at_0.3')} | {fmt_rej(cls, 'rejection_at_0.5')} | {fmt_ci(m0, 'resolution')} | "
+                f"{fmt_ci(pt, 'resolution')} | {train_rate(run_dir(args.workdir, c, frac, 0)):,.0f} | {wall.get(f'{c.name} @ {frac:g} seed 0', 0):.0f} |")
+        roc = next(iter(sorted(out.glob("roc*.png"))), None)
+        if roc:
+            (args.results.parent / "results").mkdir(parents=True, exist_ok=True)
+            shutil.copy(roc, args.results.parent / "results" / f"roc_f{frac:g}.png")
+    pre = {k: v for k, v in wall.items() if k.startswith("pretrain")}
+    lines += ["", "Pretraining wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in pre.items()) + ".", "",
               "ROC curves (background rejection vs signal efficiency), one plot per label fraction:", ""]
-    lines += [f"![ROC, {f:.0%} labels](results/roc_f{f:g}.png)" for f in args.fractions]
-    lines += ["", "## Commands", "", "```", f"python scripts/benchmark.py {shlex.join(sys.argv[1:])}", "```", "",
-              "Each step's exact command is in the study log (`study.log` in the work directory):", "", "```"]
-    lines += [l[2:].replace(" ".join(ge), "graphevent").replace(f"{ROOT}/", "")
-              for l in log.read_text().splitlines() if l.startswith("$ ")]
-    lines += ["```", ""]
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    from study_label_efficiency import BEGIN, END  # keep the label-efficiency study's leading section
-
+    lines += [f"![ROC, {f:.0%} labels](results/roc_f{f:g}.png)" for f in plan.fractions]
+    lines += ["", "## Commands", "", "```", f"python scripts/benchmark.py {' '.join(sys.argv[1:])}", "```", "",
+              "Every step (finished steps are skipped when rerun):", "", "```", *[shown(j.cmd) for j in planned], "```", ""]
+    end = "<!-- label-efficiency study: end -->"  # keep the label-efficiency study's leading section
     old = args.results.read_text() if args.results.is_file() else ""
-    lead = old[: old.index(END) + len(END)] + "\n\n" if BEGIN in old and END in old else ""
-    args.results.write_text(lead + "\n".join(lines))
-    (work / "results.json").write_text(json.dumps({f"{k[0]} @ {k[1]}": v for k, v in metrics.items()}, indent=1))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text((old[: old.index(end) + len(end)] + "\n\n" if end in old else "") + "\n".join(lines))
     print(f"wrote {args.results}")
 
 

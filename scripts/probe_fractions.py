@@ -26,6 +26,7 @@ def main() -> int:
     from graphevent.nn.registry import build_model
     from graphevent.train.checkpoint import load_run
     from graphevent.data.label_subset import label_subset
+    from graphevent.studies.stats import seed_summary
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path)
@@ -58,11 +59,10 @@ def main() -> int:
             for seed in (a.seeds if frac < 1 else a.seeds[:1]):
                 lab = label_subset(ids, frac, seed)
                 rows.append(probe_embeddings(tr, te, lab, train.info.num_classes, ProbeOptions(label_fraction=frac, seed=seed)))
-            lin = np.array([r["linear_auc"] for r in rows])
-            knn = np.array([r["knn_auc"] for r in rows])
-            sd = lambda v: v.std(ddof=1) if len(v) > 1 else 0.0  # noqa: E731
+            lin, knn = (seed_summary([r[k] for r in rows]) for k in ("linear_auc", "knn_auc"))
             r2 = " | ".join(f"{rows[0][c]:.3f}" if np.isfinite(rows[0][c]) else "-" for c in PROBE_COLUMNS[2:])
-            print(f"| {name} | {frac:g} | {len(lab)} | {lin.mean():.3f} +- {sd(lin):.3f} | {knn.mean():.3f} +- {sd(knn):.3f} | {r2} |", flush=True)
+            print(f"| {name} | {frac:g} | {len(lab)} | {lin['mean']:.3f} +- {np.nan_to_num(lin['std']):.3f} | "
+                  f"{knn['mean']:.3f} +- {np.nan_to_num(knn['std']):.3f} | {r2} |", flush=True)
     return 0
 
 

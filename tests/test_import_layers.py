@@ -12,7 +12,8 @@ from pathlib import Path
 import graphevent
 
 LAYERS = {
-    "cli": 6,
+    "cli": 7,
+    "studies": 6,
     "evaluate": 5, "train": 5,
     "nn": 4, "metrics": 4,
     "data": 3,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from graphevent.metrics.seeds import metric_rows, paired_seed_difference, pooled_paired_bootstrap, seed_summary, t_interval
+from graphevent.studies.stats import metric_rows, paired_seed_difference, pooled_paired_bootstrap, seed_summary, t_interval
 
 
 def test_seed_summary_by_hand():

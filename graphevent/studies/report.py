@@ -1,0 +1,219 @@
+"""A study's results: what ``graphevent eval`` wrote, statistics over seeds, tables, figure, docs section.
+
+:func:`collect` reads each ``(fraction, seed)``'s ``metrics.json`` (and, for the bootstrap over
+test events, the signal scores of its prediction files); :func:`summarise` gives the spread over
+seeds per configuration and fraction and the differences paired by seed to the reference and
+of pretrained minus scratch (:mod:`graphevent.studies.stats`); :func:`tables` and :func:`figure`
+render them; :func:`lead_results` puts a generated section at the top of a docs page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from graphevent.errors import OutputError
+from graphevent.studies.plan import Config, Plan, eval_dir
+from graphevent.studies.stats import paired_seed_difference, pooled_paired_bootstrap, seed_summary, t_interval
+
+METRICS = {"auc": "AUC", "rejection_at_0.5": "1/eps_B @ eps_S=0.5"}
+
+
+def signal_scores(pred_file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(event_id, is_signal, signal score)`` of a predictions file, by event id; signal = class index 1."""
+    import pyarrow.parquet as pq
+
+    from graphevent.evaluate.predictions import read_predictions
+
+    cls = json.loads(pq.read_schema(pred_file).metadata[b"graphevent"])["classes"][1]
+    cols = read_predictions(pred_file)
+    key = next(k for k in (f"score_{cls}", f"label_score_{cls}") if k in cols)
+    order = np.argsort(cols["event_id"], kind="stable")
+    return cols["event_id"][order], (cols["label"] == 1)[order], cols[key].astype("float64")[order]
+
+
+def collect(plan: Plan, work: Path, scores: bool = True) -> dict:
+    """Per ``(config name, fraction, seed)``: the :data:`METRICS` of ``graphevent eval``'s metrics.json.
+
+    With ``scores``, also each run's signal scores (for :func:`summarise`'s bootstrap), checking
+    that every run was scored on the same test events.
+
+    Raises:
+        OutputError: an evaluation is missing, or saw other test events than the first.
+    """
+    from graphevent.metrics.plots import file_stem
+
+    res: dict = {"runs": {}, "scores": {}, "truth": None, "event_ids": None}
+    for frac in plan.fractions:
+        for seed in plan.seed_list(frac):
+            out = eval_dir(work, frac, seed)
+            if not (out / "metrics.json").is_file():
+                raise OutputError(f"{out / 'metrics.json'}: not found; run the study's eval stage first")
+            doc = json.loads((out / "metrics.json").read_text())
+            for c in plan.configs:
+                label = doc["runs"][c.tag]["label"]
+                res["runs"][(c.name, frac, seed)] = {k: float(label[k]) for k in METRICS}
+                if not scores:
+                    continue
+                ids, sig, score = signal_scores(out / f"predictions-{file_stem(c.tag)}.parquet")
+                if res["event_ids"] is None:
+                    res["event_ids"], res["truth"] = ids, sig
+                elif not (np.array_equal(ids, res["event_ids"]) and np.array_equal(sig, res["truth"])):
+                    raise OutputError(f"{out}: {c.name} was evaluated on other test events than the first run")
+                res["scores"][(c.name, frac, seed)] = score
+    return res
+
+
+def scratch_pairs(configs: list[Config] | tuple[Config, ...]) -> list[tuple[str, str]]:
+    """``(pretrained, scratch)`` names: the same family, experiment and overrides, with and without init."""
+    out = []
+    for c in configs:
+        twin = next((s for s in configs if c.init and not s.init and (s.group, s.experiment, s.sets) == (c.group, c.experiment, c.sets)), None)
+        if twin:
+            out.append((c.name, twin.name))
+    return out
+
+
+def summarise(res: dict, plan: Plan, resamples: int = 0) -> dict:
+    """Spread over seeds (with ``ci``, the t-interval of the mean), and differences paired by
+    seed: to the reference, and pretrained - scratch.
+
+    A difference holds :func:`~graphevent.studies.stats.paired_seed_difference`'s entries,
+    ``wins`` (seeds where the first is higher) and ``boot_ci`` (the paired bootstrap over test
+    events with ``resamples`` > 0 and scores collected; ``(nan, nan)`` otherwise).
+    """
+
+    def diff(a: str, b: str, frac: float) -> dict:
+        seeds, out = plan.seed_list(frac), {}
+        for k in METRICS:
+            d = paired_seed_difference([res["runs"][(a, frac, s)][k] for s in seeds], [res["runs"][(b, frac, s)][k] for s in seeds])
+            d["wins"] = int(sum(x > 0 for x in d["diffs"]))
+            d["boot_ci"] = (float("nan"), float("nan"))
+            if resamples and res["scores"]:
+                d["boot_ci"] = pooled_paired_bootstrap([res["scores"][(a, frac, s)] for s in seeds],
+                                                       [res["scores"][(b, frac, s)] for s in seeds], res["truth"], k, resamples)
+            out[k] = d
+        return out
+
+    rows, vs_ref, vs_scratch = {}, {}, {}
+    for frac in plan.fractions:
+        for c in plan.configs:
+            values = {k: [res["runs"][(c.name, frac, s)][k] for s in plan.seed_list(frac)] for k in METRICS}
+            rows[(c.name, frac)] = {k: seed_summary(v) | {"ci": t_interval(v)} for k, v in values.items()}
+            if c.name != plan.reference:
+                vs_ref[(c.name, frac)] = diff(c.name, plan.reference, frac)
+        for pre, scratch in scratch_pairs(plan.configs):
+            vs_scratch[(pre, frac)] = diff(pre, scratch, frac) | {"scratch": scratch}
+    return {"rows": rows, "vs_ref": vs_ref, "vs_scratch": vs_scratch}
+
+
+def fmt_spread(s: dict, digits: int) -> str:
+    """``mean ± std [min, max]`` over seeds (the mean alone for one seed)."""
+    if s["n"] == 0:
+        return "n/a"
+    f = f"{{:.{digits}f}}"
+    text = f.format(s["mean"])
+    if s["n"] > 1:
+        text += f" ± {f.format(s['std'])} [{f.format(s['min'])}, {f.format(s['max'])}]"
+    return text
+
+
+def fmt_diff(d: dict, digits: int) -> str:
+    """``mean [t-interval over seeds] (bootstrap interval over test events) wins/seeds``."""
+    f = f"{{:+.{digits}f}}"
+    (lo, hi), (blo, bhi) = d["ci"], d["boot_ci"]
+    text = f.format(d["mean"]) + (f" [{f.format(lo)}, {f.format(hi)}]" if lo == lo else " [n/a]")
+    text += f" ({f.format(blo)}, {f.format(bhi)})" if blo == blo else ""
+    return f"{text} {d['wins']}/{d['n']}"
+
+
+def tables(summary: dict, plan: Plan, events: dict[tuple[str, float], str] | None = None) -> list[str]:
+    """Markdown: the spread per (configuration, fraction) with the difference to the reference,
+    and pretrained minus scratch. ``events``: a "labelled events" column, by (name, fraction)."""
+    ev = events is not None
+    lines = [f"| configuration | labels |{' labelled events |' * ev} AUC | 1/eps_B @ eps_S=0.5 | AUC - {plan.reference} | 1/eps_B - {plan.reference} |",
+             f"|---|---:|{'---:|' * ev}---|---|---|---|"]
+    for frac in sorted(plan.fractions):
+        for c in plan.configs:
+            r, d = summary["rows"][(c.name, frac)], summary["vs_ref"].get((c.name, frac))
+            n = f" {events[(c.name, frac)]} |" if ev else ""
+            lines.append(f"| {c.name} | {frac:.1%} |{n} {fmt_spread(r['auc'], 3)} | {fmt_spread(r['rejection_at_0.5'], 1)} | "
+                         f"{fmt_diff(d['auc'], 3) if d else '—'} | {fmt_diff(d['rejection_at_0.5'], 1) if d else '—'} |")
+    if summary["vs_scratch"]:
+        lines += ["", "Pretrained minus scratch (the same model, seed and labelled subset):", "",
+                  "| model | labels | AUC pretrained - scratch | 1/eps_B pretrained - scratch |", "|---|---:|---|---|"]
+        for frac in sorted(plan.fractions):
+            for (pre, f), d in summary["vs_scratch"].items():
+                if f == frac:
+                    lines.append(f"| {pre} - {d['scratch']} | {frac:.1%} | {fmt_diff(d['auc'], 3)} | {fmt_diff(d['rejection_at_0.5'], 1)} |")
+    return lines
+
+
+def figure(summary: dict, plan: Plan, path: Path, title: str) -> Path:
+    """AUC and 1/eps_B at eps_S = 0.5 against the label fraction (log x): mean over seeds with
+    t-interval error bars; the reference dashed, pretrained solid, scratch dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fr = sorted(plan.fractions)
+    groups = list(dict.fromkeys(c.group for c in plan.configs if c.name != plan.reference))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (key, label) in zip(axes, METRICS.items()):
+        for c in plan.configs:
+            mean = np.array([summary["rows"][(c.name, f)][key]["mean"] for f in fr])
+            lo, hi = np.array([summary["rows"][(c.name, f)][key]["ci"] for f in fr]).T
+            style = dict(color="black", ls="--", marker="s") if c.name == plan.reference else \
+                dict(color=plt.get_cmap("tab10")(groups.index(c.group) % 10), ls="-" if c.init else ":", marker="o" if c.init else "^")
+            err = np.nan_to_num(np.abs(np.stack([mean - lo, hi - mean])))
+            ax.errorbar(fr, mean, yerr=err, label=c.name, lw=1.6, ms=4, capsize=3, **style)
+        ax.set_xscale("log")
+        ax.set_xticks(fr, [f"{f * 100:g}%" for f in fr])
+        ax.minorticks_off()
+        ax.set_xlabel("label fraction")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def lead_results(results: Path, section: str, begin: str, end: str) -> None:
+    """Put ``section`` at the top of ``results`` between the ``begin`` and ``end`` markers; keep the rest."""
+    old = results.read_text() if results.is_file() else ""
+    if begin in old and end in old:
+        old = old[: old.index(begin)] + old[old.index(end) + len(end):]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(f"{begin}\n{section.rstrip()}\n{end}\n\n{old.lstrip()}")
+
+
+def device_name(gpus: int) -> str:
+    """The GPU a study's runs used (``gpus`` > 0 and one there), else the CPU."""
+    import torch
+
+    if gpus and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} x{gpus}"
+    from graphevent.train.rundir import cpu_name
+
+    return f"CPU: {cpu_name()}, {os.cpu_count()} cores"
+
+
+def versions() -> str:
+    """``name version`` of graphevent and the packages its numbers depend on (those installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in ("graphevent", "torch", "torch-geometric", "torchmetrics", "pythia8mc", "fastjet", "numpy", "h5py"):
+        try:
+            out.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(out)

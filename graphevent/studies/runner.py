@@ -1,0 +1,127 @@
+"""Run a study's jobs: subprocesses of the ``graphevent`` CLI, several at once, resumable.
+
+A job starts once the jobs it depends on are done, at most ``parallel`` at a time, in list
+order otherwise. Each writes its output to its own log (``WORK/logs/KEY.log``); when it exits
+0 the runner writes a stamp (``WORK/stamps/KEY.json``: the command and its wall seconds). A
+job is finished, and skipped when the study is run again, while its output exists and its
+stamp holds the same command (a ``cached`` job, a simulated file, only needs its output): an
+interrupted study resumes where it stopped, and a changed command runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from graphevent.errors import RunError
+from graphevent.studies.plan import STAGES, Job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def shown(cmd: Sequence[str]) -> str:
+    """``cmd`` as a shell line, ``graphevent`` for this interpreter's CLI, paths relative to the checkout."""
+    text = shlex.join(map(str, cmd))
+    return text.replace(f"{shlex.quote(sys.executable)} -m graphevent.cli.app", "graphevent").replace(f"{ROOT}/", "")
+
+
+def _name(job: Job) -> str:
+    return job.key.replace(" ", "_").replace("/", "_")
+
+
+def stamp_path(work: Path, job: Job) -> Path:
+    return work / "stamps" / f"{_name(job)}.json"
+
+
+def is_done(work: Path, job: Job) -> bool:
+    """Whether ``job`` finished: its output exists and (unless cached) its stamp holds the same command."""
+    if not job.out.exists():
+        return False
+    if job.cached:
+        return True
+    stamp = stamp_path(work, job)
+    return stamp.is_file() and json.loads(stamp.read_text()).get("cmd") == shown(job.cmd)
+
+
+def run_one(job: Job, work: Path) -> float:
+    """Run ``job``, its output in ``WORK/logs``; write its stamp; returns wall seconds.
+
+    Raises:
+        RunError: the command failed (the message names the job and its log).
+    """
+    log = work / "logs" / f"{_name(job)}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        f.write(f"$ {shown(job.cmd)}\n")
+        f.flush()
+        rc = subprocess.run(job.cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+    wall = time.perf_counter() - t0
+    if rc:
+        raise RunError(f"{job.key}: command failed (exit {rc}); see {log}")
+    stamp = stamp_path(work, job)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"cmd": shown(job.cmd), "wall_s": wall}))
+    return wall
+
+
+def run_jobs(jobs: Sequence[Job], work: Path, parallel: int = 1, force: bool = False,
+             echo: Callable[[str], None] = print) -> dict[str, float]:
+    """Run the unfinished ``jobs`` (all with ``force``); returns wall seconds per job run.
+
+    A dependency that is not among ``jobs`` counts as done (run by an earlier call).
+
+    Raises:
+        RunError: a command failed (after the running ones end), or jobs wait on each other.
+    """
+    keys = {j.key for j in jobs}
+    done = {j.key for j in jobs if not force and is_done(work, j)}
+    if done:
+        echo(f"  {len(done)} of {len(jobs)} jobs already done, skipped")
+    waiting, running, wall, error = [j for j in jobs if j.key not in done], {}, {}, None
+    with ThreadPoolExecutor(max(parallel, 1)) as pool:
+        while (waiting and error is None) or running:
+            for job in list(waiting) if error is None else []:
+                if len(running) >= max(parallel, 1):
+                    break
+                if all(d in done or d in wall or d not in keys for d in job.deps):
+                    waiting.remove(job)
+                    running[pool.submit(run_one, job, work)] = job
+            if not running:
+                raise RunError(f"jobs wait on jobs that never ran: {', '.join(j.key for j in waiting)}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = running.pop(fut)
+                try:
+                    wall[job.key] = fut.result()
+                    echo(f"  {wall[job.key]:7.1f} s  {job.key}")
+                except RunError as e:
+                    error = error or e
+    if error is not None:
+        raise error
+    return wall
+
+
+def run_plan(jobs: Sequence[Job], work: Path, parallel: int = 1, stages: Sequence[str] = STAGES, force: bool = False,
+             echo: Callable[[str], None] = print) -> dict[str, float]:
+    """Run ``stages`` of a plan's jobs in order: simulations side by side, one preprocessing at a
+    time (each uses its own workers), then training and evaluation ``parallel`` at once."""
+    work.mkdir(parents=True, exist_ok=True)
+    wall = {}
+    for stage in (s for s in STAGES if s in stages):
+        batch = [j for j in jobs if j.stage == stage]
+        echo(f"[{stage}] {len(batch)} jobs")
+        if stage == "data":
+            sims = [j for j in batch if j.cached]
+            wall |= run_jobs(sims, work, max(len(sims), 1), force, echo)
+            wall |= run_jobs([j for j in batch if not j.cached], work, 1, force, echo)
+        else:
+            wall |= run_jobs(batch, work, parallel, force, echo)
+    return wall

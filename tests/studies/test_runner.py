@@ -1,0 +1,57 @@
+"""graphevent.studies.runner: jobs run once their dependencies are done; finished ones are skipped."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from graphevent.errors import RunError
+from graphevent.studies.plan import Job
+from graphevent.studies.runner import run_jobs, run_plan, shown, stamp_path
+
+
+def writer(tmp_path, key: str, text: str, deps=(), stage="finetune") -> Job:
+    """A job that appends ``text`` to ``order.txt`` and writes its output file."""
+    out = tmp_path / f"{key}.out"
+    code = f"open({str(tmp_path / 'order.txt')!r}, 'a').write({text!r}); open({str(out)!r}, 'w').write('done')"
+    return Job(key, stage, [sys.executable, "-c", code], out, list(deps))
+
+
+def test_dependencies_order_and_a_rerun_skips_finished_jobs(tmp_path):
+    jobs = [writer(tmp_path, "b", "b", deps=["a"]), writer(tmp_path, "a", "a"), writer(tmp_path, "c", "c", deps=["b"])]
+    said = []
+    wall = run_jobs(jobs, tmp_path, parallel=3, echo=said.append)
+    assert (tmp_path / "order.txt").read_text() == "abc" and set(wall) == {"a", "b", "c"}
+    assert json.loads(stamp_path(tmp_path, jobs[0]).read_text())["cmd"] == shown(jobs[0].cmd)
+    assert (tmp_path / "logs/a.log").read_text().startswith("$ ")
+    said.clear()
+    assert run_jobs(jobs, tmp_path, parallel=3, echo=said.append) == {}
+    assert said == ["  3 of 3 jobs already done, skipped"] and (tmp_path / "order.txt").read_text() == "abc"
+
+
+def test_a_changed_command_or_a_missing_output_runs_again(tmp_path):
+    a, b = writer(tmp_path, "a", "a"), writer(tmp_path, "b", "b")
+    run_jobs([a, b], tmp_path, echo=lambda s: None)
+    b.out.unlink()
+    a2 = writer(tmp_path, "a", "A")  # same key and output, other command
+    assert set(run_jobs([a2, b], tmp_path, echo=lambda s: None)) == {"a", "b"}
+    assert (tmp_path / "order.txt").read_text() == "abAb"
+    assert set(run_jobs([a2, b], tmp_path, force=True, echo=lambda s: None)) == {"a", "b"}
+
+
+def test_a_cached_job_needs_only_its_output(tmp_path):
+    sim = Job("simulate x", "data", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "x.h5", cached=True)
+    sim.out.write_text("made elsewhere")
+    assert run_plan([sim], tmp_path, stages=["data"], echo=lambda s: None) == {}
+
+
+def test_a_failed_job_names_its_log_and_its_dependants_do_not_run(tmp_path):
+    bad = Job("pretrain gt", "pretrain", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "gt")
+    after = writer(tmp_path, "ft", "x", deps=["pretrain gt"])
+    with pytest.raises(RunError, match=rf"^pretrain gt: command failed \(exit 3\); see {tmp_path}/logs/pretrain_gt.log$"):
+        run_jobs([bad, after], tmp_path, parallel=2, echo=lambda s: None)
+    assert not (tmp_path / "order.txt").exists() and not stamp_path(tmp_path, bad).exists()
+    with pytest.raises(RunError, match="^jobs wait on jobs that never ran: ft$"):
+        run_jobs([writer(tmp_path, "ft", "x", deps=["ft"])], tmp_path, echo=lambda s: None)

@@ -1,0 +1,83 @@
+"""graphevent.studies.report: metrics read from `graphevent eval`'s metrics.json, paired statistics, tables, figure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from graphevent.errors import OutputError
+from graphevent.studies import report
+from graphevent.studies.plan import Config, Plan, Pool, eval_dir
+from graphevent.studies.stats import metric_rows
+
+CONFIGS = (Config("particlenet", "p"), Config("enc scratch", "m", ("a=1",)), Config("enc pretrained", "m", ("a=1",), ("enc",)))
+
+
+def study(tmp_path, aucs: dict[str, list[float]]) -> Plan:
+    """A plan of one fraction (100%) and three seeds whose eval outputs hold ``aucs`` per configuration."""
+    plan = Plan(configs=CONFIGS, reference="particlenet", fractions=(1.0,), labelled=Pool(dataset=tmp_path), pretrain={"enc": ("x", ())})
+    for seed in plan.seeds:
+        out = eval_dir(tmp_path, 1.0, seed)
+        out.mkdir(parents=True)
+        runs = {c.tag: {"label": {"auc": aucs[c.name][seed], "rejection_at_0.5": 4.0 + seed}} for c in CONFIGS}
+        (out / "metrics.json").write_text(json.dumps({"runs": runs}))
+    return plan
+
+
+def test_paired_differences_over_seeds_by_hand(tmp_path):
+    plan = study(tmp_path, {"particlenet": [0.80, 0.70, 0.90], "enc scratch": [0.75, 0.72, 0.86], "enc pretrained": [0.81, 0.72, 0.91]})
+    res = report.collect(plan, tmp_path, scores=False)
+    assert res["runs"][("enc scratch", 1.0, 1)] == {"auc": 0.72, "rejection_at_0.5": 5.0}
+    s = report.summarise(res, plan)
+    row = s["rows"][("particlenet", 1.0)]["auc"]
+    assert (row["mean"], row["std"], row["min"], row["max"]) == pytest.approx((0.8, 0.1, 0.7, 0.9))
+    half = 4.302652729911275 * 0.1 / np.sqrt(3)  # t(0.975, 2 dof) * std / sqrt(n)
+    assert row["ci"] == pytest.approx((0.8 - half, 0.8 + half))
+    d = s["vs_ref"][("enc scratch", 1.0)]["auc"]  # diffs -0.05, +0.02, -0.04: mean -0.07/3, std 0.0378
+    assert d["diffs"] == pytest.approx([-0.05, 0.02, -0.04]) and d["mean"] == pytest.approx(-0.07 / 3) and d["wins"] == 1
+    half = 4.302652729911275 * 0.0378594 / np.sqrt(3)
+    assert d["ci"] == pytest.approx((-0.07 / 3 - half, -0.07 / 3 + half), abs=1e-6)
+    assert np.isnan(d["boot_ci"][0])
+    p = s["vs_scratch"][("enc pretrained", 1.0)]
+    assert p["scratch"] == "enc scratch" and p["auc"]["diffs"] == pytest.approx([0.06, 0.0, 0.05]) and p["auc"]["wins"] == 2
+    assert s["vs_ref"][("enc pretrained", 1.0)]["rejection_at_0.5"]["diffs"] == [0.0, 0.0, 0.0]
+    lines = report.tables(s, plan)
+    assert lines[0] == "| configuration | labels | AUC | 1/eps_B @ eps_S=0.5 | AUC - particlenet | 1/eps_B - particlenet |"
+    assert lines[2] == "| particlenet | 100.0% | 0.800 ± 0.100 [0.700, 0.900] | 5.0 ± 1.0 [4.0, 6.0] | — | — |"
+    assert lines[3] == "| enc scratch | 100.0% | 0.777 ± 0.074 [0.720, 0.860] | 5.0 ± 1.0 [4.0, 6.0] | -0.023 [-0.117, +0.071] 1/3 | +0.0 [+0.0, +0.0] 0/3 |"
+    assert lines[-1] == "| enc pretrained - enc scratch | 100.0% | +0.037 [-0.043, +0.117] 2/3 | +0.0 [+0.0, +0.0] 0/3 |"
+    png = report.figure(s, plan, tmp_path / "fig.png", "test")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_missing_evaluation_is_named(tmp_path):
+    plan = study(tmp_path, {c.name: [0.7, 0.7, 0.7] for c in CONFIGS})
+    (eval_dir(tmp_path, 1.0, 2) / "metrics.json").unlink()
+    with pytest.raises(OutputError, match=rf"^{tmp_path}/eval/f1_s2/metrics.json: not found; run the study's eval stage first$"):
+        report.collect(plan, tmp_path, scores=False)
+
+
+def test_the_bootstrap_over_test_events_pairs_seeds_and_models():
+    """Two seeds, 8 test events whose AUCs are known by hand: 13/16 and 12/16."""
+    sig = np.array([0, 0, 0, 0, 1, 1, 1, 1], bool)
+    good = np.array([0.1, 0.2, 0.3, 0.7, 0.4, 0.5, 0.6, 0.9])
+    fair = np.array([0.1, 0.2, 0.3, 0.95, 0.4, 0.5, 0.6, 0.9])
+    plan = Plan(configs=CONFIGS[:2], reference="particlenet", fractions=(1.0,), seeds=(0, 1), labelled=Pool())
+    scores = {("particlenet", 1.0, 0): fair, ("particlenet", 1.0, 1): fair, ("enc scratch", 1.0, 0): fair, ("enc scratch", 1.0, 1): good}
+    runs = {k: {m: float(metric_rows(v, sig, None, m)[0]) for m in report.METRICS} for k, v in scores.items()}
+    assert runs[("enc scratch", 1.0, 1)] == {"auc": 0.8125, "rejection_at_0.5": 4.0}
+    d = report.summarise({"runs": runs, "scores": scores, "truth": sig}, plan, resamples=50)["vs_ref"][("enc scratch", 1.0)]["auc"]
+    assert d["diffs"] == [0.0, 0.0625] and d["wins"] == 1
+    lo, hi = d["boot_ci"]
+    assert lo <= 0.03125 <= hi
+    assert report.fmt_diff(d, 3).startswith("+0.031 [-0.366, +0.428] (")
+
+
+def test_the_generated_section_replaces_its_earlier_self(tmp_path):
+    page = tmp_path / "results.md"
+    page.write_text("# older study\n\ntable\n")
+    report.lead_results(page, "# label efficiency\nfirst\n", "<!-- b -->", "<!-- e -->")
+    report.lead_results(page, "# label efficiency\nsecond\n", "<!-- b -->", "<!-- e -->")
+    assert page.read_text() == "<!-- b -->\n# label efficiency\nsecond\n<!-- e -->\n\n# older study\n\ntable\n"
