@@ -169,15 +169,15 @@ def describe_pool(p: Pool, cache: Path) -> str:
 
 
 def write_report(args, size: dict, plan: Plan, t0: float) -> None:
-    import torch
+    from graphevent.nn.checkpoint import load_checkpoint
 
     res = report.collect(plan, args.workdir, scores=args.bootstrap > 0)
     summary = report.summarise(res, plan, args.bootstrap)
     events = {}
     for c in plan.configs:
         for f in plan.fractions:
-            n = sorted({int(torch.load(run_dir(args.workdir, c, f, s) / "checkpoints" / "last.pt", weights_only=True,
-                                       map_location="cpu")["train_events"]) for s in plan.seed_list(f)})
+            n = sorted({int(load_checkpoint(run_dir(args.workdir, c, f, s) / "checkpoints" / "last.pt")["train_events"])
+                        for s in plan.seed_list(f)})
             events[(c.name, f)] = "/".join(f"{x:,}" for x in n)
     man = {p: json.loads((args.workdir / f"data_{p}" / "manifest.json").read_text()) for p in ("labelled", "unlabelled")}
     lab, unl = man["labelled"], man["unlabelled"]
