@@ -57,7 +57,11 @@ class DenseEventAttention(nn.Module):
         x = self.norm(h)
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask(mask, bias, self.lowest))  # (B, H, N, d)
+        if bias is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # (B, H, N, d)
+        else:  # written out: the ONNX exporter's decomposition of SDPA with a float mask does not export
+            score = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.dim // self.heads)
+            out = torch.matmul(torch.softmax(score + key_mask(mask, bias, self.lowest), dim=-1), v)
         return self.proj(out.transpose(1, 2).reshape(b, n, self.dim))
 
     def __repr__(self) -> str:

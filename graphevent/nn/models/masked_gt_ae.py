@@ -152,7 +152,10 @@ class MaskedGTEncoder(nn.Module):
         )
         self.out_norm = nn.LayerNorm(c.dim)
         # modules only when on: the state dicts of models without them are unchanged
-        self.deposit_pt = DepositPT(*deposit_pt_columns(info, c.pair_pt_features)) if c.pairwise else None
+        self.deposit_pt = (
+            DepositPT(*deposit_pt_columns(info, c.pair_pt_features, "pair_pt_features of the masked_gt encoder"))
+            if c.pairwise else None
+        )
         self.pair_local = PairBias(c.heads, c.pair_hidden) if c.pairwise else None
         has_global = any(layer.global_attention for layer in self.layers)
         self.pair_global = PairBias(c.heads, c.pair_hidden) if c.pairwise and has_global else None
