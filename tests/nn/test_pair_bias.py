@@ -120,3 +120,16 @@ def test_pretraining_with_pairwise_reconstructs_without_nan():
     loss.backward()
     assert math.isfinite(logs["recon"])
     assert all(p.grad is not None for n, p in model.encoder.named_parameters() if "pair" in n)
+
+
+def test_the_shipped_pairwise_config_builds_a_model_with_pair_biases():
+    from graphevent.config.experiment import load_experiment
+    from graphevent.nn.registry import build_model
+
+    cfg = load_experiment("multitask_pairwise")
+    model = build_model(cfg.model, tiny_info(), [TaskConfig(**t) if isinstance(t, dict) else t for t in cfg.tasks])
+    enc = model.backbones["masked_gt"].encoder
+    assert list(model.backbones) == ["masked_gt"] and enc.pair_local is not None and enc.pair_global is not None
+    assert enc.deposit_pt.columns.tolist() == [0, 1, 2]  # every unsigned channel of tracks, ecal, hcal
+    off = load_experiment("multitask_pairwise", ["model.masked_gt.pairwise=false"])
+    assert build_model(off.model, tiny_info()).backbones["masked_gt"].encoder.pair_local is None

@@ -139,3 +139,13 @@ def test_train_with_a_label_fraction_draws_every_event(tiny_dataset, tmp_path, o
     n_train = load_manifest(tiny_dataset)["splits"]["train"]
     assert ck["train_events"] == n_train
     assert ck["labelled_events"] == round(0.25 * n_train)
+
+
+def test_the_shipped_joint_config_trains_unlabelled_events():
+    from graphevent.config.experiment import load_experiment
+
+    cfg = load_experiment("multitask_joint")
+    model = build_model(cfg.model, tiny_info())
+    assert model.trains_unlabelled and model.config.masked_loss_weight == 1.0
+    assert model.backbones["masked_gt"].decoder is not None
+    assert not build_model(load_experiment("multitask_joint", ["model.masked_loss_weight=0"]).model, tiny_info()).trains_unlabelled
