@@ -227,7 +227,8 @@ class DensePairBiases(nn.Module):
     """:class:`~graphevent.nn.models.masked_gt_ae.MaskedGTEncoder`'s pair biases (modules
     shared) on padded events: each deposit's pT, ParT's pair features of every node and its
     ``k`` neighbour slots and of every pair of slots of an event, embedded. Padded keys are
-    masked where the biases are used (invalid slots, :func:`key_mask`).
+    masked where the biases are used (invalid slots,
+    :func:`~graphevent.nn.layers.global_attention.key_mask`).
 
     Shapes:
         features: (B, N, F), positions: (B, N, 2), idx: (B, N, k) -> kNN bias (B, N, k, H),

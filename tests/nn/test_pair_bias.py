@@ -133,3 +133,13 @@ def test_the_shipped_pairwise_config_builds_a_model_with_pair_biases():
     assert enc.deposit_pt.columns.tolist() == [0, 1, 2]  # every unsigned channel of tracks, ecal, hcal
     off = load_experiment("multitask_pairwise", ["model.masked_gt.pairwise=false"])
     assert build_model(off.model, tiny_info()).backbones["masked_gt"].encoder.pair_local is None
+
+
+def test_pair_event_wide_false_biases_the_knn_attention_only():
+    model = build_tiny("multitask", TASKS, encoders=["masked_gt"], masked_gt={**PAIRWISE, "pair_event_wide": False}).eval()
+    enc = model.backbones["masked_gt"].encoder
+    assert enc.pair_local is not None and enc.pair_global is None
+    events = make_events()
+    want = model.predict(Batch.from_data_list(events))
+    for got, (task, value) in zip(padded_module(model)(*pad_events(events)), want.items()):
+        torch.testing.assert_close(got, value, atol=1e-5, rtol=1e-5, msg=task)

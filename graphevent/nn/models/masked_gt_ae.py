@@ -58,6 +58,8 @@ class MaskedGTConfig:
             event-wide attention logits (default off; the decoder never uses them: it would
             see the energies of the hidden nodes).
         pair_hidden: hidden width of the pair-bias MLPs.
+        pair_event_wide: also bias the event-wide attention (every pair of nodes of an event:
+            memory grows as events x nodes^2 x ``pair_hidden``); false: the kNN attention only.
         pair_pt_features: node features whose stored values (``log1p`` undone) sum to a
             deposit's pT (default empty: every unsigned channel, see
             :func:`~graphevent.nn.layers.pair_bias.deposit_pt_columns`).
@@ -82,6 +84,7 @@ class MaskedGTConfig:
     eval_mask_seed: int = 0
     pairwise: bool = False
     pair_hidden: int = 32
+    pair_event_wide: bool = True
     pair_pt_features: tuple[str, ...] = ()
 
     def validate(self, where: str = "model") -> None:
@@ -158,7 +161,7 @@ class MaskedGTEncoder(nn.Module):
         )
         self.pair_local = PairBias(c.heads, c.pair_hidden) if c.pairwise else None
         has_global = any(layer.global_attention for layer in self.layers)
-        self.pair_global = PairBias(c.heads, c.pair_hidden) if c.pairwise and has_global else None
+        self.pair_global = PairBias(c.heads, c.pair_hidden) if c.pairwise and c.pair_event_wide and has_global else None
 
     def pair_biases(
         self, x: Tensor, pos: Tensor, table: NeighbourTable, packing: EventPacking | None, dtype: torch.dtype
