@@ -3,6 +3,7 @@ labelled subset, the masked loss on every event, the other events' labels never 
 
 from __future__ import annotations
 
+import pickle
 import sys
 from pathlib import Path
 
@@ -72,6 +73,8 @@ def test_partial_labels_hide_the_labels_of_the_other_events():
     assert torch.equal(batch.y[LABELLED], torch.cat([evs[i].y for i in LABELLED]))
     assert "labelled" not in evs[0] and evs[0].targets.abs().sum() > 0  # the caller's events unchanged
     assert (len(ds), ds.num_labelled, repr(ds)) == (12, 4, "PartialLabels(12 events, 4 labelled)")
+    again = pickle.loads(pickle.dumps(ds))  # as DataLoader worker processes get it
+    assert again[2].labelled.tolist() == [False] and torch.equal(again[1].x, evs[1].x)
 
 
 def test_permuted_labels_of_unlabelled_events_train_bit_identically(one_torch_thread):
