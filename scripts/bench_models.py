@@ -36,6 +36,9 @@ Examples::
     python scripts/bench_models.py --device cuda --amp   # on a GPU, bf16 autocast
     python scripts/bench_models.py --images --models resnet15 sparse_conv_ae \
         --variant 'sparse_conv_cls=multitask:{encoders: [sparse_conv]}'   # image models on 125x125 jets
+    python scripts/bench_models.py --nodes 48 --batch 64 --threads 1 --steps 20 \
+        --variant 'gt=multitask:{encoders: [masked_gt]}' \
+        --variant 'gt_pairwise=multitask:{encoders: [masked_gt], masked_gt: {pairwise: true}}'  # cost of the pair biases
 """
 
 from __future__ import annotations
@@ -110,6 +113,7 @@ INFO_KW = dict(
     node_features=["tracks", "ecal", "hcal"], classes=["quark", "gluon"], targets=["m0", "pt"],
     target_stats={"m0": {"mean": 100.0, "std": 30.0}, "pt": {"mean": 100.0, "std": 30.0}},
     pixel_size=(PIXEL, PIXEL), image_shape=(3, 125, 125),  # image models: the 125 x 125 jet images
+    feature_transforms=["log1p"] * 3, feature_signed=[False] * 3,  # energies (the pair biases' pT)
 )
 
 

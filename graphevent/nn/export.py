@@ -27,14 +27,16 @@ padded form with :func:`register_padded`; ask :func:`exportable_models` which ca
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphevent.errors import ConfigError
-from graphevent.nn.layers.dense_knn import DenseEdgeConv, dense_knn
+from graphevent.nn.layers.dense_knn import DenseEdgeConv, dense_knn, gather_nodes
 from graphevent.nn.layers.dense_transformer import DenseGraphTransformerLayer, dense_edge_geometry
+from graphevent.nn.layers.pair_bias import pair_features
 from graphevent.nn.layers.pixels import dense_images
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
@@ -229,14 +231,43 @@ def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
     return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
 
 
+class DensePairBiases(nn.Module):
+    """:class:`~graphevent.nn.models.masked_gt_ae.MaskedGTEncoder`'s pair biases (modules
+    shared) on padded events: each deposit's pT, ParT's pair features of every node and its
+    ``k`` neighbour slots and of every pair of slots of an event, embedded. Padded keys are
+    masked where the biases are used (invalid slots,
+    :func:`~graphevent.nn.layers.global_attention.key_mask`).
+
+    Shapes:
+        features: (B, N, F), positions: (B, N, 2), idx: (B, N, k) -> kNN bias (B, N, k, H),
+        event-wide bias (B, H, N, N) or None (no global layer)
+    """
+
+    def __init__(self, enc: nn.Module) -> None:
+        super().__init__()
+        self.deposit_pt, self.local_mlp = enc.deposit_pt, enc.pair_local.mlp
+        self.global_mlp: Optional[nn.Module] = enc.pair_global.mlp if enc.pair_global is not None else None
+
+    def forward(self, features: Tensor, positions: Tensor, idx: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        pt = self.deposit_pt(features)  # (B, N)
+        pt_j = gather_nodes(pt[..., None], idx)[..., 0]  # (B, N, k)
+        local = self.local_mlp(pair_features(positions[:, :, None], pt[:, :, None], gather_nodes(positions, idx), pt_j))
+        event: Optional[Tensor] = None
+        if self.global_mlp is not None:
+            feats = pair_features(positions[:, :, None], pt[:, :, None], positions[:, None], pt[:, None])
+            event = self.global_mlp(feats).permute(0, 3, 1, 2)
+        return local, event
+
+
 @register_padded_encoder("masked_gt")
 class PaddedMaskedGT(nn.Module):
     """:class:`~graphevent.nn.models.masked_gt_ae.MaskedGTEncoder` on padded events
     (modules shared): input standardisation and Fourier position features, the embedded
     (deta, dphi, dR) geometry of the k nearest neighbours in (eta, phi) (equidistant ones in
     node order, as the flat model), the graph-transformer layers
-    (:class:`DenseGraphTransformerLayer`, with their event-wide attention), the output norm
-    and the mean over valid nodes.
+    (:class:`DenseGraphTransformerLayer`, with their event-wide attention and, with
+    ``pairwise``, the pair biases of :class:`DensePairBiases`), the output norm and the mean
+    over valid nodes.
 
     Shapes:
         features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> tokens (B, N, dim), pooled (B, dim)
@@ -252,13 +283,18 @@ class PaddedMaskedGT(nn.Module):
         self.norm, self.pos_enc, self.embed, self.edge_embed = enc.norm, enc.pos_enc, enc.embed, enc.edge_embed
         self.layers = nn.ModuleList([DenseGraphTransformerLayer(layer) for layer in enc.layers])
         self.out_norm = enc.out_norm
+        self.pairs: Optional[DensePairBiases] = DensePairBiases(enc) if enc.deposit_pt is not None else None
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
         h = self.embed(torch.cat([self.norm(features), self.pos_enc(positions / self.pos_scale)], dim=-1))
         e = self.edge_embed(dense_edge_geometry(positions, idx) / self.pos_scale)  # (B, N, k, edge_dim)
+        local: Optional[Tensor] = None
+        event: Optional[Tensor] = None
+        if self.pairs is not None:
+            local, event = self.pairs(features, positions, idx)
         for layer in self.layers:
-            h = layer(h, idx, valid, e, mask)
+            h = layer(h, idx, valid, e, mask, local, event)
         tokens = self.out_norm(h)
         return tokens, masked_mean(tokens, mask)
 

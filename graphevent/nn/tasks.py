@@ -90,12 +90,19 @@ class TaskSet(nn.Module):
         col = self.target_names.index(task.target)
         return self.target_norm(targets.view(-1, len(self.target_names)).float())[:, col]
 
-    def losses(self, outputs: dict[str, Tensor], batch) -> dict[str, Tensor]:
-        """Unweighted loss of every task (scalars)."""
+    def losses(self, outputs: dict[str, Tensor], batch, rows: Tensor | None = None) -> dict[str, Tensor]:
+        """Unweighted loss of every task (scalars), the mean over the events of ``batch`` or
+        only over ``rows`` (``(B,)`` bool: the labelled events; the others' labels are not
+        read). Without any such event every loss is a zero that still reaches the heads."""
+        if rows is not None and not bool(rows.any()):
+            # 0 * sum: zero gradients to every head (+ 0.0 turns a -0.0 into 0.0 in the logs)
+            return {task.name: outputs[task.name].float().sum() * 0.0 + 0.0 for task in self.tasks}
         out = {}
         for task in self.tasks:
             pred = outputs[task.name].float()
             target = self._targets(batch, task)
+            if rows is not None:
+                pred, target = pred[rows], target[rows]
             out[task.name] = LOSSES[task.resolved_loss](pred, target)
         return out
 

@@ -74,6 +74,7 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
     from graphevent.train.engine import Trainer, seed_everything, seed_worker
     from graphevent.train.rundir import MetricsLogger, device_name, environment, write_env
     from graphevent.data.label_subset import label_subset
+    from graphevent.data.partial_labels import PartialLabels
 
     ctx = init_distributed(bool(launch["use_cuda"]))
     logger = None
@@ -118,6 +119,11 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
                                    labels=train_set.labels() if classified else None,
                                    min_per_class=tc.min_labels_per_class)
 
+        labelled = int(len(indices) if indices is not None else len(train_set))
+        if indices is not None and getattr(model, "trains_unlabelled", False):
+            # semi-supervised: every event trains (the masked loss), only the subset's labels are read
+            train_set, indices = PartialLabels(train_set, indices), None
+
         completed = int(state["epoch"]) if state is not None else 0
         if ctx.is_main:
             logger = MetricsLogger(run_dir, completed_epochs=completed)
@@ -129,6 +135,7 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
                 "dataset_info": asdict_plain(info),
                 "frozen_encoders": frozen,
                 "train_events": int(len(indices) if indices is not None else len(train_set)),
+                "labelled_events": labelled,
             },
         )
         if state is not None:

@@ -42,10 +42,10 @@ MT_TASKS = [{"name": "label", "type": "classification"}, {"name": "m0", "type": 
             {"name": "pt", "type": "regression", "target": "pt"}]
 
 
-def mt_config(encoders: list[str], fusion: str = "cross_attention") -> dict:
+def mt_config(encoders: list[str], fusion: str = "cross_attention", pairwise: bool = False) -> dict:
     return {"name": "multitask", "encoders": encoders, "fusion": fusion, "dim": 16, "heads": 2, "queries_per_task": 2,
             "head_hidden": 16, "dropout": 0.1,
-            "masked_gt": {"dim": 16, "depth": 2, "heads": 2, "edge_dim": 8, "k": 8, "global_every": 2},
+            "masked_gt": {"dim": 16, "depth": 2, "heads": 2, "edge_dim": 8, "k": 8, "global_every": 2, "pairwise": pairwise},
             "edgeconv": {"k": 6, "channels": [[16, 16], [16]], "dim": 16}}
 
 
@@ -162,12 +162,20 @@ def _assert_outputs(got, want: dict, names: list[str]) -> None:
         torch.testing.assert_close(torch.as_tensor(g), w, atol=1e-5, rtol=1e-5, msg=task)
 
 
-@pytest.mark.parametrize("encoders, fusion", [(["masked_gt"], "concat"), (["edgeconv"], "none"),
-                                              (["masked_gt", "edgeconv"], "cross_attention")])
-def test_multitask_padded_and_torchscript_equal_the_graph_model(encoders, fusion, tiny_dataset, one_torch_thread):
+@pytest.mark.parametrize("encoders, fusion, pairwise", [(["masked_gt"], "concat", False), (["edgeconv"], "none", False),
+                                                        (["masked_gt", "edgeconv"], "cross_attention", False),
+                                                        (["masked_gt"], "cross_attention", True)])
+def test_multitask_padded_and_torchscript_equal_the_graph_model(encoders, fusion, pairwise, tiny_dataset, one_torch_thread):
+    """The padded form and its TorchScript equal the graph model (with ``pairwise``: its pair
+    biases in the kNN and the event-wide attention too)."""
     torch.manual_seed(0)
     info = GraphDataset(tiny_dataset, "test").info
-    model = _with_running_stats(build_model(mt_config(encoders, fusion), info, [TaskConfig(**t) for t in MT_TASKS]))
+    model = _with_running_stats(build_model(mt_config(encoders, fusion, pairwise), info, [TaskConfig(**t) for t in MT_TASKS]))
+    if pairwise:  # the pair biases are on, and not negligible
+        enc = model.backbones["masked_gt"].encoder
+        assert enc.pair_local is not None and enc.pair_global is not None
+        for bias in (enc.pair_local, enc.pair_global):
+            torch.nn.init.normal_(bias.mlp.net[-1].weight, std=1.0)
     events = _lattice_events(tiny_dataset, [1, 60, 5, 2, 9])  # 1 node, fewer than k, many
     sizes = sorted(int(e.num_nodes) for e in events)
     assert sizes[0] == 1 and sizes[-1] == 60 and sizes[2] < 6
@@ -303,5 +311,24 @@ def test_resnet15_rebuilds_its_image_inside_the_exported_graph(fmt, tiny_dataset
     f[~m] = float("nan")  # values at padding are ignored
     _assert_outputs(padded(f, p, m), want, padded.output_names)
     run = EXPORTERS[fmt](padded, example_inputs(3, [19, 10]), tmp_path / "rn", {})(tmp_path / "rn")
+    _assert_outputs(run(f, p, m), want, padded.output_names)
+    _assert_outputs(run(*pad_events(events[-1:])), {t: v[-1:] for t, v in want.items()}, padded.output_names)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=[pytest.mark.slow, pytest.mark.skipif(
+    bool(ONNX_MISSING), reason=f"ONNX export needs {', '.join(ONNX_MISSING)} (pip install 'graphevent[export]')")])])
+def test_pairwise_masked_gt_exports(fmt, tiny_dataset, tmp_path, one_torch_thread):
+    """A multitask model whose masked_gt encoder has pair biases exports, and its exported
+    graph gives the graph model's outputs for other batch sizes and padded lengths."""
+    from graphevent.evaluate.export import EXPORTERS
+
+    torch.manual_seed(0)
+    info = GraphDataset(tiny_dataset, "test").info
+    model = build_model(mt_config(["masked_gt"], "concat", pairwise=True), info, [TaskConfig(**t) for t in MT_TASKS[:2]]).eval()
+    padded = padded_module(model)
+    run = EXPORTERS[fmt](padded, example_inputs(3, [19, 10]), tmp_path / "pw", {})(tmp_path / "pw")
+    events = _lattice_events(tiny_dataset, [1, 40, 5])
+    want = model.predict(Batch.from_data_list(events))
+    f, p, m = pad_events(events, max(int(e.num_nodes) for e in events) + 2)
     _assert_outputs(run(f, p, m), want, padded.output_names)
     _assert_outputs(run(*pad_events(events[-1:])), {t: v[-1:] for t, v in want.items()}, padded.output_names)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphevent.nn.layers.dense_knn import gather_nodes
+from graphevent.nn.layers.global_attention import key_mask
 
 
 def dense_edge_geometry(positions: Tensor, idx: Tensor) -> Tensor:
@@ -42,19 +43,25 @@ class DenseEventAttention(nn.Module):
         norm: the layer's pre-norm (``norm_g``).
 
     Shapes:
-        h: (B, N, D), mask: (B, N) bool -> (B, N, D) (rows at padding: finite, unused)
+        h: (B, N, D), mask: (B, N) bool, bias: (B, H, N, N) pair bias or None -> (B, N, D)
+        (rows at padding: finite, unused)
     """
 
     def __init__(self, attn: nn.Module, norm: nn.Module) -> None:
         super().__init__()
         self.norm, self.qkv, self.proj = norm, attn.qkv, attn.proj
         self.dim, self.heads = int(attn.dim), int(attn.heads)
+        self.lowest = float(torch.finfo(torch.float32).min)  # bias at padded keys (key_mask)
 
-    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, mask: Tensor, bias: Optional[Tensor] = None) -> Tensor:
         x = self.norm(h)
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # (B, H, N, d)
+        if bias is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # (B, H, N, d)
+        else:  # written out: the ONNX exporter's decomposition of SDPA with a float mask does not export
+            score = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.dim // self.heads)
+            out = torch.matmul(torch.softmax(score + key_mask(mask, bias, self.lowest), dim=-1), v)
         return self.proj(out.transpose(1, 2).reshape(b, n, self.dim))
 
     def __repr__(self) -> str:
@@ -75,7 +82,8 @@ class DenseGraphTransformerLayer(nn.Module):
 
     Shapes:
         x: (B, N, D), idx / valid: (B, N, k), edge_attr: (B, N, k, edge_dim) embedded
-        geometry, mask: (B, N) bool -> (B, N, D)
+        geometry, mask: (B, N) bool, pair_bias: (B, N, k, H) or None, event_bias:
+        (B, H, N, N) or None -> (B, N, D)
     """
 
     def __init__(self, layer: nn.Module) -> None:
@@ -94,7 +102,9 @@ class DenseGraphTransformerLayer(nn.Module):
             DenseEventAttention(layer.attn, layer.norm_g) if layer.global_attention else None
         )
 
-    def neighbour_attention(self, x: Tensor, idx: Tensor, valid: Tensor, edge_attr: Tensor) -> Tensor:
+    def neighbour_attention(
+        self, x: Tensor, idx: Tensor, valid: Tensor, edge_attr: Tensor, pair_bias: Optional[Tensor] = None
+    ) -> Tensor:
         b, n, _ = x.shape
         k = idx.shape[2]
         h, c = self.heads, self.channels
@@ -104,14 +114,19 @@ class DenseGraphTransformerLayer(nn.Module):
         edge = F.linear(edge_attr, self.edge_weight).view(b, n, k, 1, h, c)
         key_j, value_j = (gather_nodes(key_value, idx).view(b, n, k, 2, h, c) + edge).unbind(3)
         score = (query.view(b, n, 1, h, c) * key_j).sum(-1) / math.sqrt(c)  # (B, N, k, H)
+        if pair_bias is not None:
+            score = score + pair_bias
         score = score.masked_fill(~valid[..., None], self.lowest)
         alpha = torch.softmax(score, dim=2) * valid[..., None].to(score.dtype)
         return (alpha[..., None] * value_j).sum(2).reshape(b, n, h * c) + skip
 
-    def forward(self, x: Tensor, idx: Tensor, valid: Tensor, edge_attr: Tensor, mask: Tensor) -> Tensor:
-        h = x + self.neighbour_attention(self.norm1(x), idx, valid, edge_attr)
+    def forward(
+        self, x: Tensor, idx: Tensor, valid: Tensor, edge_attr: Tensor, mask: Tensor,
+        pair_bias: Optional[Tensor] = None, event_bias: Optional[Tensor] = None,
+    ) -> Tensor:
+        h = x + self.neighbour_attention(self.norm1(x), idx, valid, edge_attr, pair_bias)
         if self.event_attn is not None:
-            h = h + self.event_attn(h, mask)
+            h = h + self.event_attn(h, mask, event_bias)
         return h + self.ffn(self.norm2(h))
 
     def __repr__(self) -> str:

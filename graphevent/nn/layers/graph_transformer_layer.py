@@ -14,7 +14,9 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable
 
 
-def neighbour_attention(conv: TransformerConv, x: Tensor, table: NeighbourTable, edge_attr: Tensor) -> Tensor:
+def neighbour_attention(
+    conv: TransformerConv, x: Tensor, table: NeighbourTable, edge_attr: Tensor, bias: Tensor | None = None
+) -> Tensor:
     r"""``conv(x, edge_index, edge_attr)`` of a PyG ``TransformerConv`` (concat heads, root
     weight, edge features, no beta), computed on the dense neighbour table.
 
@@ -22,11 +24,13 @@ def neighbour_attention(conv: TransformerConv, x: Tensor, table: NeighbourTable,
     the sum over a node's neighbours run along the table's ``K`` axis: no scatter softmax and no
     scatter aggregation, whose backward passes are gathers over all edges; the query, key, value and root
     projections run as one product. Nodes without incoming edges get only
-    the root term, as in PyG. Attention dropout draws its mask in table layout, so in
+    the root term, as in PyG. ``bias`` (e.g. :class:`~graphevent.nn.layers.pair_bias.PairBias`
+    of each node and its neighbours) is added to the attention logits. Attention dropout draws its mask in table layout, so in
     training mode with dropout > 0 the draws (not their distribution) differ from PyG's.
 
     Shapes:
-        x: (N, D_in), table: (N, K), edge_attr: (N, K, edge_dim) in table layout -> (N, H * C)
+        x: (N, D_in), table: (N, K), edge_attr: (N, K, edge_dim) in table layout,
+        bias: (N, K, H) or None -> (N, H * C)
     """
     n, k = table.source.shape
     h, c = conv.heads, conv.out_channels
@@ -37,6 +41,8 @@ def neighbour_attention(conv: TransformerConv, x: Tensor, table: NeighbourTable,
     edge = conv.lin_edge(edge_attr).view(n, k, 1, h, c)
     key_j, value_j = (key_value[table.source.reshape(-1)].view(n, k, 2, h, c) + edge).unbind(2)
     score = (query.view(n, 1, h, c) * key_j).sum(-1) / math.sqrt(c)  # (N, K, H)
+    if bias is not None:
+        score = score + bias
     if table.full:  # every slot holds an edge (kNN graphs of events with more than k nodes)
         alpha = torch.softmax(score, dim=1)
     else:
@@ -61,7 +67,9 @@ class GraphTransformerLayer(nn.Module):
     W_e e_{ij})` (the root term ``W_r`` is kept so every parameter is used), where
     :math:`e_{ij}` embeds the relative geometry (delta eta, delta phi, delta R) of the
     pair, so attention depends on where each neighbour sits. ``EventAttn`` is full
-    attention among all nodes of the same event (:class:`EventSelfAttention`).
+    attention among all nodes of the same event (:class:`EventSelfAttention`). Optional
+    pair biases (ParT's interaction features, :class:`~graphevent.nn.layers.pair_bias.PairBias`,
+    computed once per batch by the encoder) are added to the logits of either attention.
 
     Args:
         dim: node feature size ``D`` (divisible by ``heads``).
@@ -77,7 +85,8 @@ class GraphTransformerLayer(nn.Module):
 
     Shapes:
         x: (N, D), table: (N, K) (:class:`NeighbourTable`), edge_attr: (N, K, edge_dim),
-        packing: :class:`EventPacking` -> (N, D)
+        packing: :class:`EventPacking`, pair_bias: (N, K, H) or None, event_bias:
+        (B, H, M, M) or None -> (N, D)
     """
 
     def __init__(
@@ -110,13 +119,16 @@ class GraphTransformerLayer(nn.Module):
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
-    def forward(self, x: Tensor, table: NeighbourTable, edge_attr: Tensor, packing: EventPacking | None) -> Tensor:
-        """One layer; ``table``, ``edge_attr`` (in table layout) and ``packing`` are built once
-        per batch by the caller and shared by all layers (``packing`` may be ``None`` if no
-        layer has global attention)."""
-        h = x + neighbour_attention(self.conv, self.norm1(x), table, edge_attr)
+    def forward(
+        self, x: Tensor, table: NeighbourTable, edge_attr: Tensor, packing: EventPacking | None,
+        pair_bias: Tensor | None = None, event_bias: Tensor | None = None,
+    ) -> Tensor:
+        """One layer; ``table``, ``edge_attr`` (in table layout), ``packing`` and the optional
+        attention biases are built once per batch by the caller and shared by all layers
+        (``packing`` may be ``None`` if no layer has global attention)."""
+        h = x + neighbour_attention(self.conv, self.norm1(x), table, edge_attr, pair_bias)
         if self.global_attention:
-            h = h + self.attn(self.norm_g(h), packing)
+            h = h + self.attn(self.norm_g(h), packing, event_bias)
         return h + self.ffn(self.norm2(h))
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable, batch_
 from graphevent.nn.layers.masking import hashed_uniform, sample_hidden_nodes
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
+from graphevent.nn.layers.pair_bias import DepositPT, PairBias, deposit_pt_columns
 from graphevent.nn.layers.position import FourierPosition
 from graphevent.nn.models.base import EncoderModel, Stage, batch_vector, event_keys, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
@@ -52,6 +53,16 @@ class MaskedGTConfig:
         decoder_depth: decoder graph-transformer layers over the full graph.
         decoder_global: give the decoder layers event-wide attention too.
         eval_mask_seed: seed of the deterministic per-event mask used in eval mode.
+        pairwise: add ParT's pair biases (ln dR, ln kT, ln z, ln m^2 of each pair of deposits,
+            :class:`~graphevent.nn.layers.pair_bias.PairBias`) to the encoder's kNN and
+            event-wide attention logits (default off; the decoder never uses them: it would
+            see the energies of the hidden nodes).
+        pair_hidden: hidden width of the pair-bias MLPs.
+        pair_event_wide: also bias the event-wide attention (every pair of nodes of an event:
+            memory grows as events x nodes^2 x ``pair_hidden``); false: the kNN attention only.
+        pair_pt_features: node features whose stored values (``log1p`` undone) sum to a
+            deposit's pT (default empty: every unsigned channel, see
+            :func:`~graphevent.nn.layers.pair_bias.deposit_pt_columns`).
     """
 
     dim: int = 64
@@ -71,9 +82,13 @@ class MaskedGTConfig:
     decoder_depth: int = 1
     decoder_global: bool = False
     eval_mask_seed: int = 0
+    pairwise: bool = False
+    pair_hidden: int = 32
+    pair_event_wide: bool = True
+    pair_pt_features: tuple[str, ...] = ()
 
     def validate(self, where: str = "model") -> None:
-        for key in ("dim", "depth", "heads", "edge_dim", "k", "decoder_dim", "decoder_depth", "mask_patches"):
+        for key in ("dim", "depth", "heads", "edge_dim", "k", "decoder_dim", "decoder_depth", "mask_patches", "pair_hidden"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
         for key in ("dim", "decoder_dim"):
@@ -107,6 +122,12 @@ class MaskedGTEncoder(nn.Module):
     position encoding; positions and edge geometry are divided by ``pos_scale``. Every ``global_every``-th layer adds event-wide attention. The pooled
     embedding is a parameter-free mean (permutation invariant).
 
+    With ``pairwise``, each deposit's pT (:class:`~graphevent.nn.layers.pair_bias.DepositPT`)
+    and (eta, phi) give ParT's pair features of every node and its neighbours, and of every
+    pair of nodes of an event; two :class:`~graphevent.nn.layers.pair_bias.PairBias` (one for
+    the kNN attention, one for the event-wide attention, shared by all layers) turn them into
+    one logit bias per head, computed once per forward pass.
+
     Args:
         info: dataset description (feature names and statistics).
         config: :class:`MaskedGTConfig`.
@@ -133,6 +154,30 @@ class MaskedGTEncoder(nn.Module):
             for i in range(c.depth)
         )
         self.out_norm = nn.LayerNorm(c.dim)
+        # modules only when on: the state dicts of models without them are unchanged
+        self.deposit_pt = (
+            DepositPT(*deposit_pt_columns(info, c.pair_pt_features, "pair_pt_features of the masked_gt encoder"))
+            if c.pairwise else None
+        )
+        self.pair_local = PairBias(c.heads, c.pair_hidden) if c.pairwise else None
+        has_global = any(layer.global_attention for layer in self.layers)
+        self.pair_global = PairBias(c.heads, c.pair_hidden) if c.pairwise and c.pair_event_wide and has_global else None
+
+    def pair_biases(
+        self, x: Tensor, pos: Tensor, table: NeighbourTable, packing: EventPacking | None, dtype: torch.dtype
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """The kNN attention bias ``(N, K, H)`` (slot layout) and the event-wide one ``(B, H, M, M)``
+        (``None`` without ``pairwise``, or without global layers)."""
+        if self.deposit_pt is None:
+            return None, None
+        pt = self.deposit_pt(x)
+        src = table.source
+        local = self.pair_local(pos[:, None], pt[:, None], pos[src], pt[src], dtype)
+        event = None
+        if packing is not None and self.pair_global is not None:
+            p, t = packing.pack(pos.float()), packing.pack(pt[:, None])[..., 0]  # (B, M, 2), (B, M)
+            event = self.pair_global(p[:, :, None], t[:, :, None], p[:, None], t[:, None], dtype).permute(0, 3, 1, 2)
+        return local, event
 
     def forward(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
@@ -153,8 +198,9 @@ class MaskedGTEncoder(nn.Module):
         with cast_parameters_once(self, x.device.type) as dtype:
             h = self.embed(feats.to(dtype))
             e = self.edge_embed(geometry.to(dtype))  # (N, K, edge_dim)
+            local, event = self.pair_biases(x, pos, table, packing, dtype)
             for layer in self.layers:
-                h = layer(h, table, e, packing)
+                h = layer(h, table, e, packing, local, event)
                 states.append(h)
             tokens = self.out_norm(h)
         return tokens, states

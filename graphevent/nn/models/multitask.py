@@ -47,6 +47,13 @@ class MultiTaskConfig:
         dropout: dropout in the heads.
         aux_recon_weight: if > 0, the encoders keep their decoders and their
             reconstruction losses are added with this weight during fine-tuning.
+        masked_loss_weight: if > 0, semi-supervised training in one run: the encoders keep
+            their decoders and their pretraining losses (``masked_gt``: masked-node
+            reconstruction) are added with this weight on every training event, and with
+            ``train.label_fraction < 1`` the whole training split is drawn, the events
+            outside the labelled subset contributing only that loss (their labels are never
+            read, :class:`~graphevent.data.partial_labels.PartialLabels`). Not together with
+            ``aux_recon_weight`` (the same loss, on the labelled events only).
         encoder_configs: each encoder's settings by name, written in YAML as a section
             named after the encoder (``masked_gt: {...}``, the keys of its pretraining model,
             e.g. ``masked_gt_ae``; they must match a pretraining run to initialise from it).
@@ -64,6 +71,7 @@ class MultiTaskConfig:
     head_hidden: int = 64
     dropout: float = 0.0
     aux_recon_weight: float = 0.0
+    masked_loss_weight: float = 0.0
     encoder_configs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str = "model") -> None:
@@ -72,8 +80,15 @@ class MultiTaskConfig:
         for key in ("dim", "heads", "queries_per_task", "fusion_depth", "head_hidden"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
-        if self.aux_recon_weight < 0:
-            raise ConfigError(f"{where}.aux_recon_weight: {self.aux_recon_weight}; expected >= 0")
+        for key in ("aux_recon_weight", "masked_loss_weight"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{where}.{key}: {getattr(self, key)}; expected >= 0")
+        if self.aux_recon_weight > 0 and self.masked_loss_weight > 0:
+            raise ConfigError(
+                f"{where}.aux_recon_weight: {self.aux_recon_weight} with {where}.masked_loss_weight: "
+                f"{self.masked_loss_weight}; expected at most one of them > 0 (masked_loss_weight also "
+                "trains the reconstruction on the unlabelled events)"
+            )
         if not self.encoders or len(set(self.encoders)) != len(self.encoders):
             raise ConfigError(f"{where}.encoders: {list(self.encoders)}; expected a non-empty list without repeats")
 
@@ -127,7 +142,11 @@ class MultiTaskModel(GraphModel):
     4. A small MLP per task maps its tokens (``concat``: all tasks' tokens) to its output.
 
     Losses are :class:`~graphevent.nn.tasks.TaskSet`'s weighted task losses (+
-    ``aux_recon_weight`` times the encoders' reconstruction losses). Pretraining is not a
+    ``aux_recon_weight`` times the encoders' reconstruction losses). With
+    ``masked_loss_weight`` the training is semi-supervised: the task losses are the means over
+    the batch's labelled events (``batch.labelled``, set by
+    :class:`~graphevent.data.partial_labels.PartialLabels`; every event counts when the batch
+    has no such flag, as in validation), the reconstruction losses are over all its events. Pretraining is not a
     stage of this model: pretrain the encoders' models (``masked_gt_ae``, ``edgeconv_ae``,
     ``sparse_conv_ae``, ...) and initialise the encoders from them (their state-dict keys match ``encoder_modules()``).
 
@@ -151,7 +170,7 @@ class MultiTaskModel(GraphModel):
         c = self.config
         self.taskset = TaskSet(check_tasks(tasks if tasks is not None else default_tasks(info), info), info)
         names = c.encoder_names
-        with_decoder = c.aux_recon_weight > 0
+        with_decoder = c.aux_recon_weight > 0 or c.masked_loss_weight > 0
         encoders = list_encoders()
         for n in names:
             if n not in encoders:
@@ -186,6 +205,12 @@ class MultiTaskModel(GraphModel):
     @property
     def tasks(self) -> list[TaskConfig]:
         return self.taskset.tasks
+
+    @property
+    def trains_unlabelled(self) -> bool:
+        """Whether events without labels train this model (``masked_loss_weight > 0``): with a
+        label fraction, training draws the whole split (see :class:`MultiTaskConfig`)."""
+        return self.config.masked_loss_weight > 0
 
     def encoder_modules(self) -> dict[str, nn.Module]:
         return {n: bb.encoder for n, bb in self.backbones.items()}
@@ -239,14 +264,16 @@ class MultiTaskModel(GraphModel):
 
     def loss(self, batch, stage: Stage = "finetune") -> tuple[Tensor, dict[str, float]]:
         self.check_stage(stage)
-        losses = self.taskset.losses(self.forward_heads(self.forward_features(batch), batch), batch)
+        rows = batch.labelled.view(-1) if self.trains_unlabelled and "labelled" in batch else None
+        losses = self.taskset.losses(self.forward_heads(self.forward_features(batch), batch), batch, rows)
         total = self.taskset.total(losses)
         names = [f"loss_{n}" for n in losses]
         parts = list(losses.values())
-        if self.config.aux_recon_weight > 0:
+        recon_weight = self.config.aux_recon_weight or self.config.masked_loss_weight
+        if recon_weight > 0:
             for n, bb in self.backbones.items():
                 recon = bb.recon_loss(batch)
-                total = total + self.config.aux_recon_weight * recon
+                total = total + recon_weight * recon
                 names.append(f"recon_{n}")
                 parts.append(recon)
         values = torch.stack([total.detach(), *(v.detach().float() for v in parts)]).tolist()
