@@ -17,7 +17,8 @@ from graphevent.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def files(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+    """sha256 of every file (lock files by name only: each command that takes one writes its pid there)."""
+    return {p.relative_to(root).as_posix(): "lock" if p.name == ".graphevent.lock" else hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
