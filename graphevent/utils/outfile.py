@@ -154,10 +154,10 @@ def _owner_dir(path: Path) -> tuple[Path, str] | None:
     for d in [path.parent, *path.parent.parents]:
         if (d / MARKER).is_file():
             try:
-                marker = read_marker(d)
-            except OutputError:
-                marker = {"kind": "dataset"}
-            return d, DIR_KINDS.get(marker.get("kind"), "a graphevent output") if marker else "a graphevent output"
+                kind = (read_marker(d) or {}).get("kind")
+            except OutputError:  # a damaged marker still marks the directory as graphevent's
+                kind = None
+            return d, DIR_KINDS.get(kind, "a graphevent output")
     return None
 
 
