@@ -88,7 +88,7 @@ def test_user_files_are_never_replaced_even_with_overwrite(command, runs, raw, t
     folder.mkdir()
     before = _snap(_protected(runs, raw, tiny_dataset, tmp_path))
     cases = [
-        (user, "was not written by this command (it carries no signature of graphevent"),
+        (user, "was not written by this command (it carries no signature of "),
         (link, "is a symbolic link (to"),
         (folder, "is a directory; expected a file name"),
         (tmp_path / "missing" / f"x{SUFFIX[command]}", "the folder"),
