@@ -313,7 +313,7 @@ def small_tmpfs(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_a_real_full_disk_and_a_read_only_file_system(small_tmpfs, runs, raw, capsys):
+def test_a_real_full_disk_and_a_read_only_file_system(small_tmpfs, runs, raw, tiny_dataset, tmp_path, capsys):
     (small_tmpfs / "filler").write_bytes(b"\0" * (64 * 1024 - 4096 * 2))
     before = snapshot(small_tmpfs)
     out = small_tmpfs / "p.parquet"
@@ -323,8 +323,20 @@ def test_a_real_full_disk_and_a_read_only_file_system(small_tmpfs, runs, raw, ca
     assert sorted(p.name for p in small_tmpfs.iterdir()) == ["filler"]
     (small_tmpfs / "filler").unlink()
     subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
-    one_line_error(capsys, ["export", runs["mt"], "--format", "torchscript", "--out", small_tmpfs / "m.pt"],
-                   "cannot write in the folder")
+    cfg = tmp_path / "pre.yaml"
+    cfg.write_text(PRETRAIN)
+    ro = small_tmpfs
+    cases = {  # every writing command, its output on the read-only file system
+        "export": (["export", runs["mt"], "--format", "torchscript", "--out", ro / "m.pt"], "cannot write in the folder"),
+        "predict": ([*commands(runs, raw, tiny_dataset, ro / "p.parquet")["predict"]], "(read-only file system)"),
+        "probe": ([*commands(runs, raw, tiny_dataset, ro / "p.json")["probe"]], "(read-only file system)"),
+        "preprocess": (["preprocess", raw, "-c", tiny_dataset / "data_config.yaml", "-o", ro / "ds"], "Read-only file system"),
+        "train": (["train", "-c", cfg, "-d", tiny_dataset, "-o", ro / "run", "--no-progress", "--gpus", "0"],
+                  "Read-only file system"),
+        "eval": (["eval", runs["ae"], "--data", tiny_dataset, "--out", ro / "ev", "--no-progress"], "Read-only file system"),
+    }
+    for command, (args, message) in cases.items():
+        one_line_error(capsys, args, message)
     assert list(small_tmpfs.iterdir()) == []
 
 
