@@ -345,6 +345,8 @@ def _run_parallel(blocks, seed, settings, detector, workers, consume, advance) -
                     consume(block, result)
                     advance(block.size)
                     next_write += 1
-        except BaseException:
+        except BaseException:  # an error, or SIGINT/SIGTERM: stop now, not after the blocks in flight (minutes)
             pool.shutdown(wait=False, cancel_futures=True)
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
             raise
