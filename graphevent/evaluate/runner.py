@@ -182,7 +182,8 @@ def _run_figures(ev: RunEvaluation, out: Path, training: list[dict[str, Any]]) -
     for b in ev.bindings:
         figs += b.metrics.figures(b.name, ev.name, out, ev.file_stem)
     if training:
-        fig = plots.training_figure(training, f"{ev.name}: training")
+        units = {f"val_{b.name}_{m}": u for b in ev.bindings for m, u in b.metrics.describe().get("units", {}).items()}
+        fig = plots.training_figure(training, f"{ev.name}: training", units)
         figs.append((f"{ev.name}: training curves", plots.save_figure(fig, out / f"training-{ev.file_stem}.png")))
     return figs
 
