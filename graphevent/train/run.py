@@ -220,13 +220,15 @@ def check_resume_record(run_dir: Path, state: dict[str, Any], cfg: ExperimentCon
 
 
 def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume: bool = False):
-    """Open the dataset (checksums), build the model and tasks once, check ``init_from``.
+    """Open the dataset (checksums), build the model and tasks once, load ``init_from``
+    into it and draw the ``label_fraction`` subset, as the workers will.
 
     Returns:
-        the dataset's :class:`DatasetInfo`.
+        ``(the dataset's DatasetInfo, notes)``: one line per ``init_from`` source (the
+        encoders and tensors it loads) and one for ``label_fraction`` (the labelled events left).
     """
     from graphevent.train.checkpoint import checkpoint_path
-    from graphevent.train.worker import open_inputs
+    from graphevent.train.worker import labelled_subset, load_init_from, open_inputs
 
     data = Path(data)
     if not data.exists():
@@ -247,7 +249,18 @@ def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume:
             checkpoint_path(source, "last" if Path(source).is_dir() else "best")
         if cfg.stage == "pretrain":
             raise ConfigError("train.init_from: loads a pretrained encoder for stage finetune/supervised, not pretrain")
-    return info
+    notes = []
+    if cfg.train.init_from and not resume:
+        frozen = ", frozen" if cfg.train.freeze_encoder else ""
+        for source, names, tensors in load_init_from(model, cfg.train.init_from):
+            notes.append(f"--init-from {source}: loaded encoder{'s' if len(names) > 1 else ''} {', '.join(names)} "
+                         f"({tensors} tensors{frozen})")
+    subset = labelled_subset(cfg, train_set)
+    if subset is not None:
+        seed = cfg.seed if cfg.train.label_seed is None else cfg.train.label_seed
+        notes.append(f"--label-fraction {cfg.train.label_fraction:g}: the heads train on {len(subset)} of "
+                     f"{len(train_set)} labelled train events (seed {seed})")
+    return info, notes
 
 
 def _device_plan(options: TrainOptions) -> tuple[bool, int]:
@@ -451,7 +464,7 @@ def train(options: TrainOptions, notify: Callable[[str], None] | None = None) ->
 
                 notes = check_resume_record(run_dir, load_checkpoint(last), cfg, world)
             try:
-                check_inputs(cfg, Path(options.data), resume=resume)
+                notes += check_inputs(cfg, Path(options.data), resume=resume)[1]
             except ConfigError as exc:  # model settings are checked here, by key ("model.k: ...")
                 raise name_override(exc, "", options.overrides, options.option_labels) from None
             check_replaced_model_overrides(options)
