@@ -237,7 +237,7 @@ def _batch(dataset: Any, positions: Sequence[int], device: torch.device) -> Batc
 
 def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], features: Sequence[str], dataset: Any,
                 labels: np.ndarray, per_class: int, batch_size: int, device: torch.device, out_dir: Path,
-                run: str, file_stem: str) -> ExplainOutput:
+                run: str, file_stem: str, progress: Any = None) -> ExplainOutput:
     """Explain figures of one run, written under ``out_dir``.
 
     Args:
@@ -251,10 +251,39 @@ def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], fea
         device: the model's device.
         out_dir: folder of the PNGs.
         run: run name (titles); file_stem: file-safe run name.
+        progress: a :mod:`graphevent.utils.progress` reporter: one bar ``explain RUN`` over the
+            drawn events and then the embedding events (silent if ``None``).
     """
+    from graphevent.utils.progress import NullProgress
+
+    progress = progress if progress is not None else NullProgress()
     result = ExplainOutput()
     task_names = [b.name for b in bindings if b.name != "reconstruction"]
     chosen = select_events(labels, len(classes), per_class)
+    n = min(PCA_EVENTS, len(labels))
+    progress.start(len(chosen) + n, f"explain {run}")
+    try:
+        _explain_figures(model, bindings, task_names, classes, features, dataset, chosen, device, out_dir, run, file_stem, result)
+        progress.advance(len(chosen))
+        pooled, ys = [], []
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                batch = _batch(dataset, range(start, min(n, start + batch_size)), device)
+                info = model.explain(batch)
+                pooled.append(info["pooled"].float().cpu().numpy())
+                ys.append(batch.y.view(-1).cpu().numpy())
+                progress.advance(batch.num_graphs)
+    finally:
+        progress.stop()
+    if pooled:
+        result.embedding = (np.concatenate(pooled), np.concatenate(ys))
+    return result
+
+
+def _explain_figures(model: Any, bindings: Sequence[Any], task_names: list[str], classes: Sequence[str],
+                     features: Sequence[str], dataset: Any, chosen: list[int], device: torch.device, out_dir: Path,
+                     run: str, file_stem: str, result: ExplainOutput) -> None:
+    """The event figure (inputs, attention, saliency) and the reconstruction figure of the ``chosen`` events."""
     if chosen:
         batch = _batch(dataset, chosen, device)
         if task_names:
@@ -287,14 +316,3 @@ def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], fea
             fig = reconstruction_figure(batch, rec, classes, features, f"{run}: reconstruction")
             path = save_figure(fig, out_dir / f"reconstruction-{file_stem}.png", dpi=90)
             result.figures.append((f"{run}: original vs reconstruction", path))
-    pooled, ys = [], []
-    n = min(PCA_EVENTS, len(labels))
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            batch = _batch(dataset, range(start, min(n, start + batch_size)), device)
-            info = model.explain(batch)
-            pooled.append(info["pooled"].float().cpu().numpy())
-            ys.append(batch.y.view(-1).cpu().numpy())
-    if pooled:
-        result.embedding = (np.concatenate(pooled), np.concatenate(ys))
-    return result

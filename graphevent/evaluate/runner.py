@@ -302,7 +302,8 @@ def _write_run(ev: RunEvaluation, model: Any, info: Any, st: _Setting, tmp: Path
         (tmp / "explain").mkdir(exist_ok=True)
         events = Subset(st.dataset, list(range(st.n_total)))
         ev.explain = explain_run(model, ev.bindings, info.classes, info.node_features, events, st.dataset.labels()[:st.n_total],
-                                 opt.explain_events, opt.batch_size, st.ctx.device, tmp / "explain", ev.name, ev.file_stem)
+                                 opt.explain_events, opt.batch_size, st.ctx.device, tmp / "explain", ev.name, ev.file_stem,
+                                 st.progress)
     return figures
 
 
