@@ -46,9 +46,10 @@ def eval_cmd(
 
       graphevent eval runs/pn
 
-      graphevent eval runs/scratch runs/finetuned --data datasets/qg --out eval-cmp --explain
+      graphevent eval runs/scratch runs/finetuned --out eval-cmp --explain
 
-      graphevent eval runs/pn --data datasets/qg --split val --checkpoint last --bootstrap 1000 --format root
+      graphevent eval runs/pn --data datasets/qg --split val --checkpoint last \\
+          --bootstrap 1000 --format root
     """
     from graphevent.cli.app import console
     from graphevent.evaluate import check_run_dirs, evaluate, recorded_dataset

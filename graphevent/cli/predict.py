@@ -33,7 +33,8 @@ def predict_cmd(
 
       graphevent predict runs/pn --input new.h5 --out pred.parquet
 
-      graphevent predict runs/pn -i run1.root -i run2.root -c root_image -o pred.root
+      graphevent predict runs/pn -i run1.root -i run2.root -c root_image \\
+          -o pred.root
     """
     from graphevent.cli.app import console
     from graphevent.evaluate.predict import PredictOptions, predict_files
