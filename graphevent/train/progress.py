@@ -7,14 +7,35 @@ from typing import Any
 from graphevent.train.engine import TrainCallbacks
 
 
-def epoch_line(record: dict[str, Any]) -> str:
-    """``epoch 3 | train_loss 0.512 | val_loss 0.530 | val_label_auc 0.91 | 1,234 ev/s``."""
+def epoch_parts(record: dict[str, Any]) -> list[str]:
+    """``["epoch 3", "train_loss 0.512", "val_loss 0.530", "val_label_auc 0.91", "1,234 events/s"]``."""
     parts = [f"epoch {record['epoch']}"]
     for k, v in record.items():
         if (k.startswith("val_") or k == "train_loss") and isinstance(v, float):
             parts.append(f"{k} {v:.4g}")
     parts.append(f"{record.get('events_per_s', 0.0):,.0f} events/s")
-    return " | ".join(parts)
+    return parts
+
+
+def epoch_line(record: dict[str, Any]) -> str:
+    """``epoch 3 | train_loss 0.512 | val_loss 0.530 | val_label_auc 0.91 | 1,234 events/s``."""
+    return " | ".join(epoch_parts(record))
+
+
+def epoch_lines(record: dict[str, Any], width: int | None = None) -> list[str]:
+    """:func:`epoch_line` as lines of at most ``width`` characters, broken only between
+    ``name value`` pairs (continuation lines indented); ``width=None``: one line."""
+    parts = epoch_parts(record)
+    if width is None:
+        return [" | ".join(parts)]
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " | " + part
+        else:
+            lines[-1] += " |"
+            lines.append("  " + part)
+    return lines
 
 
 def train_callbacks(progress: bool) -> TrainCallbacks:
@@ -73,7 +94,10 @@ class RichTrainProgress(TrainCallbacks):
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-        self.console.print(epoch_line(record), highlight=False)
+        # a terminal: lines broken between values; a log file: one line per epoch, never wrapped
+        width = self.console.width if self.console.is_terminal else None
+        for line in epoch_lines(record, width):
+            self.console.print(line, highlight=False, soft_wrap=True)
 
     def on_train_end(self, summary: dict[str, Any]) -> None:
         if self._bar is not None:

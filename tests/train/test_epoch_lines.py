@@ -1,0 +1,41 @@
+"""Epoch summary lines: one line per epoch in logs, broken only between values on a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from graphevent.train.progress import RichTrainProgress, epoch_line, epoch_lines
+
+RECORD = {"epoch": 3, "step": 30, "train_loss": 0.51234, "val_loss": 0.53, "val_label_auc": 0.912345,
+          "val_mass_mae": 14.3456, "val_mass_resolution": 0.0812, "events_per_s": 1234.4}
+LINE = ("epoch 3 | train_loss 0.5123 | val_loss 0.53 | val_label_auc 0.9123 | val_mass_mae 14.35 | "
+        "val_mass_resolution 0.0812 | 1,234 events/s")
+
+
+def test_epoch_line():
+    assert epoch_line(RECORD) == LINE
+    assert epoch_lines(RECORD) == [LINE]
+
+
+def test_epoch_lines_break_between_values():
+    assert epoch_lines(RECORD, 60) == [
+        "epoch 3 | train_loss 0.5123 | val_loss 0.53 |",
+        "  val_label_auc 0.9123 | val_mass_mae 14.35 |",
+        "  val_mass_resolution 0.0812 | 1,234 events/s",
+    ]
+
+
+def test_a_log_gets_one_line_per_epoch_at_any_width():
+    out = io.StringIO()
+    progress = RichTrainProgress(Console(file=out, width=80, force_terminal=False))
+    progress.on_epoch_end(RECORD)
+    assert out.getvalue() == LINE + "\n"
+
+
+def test_a_terminal_gets_lines_broken_between_values():
+    out = io.StringIO()
+    progress = RichTrainProgress(Console(file=out, width=60, force_terminal=True, color_system=None))
+    progress.on_epoch_end(RECORD)
+    assert out.getvalue().splitlines() == epoch_lines(RECORD, 60)
