@@ -130,3 +130,16 @@ class TaskConfig:
     @property
     def resolved_loss(self) -> str:
         return self.loss if self.loss is not None else get_task_type(self.type).default_loss
+
+
+def validation_units(tasks) -> dict[str, str]:
+    """Units of the validation metrics of ``tasks`` (``TaskConfig``s) by ``metrics.jsonl`` key:
+    ``{"val_mass_mae": "GeV"}`` for a regression task ``mass`` of a target in GeV; metrics
+    without a unit, or of a target of unknown unit, are absent."""
+    units: dict[str, str] = {}
+    for task in tasks:
+        kind = get_task_type(task.type)
+        unit = None if kind.label_target or not task.target else target_unit(task.target)
+        if unit:
+            units.update({f"val_{task.name}_{metric}": unit for metric in kind.target_unit_metrics})
+    return units

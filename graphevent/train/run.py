@@ -22,6 +22,7 @@ from graphevent.config.base import (
     build_with_overrides, dump_yaml, load_yaml, name_override, override_label, parse_override, replaced_overrides, to_dict,
 )
 from graphevent.config.experiment import ExperimentConfig, experiment_from_dict, load_experiment
+from graphevent.config.tasks import validation_units
 from graphevent.errors import ConfigError, GraphEventError, RunError
 
 #: Settings that may change when a run is resumed (everything else must match config.yaml).
@@ -84,6 +85,8 @@ class TrainResult:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: unit of a validation metric by key (``{"val_mass_mae": "GeV"}``)
+    units: dict[str, str] = field(default_factory=dict)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -477,7 +480,8 @@ def train(options: TrainOptions, notify: Callable[[str], None] | None = None) ->
                 stale.unlink()
             (run_dir / "logs" / "interrupted.json").unlink(missing_ok=True)
             _write_run_files(run_dir, cfg, Path(options.data), launch, resume=resume)
-        result = replace(_run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank), notes=tuple(notes))
+        result = replace(_run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank), notes=tuple(notes),
+                         units=validation_units(cfg.tasks))
         if od is not None:
             od.complete()
     except BaseException:  # an error, or SIGINT/SIGTERM (graphevent.errors.Stopped) outside the training loop
@@ -503,7 +507,7 @@ def _run(options: TrainOptions, cfg: ExperimentConfig, run_dir: Path, layout: di
         if rank == 0:
             from graphevent.train.progress import train_callbacks
 
-            callbacks = train_callbacks(options.progress)
+            callbacks = train_callbacks(options.progress, validation_units(cfg.tasks))
         summary = run_worker(cfg, run_dir, launch, callbacks)
     else:
         if not use_cuda:
@@ -551,7 +555,7 @@ def summary_table(result: TrainResult):
     if monitor and monitor not in cols:
         cols.append(monitor)
     for c in cols + ["events/s"]:
-        table.add_column(c, justify="right")
+        table.add_column(f"{c} [{result.units[c]}]" if c in result.units else c, justify="right")
     best_epoch = result.summary.get("best_epoch")
     for r in result.epochs:
         cells = [str(r["epoch"])] + [f"{r[c]:.4g}" if isinstance(r.get(c), float) else "-" for c in cols[1:]]
@@ -559,5 +563,6 @@ def summary_table(result: TrainResult):
         table.add_row(*cells, style="bold green" if r["epoch"] == best_epoch else None)
     if result.summary.get("best") is not None:
         stop = ", stopped early" if result.summary.get("stopped_early") else ""
-        table.caption = f"best {monitor} = {result.summary['best']:.4g} at epoch {best_epoch} (checkpoints/best.pt){stop}"
+        unit = f" {result.units[monitor]}" if monitor in result.units else ""
+        table.caption = f"best {monitor} = {result.summary['best']:.4g}{unit} at epoch {best_epoch} (checkpoints/best.pt){stop}"
     return table

@@ -188,9 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = experiment_from_dict(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
         callbacks = None
         if rank == 0:
+            from graphevent.config.tasks import validation_units
             from graphevent.train.progress import train_callbacks
 
-            callbacks = train_callbacks(launch.get("progress", True))
+            callbacks = train_callbacks(launch.get("progress", True), validation_units(cfg.tasks))
         run_worker(cfg, run_dir, launch, callbacks)
     except Interrupted as exc:  # checkpoint saved; the launcher reports it (no traceback here)
         if rank == 0:
