@@ -103,7 +103,7 @@ def rich_table(doc: dict[str, Any]) -> Table | Group:
     cols = _columns(doc, full=False)
     if len(doc["runs"]) == 1:
         run, tasks = next(iter(doc["runs"].items()))
-        table = Table(title=f"graphevent eval: {escape(run)}", caption=_caption(doc))
+        table = Table(title=f"graphevent eval: {escape(run)}")
         for header, justify in (("task", "left"), ("metric", "left"), ("value", "right"), ("95% interval", "right")):
             table.add_column(header, justify=justify)
         previous = None
@@ -112,7 +112,8 @@ def rich_table(doc: dict[str, Any]) -> Table | Group:
             table.add_row(escape(task) if task != previous else "", metric_label(name, True, metric_unit(doc, task, name)), format_value(metrics[name]),
                           escape(format_interval(metrics.get(f"{name}_ci95"))), end_section=False)
             previous = task
-        return table
+        # the caption below the table, wrapped at the terminal's width rather than the table's
+        return Group(table, Text(_caption(doc).replace("\\[", "["), style="dim"))
     return Group(*(_task_comparison(doc, task, [n for t, n in cols if t == task])
                    for task in dict.fromkeys(t for t, _ in cols)), Text(_caption(doc).replace("\\[", "["), style="dim"))
 

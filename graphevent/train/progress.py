@@ -75,6 +75,8 @@ class RichTrainProgress(TrainCallbacks):
     def on_epoch_start(self, epoch: int, epochs: int, total_batches: int, done_batches: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+        if not self.console.is_terminal:  # a log: no bar (its stop would leave a blank line per epoch)
+            return
         self._bar = Progress(
             TextColumn(f"[bold]epoch {epoch}/{epochs}"),
             BarColumn(),

@@ -233,3 +233,13 @@ def test_roc_figure_tells_eleven_runs_apart():
     styles = [(line.get_color(), line.get_linestyle()) for line in runs]
     assert len(runs) == 11 and len(set(styles)) == 11
     assert styles[10] == (styles[0][0], "--") and styles[0][1] == "-"
+
+
+def test_single_run_caption_wraps_at_the_terminal_width_between_words():
+    console = Console(record=True, width=80)
+    console.print(rich_table(make_document(runs=("only",))))
+    lines = console.export_text().splitlines()
+    caption = [line.strip() for line in lines[lines.index(next(l for l in lines if l.startswith("└"))) + 1:]]
+    assert " ".join(caption) == ("test split of /data/qg (200 events), best checkpoint; [low, high]: 95% bootstrap interval "
+                                 "(30 resamples); 1/εB @ x: background rejection at signal efficiency x")
+    assert max(map(len, lines)) <= 80 and len(caption) == 2  # the console's width, not the table's

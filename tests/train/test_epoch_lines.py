@@ -30,8 +30,11 @@ def test_epoch_lines_break_between_values():
 def test_a_log_gets_one_line_per_epoch_at_any_width():
     out = io.StringIO()
     progress = RichTrainProgress(Console(file=out, width=80, force_terminal=False))
-    progress.on_epoch_end(RECORD)
-    assert out.getvalue() == LINE + "\n"
+    for epoch in (1, 2):
+        progress.on_epoch_start(epoch, 2, 4, 0)
+        progress.on_batch(4, 0.5, 100.0)
+        progress.on_epoch_end({**RECORD, "epoch": epoch})
+    assert out.getvalue() == LINE.replace("epoch 3", "epoch 1") + "\n" + LINE.replace("epoch 3", "epoch 2") + "\n"
 
 
 def test_a_terminal_gets_lines_broken_between_values():
