@@ -159,6 +159,7 @@ def score_figure(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str],
         ax.set_xlabel(f"score_{classes[c]}")
         ax.set_ylabel("density")
         ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # a narrow range has long tick labels: fewer of them
         ax.legend(fontsize=8)
     fig.suptitle(title)
     return fig
@@ -251,7 +252,11 @@ def training_figure(records: Sequence[Mapping[str, Any]], title: str, units: Map
         ax.set_visible(False)
     for ax in axes[:panels]:
         ax.grid(True, alpha=0.25)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if 0 < np.unique(epochs).size <= 10:  # a tick per epoch (a locator puts 0.96, 0.98 ... round one epoch)
+            ax.set_xticks(np.unique(epochs))
+            ax.set_xlim(np.nanmin(epochs) - 0.5, np.nanmax(epochs) + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     return fig
 

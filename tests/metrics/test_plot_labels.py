@@ -65,6 +65,10 @@ def test_training_panels_name_their_y_axis_with_units():
                 "val_mass_mae": 20.0 / e} for e in (1, 2, 3)]
     fig = plots.training_figure(records, "t", {"val_mass_mae": "GeV"})
     assert [ax.get_ylabel() for ax in fig.axes if ax.get_visible()] == ["loss", "val_label_auc", "val_mass_mae [GeV]"]
+    one = plots.training_figure(records[:1], "t")
+    one.canvas.draw()
+    assert one.axes[0].get_xlim() == (0.5, 1.5)
+    assert [t for t in one.axes[0].get_xticks() if 0.5 <= t <= 1.5] == [1.0]  # whole epochs only
 
 
 def test_score_histogram_spans_the_scores():
@@ -77,5 +81,6 @@ def test_score_histogram_spans_the_scores():
     assert lo == pytest.approx(p.min() - 0.02 * np.ptp(p)) and hi == pytest.approx(p.max() + 0.02 * np.ptp(p))
     filled = [int(np.count_nonzero(patch.get_path().vertices[:, 1])) for patch in ax.patches]
     assert all(n > 40 for n in filled)  # the step outline rises in most of the 40 bins, not in 3
+    assert len([t for t in ax.get_xticks() if lo <= t <= hi]) <= 6  # tick labels that do not overlap
     assert plots.score_range(np.array([0.0, 1.0])) == (0.0, 1.0)
     assert plots.score_range(np.array([0.5, 0.5])) == (0.499, 0.501)
