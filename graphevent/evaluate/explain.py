@@ -17,7 +17,7 @@ coloured by class (pretrained vs scratch encoders compare directly).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,9 +235,14 @@ def _batch(dataset: Any, positions: Sequence[int], device: torch.device) -> Batc
     return Batch.from_data_list([dataset[int(i)] for i in positions]).to(device)
 
 
+def explain_events(labels: np.ndarray, num_classes: int, per_class: int) -> int:
+    """Events :func:`explain_run` goes through: those it draws, then those of the embedding pass."""
+    return len(select_events(labels, num_classes, per_class)) + min(PCA_EVENTS, len(labels))
+
+
 def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], features: Sequence[str], dataset: Any,
                 labels: np.ndarray, per_class: int, batch_size: int, device: torch.device, out_dir: Path,
-                run: str, file_stem: str, progress: Any = None) -> ExplainOutput:
+                run: str, file_stem: str, on_events: Callable[[int], None] | None = None) -> ExplainOutput:
     """Explain figures of one run, written under ``out_dir``.
 
     Args:
@@ -251,39 +256,13 @@ def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], fea
         device: the model's device.
         out_dir: folder of the PNGs.
         run: run name (titles); file_stem: file-safe run name.
-        progress: a :mod:`graphevent.utils.progress` reporter: one bar ``explain RUN`` over the
-            drawn events and then the embedding events (silent if ``None``).
+        on_events: called with a number of events done (progress): the drawn events once
+            their figures are written, then each batch of the embedding pass; in all
+            :func:`explain_events` events.
     """
-    from graphevent.utils.progress import NullProgress
-
-    progress = progress if progress is not None else NullProgress()
     result = ExplainOutput()
     task_names = [b.name for b in bindings if b.name != "reconstruction"]
     chosen = select_events(labels, len(classes), per_class)
-    n = min(PCA_EVENTS, len(labels))
-    progress.start(len(chosen) + n, f"explain {run}")
-    try:
-        _explain_figures(model, bindings, task_names, classes, features, dataset, chosen, device, out_dir, run, file_stem, result)
-        progress.advance(len(chosen))
-        pooled, ys = [], []
-        with torch.no_grad():
-            for start in range(0, n, batch_size):
-                batch = _batch(dataset, range(start, min(n, start + batch_size)), device)
-                info = model.explain(batch)
-                pooled.append(info["pooled"].float().cpu().numpy())
-                ys.append(batch.y.view(-1).cpu().numpy())
-                progress.advance(batch.num_graphs)
-    finally:
-        progress.stop()
-    if pooled:
-        result.embedding = (np.concatenate(pooled), np.concatenate(ys))
-    return result
-
-
-def _explain_figures(model: Any, bindings: Sequence[Any], task_names: list[str], classes: Sequence[str],
-                     features: Sequence[str], dataset: Any, chosen: list[int], device: torch.device, out_dir: Path,
-                     run: str, file_stem: str, result: ExplainOutput) -> None:
-    """The event figure (inputs, attention, saliency) and the reconstruction figure of the ``chosen`` events."""
     if chosen:
         batch = _batch(dataset, chosen, device)
         if task_names:
@@ -316,3 +295,18 @@ def _explain_figures(model: Any, bindings: Sequence[Any], task_names: list[str],
             fig = reconstruction_figure(batch, rec, classes, features, f"{run}: reconstruction")
             path = save_figure(fig, out_dir / f"reconstruction-{file_stem}.png", dpi=90)
             result.figures.append((f"{run}: original vs reconstruction", path))
+    if on_events is not None:
+        on_events(len(chosen))
+    pooled, ys = [], []
+    n = min(PCA_EVENTS, len(labels))
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            batch = _batch(dataset, range(start, min(n, start + batch_size)), device)
+            info = model.explain(batch)
+            pooled.append(info["pooled"].float().cpu().numpy())
+            ys.append(batch.y.view(-1).cpu().numpy())
+            if on_events is not None:
+                on_events(batch.num_graphs)
+    if pooled:
+        result.embedding = (np.concatenate(pooled), np.concatenate(ys))
+    return result
