@@ -34,7 +34,7 @@ def predict_cmd(
 
       graphevent predict runs/pn --input new.h5 --out pred.parquet
 
-      graphevent predict runs/pn -i new.h5 -o p.parquet --set reader.image_key=jets
+      graphevent predict runs/pn -i new.h5 -o p.parquet --set reader.image_key=X
 
       graphevent predict runs/pn -i run1.root -i run2.root -c root_image \\
           -o pred.root
