@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from graphevent import __version__
+from graphevent.cli import help as help_layout
 from graphevent.errors import GraphEventError, Interrupted, Stopped
 from graphevent.utils.outfile import os_error_message
 
@@ -74,6 +75,7 @@ class _FoldingHighlighter:
 
 
 _fold_long_help_words()
+help_layout.install()
 
 
 def debug_enabled() -> bool:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from graphevent.cli.options import DataDirOpt, OverwriteOpt
+from graphevent.cli.options import OverwriteOpt
 from graphevent.evaluate.options import EvalOptions
 
 _DEFAULT = EvalOptions()  # the defaults live once, in EvalOptions (no torch imported)
@@ -15,7 +15,7 @@ _DEFAULT = EvalOptions()  # the defaults live once, in EvalOptions (no torch imp
 
 def eval_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories written by `graphevent train` (several: one comparison).", show_default=False)],
-    data: DataDirOpt,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Dataset directory written by `graphevent preprocess`. Default: the one the runs were trained on (RUN_DIR/dataset.json).", show_default=False)] = None,
     split: Annotated[str, typer.Option(help="Dataset split to evaluate: train, val or test.")] = _DEFAULT.split,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory. Default: RUN_DIR/eval-SPLIT for one run, ./eval-SPLIT for several.", show_default=False)] = None,
     checkpoint: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = _DEFAULT.checkpoint,
@@ -44,14 +44,15 @@ def eval_cmd(
 
     [bold]Examples[/]
 
-      graphevent eval runs/pn --data datasets/qg
+      graphevent eval runs/pn
 
-      graphevent eval runs/scratch runs/finetuned --data datasets/qg --out eval-cmp --explain
+      graphevent eval runs/scratch runs/finetuned --out eval-cmp --explain
 
-      graphevent eval runs/pn --data datasets/qg --split val --checkpoint last --bootstrap 1000 --format root
+      graphevent eval runs/pn --data datasets/qg --split val --checkpoint last \\
+          --bootstrap 1000 --format root
     """
     from graphevent.cli.app import console
-    from graphevent.evaluate import evaluate
+    from graphevent.evaluate import check_run_dirs, evaluate, recorded_dataset
     from graphevent.utils.progress import NullProgress, RichProgress
 
     options = EvalOptions(
@@ -59,6 +60,10 @@ def eval_cmd(
         explain_events=explain_events, format=fmt, device=device, batch_size=batch_size,
         num_workers=loader_workers, max_events=max_events, seed=seed, overwrite=overwrite,
     )
+    if data is None:
+        check_run_dirs(run_dirs, options)
+        data = recorded_dataset(run_dirs)
+        console.print(f"dataset: {data} (recorded by the run{'s' if len(run_dirs) > 1 else ''})", highlight=False, soft_wrap=True)
     result = evaluate(run_dirs, data, options, out, progress=RichProgress("events") if progress else NullProgress())
     if not result.is_main:
         return

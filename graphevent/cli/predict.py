@@ -21,11 +21,12 @@ def predict_cmd(
     seed: Annotated[int, typer.Option(help="Seed of masking in masked models.")] = 0,
     overwrite: OverwriteOpt = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Read the inputs otherwise: --set reader.image_key=X_jets or --set chunk_size=256 (repeatable; only reader.* keys and chunk_size).", show_default=False)] = None,
 ) -> None:
     """Score every event of raw files: the run's own preprocessing, then its model.
 
-    Writes one row per input event: source, source_file, index (the event in its file),
-    n_nodes, label (-1 without labels), true_<target> (NaN when absent), score_<class>,
+    Writes one row per input event: event_id (running number over the inputs), source,
+    source_file, index (the event in its file), n_nodes, label (-1 without labels), true_<target> (NaN when absent), score_<class>,
     pred_<task> or recon_error_<feature> (columns: docs/api.md). Events are streamed in
     chunks, so memory stays flat; the file appears only once complete.
 
@@ -33,14 +34,17 @@ def predict_cmd(
 
       graphevent predict runs/pn --input new.h5 --out pred.parquet
 
-      graphevent predict runs/pn -i run1.root -i run2.root -c root_image -o pred.root
+      graphevent predict runs/pn -i new.h5 -o p.parquet --set reader.image_key=X
+
+      graphevent predict runs/pn -i run1.root -i run2.root -c root_image \\
+          -o pred.root
     """
     from graphevent.cli.app import console
     from graphevent.evaluate.predict import PredictOptions, predict_files
     from graphevent.utils.progress import NullProgress, RichProgress
 
     options = PredictOptions(config=config, checkpoint=checkpoint, batch_size=batch_size, device=device, seed=seed,
-                             overwrite=overwrite)
+                             overwrite=overwrite, overrides=tuple(set_ or ()))
     result = predict_files(run_dir, inputs, out, options, RichProgress("events") if progress else NullProgress())
     if result.unlabelled:
         console.print(f"no labels in {', '.join(result.unlabelled)} (label column -1)", highlight=False)

@@ -31,9 +31,11 @@ def preprocess_cmd(
 
       graphevent preprocess qg.h5 -c ml4sci_qg_hdf5 -o datasets/qg --workers 2
 
-      graphevent preprocess run0.parquet run1.parquet -c e2e_qg_parquet -o datasets/e2e --limit 10000
+      graphevent preprocess run0.parquet run1.parquet -c e2e_qg_parquet \\
+          -o datasets/e2e --limit 10000
 
-      graphevent preprocess qg.h5 -c ml4sci_qg_hdf5 -o ds --set graph.k=8 --set graph.node_mode=per_channel
+      graphevent preprocess qg.h5 -c ml4sci_qg_hdf5 -o ds --set graph.k=8 \\
+          --set graph.node_mode=per_channel
     """
     from graphevent.cli.app import console
     from graphevent.config.data import load_data_config

@@ -29,7 +29,8 @@ def probe_cmd(
 
     [bold]Examples[/]
 
-      graphevent probe runs/masked_gt_pre --data datasets/qg --random-init --label-fraction 0.1
+      graphevent probe runs/masked_gt_pre --data datasets/qg --random-init \\
+        --label-fraction 0.1
 
       graphevent probe runs/pre runs/ft --data datasets/qg --out probes.json
     """

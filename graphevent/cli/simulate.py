@@ -44,7 +44,8 @@ def qg_cmd(
 
       graphevent simulate qg -n 1000 -o qg.parquet --format parquet --no-particles
 
-      graphevent simulate qg -n 2000 -o sample.h5 --seed 1 --veto-scale 0   # the shipped sample, as it was made
+      # the shipped sample, as it was made:
+      graphevent simulate qg -n 2000 -o sample.h5 --seed 1 --veto-scale 0
     """
     from graphevent.cli.app import console
     from graphevent.simulate import generate_qg

@@ -43,7 +43,8 @@ def train_cmd(
 
       graphevent train -c masked_gt_pretrain -d datasets/qg -o runs/pre
 
-      graphevent train -c masked_gt_finetune -d datasets/qg -o runs/ft --init-from runs/pre --label-fraction 0.1
+      graphevent train -c masked_gt_finetune -d datasets/qg -o runs/ft \\
+          --init-from runs/pre --label-fraction 0.1
 
       graphevent train -c particlenet -d datasets/qg -o runs/pn --gpus 4
 

@@ -17,6 +17,16 @@ from graphevent.errors import ConfigError
 
 LABEL_TARGETS = ("label", "y")
 
+#: units of regression targets known by name: ``graphevent simulate`` and the public samples
+#: (ML4SCI quark-gluon ``m0``/``pt``) give masses, momenta and energies in GeV. A target not
+#: named here has no unit shown (none is guessed).
+TARGET_UNITS = {"m0": "GeV", "m": "GeV", "mass": "GeV", "pt": "GeV", "e": "GeV", "energy": "GeV", "et": "GeV"}
+
+
+def target_unit(target: str) -> str | None:
+    """``pt`` -> ``"GeV"``; a target of unknown unit -> ``None``."""
+    return TARGET_UNITS.get(target.lower())
+
 
 @dataclass(frozen=True)
 class TaskType:
@@ -30,6 +40,8 @@ class TaskType:
         maximise: the ``val_metrics`` that are better when larger (AUC, accuracy).
         kinds: the ``kind`` values its metrics record in ``metrics.json``.
         labels: table labels of its metric names (``{"auc": "AUC"}``).
+        target_unit_metrics: the metrics measured in the unit of the task's target
+            (regression ``mae``: GeV for a target in GeV); the others are unitless.
         label_target: the task predicts the event label (``target`` is none/label/y) rather
             than a dataset target.
     """
@@ -40,6 +52,7 @@ class TaskType:
     maximise: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    target_unit_metrics: tuple[str, ...] = ()
     label_target: bool = False
 
     @property
@@ -68,6 +81,7 @@ register_task_type(TaskType(
     "regression", losses=("mse", "huber", "l1"), val_metrics=("mae",), kinds=("regression",),
     labels=(("mae", "MAE"), ("rmse", "RMSE"), ("bias", "bias"), ("resolution", "resolution"),
             ("resolution_constant", "resol. of const.")),
+    target_unit_metrics=("mae", "rmse", "bias"),
 ))
 
 
@@ -116,3 +130,16 @@ class TaskConfig:
     @property
     def resolved_loss(self) -> str:
         return self.loss if self.loss is not None else get_task_type(self.type).default_loss
+
+
+def validation_units(tasks) -> dict[str, str]:
+    """Units of the validation metrics of ``tasks`` (``TaskConfig``s) by ``metrics.jsonl`` key:
+    ``{"val_mass_mae": "GeV"}`` for a regression task ``mass`` of a target in GeV; metrics
+    without a unit, or of a target of unknown unit, are absent."""
+    units: dict[str, str] = {}
+    for task in tasks:
+        kind = get_task_type(task.type)
+        unit = None if kind.label_target or not task.target else target_unit(task.target)
+        if unit:
+            units.update({f"val_{task.name}_{metric}": unit for metric in kind.target_unit_metrics})
+    return units

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphevent.evaluate.options import EvalOptions, check_run_dirs
+from graphevent.evaluate.options import EvalOptions, check_run_dirs, recorded_dataset
 
 
 def evaluate(run_dirs, data_dir, options: EvalOptions = EvalOptions(), out_dir=None, progress: Any = None):
     """:func:`graphevent.evaluate.runner.evaluate`, after the checks that need no torch
     (options, run and dataset directories, output directory), so a wrong argument fails
-    in about a second instead of after torch's import."""
+    in about a second instead of after torch's import. ``data_dir`` ``None``: the dataset the
+    runs were trained on (:func:`recorded_dataset`)."""
     from graphevent.data.info import load_manifest
 
     check_run_dirs(run_dirs, options)
+    if data_dir is None:
+        data_dir = recorded_dataset(run_dirs)
     load_manifest(data_dir)  # DataError: missing or unfinished dataset
     from graphevent.evaluate.runner import evaluate as run_evaluation
 

@@ -17,7 +17,7 @@ coloured by class (pretrained vs scratch encoders compare directly).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,9 +235,14 @@ def _batch(dataset: Any, positions: Sequence[int], device: torch.device) -> Batc
     return Batch.from_data_list([dataset[int(i)] for i in positions]).to(device)
 
 
+def explain_events(labels: np.ndarray, num_classes: int, per_class: int) -> int:
+    """Events :func:`explain_run` goes through: those it draws, then those of the embedding pass."""
+    return len(select_events(labels, num_classes, per_class)) + min(PCA_EVENTS, len(labels))
+
+
 def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], features: Sequence[str], dataset: Any,
                 labels: np.ndarray, per_class: int, batch_size: int, device: torch.device, out_dir: Path,
-                run: str, file_stem: str) -> ExplainOutput:
+                run: str, file_stem: str, on_events: Callable[[int], None] | None = None) -> ExplainOutput:
     """Explain figures of one run, written under ``out_dir``.
 
     Args:
@@ -251,6 +256,9 @@ def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], fea
         device: the model's device.
         out_dir: folder of the PNGs.
         run: run name (titles); file_stem: file-safe run name.
+        on_events: called with a number of events done (progress): the drawn events once
+            their figures are written, then each batch of the embedding pass; in all
+            :func:`explain_events` events.
     """
     result = ExplainOutput()
     task_names = [b.name for b in bindings if b.name != "reconstruction"]
@@ -287,6 +295,8 @@ def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], fea
             fig = reconstruction_figure(batch, rec, classes, features, f"{run}: reconstruction")
             path = save_figure(fig, out_dir / f"reconstruction-{file_stem}.png", dpi=90)
             result.figures.append((f"{run}: original vs reconstruction", path))
+    if on_events is not None:
+        on_events(len(chosen))
     pooled, ys = [], []
     n = min(PCA_EVENTS, len(labels))
     with torch.no_grad():
@@ -295,6 +305,8 @@ def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], fea
             info = model.explain(batch)
             pooled.append(info["pooled"].float().cpu().numpy())
             ys.append(batch.y.view(-1).cpu().numpy())
+            if on_events is not None:
+                on_events(batch.num_graphs)
     if pooled:
         result.embedding = (np.concatenate(pooled), np.concatenate(ys))
     return result

@@ -9,8 +9,10 @@ module on events of different sizes; the largest difference is returned.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +76,27 @@ def _export_torchscript(module: torch.nn.Module, example: tuple, path: Path, met
     return run
 
 
+class _TorchvisionNotice(logging.Filter):
+    """Drops torch's "torchvision is not installed. Skipping torchvision::nms" warnings: the
+    ONNX exporter logs one per torchvision operator it cannot register, and graphevent's
+    models use none of them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("torchvision is not installed")
+
+
+@contextlib.contextmanager
+def _without_torchvision_notice():
+    """While exporting to ONNX: torch's ONNX registry logs no torchvision notices."""
+    log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    notice = _TorchvisionNotice()
+    log.addFilter(notice)
+    try:
+        yield
+    finally:
+        log.removeFilter(notice)
+
+
 def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict[str, Any]) -> Callable:
     try:
         import onnx
@@ -90,7 +113,7 @@ def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict
     batch, nodes = Dim("batch"), Dim("nodes")
     set_onnx(module, True)  # ONNX has no stable sort: top-k, whose ties go to the lower index
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _without_torchvision_notice():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module, example, dynamo=True, input_names=INPUT_NAMES, output_names=list(module.output_names),

@@ -82,3 +82,36 @@ def check_run_dirs(run_dirs, options: EvalOptions) -> None:
     for d in run_dirs:
         if not Path(d).is_dir():
             raise RunError(f"{d}: run directory not found")
+
+
+def recorded_dataset(run_dirs) -> "Path":
+    """The dataset the runs were trained on, as each records it (``RUN_DIR/dataset.json``
+    ``path``): what ``graphevent eval`` reads when ``--data`` is not given.
+
+    Raises:
+        RunError: a run without a readable record, or runs trained on different datasets.
+        DataError: the recorded dataset directory no longer exists.
+    """
+    import json
+    from pathlib import Path
+
+    from graphevent.errors import DataError, RunError
+
+    paths: dict[str, str] = {}
+    for d in run_dirs:
+        record = Path(d) / "dataset.json"
+        try:
+            path = json.loads(record.read_text()).get("path")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            path = None
+        if not isinstance(path, str):
+            raise RunError(f"{record}: no readable dataset record; pass --data")
+        paths[str(d)] = path
+    if len(set(paths.values())) > 1:
+        shown = ", ".join(f"{d} on {p}" for d, p in paths.items())
+        raise RunError(f"--data not given and the runs were trained on different datasets ({shown}); pass --data")
+    path = Path(next(iter(paths.values())))
+    if not path.is_dir():
+        raise DataError(f"--data not given: {path}, the dataset recorded in {Path(run_dirs[0]) / 'dataset.json'}, "
+                        "does not exist; pass --data")
+    return path

@@ -43,6 +43,9 @@ class PredictOptions:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         seed: torch seed (masked autoencoders draw masks at inference).
         overwrite: replace an existing output file.
+        overrides: ``--set`` overrides of how the inputs are read (``reader.image_key=X``,
+            ``chunk_size=256``): only ``reader.*`` keys and ``chunk_size``, since the
+            preprocessing must stay the run's.
     """
 
     config: Path | None = None
@@ -51,6 +54,7 @@ class PredictOptions:
     device: str = "auto"
     seed: int = 0
     overwrite: bool = False
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass
@@ -83,7 +87,8 @@ def _recorded_config(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
     return None, f"{record} (and the manifest {manifest} it names)"
 
 
-def run_data_config(run_dir: str | Path, config: str | Path | None = None, info: Any = None) -> DataConfig:
+def run_data_config(run_dir: str | Path, config: str | Path | None = None, info: Any = None,
+                    overrides: Sequence[str] = ()) -> DataConfig:
     """The data config that turns raw files into the graphs the run was trained on.
 
     Args:
@@ -91,14 +96,43 @@ def run_data_config(run_dir: str | Path, config: str | Path | None = None, info:
         config: optional data config YAML (another reader for the same preprocessing).
         info: the run's :class:`~graphevent.data.info.DatasetInfo` (checks a ``config``
             when the run recorded none).
+        overrides: ``--set`` overrides of ``reader.*`` keys and ``chunk_size`` (``reader.image_key=X``).
 
     Raises:
         RunError: no recorded config and no ``config`` given.
-        ConfigError: ``config`` differs from the run's preprocessing (names the key).
+        ConfigError: ``config`` differs from the run's preprocessing (names the key), or an
+            override of another key, or of a bad value (names the ``--set``).
     """
+    check_reader_overrides(overrides)
+    cfg = _run_data_config(Path(run_dir), config, info)
+    if not overrides:
+        return cfg
+    from graphevent.config.base import build_with_overrides
+
+    where = str(config) if config is not None else "data config"
+    return build_with_overrides(lambda raw: from_dict(DataConfig, raw, where=where), to_dict(cfg), overrides, where)
+
+
+def check_reader_overrides(overrides: Sequence[str]) -> None:
+    """Refuse a ``--set`` of anything but a ``reader.<key>`` or ``chunk_size`` (names the override).
+
+    Raises:
+        ConfigError: ``--set graph.k=4: predict reads the inputs with the run's preprocessing; ...``.
+    """
+    from graphevent.config.base import parse_override
+
+    for item in overrides:
+        parts, _ = parse_override(item)
+        if parts == ["chunk_size"] or (parts[0] == "reader" and len(parts) > 1):
+            continue
+        raise ConfigError(f"--set {item}: predict reads the inputs with the run's preprocessing; only reader.* keys "
+                          f"and chunk_size may be set, not {'.'.join(parts)!r}")
+
+
+def _run_data_config(run_dir: Path, config: str | Path | None, info: Any) -> DataConfig:
+    """:func:`run_data_config` without overrides."""
     from graphevent.data.preprocess import node_feature_names
 
-    run_dir = Path(run_dir)
     recorded, where = _recorded_config(run_dir)
     run_cfg = from_dict(DataConfig, recorded, where) if recorded is not None else None
     if config is None:
@@ -247,6 +281,7 @@ def predict_files(
         raise DataError("predict: no input files given")
     if options.batch_size < 1:
         raise ConfigError(f"--batch-size {options.batch_size}: expected an integer >= 1")
+    check_reader_overrides(options.overrides)
     output = OutputFile(out, "predictions", inputs=[run_dir, *inputs, *([options.config] if options.config else [])],
                         overwrite=options.overwrite)
     output.check()  # first: an input or a file of the user's is never replaced, whatever else is wrong
@@ -277,7 +312,7 @@ def _predict_files(run_dir: Path, inputs: Sequence[str | Path], output: Any, opt
 
     out = output.path
     model, exp, info = load_run(run_dir, options.checkpoint)
-    cfg = run_data_config(run_dir, options.config, info)
+    cfg = run_data_config(run_dir, options.config, info, options.overrides)
     device = resolve_device(options.device)
     model.to(device).eval()
 
@@ -289,6 +324,7 @@ def _predict_files(run_dir: Path, inputs: Sequence[str | Path], output: Any, opt
                 "targets": list(cfg.reader.target_keys), "stage": exp.stage,
                 "sources": [str(Path(p).resolve()) for p in inputs], "data_config": to_dict(cfg)}
     result = PredictResult(out=out, events=0, empty=0)
+    first_ids = np.cumsum([0, *sizes])  # event_id of each input's first event
     torch.manual_seed(options.seed)
     progress.start(sum(sizes), f"predict {run_dir.name}")
     try:
@@ -303,7 +339,8 @@ def _predict_files(run_dir: Path, inputs: Sequence[str | Path], output: Any, opt
                     for start in range(0, n_events, cfg.chunk_size):
                         stop = min(start + cfg.chunk_size, n_events)
                         g = build_graphs(reader, str(path), start, stop, cfg)
-                        writer.write(_chunk_columns(model, g, src, name, start, stop, options.batch_size, device, cfg, info))
+                        writer.write(_chunk_columns(model, g, src, name, start, stop, options.batch_size, device, cfg, info,
+                                                    int(first_ids[src])))
                         result.empty += int((~g.keep).sum())
                         progress.advance(stop - start)
                 result.per_input[name] = n_events
@@ -315,8 +352,10 @@ def _predict_files(run_dir: Path, inputs: Sequence[str | Path], output: Any, opt
     return result
 
 
-def _chunk_columns(model, g, src: int, name: str, start: int, stop: int, batch_size: int, device, cfg, info) -> dict[str, np.ndarray]:
-    """One row per event read ([start, stop) of input ``src``): identity, truth, outputs."""
+def _chunk_columns(model, g, src: int, name: str, start: int, stop: int, batch_size: int, device, cfg, info,
+                   first_id: int = 0) -> dict[str, np.ndarray]:
+    """One row per event read ([start, stop) of input ``src``, whose first event has id
+    ``first_id``): identity, truth, outputs."""
     n = stop - start
     kept = np.flatnonzero(g.keep)
     counts = np.zeros(n, np.int32)
@@ -326,6 +365,7 @@ def _chunk_columns(model, g, src: int, name: str, start: int, stop: int, batch_s
     targets = np.full((n, len(cfg.reader.target_keys)), np.nan, np.float32)
     targets[kept] = g.targets
     cols: dict[str, np.ndarray] = {
+        "event_id": np.arange(first_id + start, first_id + stop, dtype=np.int64),
         "source": np.full(n, src, np.int32),
         "source_file": np.full(n, name, dtype=object),
         "index": np.arange(start, stop, dtype=np.int64),

@@ -6,7 +6,11 @@ Columns, one row per event (``eval``: sorted by ``event_id``; ``predict``: input
 ==================  =========  ========================================================
 column              type       meaning
 ==================  =========  ========================================================
-event_id            int64      ``eval``: dataset-wide event number (the graph's ``event_id``)
+event_id            int64      running number of the event over the inputs, in the order
+                               given (input ``s``'s event ``i``: the events of the inputs
+                               before ``s``, plus ``i``); ``eval``: the graph's ``event_id``,
+                               the same number over the inputs given to ``preprocess``, so
+                               ``predict`` on those files in that order gives the same ids
 source              int32      number of the input file the event comes from (0, 1, ...
                                in the order given to ``preprocess`` / ``predict``)
 source_file         string     that file's name (Parquet only; ROOT files list the names

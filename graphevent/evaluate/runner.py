@@ -27,7 +27,7 @@ from rich.table import Table
 
 from graphevent.errors import ConfigError, DataError
 from graphevent.evaluate.device import eval_context
-from graphevent.evaluate.explain import ExplainOutput, explain_run, pca_figure
+from graphevent.evaluate.explain import ExplainOutput, explain_events, explain_run, pca_figure
 from graphevent.evaluate.inference import EventRecord, TaskBinding, bind_tasks, check_compatible, run_inference
 from graphevent.evaluate.options import EvalOptions, check_run_dirs
 from graphevent.evaluate.predictions import write_predictions
@@ -182,7 +182,8 @@ def _run_figures(ev: RunEvaluation, out: Path, training: list[dict[str, Any]]) -
     for b in ev.bindings:
         figs += b.metrics.figures(b.name, ev.name, out, ev.file_stem)
     if training:
-        fig = plots.training_figure(training, f"{ev.name}: training")
+        units = {f"val_{b.name}_{m}": u for b in ev.bindings for m, u in b.metrics.describe().get("units", {}).items()}
+        fig = plots.training_figure(training, f"{ev.name}: training", units)
         figs.append((f"{ev.name}: training curves", plots.save_figure(fig, out / f"training-{ev.file_stem}.png")))
     return figs
 
@@ -300,8 +301,13 @@ def _write_run(ev: RunEvaluation, model: Any, info: Any, st: _Setting, tmp: Path
     if opt.explain:
         (tmp / "explain").mkdir(exist_ok=True)
         events = Subset(st.dataset, list(range(st.n_total)))
-        ev.explain = explain_run(model, ev.bindings, info.classes, info.node_features, events, st.dataset.labels()[:st.n_total],
-                                 opt.explain_events, opt.batch_size, st.ctx.device, tmp / "explain", ev.name, ev.file_stem)
+        labels = st.dataset.labels()[:st.n_total]
+        st.progress.start(explain_events(labels, len(info.classes), opt.explain_events), f"explain {ev.name}")
+        try:
+            ev.explain = explain_run(model, ev.bindings, info.classes, info.node_features, events, labels, opt.explain_events,
+                                     opt.batch_size, st.ctx.device, tmp / "explain", ev.name, ev.file_stem, st.progress.advance)
+        finally:
+            st.progress.stop()
     return figures
 
 

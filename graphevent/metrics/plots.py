@@ -21,9 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-#: units of regression targets known by name (``graphevent simulate`` and the public samples
-#: give masses, momenta and energies in GeV); other targets are drawn without a unit
-TARGET_UNITS = {"m0": "GeV", "m": "GeV", "mass": "GeV", "pt": "GeV", "e": "GeV", "energy": "GeV", "et": "GeV"}
+from graphevent.config.tasks import TARGET_UNITS, target_unit  # noqa: F401  (TARGET_UNITS: re-exported)
 
 
 def file_stem(name: str) -> str:
@@ -33,7 +31,7 @@ def file_stem(name: str) -> str:
 
 def with_unit(target: str) -> str:
     """``pt`` -> ``pt [GeV]``; unknown targets unchanged."""
-    unit = TARGET_UNITS.get(target.lower())
+    unit = target_unit(target)
     return f"{target} [{unit}]" if unit else target
 
 
@@ -122,6 +120,18 @@ def roc_figure(
     return fig
 
 
+def score_range(values: np.ndarray) -> tuple[float, float]:
+    """Histogram range of probabilities: their min to max with 2 % margins, within [0, 1]
+    (scores between 0.45 and 0.52 get all 40 bins, not 3 of a fixed 0-1 range)."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 0.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.02 * (hi - lo), 1e-3)
+    return max(0.0, lo - pad), min(1.0, hi + pad)
+
+
 def score_figure(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str], title: str, signal: int | None = None) -> Figure:
     """Histograms of class scores per true class.
 
@@ -131,12 +141,15 @@ def score_figure(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str],
         classes: class names.
         title: figure title.
         signal: binary tasks: plot only the signal-class score (one panel).
+
+    Each panel's x range is that of its scores (:func:`score_range`).
     """
     which = [signal] if signal is not None else list(range(len(classes)))
     fig, axes = grid_figure(1, len(which), (3.9, 3.0), top=0.7)
     axes = axes[0]
-    bins = np.linspace(0.0, 1.0, 41)
     for ax, c in zip(axes, which):
+        lo, hi = score_range(scores[:, c])
+        bins = np.linspace(lo, hi, 41)
         for k, name in enumerate(classes):
             sel = labels == k
             if not sel.any():
@@ -145,7 +158,8 @@ def score_figure(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str],
                     color=COLORS[k % len(COLORS)], label=f"true {name} ({int(sel.sum())})")
         ax.set_xlabel(f"score_{classes[c]}")
         ax.set_ylabel("density")
-        ax.set_xlim(0, 1)
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # a narrow range has long tick labels: fewer of them
         ax.legend(fontsize=8)
     fig.suptitle(title)
     return fig
@@ -196,9 +210,14 @@ def response_figure(pred: np.ndarray, true: np.ndarray, target: str, title: str,
     return fig
 
 
-def training_figure(records: Sequence[Mapping[str, Any]], title: str) -> Figure:
+def training_figure(records: Sequence[Mapping[str, Any]], title: str, units: Mapping[str, str] | None = None) -> Figure:
     """Losses and every validation metric per epoch (one ``metrics.jsonl`` record per
-    epoch), three panels per row."""
+    epoch), three panels per row; each panel's y axis names its value.
+
+    Args:
+        units: unit of a validation metric by record key (``{"val_mass_mae": "GeV"}``),
+            shown on its y axis; keys not given are unitless.
+    """
     epochs = np.array([r.get("epoch", i) for i, r in enumerate(records)], dtype=float)
     loss_keys = [k for k in ("train_loss", "val_loss") if any(isinstance(r.get(k), (int, float)) for r in records)]
     skip = {"epoch", "step", "time", "lr", "events_per_s", *loss_keys}
@@ -220,17 +239,24 @@ def training_figure(records: Sequence[Mapping[str, Any]], title: str) -> Figure:
         axes[0].plot(epochs, series(k), "o-", ms=3, color=COLORS[i], label=k)
     axes[0].set_title("loss")
     axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
     if loss_keys:
         axes[0].legend(fontsize=8)
     for ax, k in zip(axes[1:], metric_keys):
         ax.plot(epochs, series(k), "o-", ms=3, color=COLORS[2])
         ax.set_title(k)
         ax.set_xlabel("epoch")
+        unit = (units or {}).get(k)
+        ax.set_ylabel(f"{k} [{unit}]" if unit else k)
     for ax in axes[panels:]:
         ax.set_visible(False)
     for ax in axes[:panels]:
         ax.grid(True, alpha=0.25)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if 0 < np.unique(epochs).size <= 10:  # a tick per epoch (a locator puts 0.96, 0.98 ... round one epoch)
+            ax.set_xticks(np.unique(epochs))
+            ax.set_xlim(np.nanmin(epochs) - 0.5, np.nanmax(epochs) + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     return fig
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
+from graphevent.config.tasks import get_task_type, target_unit
 from graphevent.metrics.base import EventBuffer, TaskMetrics, register_task_metrics, with_intervals
 from graphevent.metrics.bootstrap import bootstrap, weighted_regression
 from graphevent.metrics.streaming import RelativeResolution
@@ -110,7 +111,11 @@ class RegressionMetrics(TaskMetrics):
         return {self.column: self.pred.array()}
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "regression", "target": self.target}
+        """Kind and target, and ``units`` of the metrics in the target's unit (``{"mae": "GeV"}``;
+        absent when the target's unit is unknown)."""
+        unit = target_unit(self.target)
+        units = {name: unit for name in get_task_type("regression").target_unit_metrics} if unit else {}
+        return {"kind": "regression", "target": self.target, **({"units": units} if units else {})}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target!r}, events={len(self.pred)})"

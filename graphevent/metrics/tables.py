@@ -5,8 +5,8 @@ several runs fit 80 columns.
 The terminal table shows each task's headline figures with their 95 % intervals; the
 Markdown file adds every scalar metric (per-class AUCs, per-channel errors) and the
 confusion matrices. The CSV is long-form, one metric per line:
-``run,task,metric,value,ci95_low,ci95_high`` (``inf`` for infinite rejection, empty when
-undefined; confusion matrices are in the JSON and Markdown only).
+``run,task,metric,value,ci95_low,ci95_high,unit`` (``inf`` for infinite rejection, empty when
+undefined; ``unit`` e.g. ``GeV`` for a regression MAE, empty when unitless or unknown; confusion matrices are in the JSON and Markdown only).
 """
 
 from __future__ import annotations
@@ -33,12 +33,21 @@ LABELS = {
 }
 
 
-def metric_label(name: str, short: bool = False) -> str:
-    """Human label: ``rejection_at_0.3`` -> ``1/εB @ εS=0.3`` (``1/εB @ 0.3`` if ``short``)."""
+def metric_label(name: str, short: bool = False, unit: str | None = None) -> str:
+    """Human label: ``rejection_at_0.3`` -> ``1/εB @ εS=0.3`` (``1/εB @ 0.3`` if ``short``);
+    with a ``unit``: ``mae`` -> ``MAE [GeV]``."""
     if name.startswith("rejection_at_"):
         eff = name[len("rejection_at_"):]
         return f"1/εB @ {eff}" if short else f"1/εB @ εS={eff}"
-    return LABELS.get(name, name)
+    label = LABELS.get(name, name)
+    return f"{label} [{unit}]" if unit else label
+
+
+def metric_unit(doc: dict[str, Any], task: str, name: str) -> str | None:
+    """The unit of metric ``name`` of ``task`` as the runs record it (``run_info.RUN.tasks.TASK.units``);
+    ``None`` when unitless, unknown, or when the runs disagree."""
+    units = {ri["tasks"][task].get("units", {}).get(name) for ri in doc["run_info"].values() if task in ri["tasks"]}
+    return units.pop() if len(units) == 1 else None
 
 
 def format_value(value: Any, digits: int = 4) -> str:
@@ -94,16 +103,17 @@ def rich_table(doc: dict[str, Any]) -> Table | Group:
     cols = _columns(doc, full=False)
     if len(doc["runs"]) == 1:
         run, tasks = next(iter(doc["runs"].items()))
-        table = Table(title=f"graphevent eval: {escape(run)}", caption=_caption(doc))
+        table = Table(title=f"graphevent eval: {escape(run)}")
         for header, justify in (("task", "left"), ("metric", "left"), ("value", "right"), ("95% interval", "right")):
             table.add_column(header, justify=justify)
         previous = None
         for task, name in cols:
             metrics = tasks[task]
-            table.add_row(escape(task) if task != previous else "", metric_label(name, short=True), format_value(metrics[name]),
+            table.add_row(escape(task) if task != previous else "", metric_label(name, True, metric_unit(doc, task, name)), format_value(metrics[name]),
                           escape(format_interval(metrics.get(f"{name}_ci95"))), end_section=False)
             previous = task
-        return table
+        # the caption below the table, wrapped at the terminal's width rather than the table's
+        return Group(table, Text(_caption(doc).replace("\\[", "["), style="dim"))
     return Group(*(_task_comparison(doc, task, [n for t, n in cols if t == task])
                    for task in dict.fromkeys(t for t, _ in cols)), Text(_caption(doc).replace("\\[", "["), style="dim"))
 
@@ -126,7 +136,7 @@ def _task_comparison(doc: dict[str, Any], task: str, names: list[str]) -> Table:
                 continue
             ci = escape(format_interval(metrics.get(f"{name}_ci95"), digits=3).replace(", ", ","))
             cells.append(format_value(metrics[name]) + (f"\n[dim]{ci}[/dim]" if ci else ""))
-        table.add_row(metric_label(name, short=True), *cells)
+        table.add_row(metric_label(name, True, metric_unit(doc, task, name)), *cells)
     comp = doc.get("comparison", {}).get(task)
     if comp:
         cells = []
@@ -175,7 +185,7 @@ def markdown(doc: dict[str, Any], figures: list[tuple[str, str]] | None = None) 
                 details.append(f"target `{tinfo['target']}`")
         detail = ", ".join(dict.fromkeys(details))
         lines += [f"## {task} ({', '.join(sorted(kinds))}{', ' + detail if detail else ''})", ""]
-        lines.append("| run | " + " | ".join(metric_label(n) for n in names) + " |")
+        lines.append("| run | " + " | ".join(metric_label(n, unit=metric_unit(doc, task, n)) for n in names) + " |")
         lines.append("|---|" + "---:|" * len(names))
         for run, tasks in doc["runs"].items():
             metrics = tasks.get(task)
@@ -217,7 +227,7 @@ def markdown(doc: dict[str, Any], figures: list[tuple[str, str]] | None = None) 
 
 
 def csv_text(doc: dict[str, Any]) -> str:
-    """Long-form CSV: ``run,task,metric,value,ci95_low,ci95_high``."""
+    """Long-form CSV: ``run,task,metric,value,ci95_low,ci95_high,unit`` (``unit`` empty when unitless or unknown)."""
 
     def cell(v: Any) -> str:
         d = decode_value(v)
@@ -229,16 +239,17 @@ def csv_text(doc: dict[str, Any]) -> str:
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["run", "task", "metric", "value", "ci95_low", "ci95_high"])
+    writer.writerow(["run", "task", "metric", "value", "ci95_low", "ci95_high", "unit"])
     for run, tasks in doc["runs"].items():
         for task, metrics in tasks.items():
             for name, value in metrics.items():
                 if name.endswith("_ci95") or name == "confusion_matrix":
                     continue
                 ci = metrics.get(f"{name}_ci95") or [None, None]
-                writer.writerow([run, task, name, cell(value), cell(ci[0]), cell(ci[1])])
+                unit = doc["run_info"][run]["tasks"][task].get("units", {}).get(name, "")
+                writer.writerow([run, task, name, cell(value), cell(ci[0]), cell(ci[1]), unit])
     for task, comp in doc.get("comparison", {}).items():
         for run, d in comp["runs"].items():
             ci = d.get("auc_diff_ci95") or [None, None]
-            writer.writerow([run, task, f"auc_diff_vs_{comp['reference']}", cell(d["auc_diff"]), cell(ci[0]), cell(ci[1])])
+            writer.writerow([run, task, f"auc_diff_vs_{comp['reference']}", cell(d["auc_diff"]), cell(ci[0]), cell(ci[1]), ""])
     return out.getvalue()

@@ -22,6 +22,7 @@ from graphevent.config.base import (
     build_with_overrides, dump_yaml, load_yaml, name_override, override_label, parse_override, replaced_overrides, to_dict,
 )
 from graphevent.config.experiment import ExperimentConfig, experiment_from_dict, load_experiment
+from graphevent.config.tasks import validation_units
 from graphevent.errors import ConfigError, GraphEventError, RunError
 
 #: Settings that may change when a run is resumed (everything else must match config.yaml).
@@ -84,6 +85,8 @@ class TrainResult:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: unit of a validation metric by key (``{"val_mass_mae": "GeV"}``)
+    units: dict[str, str] = field(default_factory=dict)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -220,13 +223,15 @@ def check_resume_record(run_dir: Path, state: dict[str, Any], cfg: ExperimentCon
 
 
 def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume: bool = False):
-    """Open the dataset (checksums), build the model and tasks once, check ``init_from``.
+    """Open the dataset (checksums), build the model and tasks once, load ``init_from``
+    into it and draw the ``label_fraction`` subset, as the workers will.
 
     Returns:
-        the dataset's :class:`DatasetInfo`.
+        ``(the dataset's DatasetInfo, notes)``: one line per ``init_from`` source (the
+        encoders and tensors it loads) and one for ``label_fraction`` (the labelled events left).
     """
     from graphevent.train.checkpoint import checkpoint_path
-    from graphevent.train.worker import open_inputs
+    from graphevent.train.worker import labelled_subset, load_init_from, open_inputs
 
     data = Path(data)
     if not data.exists():
@@ -247,7 +252,18 @@ def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume:
             checkpoint_path(source, "last" if Path(source).is_dir() else "best")
         if cfg.stage == "pretrain":
             raise ConfigError("train.init_from: loads a pretrained encoder for stage finetune/supervised, not pretrain")
-    return info
+    notes = []
+    if cfg.train.init_from and not resume:
+        frozen = ", frozen" if cfg.train.freeze_encoder else ""
+        for source, names, tensors in load_init_from(model, cfg.train.init_from):
+            notes.append(f"--init-from {source}: loaded encoder{'s' if len(names) > 1 else ''} {', '.join(names)} "
+                         f"({tensors} tensors{frozen})")
+    subset = labelled_subset(cfg, train_set)
+    if subset is not None:
+        seed = cfg.seed if cfg.train.label_seed is None else cfg.train.label_seed
+        notes.append(f"--label-fraction {cfg.train.label_fraction:g}: the heads train on {len(subset)} of "
+                     f"{len(train_set)} labelled train events (seed {seed})")
+    return info, notes
 
 
 def _device_plan(options: TrainOptions) -> tuple[bool, int]:
@@ -451,7 +467,7 @@ def train(options: TrainOptions, notify: Callable[[str], None] | None = None) ->
 
                 notes = check_resume_record(run_dir, load_checkpoint(last), cfg, world)
             try:
-                check_inputs(cfg, Path(options.data), resume=resume)
+                notes += check_inputs(cfg, Path(options.data), resume=resume)[1]
             except ConfigError as exc:  # model settings are checked here, by key ("model.k: ...")
                 raise name_override(exc, "", options.overrides, options.option_labels) from None
             check_replaced_model_overrides(options)
@@ -464,7 +480,8 @@ def train(options: TrainOptions, notify: Callable[[str], None] | None = None) ->
                 stale.unlink()
             (run_dir / "logs" / "interrupted.json").unlink(missing_ok=True)
             _write_run_files(run_dir, cfg, Path(options.data), launch, resume=resume)
-        result = replace(_run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank), notes=tuple(notes))
+        result = replace(_run(options, cfg, run_dir, layout, launch, use_cuda, nproc, world, rank), notes=tuple(notes),
+                         units=validation_units(cfg.tasks))
         if od is not None:
             od.complete()
     except BaseException:  # an error, or SIGINT/SIGTERM (graphevent.errors.Stopped) outside the training loop
@@ -490,7 +507,7 @@ def _run(options: TrainOptions, cfg: ExperimentConfig, run_dir: Path, layout: di
         if rank == 0:
             from graphevent.train.progress import train_callbacks
 
-            callbacks = train_callbacks(options.progress)
+            callbacks = train_callbacks(options.progress, validation_units(cfg.tasks))
         summary = run_worker(cfg, run_dir, launch, callbacks)
     else:
         if not use_cuda:
@@ -538,7 +555,7 @@ def summary_table(result: TrainResult):
     if monitor and monitor not in cols:
         cols.append(monitor)
     for c in cols + ["events/s"]:
-        table.add_column(c, justify="right")
+        table.add_column(f"{c} [{result.units[c]}]" if c in result.units else c, justify="right")
     best_epoch = result.summary.get("best_epoch")
     for r in result.epochs:
         cells = [str(r["epoch"])] + [f"{r[c]:.4g}" if isinstance(r.get(c), float) else "-" for c in cols[1:]]
@@ -546,5 +563,6 @@ def summary_table(result: TrainResult):
         table.add_row(*cells, style="bold green" if r["epoch"] == best_epoch else None)
     if result.summary.get("best") is not None:
         stop = ", stopped early" if result.summary.get("stopped_early") else ""
-        table.caption = f"best {monitor} = {result.summary['best']:.4g} at epoch {best_epoch} (checkpoints/best.pt){stop}"
+        unit = f" {result.units[monitor]}" if monitor in result.units else ""
+        table.caption = f"best {monitor} = {result.summary['best']:.4g}{unit} at epoch {best_epoch} (checkpoints/best.pt){stop}"
     return table

@@ -60,6 +60,44 @@ def open_inputs(cfg: ExperimentConfig, data, verify: bool, in_memory: bool = Fal
     return train_set, val_set, model
 
 
+def load_init_from(model, sources) -> list[tuple[str, list[str], int]]:
+    """Copy the encoders of each ``train.init_from`` source into ``model``.
+
+    Returns:
+        per source ``(source, encoder names copied, tensors copied)`` (parameters and buffers).
+
+    Raises:
+        ConfigError: an encoder comes from two sources, or has another architecture.
+    """
+    from graphevent.nn.checkpoint import transfer_encoders
+
+    done: list[tuple[str, list[str], int]] = []
+    loaded: list[str] = []
+    encoders = model.encoder_modules()
+    for source in sources:
+        names = transfer_encoders(model, source)
+        twice = sorted(set(names) & set(loaded))
+        if twice:
+            raise ConfigError(f"--init-from {source}: encoder(s) {', '.join(twice)} already loaded from an earlier --init-from")
+        loaded += names
+        done.append((str(source), names, sum(len(encoders[name].state_dict()) for name in names)))
+    return done
+
+
+def labelled_subset(cfg: ExperimentConfig, train_set):
+    """The train-event indices the heads learn from under ``train.label_fraction`` (seeded,
+    at least ``train.min_labels_per_class`` per class); ``None``: every event."""
+    from graphevent.data.label_subset import label_subset
+
+    tc = cfg.train
+    if not cfg.trains_tasks or tc.label_fraction >= 1:
+        return None
+    seed = cfg.seed if tc.label_seed is None else tc.label_seed
+    classified = any(t.task_type.label_target for t in cfg.tasks)
+    return label_subset(train_set.event_ids, tc.label_fraction, seed,
+                        labels=train_set.labels() if classified else None, min_per_class=tc.min_labels_per_class)
+
+
 def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], callbacks=None) -> dict[str, Any]:
     """Train on this worker; returns :meth:`Trainer.fit`'s summary.
 
@@ -69,11 +107,10 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
         launch: ``{"data": DATASET_DIR, "use_cuda": bool, "resume": bool}``.
         callbacks: rank-0 progress hooks (``None``: silent).
     """
-    from graphevent.train.checkpoint import asdict_plain, load_checkpoint, transfer_encoders
+    from graphevent.train.checkpoint import asdict_plain, load_checkpoint
     from graphevent.train.distributed import all_gather_objects, barrier, init_distributed, shutdown
     from graphevent.train.engine import Trainer, seed_everything, seed_worker
     from graphevent.train.rundir import MetricsLogger, device_name, environment, write_env
-    from graphevent.data.label_subset import label_subset
     from graphevent.data.partial_labels import PartialLabels
 
     ctx = init_distributed(bool(launch["use_cuda"]))
@@ -99,25 +136,13 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
         else:
             loaded = None
             if tc.init_from:
-                loaded = []
-                for source in tc.init_from:
-                    names = transfer_encoders(model, source)
-                    twice = sorted(set(names) & set(loaded))
-                    if twice:
-                        raise ConfigError(f"--init-from {source}: encoder(s) {', '.join(twice)} already loaded from an earlier --init-from")
-                    loaded += names
+                loaded = [name for _, names, _ in load_init_from(model, tc.init_from) for name in names]
             if tc.freeze_encoder:
                 model.freeze_encoders(loaded)
         frozen = list(getattr(model, "frozen_encoders", []))
         seed_worker(cfg.seed, ctx.rank)  # per-rank streams for masking and dropout
 
-        indices = None
-        if cfg.trains_tasks and tc.label_fraction < 1:
-            seed = cfg.seed if tc.label_seed is None else tc.label_seed
-            classified = any(t.task_type.label_target for t in cfg.tasks)
-            indices = label_subset(train_set.event_ids, tc.label_fraction, seed,
-                                   labels=train_set.labels() if classified else None,
-                                   min_per_class=tc.min_labels_per_class)
+        indices = labelled_subset(cfg, train_set)
 
         labelled = int(len(indices) if indices is not None else len(train_set))
         if indices is not None and getattr(model, "trains_unlabelled", False):
@@ -170,9 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = experiment_from_dict(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
         callbacks = None
         if rank == 0:
+            from graphevent.config.tasks import validation_units
             from graphevent.train.progress import train_callbacks
 
-            callbacks = train_callbacks(launch.get("progress", True))
+            callbacks = train_callbacks(launch.get("progress", True), validation_units(cfg.tasks))
         run_worker(cfg, run_dir, launch, callbacks)
     except Interrupted as exc:  # checkpoint saved; the launcher reports it (no traceback here)
         if rank == 0:

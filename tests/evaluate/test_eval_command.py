@@ -106,9 +106,11 @@ def test_metrics_json_matches_schema_and_predictions(comparison, tiny_dataset):
 
 
 def test_root_format_and_no_bootstrap(tmp_path, trained_runs, tiny_dataset, capsys):
-    code, out, _ = run(capsys, "eval", trained_runs["mt"], "--data", tiny_dataset, "--out", tmp_path / "e",
+    # no --data: the dataset the run records in dataset.json
+    code, out, _ = run(capsys, "eval", trained_runs["mt"], "--out", tmp_path / "e",
                        "--format", "root", "--bootstrap", "0", "--split", "val", "--checkpoint", "last", "--no-progress")
     assert code == 0, out
+    assert out.splitlines()[0] == f"dataset: {tiny_dataset.resolve()} (recorded by the run)"
     assert "graphevent eval: mt" in out and "AUC" in out
     pred = read_predictions(tmp_path / "e" / "predictions-mt.root")
     assert len(pred["event_id"]) == len(GraphDataset(tiny_dataset, "val"))
@@ -116,6 +118,7 @@ def test_root_format_and_no_bootstrap(tmp_path, trained_runs, tiny_dataset, caps
     doc = json.loads((tmp_path / "e" / "metrics.json").read_text())
     validate_document(doc)
     assert doc["checkpoint"] == "last" and doc["dataset"]["split"] == "val"
+    assert doc["dataset"]["path"] == str(tiny_dataset.resolve())
     assert not any(k.endswith("_ci95") for k in doc["runs"]["mt"]["label"])
 
 
@@ -157,6 +160,22 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, trained_runs, tiny_dataset, c
                    "--bootstrap -1")
 
 
+def test_eval_without_data_needs_runs_that_agree_on_their_dataset(tmp_path, trained_runs, tiny_dataset, capsys):
+    moved = tmp_path / "mt-elsewhere"
+    shutil.copytree(trained_runs["mt"], moved)
+    record = json.loads((moved / "dataset.json").read_text())
+    (moved / "dataset.json").write_text(json.dumps({**record, "path": str(tmp_path / "qg-copy")}))
+    one_line_error(capsys, ["eval", trained_runs["mt"], moved, "--out", tmp_path / "o6"],
+                   f"--data not given and the runs were trained on different datasets ({trained_runs['mt']} on "
+                   f"{tiny_dataset.resolve()}, {moved} on {tmp_path / 'qg-copy'}); pass --data")
+    one_line_error(capsys, ["eval", moved, "--out", tmp_path / "o7"],
+                   f"--data not given: {tmp_path / 'qg-copy'}, the dataset recorded in {moved / 'dataset.json'}, "
+                   "does not exist; pass --data")
+    (moved / "dataset.json").unlink()
+    one_line_error(capsys, ["eval", moved, "--out", tmp_path / "o8"], f"{moved / 'dataset.json'}: no readable dataset record; pass --data")
+    assert not any((tmp_path / o).exists() for o in ("o6", "o7", "o8"))
+
+
 def test_two_classifiers_get_a_paired_auc_comparison(tmp_path, trained_runs, tiny_dataset, capsys):
     """A copy of a run scores every event exactly like it: paired difference 0, interval [0, 0],
     written to metrics.json, .md and .csv; a pretraining run takes no part."""
@@ -176,3 +195,32 @@ def test_two_classifiers_get_a_paired_auc_comparison(tmp_path, trained_runs, tin
     md = (out / "metrics.md").read_text()
     assert "## label: AUC difference to `mt` (paired bootstrap)" in md and "| mt_copy | 0 " in md
     assert "mt_copy,label,auc_diff_vs_mt,0,0,0" in (out / "metrics.csv").read_text()
+
+
+class RecordingProgress:
+    """Records what a library call reports: ``("start", total, description)``, advances, stops."""
+
+    def __init__(self):
+        self.calls = []
+
+    def start(self, total, description=""):
+        self.calls.append(["start", total, description, 0])
+
+    def advance(self, n=1):
+        self.calls[-1][3] += n
+
+    def stop(self):
+        self.calls.append(["stop"])
+
+
+def test_explain_reports_its_progress(tmp_path, trained_runs, tiny_dataset):
+    from graphevent.evaluate import EvalOptions, evaluate
+
+    progress = RecordingProgress()
+    evaluate([trained_runs["mt"]], tiny_dataset, EvalOptions(bootstrap=0, explain=True, explain_events=2, split="val"),
+             tmp_path / "e", progress=progress)
+    n = len(GraphDataset(tiny_dataset, "val"))
+    labels = GraphDataset(tiny_dataset, "val").labels()
+    drawn = sum(min(2, int((labels == c).sum())) for c in (0, 1))
+    # the inference bar, then one bar over the drawn events and the embedding pass, each done in full
+    assert progress.calls == [["start", n, "eval mt", n], ["stop"], ["start", drawn + n, "explain mt", drawn + n], ["stop"]]

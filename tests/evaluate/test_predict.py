@@ -37,6 +37,7 @@ def test_predict_matches_the_dataset_graphs(trained_runs, tiny_dataset, raw, tmp
     cols = read_predictions(out)
     assert result.events == 96 and len(cols["index"]) == 96 and result.unlabelled == []
     np.testing.assert_array_equal(cols["index"], np.arange(96))
+    np.testing.assert_array_equal(cols["event_id"], np.arange(96))
     assert set(cols["source_file"]) == {raw.name} and set(cols["source"]) == {0}
     with h5py.File(raw, "r") as f:
         np.testing.assert_array_equal(cols["label"], f["y"][:].astype(np.int64))
@@ -62,6 +63,8 @@ def test_predict_cli_unlabelled_file_two_inputs(trained_runs, raw, unlabelled, t
     assert "no labels in new.h5" in text and "no m0, pt in new.h5" in text and "136 events scored" in text
     cols = read_predictions(out)
     assert len(cols["index"]) == 136
+    np.testing.assert_array_equal(cols["event_id"], np.arange(136))  # running number over the inputs
+    assert list(cols)[:4] == ["event_id", "source", "source_file", "index"]
     np.testing.assert_array_equal(cols["source"], [0] * 40 + [1] * 96)
     np.testing.assert_array_equal(cols["index"], np.r_[np.arange(40), np.arange(96)])
     assert (cols["label"][:40] == -1).all() and (cols["label"][40:] >= 0).all()
@@ -122,3 +125,52 @@ def test_a_failure_while_streaming_leaves_no_file(trained_runs, raw, tmp_path):
     with pytest.raises(DataError, match=r"nan.h5: event 7 has NaN/Inf values"):
         predict_files(trained_runs["mt"], [raw, nan], out, PredictOptions(device="cpu"))  # raw's 96 events written first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.h5"]
+
+
+@pytest.fixture(scope="module")
+def renamed(raw, tmp_path_factory):
+    """``raw`` with its images under another key, ``images``."""
+    path = tmp_path_factory.mktemp("renamed") / "renamed.h5"
+    with h5py.File(raw, "r") as src, h5py.File(path, "w") as dst:
+        dst["images"] = src["X_jets"][:]
+        for key in ("y", "m0", "pt"):
+            dst[key] = src[key][:]
+    return path
+
+
+def test_predict_reads_inputs_with_reader_overrides(trained_runs, raw, renamed, tmp_path, capsys, one_torch_thread):
+    ref = read_predictions(_predict(trained_runs, raw, tmp_path / "ref.parquet"))
+    out = tmp_path / "p.parquet"
+    code = main(["predict", str(trained_runs["mt"]), "-i", str(renamed), "-o", str(out), "--no-progress", "--device", "cpu",
+                 "--set", "reader.image_key=images", "--set", "chunk_size=40"])
+    assert code == 0, capsys.readouterr()
+    cols = read_predictions(out)
+    np.testing.assert_array_equal(cols["event_id"], ref["event_id"])
+    np.testing.assert_allclose(cols["score_gluon"], ref["score_gluon"], atol=1e-6)
+    assert read_metadata(out)["data_config"]["reader"]["image_key"] == "images"
+    assert read_metadata(out)["data_config"]["chunk_size"] == 40
+
+
+def _predict(trained_runs, path, out):
+    predict_files(trained_runs["mt"], [path], out, PredictOptions(device="cpu"))
+    return out
+
+
+@pytest.mark.parametrize("override, message", [
+    ("graph.k=4", "--set graph.k=4: predict reads the inputs with the run's preprocessing; only reader.* keys and "
+                  "chunk_size may be set, not 'graph.k'"),
+    ("reader=x", "--set reader=x: predict reads the inputs with the run's preprocessing; only reader.* keys and "
+                 "chunk_size may be set, not 'reader'"),
+    ("classes=[a,b]", "not 'classes'"),
+    ("reader.imag_key=images", "--set reader.imag_key=images: not a key of format 'ml4sci_hdf5' (no format reads it); "
+                               "format 'ml4sci_hdf5' accepts file_labels, format, image_key, label, label_key, layout, target_keys"),
+    ("chunk_size=0", "--set chunk_size=0: invalid value 0; expected >= 1"),
+])
+def test_predict_refuses_overrides_other_than_the_reader(trained_runs, raw, tmp_path, capsys, override, message):
+    out = tmp_path / "p.parquet"
+    code = main(["predict", str(trained_runs["mt"]), "-i", str(raw), "-o", str(out), "--no-progress", "--device", "cpu",
+                 "--set", override])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert not out.exists() and not list(tmp_path.glob(".p.parquet*"))

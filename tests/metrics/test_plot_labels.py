@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from graphevent.metrics import plots
 
@@ -57,3 +58,29 @@ def test_near_uniform_attention_is_detected():
     events = np.repeat([0, 1, 2], 4)
     att = np.r_[[0.25, 0.25, 0.26, 0.24], [0.7, 0.1, 0.1, 0.1], [0.5, 0.5, 0.5, 0.5]]
     assert near_uniform(att, events, 3) == [0, 2]
+
+
+def test_training_panels_name_their_y_axis_with_units():
+    records = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.1 / e, "val_label_auc": 0.6 + 0.1 * e,
+                "val_mass_mae": 20.0 / e} for e in (1, 2, 3)]
+    fig = plots.training_figure(records, "t", {"val_mass_mae": "GeV"})
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_visible()] == ["loss", "val_label_auc", "val_mass_mae [GeV]"]
+    one = plots.training_figure(records[:1], "t")
+    one.canvas.draw()
+    assert one.axes[0].get_xlim() == (0.5, 1.5)
+    assert [t for t in one.axes[0].get_xticks() if 0.5 <= t <= 1.5] == [1.0]  # whole epochs only
+
+
+def test_score_histogram_spans_the_scores():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.45, 0.52, 400)
+    labels = np.arange(400) % 2
+    fig = plots.score_figure(np.stack([1 - p, p], 1), labels, ["quark", "gluon"], "t", signal=1)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert lo == pytest.approx(p.min() - 0.02 * np.ptp(p)) and hi == pytest.approx(p.max() + 0.02 * np.ptp(p))
+    filled = [int(np.count_nonzero(patch.get_path().vertices[:, 1])) for patch in ax.patches]
+    assert all(n > 40 for n in filled)  # the step outline rises in most of the 40 bins, not in 3
+    assert len([t for t in ax.get_xticks() if lo <= t <= hi]) <= 6  # tick labels that do not overlap
+    assert plots.score_range(np.array([0.0, 1.0])) == (0.0, 1.0)
+    assert plots.score_range(np.array([0.5, 0.5])) == (0.499, 0.501)

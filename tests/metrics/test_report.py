@@ -145,12 +145,38 @@ def test_comparison_fits_80_columns_and_shows_the_paired_auc_difference():
 def test_csv_is_long_form_with_intervals():
     doc = make_document(runs=("perfect",), perfect=True)
     rows = list(csv.DictReader(io.StringIO(csv_text(doc))))
-    assert set(rows[0]) == {"run", "task", "metric", "value", "ci95_low", "ci95_high"}
+    assert list(rows[0]) == ["run", "task", "metric", "value", "ci95_low", "ci95_high", "unit"]
     by = {(r["task"], r["metric"]): r for r in rows}
     assert len(rows) == 9  # 4 classification + 5 regression metrics (resolution_constant included)
     assert by[("label", "rejection_at_0.5")]["value"] == "inf"
+    assert {m: by[("mass", m)]["unit"] for m in ("mae", "rmse", "bias", "resolution")} == {
+        "mae": "GeV", "rmse": "GeV", "bias": "GeV", "resolution": ""}
+    assert by[("label", "auc")]["unit"] == ""
     assert float(by[("label", "auc")]["value"]) == 1.0
     assert float(by[("mass", "mae")]["ci95_low"]) <= float(by[("mass", "mae")]["value"]) <= float(by[("mass", "mae")]["ci95_high"])
+
+
+def test_tables_give_the_unit_of_a_target_in_physical_units():
+    single = make_document(runs=("only",))
+    mae = single["runs"]["only"]["mass"]["mae"]
+    assert single["run_info"]["only"]["tasks"]["mass"]["units"] == {"mae": "GeV", "rmse": "GeV", "bias": "GeV"}
+    console = Console(record=True, width=200)
+    console.print(rich_table(single))
+    lines = console.export_text().splitlines()
+    assert any(f"MAE [GeV]" in line and f"{mae:.4g}" in line for line in lines)
+    assert any("resolution " in line for line in lines) and not any("resolution [" in line for line in lines)
+    md = markdown(single)
+    assert "| run | MAE [GeV] | RMSE [GeV] | bias [GeV] | resolution | resol. of const. |" in md
+    assert "| run | AUC | accuracy |" in md  # classification metrics carry no unit
+    console = Console(record=True, width=80)
+    console.print(rich_table(make_document()))
+    assert "MAE [GeV]" in console.export_text()
+
+
+def test_a_target_of_unknown_unit_gets_none():
+    reg = RegressionMetrics("charge_fraction")
+    assert reg.describe() == {"kind": "regression", "target": "charge_fraction"}
+    assert plots.with_unit("charge_fraction") == "charge_fraction"
 
 
 def png_ok(path, min_bytes=15_000):
@@ -207,3 +233,13 @@ def test_roc_figure_tells_eleven_runs_apart():
     styles = [(line.get_color(), line.get_linestyle()) for line in runs]
     assert len(runs) == 11 and len(set(styles)) == 11
     assert styles[10] == (styles[0][0], "--") and styles[0][1] == "-"
+
+
+def test_single_run_caption_wraps_at_the_terminal_width_between_words():
+    console = Console(record=True, width=80)
+    console.print(rich_table(make_document(runs=("only",))))
+    lines = console.export_text().splitlines()
+    caption = [line.strip() for line in lines[lines.index(next(l for l in lines if l.startswith("└"))) + 1:]]
+    assert " ".join(caption) == ("test split of /data/qg (200 events), best checkpoint; [low, high]: 95% bootstrap interval "
+                                 "(30 resamples); 1/εB @ x: background rejection at signal efficiency x")
+    assert max(map(len, lines)) <= 80 and len(caption) == 2  # the console's width, not the table's

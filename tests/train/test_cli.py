@@ -39,7 +39,7 @@ def test_pretrain_run_writes_every_file(pretrain_run, tiny_dataset):
     assert cfg.stage == "pretrain" and info.num_node_features == 3 and not model.training
 
 
-def test_finetune_moves_encoder_exactly_and_freeze_keeps_it(pretrain_run, tiny_dataset, tmp_path):
+def test_finetune_moves_encoder_exactly_and_freeze_keeps_it(pretrain_run, tiny_dataset, tmp_path, capsys):
     pre = load_checkpoint(pretrain_run / "checkpoints" / "best.pt")
     pre_encoder = model_from_checkpoint(pre).encoder_modules()["masked_gt"].state_dict()
 
@@ -58,6 +58,9 @@ def test_finetune_moves_encoder_exactly_and_freeze_keeps_it(pretrain_run, tiny_d
     rc = main_cli(["train", "-c", cfg, "-d", tiny_dataset, "-o", out, "--init-from", pretrain_run,
                    "--freeze-encoder", "--label-fraction", "0.5", "--no-progress"])
     assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"--init-from {pretrain_run.resolve()}: loaded encoder masked_gt ({len(pre_encoder)} tensors, frozen)" in lines
+    assert "--label-fraction 0.5: the heads train on 28 of 55 labelled train events (seed 1)" in lines  # the experiment seed
     last = load_checkpoint(out / "checkpoints" / "last.pt")
     tuned = model_from_checkpoint(last)
     after = tuned.encoder_modules()["masked_gt"].state_dict()
