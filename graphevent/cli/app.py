@@ -11,10 +11,10 @@ import signal
 import sys
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from graphevent import __version__
+from graphevent.cli.console import console, err_console
 from graphevent.errors import GraphEventError, Interrupted, Stopped
 from graphevent.utils.outfile import os_error_message
 
@@ -32,9 +32,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     add_completion=False,
 )
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _fold_long_help_words() -> None:

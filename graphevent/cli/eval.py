@@ -50,7 +50,7 @@ def eval_cmd(
 
       graphevent eval runs/pn --data datasets/qg --split val --checkpoint last --bootstrap 1000 --format root
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.evaluate import evaluate
     from graphevent.utils.progress import NullProgress, RichProgress
 

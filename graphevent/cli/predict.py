@@ -36,7 +36,7 @@ def predict_cmd(
 
       graphevent predict runs/pn -i run1.root -i run2.root -c root_image -o pred.root
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.evaluate.predict import PredictOptions, predict_files
     from graphevent.utils.progress import NullProgress, RichProgress
 

@@ -46,7 +46,7 @@ def qg_cmd(
 
       graphevent simulate qg -n 2000 -o sample.h5 --seed 1 --veto-scale 0   # the shipped sample, as it was made
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.simulate import generate_qg
     from graphevent.simulate.pythia import QGSettings
 
