@@ -7,7 +7,8 @@ embedding pass. It batches the events (:data:`~graphevent.evaluate.options.DEFAU
 per model call unless told otherwise), moves each batch to the device, and calls the model
 in eval mode, under ``torch.inference_mode`` and, when asked, ``torch.autocast``; the
 model's training mode is restored afterwards. The batch size changes how many events share
-a call, never a result.
+a call, not the results beyond float32 rounding (a product over more rows may round
+differently; ``tests/evaluate/test_inference_loop.py``).
 
 :func:`run_inference` streams a split through it: nothing of a batch outlives its
 iteration; the loop updates each task's :class:`~graphevent.metrics.base.TaskMetrics`
