@@ -24,7 +24,7 @@ def main() -> int:
     from graphevent.data.observables import channel_specs
     from graphevent.evaluate.probes import PROBE_COLUMNS, ProbeOptions, pooled_embeddings, probe_embeddings
     from graphevent.nn.registry import build_model
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
     from graphevent.data.label_subset import label_subset
     from graphevent.studies.stats import seed_summary
 

@@ -64,3 +64,18 @@ def test_the_walk_sees_an_upward_import(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("import os\n\ndef g():\n    from graphevent.train.engine import Engine\n")
     assert imports_of(f) == [(4, "train")]
+
+
+def test_commands_do_not_import_the_root_app():
+    """``cli/app.py`` imports every command module; they print through ``cli/console.py``, so
+    no command imports ``graphevent.cli.app`` back (no import circle)."""
+    bad = []
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        if path.name == "app.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            bad += [f"cli/{path.name}:{node.lineno}" for n in names if n == "graphevent.cli.app"]
+    assert bad == []
+    assert "from graphevent.cli.console import console, err_console" in (PACKAGE / "cli" / "app.py").read_text()

@@ -11,11 +11,11 @@ import signal
 import sys
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from graphevent import __version__
 from graphevent.cli import help as help_layout
+from graphevent.cli.console import console, err_console
 from graphevent.errors import GraphEventError, Interrupted, Stopped
 from graphevent.utils.outfile import os_error_message
 
@@ -33,9 +33,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     add_completion=False,
 )
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _fold_long_help_words() -> None:

@@ -51,7 +51,7 @@ def eval_cmd(
       graphevent eval runs/pn --data datasets/qg --split val --checkpoint last \\
           --bootstrap 1000 --format root
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.evaluate import check_run_dirs, evaluate, recorded_dataset
     from graphevent.utils.progress import NullProgress, RichProgress
 

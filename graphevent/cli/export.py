@@ -30,7 +30,7 @@ def export_cmd(
 
       graphevent export runs/pn --format torchscript --out pn.pt
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.evaluate.export import export_run
 
     r = export_run(run_dir, fmt, out, checkpoint, overwrite)

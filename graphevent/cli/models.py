@@ -20,7 +20,7 @@ def models(data: DataDirOpt = None) -> None:
     """
     from rich.table import Table
 
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
 
     if data is None:  # the default table is precomputed: no torch import, answers in a second
         rows = json.loads(SUMMARY.read_text())

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from graphevent.cli.options import OverwriteOpt
+from graphevent.evaluate.options import DEFAULT_BATCH_SIZE
 
 
 def predict_cmd(
@@ -16,7 +17,7 @@ def predict_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: PRED.parquet or PRED.root.", show_default=False)],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Data config to read the inputs with (default: the one the run's dataset was made with); its preprocessing must match the run's.", show_default=False)] = None,
     checkpoint: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
-    batch_size: Annotated[int, typer.Option(help="Events per inference batch.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Events per inference batch.")] = DEFAULT_BATCH_SIZE,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of masking in masked models.")] = 0,
     overwrite: OverwriteOpt = False,
@@ -39,7 +40,7 @@ def predict_cmd(
       graphevent predict runs/pn -i run1.root -i run2.root -c root_image \\
           -o pred.root
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.evaluate.predict import PredictOptions, predict_files
     from graphevent.utils.progress import NullProgress, RichProgress
 

@@ -37,7 +37,7 @@ def preprocess_cmd(
       graphevent preprocess qg.h5 -c ml4sci_qg_hdf5 -o ds --set graph.k=8 \\
           --set graph.node_mode=per_channel
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.config.data import load_data_config
     from graphevent.data.inspect import dataset_summary, summary_tables
     from graphevent.data.preprocess import preprocess
@@ -59,7 +59,7 @@ def inspect_cmd(
 
       graphevent inspect datasets/qg
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.data.inspect import dataset_summary, summary_tables
 
     console.print(summary_tables(dataset_summary(dataset)))

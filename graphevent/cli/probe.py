@@ -34,7 +34,7 @@ def probe_cmd(
 
       graphevent probe runs/pre runs/ft --data datasets/qg --out probes.json
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.evaluate.probes import ProbeOptions, probe_runs
 
     options = ProbeOptions(

@@ -47,7 +47,7 @@ def qg_cmd(
       # the shipped sample, as it was made:
       graphevent simulate qg -n 2000 -o sample.h5 --seed 1 --veto-scale 0
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.simulate import generate_qg
     from graphevent.simulate.pythia import QGSettings
 

@@ -50,7 +50,7 @@ def train_cmd(
 
       graphevent train -o runs/pn --resume --epochs 40
     """
-    from graphevent.cli.app import console
+    from graphevent.cli.console import console
     from graphevent.train.run import TrainOptions, summary_table, train
 
     overrides, labels = option_overrides(set_, {  # key: (the option as typed, its value or None)

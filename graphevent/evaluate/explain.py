@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from torch.utils.data import Subset
 from torch_geometric.data import Batch
 
+from graphevent.evaluate.inference import infer
 from graphevent.metrics.plots import COLORS, grid_figure, save_figure
 
 PCA_EVENTS = 1000
@@ -252,7 +254,7 @@ def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], fea
         dataset: the evaluated events (``dataset[i]`` -> Data), in the order of ``labels``.
         labels: ``(N,)`` true class of each event of ``dataset``.
         per_class: events per class to draw.
-        batch_size: events per batch for the embedding pass.
+        batch_size: events per batch of the embedding pass (:func:`~graphevent.evaluate.inference.infer`).
         device: the model's device.
         out_dir: folder of the PNGs.
         run: run name (titles); file_stem: file-safe run name.
@@ -298,15 +300,12 @@ def explain_run(model: Any, bindings: Sequence[Any], classes: Sequence[str], fea
     if on_events is not None:
         on_events(len(chosen))
     pooled, ys = [], []
-    n = min(PCA_EVENTS, len(labels))
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            batch = _batch(dataset, range(start, min(n, start + batch_size)), device)
-            info = model.explain(batch)
-            pooled.append(info["pooled"].float().cpu().numpy())
-            ys.append(batch.y.view(-1).cpu().numpy())
-            if on_events is not None:
-                on_events(batch.num_graphs)
+    sample = Subset(dataset, range(min(PCA_EVENTS, len(labels))))
+    for batch, emb in infer(model, sample, lambda m, b: m.explain(b)["pooled"], batch_size, device):
+        pooled.append(emb.float().cpu().numpy())
+        ys.append(batch.y.view(-1).cpu().numpy())
+        if on_events is not None:
+            on_events(batch.num_graphs)
     if pooled:
         result.embedding = (np.concatenate(pooled), np.concatenate(ys))
     return result

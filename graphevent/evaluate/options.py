@@ -7,6 +7,12 @@ from typing import Literal
 
 from graphevent.errors import ConfigError
 
+#: events per model call of every inference (``eval``, ``predict``, probes, ``--explain``):
+#: the one default of :func:`graphevent.evaluate.inference.infer` and of every option that
+#: feeds it. Here, not in :mod:`~graphevent.evaluate.inference`, so the CLI reads it
+#: without importing torch.
+DEFAULT_BATCH_SIZE = 128
+
 
 @dataclass(frozen=True)
 class EvalOptions:
@@ -39,7 +45,7 @@ class EvalOptions:
     explain_events: int = 2
     format: Literal["parquet", "root"] = "parquet"
     device: str = "auto"
-    batch_size: int = 128
+    batch_size: int = DEFAULT_BATCH_SIZE
     num_workers: int = 0
     max_events: int | None = None
     overwrite: bool = False

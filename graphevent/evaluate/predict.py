@@ -13,7 +13,7 @@ them, a ``Batch`` or a dataset in, numpy columns out.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ import numpy as np
 from graphevent.config.base import from_dict, to_dict
 from graphevent.config.data import DataConfig, load_data_config
 from graphevent.errors import ConfigError, DataError, RunError
+from graphevent.evaluate.options import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +51,7 @@ class PredictOptions:
 
     config: Path | None = None
     checkpoint: str = "best"
-    batch_size: int = 128
+    batch_size: int = DEFAULT_BATCH_SIZE
     device: str = "auto"
     seed: int = 0
     overwrite: bool = False
@@ -194,43 +195,29 @@ def output_columns(out: dict[str, torch.Tensor], classes: Sequence[str], feature
     return cols
 
 
-def _batches(data: Any, batch_size: int) -> Iterable[Any]:
-    from torch_geometric.data import Batch, Data
-
-    if isinstance(data, Batch):
-        yield data
-        return
-    if isinstance(data, Data):
-        data = [data]
-    events = list(data) if not hasattr(data, "__getitem__") else data
-    for a in range(0, len(events), batch_size):
-        yield Batch.from_data_list([events[i] for i in range(a, min(a + batch_size, len(events)))])
-
-
-def predict(model: Any, data: Any, batch_size: int = 128, device: str | torch.device | None = None) -> dict[str, np.ndarray]:
+def predict(model: Any, data: Any, batch_size: int = DEFAULT_BATCH_SIZE, device: str | torch.device | None = None,
+            amp: torch.dtype | None = None) -> dict[str, np.ndarray]:
     """Per-event outputs of a trained model, as numpy columns.
 
     Args:
-        model: a GraphModel (e.g. from :func:`graphevent.nn.checkpoint.load_run`); put in eval mode.
+        model: a GraphModel (e.g. from :func:`graphevent.nn.checkpoint.load_run`); run in
+            eval mode (its training mode is restored afterwards).
         data: a ``Data`` (one event), a ``Batch``, a list of ``Data`` or a dataset
             (e.g. :class:`~graphevent.data.dataset.GraphDataset`).
         batch_size: events per model call (lists and datasets).
-        device: where to run (default: the model's device).
+        device: where to run (default: the model's device); the model is moved there.
+        amp: autocast dtype (``None``: full precision).
 
     Returns:
         ``score_<class>`` / ``pred_<task>`` / ``recon_error_<feature>`` arrays, one row per
         event in input order (see :func:`output_columns`).
     """
-    import torch
+    from graphevent.evaluate.inference import infer, model_device
 
-    model.eval()
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = device if device is not None else model_device(model)
     model.to(device)
-    parts: list[dict[str, np.ndarray]] = []
-    with torch.inference_mode():
-        for batch in _batches(data, batch_size):
-            out = model.predict(batch.to(device))
-            parts.append(output_columns(out, model.info.classes, model.info.node_features))
+    parts = [output_columns(out, model.info.classes, model.info.node_features)
+             for _, out in infer(model, data, batch_size=batch_size, device=device, amp=amp)]
     if not parts:
         return {}
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -328,7 +315,7 @@ def _predict_files(run_dir: Path, inputs: Sequence[str | Path], output: Any, opt
     torch.manual_seed(options.seed)
     progress.start(sum(sizes), f"predict {run_dir.name}")
     try:
-        with output as tmp, PredictionWriter(tmp, metadata, FORMATS[out.suffix]) as writer, torch.inference_mode():
+        with output as tmp, PredictionWriter(tmp, metadata, FORMATS[out.suffix]) as writer:
             for src, (path, n_events) in enumerate(zip(inputs, sizes)):
                 name = Path(path).name
                 with open_reader(path, cfg, labels_required=False) as reader:

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from graphevent.data.observables import OBSERVABLES, channel_specs, jet_observables, node_weights
 from graphevent.errors import ConfigError, DataError
+from graphevent.evaluate.options import DEFAULT_BATCH_SIZE
 
 PROBE_COLUMNS = ("linear_auc", "knn_auc", *(f"r2_{o}" for o in OBSERVABLES))
 #: the terminal table's headers (80 columns): AUCs, then R² per observable
@@ -67,7 +68,7 @@ class ProbeOptions:
     ridge: float = 1e-2
     random_init: bool = False
     checkpoint: str = "best"
-    batch_size: int = 128
+    batch_size: int = DEFAULT_BATCH_SIZE
     signal: int = 1
 
     def validate(self) -> None:
@@ -226,29 +227,25 @@ def class_auc(prob: np.ndarray, y: np.ndarray, signal: int) -> float:
 
 
 # ---------------------------------------------------------------------- embeddings of a model
-@torch.no_grad()
 def pooled_embeddings(model: Any, dataset: Sequence[Any], indices: Sequence[int], channels: Sequence[dict[str, Any]],
-                      batch_size: int = 128) -> Embeddings:
-    """``model.encode(batch)[1]`` of the events ``indices`` of ``dataset`` (eval mode, no
-    gradients; the model's training mode is restored) and their observables."""
-    from torch_geometric.data import Batch
+                      batch_size: int = DEFAULT_BATCH_SIZE) -> Embeddings:
+    """``model.encode(batch)[1]`` of the events ``indices`` of ``dataset`` and their observables
+    (through :func:`~graphevent.evaluate.inference.infer`: eval mode, no gradients, the
+    model's training mode restored)."""
+    from torch.utils.data import Subset
 
+    from graphevent.evaluate.inference import infer
     from graphevent.nn.models.base import batch_vector
 
-    was_training = model.training
-    model.eval()
     zs, ys, ids, obs = [], [], [], {o: [] for o in OBSERVABLES}
-    try:
-        for start in range(0, len(indices), batch_size):
-            batch = Batch.from_data_list([dataset[int(i)] for i in indices[start:start + batch_size]])
-            zs.append(model.encode(batch)[1].double().cpu())
-            ys.append(batch.y.view(-1).cpu())
-            ids.append(batch.event_id.view(-1).cpu())
-            b, n = batch_vector(batch)
-            for name, v in jet_observables(batch.pos, node_weights(batch.x, channels), b, n).items():
-                obs[name].append(v.cpu())
-    finally:
-        model.train(was_training)
+    events = Subset(dataset, [int(i) for i in indices])
+    for batch, pooled in infer(model, events, lambda m, b: m.encode(b)[1], batch_size):
+        zs.append(pooled.double().cpu())
+        ys.append(batch.y.view(-1).cpu())
+        ids.append(batch.event_id.view(-1).cpu())
+        b, n = batch_vector(batch)
+        for name, v in jet_observables(batch.pos, node_weights(batch.x, channels), b, n).items():
+            obs[name].append(v.cpu())
     cat = lambda xs: torch.cat(xs).numpy() if xs else np.zeros(0)  # noqa: E731
     z = torch.cat(zs).numpy() if zs else np.zeros((0, 0))
     return Embeddings(z, cat(ys), cat(ids), {k: cat(v) for k, v in obs.items()})

@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader
 from graphevent.config.base import to_dict
 from graphevent.config.experiment import ExperimentConfig, metric_mode
 from graphevent.errors import ConfigError, Interrupted, RunError
-from graphevent.train.checkpoint import CHECKPOINT_FORMAT, asdict_plain, rng_state, save_checkpoint, set_rng_state
-from graphevent.train.distributed import DistContext, all_gather_objects, all_reduce_sum
+from graphevent.nn.checkpoint import CHECKPOINT_FORMAT, asdict_plain, rng_state, save_checkpoint, set_rng_state
+from graphevent.utils.distributed import DistContext, all_gather_objects, all_reduce_sum
 from graphevent.train.optim import build_optimizer, build_scheduler, group_schedules
 from graphevent.train.sampler import DistributedBatchSampler
 

@@ -4,7 +4,7 @@
 any worker starts (config, dataset and its checksums, model and tasks, ``--init-from``,
 devices), so bad input fails fast with one line; then it runs the worker in-process
 (one process, or one of the processes started by torchrun/srun) or through the elastic
-launcher (:func:`graphevent.train.distributed.launch_elastic`).
+launcher (:func:`graphevent.utils.distributed.launch_elastic`).
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def check_inputs(cfg: ExperimentConfig, data: Path, verify: bool = True, resume:
         ``(the dataset's DatasetInfo, notes)``: one line per ``init_from`` source (the
         encoders and tensors it loads) and one for ``label_fraction`` (the labelled events left).
     """
-    from graphevent.train.checkpoint import checkpoint_path
+    from graphevent.nn.checkpoint import checkpoint_path
     from graphevent.train.worker import labelled_subset, load_init_from, open_inputs
 
     data = Path(data)
@@ -270,7 +270,7 @@ def _device_plan(options: TrainOptions) -> tuple[bool, int]:
     """(use CUDA, workers per node) for a self-launched run."""
     import torch
 
-    from graphevent.train.distributed import check_gpus
+    from graphevent.utils.distributed import check_gpus
 
     if options.nproc < 1:
         raise ConfigError(f"--nproc {options.nproc}: expected an integer >= 1")
@@ -362,7 +362,7 @@ def check_resume_dataset(run_dir: Path, data: Path) -> None:
 
 def _write_run_files(run_dir: Path, cfg: ExperimentConfig, data: Path, launch: dict[str, Any], resume: bool = False) -> None:
     from graphevent.data.info import DatasetInfo, load_manifest
-    from graphevent.train.checkpoint import asdict_plain
+    from graphevent.nn.checkpoint import asdict_plain
     from graphevent.train.rundir import write_json_atomic
 
     tmp = run_dir / ".config.yaml.tmp"
@@ -420,7 +420,7 @@ def train(options: TrainOptions, notify: Callable[[str], None] | None = None) ->
 
     import torch
 
-    from graphevent.train.distributed import launcher_env
+    from graphevent.utils.distributed import launcher_env
     from graphevent.train.rundir import prepare_run_dir
     from graphevent.utils.outdir import OutputDir, ReadLock
 
@@ -463,7 +463,7 @@ def train(options: TrainOptions, notify: Callable[[str], None] | None = None) ->
                 reading.enter_context(ReadLock(init, "--init-from"))
             last = run_dir / "checkpoints" / "last.pt"
             if resume and last.is_file():  # before config.yaml is rewritten
-                from graphevent.train.checkpoint import load_checkpoint
+                from graphevent.nn.checkpoint import load_checkpoint
 
                 notes = check_resume_record(run_dir, load_checkpoint(last), cfg, world)
             try:
@@ -498,7 +498,7 @@ def train(options: TrainOptions, notify: Callable[[str], None] | None = None) ->
 def _run(options: TrainOptions, cfg: ExperimentConfig, run_dir: Path, layout: dict[str, Any] | None,
          launch: dict[str, Any], use_cuda: bool, nproc: int, world: int, rank: int) -> TrainResult:
     """Train in this process or through the elastic launcher; the run directory is prepared."""
-    from graphevent.train.distributed import launch_elastic
+    from graphevent.utils.distributed import launch_elastic
     from graphevent.train.rundir import read_metrics
     from graphevent.train.worker import error_file, run_worker
 

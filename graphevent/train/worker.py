@@ -107,8 +107,8 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
         launch: ``{"data": DATASET_DIR, "use_cuda": bool, "resume": bool}``.
         callbacks: rank-0 progress hooks (``None``: silent).
     """
-    from graphevent.train.checkpoint import asdict_plain, load_checkpoint
-    from graphevent.train.distributed import all_gather_objects, barrier, init_distributed, shutdown
+    from graphevent.nn.checkpoint import asdict_plain, load_checkpoint
+    from graphevent.utils.distributed import all_gather_objects, barrier, init_distributed, shutdown
     from graphevent.train.engine import Trainer, seed_everything, seed_worker
     from graphevent.train.rundir import MetricsLogger, device_name, environment, write_env
     from graphevent.data.partial_labels import PartialLabels

@@ -216,7 +216,7 @@ def test_torchscript_export(pn_run, tiny_dataset, tmp_path, capsys, one_torch_th
     loaded = torch.jit.load(str(out), _extra_files=files)
     assert json.loads(files["graphevent.json"])["outputs"] == ["score_label", "pred_m0"]
     # the scripted file against the eager graph model, on dataset events of different sizes
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
 
     model, _, _ = load_run(pn_run)
     ds = GraphDataset(tiny_dataset, "test")
@@ -252,7 +252,7 @@ def test_onnx_export_dynamic_batch_and_nodes(pn_run, tmp_path, one_torch_thread,
     assert [i.name for i in proto.graph.input] == ["features", "positions", "mask"]
     assert json.loads({p.key: p.value for p in proto.metadata_props}["graphevent"])["classes"] == ["quark", "gluon"]
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    padded = padded_module(__import__("graphevent.train.checkpoint", fromlist=["load_run"]).load_run(pn_run)[0])
+    padded = padded_module(__import__("graphevent.nn.checkpoint", fromlist=["load_run"]).load_run(pn_run)[0])
     for seed, sizes in enumerate([[40, 3, 17], [5], [1], [8, 9], [1, 60, 2, 33]]):
         f, p, m = example_inputs(3, sizes, seed=seed + 10)
         got = session.run(None, {"features": f.numpy(), "positions": p.numpy(), "mask": m.numpy()})
@@ -263,7 +263,7 @@ def test_onnx_export_dynamic_batch_and_nodes(pn_run, tmp_path, one_torch_thread,
 
 
 def test_multitask_trained_with_amp_exports_with_the_cli(mt_amp_run, tiny_dataset, tmp_path, capsys, one_torch_thread):
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
 
     model, cfg, _ = load_run(mt_amp_run)
     assert cfg.train.amp == "bf16" and all(p.dtype == torch.float32 for p in model.parameters())
@@ -286,7 +286,7 @@ def test_multitask_trained_with_amp_exports_with_the_cli(mt_amp_run, tiny_datase
 def test_multitask_onnx_runtime_equals_the_graph_model(mt_amp_run, tiny_dataset, tmp_path, one_torch_thread):
     import onnxruntime as ort
 
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
 
     out = tmp_path / "mt.onnx"
     assert export_run(mt_amp_run, "onnx", out).max_abs_diff <= 1e-4

@@ -13,7 +13,7 @@ from graphevent.data.dataset import GraphDataset
 from graphevent.errors import ConfigError, DataError
 from graphevent.evaluate.predict import PredictOptions, predict, predict_files
 from graphevent.evaluate.predictions import read_metadata, read_predictions
-from graphevent.train.checkpoint import load_run
+from graphevent.nn.checkpoint import load_run
 
 
 @pytest.fixture(scope="module")

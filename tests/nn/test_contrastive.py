@@ -180,7 +180,7 @@ def test_pretraining_never_reads_labels(name):
     events with their labels."""
     from graphevent.config.experiment import experiment_from_dict
     from graphevent.nn import list_models
-    from graphevent.train.distributed import DistContext
+    from graphevent.utils.distributed import DistContext
     from graphevent.train.engine import Trainer
     from nn_helpers import TINY
 

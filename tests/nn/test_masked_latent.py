@@ -44,7 +44,7 @@ def test_ema_decay_goes_linearly_from_start_to_end_over_the_run():
 
 def test_engine_updates_the_teacher_after_every_optimizer_step(monkeypatch):
     from graphevent.config.experiment import experiment_from_dict
-    from graphevent.train.distributed import DistContext
+    from graphevent.utils.distributed import DistContext
     from graphevent.train.engine import Trainer
 
     cfg = experiment_from_dict({"stage": "pretrain", "model": {"name": "masked_gt_latent", **TINY["masked_gt_latent"]},
@@ -99,7 +99,7 @@ def test_finetuning_loads_the_student_encoder(tmp_path, tiny_dataset):
     from graphevent.nn import build_model
     from graphevent.nn.checkpoint import transfer_encoders
     from graphevent.nn.tasks import TaskConfig
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
 
     root = Path(__file__).resolve().parents[2] / "graphevent" / "configs" / "experiments"
     small = ["--set", "model.masked_gt.depth=1", "--set", "model.masked_gt.dim=16", "--set", "model.masked_gt.heads=2",

@@ -21,7 +21,7 @@ def train_toy(out: str, batch_size: int, epochs: int = 2, ctx=None) -> dict:
     from graphevent.config.experiment import ExperimentConfig
     from graphevent.nn.registry import build_model
     from graphevent.nn.tasks import TaskConfig
-    from graphevent.train.distributed import init_distributed, shutdown
+    from graphevent.utils.distributed import init_distributed, shutdown
     from graphevent.train.engine import Trainer, seed_everything, seed_worker
     from toy import INFO, toy_events
 

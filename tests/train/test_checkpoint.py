@@ -16,7 +16,7 @@ import torch
 from graphevent.errors import RunError
 import graphevent.nn.checkpoint as ckpt
 from graphevent.nn.checkpoint import encoder_source, record_path, verify_checkpoint
-from graphevent.train.checkpoint import checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from graphevent.nn.checkpoint import checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 
 def test_save_is_atomic_and_loads_weights_only(tmp_path):

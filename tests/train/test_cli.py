@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from train_helpers import LABEL, main_cli, write_experiment
-from graphevent.train.checkpoint import load_checkpoint, load_run, model_from_checkpoint, transfer_encoders
+from graphevent.nn.checkpoint import load_checkpoint, load_run, model_from_checkpoint, transfer_encoders
 
 
 def test_pretrain_run_writes_every_file(pretrain_run, tiny_dataset):
@@ -146,7 +146,7 @@ def test_init_from_two_pretraining_runs_moves_both_encoders(tmp_path, tiny_datas
     import torch
 
     from graphevent.cli.app import main
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
 
     root = Path(__file__).resolve().parents[2] / "graphevent" / "configs" / "experiments"
     common = ["--data", str(tiny_dataset), "--epochs", "1", "--batch-size", "16", "--no-progress", "--set", "train.num_workers=0"]

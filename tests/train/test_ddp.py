@@ -15,7 +15,7 @@ import torch
 
 from train_helpers import HERE, cli_env
 from ddp_helper import train_toy
-from graphevent.train.distributed import DistContext
+from graphevent.utils.distributed import DistContext
 
 
 def test_two_gloo_workers_match_one_process(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from train_helpers import LABEL, run_graphevent, write_experiment
-from graphevent.train.checkpoint import load_checkpoint
+from graphevent.nn.checkpoint import load_checkpoint
 
 
 def test_two_cpu_workers_restart_after_a_killed_worker(tiny_dataset, tmp_path):

@@ -12,8 +12,8 @@ from graphevent.config.experiment import ExperimentConfig
 from graphevent.errors import ConfigError
 from graphevent.nn.registry import build_model
 from graphevent.nn.tasks import TaskConfig
-from graphevent.train.checkpoint import load_checkpoint, load_run
-from graphevent.train.distributed import DistContext
+from graphevent.nn.checkpoint import load_checkpoint, load_run
+from graphevent.utils.distributed import DistContext
 from graphevent.train.engine import Trainer, seed_everything, seed_worker
 from toy import INFO, toy_events
 

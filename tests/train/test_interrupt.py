@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from train_helpers import LABEL, main_cli, write_experiment
-from graphevent.train.checkpoint import load_checkpoint
+from graphevent.nn.checkpoint import load_checkpoint
 
 
 def _signal_after_step(monkeypatch, step: int, signum: int) -> None:

@@ -18,7 +18,7 @@ def test_contrastive_run_initialises_finetuning_and_a_held_encoder_stays_exact(t
     learning rate held at 0 for the whole (1-epoch) run: the encoder ends bit-identical to the
     pretrained one while the heads moved."""
     from graphevent.cli.app import main
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
 
     data = ["--data", str(tiny_dataset)]
     assert main(["train", "-c", str(ROOT / "contrastive_pretrain.yaml"), "--out", str(tmp_path / "clr"), *data, *COMMON,
@@ -43,7 +43,7 @@ def test_contrastive_pretraining_of_the_sparse_conv_encoder_initialises_multitas
     then ``multitask`` on it with ``--init-from``; the frozen encoder (batch-norm statistics
     included) ends bit-identical to the pretrained one."""
     from graphevent.cli.app import main
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
 
     data = ["--data", str(tiny_dataset)]
     assert main(["train", "-c", str(ROOT / "contrastive_pretrain.yaml"), "--out", str(tmp_path / "clr"), *data, *COMMON,
@@ -76,7 +76,7 @@ def test_encoder_held_by_frozen_epochs_keeps_its_batch_norm_statistics(tmp_path,
     its weights and its BatchNorm running statistics end bit-identical to the pretrained ones
     after a held epoch, while the heads moved; once released (epoch 2 of 2) the encoder trains."""
     from graphevent.cli.app import main
-    from graphevent.train.checkpoint import load_run
+    from graphevent.nn.checkpoint import load_run
 
     data = ["--data", str(tiny_dataset)]
     assert main(["train", "-c", str(ROOT / "edgeconv_ae_pretrain.yaml"), "--out", str(tmp_path / "pre"), *data, *COMMON]) == 0

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from train_helpers import run_graphevent, write_experiment
-from graphevent.train.checkpoint import load_checkpoint
+from graphevent.nn.checkpoint import load_checkpoint
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(pretrain_run, tiny_dataset, tmp_path):

@@ -17,7 +17,7 @@ from train_helpers import LABEL, main_cli, write_experiment
 from graphevent.data.preprocess import preprocess
 from graphevent.data.testing import tiny_data_config
 from graphevent.errors import RunError
-from graphevent.train.checkpoint import load_checkpoint
+from graphevent.nn.checkpoint import load_checkpoint
 
 
 def files(root: Path) -> dict[str, str]:

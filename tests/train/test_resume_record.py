@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from train_helpers import main_cli
-from graphevent.train.checkpoint import load_checkpoint, save_checkpoint
+from graphevent.nn.checkpoint import load_checkpoint, save_checkpoint
 
 
 def files(root: Path) -> dict[str, str]:

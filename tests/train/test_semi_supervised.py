@@ -17,8 +17,8 @@ from graphevent.data.partial_labels import PartialLabels
 from graphevent.errors import ConfigError
 from graphevent.nn.registry import build_model
 from graphevent.nn.tasks import TaskConfig
-from graphevent.train.checkpoint import load_checkpoint
-from graphevent.train.distributed import DistContext
+from graphevent.nn.checkpoint import load_checkpoint
+from graphevent.utils.distributed import DistContext
 from graphevent.train.engine import Trainer, seed_everything, seed_worker
 from train_helpers import GT, main_cli, write_experiment
 
