@@ -4,7 +4,6 @@ never suggest ``weights_only=False``; a bad ``--set`` value is named as the over
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import shutil
@@ -13,25 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from train_helpers import LABEL, main_cli, write_experiment
+from train_helpers import LABEL, error_line, files, main_cli, write_experiment
 from graphevent.data.preprocess import preprocess
 from graphevent.data.testing import tiny_data_config
 from graphevent.errors import RunError
 from graphevent.nn.checkpoint import load_checkpoint
 
-
-def files(root: Path) -> dict[str, str]:
-    """sha256 of every file (lock files by name only: each command that takes one writes its pid there)."""
-    return {p.relative_to(root).as_posix(): "lock" if p.name == ".graphevent.lock" else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def error_line(capsys, args) -> str:
-    code = main_cli(args)
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert code == 2 and "Traceback" not in err and len(errors) == 1, err
-    return errors[0].removeprefix("error: ")
 
 
 @pytest.fixture(scope="module")

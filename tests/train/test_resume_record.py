@@ -4,7 +4,6 @@ processes is stated; errors name the option the user typed."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -12,22 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from train_helpers import main_cli
+from train_helpers import error_line, files, main_cli
 from graphevent.nn.checkpoint import load_checkpoint, save_checkpoint
-
-
-def files(root: Path) -> dict[str, str]:
-    """sha256 of every file (lock files by name only: each command that takes one writes its pid there)."""
-    return {p.relative_to(root).as_posix(): "lock" if p.name == ".graphevent.lock" else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def error_line(capsys, args) -> str:
-    code = main_cli(args)
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert code == 2 and "Traceback" not in err and len(errors) == 1, err
-    return errors[0].removeprefix("error: ")
 
 
 def edit_config(run: Path, section: str, key: str, value) -> None:

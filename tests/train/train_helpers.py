@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -77,3 +78,18 @@ def pretrain_run(tiny_dataset, tmp_path_factory):
         torch.set_num_threads(before)
     assert rc == 0
     return tmp / "run"
+
+
+def files(root: Path) -> dict[str, str]:
+    """sha256 of every file (lock files by name only: each command that takes one writes its pid there)."""
+    return {p.relative_to(root).as_posix(): "lock" if p.name == ".graphevent.lock" else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def error_line(capsys, args) -> str:
+    """Run the CLI: exit 2, no traceback, one ``error:`` line (returned without its prefix)."""
+    code = main_cli(args)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and "Traceback" not in err and len(errors) == 1, err
+    return errors[0].removeprefix("error: ")
