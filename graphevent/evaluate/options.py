@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from graphevent.errors import ConfigError
+from graphevent.errors import ConfigError, DataError, RunError
 
 #: events per model call of every inference (``eval``, ``predict``, probes, ``--explain``):
 #: the one default of :func:`graphevent.evaluate.inference.infer` and of every option that
@@ -78,10 +80,6 @@ def check_run_dirs(run_dirs, options: EvalOptions) -> None:
         ConfigError: bad options, or no run directory given.
         RunError: a run directory that does not exist.
     """
-    from pathlib import Path
-
-    from graphevent.errors import RunError
-
     options.validate()
     if not run_dirs:
         raise ConfigError("eval: no run directory given; expected one or more RUN_DIR")
@@ -90,7 +88,7 @@ def check_run_dirs(run_dirs, options: EvalOptions) -> None:
             raise RunError(f"{d}: run directory not found")
 
 
-def recorded_dataset(run_dirs) -> "Path":
+def recorded_dataset(run_dirs) -> Path:
     """The dataset the runs were trained on, as each records it (``RUN_DIR/dataset.json``
     ``path``): what ``graphevent eval`` reads when ``--data`` is not given.
 
@@ -98,11 +96,6 @@ def recorded_dataset(run_dirs) -> "Path":
         RunError: a run without a readable record, or runs trained on different datasets.
         DataError: the recorded dataset directory no longer exists.
     """
-    import json
-    from pathlib import Path
-
-    from graphevent.errors import DataError, RunError
-
     paths: dict[str, str] = {}
     for d in run_dirs:
         record = Path(d) / "dataset.json"

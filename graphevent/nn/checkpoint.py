@@ -68,6 +68,7 @@ import torch
 from torch import nn
 
 from graphevent.errors import ConfigError, RunError
+from graphevent.io.manifest import sha256_file
 
 CHECKPOINT_FORMAT = 1
 
@@ -103,10 +104,10 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     del buffer
-    digest = _sha256_file(tmp)
+    digest = sha256_file(tmp)
     record = record_path(path)
     if path.exists():  # until the rename, the record also accepts the file still in place
-        in_place = _read_record(record, path, strict=False) or [_sha256_file(path)]
+        in_place = _read_record(record, path, strict=False) or [sha256_file(path)]
         _write_record(record, path.name, [digest, *(d for d in in_place if d != digest)])
     os.replace(tmp, path)
     _fsync_dir(path.parent)
@@ -157,14 +158,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state:
         raise RunError(f"{path}: not a graphevent checkpoint (no 'model' entry)")
     return state
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -46,18 +46,17 @@ def prepare_run_dir(od: OutputDir, resume: bool, overwrite: bool) -> None:
     """Mark the locked run directory for a new run, or check it for ``--resume``.
 
     A directory with content is refused unless ``resume`` (it must then hold a run with
-    ``checkpoints/last.pt``; it and ``best.pt``, which the run keeps as its best, must match
-    their checksum records) or ``overwrite`` (only what graphevent wrote there is removed:
+    ``checkpoints/last.pt``, which the launcher has loaded, and so checked, already; ``best.pt``,
+    which the run keeps as its best, must match its checksum record too) or ``overwrite`` (only what graphevent wrote there is removed:
     :meth:`OutputDir.clear` refuses anything else).
     """
     run_dir = od.path
     if resume:
         if not (run_dir / "checkpoints" / "last.pt").is_file():
             raise RunError(f"--resume {run_dir}: no checkpoints/last.pt to resume from")
-        for name in ("last.pt", "best.pt"):
-            path = run_dir / "checkpoints" / name
-            if path.is_file() or record_path(path).is_file():
-                verify_checkpoint(path)
+        best = run_dir / "checkpoints" / "best.pt"
+        if best.is_file() or record_path(best).is_file():
+            verify_checkpoint(best)
         od.start(RUN_ENTRIES)
         return
     if od.has_content():

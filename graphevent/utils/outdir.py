@@ -168,14 +168,9 @@ class OutputDir:
         except OSError as exc:
             self._undo_mkdir()
             raise OutputError(f"{self._where()}: cannot write in the directory ({exc.strerror or exc})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = _holder(fd)
-            os.close(fd)
-            raise OutputError(f"{p} is in use by process {holder}; wait for it to finish or choose another {self.option}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        holder = try_lock(fd)
+        if holder is not None:
+            raise OutputError(f"{p} is in use by process {holder}; wait for it to finish or choose another {self.option}")
         self._lock_fd = fd
         try:
             self.marker = read_marker(p)  # again, under the lock
@@ -377,6 +372,27 @@ class OutputDir:
         os.replace(tmp, path)
 
 
+def try_lock(fd: int, shared: bool = False) -> str | None:
+    """``flock`` the lock file ``fd`` without waiting: exclusive (a writer) or ``shared`` (a reader).
+
+    Returns:
+        ``None`` once held, the holder's pid written into the file (``N``, or ``N reading``)
+        for the next command's message; else who holds it (:func:`_holder`), ``fd`` closed.
+    """
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError:
+        holder = _holder(fd)
+        os.close(fd)
+        return holder
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}{' reading' if shared else ''}\n".encode(), 0)
+    except OSError:  # a read-only lock file (a reader's): the lock holds, its holder is unnamed
+        pass
+    return None
+
+
 def _holder(fd: int) -> str:
     """Who holds a lock file, from what it says: ``N`` (a writer) or ``N (reading it)``."""
     words = os.pread(fd, 64, 0).decode(errors="replace").split()
@@ -421,18 +437,9 @@ class ReadLock:
                 fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:  # no lock file and a directory we cannot write: nobody can write it either
                 return self
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            holder = _holder(fd)
-            os.close(fd)
-            raise OutputError(f"{self.what} {self.path}: is being written by process {holder}; "
-                              "wait for it to finish") from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} reading\n".encode(), 0)
-        except OSError:  # a read-only lock file: the lock still holds, the holder is unnamed
-            pass
+        holder = try_lock(fd, shared=True)
+        if holder is not None:
+            raise OutputError(f"{self.what} {self.path}: is being written by process {holder}; wait for it to finish")
         self._fd = fd
         return self
 

@@ -30,7 +30,6 @@ The module imports neither torch nor anything above :mod:`graphevent.errors`.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import zipfile
@@ -40,7 +39,7 @@ from typing import Any
 
 from graphevent.errors import OutputError
 from graphevent.utils.outdir import KINDS as DIR_KINDS
-from graphevent.utils.outdir import MARKER, read_marker
+from graphevent.utils.outdir import MARKER, read_marker, try_lock
 
 #: The key every signature carries (JSON key, file metadata key, ONNX metadata property).
 SIGNATURE_KEY = "graphevent_output"
@@ -254,13 +253,10 @@ class OutputFile:
             except OSError as exc:
                 raise OutputError(f"{self._where()}: cannot write in the folder {self.path.parent} "
                                   f"({exc.strerror or exc})") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
+            holder = try_lock(fd)
+            if holder is not None:
                 raise OutputError(f"{self.path} is in use by process {holder}; wait for it to finish "
-                                  f"or choose another {self.option}") from None
+                                  f"or choose another {self.option}")
             try:  # the lock file may have been removed by its last holder between open and flock
                 same = os.fstat(fd).st_ino == os.stat(self.lock).st_ino
             except FileNotFoundError:
@@ -268,8 +264,6 @@ class OutputFile:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         try:
             self.check()  # again, under the lock: another command may have written it meanwhile
