@@ -24,8 +24,12 @@ Plans (--plan):
   encoders  (default) ParticleNet; edgeconv, masked_gt and both encoders (multitask, cross
             attention), each from scratch and pretrained; 3 seeds per fraction.
   issue22   ParticleNet, ResNet-15, multitask from scratch, and the README recipe (both
-            encoders pretrained on the unlabelled pool, multitask fine-tuned from them);
-            5 seeds at 0.5% and 1% labels, 3 at 5%, 10% and 100%. Default size: medium.
+            encoders pretrained on the unlabelled pool, multitask fine-tuned from them),
+            and one ablation per ingredient, each paired with the recipe: +pairwise (ParT
+            pair biases, pretrained with them), +joint (the masked objective on every
+            training event in the fine-tuning run), +head50x (encoders at 1/50 of the
+            heads' learning rate); 5 seeds at 0.5% and 1% labels, 3 at 5%, 10% and 100%.
+            Default size: medium.
 
 Sizes (--size):
   smoke   a few minutes: 400 labelled + 300 unlabelled jets, 1 epoch; checks the pipeline,
@@ -70,6 +74,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MT = "multitask_finetune"
 ONE = {enc: (f"model.encoders=[{enc}]",) for enc in ("edgeconv", "masked_gt")}
 BOTH = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention")
+PAIRWISE = ("model.masked_gt.pairwise=true",)  # ParT pair biases from the deposits (kNN + event-wide attention)
+JOINT = ("model.masked_loss_weight=1.0",)  # masked objective on every training event, labelled or not
+HEAD_LR = ("train.encoder_lr_scale=0.02",)  # ParT's fine-tuning: heads at 50x the encoders' learning rate
 PLANS = {
     "encoders": [
         Config("particlenet", "particlenet"),
@@ -85,9 +92,16 @@ PLANS = {
         Config("resnet15", "resnet15"),
         Config("multitask scratch", MT, BOTH),
         Config("multitask pretrained", MT, BOTH, ("edgeconv", "masked_gt")),
+        # one ablation per ingredient, each against "multitask pretrained" (the two-stage recipe)
+        Config("multitask pretrained+pairwise", MT, BOTH + PAIRWISE, ("edgeconv", "masked_gt_pairwise"), family="pairwise",
+               versus="multitask pretrained"),
+        Config("multitask pretrained+joint", MT, BOTH + JOINT, ("edgeconv", "masked_gt"), family="joint", versus="multitask pretrained"),
+        Config("multitask pretrained+head50x", MT, BOTH + HEAD_LR, ("edgeconv", "masked_gt"), family="head50x", versus="multitask pretrained"),
     ],
 }
-PRETRAIN = {"edgeconv": "edgeconv_ae_pretrain", "masked_gt": "masked_gt_pretrain"}
+# pretraining runs by key: (experiment, --set overrides); the study trains those its configurations use
+PRETRAIN = {"edgeconv": ("edgeconv_ae_pretrain", ()), "masked_gt": ("masked_gt_pretrain", ()),
+            "masked_gt_pairwise": ("masked_gt_pretrain", ("model.pairwise=true",))}
 BASELINE = "particlenet"
 FRACTIONS = (0.005, 0.01, 0.05, 0.1, 1.0)
 SIZES = {
@@ -154,7 +168,7 @@ def build_plan(args, size: dict) -> Plan:
         configs=tuple(configs), reference=BASELINE, fractions=tuple(args.fractions), seeds=args.seed_list,
         small_seeds=args.small_seeds, labelled=pool(size["labelled"], args.labelled_seed, args.labelled_input, size["split"]),
         unlabelled=pool(size["unlabelled"], args.unlabelled_seed, args.unlabelled_input, size["pre_split"]),
-        pretrain={k: (v, enc.get(v, ())) for k, v in PRETRAIN.items()}, max_nodes=size["max_nodes"], epochs=size["epochs"],
+        pretrain={k: (exp, sets + enc.get(exp, ())) for k, (exp, sets) in PRETRAIN.items()}, max_nodes=size["max_nodes"], epochs=size["epochs"],
         pre_epochs=size["pre_epochs"], batch=size["batch"], min_steps=size["min_steps"], train_sets=tuple(args.train_set),
         gpus=args.gpus, workers=args.workers)
 
@@ -260,6 +274,7 @@ def write_report(args, size: dict, plan: Plan, t0: float) -> None:
         "summary": {key(k): v for k, v in summary["rows"].items()},
         "vs_baseline": {key(k): v for k, v in summary["vs_ref"].items()},
         "pretrained_minus_scratch": {key(k): v for k, v in summary["vs_scratch"].items()},
+        "ablations": {key(k): v for k, v in summary["ablations"].items()},
     }, indent=1, default=float))
     if args.results:
         report.lead_results(args.results, section, BEGIN, END)

@@ -39,6 +39,8 @@ class Config:
             runs or checkpoints; empty: from scratch.
         family: configurations of one family and settings, with and without ``init``, are
             compared as pretrained minus scratch (default: the name's first word).
+        versus: an ablation: the name of the configuration this one changes one ingredient
+            of; the report gives this minus that, paired by seed.
     """
 
     name: str
@@ -46,6 +48,7 @@ class Config:
     sets: tuple[str, ...] = ()
     init: tuple[str, ...] = ()
     family: str = ""
+    versus: str = ""
 
     @property
     def tag(self) -> str:
@@ -132,6 +135,10 @@ class Plan:
         names = [c.name for c in self.configs]
         if self.reference not in names:
             raise ConfigError(f"reference {self.reference!r}: not a configuration of the plan; expected one of: {', '.join(names)}")
+        lost = [c for c in self.configs if c.versus and c.versus not in names]
+        if lost:
+            raise ConfigError(f"configuration {lost[0].name!r}: versus {lost[0].versus!r} is not a configuration of the plan; "
+                              f"expected one of: {', '.join(names)}")
         bad = [f for f in self.fractions if not 0 < f <= 1]
         if bad:
             raise ConfigError(f"fractions {list(self.fractions)}: {bad[0]} is outside (0, 1]")

@@ -79,7 +79,7 @@ def scratch_pairs(configs: list[Config] | tuple[Config, ...]) -> list[tuple[str,
 
 def summarise(res: dict, plan: Plan, resamples: int = 0) -> dict:
     """Spread over seeds (with ``ci``, the t-interval of the mean), and differences paired by
-    seed: to the reference, and pretrained - scratch.
+    seed: to the reference, pretrained - scratch, and each ablation minus its ``versus``.
 
     A difference holds :func:`~graphevent.studies.stats.paired_seed_difference`'s entries,
     ``wins`` (seeds where the first is higher) and ``boot_ci`` (the paired bootstrap over test
@@ -98,16 +98,18 @@ def summarise(res: dict, plan: Plan, resamples: int = 0) -> dict:
             out[k] = d
         return out
 
-    rows, vs_ref, vs_scratch = {}, {}, {}
+    rows, vs_ref, vs_scratch, ablations = {}, {}, {}, {}
     for frac in plan.fractions:
         for c in plan.configs:
             values = {k: [res["runs"][(c.name, frac, s)][k] for s in plan.seed_list(frac)] for k in METRICS}
             rows[(c.name, frac)] = {k: seed_summary(v) | {"ci": t_interval(v)} for k, v in values.items()}
             if c.name != plan.reference:
                 vs_ref[(c.name, frac)] = diff(c.name, plan.reference, frac)
+            if c.versus:
+                ablations[(c.name, frac)] = diff(c.name, c.versus, frac) | {"versus": c.versus}
         for pre, scratch in scratch_pairs(plan.configs):
             vs_scratch[(pre, frac)] = diff(pre, scratch, frac) | {"scratch": scratch}
-    return {"rows": rows, "vs_ref": vs_ref, "vs_scratch": vs_scratch}
+    return {"rows": rows, "vs_ref": vs_ref, "vs_scratch": vs_scratch, "ablations": ablations}
 
 
 def fmt_spread(s: dict, digits: int) -> str:
@@ -149,6 +151,13 @@ def tables(summary: dict, plan: Plan, events: dict[tuple[str, float], str] | Non
             for (pre, f), d in summary["vs_scratch"].items():
                 if f == frac:
                     lines.append(f"| {pre} - {d['scratch']} | {frac:.1%} | {fmt_diff(d['auc'], 3)} | {fmt_diff(d['rejection_at_0.5'], 1)} |")
+    if summary.get("ablations"):
+        lines += ["", "Ablations: each configuration minus the one it changes one ingredient of (same seed and labelled subset):", "",
+                  "| ablation | labels | AUC difference | 1/eps_B difference |", "|---|---:|---|---|"]
+        for frac in sorted(plan.fractions):
+            for (name, f), d in summary["ablations"].items():
+                if f == frac:
+                    lines.append(f"| {name} - {d['versus']} | {frac:.1%} | {fmt_diff(d['auc'], 3)} | {fmt_diff(d['rejection_at_0.5'], 1)} |")
     return lines
 
 

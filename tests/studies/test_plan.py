@@ -67,4 +67,6 @@ def test_bad_plans_are_refused_with_what_was_expected(tmp_path):
         plan(fractions=(0.1, 1.5))
     with pytest.raises(ConfigError, match=r"^init 'ec': neither a pretraining key \(gt\) nor an existing path$"):
         plan(configs=(Config("particlenet", "particlenet"), Config("x", "m", init=("ec",))))
+    with pytest.raises(ConfigError, match=r"^configuration 'x': versus 'mt' is not a configuration of the plan; expected one of: particlenet, x$"):
+        plan(configs=(Config("particlenet", "particlenet"), Config("x", "m", versus="mt")))
     assert Path(CONFIGS / "data/ml4sci_qg_hdf5.yaml").is_file()

@@ -52,6 +52,25 @@ def test_paired_differences_over_seeds_by_hand(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_ablation_is_paired_with_the_configuration_it_changes(tmp_path):
+    configs = CONFIGS + (Config("enc pretrained+x", "m", ("a=1", "x=1"), ("enc",), family="x", versus="enc pretrained"),)
+    plan = Plan(configs=configs, reference="particlenet", fractions=(1.0,), labelled=Pool(dataset=tmp_path), pretrain={"enc": ("x", ())})
+    aucs = {"particlenet": [0.80, 0.70, 0.90], "enc scratch": [0.75, 0.72, 0.86], "enc pretrained": [0.81, 0.72, 0.91],
+            "enc pretrained+x": [0.84, 0.71, 0.93]}
+    for seed in plan.seeds:
+        out = eval_dir(tmp_path, 1.0, seed)
+        out.mkdir(parents=True)
+        runs = {c.tag: {"label": {"auc": aucs[c.name][seed], "rejection_at_0.5": 4.0 + seed}} for c in configs}
+        (out / "metrics.json").write_text(json.dumps({"runs": runs}))
+    s = report.summarise(report.collect(plan, tmp_path, scores=False), plan)
+    d = s["ablations"][("enc pretrained+x", 1.0)]
+    assert d["versus"] == "enc pretrained" and d["auc"]["diffs"] == pytest.approx([0.03, -0.01, 0.02]) and d["auc"]["wins"] == 2
+    assert list(s["ablations"]) == [("enc pretrained+x", 1.0)]  # only configurations with a versus
+    half = 4.302652729911275 * np.std([0.03, -0.01, 0.02], ddof=1) / np.sqrt(3)
+    assert report.tables(s, plan)[-1] == (f"| enc pretrained+x - enc pretrained | 100.0% | +0.013 [{0.04 / 3 - half:+.3f}, {0.04 / 3 + half:+.3f}] 2/3 "
+                                          "| +0.0 [+0.0, +0.0] 0/3 |")
+
+
 def test_a_missing_evaluation_is_named(tmp_path):
     plan = study(tmp_path, {c.name: [0.7, 0.7, 0.7] for c in CONFIGS})
     (eval_dir(tmp_path, 1.0, 2) / "metrics.json").unlink()
