@@ -1,13 +1,15 @@
 """Models by name: ``@register_model("edgeconv_ae")`` and ``build_model(cfg, info, tasks)``;
-encoders by name: ``@register_encoder("edgeconv")``.
+encoders by name: ``@register_encoder("edgeconv")`` and ``build_encoder(name, info, config)``.
 
 A model is always built from its registered name and a mapping of keyword arguments
 (the experiment YAML's ``model:`` section), never imported from a path in a config.
 Input sizes come from the dataset's :class:`DatasetInfo`.
 
-An encoder is a pretraining model that follows the encoder contract
-(:class:`~graphevent.nn.models.base.EncoderModel`); registering it under a name makes it
-available to every model that takes encoders by name (``multitask``'s ``encoders: [...]``).
+An encoder is an ``nn.Module`` that turns a batch of events into node tokens and a pooled
+embedding (the contract: :data:`ENCODER_CONTRACT`, checked when it registers); registering
+it under a name makes it available to every model that takes encoders by name
+(``multitask``'s ``encoders: [...]``, ``contrastive``'s and ``foldingnet_ae``'s ``encoder``).
+Nothing in the contract is about decoders: autoencoders and other objectives compose encoders.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from graphevent.errors import ConfigError
 _REGISTRY: dict[str, type] = {}
 _ENCODERS: dict[str, type] = {}
 
-# the encoder contract: method -> its leading parameters (after self); any further ones need defaults
+#: the encoder contract: method -> its leading parameters (after self); any further ones need
+#: defaults. Besides: ``config_class`` (a dataclass: the encoder's section of a ``model:``
+#: mapping), ``__init__(info, config)``, ``out_dim`` (token size D, set by ``__init__``) and
+#: ``not_exportable`` (why it has no padded form for export; empty when it has one).
+#: ``forward(batch)`` returns ``(node tokens (N, D), pooled (B, D))``, token ``i`` belonging to
+#: node ``i`` of the batch.
 ENCODER_CONTRACT = {
-    "encode": ("batch",),
-    "decode": ("tokens", "pooled", "batch"),
-    "recon_loss": ("batch", "target"),
-    "reconstruct": ("batch",),
+    "__init__": ("info", "config"),
+    "forward": ("batch",),
 }
 
 
@@ -46,17 +51,22 @@ def register_model(name: str) -> Callable[[type], type]:
 
 
 def register_encoder(name: str) -> Callable[[type], type]:
-    """Class decorator adding a pretraining model as encoder ``name`` (``multitask``'s ``encoders``).
+    """Class decorator adding an encoder module under ``name`` (see :data:`ENCODER_CONTRACT`).
 
-    The class must follow the encoder contract (:data:`ENCODER_CONTRACT`, described by
-    :class:`~graphevent.nn.models.base.EncoderModel`): the same leading parameters for
-    ``encode``, ``decode``, ``recon_loss`` and ``reconstruct``; any extra parameter has a default.
+    Raises:
+        TypeError: the class is no ``nn.Module``, has no ``config_class``, or its ``__init__`` or
+            ``forward`` takes other leading parameters than the contract's (or extra ones
+            without defaults).
     """
     import inspect
+
+    from torch import nn
 
     def wrap(cls: type) -> type:
         if name in _ENCODERS and _ENCODERS[name] is not cls:
             raise ValueError(f"encoder name {name!r} is already registered by {_ENCODERS[name].__name__}")
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)) or not hasattr(cls, "config_class"):
+            raise TypeError(f"encoder {name!r}: {getattr(cls, '__name__', cls)} must be an nn.Module with a config_class")
         for method, lead in ENCODER_CONTRACT.items():
             params = list(inspect.signature(getattr(cls, method)).parameters.values())[1:]
             names = tuple(p.name for p in params[: len(lead)])
@@ -67,10 +77,25 @@ def register_encoder(name: str) -> Callable[[type], type]:
                     f"the encoder contract is {method}{lead} (+ parameters with defaults)"
                 )
         cls.encoder_name = name
+        cls.not_exportable = getattr(cls, "not_exportable", "")
         _ENCODERS[name] = cls
         return cls
 
     return wrap
+
+
+def build_encoder(name: str, info: DatasetInfo, config: Any = None, where: str = "model.encoder"):
+    """The registered encoder ``name`` for dataset ``info`` (``config``: its ``config_class``
+    instance, default settings if ``None``).
+
+    Raises:
+        ConfigError: ``name`` is not registered (lists the registered encoders).
+    """
+    encoders = list_encoders()
+    if name not in encoders:
+        raise ConfigError(f"{where}: unknown encoder {name!r}; registered encoders: {', '.join(encoders)}")
+    cls = encoders[name]
+    return cls(info, cls.config_class() if config is None else config)
 
 
 def _ensure_loaded() -> None:
@@ -84,15 +109,23 @@ def list_models() -> dict[str, type]:
 
 
 def list_encoders() -> dict[str, type]:
-    """Registered encoders, name -> their pretraining model class, sorted by name."""
+    """Registered encoders, name -> encoder module class, sorted by name."""
     _ensure_loaded()
     return dict(sorted(_ENCODERS.items()))
+
+
+def autoencoder_for(name: str) -> type | None:
+    """The registered model that reconstructs encoder ``name`` with a decoder of its own (its
+    class's ``reconstructs``: ``masked_gt_ae`` for ``masked_gt``), or ``None``: what
+    ``multitask``'s auxiliary reconstruction trains."""
+    found = [cls for cls in list_models().values() if getattr(cls, "reconstructs", "") == name]
+    return found[0] if found else None
 
 
 def config_with_encoder_sections(cls: type, data: Mapping[str, Any], where: str, names: Callable[[Any], Sequence[str]]):
     """Strict loading of the ``model:`` mapping of a model that takes encoders by name: the
     sections named after a registered encoder (``masked_gt: {...}``) become each encoder's
-    config object (its pretraining model's ``config_class``) in ``encoder_configs``, the other
+    config object (its ``config_class``) in ``encoder_configs``, the other
     keys the fields of ``cls``.
 
     Args:
@@ -127,6 +160,25 @@ def config_with_encoder_sections(cls: type, data: Mapping[str, Any], where: str,
         for n in [*used, *(n for n in sections if n not in used)]
     }
     return dataclasses.replace(config, encoder_configs=configs)
+
+
+def config_with_one_encoder(cls: type, data: Mapping[str, Any], where: str):
+    """:func:`config_with_encoder_sections` for a model that composes one encoder, named by
+    its ``encoder`` field (``contrastive``, ``foldingnet_ae``).
+
+    Raises:
+        ConfigError: as :func:`config_with_encoder_sections`; an unknown ``encoder`` names the
+            registered ones.
+    """
+
+    def used(config: Any) -> list[str]:
+        if config.encoder not in list_encoders():
+            raise ConfigError(
+                f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}"
+            )
+        return [config.encoder]
+
+    return config_with_encoder_sections(cls, data, where, used)
 
 
 def mapping_with_encoder_sections(config: Any) -> dict[str, Any]:
