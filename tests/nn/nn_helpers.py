@@ -32,6 +32,7 @@ TINY = {
     "contrastive": {"encoder": "masked_gt", "proj_hidden": 16, "proj_dim": 8, "masked_gt": GT},
     "masked_gt_latent": {"masked_gt": GT},
     "masked_gt_occupancy": {"grid": 4, "masked_gt": GT},
+    "foldingnet_ae": {"encoder": "masked_gt", "grid": 6, "hidden": 16, "masked_gt": GT},
 }
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_max_pool, global_mean_pool
-from torch_geometric.utils import to_dense_batch
 
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
@@ -16,7 +15,7 @@ from graphevent.errors import ConfigError
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
-from graphevent.nn.layers.set_loss import chamfer_distance
+from graphevent.nn.layers.set_loss import chamfer_distance, nearest_value_error, point_set
 from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
@@ -208,12 +207,11 @@ class EdgeConvAutoencoder(AutoencoderModel):
         points, log_count = self.decode(None, z, batch)
         b, num_events = batch_vector(batch)
         x = self.encoder.norm(batch.x if target is None else target)
-        w = math.sqrt(self.config.pos_weight)
-        pos = batch.pos / self.config.pos_scale
-        true, true_mask = to_dense_batch(torch.cat([w * pos, x], dim=-1).float(), b, batch_size=num_events)
+        true, true_mask = point_set(batch.pos / self.config.pos_scale, x, b, num_events, self.config.pos_weight)
         counts = true_mask.sum(1)
         slots = torch.arange(points.size(1), device=points.device)
         pred_mask = slots[None, :] < counts[:, None]
+        w = math.sqrt(self.config.pos_weight)
         pred = torch.cat([w * points[..., :2], points[..., 2:]], dim=-1)
         cd, nearest, _ = chamfer_distance(pred, pred_mask, true, true_mask)
         count_err = (log_count.float() - torch.log1p(counts.float())).square()
@@ -255,7 +253,4 @@ class EdgeConvAutoencoder(AutoencoderModel):
         each node and its nearest decoded point."""
         _, z = self.encode(batch)
         _, _, points, nearest, true, true_mask = self._match(batch, z)
-        f = self.info.num_node_features
-        matched = torch.gather(points[..., 2:].float(), 1, nearest[..., None].expand(-1, -1, f))  # (B, S_t, F)
-        err = (matched - true[..., 2:]).square() * true_mask[..., None]
-        return {"recon_error": err.sum(1) / true_mask.sum(1, keepdim=True).clamp(min=1)}
+        return {"recon_error": nearest_value_error(points[..., 2:], nearest, true[..., 2:], true_mask)}
