@@ -130,5 +130,17 @@ def test_a_toy_encoder_pretrains_fine_tunes_and_exports(toy, tiny_dataset, tmp_p
         assert out.is_file()
 
 
+def test_multitask_reconstruction_needs_an_autoencoder_of_the_encoder(toy):
+    from nn_helpers import tiny_info
+
+    from graphevent.nn import build_model
+
+    cfg = {"name": "multitask", "encoders": ["toy"], "dim": 8, "heads": 2, "aux_recon_weight": 0.5}
+    with pytest.raises(ConfigError, match=r"^model.aux_recon_weight: encoder 'toy' has no autoencoder of its own to "
+                                          r"reconstruct with; set model.aux_recon_weight: 0 or leave 'toy' out of model.encoders$"):
+        build_model(cfg, tiny_info())
+    assert build_model({**cfg, "aux_recon_weight": 0.0}, tiny_info()).encoder_modules()["toy"].out_dim == 8
+
+
 def test_the_toy_encoder_is_gone_after_its_test():
     assert "toy" not in registry.list_encoders() and "toy" not in nn_export.exportable_encoders()

@@ -47,18 +47,19 @@ class MultiTaskConfig:
         fusion_depth: cross-attention fusion layers.
         head_hidden: hidden width of each task's output MLP.
         dropout: dropout in the heads.
-        aux_recon_weight: if > 0, the encoders keep their decoders and their
-            reconstruction losses are added with this weight during fine-tuning.
-        masked_loss_weight: if > 0, semi-supervised training in one run: the encoders keep
-            their decoders and their pretraining losses (``masked_gt``: masked-node
+        aux_recon_weight: if > 0, each encoder sits in its own autoencoder
+            (:func:`~graphevent.nn.registry.autoencoder_for`; an encoder without one is refused)
+            and their reconstruction losses are added with this weight during fine-tuning.
+        masked_loss_weight: if > 0, semi-supervised training in one run: each encoder sits in
+            its own autoencoder and their reconstruction losses (``masked_gt``: masked-node
             reconstruction) are added with this weight on every training event, and with
             ``train.label_fraction < 1`` the whole training split is drawn, the events
             outside the labelled subset contributing only that loss (their labels are never
             read, :class:`~graphevent.data.partial_labels.PartialLabels`). Not together with
             ``aux_recon_weight`` (the same loss, on the labelled events only).
         encoder_configs: each encoder's settings by name, written in YAML as a section
-            named after the encoder (``masked_gt: {...}``, the keys of its pretraining model,
-            e.g. ``masked_gt_ae``; they must match a pretraining run to initialise from it).
+            named after the encoder (``masked_gt: {...}``, the keys of its ``config_class``,
+            those of ``masked_gt_ae``; they must match a pretraining run to initialise from it).
             Unset: the encoder's defaults. Sections of encoders not in ``encoders`` are kept
             but unused.
     """
@@ -149,8 +150,8 @@ class MultiTaskModel(GraphModel):
     the batch's labelled events (``batch.labelled``, set by
     :class:`~graphevent.data.partial_labels.PartialLabels`; every event counts when the batch
     has no such flag, as in validation), the reconstruction losses are over all its events. Pretraining is not a
-    stage of this model: pretrain the encoders' models (``masked_gt_ae``, ``edgeconv_ae``,
-    ``sparse_conv_ae``, ...) and initialise the encoders from them (their state-dict keys match ``encoder_modules()``).
+    stage of this model: pretrain the encoders (``masked_gt_ae``, ``foldingnet_ae``, ``contrastive``,
+    ...) and initialise them from those runs (``--init-from``: the encoders' names and state-dict keys match).
 
     Args:
         info: dataset description.
