@@ -175,7 +175,7 @@ class Backbone(nn.Module):
         super().__init__()
         self.encoder = build_encoder(name, info, config)
         self.info = info
-        self.config = self.encoder.config
+        self.config = type(self.encoder).config_class() if config is None else config
 
     @property
     def dim(self) -> int:
