@@ -55,7 +55,8 @@ def register_padded(name: str):
 
 def register_padded_encoder(name: str):
     """Class decorator: ``cls(backbone)`` is the padded form of registered encoder ``name``
-    (``backbone``: the encoder model inside ``multitask``). It takes ``(features, positions,
+    (``backbone``: ``multitask``'s ``backbones[name]``, the encoder module at ``.encoder``, its
+    settings at ``.config`` and the dataset at ``.info``). It takes ``(features, positions,
     mask)`` and returns node tokens ``(B, N, D)`` and the pooled embedding ``(B, D)``, and
     has ``k`` and ``onnx`` attributes as the padded models."""
 
