@@ -20,7 +20,7 @@ def test_package_data_covers_every_shipped_config():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["package-data"]["graphevent"]
     files = sorted(CONFIG_DIR.rglob("*.yaml"))
-    assert CONFIG_DIR == ROOT / "graphevent" / "configs" and len(files) == 19
+    assert CONFIG_DIR == ROOT / "graphevent" / "configs" and len(files) == 20
     for f in files:
         rel = f.relative_to(ROOT / "graphevent").as_posix()
         assert any(fnmatch(rel, p.replace("**/", "*/")) for p in patterns), rel
@@ -30,7 +30,7 @@ def test_names_resolve_to_shipped_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the repository: names must work from anywhere
     assert set(shipped_configs("experiments")) == {"particlenet", "masked_gt_pretrain", "masked_gt_finetune", "contrastive_pretrain",
                                                    "masked_gt_latent_pretrain", "masked_gt_occupancy_pretrain",
-                                                   "edgeconv_ae_pretrain", "multitask_finetune", "multitask_joint",
+                                                   "edgeconv_ae_pretrain", "foldingnet_pretrain", "multitask_finetune", "multitask_joint",
                                                    "multitask_pairwise", "resnet15", "sparse_conv_ae_pretrain"}
     cfg = load_experiment("particlenet", ["train.epochs=3"])
     assert cfg.name == "particlenet" and cfg.model["name"] == "particlenet" and cfg.train.epochs == 3
@@ -42,7 +42,7 @@ def test_names_resolve_to_shipped_files(tmp_path, monkeypatch):
 
 def test_unknown_name_lists_the_shipped_ones():
     with pytest.raises(ConfigError, match=r"^particlenett: config file not found; expected a YAML file or a shipped "
-                                          r"experiments config: contrastive_pretrain, edgeconv_ae_pretrain, masked_gt_finetune, masked_gt_latent_pretrain, "
+                                          r"experiments config: contrastive_pretrain, edgeconv_ae_pretrain, foldingnet_pretrain, masked_gt_finetune, masked_gt_latent_pretrain, "
                                           r"masked_gt_occupancy_pretrain, masked_gt_pretrain, "
                                           r"multitask_finetune, multitask_joint, multitask_pairwise, particlenet, resnet15, sparse_conv_ae_pretrain$"):
         resolve_config_path("particlenett", "experiments")

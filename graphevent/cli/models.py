@@ -1,4 +1,4 @@
-"""``graphevent models``: the registered models and their parameter counts."""
+"""``graphevent models``: the registered models, their parameter counts, and the registered encoders."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ SUMMARY = Path(__file__).resolve().parents[1] / "nn" / "models" / "summary.json"
 
 
 def models(data: DataDirOpt = None) -> None:
-    """List the registered models with their parameter counts.
+    """List the registered models with their parameter counts, and the registered encoders.
 
     Counts are for each model's default settings and default tasks, with input sizes from --data (its manifest.json).
     Without --data: 3 channel features (tracks, ecal, hcal), 2 classes, regression targets m0 and pt.
@@ -22,15 +22,16 @@ def models(data: DataDirOpt = None) -> None:
 
     from graphevent.cli.console import console
 
-    if data is None:  # the default table is precomputed: no torch import, answers in a second
-        rows = json.loads(SUMMARY.read_text())
+    if data is None:  # the default tables are precomputed: no torch import, answers in a second
+        summary = json.loads(SUMMARY.read_text())
         source = "3 features, 2 classes, targets m0, pt (default)"
     else:
         from graphevent.data.info import DatasetInfo
-        from graphevent.nn.registry import model_summaries
+        from graphevent.nn.registry import registry_summary
 
-        rows = model_summaries(DatasetInfo.from_dir(data))
+        summary = registry_summary(DatasetInfo.from_dir(data))
         source = str(data)
+    rows = summary["models"]
     table = Table(title=f"Registered models, inputs: {source}", title_justify="left")
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("parameters", justify="right", no_wrap=True)
@@ -42,6 +43,13 @@ def models(data: DataDirOpt = None) -> None:
     console.print(table)
     for r in rows:  # descriptions below the table: they wrap at any width instead of squeezing its columns
         console.print(f"[bold]{r['name']}[/]: {r['description']}", highlight=False)
+    encoders = Table(title="Registered encoders (multitask's encoders, contrastive's and foldingnet_ae's encoder)", title_justify="left")
+    encoders.add_column("name", style="bold", no_wrap=True)
+    encoders.add_column("own autoencoder", no_wrap=True)
+    encoders.add_column("export")
+    for r in summary["encoders"]:
+        encoders.add_row(r["name"], r["autoencoder"] or "-", f"no: {r['not_exportable']}" if r["not_exportable"] else "yes")
+    console.print(encoders)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,9 +19,10 @@ probabilities, ``pred_<task>`` ``(B,)`` in physical units.
 kNN is computed inside the module (:func:`graphevent.nn.layers.dense_knn.dense_knn`:
 dense masked pairwise distances and a sort/top-k over a fixed k), so no compiled
 extension and no data-dependent shape enters the exported graph. Models register their
-padded form with :func:`register_padded`; ask :func:`exportable_models` which can export.
-``multitask`` exports when each of its encoders has a padded form
-(:func:`register_padded_encoder`; :data:`NOT_EXPORTABLE_ENCODERS` says why the others have none).
+padded form with :func:`register_padded`; ask :func:`exportable_models` which can export (a model
+without one says why in its own class, ``not_exportable``). ``multitask`` exports when each of its
+encoders has a padded form (:func:`register_padded_encoder`; an encoder without one says why in its
+own class, ``not_exportable``).
 """
 
 from __future__ import annotations
@@ -42,22 +43,6 @@ from graphevent.nn.layers.pixels import dense_images
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
 _PADDED_ENCODERS: dict[str, Callable[[nn.Module], nn.Module]] = {}
 
-#: why the other registered models have no padded form (shown by the export error and README)
-NOT_EXPORTABLE = {
-    "masked_gt_ae": "pretraining autoencoder: its output is a reconstruction error with random masking, not a task output",
-    "edgeconv_ae": "pretraining autoencoder: its output is a reconstruction error (Chamfer matching), not a task output",
-    "sparse_conv_ae": "pretraining autoencoder: its output is a reconstruction error, not a task output",
-    "contrastive": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
-    "masked_gt_latent": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
-    "masked_gt_occupancy": "pretraining model: its output is an embedding for fine-tuning or probes, not a task output",
-}
-
-#: why the other registered encoders have no padded form (a ``multitask`` model using one does not export)
-NOT_EXPORTABLE_ENCODERS = {
-    "sparse_conv": "its sparse convolutions hash the occupied pixels into lattices of data-dependent size",
-}
-
-
 def register_padded(name: str):
     """Class decorator: ``cls(model)`` is the padded form of registered model ``name``."""
 
@@ -70,7 +55,8 @@ def register_padded(name: str):
 
 def register_padded_encoder(name: str):
     """Class decorator: ``cls(backbone)`` is the padded form of registered encoder ``name``
-    (``backbone``: the encoder model inside ``multitask``). It takes ``(features, positions,
+    (``backbone``: ``multitask``'s ``backbones[name]``, the encoder module at ``.encoder``, its
+    settings at ``.config`` and the dataset at ``.info``). It takes ``(features, positions,
     mask)`` and returns node tokens ``(B, N, D)`` and the pooled embedding ``(B, D)``, and
     has ``k`` and ``onnx`` attributes as the padded models."""
 
@@ -104,7 +90,7 @@ def padded_module(model: nn.Module) -> nn.Module:
     """
     name = getattr(model, "name", type(model).__name__)
     if name not in _PADDED:
-        why = NOT_EXPORTABLE.get(name, "no padded form registered")
+        why = getattr(model, "not_exportable", "") or "no padded form registered"
         raise ConfigError(f"model {name!r} cannot be exported ({why}); exportable models: {', '.join(exportable_models())}")
     return _PADDED[name](model).eval()
 
@@ -392,9 +378,9 @@ class PaddedMultiTask(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        for name in model.backbones:
+        for name, backbone in model.backbones.items():
             if name not in _PADDED_ENCODERS:
-                why = NOT_EXPORTABLE_ENCODERS.get(name, "no padded form registered")
+                why = backbone.encoder.not_exportable or "no padded form registered"
                 raise ConfigError(f"model 'multitask' cannot be exported with encoder {name!r} ({why}); "
                                   f"exportable encoders: {', '.join(exportable_encoders())}")
         encoders = [_PADDED_ENCODERS[n](bb) for n, bb in model.backbones.items()]

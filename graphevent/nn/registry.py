@@ -1,13 +1,15 @@
 """Models by name: ``@register_model("edgeconv_ae")`` and ``build_model(cfg, info, tasks)``;
-encoders by name: ``@register_encoder("edgeconv")``.
+encoders by name: ``@register_encoder("edgeconv")`` and ``build_encoder(name, info, config)``.
 
 A model is always built from its registered name and a mapping of keyword arguments
 (the experiment YAML's ``model:`` section), never imported from a path in a config.
 Input sizes come from the dataset's :class:`DatasetInfo`.
 
-An encoder is a pretraining model that follows the encoder contract
-(:class:`~graphevent.nn.models.base.EncoderModel`); registering it under a name makes it
-available to every model that takes encoders by name (``multitask``'s ``encoders: [...]``).
+An encoder is an ``nn.Module`` that turns a batch of events into node tokens and a pooled
+embedding (the contract: :data:`ENCODER_CONTRACT`, checked when it registers); registering
+it under a name makes it available to every model that takes encoders by name
+(``multitask``'s ``encoders: [...]``, ``contrastive``'s and ``foldingnet_ae``'s ``encoder``).
+Nothing in the contract is about decoders: autoencoders and other objectives compose encoders.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from graphevent.errors import ConfigError
 _REGISTRY: dict[str, type] = {}
 _ENCODERS: dict[str, type] = {}
 
-# the encoder contract: method -> its leading parameters (after self); any further ones need defaults
+#: the encoder contract: method -> its leading parameters (after self); any further ones need
+#: defaults. Besides: ``config_class`` (a dataclass: the encoder's section of a ``model:``
+#: mapping), ``__init__(info, config)``, ``out_dim`` (token size D, set by ``__init__``) and
+#: ``not_exportable`` (why it has no padded form for export; empty when it has one).
+#: ``forward(batch)`` returns ``(node tokens (N, D), pooled (B, D))``, token ``i`` belonging to
+#: node ``i`` of the batch.
 ENCODER_CONTRACT = {
-    "encode": ("batch",),
-    "decode": ("tokens", "pooled", "batch"),
-    "recon_loss": ("batch", "target"),
-    "reconstruct": ("batch",),
+    "__init__": ("info", "config"),
+    "forward": ("batch",),
 }
 
 
@@ -46,17 +51,22 @@ def register_model(name: str) -> Callable[[type], type]:
 
 
 def register_encoder(name: str) -> Callable[[type], type]:
-    """Class decorator adding a pretraining model as encoder ``name`` (``multitask``'s ``encoders``).
+    """Class decorator adding an encoder module under ``name`` (see :data:`ENCODER_CONTRACT`).
 
-    The class must follow the encoder contract (:data:`ENCODER_CONTRACT`, described by
-    :class:`~graphevent.nn.models.base.EncoderModel`): the same leading parameters for
-    ``encode``, ``decode``, ``recon_loss`` and ``reconstruct``; any extra parameter has a default.
+    Raises:
+        TypeError: the class is no ``nn.Module``, has no ``config_class``, or its ``__init__`` or
+            ``forward`` takes other leading parameters than the contract's (or extra ones
+            without defaults).
     """
     import inspect
+
+    from torch import nn
 
     def wrap(cls: type) -> type:
         if name in _ENCODERS and _ENCODERS[name] is not cls:
             raise ValueError(f"encoder name {name!r} is already registered by {_ENCODERS[name].__name__}")
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)) or not hasattr(cls, "config_class"):
+            raise TypeError(f"encoder {name!r}: {getattr(cls, '__name__', cls)} must be an nn.Module with a config_class")
         for method, lead in ENCODER_CONTRACT.items():
             params = list(inspect.signature(getattr(cls, method)).parameters.values())[1:]
             names = tuple(p.name for p in params[: len(lead)])
@@ -67,10 +77,25 @@ def register_encoder(name: str) -> Callable[[type], type]:
                     f"the encoder contract is {method}{lead} (+ parameters with defaults)"
                 )
         cls.encoder_name = name
+        cls.not_exportable = getattr(cls, "not_exportable", "")
         _ENCODERS[name] = cls
         return cls
 
     return wrap
+
+
+def build_encoder(name: str, info: DatasetInfo, config: Any = None, where: str = "model.encoder"):
+    """The registered encoder ``name`` for dataset ``info`` (``config``: its ``config_class``
+    instance, default settings if ``None``).
+
+    Raises:
+        ConfigError: ``name`` is not registered (lists the registered encoders).
+    """
+    encoders = list_encoders()
+    if name not in encoders:
+        raise ConfigError(f"{where}: unknown encoder {name!r}; registered encoders: {', '.join(encoders)}")
+    cls = encoders[name]
+    return cls(info, cls.config_class() if config is None else config)
 
 
 def _ensure_loaded() -> None:
@@ -84,15 +109,23 @@ def list_models() -> dict[str, type]:
 
 
 def list_encoders() -> dict[str, type]:
-    """Registered encoders, name -> their pretraining model class, sorted by name."""
+    """Registered encoders, name -> encoder module class, sorted by name."""
     _ensure_loaded()
     return dict(sorted(_ENCODERS.items()))
+
+
+def autoencoder_for(name: str) -> type | None:
+    """The registered model that reconstructs encoder ``name`` with a decoder of its own (its
+    class's ``reconstructs``: ``masked_gt_ae`` for ``masked_gt``), or ``None``: what
+    ``multitask``'s auxiliary reconstruction trains."""
+    found = [cls for cls in list_models().values() if getattr(cls, "reconstructs", "") == name]
+    return found[0] if found else None
 
 
 def config_with_encoder_sections(cls: type, data: Mapping[str, Any], where: str, names: Callable[[Any], Sequence[str]]):
     """Strict loading of the ``model:`` mapping of a model that takes encoders by name: the
     sections named after a registered encoder (``masked_gt: {...}``) become each encoder's
-    config object (its pretraining model's ``config_class``) in ``encoder_configs``, the other
+    config object (its ``config_class``) in ``encoder_configs``, the other
     keys the fields of ``cls``.
 
     Args:
@@ -127,6 +160,25 @@ def config_with_encoder_sections(cls: type, data: Mapping[str, Any], where: str,
         for n in [*used, *(n for n in sections if n not in used)]
     }
     return dataclasses.replace(config, encoder_configs=configs)
+
+
+def config_with_one_encoder(cls: type, data: Mapping[str, Any], where: str):
+    """:func:`config_with_encoder_sections` for a model that composes one encoder, named by
+    its ``encoder`` field (``contrastive``, ``foldingnet_ae``).
+
+    Raises:
+        ConfigError: as :func:`config_with_encoder_sections`; an unknown ``encoder`` names the
+            registered ones.
+    """
+
+    def used(config: Any) -> list[str]:
+        if config.encoder not in list_encoders():
+            raise ConfigError(
+                f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}"
+            )
+        return [config.encoder]
+
+    return config_with_encoder_sections(cls, data, where, used)
 
 
 def mapping_with_encoder_sections(config: Any) -> dict[str, Any]:
@@ -178,9 +230,12 @@ def default_info() -> DatasetInfo:
     )
 
 
-#: model_summaries() for default_info(), written by scripts/update_models_summary.py (a test
+#: registry_summary() for default_info(), written by scripts/update_models_summary.py (a test
 #: checks it is current): ``graphevent models`` reads it without importing torch
 SUMMARY_CACHE = Path(__file__).resolve().parent / "models" / "summary.json"
+#: the markers around the generated tables in docs/models.md (:func:`summary_markdown`)
+DOC_TABLES = {"models": ("<!-- models table: generated by scripts/update_models_summary.py -->", "<!-- end of models table -->"),
+              "encoders": ("<!-- encoders table: generated by scripts/update_models_summary.py -->", "<!-- end of encoders table -->")}
 
 
 def model_summaries(info: DatasetInfo | None = None, packaged_only: bool = False) -> list[dict[str, Any]]:
@@ -206,3 +261,65 @@ def model_summaries(info: DatasetInfo | None = None, packaged_only: bool = False
             }
         )
     return rows
+
+
+def encoder_summaries(packaged_only: bool = False) -> list[dict[str, Any]]:
+    """One row per registered encoder: name, class, its own autoencoder (``""``: none), why it
+    cannot export (``""``: it can) and the first line of its docstring (``packaged_only``: the
+    encoders of ``graphevent.nn.models``)."""
+    rows = []
+    for name, cls in list_encoders().items():
+        if packaged_only and not cls.__module__.startswith("graphevent.nn.models."):
+            continue
+        autoencoder = autoencoder_for(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        rows.append(
+            {
+                "name": name,
+                "class": cls.__name__,
+                "autoencoder": autoencoder.name if autoencoder is not None else "",
+                "not_exportable": cls.not_exportable,
+                "description": doc[0] if doc else "",
+            }
+        )
+    return rows
+
+
+def registry_summary(info: DatasetInfo | None = None, packaged_only: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """``{"models": model_summaries(...), "encoders": encoder_summaries(...)}``: what
+    ``graphevent models`` shows and docs/models.md tabulates."""
+    return {"models": model_summaries(info, packaged_only), "encoders": encoder_summaries(packaged_only)}
+
+
+def model_stages(row: Mapping[str, Any]) -> str:
+    """The stages a :func:`model_summaries` row trains in (``pretrain`` / ``finetune, supervised``)."""
+    return ", ".join(s for s, ok in (("pretrain", row["pretrain"]), ("finetune, supervised", row["tasks"])) if ok)
+
+
+def summary_markdown(summary: Mapping[str, Any]) -> dict[str, str]:
+    """The Markdown tables of a :func:`registry_summary` (``models`` and ``encoders``), as
+    docs/models.md holds them between the :data:`DOC_TABLES` markers."""
+    models = ["| name | what | stages | encoders | parameters |", "|---|---|---|---|---:|"]
+    for r in summary["models"]:
+        encoders = ", ".join(f"`{e}`" for e in r["encoders"]) or "-"
+        models.append(f"| `{r['name']}` | {r['description']} | {model_stages(r)} | {encoders} | {r['parameters']:,} |")
+    encoders = ["| encoder | module | what | own autoencoder | export |", "|---|---|---|---|---|"]
+    for r in summary["encoders"]:
+        export = f"no: {r['not_exportable']}" if r["not_exportable"] else "yes"
+        own = f"`{r['autoencoder']}`" if r["autoencoder"] else "-"
+        encoders.append(f"| `{r['name']}` | `{r['class']}` | {r['description']} | {own} | {export} |")
+    return {key: "\n".join(lines).replace("``", "`") for key, lines in (("models", models), ("encoders", encoders))}
+
+
+def with_doc_tables(text: str, tables: Mapping[str, str]) -> str:
+    """``text`` (docs/models.md) with each :data:`DOC_TABLES` block replaced by ``tables``.
+
+    Raises:
+        ValueError: a marker is missing.
+    """
+    for key, (start, end) in DOC_TABLES.items():
+        if start not in text or end not in text:
+            raise ValueError(f"docs/models.md: the marker {start if start not in text else end!r} is missing")
+        head, rest = text.split(start, 1)
+        text = f"{head}{start}\n{tables[key]}\n{end}{rest.split(end, 1)[1]}"
+    return text

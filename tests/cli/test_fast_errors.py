@@ -50,6 +50,6 @@ def test_models_table_without_torch(tmp_path):
 
 
 def test_models_summary_cache_is_current():
-    from graphevent.nn.registry import SUMMARY_CACHE, model_summaries
+    from graphevent.nn.registry import SUMMARY_CACHE, registry_summary
 
-    assert json.loads(SUMMARY_CACHE.read_text()) == model_summaries(packaged_only=True), "run: python scripts/update_models_summary.py"
+    assert json.loads(SUMMARY_CACHE.read_text()) == registry_summary(packaged_only=True), "run: python scripts/update_models_summary.py"

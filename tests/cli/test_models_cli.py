@@ -3,7 +3,7 @@
 from graphevent.cli.app import main
 from graphevent.data.info import DatasetInfo
 from graphevent.nn import build_model
-from graphevent.nn.registry import default_info
+from graphevent.nn.registry import default_info, list_encoders
 
 
 def run(capsys, *args):
@@ -19,6 +19,11 @@ def test_models_lists_every_registered_model_with_its_parameter_count(capsys):
     for name in ("edgeconv_ae", "masked_gt_ae", "multitask", "particlenet"):
         count = sum(p.numel() for p in build_model({"name": name}, default_info()).parameters())
         assert name in out and f"{count:,}" in out
+    assert "Registered encoders" in out
+    rows = [[c.strip() for c in line.split("│")] for line in out.split("Registered encoders", 1)[1].splitlines()]
+    lines = {r[1]: " ".join(r) for r in rows if len(r) > 2 and r[1] in list_encoders()}
+    assert sorted(lines) == list(list_encoders())  # one row per registered encoder
+    assert "edgeconv_ae" in lines["edgeconv"] and "no: its sparse convolutions" in lines["sparse_conv"]
 
 
 def test_models_takes_input_sizes_from_a_dataset(capsys, tiny_dataset):

@@ -19,16 +19,20 @@ SIZES = (10, 25, 40)
 GT = {"dim": 16, "depth": 2, "heads": 2, "edge_dim": 8, "k": K, "decoder_dim": 8, "pos_freqs": 2, "global_every": 2}
 EC = {"k": K, "channels": [[8, 8], [16, 16]], "dim": 16, "num_points": 48, "query_dim": 8, "decoder_hidden": 32}
 SC = {"channels": [8, 12, 16], "blocks": 1, "dim": 16, "bottleneck": 4}
+#: tiny settings of every registered encoder (tests/nn/test_encoders.py checks it covers the registry)
+TINY_ENCODERS = {"masked_gt": GT, "edgeconv": EC, "sparse_conv": SC}
+#: tiny settings of every registered model (tests/nn/test_models.py checks it covers the registry)
 TINY = {
     "masked_gt_ae": GT,
     "edgeconv_ae": EC,
     "sparse_conv_ae": SC,
     "particlenet": {"k": K, "channels": [[8, 8], [16, 16], [16, 16]], "fc_dim": 16, "dropout": 0.0},
     "resnet15": {"fmaps": [4, 8], "nblocks": 1},
-    "multitask": {"dim": 16, "heads": 2, "head_hidden": 16, "masked_gt": GT, "edgeconv": EC, "sparse_conv": SC},
+    "multitask": {"dim": 16, "heads": 2, "head_hidden": 16, **TINY_ENCODERS},
     "contrastive": {"encoder": "masked_gt", "proj_hidden": 16, "proj_dim": 8, "masked_gt": GT},
     "masked_gt_latent": {"masked_gt": GT},
     "masked_gt_occupancy": {"grid": 4, "masked_gt": GT},
+    "foldingnet_ae": {"encoder": "masked_gt", "grid": 6, "hidden": 16, "masked_gt": GT},
 }
 
 

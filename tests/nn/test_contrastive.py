@@ -116,9 +116,9 @@ def test_contrastive_encoder_transfers_to_multitask_by_name():
 
 @pytest.mark.parametrize("encoder", list(list_encoders()))
 def test_contrastive_pretrains_any_registered_encoder_and_transfers_it_to_multitask(encoder):
-    from nn_helpers import TINY
+    from nn_helpers import TINY_ENCODERS
 
-    section = TINY[list_encoders()[encoder].name]
+    section = TINY_ENCODERS[encoder]
     model = build_tiny("contrastive", **{"masked_gt": None, "encoder": encoder, encoder: section}).train()
     assert list(model.encoder_modules()) == [encoder]
     loss = model.contrastive_loss(make_batch(), torch.Generator().manual_seed(0))

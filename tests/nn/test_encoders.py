@@ -1,44 +1,83 @@
-"""The encoder contract, for every registered encoder; multitask's encoder list and its old form."""
+"""The encoder contract, for every registered encoder; the autoencoders that compose them;
+multitask's encoder list and its old form."""
 
 from __future__ import annotations
 
 import inspect
 import warnings
+from dataclasses import is_dataclass
 
 import pytest
 import torch
+from torch import nn
 
-from nn_helpers import SIZES, TINY, build_tiny, make_batch, tiny_info
+from nn_helpers import SIZES, TINY, TINY_ENCODERS, build_tiny, make_batch, tiny_info
+from graphevent.config.base import from_dict
 from graphevent.errors import ConfigError
 from graphevent.nn import build_model
-from graphevent.nn.models.base import EncoderModel
+from graphevent.nn.models.base import AutoencoderModel, Backbone
 from graphevent.nn.reconstruction import Reconstruction
-from graphevent.nn.registry import ENCODER_CONTRACT, list_encoders, register_encoder
+from graphevent.nn.registry import ENCODER_CONTRACT, autoencoder_for, build_encoder, list_encoders, register_encoder
 
 ENCODERS = list(list_encoders())
+#: the registered encoders that have an autoencoder of their own
+WITH_AUTOENCODER = [n for n in ENCODERS if autoencoder_for(n) is not None]
 
 
-def test_the_registered_encoders():
-    assert ENCODERS == ["edgeconv", "masked_gt", "sparse_conv"]
-    assert {n: c.name for n, c in list_encoders().items()} == {
-        "edgeconv": "edgeconv_ae", "masked_gt": "masked_gt_ae", "sparse_conv": "sparse_conv_ae"}
+def tiny_encoder(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    cls = list_encoders()[name]
+    return build_encoder(name, tiny_info(), from_dict(cls.config_class, TINY_ENCODERS[name], f"model.{name}"))
+
+
+def test_every_registered_encoder_has_tiny_settings():
+    assert sorted(TINY_ENCODERS) == ENCODERS
 
 
 @pytest.mark.parametrize("name", ENCODERS)
 def test_every_encoder_keeps_the_contract(name):
     cls = list_encoders()[name]
-    assert issubclass(cls, EncoderModel) and cls.supports_pretrain
+    assert issubclass(cls, nn.Module) and is_dataclass(cls.config_class) and cls.encoder_name == name
+    assert isinstance(cls.not_exportable, str)
     for method, lead in ENCODER_CONTRACT.items():
         params = list(inspect.signature(getattr(cls, method)).parameters)[1:]
         assert tuple(params[: len(lead)]) == lead
+    assert not any(hasattr(cls, m) for m in ("decode", "recon_loss", "reconstruct"))  # nothing about decoders
 
-    model = build_tiny(cls.name).train()
+    encoder = tiny_encoder(name).train()
+    batch = make_batch()
+    tokens, pooled = encoder(batch)
+    assert tokens.shape == (sum(SIZES), encoder.out_dim) and pooled.shape == (len(SIZES), encoder.out_dim)
+    assert torch.isfinite(tokens).all() and torch.isfinite(pooled).all()
+    (tokens.square().mean() + pooled.square().mean()).backward()
+    assert [n for n, p in encoder.named_parameters() if p.grad is None or p.grad.abs().sum() == 0] == []
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_every_encoder_is_one_backbone_with_its_keys_under_encoder(name):
+    encoder = tiny_encoder(name)
+    backbone = Backbone(tiny_info(), name, encoder.config)
+    assert backbone.dim == encoder.out_dim
+    assert sorted(backbone.state_dict()) == sorted(f"encoder.{k}" for k in encoder.state_dict())
+
+
+def test_encoders_without_autoencoder_of_their_own():
+    assert WITH_AUTOENCODER == ENCODERS  # every packaged encoder has one
+    assert {n: autoencoder_for(n).name for n in WITH_AUTOENCODER} == {
+        "edgeconv": "edgeconv_ae", "masked_gt": "masked_gt_ae", "sparse_conv": "sparse_conv_ae"}
+    assert autoencoder_for("nothing") is None
+
+
+@pytest.mark.parametrize("name", WITH_AUTOENCODER)
+def test_every_autoencoder_composes_its_encoder(name):
+    model = build_tiny(autoencoder_for(name).name).train()
+    assert isinstance(model, AutoencoderModel) and model.supports_pretrain
     assert list(model.encoder_modules()) == [name] and model.encoder_modules()[name] is model.encoder
+    assert isinstance(model.encoder, list_encoders()[name])
     batch = make_batch()
     n, b = sum(SIZES), len(SIZES)
     tokens, pooled = model.encode(batch)
     assert tokens.shape == (n, model.dim) and pooled.shape == (b, model.dim)
-    assert torch.isfinite(tokens).all() and torch.isfinite(pooled).all()
     assert model.decode(tokens, pooled, batch) is not None
 
     torch.manual_seed(0)
@@ -61,14 +100,14 @@ def test_every_encoder_keeps_the_contract(name):
     assert images.shape == (b, 3, 21, 21) and torch.isfinite(images).all()
 
 
-@pytest.mark.parametrize("name", ENCODERS)
+@pytest.mark.parametrize("name", WITH_AUTOENCODER)
 def test_every_encoder_drops_into_multitask_with_the_pretrained_weights(name):
     """The multitask encoder has the pretraining model's encoder keys (what --init-from copies)."""
-    ae = build_tiny(list_encoders()[name].name)
+    ae = build_tiny(autoencoder_for(name).name)
     mt = build_tiny("multitask", encoders=[name])
     assert list(mt.encoder_modules()) == [name]
     mt.encoder_modules()[name].load_state_dict(ae.encoder.state_dict(), strict=True)
-    assert mt.backbones[name].decoder is None  # no aux reconstruction: no decoder
+    assert isinstance(mt.backbones[name], Backbone)  # no aux reconstruction: no decoder
     ae.eval(), mt.eval()
     batch = make_batch()
     with torch.no_grad():
@@ -78,6 +117,7 @@ def test_every_encoder_drops_into_multitask_with_the_pretrained_weights(name):
 def test_multitask_takes_every_registered_encoder_at_once_with_aux_reconstruction():
     model = build_tiny("multitask", encoders=ENCODERS, aux_recon_weight=0.5).train()
     assert list(model.encoder_modules()) == ENCODERS
+    assert [type(bb) for bb in model.backbones.values()] == [autoencoder_for(n) for n in ENCODERS]
     loss, logs = model.loss(make_batch(), "finetune")
     assert {f"recon_{n}" for n in ENCODERS} <= set(logs)
     loss.backward()
@@ -102,21 +142,31 @@ def test_old_encoder_key_is_translated_with_a_deprecation_note_and_round_trips()
 
 
 def test_multitask_config_errors_name_the_key_and_the_registered_encoders():
-    with pytest.raises(ConfigError, match=r"model.encoders: unknown encoder 'cnn'; registered encoders: edgeconv, masked_gt, sparse_conv"):
+    registered = ", ".join(ENCODERS)
+    with pytest.raises(ConfigError, match=rf"model.encoders: unknown encoder 'cnn'; registered encoders: {registered}$"):
         build_model({"name": "multitask", "encoders": ["cnn"]}, tiny_info())
-    with pytest.raises(ConfigError, match=r"model: unknown key 'sprase_conv'; valid keys: .*, or an encoder's section: edgeconv, masked_gt, sparse_conv"):
+    with pytest.raises(ConfigError, match=rf"model: unknown key 'sprase_conv'; valid keys: .*, or an encoder's section: {registered}$"):
         build_model({"name": "multitask", "sprase_conv": {}}, tiny_info())
     with pytest.raises(ConfigError, match=r"model.sparse_conv.channels: \[8\]; expected at least 2 levels"):
         build_model({"name": "multitask", "encoders": ["sparse_conv"], "sparse_conv": {"channels": [8]}}, tiny_info())
     with pytest.raises(ConfigError, match=r"model.encoders: \['edgeconv', 'edgeconv'\]; expected a non-empty list without repeats"):
         build_model({"name": "multitask", "encoders": ["edgeconv", "edgeconv"]}, tiny_info())
+    with pytest.raises(ConfigError, match=rf"model.encoder: unknown encoder 'cnn'; registered encoders: {registered}$"):
+        build_encoder("cnn", tiny_info())
 
 
 def test_an_encoder_breaking_the_contract_is_refused_at_registration():
-    class Bad(EncoderModel):
-        def decode(self, z):  # the contract is decode(tokens, pooled, batch)
-            return z
+    class Bad(nn.Module):
+        config_class = dict
 
-    with pytest.raises(TypeError, match=r"encoder 'bad': Bad.decode takes \('z',\); the encoder contract is decode\('tokens', 'pooled', 'batch'\)"):
+        def __init__(self, info, config):
+            super().__init__()
+
+        def forward(self, x, pos):  # the contract is forward(batch)
+            return x
+
+    with pytest.raises(TypeError, match=r"encoder 'bad': Bad.forward takes \('x', 'pos'\); the encoder contract is forward\('batch',\)"):
         register_encoder("bad")(Bad)
+    with pytest.raises(TypeError, match=r"encoder 'bad': int must be an nn.Module with a config_class"):
+        register_encoder("bad")(int)
     assert "bad" not in list_encoders()

@@ -32,7 +32,7 @@ def test_prediction_does_not_see_the_hidden_nodes():
     """Moving the hidden nodes, changing their values or dropping them leaves the prediction unchanged."""
     model = build_tiny("masked_gt_occupancy").eval()
     batch = make_batch()
-    hidden = model.backbone.mask_nodes(batch)
+    hidden = model.mask_nodes(batch)
     ref = model.predict_cells(batch, hidden)
     moved = batch.clone()
     moved.pos = torch.where(hidden[:, None], -batch.pos.flip(1), batch.pos)
@@ -51,7 +51,7 @@ def test_loss_falls_when_overfitting_one_batch():
     model = build_tiny("masked_gt_occupancy").train()
     batch = make_batch()
     torch.manual_seed(1)
-    hidden = model.backbone.mask_nodes(batch)
+    hidden = model.mask_nodes(batch)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(60):

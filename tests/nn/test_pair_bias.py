@@ -90,8 +90,8 @@ def test_pairwise_changes_the_outputs_and_gradients_reach_the_pair_biases():
             assert p.grad is not None and p.grad.abs().sum() > 0, n
     off = build_tiny("multitask", TASKS, encoders=["masked_gt"])
     off.load_state_dict({k: v for k, v in on.state_dict().items() if k in off.state_dict()}, strict=True)
-    tokens_on, _ = enc(batch.x, batch.pos, batch.edge_index, batch.edge_attr, batch.batch, 3)
-    tokens_off, _ = off.backbones["masked_gt"].encoder(batch.x, batch.pos, batch.edge_index, batch.edge_attr, batch.batch, 3)
+    tokens_on, _ = enc(batch)
+    tokens_off, _ = off.backbones["masked_gt"].encoder(batch)
     assert tokens_on.shape == (75, 16) and (tokens_on - tokens_off).abs().max() > 1e-3
 
 

@@ -7,11 +7,11 @@ import pytest
 from nn_helpers import tiny_info
 from graphevent.errors import ConfigError
 from graphevent.nn import build_model
-from graphevent.nn.registry import default_info, model_summaries
+from graphevent.nn.registry import default_info, list_models, model_summaries
 
 
 def test_unknown_name_lists_the_registered_models():
-    with pytest.raises(ConfigError, match=r"model.name: unknown model 'gnn'; registered models: contrastive, edgeconv_ae, masked_gt_ae, masked_gt_latent, masked_gt_occupancy, multitask, particlenet"):
+    with pytest.raises(ConfigError, match=rf"model.name: unknown model 'gnn'; registered models: {', '.join(list_models())}$"):
         build_model({"name": "gnn"}, tiny_info())
 
 
@@ -53,3 +53,32 @@ def test_model_summaries_count_parameters():
     assert rows["particlenet"]["parameters"] == sum(p.numel() for p in pn.parameters())
     assert rows["multitask"]["encoders"] == ["masked_gt", "edgeconv"]
     assert rows["masked_gt_ae"]["pretrain"] and not rows["masked_gt_ae"]["tasks"]
+
+
+def test_the_docs_tables_are_generated_from_the_registries():
+    """docs/models.md's models and encoders tables are those of summary.json (itself checked
+    against the registries by tests/cli/test_fast_errors.py), and its details cover every model."""
+    import json
+    import re
+    from pathlib import Path
+
+    from graphevent.nn.registry import SUMMARY_CACHE, summary_markdown, with_doc_tables
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+    text = docs.read_text()
+    summary = json.loads(SUMMARY_CACHE.read_text())
+    assert with_doc_tables(text, summary_markdown(summary)) == text, "run: python scripts/update_models_summary.py"
+    details = re.findall(r"^- `(\w+)`: ", text.split("In more detail:", 1)[1], flags=re.M)
+    assert sorted(details) == sorted(r["name"] for r in summary["models"])
+
+
+def test_summary_markdown_rows_by_hand():
+    from graphevent.nn.registry import summary_markdown
+
+    summary = {
+        "models": [{"name": "m", "description": "A ``m``.", "pretrain": True, "tasks": False, "encoders": ["e"], "parameters": 1234}],
+        "encoders": [{"name": "e", "class": "E", "description": "Enc.", "autoencoder": "", "not_exportable": "why"}],
+    }
+    tables = summary_markdown(summary)
+    assert tables["models"].splitlines()[-1] == "| `m` | A `m`. | pretrain | `e` | 1,234 |"
+    assert tables["encoders"].splitlines()[-1] == "| `e` | `E` | Enc. | - | no: why |"

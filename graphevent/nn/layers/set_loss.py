@@ -41,3 +41,30 @@ def chamfer_distance(
     n_p = pred_mask.sum(1).clamp(min=1)
     cd = t_min.sum(1) / n_t + p_min.sum(1) / n_p
     return cd, t_arg, t_min
+
+
+def point_set(pos: Tensor, values: Tensor, batch: Tensor, num_events: int, pos_weight: float = 1.0) -> tuple[Tensor, Tensor]:
+    r"""Each event's nodes as one padded point set :math:`(\sqrt{w}\,p, v)`, the space in which
+    :func:`chamfer_distance` compares positions ``pos`` and values together (``w``: ``pos_weight``).
+
+    Shapes:
+        pos: (N, 2), values: (N, F), batch: (N,) -> points (B, S, 2 + F) float32, mask (B, S) bool
+    """
+    from torch_geometric.utils import to_dense_batch
+
+    w = pos_weight ** 0.5
+    return to_dense_batch(torch.cat([w * pos, values], dim=-1).float(), batch, batch_size=num_events)
+
+
+def nearest_value_error(pred_values: Tensor, nearest: Tensor, target_values: Tensor, target_mask: Tensor) -> Tensor:
+    """Per event and channel, the mean squared error between each target point's values and
+    those of its nearest predicted point (``nearest``, from :func:`chamfer_distance`).
+
+    Shapes:
+        pred_values: (B, S_p, F), nearest: (B, S_t), target_values: (B, S_t, F),
+        target_mask: (B, S_t) -> (B, F)
+    """
+    f = pred_values.size(-1)
+    matched = torch.gather(pred_values.float(), 1, nearest[..., None].expand(-1, -1, f))  # (B, S_t, F)
+    err = (matched - target_values.float()).square() * target_mask[..., None]
+    return err.sum(1) / target_mask.sum(1, keepdim=True).clamp(min=1)

@@ -1,18 +1,7 @@
-"""Registered models. Importing this package registers them (see :mod:`graphevent.nn.registry`).
+"""Registered models and encoders. Importing this package registers them (see :mod:`graphevent.nn.registry`).
 
-=======================  ====================================================================  ====================
-name                     what                                                                  stages
-=======================  ====================================================================  ====================
-``masked_gt_ae``         masked graph-transformer autoencoder (encoder ``masked_gt``)          pretrain
-``edgeconv_ae``          sparse EdgeConv autoencoder (encoder ``edgeconv``)                    pretrain
-``contrastive``          any registered encoder, NT-Xent on augmented views (JetCLR)           pretrain
-``masked_gt_latent``     ``masked_gt``, masked latent prediction vs an EMA teacher             pretrain
-``masked_gt_occupancy``  ``masked_gt``, hidden nodes' occupancy on a grid (positions unknown)  pretrain
-``sparse_conv_ae``       submanifold sparse-convolution autoencoder (``sparse_conv``)          pretrain
-``multitask``            encoder(s) + task attention heads fused by cross attention            finetune, supervised
-``particlenet``          ParticleNet-style supervised baseline (arXiv:1902.08570)              supervised, finetune
-``resnet15``             CMS E2E ResNet-15 on dense images (arXiv:1902.08276)                  supervised, finetune
-=======================  ====================================================================  ====================
+``graphevent models`` lists them (``list_models()``, ``list_encoders()``; the tables of
+docs/models.md are generated from the registries by scripts/update_models_summary.py).
 
 Every module of this package is imported here, so a model (or encoder) registers itself
 by being a file in this folder: adding one touches no other file.

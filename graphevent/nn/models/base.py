@@ -7,12 +7,13 @@ Training, evaluation and the CLI only talk to models through :class:`GraphModel`
   same call, so a DDP-wrapped model is used as ``ddp_model(batch, stage)``;
 * ``predict(batch)`` -> physical-unit outputs per task, or ``recon_error`` for autoencoders;
 * ``encode(batch)`` -> ``(node_tokens (N, D), pooled (B, D))``;
-* ``encoder_modules()`` -> named encoders (``masked_gt``, ``edgeconv``, ...) for weight
-  transfer and freezing (:meth:`freeze_encoders`);
+* ``encoder_modules()`` -> named encoders (``masked_gt``, ``edgeconv``, ...: the registered
+  encoder modules it composes) for weight transfer and freezing (:meth:`freeze_encoders`);
 * ``explain(batch)`` -> attention maps / pooled embeddings;
 * ``after_optimizer_step(step, total_steps)`` -> called after each optimizer step (EMA teachers).
 
-Encoders (models other models build on by name) follow :class:`EncoderModel`.
+Encoders are modules of their own (:data:`graphevent.nn.registry.ENCODER_CONTRACT`); models
+compose them: :class:`Backbone` holds one, :class:`AutoencoderModel` adds a decoder to one.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class GraphModel(nn.Module, abc.ABC):
     supports_tasks: ClassVar[bool] = False
     #: what ``predict``'s ``recon_error`` measures (autoencoders; shown in figures and tables)
     recon_error_label: ClassVar[str] = ""
+    #: why the model has no padded form for export (empty: it has one, or nobody said why)
+    not_exportable: ClassVar[str] = ""
 
     def __init__(self, info: DatasetInfo, config: Any) -> None:
         super().__init__()
@@ -152,10 +155,45 @@ class GraphModel(nn.Module, abc.ABC):
         return self
 
 
+class Backbone(nn.Module):
+    """A registered encoder, built by name, at ``encoder`` (the state-dict keys ``encoder.*``
+    every autoencoder has, so its weights move by name with ``--init-from``), with the
+    dataset and settings it was built with.
+
+    Args:
+        info: the dataset's input sizes and statistics.
+        name: a registered encoder (:func:`~graphevent.nn.registry.list_encoders`).
+        config: its ``config_class`` instance (default settings if ``None``).
+
+    Shapes:
+        batch: x (N, F), pos (N, 2) -> encode: tokens (N, D), pooled (B, D)
+    """
+
+    def __init__(self, info: DatasetInfo, name: str, config: Any = None) -> None:
+        from graphevent.nn.registry import build_encoder
+
+        super().__init__()
+        self.encoder = build_encoder(name, info, config)
+        self.info = info
+        self.config = type(self.encoder).config_class() if config is None else config
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.out_dim)
+
+    def encode(self, batch, **kwargs) -> tuple[Tensor, Tensor]:
+        """The encoder's ``(tokens, pooled)`` (keyword arguments go to its ``forward``)."""
+        return self.encoder(batch, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.encoder.encoder_name}, dim={self.dim})"
+
+
 class BackbonePretrainer(GraphModel):
-    """A pretraining model around one encoder's model, ``self.backbone`` (contrastive, masked
-    latent, masked occupancy): it encodes with the backbone, lends its encoder by name (so
-    ``--init-from`` fills the same encoder of ``multitask``), and predicts the pooled embedding.
+    """A pretraining model around one encoder, ``self.backbone`` (a :class:`Backbone`, or an
+    autoencoder when the objective adds its reconstruction): it encodes with the backbone,
+    lends its encoder by name (so ``--init-from`` fills the same encoder of ``multitask``),
+    and predicts the pooled embedding.
 
     Shapes:
         batch: x (N, F), pos (N, 2) -> encode: (N, D), (B, D); predict: ``{"embedding": (B, D)}``
@@ -163,14 +201,15 @@ class BackbonePretrainer(GraphModel):
 
     supports_pretrain = True
     supports_tasks = False
+    not_exportable = "pretraining model: its output is an embedding for fine-tuning or probes, not a task output"
     backbone: nn.Module
 
     @property
     def dim(self) -> int:
-        return self.backbone.dim
+        return int(self.backbone.encoder.out_dim)
 
     def encoder_modules(self) -> dict[str, nn.Module]:
-        return self.backbone.encoder_modules()
+        return {self.backbone.encoder.encoder_name: self.backbone.encoder}
 
     def encode(self, batch) -> tuple[Tensor, Tensor]:
         return self.backbone.encode(batch)
@@ -182,39 +221,40 @@ class BackbonePretrainer(GraphModel):
         return {"embedding": self.encode(batch)[1]}
 
 
-class EncoderModel(GraphModel):
-    """The encoder contract: a pretraining model whose encoder other models reuse by name.
+class AutoencoderModel(GraphModel):
+    """A pretraining model that composes a registered encoder with a decoder.
 
-    Registered with ``@register_encoder(name)`` (:mod:`graphevent.nn.registry`, which checks
-    the signatures below), an encoder is usable in ``multitask``'s ``encoders: [...]`` with
-    its own config section (its ``config_class``), and its weights load from its
-    pretraining run with ``--init-from`` (``encoder_modules()`` names it ``name``; the
-    state-dict keys are those of its ``encoder`` module, wherever it is used).
+    The encoder (a registered encoder module, :func:`~graphevent.nn.registry.register_encoder`)
+    is ``encoder`` (state-dict keys ``encoder.*``), the decoder ``decoder``;
+    ``encoder_modules()`` names the encoder by its registered name, so ``--init-from`` of the
+    run fills the same encoder of ``multitask``. A class that sets ``reconstructs`` to an
+    encoder's name is that encoder's own autoencoder: ``multitask``'s auxiliary
+    reconstruction (``aux_recon_weight``) builds it from the encoder's section.
 
-    * ``__init__(info, config, with_decoder=True)``; ``encoder``: the module transferred
-      and frozen; ``dim``: token size D.
-    * ``encode(batch)`` -> ``(tokens (N, D), pooled (B, D))``: token ``i`` belongs to node
-      ``i`` of the batch, so the batch's ``batch`` vector is the tokens' event index and
-      :class:`~graphevent.nn.layers.neighbours.EventPacking` packs them.
-    * ``decode(tokens, pooled, batch)`` -> the decoder's raw output (model specific).
+    * ``encode(batch)`` -> ``(tokens (N, D), pooled (B, D))`` (the encoder's);
+    * ``decode(tokens, pooled, batch)`` -> the decoder's raw output (model specific);
     * ``recon_loss(batch, target=None)`` -> scalar reconstruction loss; ``target`` (N, F)
-      replaces ``batch.x`` as what is reconstructed.
+      replaces ``batch.x`` as what is reconstructed;
     * ``reconstruct(batch)`` -> :class:`~graphevent.nn.reconstruction.Reconstruction`
       (points in dataset units; ``.to_images(...)`` bins them).
-
-    Further parameters (a mask, ...) are allowed after these, with defaults.
     """
 
-    encoder_name: ClassVar[str] = ""
+    #: the registered encoder this autoencoder belongs to (``""``: it takes any, by name)
+    reconstructs: ClassVar[str] = ""
     supports_pretrain = True
+    not_exportable = "pretraining autoencoder: its output is a reconstruction error, not a task output"
     encoder: nn.Module
+    decoder: nn.Module
 
     @property
     def dim(self) -> int:
-        return int(self.config.dim)
+        return int(self.encoder.out_dim)
 
     def encoder_modules(self) -> dict[str, nn.Module]:
-        return {self.encoder_name: self.encoder}
+        return {self.encoder.encoder_name: self.encoder}
+
+    def encode(self, batch) -> tuple[Tensor, Tensor]:
+        return self.encoder(batch)
 
     @abc.abstractmethod
     def decode(self, tokens: Tensor, pooled: Tensor, batch) -> Any:

@@ -13,8 +13,8 @@ from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.jet_augment import JetAugment
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.models.base import BackbonePretrainer, Stage, batch_vector
-from graphevent.nn.registry import config_with_encoder_sections, list_encoders, mapping_with_encoder_sections, register_model
+from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector
+from graphevent.nn.registry import config_with_one_encoder, mapping_with_encoder_sections, register_model
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ContrastiveConfig:
         smear: relative std of the per-node energy smearing.
         split_prob: probability that a node is split collinearly in a view.
         encoder_configs: the encoder's settings, written in YAML as a section named after it
-            (``masked_gt: {...}``: the keys of its pretraining model, e.g. ``masked_gt_ae``;
+            (``masked_gt: {...}``: its ``config_class``'s keys, those of ``masked_gt_ae``;
             they must match the fine-tuning config to initialise from this run). Unset: the
             encoder's defaults. Sections of other encoders are kept but unused (configs of
             earlier versions carry both ``masked_gt`` and ``edgeconv``).
@@ -65,14 +65,7 @@ class ContrastiveConfig:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], where: str = "model") -> "ContrastiveConfig":
         """Strict loading of a ``model:`` mapping, with one section per registered encoder name."""
-        def encoder(config: ContrastiveConfig) -> list[str]:
-            if config.encoder not in list_encoders():
-                raise ConfigError(
-                    f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}"
-                )
-            return [config.encoder]
-
-        return config_with_encoder_sections(cls, data, where, encoder)
+        return config_with_one_encoder(cls, data, where)
 
     def to_mapping(self) -> dict[str, Any]:
         """The ``model:`` keys (without ``name``) that :meth:`from_mapping` reads back."""
@@ -123,11 +116,8 @@ class ContrastivePretrainer(BackbonePretrainer):
     def __init__(self, info: DatasetInfo, config: ContrastiveConfig | None = None) -> None:
         super().__init__(info, config or ContrastiveConfig())
         c = self.config
-        encoders = list_encoders()
-        if c.encoder not in encoders:
-            raise ConfigError(f"model.encoder: unknown encoder {c.encoder!r}; registered encoders: {', '.join(encoders)}")
-        self.backbone = encoders[c.encoder](info, c.encoder_configs.get(c.encoder), with_decoder=False)
-        dim = self.backbone.dim
+        self.backbone = Backbone(info, c.encoder, c.encoder_configs.get(c.encoder))
+        dim = self.dim
         self.projector = MLP(dim, [c.proj_hidden], c.proj_dim)
         f = info.num_node_features
         self._transforms_known = len(info.feature_transforms) == f

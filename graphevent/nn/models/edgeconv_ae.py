@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_max_pool, global_mean_pool
-from torch_geometric.utils import to_dense_batch
 
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
@@ -16,8 +15,8 @@ from graphevent.errors import ConfigError
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
-from graphevent.nn.layers.set_loss import chamfer_distance
-from graphevent.nn.models.base import EncoderModel, Stage, batch_vector, position_graph
+from graphevent.nn.layers.set_loss import chamfer_distance, nearest_value_error, point_set
+from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_encoder, register_model
@@ -25,7 +24,8 @@ from graphevent.nn.registry import register_encoder, register_model
 
 @dataclass(frozen=True)
 class EdgeConvAEConfig:
-    """Keyword arguments of ``edgeconv_ae`` (and of the ``edgeconv`` encoder of ``multitask``).
+    """Keyword arguments of ``edgeconv_ae``, and the section of the ``edgeconv`` encoder in the
+    models that compose it (the decoder's and loss's fields are ignored by the encoder).
 
     Args:
         k: neighbours per node, in (eta, phi) for the first block and in feature space
@@ -67,6 +67,7 @@ class EdgeConvAEConfig:
             )
 
 
+@register_encoder("edgeconv")
 class EdgeConvEncoder(nn.Module):
     r"""DGCNN-style encoder: EdgeConv blocks, per-node fusion, mean+max pooled latent.
 
@@ -84,13 +85,17 @@ class EdgeConvEncoder(nn.Module):
         config: :class:`EdgeConvAEConfig`.
 
     Shapes:
-        x: (N, F), pos: (N, 2), edge_index: (2, E), batch: (N,) -> tokens (N, dim), pooled (B, dim)
+        batch: x (N, F), pos (N, 2), edge_index (2, E) -> tokens (N, dim), pooled (B, dim)
     """
+
+    config_class = EdgeConvAEConfig
 
     def __init__(self, info: DatasetInfo, config: EdgeConvAEConfig) -> None:
         super().__init__()
+        self.config = config
         self.k = config.k
-        self.dim = config.dim
+        self.data_k, self.pixel_size = info.k, info.pixel_size
+        self.dim = self.out_dim = config.dim
         self.pos_scale = config.pos_scale
         self.norm = Standardize(info.node_features, info.feature_stats)
         self.blocks = EdgeConvStack(info.num_node_features + 2, config.channels, config.k)
@@ -98,7 +103,13 @@ class EdgeConvEncoder(nn.Module):
         self.token = nn.Sequential(nn.Linear(fused, config.dim), nn.LayerNorm(config.dim), nn.GELU())
         self.latent = MLP(2 * config.dim, [config.dim], config.dim)
 
-    def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
+    def forward(self, batch) -> tuple[Tensor, Tensor]:
+        b, num_events = batch_vector(batch)
+        edge_index, _ = position_graph(batch, self.k, self.data_k, self.pixel_size)
+        return self.encode_graph(batch.x, batch.pos, edge_index, b, num_events)
+
+    def encode_graph(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
+        """Tokens ``(N, dim)`` and pooled latent ``(B, dim)`` of nodes ``x`` on the (eta, phi) graph ``edge_index``."""
         h = torch.cat([self.norm(x), pos / self.pos_scale], dim=-1)
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32); the
         # feature-space kNN measures distances in fp32, the pooled means are taken in fp32
@@ -157,8 +168,7 @@ class SetDecoder(nn.Module):
 
 
 @register_model("edgeconv_ae")
-@register_encoder("edgeconv")
-class EdgeConvAutoencoder(EncoderModel):
+class EdgeConvAutoencoder(AutoencoderModel):
     """Sparse EdgeConv autoencoder: EdgeConv encoder to a latent vector, set decoder back to the sparse image.
 
     The encoder (:class:`EdgeConvEncoder`) gives node tokens and a pooled latent ``z``; the
@@ -177,35 +187,19 @@ class EdgeConvAutoencoder(EncoderModel):
     """
 
     config_class = EdgeConvAEConfig
-    supports_pretrain = True
+    reconstructs = "edgeconv"
     recon_error_label = "Chamfer: each node vs its nearest decoded point"
-    supports_tasks = False
+    not_exportable = "pretraining autoencoder: its output is a reconstruction error (Chamfer matching), not a task output"
 
-    def __init__(self, info: DatasetInfo, config: EdgeConvAEConfig | None = None, with_decoder: bool = True) -> None:
+    def __init__(self, info: DatasetInfo, config: EdgeConvAEConfig | None = None) -> None:
         super().__init__(info, config or EdgeConvAEConfig())
         c = self.config
         self.encoder = EdgeConvEncoder(info, c)
-        self.decoder = (
-            SetDecoder(c.dim, info.num_node_features, c.num_points, c.query_dim, c.decoder_hidden) if with_decoder else None
-        )
-
-    @property
-    def dim(self) -> int:
-        return self.config.dim
-
-    def encoder_modules(self) -> dict[str, nn.Module]:
-        return {"edgeconv": self.encoder}
-
-    def encode(self, batch) -> tuple[Tensor, Tensor]:
-        b, num_events = batch_vector(batch)
-        edge_index, _ = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size)
-        return self.encoder(batch.x, batch.pos, edge_index, b, num_events)
+        self.decoder = SetDecoder(c.dim, info.num_node_features, c.num_points, c.query_dim, c.decoder_hidden)
 
     def decode(self, tokens: Tensor | None, pooled: Tensor, batch=None) -> tuple[Tensor, Tensor]:
         """Points ``(B, M, 2 + F)`` ((eta, phi) / pos_scale, standardised values) and ``log(1 + n)`` (B,),
         from the pooled latent alone (``tokens`` and ``batch`` are unused)."""
-        if self.decoder is None:
-            raise ConfigError(f"model {self.name!r} was built without its decoder (aux_recon_weight = 0)")
         return self.decoder(pooled)
 
     def _match(self, batch, z: Tensor, target: Tensor | None = None):
@@ -213,12 +207,11 @@ class EdgeConvAutoencoder(EncoderModel):
         points, log_count = self.decode(None, z, batch)
         b, num_events = batch_vector(batch)
         x = self.encoder.norm(batch.x if target is None else target)
-        w = math.sqrt(self.config.pos_weight)
-        pos = batch.pos / self.config.pos_scale
-        true, true_mask = to_dense_batch(torch.cat([w * pos, x], dim=-1).float(), b, batch_size=num_events)
+        true, true_mask = point_set(batch.pos / self.config.pos_scale, x, b, num_events, self.config.pos_weight)
         counts = true_mask.sum(1)
         slots = torch.arange(points.size(1), device=points.device)
         pred_mask = slots[None, :] < counts[:, None]
+        w = math.sqrt(self.config.pos_weight)
         pred = torch.cat([w * points[..., :2], points[..., 2:]], dim=-1)
         cd, nearest, _ = chamfer_distance(pred, pred_mask, true, true_mask)
         count_err = (log_count.float() - torch.log1p(counts.float())).square()
@@ -260,7 +253,4 @@ class EdgeConvAutoencoder(EncoderModel):
         each node and its nearest decoded point."""
         _, z = self.encode(batch)
         _, _, points, nearest, true, true_mask = self._match(batch, z)
-        f = self.info.num_node_features
-        matched = torch.gather(points[..., 2:].float(), 1, nearest[..., None].expand(-1, -1, f))  # (B, S_t, F)
-        err = (matched - true[..., 2:]).square() * true_mask[..., None]
-        return {"recon_error": err.sum(1) / true_mask.sum(1, keepdim=True).clamp(min=1)}
+        return {"recon_error": nearest_value_error(points[..., 2:], nearest, true[..., 2:], true_mask)}

@@ -20,7 +20,7 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.pair_bias import DepositPT, PairBias, deposit_pt_columns
 from graphevent.nn.layers.position import FourierPosition
-from graphevent.nn.models.base import EncoderModel, Stage, batch_vector, event_keys, position_graph
+from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector, event_keys, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_encoder, register_model
@@ -30,7 +30,9 @@ POS_RANGE = 3.0  # Fourier period / 2 in units of pos_scale: covers +-1.1 in eta
 
 @dataclass(frozen=True)
 class MaskedGTConfig:
-    """Keyword arguments of ``masked_gt_ae`` (and of the ``masked_gt`` encoder of ``multitask``).
+    """Keyword arguments of ``masked_gt_ae``, and the section of the ``masked_gt`` encoder in the
+    models that compose it (``multitask``, ``contrastive``, ...; the ``mask_*`` and ``decoder_*``
+    fields are the pretraining objective's: the encoder itself ignores them).
 
     Args:
         dim: node token size D.
@@ -110,6 +112,26 @@ def graph_tables(edge_index: Tensor, batch: Tensor, num_events: int, layers) -> 
     return batch_tables(edge_index, batch, num_events, packing=any(layer.global_attention for layer in layers))
 
 
+def mask_nodes(batch, config: MaskedGTConfig, training: bool, generator: torch.Generator | None = None) -> Tensor:
+    """Boolean ``(N,)``: which nodes to hide (a new tensor), by ``config``'s ``mask_*`` fields.
+
+    Masks are drawn with ``torch.rand`` when ``training`` (pass a ``generator`` for
+    reproducibility) and otherwise from a hash of ``(event_id, node)``, so an event's
+    evaluation mask does not depend on its batch.
+    """
+    b, num_events = batch_vector(batch)
+    n = b.numel()
+    if training:
+        device = b.device if generator is None else generator.device
+        noise = torch.rand(n, generator=generator, device=device).to(b.device)
+    else:
+        counts = index_counts(b, num_events)
+        local = torch.arange(n, device=b.device) - (torch.cumsum(counts, 0) - counts)[b]
+        noise = hashed_uniform(event_keys(batch, b, num_events), local, config.eval_mask_seed)
+    return sample_hidden_nodes(batch.pos, b, noise, config.mask_ratio, config.mask_mode, config.mask_patches, num_events)
+
+
+@register_encoder("masked_gt")
 class MaskedGTEncoder(nn.Module):
     r"""Graph-transformer encoder over the (eta, phi) kNN graph.
 
@@ -128,19 +150,27 @@ class MaskedGTEncoder(nn.Module):
     the kNN attention, one for the event-wide attention, shared by all layers) turn them into
     one logit bias per head, computed once per forward pass.
 
+    ``forward(batch)`` runs on the dataset's graph (rebuilt when the model's ``k`` differs,
+    :func:`~graphevent.nn.models.base.position_graph`); ``forward(batch, visible)`` on the
+    visible nodes only, connected by a kNN graph rebuilt among them (masked pretraining).
+
     Args:
         info: dataset description (feature names and statistics).
         config: :class:`MaskedGTConfig`.
 
     Shapes:
-        x: (N, F), pos: (N, 2), edge_index: (2, E), edge_attr: (E, 3), batch: (N,)
-        -> tokens (N, dim), pooled (B, dim)
+        batch: x (N, F), pos (N, 2), edge_index (2, E), edge_attr (E, 3); visible: (N,) bool
+        -> tokens (N_visible, dim), pooled (B, dim)
     """
+
+    config_class = MaskedGTConfig
 
     def __init__(self, info: DatasetInfo, config: MaskedGTConfig) -> None:
         super().__init__()
         c = config
-        self.dim = c.dim
+        self.config = c
+        self.dim = self.out_dim = c.dim
+        self.data_k, self.pixel_size = info.k, info.pixel_size
         self.pos_scale = c.pos_scale
         self.norm = Standardize(info.node_features, info.feature_stats)
         self.pos_enc = FourierPosition(2, c.pos_freqs, scale=POS_RANGE)
@@ -179,9 +209,22 @@ class MaskedGTEncoder(nn.Module):
             event = self.pair_global(p[:, :, None], t[:, :, None], p[:, None], t[:, None], dtype).permute(0, 3, 1, 2)
         return local, event
 
-    def forward(
+    def forward(self, batch, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        from graphevent.nn.layers.knn import edge_features, knn_graph
+
+        b, num_events = batch_vector(batch)
+        if visible is None:
+            edge_index, edge_attr = position_graph(batch, self.config.k, self.data_k, self.pixel_size)
+            return self.encode_graph(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
+        keep = visible.nonzero().view(-1)  # one host sync for the three selections
+        x, pos, bv = batch.x[keep], batch.pos[keep], b[keep]
+        edge_index = knn_graph(pos, bv, self.config.k, num_events, self.pixel_size)
+        return self.encode_graph(x, pos, edge_index, edge_features(pos, edge_index), bv, num_events)
+
+    def encode_graph(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
     ) -> tuple[Tensor, Tensor]:
+        """Tokens ``(N, dim)`` and pooled embedding ``(B, dim)`` of nodes ``x`` on the given graph."""
         tokens, _ = self.forward_states(x, pos, edge_index, edge_attr, batch, num_events)
         return tokens, global_mean_pool(at_least_float32(tokens), batch, size=num_events).to(tokens.dtype)
 
@@ -262,8 +305,7 @@ class MaskedGTDecoder(nn.Module):
 
 
 @register_model("masked_gt_ae")
-@register_encoder("masked_gt")
-class MaskedGTAutoencoder(EncoderModel):
+class MaskedGTAutoencoder(AutoencoderModel):
     """Masked graph-transformer autoencoder: hide nodes, encode the rest, reconstruct the hidden ones.
 
     Masked-autoencoder pretraining (He et al., "Masked Autoencoders Are Scalable Vision
@@ -287,36 +329,18 @@ class MaskedGTAutoencoder(EncoderModel):
     """
 
     config_class = MaskedGTConfig
-    supports_pretrain = True
+    reconstructs = "masked_gt"
     recon_error_label = "masked nodes: hidden nodes vs their reconstruction"
-    supports_tasks = False
+    not_exportable = "pretraining autoencoder: its output is a reconstruction error with random masking, not a task output"
 
-    def __init__(self, info: DatasetInfo, config: MaskedGTConfig | None = None, with_decoder: bool = True) -> None:
+    def __init__(self, info: DatasetInfo, config: MaskedGTConfig | None = None) -> None:
         super().__init__(info, config or MaskedGTConfig())
         self.encoder = MaskedGTEncoder(info, self.config)
-        self.decoder = MaskedGTDecoder(info, self.config) if with_decoder else None
+        self.decoder = MaskedGTDecoder(info, self.config)
 
-    @property
-    def dim(self) -> int:
-        return self.config.dim
-
-    def encoder_modules(self) -> dict[str, nn.Module]:
-        return {"masked_gt": self.encoder}
-
-    # ------------------------------------------------------------------ masking
     def mask_nodes(self, batch, generator: torch.Generator | None = None) -> Tensor:
-        """Boolean ``(N,)``: which nodes to hide (new tensor; see class docstring for the randomness)."""
-        b, num_events = batch_vector(batch)
-        n = b.numel()
-        if self.training:
-            device = b.device if generator is None else generator.device
-            noise = torch.rand(n, generator=generator, device=device).to(b.device)
-        else:
-            counts = index_counts(b, num_events)
-            local = torch.arange(n, device=b.device) - (torch.cumsum(counts, 0) - counts)[b]
-            noise = hashed_uniform(event_keys(batch, b, num_events), local, self.config.eval_mask_seed)
-        c = self.config
-        return sample_hidden_nodes(batch.pos, b, noise, c.mask_ratio, c.mask_mode, c.mask_patches, num_events)
+        """Boolean ``(N,)``: which nodes to hide (:func:`mask_nodes` in this model's mode)."""
+        return mask_nodes(batch, self.config, self.training, generator)
 
     # ------------------------------------------------------------------ autoencoder
     def encode(self, batch, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -325,23 +349,12 @@ class MaskedGTAutoencoder(EncoderModel):
         Shapes:
             visible: (N,) bool or None -> tokens (N_visible, dim), pooled (B, dim)
         """
-        from graphevent.nn.layers.knn import edge_features, knn_graph
-
-        b, num_events = batch_vector(batch)
-        if visible is None:
-            edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size)
-            return self.encoder(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
-        keep = visible.nonzero().view(-1)  # one host sync for the three selections
-        x, pos, bv = batch.x[keep], batch.pos[keep], b[keep]
-        edge_index = knn_graph(pos, bv, self.config.k, num_events, self.info.pixel_size)
-        return self.encoder(x, pos, edge_index, edge_features(pos, edge_index), bv, num_events)
+        return self.encoder(batch, visible)
 
     def decode(self, tokens: Tensor, pooled: Tensor, batch, hidden: Tensor | None = None) -> Tensor:
         """Standardised values ``(N, F)`` predicted at every node from the visible tokens
         (meaningful at hidden nodes; visible rows are not trained). ``tokens`` are those of
         the nodes not ``hidden`` (all nodes if ``hidden`` is ``None``); ``pooled`` is unused."""
-        if self.decoder is None:
-            raise ConfigError(f"model {self.name!r} was built without its decoder (aux_recon_weight = 0)")
         b, num_events = batch_vector(batch)
         if hidden is None:
             hidden = torch.zeros(b.numel(), dtype=torch.bool, device=b.device)

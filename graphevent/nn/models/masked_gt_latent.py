@@ -11,8 +11,8 @@ from torch.nn import functional as F
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.models.base import BackbonePretrainer, Stage, batch_vector, position_graph
-from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig, MaskedGTDecoder
+from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector, position_graph
+from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig, MaskedGTDecoder, mask_nodes
 from graphevent.nn.registry import register_model
 
 
@@ -98,7 +98,8 @@ class MaskedLatentPretrainer(BackbonePretrainer):
     def __init__(self, info: DatasetInfo, config: MaskedLatentConfig | None = None) -> None:
         super().__init__(info, config or MaskedLatentConfig())
         c = self.config.masked_gt
-        self.backbone = MaskedGTAutoencoder(info, c, with_decoder=self.config.recon_weight > 0)
+        # the student: the masked_gt encoder, with masked_gt_ae's decoder when its loss is added
+        self.backbone = MaskedGTAutoencoder(info, c) if self.config.recon_weight > 0 else Backbone(info, "masked_gt", c)
         self.predictor = MaskedGTDecoder(info, c, out_channels=c.dim)
         self.teacher = copy.deepcopy(self.backbone.encoder).requires_grad_(False).eval()
 
@@ -106,6 +107,10 @@ class MaskedLatentPretrainer(BackbonePretrainer):
         super().train(mode)
         self.teacher.eval()  # the teacher only makes targets (no dropout)
         return self
+
+    def mask_nodes(self, batch, generator: torch.Generator | None = None) -> Tensor:
+        """Boolean ``(N,)``: which nodes to hide (:func:`~graphevent.nn.models.masked_gt_ae.mask_nodes`)."""
+        return mask_nodes(batch, self.config.masked_gt, self.training, generator)
 
     # ------------------------------------------------------------------ teacher
     def ema_decay_at(self, step: int, total_steps: int) -> float:
@@ -148,7 +153,7 @@ class MaskedLatentPretrainer(BackbonePretrainer):
     def objectives(self, batch, hidden: Tensor | None = None) -> dict[str, Tensor]:
         """``latent`` (MSE to the teacher's tokens over hidden nodes), ``target_std`` (no gradient)
         and, with ``recon_weight > 0``, ``recon`` (``masked_gt_ae``'s loss on the same hidden nodes)."""
-        hidden = self.backbone.mask_nodes(batch) if hidden is None else hidden
+        hidden = self.mask_nodes(batch) if hidden is None else hidden
         edge_index, edge_attr = position_graph(batch, self.config.masked_gt.k, self.info.k, self.info.pixel_size)
         target = self.targets(batch, (edge_index, edge_attr))
         tokens, pooled = self.backbone.encode(batch, visible=~hidden)

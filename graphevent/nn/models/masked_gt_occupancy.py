@@ -13,8 +13,8 @@ from graphevent.errors import ConfigError
 from graphevent.nn.layers.cross_attention import MultiHeadAttention
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.position import FourierPosition
-from graphevent.nn.models.base import BackbonePretrainer, Stage, batch_vector
-from graphevent.nn.models.masked_gt_ae import POS_RANGE, MaskedGTAutoencoder, MaskedGTConfig
+from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector
+from graphevent.nn.models.masked_gt_ae import POS_RANGE, MaskedGTConfig, mask_nodes
 from graphevent.nn.registry import register_model
 
 
@@ -117,9 +117,13 @@ class MaskedOccupancyPretrainer(BackbonePretrainer):
     def __init__(self, info: DatasetInfo, config: MaskedOccupancyConfig | None = None) -> None:
         super().__init__(info, config or MaskedOccupancyConfig())
         c = self.config.masked_gt
-        self.backbone = MaskedGTAutoencoder(info, c, with_decoder=False)
+        self.backbone = Backbone(info, "masked_gt", c)
         self.decoder = GridQueryDecoder(c.dim, c.decoder_dim, c.heads, c.decoder_depth, c.pos_freqs,
                                         1 + info.num_node_features)
+
+    def mask_nodes(self, batch, generator: torch.Generator | None = None) -> Tensor:
+        """Boolean ``(N,)``: which nodes to hide (:func:`~graphevent.nn.models.masked_gt_ae.mask_nodes`)."""
+        return mask_nodes(batch, self.config.masked_gt, self.training, generator)
 
     def cell_index(self, pos: Tensor) -> Tensor:
         """The grid cell ``(N,)`` of each position (row-major over (eta, phi); outside -> edge cells)."""
@@ -149,7 +153,7 @@ class MaskedOccupancyPretrainer(BackbonePretrainer):
             batch: the events.
             hidden: (N,) bool mask to use (default: the ``masked_gt`` masking).
         """
-        hidden = self.backbone.mask_nodes(batch) if hidden is None else hidden
+        hidden = self.mask_nodes(batch) if hidden is None else hidden
         pred = self.predict_cells(batch, hidden)
         return (pred.float() - self.occupancy_targets(batch, hidden)).square().mean()
 

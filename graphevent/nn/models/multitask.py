@@ -16,9 +16,11 @@ from graphevent.nn.layers.cross_attention import CrossTaskFusion, cross_group_ma
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.layers.task_pools import TaskPools
-from graphevent.nn.models.base import GraphModel, Stage, batch_vector
+from graphevent.nn.models.base import Backbone, GraphModel, Stage, batch_vector
 from graphevent.nn.precision import cast_parameters_once
-from graphevent.nn.registry import config_with_encoder_sections, list_encoders, mapping_with_encoder_sections, register_model
+from graphevent.nn.registry import (
+    autoencoder_for, config_with_encoder_sections, list_encoders, mapping_with_encoder_sections, register_model,
+)
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
 # the deprecated ``encoder: masked_gt | edgeconv | both`` and the list it stands for
@@ -45,18 +47,19 @@ class MultiTaskConfig:
         fusion_depth: cross-attention fusion layers.
         head_hidden: hidden width of each task's output MLP.
         dropout: dropout in the heads.
-        aux_recon_weight: if > 0, the encoders keep their decoders and their
-            reconstruction losses are added with this weight during fine-tuning.
-        masked_loss_weight: if > 0, semi-supervised training in one run: the encoders keep
-            their decoders and their pretraining losses (``masked_gt``: masked-node
+        aux_recon_weight: if > 0, each encoder sits in its own autoencoder
+            (:func:`~graphevent.nn.registry.autoencoder_for`; an encoder without one is refused)
+            and their reconstruction losses are added with this weight during fine-tuning.
+        masked_loss_weight: if > 0, semi-supervised training in one run: each encoder sits in
+            its own autoencoder and their reconstruction losses (``masked_gt``: masked-node
             reconstruction) are added with this weight on every training event, and with
             ``train.label_fraction < 1`` the whole training split is drawn, the events
             outside the labelled subset contributing only that loss (their labels are never
             read, :class:`~graphevent.data.partial_labels.PartialLabels`). Not together with
             ``aux_recon_weight`` (the same loss, on the labelled events only).
         encoder_configs: each encoder's settings by name, written in YAML as a section
-            named after the encoder (``masked_gt: {...}``, the keys of its pretraining model,
-            e.g. ``masked_gt_ae``; they must match a pretraining run to initialise from it).
+            named after the encoder (``masked_gt: {...}``, the keys of its ``config_class``,
+            those of ``masked_gt_ae``; they must match a pretraining run to initialise from it).
             Unset: the encoder's defaults. Sections of encoders not in ``encoders`` are kept
             but unused.
     """
@@ -147,8 +150,8 @@ class MultiTaskModel(GraphModel):
     the batch's labelled events (``batch.labelled``, set by
     :class:`~graphevent.data.partial_labels.PartialLabels`; every event counts when the batch
     has no such flag, as in validation), the reconstruction losses are over all its events. Pretraining is not a
-    stage of this model: pretrain the encoders' models (``masked_gt_ae``, ``edgeconv_ae``,
-    ``sparse_conv_ae``, ...) and initialise the encoders from them (their state-dict keys match ``encoder_modules()``).
+    stage of this model: pretrain the encoders (``masked_gt_ae``, ``foldingnet_ae``, ``contrastive``,
+    ...) and initialise them from those runs (``--init-from``: the encoders' names and state-dict keys match).
 
     Args:
         info: dataset description.
@@ -170,15 +173,13 @@ class MultiTaskModel(GraphModel):
         c = self.config
         self.taskset = TaskSet(check_tasks(tasks if tasks is not None else default_tasks(info), info), info)
         names = c.encoder_names
-        with_decoder = c.aux_recon_weight > 0 or c.masked_loss_weight > 0
         encoders = list_encoders()
         for n in names:
             if n not in encoders:
                 raise ConfigError(f"model.encoders: unknown encoder {n!r}; registered encoders: {', '.join(encoders)}")
-        self.backbones = nn.ModuleDict(
-            {n: encoders[n](info, c.encoder_configs.get(n), with_decoder=with_decoder) for n in names}
-        )
-        self.token_proj = nn.ModuleDict({n: nn.Linear(self.backbones[n].dim, c.dim) for n in names})
+        recon = c.aux_recon_weight > 0 or c.masked_loss_weight > 0
+        self.backbones = nn.ModuleDict({n: self._backbone(n, recon) for n in names})
+        self.token_proj = nn.ModuleDict({n: nn.Linear(self.backbones[n].encoder.out_dim, c.dim) for n in names})
         self.pools = TaskPools(c.dim, c.heads, c.queries_per_task, len(self.taskset.tasks), len(names), c.dropout)
         self.register_load_state_dict_pre_hook(_stack_old_pools)
         n_groups = len(self.taskset.tasks) * len(names)
@@ -201,6 +202,22 @@ class MultiTaskModel(GraphModel):
         )
         if c.freeze_encoder:
             self.freeze_encoders()
+
+    def _backbone(self, name: str, recon: bool) -> nn.Module:
+        """Encoder ``name`` in a :class:`Backbone`, or, with a reconstruction loss, in its own
+        autoencoder (:func:`~graphevent.nn.registry.autoencoder_for`; the encoder's keys are
+        ``backbones.<name>.encoder.*`` either way)."""
+        config = self.config.encoder_configs.get(name)
+        if not recon:
+            return Backbone(self.info, name, config)
+        autoencoder = autoencoder_for(name)
+        if autoencoder is None:
+            key = "aux_recon_weight" if self.config.aux_recon_weight > 0 else "masked_loss_weight"
+            raise ConfigError(
+                f"model.{key}: encoder {name!r} has no autoencoder of its own to reconstruct with; "
+                f"set model.{key}: 0 or leave {name!r} out of model.encoders"
+            )
+        return autoencoder(self.info, config)
 
     @property
     def tasks(self) -> list[TaskConfig]:

@@ -21,14 +21,15 @@ from graphevent.nn.layers.sparse_lattice import SparseLattice
 from graphevent.nn.layers.sparse_res_block import SparseResBlock
 from graphevent.nn.layers.sparse_strided_conv import SparseStridedConv2d
 from graphevent.nn.layers.submanifold_conv import SubmanifoldConv2d
-from graphevent.nn.models.base import EncoderModel, Stage, batch_vector
+from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_encoder, register_model
 
 
 @dataclass(frozen=True)
 class SparseConvConfig:
-    """Keyword arguments of ``sparse_conv_ae`` (and of the ``sparse_conv`` encoder of ``multitask``).
+    """Keyword arguments of ``sparse_conv_ae``, and the section of the ``sparse_conv`` encoder in
+    the models that compose it (the decoder's and loss's fields are ignored by the encoder).
 
     Args:
         channels: feature channels per lattice level, finest first; each further level is a
@@ -112,6 +113,7 @@ def _max_per_event(x: Tensor, event: Tensor, num_events: int) -> Tensor:
     return torch.where((ptr[1:] > ptr[:-1])[:, None], out, 0.0)
 
 
+@register_encoder("sparse_conv")
 class SparseConvEncoder(nn.Module):
     r"""Sparse ResNet encoder on the occupied pixels (submanifold sparse convolutions).
 
@@ -134,12 +136,17 @@ class SparseConvEncoder(nn.Module):
         config: :class:`SparseConvConfig`.
 
     Shapes:
-        x: (N, F), pos: (N, 2), batch: (N,) -> tokens (N, dim), pooled (B, dim)
+        batch: x (N, F), pos (N, 2) -> tokens (N, dim), pooled (B, dim)
     """
+
+    config_class = SparseConvConfig
+    not_exportable = "its sparse convolutions hash the occupied pixels into lattices of data-dependent size"
 
     def __init__(self, info: DatasetInfo, config: SparseConvConfig) -> None:
         super().__init__()
         c = config
+        self.config = c
+        self.out_dim = c.dim
         self.stride = c.stride
         self.pos_scale = c.pos_scale
         self.pixel_size = tuple(c.pixel_size) if c.pixel_size is not None else info.pixel_size
@@ -217,8 +224,9 @@ class SparseConvEncoder(nn.Module):
         pooled = torch.cat([global_mean_pool(tokens, event, num_events), _max_per_event(tokens, event, num_events)], -1)
         return tokens[levels.site], self.latent(pooled), levels
 
-    def forward(self, x: Tensor, pos: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
-        tokens, pooled, _ = self.encode_levels(x, pos, batch, num_events)
+    def forward(self, batch) -> tuple[Tensor, Tensor]:
+        b, num_events = batch_vector(batch)
+        tokens, pooled, _ = self.encode_levels(batch.x, batch.pos, b, num_events)
         return tokens, pooled
 
 
@@ -308,8 +316,7 @@ class SparseConvDecoder(nn.Module):
 
 
 @register_model("sparse_conv_ae")
-@register_encoder("sparse_conv")
-class SparseConvAutoencoder(EncoderModel):
+class SparseConvAutoencoder(AutoencoderModel):
     """Sparse-convolution autoencoder: sparse ResNet encoder, generative sparse decoder back to the occupied pixels.
 
     The encoder (:class:`SparseConvEncoder`) runs submanifold sparse convolutions on the
@@ -333,44 +340,31 @@ class SparseConvAutoencoder(EncoderModel):
     """
 
     config_class = SparseConvConfig
-    supports_pretrain = True
-    supports_tasks = False
+    reconstructs = "sparse_conv"
 
-    def __init__(self, info: DatasetInfo, config: SparseConvConfig | None = None, with_decoder: bool = True) -> None:
+    def __init__(self, info: DatasetInfo, config: SparseConvConfig | None = None) -> None:
         super().__init__(info, config or SparseConvConfig())
         c = self.config
         self.encoder = SparseConvEncoder(info, c)
-        self.decoder = (
-            SparseConvDecoder(
-                c.channels, c.dim, c.bottleneck, info.num_node_features, c.stride, c.kernel_size, c.decoder_blocks,
-                c.conv_algorithm,
-            )
-            if with_decoder else None
+        self.decoder = SparseConvDecoder(
+            c.channels, c.dim, c.bottleneck, info.num_node_features, c.stride, c.kernel_size, c.decoder_blocks,
+            c.conv_algorithm,
         )
-
-    def encode(self, batch) -> tuple[Tensor, Tensor]:
-        b, num_events = batch_vector(batch)
-        return self.encoder(batch.x, batch.pos, b, num_events)
 
     def _encode_levels(self, batch) -> tuple[Tensor, Tensor, SparseLevels]:
         b, num_events = batch_vector(batch)
         return self.encoder.encode_levels(batch.x, batch.pos, b, num_events)
 
-    def _decoder(self) -> SparseConvDecoder:
-        if self.decoder is None:
-            raise ConfigError(f"model {self.name!r} was built without its decoder (aux_recon_weight = 0)")
-        return self.decoder
-
     def decode(self, tokens: Tensor, pooled: Tensor, batch) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Teacher-forced decoding through the batch's sites: standardised values at its
         occupied pixels (S_0, F, in lattice order) and, per level up, the candidates'
         occupancy logits and targets."""
-        return self._decoder()(tokens, pooled, self.encoder.sparse_levels(batch.pos, batch_vector(batch)[0]))
+        return self.decoder(tokens, pooled, self.encoder.sparse_levels(batch.pos, batch_vector(batch)[0]))
 
     def recon_terms(self, batch, target: Tensor | None = None) -> dict[str, Tensor]:
         """``{"values": .., "occupancy": ..}`` (before weighting) and ``squared`` (S_0, F) errors."""
         tokens, pooled, levels = self._encode_levels(batch)
-        values, logits, targets = self._decoder()(tokens, pooled, levels)
+        values, logits, targets = self.decoder(tokens, pooled, levels)
         true = self.encoder.norm(self.encoder.site_values(batch.x if target is None else target, levels))
         squared = (values.float() - true.float()).square()
         occupancy = torch.stack(
@@ -387,7 +381,7 @@ class SparseConvAutoencoder(EncoderModel):
     def reconstruct(self, batch) -> Reconstruction:
         """Generated pixels of every event (occupancy logit > 0) with their values (dataset units)."""
         tokens, pooled, levels = self._encode_levels(batch)
-        values, lattice = self._decoder().generate(tokens, pooled, levels)
+        values, lattice = self.decoder.generate(tokens, pooled, levels)
         _, num_events = batch_vector(batch)
         pos = self.encoder.site_positions(lattice)
         return Reconstruction(pos, self.encoder.norm.inverse(values.float()), lattice.event, num_events)
