@@ -21,7 +21,7 @@ def _on_lattice(q: Tensor) -> Tensor:
     return torch.where((q - r).abs() <= 1e-3, r, q)
 
 
-def squared_position_distances(x: Tensor, pixel_size: tuple[float, float] | None = None) -> Tensor:
+def squared_position_distances(x: Tensor, pixel_size: tuple[float, float] | None = None, rows: tuple[int, int] | None = None) -> Tensor:
     """Squared Euclidean distances between the nodes of each event, for positions (``D <= 3``):
     the order the dataset's kNN (:mod:`graphevent.data.knn`) takes neighbours in.
 
@@ -55,10 +55,11 @@ def squared_position_distances(x: Tensor, pixel_size: tuple[float, float] | None
         if pixel_size[1] != pixel_size[0]:
             phi = phi * (pixel_size[1] / pixel_size[0])
         x = torch.stack([eta, phi], dim=-1)
-    d = torch.sub(x[:, :, None, 0], x[:, None, :, 0])
+    q = x if rows is None else x[:, rows[0] : rows[1]]
+    d = torch.sub(q[:, :, None, 0], x[:, None, :, 0])
     d.mul_(d)
     for c in range(1, x.shape[-1]):
-        t = torch.sub(x[:, :, None, c], x[:, None, :, c])
+        t = torch.sub(q[:, :, None, c], x[:, None, :, c])
         d.add_(t.mul_(t))
     return d
 

@@ -1,0 +1,48 @@
+"""Whole events of thousands of nodes: kNN in blocks of query nodes, event-wide attention
+through pooled global tokens above a node threshold; both equal the all-pairs computation
+where it applies (jets unchanged)."""
+
+from __future__ import annotations
+
+import torch
+
+from graphevent.nn.layers.knn import knn_graph
+
+PIXEL = (0.0174, 0.0174)
+
+
+def _lattice_batch(sizes, seed=0):
+    """Positions of distinct pixels of a 20 x 20 lattice (many exactly equidistant pairs),
+    events of ``sizes`` nodes, and the batch vector."""
+    g = torch.Generator().manual_seed(seed)
+    pos, batch = [], []
+    for e, n in enumerate(sizes):
+        cells = torch.randperm(400, generator=g)[:n]
+        pos.append(torch.stack([cells // 20 - 10, cells % 20 - 10], 1).float() * PIXEL[0])
+        batch.append(torch.full((n,), e))
+    return torch.cat(pos), torch.cat(batch)
+
+
+def test_knn_in_blocks_equals_one_block_with_ties():
+    pos, batch = _lattice_batch([37, 5, 120, 64])
+    whole = knn_graph(pos, batch, 8, 4, PIXEL)
+    for block in (1, 4 * 120 * 7, 4 * 120 * 50):  # one query row at a time, 7 rows, 50 rows
+        assert torch.equal(knn_graph(pos, batch, 8, 4, PIXEL, block_elements=block), whole)
+    assert torch.equal(knn_graph(pos, batch, 8, 4, None, block_elements=1), knn_graph(pos, batch, 8, 4, None))
+
+
+def test_knn_in_blocks_equals_one_block_in_feature_space():
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(200, 8, generator=g)
+    batch = torch.repeat_interleave(torch.arange(3), torch.tensor([90, 30, 80]))
+    whole = knn_graph(h, batch, 16, 3)
+    assert whole.shape == (2, 200 * 16)
+    assert torch.equal(knn_graph(h, batch, 16, 3, block_elements=3 * 90 * 30), whole)
+
+
+def test_knn_default_block_keeps_jets_in_one_block_and_whole_events_small():
+    from graphevent.nn.layers.knn import KNN_BLOCK_ELEMENTS
+
+    assert 128 * 300 * 300 <= KNN_BLOCK_ELEMENTS  # a batch of 128 jets: one block, as before
+    rows = KNN_BLOCK_ELEMENTS // (4 * 5000)
+    assert (rows, -(-5000 // rows)) == (838, 6)  # 4 events of 5,000 nodes: 6 blocks of 838 rows
