@@ -46,3 +46,38 @@ def test_knn_default_block_keeps_jets_in_one_block_and_whole_events_small():
     assert 128 * 300 * 300 <= KNN_BLOCK_ELEMENTS  # a batch of 128 jets: one block, as before
     rows = KNN_BLOCK_ELEMENTS // (4 * 5000)
     assert (rows, -(-5000 // rows)) == (838, 6)  # 4 events of 5,000 nodes: 6 blocks of 838 rows
+
+
+def _pairwise_multitask(**masked_gt):
+    from graphevent.nn.tasks import TaskConfig
+    from nn_helpers import GT, build_tiny
+
+    tasks = [TaskConfig("label", "classification")]
+    return build_tiny("multitask", tasks, encoders=["masked_gt"], masked_gt={**GT, "pairwise": True, **masked_gt}).eval()
+
+
+def test_event_wide_pair_biases_are_kept_up_to_the_threshold_and_left_out_above():
+    from torch_geometric.data import Batch
+
+    from nn_helpers import make_events
+
+    batch = Batch.from_data_list(make_events((10, 25, 40)))
+    default = _pairwise_multitask()
+    assert default.backbones["masked_gt"].encoder.config.pair_event_wide_max_nodes == 1024
+    at_40 = _pairwise_multitask(pair_event_wide_max_nodes=40)  # the largest event has 40 nodes: kept
+    want = default.predict(batch)["label"]
+    assert torch.equal(at_40.predict(batch)["label"], want)
+    below = _pairwise_multitask(pair_event_wide_max_nodes=39)  # left out: as without the event-wide MLP
+    got = below.predict(batch)["label"]
+    assert not torch.allclose(got, want)
+    below.backbones["masked_gt"].encoder.pair_global = None
+    assert torch.equal(below.predict(batch)["label"], got)
+
+
+def test_pair_event_wide_max_nodes_below_one_is_refused():
+    import pytest
+
+    from graphevent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^model\.masked_gt\.pair_event_wide_max_nodes: 0 must be >= 1$"):
+        _pairwise_multitask(pair_event_wide_max_nodes=0)
