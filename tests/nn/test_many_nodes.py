@@ -81,3 +81,50 @@ def test_pair_event_wide_max_nodes_below_one_is_refused():
 
     with pytest.raises(ConfigError, match=r"^model\.masked_gt\.pair_event_wide_max_nodes: 0 must be >= 1$"):
         _pairwise_multitask(pair_event_wide_max_nodes=0)
+
+
+def _whole_events(n: int, events: int = 2, seed: int = 0):
+    """A batch of whole events: each ``n`` distinct random pixels of a 170 x 360 lattice (eta x phi), kNN graph."""
+    from torch_geometric.data import Batch, Data
+
+    from graphevent.nn.layers.knn import edge_features
+    from nn_helpers import K
+
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(events):
+        cells = torch.randperm(170 * 360, generator=g)[:n].sort().values
+        pos = torch.stack([cells // 360 - 85, cells % 360 - 180], 1).float() * WHOLE_PIXEL
+        x = torch.log1p(torch.rand(n, 3, generator=g) * 10)
+        ei = knn_graph(pos, None, K, pixel_size=(WHOLE_PIXEL, WHOLE_PIXEL))
+        out.append(Data(x=x, pos=pos, edge_index=ei, edge_attr=edge_features(pos, ei), y=torch.tensor([i % 2]),
+                        targets=torch.tensor([[50.0 + i, 200.0 - i]]), event_id=torch.tensor([i])))
+    return Batch.from_data_list(out)
+
+
+WHOLE_PIXEL = 0.0174
+
+
+def test_one_training_step_of_every_model_on_a_2000_node_event():
+    """Every registered model (tiny settings) takes one optimizer step on two whole events of
+    2,000 nodes of a 170 x 360 image: finite loss and gradients, the parameters moved."""
+    from dataclasses import replace
+
+    from graphevent.nn import build_model, list_models
+    from graphevent.nn.tasks import TaskConfig
+    from nn_helpers import TINY, natural_stage, tiny_info
+
+    info = replace(tiny_info(), pixel_size=(WHOLE_PIXEL, WHOLE_PIXEL), image_shape=(3, 170, 360))
+    batch = _whole_events(2000)
+    tasks = [TaskConfig("label", "classification")]
+    for name, cls in list_models().items():
+        torch.manual_seed(0)
+        model = build_model({"name": name, **TINY[name]}, info, tasks if cls.supports_tasks else None).train()
+        before = [p.detach().clone() for p in model.parameters()]
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss, _ = model.loss(batch, natural_stage(model))
+        loss.backward()
+        opt.step()
+        assert torch.isfinite(loss), name
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None), name
+        assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters())), name
