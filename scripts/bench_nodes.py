@@ -14,10 +14,13 @@ image rebuilt from the nodes; ``sparse_conv_ae`` the occupied pixels.
 The batch holds ``max(4, min(32, 20000 // N))`` events (32 at 100-500 nodes, 20 at 1,000,
 10 at 2,000, 4 at 5,000) unless ``--batch`` is given, so every step does enough work that
 the cost per event is measured. Each (model, N) runs in a fresh subprocess: one warm-up
-step, then ``--steps`` timed steps; peak memory is, on a CPU, the growth of the peak
-resident set size (Linux ``VmHWM``, reset after the warm-up; ``ru_maxrss`` elsewhere) over
-the RSS before the timed steps, on a GPU ``torch.cuda.max_memory_allocated`` minus what was
-allocated before them. A (model, N) that fails (out of memory, ``--timeout``) is reported
+step, then ``--steps`` timed steps. Peak memory is that of the steps (warm-up included: the
+first step allocates the optimizer state, and a CPU allocator keeps freed memory, so a growth
+measured after the warm-up would miss the peak) over what the built model and batch hold: on
+a CPU the peak resident set size (Linux ``VmHWM``, reset before the warm-up; ``ru_maxrss``
+elsewhere) minus the RSS before the warm-up, on a GPU ``torch.cuda.max_memory_allocated``
+minus what was allocated before it. A (model, N) that fails (out of memory, past ``--timeout`` seconds or
+``--max-rss-gib`` of resident memory, 8 GiB by default) is reported
 as such and the others go on.
 
 ``--preprocess``: also the preprocessing rate on 170 x 360 x 3 images (``--pp-events``
@@ -113,15 +116,17 @@ def measure(name: str, nodes: int, batch_size: int, steps: int, device: str) -> 
         loss.backward()
         opt.step()
 
-    step()
     cuda = device == "cuda"
-    if cuda:
+    if cuda:  # peak over the warm-up and the timed steps, over what the model and the batch hold
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
         base = psutil.Process().memory_info().rss
         _reset_peak_rss()
+    step()
+    if cuda:
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -134,16 +139,32 @@ def measure(name: str, nodes: int, batch_size: int, steps: int, device: str) -> 
 
 
 def run_one(name: str, nodes: int, batch_size: int, args) -> dict:
+    """``measure`` in a fresh subprocess, killed past ``--timeout`` s or ``--max-rss-gib`` of RSS
+    (so that a model that does not fit fails alone, not the machine)."""
+    import psutil
+
     cmd = [sys.executable, os.path.abspath(__file__), "--one", name, "--nodes", str(nodes), "--batch", str(batch_size),
            "--steps", str(args.steps), "--device", args.device, "--threads", str(args.threads)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"over {args.timeout} s"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0, error = time.perf_counter(), ""
+    while proc.poll() is None:
+        try:
+            if psutil.Process(proc.pid).memory_info().rss > args.max_rss_gib * 2**30:
+                error = f"over {args.max_rss_gib:g} GiB RSS"
+        except psutil.Error:
+            pass
+        if time.perf_counter() - t0 > args.timeout:
+            error = f"over {args.timeout:g} s"
+        if error:
+            proc.kill()
+            proc.communicate()
+            return {"error": error}
+        time.sleep(0.05)
+    out, err = proc.communicate()
     if proc.returncode:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"error": "out of memory" if proc.returncode in (-9, 137) or "memory" in last.lower() else last[:80]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        last = (err.strip().splitlines() or ["?"])[-1]
+        return {"error": "out of memory" if proc.returncode == -9 or "memory" in last.lower() else last[:80]}
+    return json.loads(out.strip().splitlines()[-1])
 
 
 # --- preprocessing ---------------------------------------------------------------------------------
@@ -222,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per (model, N) (default 900)")
+    parser.add_argument("--max-rss-gib", type=float, default=8.0, help="kill a run past this RSS (default 8)")
     parser.add_argument("--preprocess", action="store_true", help="also the 170x360 preprocessing rate")
     parser.add_argument("--pp-events", type=int, default=200, help="events for --preprocess (default 200)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
