@@ -18,7 +18,7 @@ step, then ``--steps`` timed steps. Peak memory is that of the steps (warm-up in
 first step allocates the optimizer state, and a CPU allocator keeps freed memory, so a growth
 measured after the warm-up would miss the peak) over what the built model and batch hold: on
 a CPU the peak resident set size (Linux ``VmHWM``, reset before the warm-up; ``ru_maxrss``
-elsewhere) minus the RSS before the warm-up, on a GPU ``torch.cuda.max_memory_allocated``
+elsewhere) minus the RSS before the warm-up (freed heap memory given back first, glibc ``malloc_trim``), on a GPU ``torch.cuda.max_memory_allocated``
 minus what was allocated before it. A (model, N) that fails (out of memory, past ``--timeout`` seconds or
 ``--max-rss-gib`` of resident memory, 8 GiB by default) is reported
 as such and the others go on.
@@ -96,6 +96,17 @@ def make_batch(batch_size: int, nodes: int, seed: int = 0):
     return Batch.from_data_list(events)
 
 
+def _release_freed_memory() -> None:
+    """Give the heap memory freed so far back to the OS (glibc ``malloc_trim``), so that the RSS
+    before a step holds no freed memory (building the batch's kNN graphs) that the step reuses."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def measure(name: str, nodes: int, batch_size: int, steps: int, device: str) -> dict:
     """In this (fresh) process: one warm-up step and ``steps`` timed training steps."""
     import psutil
@@ -122,6 +133,7 @@ def measure(name: str, nodes: int, batch_size: int, steps: int, device: str) -> 
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
+        _release_freed_memory()
         base = psutil.Process().memory_info().rss
         _reset_peak_rss()
     step()
