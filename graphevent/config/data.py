@@ -200,8 +200,8 @@ class DataConfig:
         return (self.image.height, self.image.width)[i] * float(self.image.pixel_size[i])
 
     @property
-    def periods(self) -> tuple[float | None, float | None] | None:
-        """Period of each position axis (eta, phi), ``None`` where it does not wrap, or ``None``
+    def periods(self) -> tuple[float, float] | None:
+        """Period of each position axis (eta, phi), 0 where it does not wrap, or ``None``
         when nothing wraps: what the dataset records (``DatasetInfo.periods``). Image inputs
         take the image's span, so wrapped pixel positions stay exactly on the lattice."""
         if not self.geometry.periodic:
@@ -210,7 +210,7 @@ class DataConfig:
         for axis in POSITION_AXES:
             period = self.geometry.periodic.get(axis)
             span = self._image_span(axis) if period else None
-            out.append(None if not period else float(span if span is not None else period))
+            out.append(0.0 if not period else float(span if span is not None else period))
         return (out[0], out[1])
 
     def as_recorded(self) -> dict:

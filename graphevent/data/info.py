@@ -41,7 +41,7 @@ class DatasetInfo:
         feature_signed: per node feature, whether it carries signed values (impact
             parameters, times) rather than energies or momenta (empty when unknown).
         periods: per position axis (eta, phi), its period where it wraps (phi on a full
-            detector) and ``None`` where it does not; ``None`` when nothing wraps (jet crops).
+            detector) and 0 where it does not; ``None`` when nothing wraps (jet crops).
             From the data config's ``geometry:`` section; every model distance and shift
             wraps with it (:func:`graphevent.utils.geometry.wrap_deltas`).
     """
@@ -57,7 +57,7 @@ class DatasetInfo:
     image_shape: tuple[int, int, int] | None = None
     feature_transforms: list[str] = field(default_factory=list)
     feature_signed: list[bool] = field(default_factory=list)
-    periods: tuple[float | None, float | None] | None = None
+    periods: tuple[float, float] | None = None
 
     @property
     def num_node_features(self) -> int:
@@ -90,12 +90,12 @@ class DatasetInfo:
         return cls.from_manifest(load_manifest(root))
 
 
-def _periods(manifest: dict[str, Any]) -> tuple[float | None, float | None] | None:
-    """The manifest's ``periods`` ([eta, phi], null where an axis does not wrap; absent: none wraps)."""
+def _periods(manifest: dict[str, Any]) -> tuple[float, float] | None:
+    """The manifest's ``periods`` ([eta, phi], 0 where an axis does not wrap; absent: none wraps)."""
     periods = manifest.get("periods")
     if not periods:
         return None
-    return tuple(None if p is None else float(p) for p in periods)
+    return (float(periods[0]), float(periods[1]))
 
 
 def _channel_fields(manifest: dict[str, Any]) -> dict[str, list]:

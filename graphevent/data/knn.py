@@ -11,7 +11,7 @@ Entry points:
 * inside models (torch tensors with a ``batch`` vector): :func:`graphevent.nn.layers.knn.knn_graph`
   (the model layer must not import ``data``), with the same conventions.
 
-Periodic axes (``periods``, one entry per position axis, ``None`` where it does not wrap;
+Periodic axes (``periods``, one entry per position axis, 0 where it does not wrap;
 see :mod:`graphevent.utils.geometry`): distances wrap around (phi = +3.13 and -3.13 are 0.03
 apart on a full detector). ``periods=None`` (jet crops) gives exactly the lists of before.
 
@@ -175,7 +175,7 @@ def knn_chunk(pos: np.ndarray, counts: np.ndarray, k: int, extra: int = 4, perio
     last returned point is farther) or its whole event was; the other rows (about 3 % on
     the Pythia sample with ``extra=4``) ask again for four times as many points.
 
-    With ``periods`` (per axis, its period or ``None``), the tree wraps those axes
+    With ``periods`` (per axis, its period, 0 where it does not wrap), the tree wraps those axes
     (cKDTree's ``boxsize``) and events are moved apart along an extra axis instead.
 
     Shapes:
@@ -271,8 +271,8 @@ def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense:
     ``max_dense`` nodes (O(n^2) work), or whose keys would not fit in int32, go to
     :func:`knn_chunk`, which gives the same lists.
 
-    ``periods``: per axis, its integer period in lattice units where it wraps (``None``:
-    nothing wraps); a wrapped difference is ``min(|d|, period - |d|)``, still exact.
+    ``periods``: per axis, its integer period in lattice units where it wraps (0 where it
+    does not; ``None``: nothing wraps); a wrapped difference is ``min(|d|, period - |d|)``, still exact.
 
     Shapes:
         coords: (P, 2) int32 (see :func:`lattice_coords`), counts: (n,) -> (P, k) int32.

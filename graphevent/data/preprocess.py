@@ -200,7 +200,7 @@ def build_graphs(reader, path: str, start: int, stop: int, cfg: DataConfig, keep
     if periods is not None and images:  # lattice_pos: eta-pixel units, phi scaled by the pixel aspect
         aspect = cfg.image.pixel_size[1] / cfg.image.pixel_size[0]
         spans = (float(cfg.image.height), cfg.image.width if aspect == 1.0 else cfg.image.width * aspect)
-        lattice_periods = tuple(spans[i] if p else None for i, p in enumerate(periods))
+        lattice_periods = tuple(spans[i] if p else 0.0 for i, p in enumerate(periods))
     elif periods is not None:  # points: positions into each periodic axis's range
         pc.pos = wrap_positions(pc.pos, periods)
     nbr = KNNGraph(cfg.graph.k, cfg.graph.knn_backend, periods, lattice_periods)(pc.pos, pc.counts, pc.lattice_pos)

@@ -37,6 +37,7 @@ from graphevent.errors import ConfigError
 from graphevent.nn.layers.dense_knn import DenseEdgeConv, dense_knn, gather_nodes
 from graphevent.nn.layers.dense_transformer import DenseGraphTransformerLayer, dense_edge_geometry
 from graphevent.nn.layers.pair_bias import pair_features
+from graphevent.nn.layers.periodic import dense_event_frame
 from graphevent.nn.layers.pixels import dense_images
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
@@ -165,6 +166,7 @@ class PaddedParticleNet(nn.Module):
         self.k = int(model.config.k)
         self.onnx = False  # set while exporting to ONNX (see dense_knn)
         self.pixel_size = lattice(model.info)
+        self.periods = model.info.periods  # (eta, phi) periods, 0 where an axis does not wrap; None: none wraps
         self.pos_scale = float(model.config.pos_scale)
         self.norm = model.norm
         self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in model.blocks])
@@ -173,8 +175,8 @@ class PaddedParticleNet(nn.Module):
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
         features = features.masked_fill(~mask[..., None], 0.0)  # any values at padding (NaN too) are ignored
         positions = positions.masked_fill(~mask[..., None], 0.0)
-        h = torch.cat([self.norm(features), positions / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
+        h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
         first = True
         for block in self.blocks:
             if not first:
@@ -247,14 +249,16 @@ class DensePairBiases(nn.Module):
         super().__init__()
         self.deposit_pt, self.local_mlp = enc.deposit_pt, enc.pair_local.mlp
         self.global_mlp: Optional[nn.Module] = enc.pair_global.mlp if enc.pair_global is not None else None
+        self.periods = enc.periods
 
     def forward(self, features: Tensor, positions: Tensor, idx: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         pt = self.deposit_pt(features)  # (B, N)
         pt_j = gather_nodes(pt[..., None], idx)[..., 0]  # (B, N, k)
-        local = self.local_mlp(pair_features(positions[:, :, None], pt[:, :, None], gather_nodes(positions, idx), pt_j))
+        local = self.local_mlp(pair_features(positions[:, :, None], pt[:, :, None], gather_nodes(positions, idx), pt_j,
+                                             periods=self.periods))
         event: Optional[Tensor] = None
         if self.global_mlp is not None:
-            feats = pair_features(positions[:, :, None], pt[:, :, None], positions[:, None], pt[:, None])
+            feats = pair_features(positions[:, :, None], pt[:, :, None], positions[:, None], pt[:, None], periods=self.periods)
             event = self.global_mlp(feats).permute(0, 3, 1, 2)
         return local, event
 
@@ -279,6 +283,7 @@ class PaddedMaskedGT(nn.Module):
         self.k = int(backbone.config.k)
         self.onnx = False
         self.pixel_size = lattice(backbone.info)
+        self.periods = backbone.info.periods
         self.pos_scale = float(enc.pos_scale)
         self.norm, self.pos_enc, self.embed, self.edge_embed = enc.norm, enc.pos_enc, enc.embed, enc.edge_embed
         self.layers = nn.ModuleList([DenseGraphTransformerLayer(layer) for layer in enc.layers])
@@ -286,9 +291,10 @@ class PaddedMaskedGT(nn.Module):
         self.pairs: Optional[DensePairBiases] = DensePairBiases(enc) if enc.deposit_pt is not None else None
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
-        h = self.embed(torch.cat([self.norm(features), self.pos_enc(positions / self.pos_scale)], dim=-1))
-        e = self.edge_embed(dense_edge_geometry(positions, idx) / self.pos_scale)  # (B, N, k, edge_dim)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
+        frame = dense_event_frame(positions, mask, self.periods)
+        h = self.embed(torch.cat([self.norm(features), self.pos_enc(frame / self.pos_scale)], dim=-1))
+        e = self.edge_embed(dense_edge_geometry(positions, idx, self.periods) / self.pos_scale)  # (B, N, k, edge_dim)
         local: Optional[Tensor] = None
         event: Optional[Tensor] = None
         if self.pairs is not None:
@@ -316,14 +322,15 @@ class PaddedEdgeConvEncoder(nn.Module):
         self.k = int(backbone.config.k)
         self.onnx = False
         self.pixel_size = lattice(backbone.info)
+        self.periods = backbone.info.periods
         self.pos_scale = float(enc.pos_scale)
         self.norm = enc.norm
         self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in enc.blocks])
         self.token, self.latent = enc.token, enc.latent
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        h = torch.cat([self.norm(features), positions / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
+        h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
         outs: list[Tensor] = []
         first = True
         for block in self.blocks:

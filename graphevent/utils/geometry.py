@@ -8,8 +8,9 @@ period, is declared by the data config's ``geometry:`` section and recorded with
 (``DatasetInfo.periods``).
 
 ``periods`` is one entry per position axis, ``(eta, phi)``: the period (e.g. ``2 pi`` for phi)
-or ``None`` for an axis that does not wrap; ``None`` for the whole tuple means nothing wraps
-(jet-centred crops). Works on numpy arrays and torch tensors alike (no torch import here).
+or ``0`` for an axis that does not wrap; ``None`` for the whole tuple means nothing wraps
+(jet-centred crops). Works on numpy arrays and torch tensors alike (no torch import here),
+and compiles with TorchScript (the exported models' kNN).
 """
 
 from __future__ import annotations
@@ -17,28 +18,26 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 
-def is_periodic(periods: Sequence[float | None] | None) -> bool:
+def is_periodic(periods: Sequence[float] | None) -> bool:
     """Whether any axis of ``periods`` wraps."""
     return periods is not None and any(p for p in periods)
 
 
-def wrap_delta(d: Any, period: float | None) -> Any:
+def wrap_delta(d, period: float | None):
     """``d - period * round(d / period)``: a difference along a periodic axis, in ``[-period/2, period/2]``.
 
     A difference already inside that range is returned bit for bit (``round`` gives 0), so
-    wrapping never changes a jet crop's numbers. ``period`` ``None`` (or 0): ``d`` unchanged.
+    wrapping never changes a jet crop's numbers. ``period`` 0 or ``None``: ``d`` unchanged.
 
     Shapes:
-        d: any (numpy array, torch tensor or float) -> the same shape and type
+        d: numpy array or torch tensor, any shape -> the same shape and type
     """
-    if not period:
+    if period is None or period == 0.0:
         return d
-    if isinstance(d, (int, float)):
-        return d - period * round(d / period)
     return d - period * (d / period).round()
 
 
-def wrap_deltas(d: Any, periods: Sequence[float | None] | None) -> Any:
+def wrap_deltas(d: Any, periods: Sequence[float] | None) -> Any:
     """:func:`wrap_delta` on each column of ``d`` whose axis has a period (a new array;
     ``d`` itself when nothing wraps).
 
@@ -54,7 +53,7 @@ def wrap_deltas(d: Any, periods: Sequence[float | None] | None) -> Any:
     return out
 
 
-def wrap_positions(pos: Any, periods: Sequence[float | None] | None) -> Any:
+def wrap_positions(pos: Any, periods: Sequence[float] | None) -> Any:
     """Positions moved into each periodic axis's range ``[-period/2, period/2]`` (a rotation
     in phi followed by this is the same event); non-periodic axes unchanged.
 

@@ -21,7 +21,7 @@ class KNNGraph:
         k: neighbours per node (events with n <= k nodes connect to all n - 1 others).
         backend: ``auto``, ``scipy``, ``torch`` or ``torch_cluster``.
         periods: per position axis, its period where it wraps (phi on a full detector),
-            ``None`` where it does not; ``None``: nothing wraps (jet crops).
+            0 where it does not; ``None``: nothing wraps (jet crops).
         lattice_periods: the same periods in the units of ``lattice_pos`` (eta pixels), for
             image nodes.
 
@@ -52,7 +52,7 @@ class KNNGraph:
             periods = None
             if self.periods is not None:  # in the units of coords (doubled for half-integer cells)
                 scale = 1.0 if len(coords) == 0 or np.array_equal(coords, lattice_pos) else 2.0
-                periods = tuple(p * scale if p else None for p in self.lattice_periods)
+                periods = tuple(p * scale for p in self.lattice_periods)
             if periods is None or all(float(p).is_integer() for p in periods if p):
                 # image nodes on the pixel lattice: exact integer brute force
                 return knn_lattice_chunk(coords, counts, self.k, periods=periods)

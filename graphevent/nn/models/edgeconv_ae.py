@@ -16,6 +16,7 @@ from graphevent.errors import ConfigError
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
+from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.set_loss import chamfer_distance
 from graphevent.nn.models.base import EncoderModel, Stage, batch_vector, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
@@ -92,6 +93,7 @@ class EdgeConvEncoder(nn.Module):
         self.k = config.k
         self.dim = config.dim
         self.pos_scale = config.pos_scale
+        self.periods = info.periods  # absolute positions in each event's frame along a periodic axis
         self.norm = Standardize(info.node_features, info.feature_stats)
         self.blocks = EdgeConvStack(info.num_node_features + 2, config.channels, config.k)
         fused = sum(ch[-1] for ch in config.channels)
@@ -99,7 +101,7 @@ class EdgeConvEncoder(nn.Module):
         self.latent = MLP(2 * config.dim, [config.dim], config.dim)
 
     def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
-        h = torch.cat([self.norm(x), pos / self.pos_scale], dim=-1)
+        h = torch.cat([self.norm(x), event_frame(pos, batch, num_events, self.periods) / self.pos_scale], dim=-1)
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32); the
         # feature-space kNN measures distances in fp32, the pooled means are taken in fp32
         with cast_parameters_once(self, x.device.type, keep=(nn.BatchNorm1d,)) as dtype:
@@ -198,7 +200,7 @@ class EdgeConvAutoencoder(EncoderModel):
 
     def encode(self, batch) -> tuple[Tensor, Tensor]:
         b, num_events = batch_vector(batch)
-        edge_index, _ = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size)
+        edge_index, _ = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size, self.info.periods)
         return self.encoder(batch.x, batch.pos, edge_index, b, num_events)
 
     def decode(self, tokens: Tensor | None, pooled: Tensor, batch=None) -> tuple[Tensor, Tensor]:
@@ -214,7 +216,7 @@ class EdgeConvAutoencoder(EncoderModel):
         b, num_events = batch_vector(batch)
         x = self.encoder.norm(batch.x if target is None else target)
         w = math.sqrt(self.config.pos_weight)
-        pos = batch.pos / self.config.pos_scale
+        pos = event_frame(batch.pos, b, num_events, self.info.periods) / self.config.pos_scale
         true, true_mask = to_dense_batch(torch.cat([w * pos, x], dim=-1).float(), b, batch_size=num_events)
         counts = true_mask.sum(1)
         slots = torch.arange(points.size(1), device=points.device)
