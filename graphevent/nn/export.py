@@ -209,7 +209,8 @@ class PaddedResNet15(nn.Module):
         self.pixel_size = (float(model.pixel_size[0]), float(model.pixel_size[1]))
         self.image_size = (int(model.image_size[0]), int(model.image_size[1]))
         self.register_buffer("inv_std", model.inv_std, persistent=False)
-        self.conv0, self.blocks = model.conv0, model.blocks
+        self.wrap_cols = bool(model.wrap_cols)
+        self.pad0, self.conv0, self.blocks = model.pad0, model.conv0, model.blocks
         self.outputs, self.output_names = task_outputs(model)
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
@@ -217,8 +218,8 @@ class PaddedResNet15(nn.Module):
         x = (features * self.inv_std).masked_fill(~mask[..., None], 0.0).reshape(b * n, f)
         pos = positions.masked_fill(~mask[..., None], 0.0).reshape(b * n, 2)
         event = torch.arange(b, device=features.device)[:, None].expand(b, n).reshape(b * n)
-        image = dense_images(x, pos, event, b, self.pixel_size, self.image_size)
-        h = self.blocks(F.max_pool2d(F.relu(self.conv0(image)), 2))
+        image = dense_images(x, pos, event, b, self.pixel_size, self.image_size, self.wrap_cols)
+        h = self.blocks(F.max_pool2d(F.relu(self.conv0(self.pad0(image))), 2))
         pooled = h.amax(dim=(2, 3))
         return [out(pooled) for out in self.outputs]
 

@@ -32,9 +32,11 @@ def _centre(sin_sum: Tensor, cos_sum: Tensor, period: float) -> Tensor:
     return torch.atan2(sin_sum, cos_sum) * (period / (2.0 * math.pi))
 
 
-def event_frame(pos: Tensor, batch: Tensor, num_events: int, periods: Optional[Sequence[float]]) -> Tensor:
+def event_frame(pos: Tensor, batch: Tensor, num_events: Optional[int], periods: Optional[Sequence[float]]) -> Tensor:
     """``pos`` with each periodic axis measured from its event's circular mean (a new tensor;
     ``pos`` itself when nothing wraps).
+
+    ``num_events``: ``B`` (``None``: read from ``batch``).
 
     Shapes:
         pos: (N, D), batch: (N,) -> (N, D)
