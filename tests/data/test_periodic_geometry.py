@@ -185,3 +185,31 @@ def test_a_rolled_file_gives_the_same_graphs(tmp_path):
         for node in a:
             np.testing.assert_allclose(a[node][0], b[node][0], atol=1e-5)  # neighbours' distances
             np.testing.assert_allclose(a[node][1], b[node][1], atol=1e-5)  # the nearest one's (deta, dphi, dR)
+
+
+def test_point_inputs_are_wrapped_into_range_and_linked_across_the_seam():
+    """Hits (point form) at phi = 3.13 and 3.17 (= -3.113 wrapped) are neighbours, with a
+    small dphi; positions come back inside [-pi, pi]."""
+    from graphevent.config.base import load_yaml
+    from graphevent.config.shipped import resolve_config_path
+    from graphevent.data.preprocess import build_graphs
+    from graphevent.io.base import EventChunk
+
+    raw = load_yaml(resolve_config_path("root_hits", "data"))
+    cfg = from_dict(DataConfig, {**raw, "graph": {"k": 1}, "geometry": {"periodic": {"phi": TWO_PI}}}, "hits.yaml")
+
+    class Hits:
+        read_slab = 0
+
+        def read(self, start, stop):
+            values = np.array([[1.0, 0, 0], [0, 2.0, 0], [0, 0, 3.0], [1.0, 0, 0]], np.float32)
+            return EventChunk(labels=np.array([0]), targets=np.zeros((1, 2), np.float32), index=np.array([0]),
+                              values=values, eta=np.array([0.0, 0.0, 0.4, 0.5], np.float32),
+                              phi=np.array([3.13, 3.17, 0.0, 0.1], np.float32), counts=np.array([4]))
+
+    g = build_graphs(Hits(), "hits.root", 0, 1, cfg)
+    np.testing.assert_allclose(g.pos[:, 1], [3.13, 3.17 - TWO_PI, 0.0, 0.1], atol=1e-6)
+    assert g.nbr[:, 0].tolist() == [1, 0, 3, 2]
+    plain = build_graphs(Hits(), "hits.root", 0, 1, from_dict(DataConfig, {**raw, "graph": {"k": 1}}, "hits.yaml"))
+    assert plain.pos[1, 1] == np.float32(3.17) and plain.nbr[:, 0].tolist() == [1, 0, 3, 2]
+    np.testing.assert_allclose(edge_features_np(g.pos, np.array([[1], [0]]), PERIODS)[0, 1], 0.04, atol=1e-5)
