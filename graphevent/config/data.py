@@ -178,7 +178,10 @@ class DataConfig:
                     f"(classes {self.classes})"
                 )
         if self.geometry.periodic and self.graph.knn_backend == "torch_cluster":
-            raise ConfigError(f"{where}.graph.knn_backend: 'torch_cluster' cannot wrap a periodic axis (geometry.periodic); use auto, scipy or torch")
+            raise ConfigError(
+                f"{where}.graph.knn_backend: 'torch_cluster' cannot wrap a periodic axis (geometry.periodic); "
+                "use auto, scipy or torch"
+            )
         for axis, period in self.geometry.periodic.items():
             span = self._image_span(axis)
             if span is not None and abs(period - span) > 1e-4 * span:
