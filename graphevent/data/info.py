@@ -59,6 +59,10 @@ class DatasetInfo:
     feature_signed: list[bool] = field(default_factory=list)
     periods: tuple[float, float] | None = None
 
+    def __post_init__(self) -> None:
+        if self.periods is not None:  # a tuple of floats, also when rebuilt from JSON lists (TorchScript types it)
+            object.__setattr__(self, "periods", (float(self.periods[0]), float(self.periods[1])))
+
     @property
     def num_node_features(self) -> int:
         return len(self.node_features)

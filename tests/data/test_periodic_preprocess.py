@@ -145,6 +145,7 @@ def test_preprocessed_full_detector_dataset_records_its_periods_and_wraps(tmp_pa
     assert manifest["config"]["geometry"] == {"periodic": {"phi": TWO_PI}}
     info = DatasetInfo.from_dir(tmp_path / "ds")
     assert info.periods == (0.0, W * PIX)
+    assert DatasetInfo(["ecal"], ["a", "b"], periods=[0, 6.5]).periods == (0.0, 6.5)  # from a JSON list
     ev = GraphDataset(out if not isinstance(out, dict) else tmp_path / "ds", "train")[0]
     dphi = ev.edge_attr[:, 1].abs()
     assert float(dphi.max()) <= math.pi  # no edge measures the long way round
