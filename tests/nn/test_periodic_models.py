@@ -229,3 +229,24 @@ def test_exported_forms_wrap_as_the_models(name):
         for module in (padded, torch.jit.script(padded)):
             for got, (task, value) in zip(module(*pad_events(evs)), want.items()):
                 torch.testing.assert_close(got, value, atol=1e-5, rtol=1e-5, msg=task)
+
+
+@pytest.mark.slow
+def test_onnx_export_wraps_as_the_model(tmp_path):
+    """ONNX (top-k kNN, float32 ``atan2``: ONNX Runtime has no float64 ``Atan``) gives the
+    eager outputs on events across the seam."""
+    for module in ("onnx", "onnxruntime", "onnxscript"):
+        pytest.importorskip(module)
+    from graphevent.evaluate.export import _export_onnx
+    from graphevent.nn import build_model
+    from graphevent.nn.tasks import TaskConfig
+
+    torch.manual_seed(0)
+    model = build_model({"name": "multitask", **TINY["multitask"], "encoders": ["masked_gt", "edgeconv"]}, periodic_info(),
+                        [TaskConfig(**t) for t in TASKS]).eval()
+    evs = events(7)
+    with torch.no_grad():
+        want = model.predict(Batch.from_data_list(evs))
+        run = _export_onnx(padded_module(model), pad_events(events()), tmp_path / "m.onnx", {})(tmp_path / "m.onnx")
+        for got, (task, value) in zip(run(*pad_events(evs)), want.items()):
+            torch.testing.assert_close(torch.as_tensor(got), value, atol=1e-5, rtol=1e-5, msg=task)

@@ -29,7 +29,8 @@ from graphevent.utils.geometry import is_periodic, wrap_delta
 
 
 def _centre(sin_sum: Tensor, cos_sum: Tensor, period: float) -> Tensor:
-    return torch.atan2(sin_sum, cos_sum) * (period / (2.0 * math.pi))
+    """The circular mean from float64 sums; ``atan2`` in float32 (ONNX Runtime has no float64 ``Atan``)."""
+    return torch.atan2(sin_sum.float(), cos_sum.float()) * (period / (2.0 * math.pi))
 
 
 def event_frame(pos: Tensor, batch: Tensor, num_events: Optional[int], periods: Optional[Sequence[float]]) -> Tensor:
@@ -46,9 +47,9 @@ def event_frame(pos: Tensor, batch: Tensor, num_events: Optional[int], periods: 
     out = pos * 1
     for axis, period in enumerate(periods):
         if period and axis < pos.size(-1):
-            ang = pos[:, axis].detach().double() * (2.0 * math.pi / period)
-            s = scatter(torch.sin(ang), batch, 0, dim_size=num_events, reduce="sum")
-            c = scatter(torch.cos(ang), batch, 0, dim_size=num_events, reduce="sum")
+            ang = pos[:, axis].detach().float() * (2.0 * math.pi / period)
+            s = scatter(torch.sin(ang).double(), batch, 0, dim_size=num_events, reduce="sum")
+            c = scatter(torch.cos(ang).double(), batch, 0, dim_size=num_events, reduce="sum")
             centre = _centre(s, c, period).to(pos.dtype)[batch]
             out[:, axis] = wrap_delta(pos[:, axis] - centre, period)
     return out
@@ -72,6 +73,6 @@ def dense_event_frame(positions: Tensor, mask: Tensor, periods: Optional[Tuple[f
 def _dense_axis(x: Tensor, w: Tensor, period: float) -> Tensor:
     if period == 0.0:
         return x
-    ang = x.double() * (2.0 * math.pi / period)
-    centre = _centre((torch.sin(ang) * w).sum(1), (torch.cos(ang) * w).sum(1), period)
+    ang = x.float() * (2.0 * math.pi / period)
+    centre = _centre((torch.sin(ang).double() * w).sum(1), (torch.cos(ang).double() * w).sum(1), period)
     return wrap_delta(x - centre.to(x.dtype)[:, None], period)
