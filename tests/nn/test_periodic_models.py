@@ -204,6 +204,20 @@ def test_model_outputs_are_unchanged_by_a_rotation_in_phi(name):
                 torch.testing.assert_close(got[key], value, atol=2e-4, rtol=1e-4, msg=f"{name} {key} shift {shift}")
 
 
+def test_occupancy_pretraining_loss_is_unchanged_by_a_rotation_in_phi():
+    """``masked_gt_occupancy``: hidden nodes' grid cells in the frame of the visible ones."""
+    from graphevent.nn import build_model
+
+    torch.manual_seed(0)
+    cfg = {**TINY["masked_gt_occupancy"], "extent": math.pi}
+    model = build_model({"name": "masked_gt_occupancy", **cfg}, periodic_info()).eval()
+    with torch.no_grad():
+        want = model.occupancy_loss(Batch.from_data_list(events()))
+        for shift in (1, 19, -30):
+            got = model.occupancy_loss(Batch.from_data_list(events(shift)))
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=f"shift {shift}")
+
+
 def test_resnet15_pads_circularly_in_phi_only_for_periodic_images():
     from graphevent.nn import build_model
 

@@ -33,23 +33,32 @@ def _centre(sin_sum: Tensor, cos_sum: Tensor, period: float) -> Tensor:
     return torch.atan2(sin_sum.float(), cos_sum.float()) * (period / (2.0 * math.pi))
 
 
-def event_frame(pos: Tensor, batch: Tensor, num_events: Optional[int], periods: Optional[Sequence[float]]) -> Tensor:
+def event_frame(
+    pos: Tensor, batch: Tensor, num_events: Optional[int], periods: Optional[Sequence[float]], of: Optional[Tensor] = None
+) -> Tensor:
     """``pos`` with each periodic axis measured from its event's circular mean (a new tensor;
     ``pos`` itself when nothing wraps).
 
-    ``num_events``: ``B`` (``None``: read from ``batch``).
+    Args:
+        pos: positions to express in the frame.
+        batch: event of each row of ``pos``.
+        num_events: ``B`` (``None``: read from ``batch``).
+        periods: per axis, its period (0: does not wrap); ``None``: nothing wraps.
+        of: ``(positions, batch)`` whose mean defines each event's frame (default: ``pos``
+            itself), e.g. the visible nodes of a masked event, to put hidden ones in their frame.
 
     Shapes:
         pos: (N, D), batch: (N,) -> (N, D)
     """
     if not is_periodic(periods):
         return pos
+    ref, ref_batch = (pos, batch) if of is None else of
     out = pos * 1
     for axis, period in enumerate(periods):
         if period and axis < pos.size(-1):
-            ang = pos[:, axis].detach().float() * (2.0 * math.pi / period)
-            s = scatter(torch.sin(ang).double(), batch, 0, dim_size=num_events, reduce="sum")
-            c = scatter(torch.cos(ang).double(), batch, 0, dim_size=num_events, reduce="sum")
+            ang = ref[:, axis].detach().float() * (2.0 * math.pi / period)
+            s = scatter(torch.sin(ang).double(), ref_batch, 0, dim_size=num_events, reduce="sum")
+            c = scatter(torch.cos(ang).double(), ref_batch, 0, dim_size=num_events, reduce="sum")
             centre = _centre(s, c, period).to(pos.dtype)[batch]
             out[:, axis] = wrap_delta(pos[:, axis] - centre, period)
     return out
