@@ -8,7 +8,10 @@ Plain torch, no compiled extensions; differentiable inputs allowed (indices only
 
 from __future__ import annotations
 
-def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple[float, float] | None = None):
+from graphevent.utils.geometry import wrap_deltas
+
+def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple[float, float] | None = None,
+              periods: tuple[float, float] | None = None):
     """Batched kNN graph in any feature space, per event (plain torch).
 
     Args:
@@ -19,6 +22,8 @@ def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple
         pixel_size: for positions of an image dataset (``DatasetInfo.pixel_size``): distances
             on the pixel lattice, as preprocessing's
             (:func:`~graphevent.nn.layers.dense_knn.squared_position_distances`).
+        periods: for positions, the dataset's periodic axes (``DatasetInfo.periods``):
+            distances wrap along them (phi on a full detector); ``None``: nothing wraps.
 
     Returns:
         ``edge_index (2, E)``: row 0 neighbour j, row 1 node i; no self loops. For
@@ -43,7 +48,7 @@ def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple
     if dense.size(-1) <= 3:
         from graphevent.nn.layers.dense_knn import squared_position_distances
 
-        d = squared_position_distances(dense, pixel_size)  # (B, M, M) float64
+        d = squared_position_distances(dense, pixel_size, periods)  # (B, M, M) float64
     else:
         d = torch.cdist(dense.float(), dense.float(), compute_mode="use_mm_for_euclid_dist_if_necessary")
     invalid = ~(mask[:, :, None] & mask[:, None, :])
@@ -67,9 +72,10 @@ def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple
     return torch.stack([src, tgt])[:, valid]  # one boolean index: one host sync on a GPU
 
 
-def edge_features(pos, edge_index):
-    """Torch version of :func:`edge_features_np`: ``(E, 3)`` (deta, dphi, dR)."""
+def edge_features(pos, edge_index, periods=None):
+    """Torch version of :func:`graphevent.data.knn.edge_features_np`: ``(E, 3)`` (deta, dphi,
+    dR), wrapped along the periodic axes of ``periods`` (``DatasetInfo.periods``)."""
     import torch
 
-    d = pos[edge_index[0]] - pos[edge_index[1]]
+    d = wrap_deltas(pos[edge_index[0]] - pos[edge_index[1]], periods)
     return torch.cat([d, d.norm(dim=1, keepdim=True)], dim=1)
