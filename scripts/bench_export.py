@@ -11,7 +11,8 @@ experiment config's size (``graphevent/configs/experiments/<config>.yaml``):
 2. ``graphevent predict`` (``predict_files``: HDF5 read, preprocessing, kNN, the model;
    ``torch.set_num_threads(1)``, batch ``--batch``) scores the raw file;
 3. ``graphevent export --format onnx`` (image input, the default) is run by ONNX Runtime with
-   ``intra_op_num_threads = 1``: HDF5 read and ``session.run`` per batch of ``--batch`` images.
+   ``intra_op_num_threads = 1`` as ``docs/examples/onnx_image_consumer.py`` runs it
+   (``score_file``: HDF5 read, events grouped by size, ``session.run`` per ``--batch`` images).
 
 Both read the same raw file from the page cache (one untimed warm-up each); best of
 ``--repeat``. Prints the machine (CPU model, cores, load average) and one row per model.
@@ -25,6 +26,8 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import os
 import platform
 import tempfile
@@ -33,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "graphevent" / "sample" / "qg_sample.h5"
+CONSUMER = ROOT / "docs" / "examples" / "onnx_image_consumer.py"
 #: the shipped experiment config each exportable model is benchmarked at (stage set to supervised)
 CONFIGS = {"particlenet": "particlenet", "multitask": "multitask_finetune", "resnet15": "resnet15"}
 
@@ -80,8 +84,6 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", help="default: every exportable model")
     args = parser.parse_args()
 
-    import h5py
-    import numpy as np
     import onnxruntime as ort
     import torch
 
@@ -92,6 +94,9 @@ def main() -> None:
     from graphevent.nn.export import exportable_models
     from graphevent.train.run import TrainOptions, train
 
+    spec = importlib.util.spec_from_file_location("onnx_image_consumer", CONSUMER)
+    consumer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(consumer)
     torch.set_num_threads(1)
     models = args.models or exportable_models()
     rows = []
@@ -120,11 +125,10 @@ def main() -> None:
             options.inter_op_num_threads = 1
             session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
-            def onnx(session=session):
-                with h5py.File(raw, "r") as f:
-                    images = f["X_jets"]
-                    for s in range(0, images.shape[0], args.batch):
-                        session.run(None, {"images": np.asarray(images[s:s + args.batch], np.float32)})
+            meta = json.loads(session.get_modelmeta().custom_metadata_map["graphevent"])
+
+            def onnx(session=session, meta=meta):
+                consumer.score_file(session, meta, str(raw), batch=args.batch)
 
             t_onnx = best_of(onnx, args.repeat)
             rows.append((name, n[0] / t_predict, n[0] / t_onnx))
