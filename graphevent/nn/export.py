@@ -22,6 +22,10 @@ extension and no data-dependent shape enters the exported graph. Models register
 padded form with :func:`register_padded`; ask :func:`exportable_models` which can export.
 ``multitask`` exports when each of its encoders has a padded form
 (:func:`register_padded_encoder`; :data:`NOT_EXPORTABLE_ENCODERS` says why the others have none).
+
+:func:`image_module` puts the run's preprocessing in front
+(:class:`~graphevent.nn.layers.image_nodes.ImageNodes`): input the raw image batch
+``(B, H, W, C)`` as the reader reads it, the same outputs.
 """
 
 from __future__ import annotations

@@ -206,3 +206,18 @@ def test_consumer_example_scores_like_predict_without_torch_or_graphevent(image_
     assert got["index"].tolist() == list(range(40))
     for k in ("score_quark", "score_gluon", "pred_m0"):
         np.testing.assert_allclose(got[k], cols[k], rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+def test_point_runs_export_nodes_by_default_and_refuse_image(tmp_path):
+    from graphevent.config.base import to_dict
+    from graphevent.config.data import load_data_config
+    from graphevent.errors import ConfigError
+    from graphevent.evaluate.export import _image_config
+
+    run = tmp_path / "pn-particles"
+    run.mkdir()
+    (run / "dataset.json").write_text(json.dumps({"data_config": to_dict(load_data_config("energyflow_qg"))}))
+    assert _image_config(run, None) is None and _image_config(run, "nodes") is None
+    with pytest.raises(ConfigError, match=r"^--input image: run pn-particles was trained on point inputs \(reader format "
+                                          r"'particles'\); use --input nodes$"):
+        _image_config(run, "image")

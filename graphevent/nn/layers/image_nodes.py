@@ -94,7 +94,7 @@ class ImageNodes(nn.Module):
         else:
             fine = [ch for ch in range(c) if coarse[ch] == 1]
             groups = ([(fine, 1)] if fine else []) + [([ch], coarse[ch]) for ch in range(c) if coarse[ch] > 1]
-        self.groups = [(chs, f) for chs, f in groups]
+        self.groups = groups
         positions = []
         for _, f in groups:
             rr, cc = np.meshgrid(np.arange(h // f), np.arange(w // f), indexing="ij")
