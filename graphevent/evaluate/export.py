@@ -182,7 +182,9 @@ def example_images(shape: tuple[int, int, int], thresholds: list[float], signed:
         levels = rng.choice(np.float32([0.5, 1.0, 2.0, 7.5]), len(flat))
         sign = np.where(np.asarray(signed)[flat % c] & (rng.random(len(flat)) < 0.5), -1.0, 1.0)
         x[i, flat] = sign * (thr[flat % c] + levels)
-    x[np.arange(len(occupied)), np.flatnonzero(x.sum(0) == 0)[:len(occupied)]] = np.nan
+        empty = np.flatnonzero(x[i] == 0)
+        if len(empty):
+            x[i, empty[rng.integers(len(empty))]] = np.nan
     x = x.reshape(len(occupied), h, w, c)
     return torch.from_numpy(x if channels_last else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
