@@ -155,15 +155,7 @@ def build_graphs(reader, path: str, start: int, stop: int, cfg: DataConfig, keep
     thresholds = [c.threshold for c in cfg.channels]
     images = get_reader_type(cfg.reader.format).yields == "images"
     if images:
-        itp = ImageToPoints(
-            thresholds,
-            [c.upsample for c in cfg.channels],
-            cfg.image.pixel_size,
-            mode=cfg.graph.node_mode,
-            collapse=cfg.graph.collapse_upsampled,
-            max_nodes=cfg.graph.max_nodes,
-            signed=[c.signed for c in cfg.channels],
-        )
+        itp = ImageToPoints.from_config(cfg)
         # HDF5: reader.read_slab events at a time, so each slab's images stay in the CPU cache
         # from decompression to the occupied-pixel scan (points are per event: the same
         # result). Parquet and ROOT decode whole row groups / baskets: one read per chunk.

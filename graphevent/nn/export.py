@@ -23,6 +23,10 @@ padded form with :func:`register_padded`; ask :func:`exportable_models` which ca
 without one says why in its own class, ``not_exportable``). ``multitask`` exports when each of its
 encoders has a padded form (:func:`register_padded_encoder`; an encoder without one says why in its
 own class, ``not_exportable``).
+
+:func:`image_module` puts the run's preprocessing in front
+(:class:`~graphevent.nn.layers.image_nodes.ImageNodes`): input the raw image batch
+``(B, H, W, C)`` as the reader reads it, the same outputs.
 """
 
 from __future__ import annotations
@@ -422,6 +426,55 @@ class PaddedMultiTask(nn.Module):
             outs.append(out(flat if self.concat else per_task[:, i]))
             i += 1
         return outs
+
+
+class ImageInputModel(nn.Module):
+    """A padded model (:func:`padded_module`) that starts from the raw images a reader yields:
+    :class:`~graphevent.nn.layers.image_nodes.ImageNodes` (the run's preprocessing) makes its
+    nodes. Events without a node get NaN outputs where preprocessing skips them
+    (``empty_events: skip``, as ``graphevent predict`` writes them).
+
+    Shapes:
+        images: (B, H, W, C) float32 (or (B, C, H, W), as the data config's layout)
+        -> [(B, C) | (B,)] per task
+    """
+
+    def __init__(self, nodes: nn.Module, padded: nn.Module, skip_empty: bool) -> None:
+        super().__init__()
+        self.nodes, self.model = nodes, padded
+        self.skip_empty = skip_empty
+        self.k = int(padded.k)
+        self.onnx = False
+        self.output_names = list(padded.output_names)
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        features, positions, mask, counts = self.nodes(images)
+        outs = self.model(features, positions, mask)
+        if not self.skip_empty:
+            return outs
+        empty = counts == 0
+        result: list[Tensor] = []
+        for o in outs:
+            where = empty.view([-1] + [1] * (o.dim() - 1))
+            result.append(torch.where(where, torch.full_like(o, float("nan")), o))
+        return result
+
+
+def image_module(model: nn.Module, data_cfg) -> nn.Module:
+    """The raw-image form of a trained model, in eval mode: the run's data config
+    (:class:`~graphevent.config.data.DataConfig`, an image reader's) makes the nodes.
+
+    Raises:
+        ConfigError: the model has no padded form.
+    """
+    from graphevent.data.transforms.image_to_points import ImageToPoints
+    from graphevent.nn.layers.image_nodes import ImageNodes
+
+    padded = padded_module(model)
+    nodes = ImageNodes(ImageToPoints.from_config(data_cfg), (data_cfg.image.height, data_cfg.image.width),
+                       [c.scale for c in data_cfg.channels], [c.transform for c in data_cfg.channels],
+                       channels_last=getattr(data_cfg.reader, "layout", "channels_last") == "channels_last")
+    return ImageInputModel(nodes, padded, data_cfg.empty_events == "skip").eval()
 
 
 def pad_events(events: list, max_nodes: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
