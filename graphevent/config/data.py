@@ -7,6 +7,7 @@ example configs' comments.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,6 +19,8 @@ from graphevent.errors import ConfigError
 DEFAULT_K = 16
 #: Largest ``graph.k``: neighbour lists take 4 * k bytes per node (1,024 is 4 kB per node).
 K_MAX = 1024
+#: Position axes, in the order of a node's ``pos`` columns (``geometry.periodic`` names them).
+POSITION_AXES = ("eta", "phi")
 
 @dataclass(frozen=True)
 class ChannelConfig:
@@ -97,6 +100,31 @@ class GraphConfig:
 
 
 @dataclass(frozen=True)
+class GeometryConfig:
+    """Which position axes wrap around (the ``geometry:`` section).
+
+    Args:
+        periodic: position axis (``eta`` or ``phi``) -> its period, for an axis where ``x`` and
+            ``x + period`` are the same place: ``{phi: 6.283185307179586}`` on a full detector.
+            Empty (the default): no axis wraps, as for jet-centred crops. Every distance and
+            shift then wraps along it (kNN graphs, edge features, masking patches, phi
+            rotations, sparse convolutions, ResNet-15's padding, the exported kNN), through
+            :func:`graphevent.utils.geometry.wrap_delta`. For image inputs the period is the
+            image's span along the axis (``width x pixel_size[1]`` for phi; checked to 1e-4,
+            and that span is what the dataset records).
+    """
+
+    periodic: dict[str, float] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        for axis, period in self.periodic.items():
+            if axis not in POSITION_AXES:
+                raise ConfigError(f"{where}.periodic: unknown axis {axis!r}; expected one of {', '.join(POSITION_AXES)}")
+            if not period > 0:
+                raise ConfigError(f"{where}.periodic.{axis}: invalid value {period}; expected a period > 0 (2 pi for phi)")
+
+
+@dataclass(frozen=True)
 class SplitConfig:
     """Train/val/test assignment by hashing the event id (source file name + index) with a seed."""
 
@@ -124,6 +152,7 @@ class DataConfig:
     channels: list[ChannelConfig]
     image: ImageConfig = field(default_factory=ImageConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     bad_values: Literal["fail", "zero"] = "fail"
     empty_events: Literal["skip", "keep"] = "skip"
@@ -148,7 +177,52 @@ class DataConfig:
                     f"{where}.reader.file_labels.{pattern}: invalid value {index}; expected 0..{len(self.classes) - 1} "
                     f"(classes {self.classes})"
                 )
+        if self.geometry.periodic and self.graph.knn_backend == "torch_cluster":
+            raise ConfigError(
+                f"{where}.graph.knn_backend: 'torch_cluster' cannot wrap a periodic axis (geometry.periodic); "
+                "use auto, scipy or torch"
+            )
+        for axis, period in self.geometry.periodic.items():
+            span = self._image_span(axis)
+            if span is not None and abs(period - span) > 1e-4 * span:
+                i = POSITION_AXES.index(axis)
+                size = (self.image.height, self.image.width)[i]
+                raise ConfigError(
+                    f"{where}.geometry.periodic.{axis}: {period} does not match the image's {axis} span "
+                    f"{size} x pixel_size[{i}] = {span:g}; expected a period equal to that span (a full-detector image)"
+                )
         self.reader.check_data(self, where)
+
+    def _image_span(self, axis: str) -> float | None:
+        """The image's extent along ``axis`` (rows x pixel eta, columns x pixel phi); ``None`` for point inputs."""
+        from graphevent.config.readers import get_reader_type
+
+        if get_reader_type(self.reader.format).yields != "images":
+            return None
+        i = POSITION_AXES.index(axis)
+        return (self.image.height, self.image.width)[i] * float(self.image.pixel_size[i])
+
+    @property
+    def periods(self) -> tuple[float, float] | None:
+        """Period of each position axis (eta, phi), 0 where it does not wrap, or ``None``
+        when nothing wraps: what the dataset records (``DatasetInfo.periods``). Image inputs
+        take the image's span, so wrapped pixel positions stay exactly on the lattice."""
+        if not self.geometry.periodic:
+            return None
+        out = []
+        for axis in POSITION_AXES:
+            period = self.geometry.periodic.get(axis)
+            span = self._image_span(axis) if period else None
+            out.append(0.0 if not period else float(span if span is not None else period))
+        return (out[0], out[1])
+
+    def as_recorded(self) -> dict:
+        """The config as datasets record it (and hash it for their id): without a
+        ``geometry:`` section when nothing wraps, so datasets of jet crops keep their ids."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not self.geometry.periodic:
+            del out["geometry"]
+        return out
 
 
 def load_data_config(path, overrides: list[str] | None = None) -> DataConfig:

@@ -10,7 +10,8 @@ x             (N, F) float32         node features (channel values after scale/t
                                      names in ``DatasetInfo.node_features``)
 pos           (N, 2) float32         (eta, phi) relative to the event centre, physical units
 edge_index    (2, E) int64           kNN edges j -> i (row 0 source = neighbour, row 1 target)
-edge_attr     (E, 3) float32         (delta eta, delta phi, delta R) = pos[j] - pos[i], |.|
+edge_attr     (E, 3) float32         (delta eta, delta phi, delta R) = pos[j] - pos[i], |.|;
+                                     wrapped along periodic axes (``DatasetInfo.periods``)
 y             (1,) int64             class index into ``DatasetInfo.classes``
 targets       (1, T) float32         regression targets, physical units, ``DatasetInfo.targets``
 event_id      (1,) int64             dataset-wide event number (manifest order)

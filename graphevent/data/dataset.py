@@ -16,15 +16,16 @@ from graphevent.data.splits import SPLITS
 from graphevent.errors import DataError
 
 
-def event_to_data(ev: dict) -> Data:
+def event_to_data(ev: dict, periods=None) -> Data:
     """One event's arrays (``x``, ``pos``, ``nbr``, ``y``, ``targets``, ``event_id``, as in a
-    shard) as the ``Data`` of the graph contract (:mod:`graphevent.data`)."""
+    shard) as the ``Data`` of the graph contract (:mod:`graphevent.data`); edge features wrap
+    along the periodic axes of ``periods`` (``DatasetInfo.periods``)."""
     ei = neighbours_to_edge_index(ev["nbr"])
     return Data(
         x=torch.from_numpy(np.ascontiguousarray(ev["x"])),
         pos=torch.from_numpy(np.ascontiguousarray(ev["pos"])),
         edge_index=torch.from_numpy(ei),
-        edge_attr=torch.from_numpy(edge_features_np(ev["pos"], ei)),
+        edge_attr=torch.from_numpy(edge_features_np(ev["pos"], ei, periods)),
         y=torch.tensor([int(ev["y"])], dtype=torch.long),
         targets=torch.from_numpy(np.asarray(ev["targets"], np.float32)).reshape(1, -1),
         event_id=torch.tensor([int(ev["event_id"])], dtype=torch.long),
@@ -92,7 +93,7 @@ class GraphDataset(Dataset):
         else:
             s = bisect.bisect_right(self._cum, idx) - 1
             ev = self._readers[s].event(idx - int(self._cum[s]))
-        return event_to_data(ev)
+        return event_to_data(ev, self.info.periods)
 
     # extras ------------------------------------------------------------------------
     @property

@@ -40,6 +40,10 @@ class DatasetInfo:
             made from the physical one (empty when the manifest does not say).
         feature_signed: per node feature, whether it carries signed values (impact
             parameters, times) rather than energies or momenta (empty when unknown).
+        periods: per position axis (eta, phi), its period where it wraps (phi on a full
+            detector) and 0 where it does not; ``None`` when nothing wraps (jet crops).
+            From the data config's ``geometry:`` section; every model distance and shift
+            wraps with it (:func:`graphevent.utils.geometry.wrap_deltas`).
     """
 
     node_features: list[str]
@@ -53,6 +57,11 @@ class DatasetInfo:
     image_shape: tuple[int, int, int] | None = None
     feature_transforms: list[str] = field(default_factory=list)
     feature_signed: list[bool] = field(default_factory=list)
+    periods: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.periods is not None:  # a tuple of floats, also when rebuilt from JSON lists (TorchScript types it)
+            object.__setattr__(self, "periods", (float(self.periods[0]), float(self.periods[1])))
 
     @property
     def num_node_features(self) -> int:
@@ -74,6 +83,7 @@ class DatasetInfo:
             k=int(manifest.get("k", DEFAULT_K)),
             pixel_size=tuple(image["pixel_size"]) if image else None,
             image_shape=tuple(image["shape"]) if image else None,
+            periods=_periods(manifest),
             **_channel_fields(manifest),
         )
 
@@ -82,6 +92,14 @@ class DatasetInfo:
         if not (Path(root) / "manifest.json").is_file():
             raise DataError(f"{root}: not a graphevent dataset (no manifest.json); run `graphevent preprocess` first")
         return cls.from_manifest(load_manifest(root))
+
+
+def _periods(manifest: dict[str, Any]) -> tuple[float, float] | None:
+    """The manifest's ``periods`` ([eta, phi], 0 where an axis does not wrap; absent: none wraps)."""
+    periods = manifest.get("periods")
+    if not periods:
+        return None
+    return (float(periods[0]), float(periods[1]))
 
 
 def _channel_fields(manifest: dict[str, Any]) -> dict[str, list]:

@@ -11,6 +11,10 @@ Entry points:
 * inside models (torch tensors with a ``batch`` vector): :func:`graphevent.nn.layers.knn.knn_graph`
   (the model layer must not import ``data``), with the same conventions.
 
+Periodic axes (``periods``, one entry per position axis, 0 where it does not wrap;
+see :mod:`graphevent.utils.geometry`): distances wrap around (phi = +3.13 and -3.13 are 0.03
+apart on a full detector). ``periods=None`` (jet crops) gives exactly the lists of before.
+
 Convention everywhere: no self loops; an event with ``n <= k`` nodes connects each node to
 all ``n - 1`` others; neighbour lists are padded with ``-1``; ``edge_index`` rows are
 (source = neighbour j, target = node i), PyG's ``flow="source_to_target"``.
@@ -21,6 +25,8 @@ from __future__ import annotations
 import importlib.util
 
 import numpy as np
+
+from graphevent.utils.geometry import is_periodic, wrap_deltas
 
 BACKENDS = ("scipy", "torch", "torch_cluster")
 
@@ -87,13 +93,15 @@ def _knn_torch_cluster(pos: np.ndarray, k_eff: int) -> np.ndarray:
     return src[order].reshape(n, k_eff)
 
 
-def knn_neighbours(pos: np.ndarray, k: int, backend: str = "scipy") -> np.ndarray:
+def knn_neighbours(pos: np.ndarray, k: int, backend: str = "scipy", periods=None) -> np.ndarray:
     """Neighbour lists of one event.
 
     Args:
         pos: ``(n, 2)`` float positions.
         k: neighbours per node.
         backend: ``scipy``, ``torch`` or ``torch_cluster``.
+        periods: per axis, its period where it wraps (``None``: nothing wraps). ``scipy`` wraps
+            with cKDTree's ``boxsize``, ``torch`` takes all pairs; ``torch_cluster`` cannot wrap.
 
     Returns:
         ``(n, k)`` int32; row i holds the ``min(k, n - 1)`` nearest other nodes of i,
@@ -104,10 +112,17 @@ def knn_neighbours(pos: np.ndarray, k: int, backend: str = "scipy") -> np.ndarra
     if n <= 1:
         return out
     k_eff = min(k, n - 1)
-    if k_eff == n - 1:  # all others: no search needed, order by distance for determinism
-        d = ((pos[:, None, :] - pos[None, :, :]) ** 2).sum(-1)
+    periodic = is_periodic(periods)
+    if periodic and backend == "torch_cluster":
+        from graphevent.errors import ConfigError
+
+        raise ConfigError("graph.knn_backend: 'torch_cluster' cannot wrap a periodic axis (geometry.periodic); use auto, scipy or torch")
+    if k_eff == n - 1 or (periodic and backend == "torch"):  # all pairs, ordered by distance (wrapped)
+        d = (wrap_deltas(pos[:, None, :] - pos[None, :, :], periods) ** 2).sum(-1)
         np.fill_diagonal(d, np.inf)
         idx = np.argsort(d, axis=1, kind="stable")[:, :k_eff]
+    elif periodic and backend == "scipy":
+        idx = _knn_scipy_periodic(pos, k_eff, periods)
     elif backend == "scipy":
         idx = _knn_scipy(pos, k_eff)
     elif backend == "torch":
@@ -122,7 +137,30 @@ def knn_neighbours(pos: np.ndarray, k: int, backend: str = "scipy") -> np.ndarra
     return out
 
 
-def knn_chunk(pos: np.ndarray, counts: np.ndarray, k: int, extra: int = 4) -> np.ndarray:
+def _knn_scipy_periodic(pos: np.ndarray, k_eff: int, periods) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    p, box = _periodic_box(np.asarray(pos, np.float64), periods)
+    _, idx = cKDTree(p, boxsize=box).query(p, k=k_eff + 1)
+    n = len(pos)
+    return _drop_self(np.asarray(idx).reshape(n, k_eff + 1), n, k_eff)
+
+
+def _periodic_box(p: np.ndarray, periods) -> tuple[np.ndarray, np.ndarray]:
+    """Positions moved into ``[0, period)`` along periodic axes, and cKDTree's ``boxsize``
+    (0 = an axis that does not wrap)."""
+    p = p.copy()
+    box = np.zeros(p.shape[1])
+    for axis, period in enumerate(periods or ()):
+        if period and axis < p.shape[1]:
+            q = np.mod(p[:, axis] + period / 2.0, period)
+            q[q >= period] = 0.0  # np.mod of a tiny negative value rounds up to period
+            p[:, axis] = q
+            box[axis] = period
+    return p, box
+
+
+def knn_chunk(pos: np.ndarray, counts: np.ndarray, k: int, extra: int = 4, periods=None) -> np.ndarray:
     """Exact neighbour lists for many events at once with ONE cKDTree, ties broken by index.
 
     Each row holds the ``min(k, n - 1)`` nearest other nodes of the node's event in the
@@ -137,6 +175,9 @@ def knn_chunk(pos: np.ndarray, counts: np.ndarray, k: int, extra: int = 4) -> np
     last returned point is farther) or its whole event was; the other rows (about 3 % on
     the Pythia sample with ``extra=4``) ask again for four times as many points.
 
+    With ``periods`` (per axis, its period, 0 where it does not wrap), the tree wraps those axes
+    (cKDTree's ``boxsize``) and events are moved apart along an extra axis instead.
+
     Shapes:
         pos: (P, 2), counts: (n,) -> (P, k) int32, indices local to each event, -1 pad.
     """
@@ -150,13 +191,18 @@ def knn_chunk(pos: np.ndarray, counts: np.ndarray, k: int, extra: int = 4) -> np
     ev = np.repeat(np.arange(len(counts)), counts)
     start = np.repeat(np.cumsum(counts) - counts, counts)  # first node of each node's event
     p = np.array(pos, dtype=np.float64)
+    box = None
+    if is_periodic(periods):
+        p, box = _periodic_box(p, periods)
+        p = np.concatenate([p, np.zeros((n_pts, 1))], axis=1)  # the axis events are moved apart on
+        box = np.append(box, 0.0)
     extent = float(np.abs(p).max())
     # points of two events are >= gap - 2 * extent apart, more than any distance inside an
     # event (<= 2 * sqrt(2) * extent); an integer gap keeps lattice positions exact
     gap = float(np.ceil(6.0 * extent)) + 1.0
     within = gap - 2.0 * extent
-    p[:, 0] += ev * gap
-    tree = cKDTree(p)
+    p[:, 0 if box is None else -1] += ev * gap
+    tree = cKDTree(p) if box is None else cKDTree(p, boxsize=box)
     rows = np.arange(n_pts)
     kq = k + 1 + extra
     while len(rows):
@@ -213,7 +259,7 @@ def lattice_coords(pos: np.ndarray) -> np.ndarray | None:
 
 
 def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense: int = 1024,
-                      budget: int = 1 << 18) -> np.ndarray:
+                      budget: int = 1 << 18, periods=None) -> np.ndarray:
     """Exact neighbour lists of integer-lattice events by vectorised brute force.
 
     Same result as :func:`knn_chunk` (order (distance, node index), own event only, no
@@ -224,6 +270,9 @@ def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense:
     keys, so they stay in the CPU cache (2x faster than 4M-key groups here). Events larger than
     ``max_dense`` nodes (O(n^2) work), or whose keys would not fit in int32, go to
     :func:`knn_chunk`, which gives the same lists.
+
+    ``periods``: per axis, its integer period in lattice units where it wraps (0 where it
+    does not; ``None``: nothing wraps); a wrapped difference is ``min(|d|, period - |d|)``, still exact.
 
     Shapes:
         coords: (P, 2) int32 (see :func:`lattice_coords`), counts: (n,) -> (P, k) int32.
@@ -240,7 +289,7 @@ def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense:
     big_ev = np.flatnonzero(~dense & (counts > 0))
     if len(big_ev):
         sel = np.concatenate([np.arange(starts[e], starts[e] + counts[e]) for e in big_ev])
-        out[sel] = knn_chunk(coords[sel].astype(np.float64), counts[big_ev], k)
+        out[sel] = knn_chunk(coords[sel].astype(np.float64), counts[big_ev], k, periods=periods)
     order = np.argsort(counts, kind="stable")
     order = order[dense[order] & (counts[order] > 1)]
     dt = np.int16 if max_d2 < 2**15 else np.int32  # half the memory traffic for squared distances
@@ -257,9 +306,9 @@ def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense:
         slot_ok = ar[None, :] < cnt[:, None]  # (B, m)
         node = np.where(slot_ok, starts[evs][:, None] + ar[None, :], 0)
         r, c = xy[node, 0], xy[node, 1]
-        d2 = r[:, :, None] - r[:, None, :]
+        d2 = _lattice_delta(r[:, :, None] - r[:, None, :], periods, 0)
         d2 *= d2
-        dc = c[:, :, None] - c[:, None, :]
+        dc = _lattice_delta(c[:, :, None] - c[:, None, :], periods, 1)
         dc *= dc
         d2 += dc
         key = np.multiply(d2, m, dtype=np.int32)
@@ -277,6 +326,15 @@ def knn_lattice_chunk(coords: np.ndarray, counts: np.ndarray, k: int, max_dense:
     return out
 
 
+def _lattice_delta(d: np.ndarray, periods, axis: int) -> np.ndarray:
+    """Integer coordinate differences, wrapped to ``min(|d|, period - |d|)`` along a periodic axis."""
+    period = periods[axis] if periods is not None and axis < len(periods) else None
+    if not period:
+        return d
+    d = np.abs(d)
+    return np.minimum(d, np.asarray(int(period), d.dtype) - d)
+
+
 def neighbours_to_edge_index(nbr: np.ndarray, offset: int = 0) -> np.ndarray:
     """(n, k) padded neighbour lists -> (2, E) edge_index (row 0 source j, row 1 target i)."""
     n, k = nbr.shape
@@ -286,7 +344,8 @@ def neighbours_to_edge_index(nbr: np.ndarray, offset: int = 0) -> np.ndarray:
     return np.stack([src[keep] + offset, tgt[keep] + offset])
 
 
-def edge_features_np(pos: np.ndarray, edge_index: np.ndarray) -> np.ndarray:
-    """(E, 3) float32: (delta eta, delta phi, delta R) of neighbour minus node."""
-    d = pos[edge_index[0]] - pos[edge_index[1]]
+def edge_features_np(pos: np.ndarray, edge_index: np.ndarray, periods=None) -> np.ndarray:
+    """(E, 3) float32: (delta eta, delta phi, delta R) of neighbour minus node, wrapped along
+    periodic axes (``periods``; :func:`graphevent.utils.geometry.wrap_deltas`)."""
+    d = wrap_deltas(pos[edge_index[0]] - pos[edge_index[1]], periods)
     return np.concatenate([d, np.sqrt((d**2).sum(1, keepdims=True))], axis=1).astype(np.float32)

@@ -38,6 +38,7 @@ from graphevent.data.transforms.feature_transform import PerChannelValueTransfor
 from graphevent.data.transforms.image_to_points import ALT_MODES
 from graphevent.errors import DataError, GraphEventError
 from graphevent.io import open_reader
+from graphevent.utils.geometry import wrap_positions
 from graphevent.utils.outdir import OutputDir
 from graphevent.utils.progress import NullProgress
 
@@ -154,15 +155,7 @@ def build_graphs(reader, path: str, start: int, stop: int, cfg: DataConfig, keep
     thresholds = [c.threshold for c in cfg.channels]
     images = get_reader_type(cfg.reader.format).yields == "images"
     if images:
-        itp = ImageToPoints(
-            thresholds,
-            [c.upsample for c in cfg.channels],
-            cfg.image.pixel_size,
-            mode=cfg.graph.node_mode,
-            collapse=cfg.graph.collapse_upsampled,
-            max_nodes=cfg.graph.max_nodes,
-            signed=[c.signed for c in cfg.channels],
-        )
+        itp = ImageToPoints.from_config(cfg)
         # HDF5: reader.read_slab events at a time, so each slab's images stay in the CPU cache
         # from decompression to the occupied-pixel scan (points are per event: the same
         # result). Parquet and ROOT decode whole row groups / baskets: one read per chunk.
@@ -195,7 +188,14 @@ def build_graphs(reader, path: str, start: int, stop: int, cfg: DataConfig, keep
         x = PerChannelValueTransform(scales, transforms)(pc.values)
     else:
         x = ScaleTransform(scales, transforms)(pc.values)
-    nbr = KNNGraph(cfg.graph.k, cfg.graph.knn_backend)(pc.pos, pc.counts, pc.lattice_pos)
+    periods, lattice_periods = cfg.periods, None
+    if periods is not None and images:  # lattice_pos: eta-pixel units, phi scaled by the pixel aspect
+        aspect = cfg.image.pixel_size[1] / cfg.image.pixel_size[0]
+        spans = (float(cfg.image.height), cfg.image.width if aspect == 1.0 else cfg.image.width * aspect)
+        lattice_periods = tuple(spans[i] if p else 0.0 for i, p in enumerate(periods))
+    elif periods is not None:  # points: positions into each periodic axis's range
+        pc.pos = wrap_positions(pc.pos, periods)
+    nbr = KNNGraph(cfg.graph.k, cfg.graph.knn_backend, periods, lattice_periods)(pc.pos, pc.counts, pc.lattice_pos)
     return ChunkGraphs(x=x, pos=pc.pos, nbr=nbr, counts=pc.counts, labels=labels[keep], targets=targets[keep],
                        index=index[keep], keep=keep, empty=empty, alt_counts=pc.alt_counts, repaired=repaired)
 
@@ -444,6 +444,8 @@ def _finalise(out: Path, cfg: DataConfig, inputs: list[dict], tasks: list[ChunkT
         "shards": shards,
         "config": to_dict(cfg),
     }
+    if cfg.periods is not None:  # only then: a jet-crop dataset's manifest stays as it was
+        manifest["periods"] = list(cfg.periods)
     return manifest
 
 

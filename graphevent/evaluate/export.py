@@ -1,10 +1,16 @@
-"""``graphevent export``: a trained run as an ONNX or TorchScript file of its padded form.
+"""``graphevent export``: a trained run as an ONNX or TorchScript file for experiment software.
 
-The exported module is :func:`graphevent.nn.export.padded_module` of the run's model:
-inputs ``features (B, N, F)``, ``positions (B, N, 2)``, ``mask (B, N)``, both ``B`` and
-``N`` dynamic; outputs ``score_<task>`` / ``pred_<task>``. Each format is one function
-in :data:`EXPORTERS`. After writing, the file is loaded back and compared with the eager
-module on events of different sizes; the largest difference is returned.
+Two input forms (``--input``). ``image`` (the default for runs trained on images): the raw
+image batch as the reader reads it from the file, ``images (B, H, W, C)`` float32 (``(B, C,
+H, W)`` for ``layout: channels_first``), with the run's preprocessing inside the graph
+(:func:`graphevent.nn.export.image_module`), so ONNX Runtime alone turns images into
+scores. ``nodes`` (the default for point inputs): :func:`graphevent.nn.export.padded_module`
+of the run's model, inputs ``features (B, N, F)``, ``positions (B, N, 2)``, ``mask (B, N)``.
+``B`` (and ``N``) are dynamic; outputs ``score_<task>`` / ``pred_<task>``. The file carries
+its metadata (input layout, classes, what each output means, graphevent version, dataset id,
+preprocessing; :func:`onnx_properties`). Each format is one function in :data:`EXPORTERS`.
+After writing, the file is loaded back and compared with the eager module on batches of
+different sizes (ties at the node cap included); the largest difference is returned.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import json
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +32,11 @@ from graphevent.errors import ConfigError, RunError
 if TYPE_CHECKING:
     import torch
 
+#: the node-level inputs (``--input nodes``)
 INPUT_NAMES = ["features", "positions", "mask"]
+#: each input's dynamic leading axes, by name (the image's H, W, C are the dataset's)
+DYNAMIC_AXES = {"features": ("batch", "nodes"), "positions": ("batch", "nodes"), "mask": ("batch", "nodes"),
+                "images": ("batch",)}
 
 
 @dataclass
@@ -39,6 +49,8 @@ class ExportResult:
     inputs: dict[str, str]
     outputs: list[str]
     max_abs_diff: float
+    input: str = "nodes"
+    output_meaning: dict[str, str] = field(default_factory=dict)
 
 
 def example_inputs(num_features: int, sizes: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -59,7 +71,8 @@ def _check_sizes(k: int) -> list[list[int]]:
     return [[2 * k + 5, k + 1, 3], [1], [k], [4 * k, 2 * k, k - 1 if k > 1 else 1, 2 * k + 1]]
 
 
-def _export_torchscript(module: torch.nn.Module, example: tuple, path: Path, meta: dict[str, Any]) -> Callable:
+def _export_torchscript(module: torch.nn.Module, example: tuple, path: Path, meta: dict[str, Any],
+                        input_names: list[str] = INPUT_NAMES) -> Callable:
     import torch
 
     with warnings.catch_warnings():
@@ -71,33 +84,42 @@ def _export_torchscript(module: torch.nn.Module, example: tuple, path: Path, met
 
     def run(path: Path):
         loaded = torch.jit.load(str(path))
-        return lambda f, p, m: [t.detach().numpy() for t in loaded(f, p, m)]
+        return lambda *inputs: [t.detach().numpy() for t in loaded(*inputs)]
 
     return run
 
 
-class _TorchvisionNotice(logging.Filter):
-    """Drops torch's "torchvision is not installed. Skipping torchvision::nms" warnings: the
-    ONNX exporter logs one per torchvision operator it cannot register, and graphevent's
-    models use none of them."""
+class _ExporterNotices(logging.Filter):
+    """Drops the ONNX exporter's notices that say nothing to a graphevent user: torch's
+    "torchvision is not installed. Skipping torchvision::nms" (one per torchvision operator
+    it cannot register; graphevent's models use none) and onnx_ir's "Attribute type is
+    ambiguous because it is an empty sequence" (an empty attribute it writes as INTS, right)."""
+
+    NOTICES = ("torchvision is not installed", "Attribute type is ambiguous because it is an empty sequence")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("torchvision is not installed")
+        return not record.getMessage().startswith(self.NOTICES)
+
+
+#: the loggers :class:`_ExporterNotices` filters
+_NOTICE_LOGGERS = ("torch.onnx._internal.exporter._registration", "onnx_ir._convenience")
 
 
 @contextlib.contextmanager
-def _without_torchvision_notice():
-    """While exporting to ONNX: torch's ONNX registry logs no torchvision notices."""
-    log = logging.getLogger("torch.onnx._internal.exporter._registration")
-    notice = _TorchvisionNotice()
-    log.addFilter(notice)
+def _without_exporter_notices():
+    """While exporting to ONNX: no torchvision or empty-attribute notices in the output."""
+    notice = _ExporterNotices()
+    for name in _NOTICE_LOGGERS:
+        logging.getLogger(name).addFilter(notice)
     try:
         yield
     finally:
-        log.removeFilter(notice)
+        for name in _NOTICE_LOGGERS:
+            logging.getLogger(name).removeFilter(notice)
 
 
-def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict[str, Any]) -> Callable:
+def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict[str, Any],
+                 input_names: list[str] = INPUT_NAMES) -> Callable:
     try:
         import onnx
         import onnxruntime  # noqa: F401  (the check below)
@@ -111,82 +133,253 @@ def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict
     from graphevent.nn.export import set_onnx
 
     batch, nodes = Dim("batch"), Dim("nodes")
+    dims = {"batch": batch, "nodes": nodes}
+    dynamic = {n: {axis: dims[d] for axis, d in enumerate(DYNAMIC_AXES[n])} for n in input_names}
     set_onnx(module, True)  # ONNX has no stable sort: top-k, whose ties go to the lower index
     try:
-        with warnings.catch_warnings(), _without_torchvision_notice():
+        with warnings.catch_warnings(), _without_exporter_notices():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                module, example, dynamo=True, input_names=INPUT_NAMES, output_names=list(module.output_names),
-                dynamic_shapes={n: {0: batch, 1: nodes} for n in INPUT_NAMES}, verbose=False,
+                module, example, dynamo=True, input_names=list(input_names), output_names=list(module.output_names),
+                dynamic_shapes=dynamic, verbose=False,
             )
     finally:
         set_onnx(module, False)
     proto = program.model_proto
-    onnx.helper.set_model_props(proto, {"graphevent": json.dumps(meta)})
+    onnx.helper.set_model_props(proto, onnx_properties(meta))
     onnx.save(proto, str(path))
 
     def run(path: Path):
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda f, p, m: session.run(None, {"features": f.numpy(), "positions": p.numpy(), "mask": m.numpy()})
+        return lambda *inputs: session.run(None, {n: t.numpy() for n, t in zip(input_names, inputs)})
 
     return run
 
 
-#: format name -> exporter(module, example inputs, path, metadata) -> loader of the written file
+#: format name -> exporter(module, example inputs, path, metadata, input names) -> loader of the written file
 EXPORTERS: dict[str, Callable] = {"torchscript": _export_torchscript, "onnx": _export_onnx}
 
 
-def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str = "best", overwrite: bool = False) -> ExportResult:
-    """Export a trained run's padded-input model to ``out``, atomically, and check it.
+def example_images(shape: tuple[int, int, int], thresholds: list[float], signed: list[bool], occupied: list[int],
+                   seed: int = 0, channels_last: bool = True) -> torch.Tensor:
+    """Sparse random images, one per entry of ``occupied`` (its number of pixel values above
+    threshold, 0: an empty event), values on a few levels so that equal values meet at a
+    node cap; NaN in a few empty pixels (read as 0).
+
+    Shapes:
+        -> (len(occupied), H, W, C) float32 (``channels_last``) or (len(occupied), C, H, W)
+    """
+    import torch
+
+    h, w, c = shape
+    rng = np.random.default_rng(seed)
+    x = np.zeros((len(occupied), h * w * c), np.float32)
+    thr = np.maximum(np.asarray(thresholds, np.float32), 0.0)
+    for i, n in enumerate(occupied):
+        flat = rng.choice(h * w * c, min(n, h * w * c), replace=False)
+        levels = rng.choice(np.float32([0.5, 1.0, 2.0, 7.5]), len(flat))
+        sign = np.where(np.asarray(signed)[flat % c] & (rng.random(len(flat)) < 0.5), -1.0, 1.0)
+        x[i, flat] = sign * (thr[flat % c] + levels)
+        empty = np.flatnonzero(x[i] == 0)
+        if len(empty):
+            x[i, empty[rng.integers(len(empty))]] = np.nan
+    x = x.reshape(len(occupied), h, w, c)
+    return torch.from_numpy(x if channels_last else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+@dataclass
+class ExportForm:
+    """What one input form exports: the module, its inputs (names, descriptions, layout) and
+    batches to trace it with and to check the written file on."""
+
+    name: str
+    module: Any
+    input_names: list[str]
+    inputs: dict[str, str]
+    layout: dict[str, Any]
+    example: tuple
+    checks: list[tuple]
+
+
+def _node_form(module: Any, info: Any) -> ExportForm:
+    """``--input nodes``: padded node arrays (see :mod:`graphevent.nn.export`)."""
+    f = info.num_node_features
+    inputs = {"features": f"(B, N, {f}) float32: {', '.join(info.node_features)}",
+              "positions": "(B, N, 2) float32: eta, phi relative to the event centre", "mask": "(B, N) bool"}
+    layout = {"features": {"shape": ["B", "N", f], "dtype": "float32", "columns": list(info.node_features)},
+              "positions": {"shape": ["B", "N", 2], "dtype": "float32", "columns": ["eta", "phi"]},
+              "mask": {"shape": ["B", "N"], "dtype": "bool"}}
+    k = max(int(module.k), 8)  # the largest k of the model's kNN graphs (0: none): sizes around it
+    checks = [example_inputs(f, sizes, seed=i + 1) for i, sizes in enumerate(_check_sizes(k))]
+    return ExportForm("nodes", module, list(INPUT_NAMES), inputs, layout, example_inputs(f, [2 * k + 3, k + 2]), checks)
+
+
+def _image_form(model: Any, data_cfg: Any) -> ExportForm:
+    """``--input image``: the raw images, the run's preprocessing inside the graph."""
+    from graphevent.nn.export import image_module
+
+    module = image_module(model, data_cfg)
+    h, w, c = data_cfg.image.height, data_cfg.image.width, len(data_cfg.channels)
+    last = getattr(data_cfg.reader, "layout", "channels_last") == "channels_last"
+    names = [ch.name for ch in data_cfg.channels]
+    key = getattr(data_cfg.reader, "image_key", None)
+    shape = ["B", h, w, c] if last else ["B", c, h, w]
+    axes = "(B, H, W, C)" if last else "(B, C, H, W)"
+    source = f" (the file's {key!r})" if key else ""
+    inputs = {"images": f"{axes} = ({', '.join(map(str, shape))}) float32{source}: channels {', '.join(names)}; "
+                        "rows eta, columns phi"}
+    layout = {"images": {"shape": shape, "dtype": "float32", "layout": "channels_last" if last else "channels_first",
+                         "channels": names, "rows": "eta", "columns": "phi", "pixel_size": list(data_cfg.image.pixel_size),
+                         "file_key": key}}
+    thr, signed = [ch.threshold for ch in data_cfg.channels], [ch.signed for ch in data_cfg.channels]
+    k = max(int(module.k), 8)
+    cap = data_cfg.graph.max_nodes or 4 * k
+    sizes = [[0, 2 * k + 3, k + 2], [cap + 9, 1, 0], [k], [3 * k, cap, 2, k + 1]]
+    checks = [(example_images((h, w, c), thr, signed, s, seed=i + 1, channels_last=last),) for i, s in enumerate(sizes)]
+    example = (example_images((h, w, c), thr, signed, [2 * k + 3, k + 2], channels_last=last),)
+    return ExportForm("image", module, ["images"], inputs, layout, example, checks)
+
+
+def describe_outputs(model: Any, info: Any, names: list[str]) -> dict[str, str]:
+    """What each output holds, by output name: ``score_<task>`` class probabilities,
+    ``pred_<task>`` a target in its unit (``[GeV]``, :func:`~graphevent.config.tasks.target_unit`)."""
+    from graphevent.config.tasks import target_unit
+
+    out = {}
+    for name, task in zip(names, model.taskset.tasks):
+        if task.task_type.label_target:
+            out[name] = f"(B, {len(info.classes)}) softmax probabilities of classes {', '.join(info.classes)} (task {task.name})"
+        else:
+            unit = target_unit(task.target)
+            out[name] = f"(B,) predicted {task.target}" + (f" [{unit}]" if unit else "") + f" (task {task.name})"
+    return out
+
+
+def onnx_properties(meta: dict[str, Any]) -> dict[str, str]:
+    """ONNX ``metadata_props``: ``graphevent`` (all of ``meta`` as JSON, with the signature)
+    and, each readable alone, ``graphevent_version``, ``dataset_id``, ``input``,
+    ``input_layout``, ``classes``, ``outputs`` and ``preprocessing``."""
+    props = {"graphevent": json.dumps(meta)}
+    for key in ("graphevent_version", "dataset_id", "input"):
+        if meta.get(key) is not None:
+            props[key] = str(meta[key])
+    for key, value in (("input_layout", meta.get("layout")), ("classes", meta.get("classes")),
+                       ("outputs", meta.get("output_meaning")), ("preprocessing", meta.get("preprocessing"))):
+        if value is not None:
+            props[key] = json.dumps(value)
+    return props
+
+
+#: ``--input`` values
+INPUT_FORMS = ("image", "nodes")
+
+
+def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str = "best", overwrite: bool = False,
+               input: str | None = None) -> ExportResult:
+    """Export a trained run to ``out``, atomically, and check it against the eager module.
+
+    Args:
+        input: ``image`` (the raw images a reader yields, the run's preprocessing inside the
+            graph; the default for runs trained on an image dataset) or ``nodes`` (padded
+            node arrays; the default for point inputs).
 
     Raises:
-        ConfigError: unknown format, a model without padded form, missing ONNX packages.
+        ConfigError: unknown format or input form, a model without padded form, missing
+            ONNX packages, ``--input image`` for a run on point inputs.
         OutputError: ``out`` is not a file graphevent may write (an input, inside the run,
             exists without ``overwrite`` or is not an export, in use; see
             :class:`~graphevent.utils.outfile.OutputFile`).
-        RunError: the run cannot be loaded, or the exported file disagrees with the eager model.
+        RunError: the run cannot be loaded, its data config is not recorded (``--input
+            image``), or the exported file disagrees with the eager model.
     """
     from graphevent.utils.outdir import ReadLock
     from graphevent.utils.outfile import SIGNATURE_KEY, OutputFile
 
     if fmt not in EXPORTERS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(EXPORTERS)}")
+    if input is not None and input not in INPUT_FORMS:
+        raise ConfigError(f"--input {input!r}: expected one of {', '.join(INPUT_FORMS)}")
     if not Path(run_dir).exists():
         raise RunError(f"{run_dir}: run directory not found")
     output = OutputFile(out, "export", inputs=[run_dir], overwrite=overwrite)
     output.check()  # before the seconds of loading torch and the model
     with ReadLock(run_dir, "run"):
-        return _export(Path(run_dir), fmt, output, checkpoint, {SIGNATURE_KEY: "export"})
+        return _export(Path(run_dir), fmt, output, checkpoint, {SIGNATURE_KEY: "export"}, input)
 
 
-def _export(run_dir: Path, fmt: str, output: Any, checkpoint: str, signature: dict[str, str]) -> ExportResult:
+def _image_config(run_dir: Path, input: str | None) -> Any:
+    """The run's data config when it reads images and ``input`` is ``image`` or left out;
+    ``None`` for the node form.
+
+    Raises:
+        ConfigError: ``--input image`` for a run on point inputs.
+        RunError: ``--input image`` and no data config recorded.
+    """
+    from graphevent.config.readers import get_reader_type
+    from graphevent.evaluate.predict import run_data_config
+
+    if input == "nodes":
+        return None
+    try:
+        cfg = run_data_config(run_dir)
+    except RunError:
+        if input == "image":
+            raise
+        return None
+    if get_reader_type(cfg.reader.format).yields != "images":
+        if input == "image":
+            raise ConfigError(f"--input image: run {run_dir.name} was trained on point inputs (reader format "
+                              f"{cfg.reader.format!r}); use --input nodes")
+        return None
+    return cfg
+
+
+def _export(run_dir: Path, fmt: str, output: Any, checkpoint: str, signature: dict[str, str],
+            input: str | None = None) -> ExportResult:
     """:func:`export_run` once the options are checked and the run is locked for reading."""
     import torch
 
-    from graphevent.nn.export import padded_module
+    from graphevent import __version__
+    from graphevent.config.base import to_dict
     from graphevent.nn.checkpoint import load_run
+    from graphevent.nn.export import padded_module
+
     model, cfg, info = load_run(run_dir, checkpoint)
-    module = padded_module(model)
-    meta = {**signature, "run": str(run_dir.resolve()), "checkpoint": checkpoint, "model": model.name,
-            "inputs": {"features": f"(B, N, {info.num_node_features}) float32: {', '.join(info.node_features)}",
-                       "positions": "(B, N, 2) float32: eta, phi relative to the event centre", "mask": "(B, N) bool"},
-            "outputs": list(module.output_names), "classes": list(info.classes), "targets": list(info.targets),
-            "k": int(module.k)}
-    k = max(int(module.k), 8)  # the largest k of the model's kNN graphs (0: none): sizes around it
-    example = example_inputs(info.num_node_features, [2 * k + 3, k + 2])
+    data_cfg = _image_config(run_dir, input)
+    form = _image_form(model, data_cfg) if data_cfg is not None else _node_form(padded_module(model), info)
+    module = form.module
+    names = list(module.output_names)
+    record = run_dir / "dataset.json"
+    identity = json.loads(record.read_text()).get("identity", {}) if record.is_file() else {}
+    meta = {**signature, "graphevent_version": __version__, "run": str(run_dir.resolve()), "checkpoint": checkpoint,
+            "model": model.name, "dataset_id": identity.get("dataset_id"), "input": form.name, "inputs": form.inputs,
+            "layout": form.layout, "outputs": names, "output_meaning": describe_outputs(model, info, names),
+            "classes": list(info.classes), "targets": list(info.targets), "k": int(module.k)}
+    if data_cfg is not None:
+        d = to_dict(data_cfg)
+        meta["preprocessing"] = {"channels": d["channels"], "image": d["image"], "graph": d["graph"],
+                                 "layout": form.layout["images"]["layout"], "non_finite_pixels": "read as 0",
+                                 "empty_events": d["empty_events"] + (": NaN outputs" if d["empty_events"] == "skip" else "")}
     with output as tmp:
-        loader = EXPORTERS[fmt](module, example, tmp, meta)
+        loader = EXPORTERS[fmt](module, form.example, tmp, meta, form.input_names)
         run = loader(tmp)
         diff = 0.0
         with torch.inference_mode():
-            for i, sizes in enumerate(_check_sizes(k)):
-                f, p, m = example_inputs(info.num_node_features, sizes, seed=i + 1)
-                for a, b in zip(run(f, p, m), module(f, p, m)):
-                    diff = max(diff, float(np.abs(np.asarray(a) - b.numpy()).max()))
+            for inputs in form.checks:
+                for a, b in zip(run(*inputs), module(*inputs)):
+                    diff = max(diff, _max_diff(np.asarray(a), b.numpy()))
         if not diff <= 1e-4:
             raise RunError(f"--format {fmt}: the exported model differs from the eager one by {diff:.3g} (expected <= 1e-4); "
                            "please report this with the run's config")
-    return ExportResult(path=output.path, format=fmt, model=model.name, inputs=meta["inputs"], outputs=list(module.output_names),
-                        max_abs_diff=diff)
+    return ExportResult(path=output.path, format=fmt, model=model.name, inputs=form.inputs, outputs=names,
+                        max_abs_diff=diff, input=form.name, output_meaning=meta["output_meaning"])
+
+
+def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest ``|a - b|``; NaN (an event without nodes) must be NaN in both (else ``inf``)."""
+    nan = np.isnan(a)
+    if a.shape != b.shape or not np.array_equal(nan, np.isnan(b)):
+        return float("inf")
+    return float(np.abs(a[~nan] - b[~nan]).max(initial=0.0))

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import torch
 
 #: data config sections that decide what the model sees; a ``--config`` must agree on them
-PREPROCESSING_SECTIONS = ("channels", "image", "graph", "classes")
+PREPROCESSING_SECTIONS = ("channels", "image", "graph", "geometry", "classes")
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,8 @@ def _run_data_config(run_dir: Path, config: str | Path | None, info: Any) -> Dat
     if run_cfg is not None:
         a, b = to_dict(run_cfg), to_dict(given)
         for section in PREPROCESSING_SECTIONS:
-            if a[section] != b[section]:
-                key = _first_difference(a[section], b[section], section)
+            if a.get(section) != b.get(section):  # geometry: absent when nothing wraps
+                key = _first_difference(a.get(section), b.get(section), section)
                 raise ConfigError(
                     f"--config {config}: {key} differs from the preprocessing run {run_dir.name} was trained with "
                     f"({where}); only reader settings and chunk_size may differ"
@@ -224,14 +224,15 @@ def predict(model: Any, data: Any, batch_size: int = DEFAULT_BATCH_SIZE, device:
 
 
 # ----------------------------------------------------------------------------- files
-def _chunk_events(g: Any, start_id: int) -> list[Any]:
-    """The kept events of a :class:`~graphevent.data.preprocess.ChunkGraphs` as ``Data``."""
+def _chunk_events(g: Any, start_id: int, periods: Any = None) -> list[Any]:
+    """The kept events of a :class:`~graphevent.data.preprocess.ChunkGraphs` as ``Data``
+    (edge features wrapped along the periodic axes of ``periods``)."""
     from graphevent.data.dataset import event_to_data
 
     off = g.offsets
     return [
         event_to_data({"x": g.x[off[e]:off[e + 1]], "pos": g.pos[off[e]:off[e + 1]], "nbr": g.nbr[off[e]:off[e + 1]],
-                       "y": g.labels[e], "targets": g.targets[e], "event_id": start_id + e})
+                       "y": g.labels[e], "targets": g.targets[e], "event_id": start_id + e}, periods)
         for e in range(len(g.counts))
     ]
 
@@ -361,7 +362,7 @@ def _chunk_columns(model, g, src: int, name: str, start: int, stop: int, batch_s
     }
     for j, t in enumerate(cfg.reader.target_keys):
         cols[f"true_{t}"] = targets[:, j]
-    outputs = predict(model, _chunk_events(g, 0), batch_size, device) if len(kept) else {}
+    outputs = predict(model, _chunk_events(g, 0, cfg.periods), batch_size, device) if len(kept) else {}
     if not outputs:  # no event with nodes in this chunk: the output columns' names from a dry run are unknown
         outputs = _empty_outputs(model, info, len(kept))
     for k, v in outputs.items():

@@ -23,6 +23,10 @@ padded form with :func:`register_padded`; ask :func:`exportable_models` which ca
 without one says why in its own class, ``not_exportable``). ``multitask`` exports when each of its
 encoders has a padded form (:func:`register_padded_encoder`; an encoder without one says why in its
 own class, ``not_exportable``).
+
+:func:`image_module` puts the run's preprocessing in front
+(:class:`~graphevent.nn.layers.image_nodes.ImageNodes`): input the raw image batch
+``(B, H, W, C)`` as the reader reads it, the same outputs.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from graphevent.errors import ConfigError
 from graphevent.nn.layers.dense_knn import DenseEdgeConv, dense_knn, gather_nodes
 from graphevent.nn.layers.dense_transformer import DenseGraphTransformerLayer, dense_edge_geometry
 from graphevent.nn.layers.pair_bias import pair_features
+from graphevent.nn.layers.periodic import dense_event_frame
 from graphevent.nn.layers.pixels import dense_images
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
@@ -151,6 +156,7 @@ class PaddedParticleNet(nn.Module):
         self.k = int(model.config.k)
         self.onnx = False  # set while exporting to ONNX (see dense_knn)
         self.pixel_size = lattice(model.info)
+        self.periods = model.info.periods  # (eta, phi) periods, 0 where an axis does not wrap; None: none wraps
         self.pos_scale = float(model.config.pos_scale)
         self.norm = model.norm
         self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in model.blocks])
@@ -159,8 +165,8 @@ class PaddedParticleNet(nn.Module):
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
         features = features.masked_fill(~mask[..., None], 0.0)  # any values at padding (NaN too) are ignored
         positions = positions.masked_fill(~mask[..., None], 0.0)
-        h = torch.cat([self.norm(features), positions / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
+        h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
         first = True
         for block in self.blocks:
             if not first:
@@ -193,7 +199,8 @@ class PaddedResNet15(nn.Module):
         self.pixel_size = (float(model.pixel_size[0]), float(model.pixel_size[1]))
         self.image_size = (int(model.image_size[0]), int(model.image_size[1]))
         self.register_buffer("inv_std", model.inv_std, persistent=False)
-        self.conv0, self.blocks = model.conv0, model.blocks
+        self.wrap_cols = bool(model.wrap_cols)
+        self.pad0, self.conv0, self.blocks = model.pad0, model.conv0, model.blocks
         self.outputs, self.output_names = task_outputs(model)
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
@@ -201,8 +208,8 @@ class PaddedResNet15(nn.Module):
         x = (features * self.inv_std).masked_fill(~mask[..., None], 0.0).reshape(b * n, f)
         pos = positions.masked_fill(~mask[..., None], 0.0).reshape(b * n, 2)
         event = torch.arange(b, device=features.device)[:, None].expand(b, n).reshape(b * n)
-        image = dense_images(x, pos, event, b, self.pixel_size, self.image_size)
-        h = self.blocks(F.max_pool2d(F.relu(self.conv0(image)), 2))
+        image = dense_images(x, pos, event, b, self.pixel_size, self.image_size, self.wrap_cols)
+        h = self.blocks(F.max_pool2d(F.relu(self.conv0(self.pad0(image))), 2))
         pooled = h.amax(dim=(2, 3))
         return [out(pooled) for out in self.outputs]
 
@@ -233,14 +240,16 @@ class DensePairBiases(nn.Module):
         super().__init__()
         self.deposit_pt, self.local_mlp = enc.deposit_pt, enc.pair_local.mlp
         self.global_mlp: Optional[nn.Module] = enc.pair_global.mlp if enc.pair_global is not None else None
+        self.periods = enc.periods
 
     def forward(self, features: Tensor, positions: Tensor, idx: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         pt = self.deposit_pt(features)  # (B, N)
         pt_j = gather_nodes(pt[..., None], idx)[..., 0]  # (B, N, k)
-        local = self.local_mlp(pair_features(positions[:, :, None], pt[:, :, None], gather_nodes(positions, idx), pt_j))
+        local = self.local_mlp(pair_features(positions[:, :, None], pt[:, :, None], gather_nodes(positions, idx), pt_j,
+                                             periods=self.periods))
         event: Optional[Tensor] = None
         if self.global_mlp is not None:
-            feats = pair_features(positions[:, :, None], pt[:, :, None], positions[:, None], pt[:, None])
+            feats = pair_features(positions[:, :, None], pt[:, :, None], positions[:, None], pt[:, None], periods=self.periods)
             event = self.global_mlp(feats).permute(0, 3, 1, 2)
         return local, event
 
@@ -265,6 +274,7 @@ class PaddedMaskedGT(nn.Module):
         self.k = int(backbone.config.k)
         self.onnx = False
         self.pixel_size = lattice(backbone.info)
+        self.periods = backbone.info.periods
         self.pos_scale = float(enc.pos_scale)
         self.norm, self.pos_enc, self.embed, self.edge_embed = enc.norm, enc.pos_enc, enc.embed, enc.edge_embed
         self.layers = nn.ModuleList([DenseGraphTransformerLayer(layer) for layer in enc.layers])
@@ -272,9 +282,10 @@ class PaddedMaskedGT(nn.Module):
         self.pairs: Optional[DensePairBiases] = DensePairBiases(enc) if enc.deposit_pt is not None else None
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
-        h = self.embed(torch.cat([self.norm(features), self.pos_enc(positions / self.pos_scale)], dim=-1))
-        e = self.edge_embed(dense_edge_geometry(positions, idx) / self.pos_scale)  # (B, N, k, edge_dim)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
+        frame = dense_event_frame(positions, mask, self.periods)
+        h = self.embed(torch.cat([self.norm(features), self.pos_enc(frame / self.pos_scale)], dim=-1))
+        e = self.edge_embed(dense_edge_geometry(positions, idx, self.periods) / self.pos_scale)  # (B, N, k, edge_dim)
         local: Optional[Tensor] = None
         event: Optional[Tensor] = None
         if self.pairs is not None:
@@ -302,14 +313,15 @@ class PaddedEdgeConvEncoder(nn.Module):
         self.k = int(backbone.config.k)
         self.onnx = False
         self.pixel_size = lattice(backbone.info)
+        self.periods = backbone.info.periods
         self.pos_scale = float(enc.pos_scale)
         self.norm = enc.norm
         self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in enc.blocks])
         self.token, self.latent = enc.token, enc.latent
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        h = torch.cat([self.norm(features), positions / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size)
+        h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
         outs: list[Tensor] = []
         first = True
         for block in self.blocks:
@@ -414,6 +426,55 @@ class PaddedMultiTask(nn.Module):
             outs.append(out(flat if self.concat else per_task[:, i]))
             i += 1
         return outs
+
+
+class ImageInputModel(nn.Module):
+    """A padded model (:func:`padded_module`) that starts from the raw images a reader yields:
+    :class:`~graphevent.nn.layers.image_nodes.ImageNodes` (the run's preprocessing) makes its
+    nodes. Events without a node get NaN outputs where preprocessing skips them
+    (``empty_events: skip``, as ``graphevent predict`` writes them).
+
+    Shapes:
+        images: (B, H, W, C) float32 (or (B, C, H, W), as the data config's layout)
+        -> [(B, C) | (B,)] per task
+    """
+
+    def __init__(self, nodes: nn.Module, padded: nn.Module, skip_empty: bool) -> None:
+        super().__init__()
+        self.nodes, self.model = nodes, padded
+        self.skip_empty = skip_empty
+        self.k = int(padded.k)
+        self.onnx = False
+        self.output_names = list(padded.output_names)
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        features, positions, mask, counts = self.nodes(images)
+        outs = self.model(features, positions, mask)
+        if not self.skip_empty:
+            return outs
+        empty = counts == 0
+        result: list[Tensor] = []
+        for o in outs:
+            where = empty.view([-1] + [1] * (o.dim() - 1))
+            result.append(torch.where(where, torch.full_like(o, float("nan")), o))
+        return result
+
+
+def image_module(model: nn.Module, data_cfg) -> nn.Module:
+    """The raw-image form of a trained model, in eval mode: the run's data config
+    (:class:`~graphevent.config.data.DataConfig`, an image reader's) makes the nodes.
+
+    Raises:
+        ConfigError: the model has no padded form.
+    """
+    from graphevent.data.transforms.image_to_points import ImageToPoints
+    from graphevent.nn.layers.image_nodes import ImageNodes
+
+    padded = padded_module(model)
+    nodes = ImageNodes(ImageToPoints.from_config(data_cfg), (data_cfg.image.height, data_cfg.image.width),
+                       [c.scale for c in data_cfg.channels], [c.transform for c in data_cfg.channels],
+                       channels_last=getattr(data_cfg.reader, "layout", "channels_last") == "channels_last")
+    return ImageInputModel(nodes, padded, data_cfg.empty_events == "skip").eval()
 
 
 def pad_events(events: list, max_nodes: int | None = None) -> tuple[Tensor, Tensor, Tensor]:

@@ -213,7 +213,7 @@ def test_multitask_with_an_encoder_without_padded_form_says_which(tiny_dataset):
 
 def test_torchscript_export(pn_run, tiny_dataset, tmp_path, capsys, one_torch_thread):
     out = tmp_path / "pn.pt"
-    code = main(["export", str(pn_run), "--format", "torchscript", "--out", str(out)])
+    code = main(["export", str(pn_run), "--format", "torchscript", "--out", str(out), "--input", "nodes"])
     text = capsys.readouterr().out
     assert code == 0, text
     assert "input  features: (B, N, 3) float32: tracks, ecal, hcal" in text and "output score_label, pred_m0" in text
@@ -250,7 +250,7 @@ def test_onnx_export_dynamic_batch_and_nodes(pn_run, tmp_path, one_torch_thread,
 
     out = tmp_path / "pn.onnx"
     with caplog.at_level(logging.WARNING):
-        result = export_run(pn_run, "onnx", out)
+        result = export_run(pn_run, "onnx", out, input="nodes")
     assert result.max_abs_diff <= 1e-5
     assert not [r.getMessage() for r in caplog.records if "torchvision" in r.getMessage()]  # torch's notices silenced
     proto = onnx.load(str(out))
@@ -273,7 +273,7 @@ def test_multitask_trained_with_amp_exports_with_the_cli(mt_amp_run, tiny_datase
     model, cfg, _ = load_run(mt_amp_run)
     assert cfg.train.amp == "bf16" and all(p.dtype == torch.float32 for p in model.parameters())
     out = tmp_path / "mt.pt"
-    code = main(["export", str(mt_amp_run), "--format", "torchscript", "--out", str(out)])
+    code = main(["export", str(mt_amp_run), "--format", "torchscript", "--out", str(out), "--input", "nodes"])
     text = capsys.readouterr().out
     assert code == 0, text
     assert "output score_label, pred_m0, pred_pt" in text and "multitask exported (torchscript)" in text
@@ -294,7 +294,7 @@ def test_multitask_onnx_runtime_equals_the_graph_model(mt_amp_run, tiny_dataset,
     from graphevent.nn.checkpoint import load_run
 
     out = tmp_path / "mt.onnx"
-    assert export_run(mt_amp_run, "onnx", out).max_abs_diff <= 1e-4
+    assert export_run(mt_amp_run, "onnx", out, input="nodes").max_abs_diff <= 1e-4
     model = load_run(mt_amp_run)[0]
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for sizes in ([1, 60, 3, 7], [2], [9, 4]):  # different batch sizes and padded lengths, one file

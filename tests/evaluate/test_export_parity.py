@@ -87,7 +87,7 @@ def test_the_events_hold_ties_that_float32_positions_break(tiny_dataset):
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_exported_model_equals_predict_on_raw_events(name, fmt, predicted, tiny_dataset, tmp_path, one_torch_thread):
     run_dir, cols = predicted[name]
-    result = export_run(run_dir, fmt, tmp_path / f"{name}.{fmt}")
+    result = export_run(run_dir, fmt, tmp_path / f"{name}.{fmt}", input="nodes")
     events, ids = _dataset_events(tiny_dataset)
     f, p, m = pad_events(events)
     f[~m], p[~m] = float("nan"), 7.0  # values at padding are ignored

@@ -29,6 +29,10 @@ def test_knn_in_blocks_equals_one_block_with_ties():
     for block in (1, 4 * 120 * 7, 4 * 120 * 50):  # one query row at a time, 7 rows, 50 rows
         assert torch.equal(knn_graph(pos, batch, 8, 4, PIXEL, block_elements=block), whole)
     assert torch.equal(knn_graph(pos, batch, 8, 4, None, block_elements=1), knn_graph(pos, batch, 8, 4, None))
+    periods = (0.0, 20 * PIXEL[1])  # phi wraps: columns -10 and 9 are neighbours
+    wrapped = knn_graph(pos, batch, 8, 4, PIXEL, periods)
+    assert not torch.equal(wrapped, whole)
+    assert torch.equal(knn_graph(pos, batch, 8, 4, PIXEL, periods, block_elements=4 * 120 * 7), wrapped)
 
 
 def test_knn_in_blocks_equals_one_block_in_feature_space():

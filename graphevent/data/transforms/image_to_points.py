@@ -109,6 +109,19 @@ class ImageToPoints:
         self.collapse = collapse
         self.max_nodes = max_nodes
 
+    @classmethod
+    def from_config(cls, cfg) -> "ImageToPoints":
+        """The node building of a :class:`~graphevent.config.data.DataConfig` (image readers)."""
+        return cls(
+            [c.threshold for c in cfg.channels],
+            [c.upsample for c in cfg.channels],
+            cfg.image.pixel_size,
+            mode=cfg.graph.node_mode,
+            collapse=cfg.graph.collapse_upsampled,
+            max_nodes=cfg.graph.max_nodes,
+            signed=[c.signed for c in cfg.channels],
+        )
+
     def __repr__(self) -> str:
         return (
             f"ImageToPoints(mode={self.mode!r}, collapse={self.collapse}, thresholds={self.thresholds.tolist()}, "

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from graphevent.utils.geometry import wrap_delta
+
 
 def _on_lattice(q: Tensor) -> Tensor:
     """``q`` rounded to the nearest integer where it is within ``1e-3`` of one (float32
@@ -21,7 +23,19 @@ def _on_lattice(q: Tensor) -> Tensor:
     return torch.where((q - r).abs() <= 1e-3, r, q)
 
 
-def squared_position_distances(x: Tensor, pixel_size: tuple[float, float] | None = None, rows: tuple[int, int] | None = None) -> Tensor:
+def _lattice_period(period: float, size: float) -> float:
+    """A period in the units :func:`squared_position_distances` puts positions in (``size``:
+    the axis's pixel size), rounded to the half-pixel lattice as :func:`_on_lattice` rounds
+    positions (a 360-column image: exactly 360 pixels); 0 stays 0."""
+    q = period * 2.0 / size
+    r = float(round(q))
+    return (r if abs(q - r) <= 1e-3 else q) * 0.5
+
+
+def squared_position_distances(
+    x: Tensor, pixel_size: tuple[float, float] | None = None, periods: tuple[float, float] | None = None,
+    rows: tuple[int, int] | None = None,
+) -> Tensor:
     """Squared Euclidean distances between the nodes of each event, for positions (``D <= 3``):
     the order the dataset's kNN (:mod:`graphevent.data.knn`) takes neighbours in.
 
@@ -45,27 +59,37 @@ def squared_position_distances(x: Tensor, pixel_size: tuple[float, float] | None
     :func:`~graphevent.nn.layers.knn.knn_graph` and :func:`dense_knn`. No gradient (distances
     only choose neighbours).
 
+    With ``periods`` (``DatasetInfo.periods``: per axis, its period where it wraps, e.g. phi on
+    a full detector), each difference along a periodic axis is wrapped
+    (:func:`graphevent.utils.geometry.wrap_delta`, in the same lattice units), so nodes at
+    phi = +3.13 and -3.13 are 0.03 apart; ``None``: the distances of before, bit for bit.
+
     Shapes:
         x: (B, N, D) -> (B, N, N) float64
     """
     x = x.detach().double()
+    period_eta, period_phi = (0.0, 0.0) if periods is None else (float(periods[0]), float(periods[1]))
     if pixel_size is not None:
         eta = _on_lattice(x[..., 0] * (2.0 / pixel_size[0])) * 0.5
         phi = _on_lattice(x[..., 1] * (2.0 / pixel_size[1])) * 0.5
+        # periods in the same units, on the lattice as the positions are
+        period_eta, period_phi = _lattice_period(period_eta, pixel_size[0]), _lattice_period(period_phi, pixel_size[1])
         if pixel_size[1] != pixel_size[0]:
             phi = phi * (pixel_size[1] / pixel_size[0])
+            period_phi = period_phi * (pixel_size[1] / pixel_size[0])
         x = torch.stack([eta, phi], dim=-1)
     q = x if rows is None else x[:, rows[0] : rows[1]]
-    d = torch.sub(q[:, :, None, 0], x[:, None, :, 0])
+    d = wrap_delta(torch.sub(q[:, :, None, 0], x[:, None, :, 0]), period_eta)
     d.mul_(d)
     for c in range(1, x.shape[-1]):
-        t = torch.sub(q[:, :, None, c], x[:, None, :, c])
+        t = wrap_delta(torch.sub(q[:, :, None, c], x[:, None, :, c]), period_phi if c == 1 else 0.0)
         d.add_(t.mul_(t))
     return d
 
 
 def dense_knn(
-    h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False, pixel_size: tuple[float, float] | None = None
+    h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False, pixel_size: tuple[float, float] | None = None,
+    periods: tuple[float, float] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest other valid nodes of every node, per event.
 
@@ -81,12 +105,14 @@ def dense_knn(
             behaviour, tested), i.e. the stable order.
         pixel_size: with ``stable``, the dataset's pixel size: distances on the pixel lattice
             (see :func:`squared_position_distances`).
+        periods: with ``stable``, the dataset's periodic axes (``DatasetInfo.periods``):
+            distances wrap along them.
 
     Shapes:
         h: (B, N, D), mask: (B, N) bool -> idx: (B, N, k) int64 in [0, N), valid: (B, N, k) bool
     """
     if stable:  # the same bits as knn_graph's, on every backend
-        d = squared_position_distances(h, pixel_size)
+        d = squared_position_distances(h, pixel_size, periods)
     else:
         h64 = h.double()  # float64: exporters' and torch's matmul roundings then never swap neighbours
         sq = h64.pow(2).sum(-1)

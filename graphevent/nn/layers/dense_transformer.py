@@ -12,7 +12,7 @@ of ``B``, ``N`` and ``k`` only.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,16 +20,20 @@ from torch import Tensor, nn
 
 from graphevent.nn.layers.dense_knn import gather_nodes
 from graphevent.nn.layers.global_attention import key_mask
+from graphevent.utils.geometry import wrap_delta
 
 
-def dense_edge_geometry(positions: Tensor, idx: Tensor) -> Tensor:
+def dense_edge_geometry(positions: Tensor, idx: Tensor, periods: Optional[Tuple[float, float]] = None) -> Tensor:
     """(delta eta, delta phi, delta R) of each neighbour slot, neighbour minus node, as
-    :func:`~graphevent.nn.layers.knn.edge_features`.
+    :func:`~graphevent.nn.layers.knn.edge_features` (wrapped along the periodic axes of
+    ``periods``, ``DatasetInfo.periods``).
 
     Shapes:
         positions: (B, N, 2), idx: (B, N, k) -> (B, N, k, 3)
     """
     d = gather_nodes(positions, idx) - positions[:, :, None, :]
+    if periods is not None:
+        d = torch.stack([wrap_delta(d[..., 0], periods[0]), wrap_delta(d[..., 1], periods[1])], dim=-1)
     return torch.cat([d, torch.linalg.vector_norm(d, dim=-1, keepdim=True)], dim=-1)
 
 

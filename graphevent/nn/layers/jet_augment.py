@@ -7,6 +7,9 @@ vector) and returns new tensors; nothing is modified in place. Values are physic
 
 * :func:`rotate_about_axis`: rotation in (eta, phi) about the event's ``w``-weighted
   centroid (the jet axis) by one angle per event; keeps every node's distance to the axis.
+* :func:`shift_periodic`: for whole events whose phi wraps (``DatasetInfo.periods``), one
+  shift per event along each periodic axis, wrapped: a rotation of the detector, an exact
+  symmetry of the event (it replaces the rotation about the jet axis there).
 * :func:`translate`: one (eta, phi) shift per event.
 * :func:`smear`: each node's values times ``max(0, 1 + sigma * N(0, 1))`` (energy resolution).
 * :func:`collinear_split`: chosen nodes split into two at the same position carrying
@@ -20,6 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
+
+from graphevent.utils.geometry import is_periodic, wrap_positions
 
 
 def jet_axis(pos: Tensor, weight: Tensor, batch: Tensor, num_events: int) -> Tensor:
@@ -43,6 +48,17 @@ def rotate_about_axis(pos: Tensor, weight: Tensor, batch: Tensor, angle: Tensor)
     c, s = torch.cos(angle)[batch], torch.sin(angle)[batch]
     d = pos - axis
     return axis + torch.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]], dim=1)
+
+
+def shift_periodic(pos: Tensor, batch: Tensor, fraction: Tensor, periods: Sequence[float]) -> Tensor:
+    """Shift each event by ``fraction[event, axis] * period`` along each periodic axis, and
+    wrap the positions back into ``[-period/2, period/2]``; other axes unchanged.
+
+    Shapes:
+        pos: (N, D), batch: (N,), fraction: (B, D) in [0, 1) -> (N, D)
+    """
+    period = pos.new_tensor([float(p or 0.0) for p in periods][: pos.size(-1)])
+    return wrap_positions(pos + fraction[batch] * period, periods)
 
 
 def translate(pos: Tensor, batch: Tensor, shift: Tensor) -> Tensor:
@@ -99,13 +115,17 @@ class JetAugment(nn.Module):
         translate: std of the (eta, phi) shift per event (0 = none).
         smear: relative std of the energy smearing per node (0 = none).
         split_prob: probability that a node is split collinearly (0 = none).
+        periods: the dataset's periodic axes (``DatasetInfo.periods``): there ``rotate`` is a
+            random shift along each periodic axis (:func:`shift_periodic`), and translated
+            positions wrap back into range.
 
     Shapes:
         x: (N, F), pos: (N, 2), batch: (N,) -> x (N', F), pos (N', 2), batch (N',)
     """
 
     def __init__(self, transforms: Sequence[str], signed: Sequence[bool] | None = None, rotate: bool = True,
-                 translate: float = 0.0, smear: float = 0.0, split_prob: float = 0.0) -> None:
+                 translate: float = 0.0, smear: float = 0.0, split_prob: float = 0.0,
+                 periods: Sequence[float] | None = None) -> None:
         super().__init__()
         self.transforms = list(transforms)
         signed = [False] * len(self.transforms) if signed is None else list(signed)
@@ -115,6 +135,7 @@ class JetAugment(nn.Module):
         self.translate = float(translate)
         self.smear = float(smear)
         self.split_prob = float(split_prob)
+        self.periods = tuple(periods) if is_periodic(periods) else None
 
     def to_physical(self, x: Tensor) -> Tensor:
         return torch.where(self.log[None, :], torch.expm1(x), x)
@@ -136,10 +157,12 @@ class JetAugment(nn.Module):
         v = self.to_physical(x.float())
         weight = (v * self.extensive[None, :]).clamp(min=0.0).sum(1)
         pos = pos.float()
-        if self.rotate:
+        if self.rotate and self.periods is not None:
+            pos = shift_periodic(pos, batch, rand(num_events, pos.size(-1)), self.periods)
+        elif self.rotate:
             pos = rotate_about_axis(pos, weight, batch, 2 * torch.pi * rand(num_events))
         if self.translate > 0:
-            pos = translate(pos, batch, self.translate * randn(num_events, 2))
+            pos = wrap_positions(translate(pos, batch, self.translate * randn(num_events, 2)), self.periods)
         if self.smear > 0:
             v = smear(v, randn(v.size(0)), self.smear, self.extensive)
         if self.split_prob > 0:
@@ -148,5 +171,6 @@ class JetAugment(nn.Module):
         return self.from_physical(v).to(x.dtype), pos.to(x.dtype), batch
 
     def __repr__(self) -> str:
+        periods = "" if self.periods is None else f", periods={self.periods}"
         return (f"{self.__class__.__name__}(rotate={self.rotate}, translate={self.translate}, smear={self.smear}, "
-                f"split_prob={self.split_prob})")
+                f"split_prob={self.split_prob}{periods})")

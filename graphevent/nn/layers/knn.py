@@ -8,12 +8,14 @@ Plain torch, no compiled extensions; differentiable inputs allowed (indices only
 
 from __future__ import annotations
 
+from graphevent.utils.geometry import wrap_deltas
+
 #: distances computed at a time by :func:`knn_graph` (``B x rows x M``): above it, blocks of
 #: query nodes (128 jets of 300 nodes fit in one block, 4 events of 5,000 nodes take 6)
 KNN_BLOCK_ELEMENTS = 2**24
 
 
-def _nearest(dense, mask, r0: int, r1: int, k_eff: int, pixel_size):
+def _nearest(dense, mask, r0: int, r1: int, k_eff: int, pixel_size, periods):
     """The ``k_eff`` nearest other valid nodes of query nodes ``r0 .. r1 - 1`` of each event:
     ``(dist, idx)``, each (B, r1 - r0, k_eff)."""
     import torch
@@ -25,7 +27,9 @@ def _nearest(dense, mask, r0: int, r1: int, k_eff: int, pixel_size):
     if dense.size(-1) <= 3:
         from graphevent.nn.layers.dense_knn import squared_position_distances
 
-        d = squared_position_distances(dense, pixel_size, None if (r0, r1) == (0, m) else (r0, r1))  # (B, R, M) float64
+        d = squared_position_distances(
+            dense, pixel_size, periods, None if (r0, r1) == (0, m) else (r0, r1)
+        )  # (B, R, M) float64
     else:
         d = torch.cdist(dense[:, r0:r1].float(), dense.float(), compute_mode="use_mm_for_euclid_dist_if_necessary")
     invalid = ~(mask[:, r0:r1, None] & mask[:, None, :])
@@ -41,7 +45,7 @@ def _nearest(dense, mask, r0: int, r1: int, k_eff: int, pixel_size):
 
 
 def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple[float, float] | None = None,
-              block_elements: int | None = None):
+              periods: tuple[float, float] | None = None, block_elements: int | None = None):
     """Batched kNN graph in any feature space, per event (plain torch).
 
     Args:
@@ -52,6 +56,8 @@ def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple
         pixel_size: for positions of an image dataset (``DatasetInfo.pixel_size``): distances
             on the pixel lattice, as preprocessing's
             (:func:`~graphevent.nn.layers.dense_knn.squared_position_distances`).
+        periods: for positions, the dataset's periodic axes (``DatasetInfo.periods``):
+            distances wrap along them (phi on a full detector); ``None``: nothing wraps.
         block_elements: distances held at a time (default :data:`KNN_BLOCK_ELEMENTS`): larger
             batches run in blocks of query nodes, with the same graph.
 
@@ -76,7 +82,7 @@ def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple
     # blocks of query nodes: at most ~block_elements distances at a time (whole events of
     # thousands of nodes); each row's neighbours are those of the full matrix
     rows = max(1, (block_elements or KNN_BLOCK_ELEMENTS) // max(b * m, 1))
-    parts = [_nearest(dense, mask, r0, min(m, r0 + rows), k_eff, pixel_size) for r0 in range(0, max(m, 1), rows)]
+    parts = [_nearest(dense, mask, r0, min(m, r0 + rows), k_eff, pixel_size, periods) for r0 in range(0, max(m, 1), rows)]
     dist = torch.cat([p[0] for p in parts], 1) if len(parts) > 1 else parts[0][0]
     idx = torch.cat([p[1] for p in parts], 1) if len(parts) > 1 else parts[0][1]
     valid = torch.isfinite(dist) & mask[:, :, None]
@@ -88,9 +94,10 @@ def knn_graph(x, batch, k: int, num_events: int | None = None, pixel_size: tuple
     return torch.stack([src, tgt])[:, valid]  # one boolean index: one host sync on a GPU
 
 
-def edge_features(pos, edge_index):
-    """Torch version of :func:`edge_features_np`: ``(E, 3)`` (deta, dphi, dR)."""
+def edge_features(pos, edge_index, periods=None):
+    """Torch version of :func:`graphevent.data.knn.edge_features_np`: ``(E, 3)`` (deta, dphi,
+    dR), wrapped along the periodic axes of ``periods`` (``DatasetInfo.periods``)."""
     import torch
 
-    d = pos[edge_index[0]] - pos[edge_index[1]]
+    d = wrap_deltas(pos[edge_index[0]] - pos[edge_index[1]], periods)
     return torch.cat([d, d.norm(dim=1, keepdim=True)], dim=1)

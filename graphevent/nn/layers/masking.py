@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from graphevent.nn.layers.neighbours import EventPacking
+from graphevent.utils.geometry import is_periodic, wrap_deltas
 
 _M31 = 0x7FFFFFFF
 
@@ -60,6 +61,7 @@ def sample_hidden_nodes(
     mode: str = "random",
     num_patches: int = 4,
     num_events: int | None = None,
+    periods: tuple[float, float] | None = None,
 ) -> Tensor:
     """Pick ``round(ratio * n)`` nodes of every event to hide (see :func:`hidden_counts`).
 
@@ -80,6 +82,8 @@ def sample_hidden_nodes(
         mode: ``random`` or ``patch``.
         num_patches: patch centres per event (``patch`` mode).
         num_events: number of events ``B`` (default: read from ``batch``).
+        periods: the dataset's periodic axes (``DatasetInfo.periods``): patches wrap around
+            them (a patch at phi = pi continues at -pi).
 
     Shapes:
         pos: (N, 2), batch: (N,), noise: (N,) -> hidden (N,) bool
@@ -98,7 +102,10 @@ def sample_hidden_nodes(
         is_centre = packing.mask.gather(1, centre)  # False where an event has fewer than P nodes
         # pairwise differences, not cdist's matmul path, whose rounding depends on the padded
         # layout: an event gets the same mask in any batch
-        d = torch.cdist(dense_pos, centre_pos, compute_mode="donot_use_mm_for_euclid_dist")
+        if is_periodic(periods):
+            d = wrap_deltas(dense_pos[:, :, None, :] - centre_pos[:, None, :, :], periods).norm(dim=-1)
+        else:
+            d = torch.cdist(dense_pos, centre_pos, compute_mode="donot_use_mm_for_euclid_dist")
         d = d.masked_fill(~is_centre[:, None, :], float("inf"))
         score = d.min(dim=2).values.view(-1)[packing.index] + 1e-6 * noise  # nearest centre; noise breaks ties
     return rank_within_event(score, packing) < n_hide[batch]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.mlp import MLP
+from graphevent.utils.geometry import wrap_delta
 
 #: The pair features, in the order :func:`pair_features` returns them.
 PAIR_FEATURES = ("ln_dr", "ln_kt", "ln_z", "ln_m2")
@@ -18,7 +19,9 @@ PAIR_FEATURES = ("ln_dr", "ln_kt", "ln_z", "ln_m2")
 PAIR_EPS = 1e-8
 
 
-def pair_features(pos_a: Tensor, pt_a: Tensor, pos_b: Tensor, pt_b: Tensor, eps: float = PAIR_EPS) -> Tensor:
+def pair_features(
+    pos_a: Tensor, pt_a: Tensor, pos_b: Tensor, pt_b: Tensor, eps: float = PAIR_EPS, periods: Optional[Tuple[float, float]] = None
+) -> Tensor:
     r"""ParT's interaction features of pairs of massless deposits (Qu, Li, Qian, arXiv:2202.03772).
 
     Each deposit is a massless object at its (eta, phi) with transverse momentum ``pt``:
@@ -30,13 +33,17 @@ def pair_features(pos_a: Tensor, pt_a: Tensor, pos_b: Tensor, pt_b: Tensor, eps:
 
     with :math:`\Delta R^2 = \Delta\eta^2 + \Delta\phi^2`. Every quantity is floored at
     ``eps`` (default :data:`PAIR_EPS`) before its logarithm, so a deposit paired with itself or one without
-    energy gives finite features (and finite gradients). Positions are relative to the jet
-    centre, so ``phi`` differences are not wrapped (as the edge geometry of the kNN graphs).
+    energy gives finite features (and finite gradients). Differences wrap along the periodic
+    axes of ``periods`` (``DatasetInfo.periods``, phi on a full detector;
+    :func:`graphevent.utils.geometry.wrap_delta`), as the edge geometry of the kNN graphs; jet
+    crops (``None``) are not wrapped.
 
     Shapes:
         pos_a, pos_b: (*, 2), pt_a, pt_b: (*) broadcastable -> (*, 4) in :data:`PAIR_FEATURES` order
     """
     d = pos_b - pos_a
+    if periods is not None:
+        d = torch.stack([wrap_delta(d[..., 0], periods[0]), wrap_delta(d[..., 1], periods[1])], dim=-1)
     dr2 = d.square().sum(-1)
     lo = torch.minimum(pt_a, pt_b)
     ln_dr = 0.5 * torch.log(dr2.clamp(min=eps * eps))
@@ -122,15 +129,18 @@ class PairBias(nn.Module):
         heads: attention heads (one bias each).
         hidden: hidden width of the MLP (default 32).
         act: activation class (default ``nn.GELU``).
+        periods: the dataset's periodic axes (``DatasetInfo.periods``; default ``None``: none).
 
     Shapes:
         pos_a, pos_b: (*, 2), pt_a, pt_b: (*) broadcastable -> (*, heads)
     """
 
-    def __init__(self, heads: int, hidden: int = 32, act: type[nn.Module] = nn.GELU) -> None:
+    def __init__(self, heads: int, hidden: int = 32, act: type[nn.Module] = nn.GELU,
+                 periods: Optional[Tuple[float, float]] = None) -> None:
         super().__init__()
         self.heads = heads
         self.hidden = hidden
+        self.periods = periods
         self.mlp = MLP(len(PAIR_FEATURES), [hidden], heads, act=act)
         self.reset_parameters()
 
@@ -140,7 +150,7 @@ class PairBias(nn.Module):
     def forward(self, pos_a: Tensor, pt_a: Tensor, pos_b: Tensor, pt_b: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
         """The bias of each pair; the features are computed in fp32, then cast to ``dtype``
         (the compute dtype of a :func:`~graphevent.nn.precision.cast_parameters_once` block)."""
-        feats = pair_features(pos_a.float(), pt_a.float(), pos_b.float(), pt_b.float())
+        feats = pair_features(pos_a.float(), pt_a.float(), pos_b.float(), pt_b.float(), periods=self.periods)
         return self.mlp(feats if dtype is None else feats.to(dtype))
 
     def __repr__(self) -> str:

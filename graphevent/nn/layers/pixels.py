@@ -29,18 +29,22 @@ def pixel_coords(pos: Tensor, pixel_size: tuple[float, float], shape: tuple[int,
 
 
 def dense_images(
-    x: Tensor, pos: Tensor, batch: Tensor, num_events: int, pixel_size: tuple[float, float], shape: tuple[int, int]
+    x: Tensor, pos: Tensor, batch: Tensor, num_events: int, pixel_size: tuple[float, float], shape: tuple[int, int],
+    wrap_cols: bool = False,
 ) -> Tensor:
     """Scatter each node's feature vector into its pixel of a zero ``(B, F, H, W)`` tensor.
 
     Runs on the device of ``x`` (one ``index_put_``, no host sync). Several nodes in one
-    pixel add up; nodes outside the image are dropped.
+    pixel add up; nodes outside the image are dropped. With ``wrap_cols`` (a periodic phi
+    spanning the image's width) columns are taken modulo ``W``: none falls outside.
 
     Shapes:
         x: (N, F), pos: (N, 2), batch: (N,) -> (B, F, H, W), dtype of ``x``
     """
     h, w = int(shape[0]), int(shape[1])
     row, col = pixel_coords(pos, pixel_size, (h, w))
+    if wrap_cols:
+        col = torch.remainder(col, w)
     inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
     f = x.size(1)
     flat = torch.where(inside, (batch * h + row) * w + col, num_events * h * w)  # outside -> spare slot

@@ -63,15 +63,21 @@ class SparseLattice:
     Build it with :meth:`from_coords` (input sites; several points in one pixel become one
     site) or :meth:`coarsen`.
 
+    With ``col_period`` (columns ``0 .. col_period - 1``; a full detector's phi), columns
+    wrap: the neighbour of column ``col_period - 1`` at offset +1 is column 0, so a
+    convolution continues across the seam; coarser lattices wrap at ``col_period / stride``.
+
     Args:
         keys: (S,) sorted unique int64 site keys.
+        col_period: columns per turn where they wrap; 0 (default): no wrap.
 
     Shapes:
         keys: (S,); event, row, col: (S,); neighbours(k): (S, k * k)
     """
 
-    def __init__(self, keys: Tensor) -> None:
+    def __init__(self, keys: Tensor, col_period: int = 0) -> None:
         self.keys = keys
+        self.col_period = int(col_period)
         self.event, self.row, self.col = unpack_keys(keys)
         self._neighbours: dict[int, Tensor] = {}
         self._rules: dict[int, RuleBook] = {}
@@ -79,14 +85,17 @@ class SparseLattice:
         self._bounds: tuple[int, int, int, int, int] | None = None
 
     @classmethod
-    def from_coords(cls, event: Tensor, row: Tensor, col: Tensor) -> tuple["SparseLattice", Tensor]:
-        """Lattice of the distinct ``(event, row, col)`` and, per input point, its site index.
+    def from_coords(cls, event: Tensor, row: Tensor, col: Tensor, col_period: int = 0) -> tuple["SparseLattice", Tensor]:
+        """Lattice of the distinct ``(event, row, col)`` and, per input point, its site index
+        (with ``col_period``, columns are taken modulo it).
 
         Shapes:
             event, row, col: (N,) -> lattice with S <= N sites, site (N,)
         """
+        if col_period:
+            col = torch.remainder(col, col_period)
         keys, site = torch.unique(pack_keys(event, row, col), sorted=True, return_inverse=True)
-        return cls(keys), site
+        return cls(keys, col_period), site
 
     @property
     def num_sites(self) -> int:
@@ -114,6 +123,12 @@ class SparseLattice:
             p = kernel_size // 2
             d = torch.arange(kernel_size, device=self.keys.device) - p
             s = self.num_sites
+            if self.col_period:  # columns wrap: look the wrapped keys up
+                r = (self.row[:, None] + d[None, :])[:, :, None].expand(s, kernel_size, kernel_size)
+                c = torch.remainder(self.col[:, None] + d[None, :], self.col_period)[:, None, :].expand(s, kernel_size, kernel_size)
+                query = pack_keys(self.event[:, None, None].expand(s, kernel_size, kernel_size), r, c).view(s, -1)
+                self._neighbours[kernel_size] = self.find(query)
+                return self._neighbours[kernel_size]
             events, r0, r1, c0, c1 = self.bounds()
             h, w = r1 - r0 + 1 + 2 * p, c1 - c0 + 1 + 2 * p  # the box with a margin of p: no bounds checks
             if s and (events + 1) * h * w <= max(_TABLE_MIN, _TABLE_PER_SITE * s):
@@ -175,7 +190,7 @@ class SparseLattice:
         if stride not in self._coarse:
             r = torch.div(self.row, stride, rounding_mode="floor")
             c = torch.div(self.col, stride, rounding_mode="floor")
-            coarse, parent = SparseLattice.from_coords(self.event, r, c)
+            coarse, parent = SparseLattice.from_coords(self.event, r, c, self.col_period // stride)
             events, *box = self.bounds()
             coarse._bounds = (events, *(b // stride for b in box))  # floor division keeps min and max
             offset = (self.row - r * stride) * stride + (self.col - c * stride)

@@ -319,7 +319,8 @@ def event_keys(data, batch: Tensor, num_events: int) -> Tensor:
     return event_id.view(-1).long()[batch]
 
 
-def position_graph(data, k: int, data_k: int, pixel_size: tuple[float, float] | None = None) -> tuple[Tensor, Tensor]:
+def position_graph(data, k: int, data_k: int, pixel_size: tuple[float, float] | None = None,
+                   periods: tuple[float, float] | None = None) -> tuple[Tensor, Tensor]:
     """The (eta, phi) kNN graph with ``k`` neighbours and its (deta, dphi, dR) edge features.
 
     The model's ``k`` wins: the dataset's ``edge_index``/``edge_attr`` are used when present
@@ -327,7 +328,8 @@ def position_graph(data, k: int, data_k: int, pixel_size: tuple[float, float] | 
     is rebuilt per event in plain torch (:func:`graphevent.nn.layers.knn.knn_graph`, with
     the dataset's ``pixel_size`` for image datasets: the stored graph's neighbours and tie
     rule), and the first rebuild for a pair of values says so once in the log
-    (:func:`graph_rebuild_notice`).
+    (:func:`graph_rebuild_notice`). ``periods`` (``DatasetInfo.periods``): distances and
+    edge features wrap along the periodic axes, as the stored graph's.
 
     Shapes:
         -> edge_index (2, E), edge_attr (E, 3)
@@ -339,11 +341,11 @@ def position_graph(data, k: int, data_k: int, pixel_size: tuple[float, float] | 
         if edge_index is not None:
             graph_rebuild_notice(k, data_k)
         batch, num_events = batch_vector(data)
-        edge_index = knn_graph(data.pos, batch, k, num_events, pixel_size)
-        return edge_index, edge_features(data.pos, edge_index)
+        edge_index = knn_graph(data.pos, batch, k, num_events, pixel_size, periods)
+        return edge_index, edge_features(data.pos, edge_index, periods)
     edge_attr = getattr(data, "edge_attr", None)
     if edge_attr is None:
-        edge_attr = edge_features(data.pos, edge_index)
+        edge_attr = edge_features(data.pos, edge_index, periods)
     return edge_index, edge_attr
 
 

@@ -124,7 +124,7 @@ class ContrastivePretrainer(BackbonePretrainer):
         self.augment = JetAugment(
             info.feature_transforms if self._transforms_known else ["none"] * f,
             info.feature_signed if len(info.feature_signed) == f else None,
-            rotate=c.rotate, translate=c.translate, smear=c.smear, split_prob=c.split_prob,
+            rotate=c.rotate, translate=c.translate, smear=c.smear, split_prob=c.split_prob, periods=info.periods,
         )
 
     def view(self, batch, generator: torch.Generator | None = None) -> Batch:

@@ -15,6 +15,7 @@ from graphevent.errors import ConfigError
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
+from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.set_loss import chamfer_distance, nearest_value_error, point_set
 from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
@@ -97,6 +98,7 @@ class EdgeConvEncoder(nn.Module):
         self.data_k, self.pixel_size = info.k, info.pixel_size
         self.dim = self.out_dim = config.dim
         self.pos_scale = config.pos_scale
+        self.periods = info.periods  # absolute positions in each event's frame along a periodic axis
         self.norm = Standardize(info.node_features, info.feature_stats)
         self.blocks = EdgeConvStack(info.num_node_features + 2, config.channels, config.k)
         fused = sum(ch[-1] for ch in config.channels)
@@ -105,12 +107,12 @@ class EdgeConvEncoder(nn.Module):
 
     def forward(self, batch) -> tuple[Tensor, Tensor]:
         b, num_events = batch_vector(batch)
-        edge_index, _ = position_graph(batch, self.k, self.data_k, self.pixel_size)
+        edge_index, _ = position_graph(batch, self.k, self.data_k, self.pixel_size, self.periods)
         return self.encode_graph(batch.x, batch.pos, edge_index, b, num_events)
 
     def encode_graph(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
         """Tokens ``(N, dim)`` and pooled latent ``(B, dim)`` of nodes ``x`` on the (eta, phi) graph ``edge_index``."""
-        h = torch.cat([self.norm(x), pos / self.pos_scale], dim=-1)
+        h = torch.cat([self.norm(x), event_frame(pos, batch, num_events, self.periods) / self.pos_scale], dim=-1)
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32); the
         # feature-space kNN measures distances in fp32, the pooled means are taken in fp32
         with cast_parameters_once(self, x.device.type, keep=(nn.BatchNorm1d,)) as dtype:
@@ -207,7 +209,8 @@ class EdgeConvAutoencoder(AutoencoderModel):
         points, log_count = self.decode(None, z, batch)
         b, num_events = batch_vector(batch)
         x = self.encoder.norm(batch.x if target is None else target)
-        true, true_mask = point_set(batch.pos / self.config.pos_scale, x, b, num_events, self.config.pos_weight)
+        pos = event_frame(batch.pos, b, num_events, self.info.periods) / self.config.pos_scale
+        true, true_mask = point_set(pos, x, b, num_events, self.config.pos_weight)
         counts = true_mask.sum(1)
         slots = torch.arange(points.size(1), device=points.device)
         pred_mask = slots[None, :] < counts[:, None]

@@ -12,6 +12,7 @@ from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
+from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.set_loss import chamfer_distance, nearest_value_error, point_set
 from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector
 from graphevent.nn.reconstruction import Reconstruction
@@ -148,7 +149,8 @@ class FoldingNetAutoencoder(AutoencoderModel):
         b, num_events = batch_vector(batch)
         points = self.decode(*self.encode(batch), batch)
         values = self.norm(batch.x if target is None else target)
-        true, true_mask = point_set(batch.pos / self.config.pos_scale, values, b, num_events, self.config.pos_weight)
+        pos = event_frame(batch.pos, b, num_events, self.info.periods) / self.config.pos_scale  # periodic axes: the event's frame
+        true, true_mask = point_set(pos, values, b, num_events, self.config.pos_weight)
         w = self.config.pos_weight ** 0.5
         pred = torch.cat([w * points[..., :2], points[..., 2:]], dim=-1)
         pred_mask = torch.ones(pred.shape[:2], dtype=torch.bool, device=pred.device)

@@ -19,6 +19,7 @@ from graphevent.nn.layers.masking import hashed_uniform, sample_hidden_nodes
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.pair_bias import DepositPT, PairBias, deposit_pt_columns
+from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.position import FourierPosition
 from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector, event_keys, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
@@ -118,12 +119,13 @@ def graph_tables(edge_index: Tensor, batch: Tensor, num_events: int, layers) -> 
     return batch_tables(edge_index, batch, num_events, packing=any(layer.global_attention for layer in layers))
 
 
-def mask_nodes(batch, config: MaskedGTConfig, training: bool, generator: torch.Generator | None = None) -> Tensor:
+def mask_nodes(batch, config: MaskedGTConfig, training: bool, generator: torch.Generator | None = None,
+               periods: tuple[float, float] | None = None) -> Tensor:
     """Boolean ``(N,)``: which nodes to hide (a new tensor), by ``config``'s ``mask_*`` fields.
 
     Masks are drawn with ``torch.rand`` when ``training`` (pass a ``generator`` for
     reproducibility) and otherwise from a hash of ``(event_id, node)``, so an event's
-    evaluation mask does not depend on its batch.
+    evaluation mask does not depend on its batch. Patches wrap along the axes ``periods`` names.
     """
     b, num_events = batch_vector(batch)
     n = b.numel()
@@ -134,7 +136,7 @@ def mask_nodes(batch, config: MaskedGTConfig, training: bool, generator: torch.G
         counts = index_counts(b, num_events)
         local = torch.arange(n, device=b.device) - (torch.cumsum(counts, 0) - counts)[b]
         noise = hashed_uniform(event_keys(batch, b, num_events), local, config.eval_mask_seed)
-    return sample_hidden_nodes(batch.pos, b, noise, config.mask_ratio, config.mask_mode, config.mask_patches, num_events)
+    return sample_hidden_nodes(batch.pos, b, noise, config.mask_ratio, config.mask_mode, config.mask_patches, num_events, periods)
 
 
 @register_encoder("masked_gt")
@@ -178,6 +180,7 @@ class MaskedGTEncoder(nn.Module):
         self.dim = self.out_dim = c.dim
         self.data_k, self.pixel_size = info.k, info.pixel_size
         self.pos_scale = c.pos_scale
+        self.periods = info.periods  # Fourier features of each event's frame along a periodic axis
         self.norm = Standardize(info.node_features, info.feature_stats)
         self.pos_enc = FourierPosition(2, c.pos_freqs, scale=POS_RANGE)
         self.embed = MLP(info.num_node_features + self.pos_enc.out_channels, [c.dim], c.dim)
@@ -195,9 +198,11 @@ class MaskedGTEncoder(nn.Module):
             DepositPT(*deposit_pt_columns(info, c.pair_pt_features, "pair_pt_features of the masked_gt encoder"))
             if c.pairwise else None
         )
-        self.pair_local = PairBias(c.heads, c.pair_hidden) if c.pairwise else None
+        self.pair_local = PairBias(c.heads, c.pair_hidden, periods=info.periods) if c.pairwise else None
         has_global = any(layer.global_attention for layer in self.layers)
-        self.pair_global = PairBias(c.heads, c.pair_hidden) if c.pairwise and c.pair_event_wide and has_global else None
+        self.pair_global = (
+            PairBias(c.heads, c.pair_hidden, periods=info.periods) if c.pairwise and c.pair_event_wide and has_global else None
+        )
 
     def pair_biases(
         self, x: Tensor, pos: Tensor, table: NeighbourTable, packing: EventPacking | None, dtype: torch.dtype
@@ -221,12 +226,12 @@ class MaskedGTEncoder(nn.Module):
 
         b, num_events = batch_vector(batch)
         if visible is None:
-            edge_index, edge_attr = position_graph(batch, self.config.k, self.data_k, self.pixel_size)
+            edge_index, edge_attr = position_graph(batch, self.config.k, self.data_k, self.pixel_size, self.periods)
             return self.encode_graph(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
         keep = visible.nonzero().view(-1)  # one host sync for the three selections
         x, pos, bv = batch.x[keep], batch.pos[keep], b[keep]
-        edge_index = knn_graph(pos, bv, self.config.k, num_events, self.pixel_size)
-        return self.encode_graph(x, pos, edge_index, edge_features(pos, edge_index), bv, num_events)
+        edge_index = knn_graph(pos, bv, self.config.k, num_events, self.pixel_size, self.periods)
+        return self.encode_graph(x, pos, edge_index, edge_features(pos, edge_index, self.periods), bv, num_events)
 
     def encode_graph(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
@@ -242,7 +247,7 @@ class MaskedGTEncoder(nn.Module):
         before the final norm): what an EMA teacher's targets are made of (``masked_gt_latent``)."""
         table, packing = graph_tables(edge_index, batch, num_events, self.layers)
         # inputs, Fourier features and edge geometry in fp32; the layers in the compute dtype
-        feats = torch.cat([self.norm(x), self.pos_enc(pos / self.pos_scale)], dim=-1)
+        feats = torch.cat([self.norm(x), self.pos_enc(event_frame(pos, batch, num_events, self.periods) / self.pos_scale)], dim=-1)
         geometry = table.edges_to_slots(edge_attr) / self.pos_scale
         states = []
         with cast_parameters_once(self, x.device.type) as dtype:
@@ -279,6 +284,7 @@ class MaskedGTDecoder(nn.Module):
         super().__init__()
         c = config
         self.pos_scale = c.pos_scale
+        self.periods = info.periods
         self.proj = nn.Linear(c.dim, c.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(c.decoder_dim))
         self.pos_enc = FourierPosition(2, c.pos_freqs, scale=POS_RANGE)
@@ -298,7 +304,7 @@ class MaskedGTDecoder(nn.Module):
     ) -> Tensor:
         idx = visible.nonzero().view(-1)
         table, packing = graph_tables(edge_index, batch, num_events, self.layers)
-        fourier = self.pos_enc(pos / self.pos_scale)  # fp32, as the edge geometry
+        fourier = self.pos_enc(event_frame(pos, batch, num_events, self.periods) / self.pos_scale)  # fp32, as the edge geometry
         geometry = table.edges_to_slots(edge_attr) / self.pos_scale
         with cast_parameters_once(self, pos.device.type) as dtype:
             tokens = tokens.to(dtype)
@@ -347,7 +353,7 @@ class MaskedGTAutoencoder(AutoencoderModel):
 
     def mask_nodes(self, batch, generator: torch.Generator | None = None) -> Tensor:
         """Boolean ``(N,)``: which nodes to hide (:func:`mask_nodes` in this model's mode)."""
-        return mask_nodes(batch, self.config, self.training, generator)
+        return mask_nodes(batch, self.config, self.training, generator, self.info.periods)
 
     # ------------------------------------------------------------------ autoencoder
     def encode(self, batch, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -365,7 +371,7 @@ class MaskedGTAutoencoder(AutoencoderModel):
         b, num_events = batch_vector(batch)
         if hidden is None:
             hidden = torch.zeros(b.numel(), dtype=torch.bool, device=b.device)
-        edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size)
+        edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size, self.info.periods)
         return self.decoder(tokens, ~hidden, batch.pos, edge_index, edge_attr, b, num_events)
 
     def _reconstruct_standardised(self, batch, hidden: Tensor | None) -> tuple[Tensor, Tensor]:

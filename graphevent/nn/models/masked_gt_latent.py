@@ -110,7 +110,7 @@ class MaskedLatentPretrainer(BackbonePretrainer):
 
     def mask_nodes(self, batch, generator: torch.Generator | None = None) -> Tensor:
         """Boolean ``(N,)``: which nodes to hide (:func:`~graphevent.nn.models.masked_gt_ae.mask_nodes`)."""
-        return mask_nodes(batch, self.config.masked_gt, self.training, generator)
+        return mask_nodes(batch, self.config.masked_gt, self.training, generator, self.info.periods)
 
     # ------------------------------------------------------------------ teacher
     def ema_decay_at(self, step: int, total_steps: int) -> float:
@@ -134,7 +134,7 @@ class MaskedLatentPretrainer(BackbonePretrainer):
         """The teacher's :func:`latent_targets` of every node of the full events ``(N, dim)``
         (``graph``: the events' :func:`position_graph`, if already built)."""
         b, num_events = batch_vector(batch)
-        edge_index, edge_attr = graph or position_graph(batch, self.config.masked_gt.k, self.info.k, self.info.pixel_size)
+        edge_index, edge_attr = graph or position_graph(batch, self.config.masked_gt.k, self.info.k, self.info.pixel_size, self.info.periods)
         _, states = self.teacher.forward_states(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
         return latent_targets(states, self.config.target_layers)
 
@@ -154,7 +154,7 @@ class MaskedLatentPretrainer(BackbonePretrainer):
         """``latent`` (MSE to the teacher's tokens over hidden nodes), ``target_std`` (no gradient)
         and, with ``recon_weight > 0``, ``recon`` (``masked_gt_ae``'s loss on the same hidden nodes)."""
         hidden = self.mask_nodes(batch) if hidden is None else hidden
-        edge_index, edge_attr = position_graph(batch, self.config.masked_gt.k, self.info.k, self.info.pixel_size)
+        edge_index, edge_attr = position_graph(batch, self.config.masked_gt.k, self.info.k, self.info.pixel_size, self.info.periods)
         target = self.targets(batch, (edge_index, edge_attr))
         tokens, pooled = self.backbone.encode(batch, visible=~hidden)
         b, num_events = batch_vector(batch)

@@ -12,6 +12,7 @@ from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.cross_attention import MultiHeadAttention
 from graphevent.nn.layers.mlp import MLP
+from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.position import FourierPosition
 from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector
 from graphevent.nn.models.masked_gt_ae import POS_RANGE, MaskedGTConfig, mask_nodes
@@ -123,7 +124,7 @@ class MaskedOccupancyPretrainer(BackbonePretrainer):
 
     def mask_nodes(self, batch, generator: torch.Generator | None = None) -> Tensor:
         """Boolean ``(N,)``: which nodes to hide (:func:`~graphevent.nn.models.masked_gt_ae.mask_nodes`)."""
-        return mask_nodes(batch, self.config.masked_gt, self.training, generator)
+        return mask_nodes(batch, self.config.masked_gt, self.training, generator, self.info.periods)
 
     def cell_index(self, pos: Tensor) -> Tensor:
         """The grid cell ``(N,)`` of each position (row-major over (eta, phi); outside -> edge cells)."""
@@ -142,7 +143,7 @@ class MaskedOccupancyPretrainer(BackbonePretrainer):
         b, num_events = batch_vector(batch)
         cells = self.config.grid ** 2
         rows = torch.cat([torch.ones_like(batch.x[:, :1]), batch.x], dim=1).float()[hidden]
-        index = (b * cells + self.cell_index(batch.pos))[hidden]
+        index = (b * cells + self.cell_index(self.visible_frame(batch, hidden)))[hidden]
         sums = scatter(rows, index, dim=0, dim_size=num_events * cells, reduce="sum")
         return torch.log1p(sums.clamp(min=0)).view(num_events, cells, -1)
 
@@ -164,7 +165,16 @@ class MaskedOccupancyPretrainer(BackbonePretrainer):
         keep = (~hidden).nonzero().view(-1)
         scale = self.config.masked_gt.pos_scale
         cells = self.cell_centres(batch.pos.device) / scale
-        return self.decoder(tokens, batch.pos[keep].float() / scale, b[keep], num_events, cells)
+        return self.decoder(tokens, self.visible_frame(batch, hidden)[keep].float() / scale, b[keep], num_events, cells)
+
+    def visible_frame(self, batch, hidden: Tensor) -> Tensor:
+        """``(N, 2)`` positions, along a periodic axis (``DatasetInfo.periods``) measured from the
+        circular mean of each event's visible nodes (the frame the encoder sees); as stored otherwise."""
+        if self.info.periods is None:
+            return batch.pos
+        b, num_events = batch_vector(batch)
+        keep = ~hidden
+        return event_frame(batch.pos, b, num_events, self.info.periods, of=(batch.pos[keep], b[keep]))
 
     def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
         self.check_stage(stage)

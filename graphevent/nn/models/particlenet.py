@@ -14,6 +14,7 @@ from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.normalize import Standardize
+from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.models.base import SupervisedModel, batch_vector, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.registry import register_model
@@ -99,8 +100,9 @@ class ParticleNet(SupervisedModel):
     def forward_features(self, batch) -> tuple[Tensor, Tensor]:
         """Last block's node features ``(N, C)`` and their per-event mean ``(B, C)``."""
         b, num_events = batch_vector(batch)
-        edge_index, _ = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size)
-        h = torch.cat([self.norm(batch.x), batch.pos / self.config.pos_scale], dim=-1)
+        edge_index, _ = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size, self.info.periods)
+        pos = event_frame(batch.pos, b, num_events, self.info.periods)  # along a periodic axis: the event's frame
+        h = torch.cat([self.norm(batch.x), pos / self.config.pos_scale], dim=-1)
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32; kNN and means in fp32)
         with cast_parameters_once(self.blocks, b.device.type, keep=(nn.BatchNorm1d,)) as dtype:
             h = h.to(dtype)

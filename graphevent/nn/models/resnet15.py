@@ -44,6 +44,27 @@ class ResNet15Config:
             raise ConfigError(f"{where}.image_size: {list(self.image_size)}; expected at least 8 x 8 pixels")
 
 
+class CircularPadCols(nn.Module):
+    """Pad the last axis (phi columns) circularly: ``left`` columns from the right edge, ``right``
+    from the left one. With the convolutions' own zero padding along eta only, a convolution
+    then continues across the phi seam, and a stride-``s`` layer commutes with rolls by ``s``
+    columns (left + right = kernel - stride).
+
+    Shapes:
+        x: (B, C, H, W) -> (B, C, H, W + left + right)
+    """
+
+    def __init__(self, left: int, right: int) -> None:
+        super().__init__()
+        self.left, self.right = left, right
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pad(x, [self.left, self.right, 0, 0], mode="circular")
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.left}, {self.right})"
+
+
 class ResBlock(nn.Module):
     r"""Basic residual block without normalisation: ``relu(conv2(relu(conv1(x))) + sc(x))``.
 
@@ -53,17 +74,22 @@ class ResBlock(nn.Module):
     Args:
         in_channels: ``C_in``.
         out_channels: ``C_out`` (``C_in`` or ``2 C_in``).
+        wrap_cols: the columns are a periodic phi: circular padding along them
+            (:class:`CircularPadCols`), zero padding along the rows only.
 
     Shapes:
         x: (B, C_in, H, W) -> (B, C_out, H / s, W / s)
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, wrap_cols: bool = False) -> None:
         super().__init__()
         stride = 1 if in_channels == out_channels else 2
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        pad = (1, 0) if wrap_cols else 1
+        self.pad1 = CircularPadCols(1, 2 - stride) if wrap_cols else nn.Identity()
+        self.pad2 = CircularPadCols(1, 1) if wrap_cols else nn.Identity()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=pad)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=pad)
         self.shortcut = nn.Identity() if stride == 1 else nn.Conv2d(in_channels, out_channels, 1, stride=stride)
         self.reset_parameters()
 
@@ -73,7 +99,7 @@ class ResBlock(nn.Module):
                 m.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.conv2(F.relu(self.conv1(x))) + self.shortcut(x))
+        return F.relu(self.conv2(self.pad2(F.relu(self.conv1(self.pad1(x))))) + self.shortcut(x))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
@@ -120,8 +146,13 @@ class ResNet15(SupervisedModel):
         std = [float(info.feature_stats.get(n, {}).get("std", 1.0)) or 1.0 for n in info.node_features]
         self.register_buffer("inv_std", 1.0 / torch.tensor(std), persistent=False)
         f0, f1 = c.fmaps
-        self.conv0 = nn.Conv2d(info.num_node_features, f0, 7, stride=2, padding=1)
-        blocks = [ResBlock(f0, f0) for _ in range(c.nblocks)] + [ResBlock(f0, f1)] + [ResBlock(f1, f1) for _ in range(c.nblocks)]
+        # a periodic phi (the dataset's periods) spanning the image's width: circular padding along phi
+        self.wrap_cols = bool(info.periods and info.periods[1] and self.image_size and self.pixel_size
+                              and abs(self.image_size[1] * self.pixel_size[1] - info.periods[1]) <= 1e-4 * info.periods[1])
+        self.pad0 = CircularPadCols(3, 2) if self.wrap_cols else nn.Identity()
+        self.conv0 = nn.Conv2d(info.num_node_features, f0, 7, stride=2, padding=(1, 0) if self.wrap_cols else 1)
+        w = self.wrap_cols
+        blocks = [ResBlock(f0, f0, w) for _ in range(c.nblocks)] + [ResBlock(f0, f1, w)] + [ResBlock(f1, f1, w) for _ in range(c.nblocks)]
         self.blocks = nn.Sequential(*blocks)
         self.dim = f1
         self.heads = nn.ModuleDict({t.name: nn.Linear(f1, self.taskset.out_channels(t)) for t in self.taskset.tasks})
@@ -138,14 +169,17 @@ class ResNet15(SupervisedModel):
                 "set both for resnet15 (e.g. pixel_size: [0.0174, 0.0174], image_size: [125, 125])"
             )
         b, num_events = batch_vector(batch)
-        return dense_images(batch.x * self.inv_std.to(batch.x.dtype), batch.pos, b, num_events, self.pixel_size, self.image_size)
+        return dense_images(batch.x * self.inv_std.to(batch.x.dtype), batch.pos, b, num_events, self.pixel_size, self.image_size,
+                            self.wrap_cols)
 
     def forward_features(self, batch) -> tuple[Tensor, Tensor]:
         """Node tokens ``(N, C)`` (last feature map at each node's cell) and the global max pool ``(B, C)``."""
         b, _ = batch_vector(batch)
-        h = F.max_pool2d(F.relu(self.conv0(self.images(batch))), 2)
+        h = F.max_pool2d(F.relu(self.conv0(self.pad0(self.images(batch)))), 2)
         h = self.blocks(h)
         row, col = pixel_coords(batch.pos, self.pixel_size, self.image_size)
+        if self.wrap_cols:
+            col = torch.remainder(col, self.image_size[1])
         hf, wf = h.shape[-2:]
         r = (row * hf // self.image_size[0]).clamp(0, hf - 1)
         cc = (col * wf // self.image_size[1]).clamp(0, wf - 1)

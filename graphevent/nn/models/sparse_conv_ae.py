@@ -17,6 +17,7 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.pixels import pixel_coords
 from graphevent.nn.layers.sparse_conv_transpose import SparseConvTranspose2d
+from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.sparse_lattice import SparseLattice
 from graphevent.nn.layers.sparse_res_block import SparseResBlock
 from graphevent.nn.layers.sparse_strided_conv import SparseStridedConv2d
@@ -151,6 +152,14 @@ class SparseConvEncoder(nn.Module):
         self.pos_scale = c.pos_scale
         self.pixel_size = tuple(c.pixel_size) if c.pixel_size is not None else info.pixel_size
         self.shape = tuple(info.image_shape[1:]) if info.image_shape is not None else None
+        self.periods = info.periods
+        # a periodic phi: the lattice's columns wrap (the image's width, every level a whole number of cells)
+        self.col_period = int(self.shape[1]) if self.shape is not None and info.periods and info.periods[1] else 0
+        if self.col_period and self.col_period % c.stride ** (len(c.channels) - 1):
+            raise ConfigError(
+                f"model.stride: {c.stride} over {len(c.channels) - 1} levels does not divide the {self.col_period} phi "
+                "columns of a periodic image; expected a width divisible by stride ** (levels - 1)"
+            )
         self.norm = Standardize(info.node_features, info.feature_stats)
         self.stem = SubmanifoldConv2d(info.num_node_features + 2, c.channels[0], c.kernel_size, bias=False, algorithm=c.conv_algorithm)
         self.stem_bn = nn.BatchNorm1d(c.channels[0])
@@ -171,7 +180,7 @@ class SparseConvEncoder(nn.Module):
                 "set model.pixel_size: [d_eta, d_phi] for the sparse-convolution lattice"
             )
         row, col = pixel_coords(pos, self.pixel_size, self.shape)
-        lattice, site = SparseLattice.from_coords(batch, row, col)
+        lattice, site = SparseLattice.from_coords(batch, row, col, self.col_period)
         lattices, links = [lattice], []
         for _ in self.down:
             coarse, parent, offset = lattices[-1].coarsen(self.stride)
@@ -195,7 +204,8 @@ class SparseConvEncoder(nn.Module):
     def features(self, x: Tensor, levels: SparseLevels) -> list[Tensor]:
         """Site features of every level, finest first: ``[(S_0, C_0), (S_1, C_1), ...]``."""
         lat = levels.lattices
-        inp = torch.cat([self.norm(self.site_values(x, levels)), self.site_positions(lat[0]) / self.pos_scale], -1)
+        pos = event_frame(self.site_positions(lat[0]), lat[0].event, None, self.periods)  # periodic axes: the event's frame
+        inp = torch.cat([self.norm(self.site_values(x, levels)), pos / self.pos_scale], -1)
         h = torch.relu(self.stem_bn(self.stem(inp.to(x.dtype), lat[0])))
         feats = []
         for level, blocks in enumerate(self.levels):
@@ -309,7 +319,7 @@ class SparseConvDecoder(nn.Module):
             keep = (logit > 0).nonzero().view(-1)
             keys = lattice.children_keys(self.stride).view(-1)[keep]
             keys, order = torch.sort(keys)
-            lattice, h = SparseLattice(keys), cand[keep[order]]
+            lattice, h = SparseLattice(keys, lattice.col_period * self.stride), cand[keep[order]]
             for block in self.blocks[i]:
                 h = block(h, lattice)
         return self.values(h), lattice
