@@ -39,7 +39,8 @@ def _nearest(dense, mask, r0: int, r1: int, k_eff: int, pixel_size, periods):
         # positions sit on a pixel lattice, full of exact ties: a stable sort takes
         # equidistant neighbours in node order, as alone (topk's choice depends on M)
         dist, idx = d.sort(dim=-1, stable=True)
-        return dist[..., :k_eff], idx[..., :k_eff]  # (B, R, k)
+        # copies, not views: a view would keep the block's whole sorted (B, R, M) alive
+        return dist[..., :k_eff].clone(), idx[..., :k_eff].clone()  # (B, R, k)
     # learned features: exact ties are improbable, and topk is ~4x faster than a sort
     return d.topk(k_eff, dim=-1, largest=False)  # (B, R, k)
 
