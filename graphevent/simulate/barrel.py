@@ -94,7 +94,8 @@ def render_event_images(
     def accumulate(i: np.ndarray, j: np.ndarray, events: np.ndarray, values: np.ndarray) -> np.ndarray:
         inside = (i >= 0) & (i < h)
         flat = (events[inside] * h + i[inside]) * w + j[inside] % w  # phi wraps around
-        return np.bincount(flat, weights=values[inside], minlength=n * h * w).reshape(n, h, w)
+        counts = np.bincount(flat, weights=values[inside], minlength=n * h * w)  # int64 when nothing is inside
+        return counts.astype(np.float64, copy=False).reshape(n, h, w)
 
     phi_ecal, reach_ecal = bend_phi(p.phi, p.pt, p.charge, cfg.ecal_radius, cfg.b_field)
     j_e = column(phi_ecal)
