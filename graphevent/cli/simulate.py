@@ -98,9 +98,9 @@ def events_cmd(
 
     [bold]Examples[/]
 
-      graphevent simulate events --events 3000 --out events.h5 --seed 1 --workers 2
+      graphevent simulate events -n 3000 -o events.h5 --seed 1 --workers 2
 
-      graphevent preprocess events.h5 --config whole_event_hdf5 --out datasets/events
+      graphevent preprocess events.h5 -c whole_event_hdf5 -o datasets/events
     """
     from graphevent.cli.console import console
     from graphevent.simulate.events import generate_events
