@@ -114,3 +114,7 @@ def test_cli_writes_the_file_and_prints_a_summary(tmp_path, capsys):
         np.testing.assert_array_equal(np.bincount(f["y"][:].astype(int)), [10, 10, 10])
     code = main(["simulate", "events", "--events", "3", "--out", str(out)])
     assert code == 2 and "exists" in capsys.readouterr().err
+    assert main(["simulate", "events", "--events", "3", "--out", str(out), "--overwrite"]) == 0
+    with h5py.File(out) as f:
+        np.testing.assert_array_equal(f["y"][:], [0, 1, 2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev.h5"]
