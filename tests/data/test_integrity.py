@@ -43,13 +43,17 @@ train: {epochs: 1, batch_size: 8}
 
 
 def files(*roots: Path) -> dict[str, str]:
-    """sha256 of every regular file under (or at) ``roots``; symlinks by their target text."""
+    """sha256 of every regular file under (or at) ``roots``; symlinks by their target text;
+    graphevent's lock files without their content (the pid of whoever locked last), as
+    ``tests/tree_snapshot.py`` records them."""
     out = {}
     for root in roots:
         paths = [root] if root.is_file() or root.is_symlink() else sorted(root.rglob("*"))
         for p in paths:
             if p.is_symlink():
                 out[str(p)] = "link:" + os.readlink(p)
+            elif p.name == ".graphevent.lock":
+                out[str(p)] = "lock"
             elif p.is_file():
                 out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
