@@ -120,50 +120,43 @@ def test_three_classes_train_eval_predict_export(whole_events, name, text, tmp_p
     if name == "mt":
         assert {"pred_m_gg", "pred_ht"} <= set(cols)
 
-    # export: the exported model outputs one score per class, TorchScript through the CLI
+    # export: the exported model starts from the raw whole-event images (phi wraps inside it) and
+    # gives predict's score of every class; TorchScript through the CLI
     import torch
-
-    from graphevent.evaluate.export import example_inputs
 
     exported = tmp_path / f"{name}.pt"
     text = run(["export", str(run_dir), "--format", "torchscript", "--out", str(exported)], capsys)
     assert "output score_label" + (", pred_m_gg, pred_ht" if name == "mt" else "") in text
-    f, p, mask = example_inputs(3, [40, 7], seed=1)
+    with h5py.File(raw) as f:
+        images = torch.from_numpy(f["X_jets"][:].astype(np.float32))
     with torch.inference_mode():
-        scores = torch.jit.load(str(exported))(f, p, mask)[0].numpy()
-    assert scores.shape == (2, 3)
-    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+        scores = torch.jit.load(str(exported))(images)[0].numpy()
+    assert scores.shape == (30, 3)
+    np.testing.assert_allclose(scores, np.stack([cols[f"score_{c}"] for c in CLASSES], axis=1), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
-def test_three_class_onnx_outputs_every_class_score(whole_events, tmp_path, one_torch_thread):
-    """The ONNX graph of a 3-class multitask run: (B, 3) scores equal to eager.
-
-    Written with the exporter's own function on positions off the 0.0174 lattice: on the
-    lattice, equidistant neighbours make the exported kNN pick other neighbours than the eager
-    model (ties broken differently), and `graphevent export --format onnx` refuses this run
-    (0.0103 on pred_ht, 7e-5 on the scores; see the branch report).
-    """
+def test_three_class_onnx_from_raw_images_equals_predict(whole_events, tmp_path, capsys, one_torch_thread):
+    """`graphevent export --format onnx` of a 3-class multitask run with two regression heads:
+    ONNX Runtime on the raw whole-event images gives predict's outputs, every class score."""
     if any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime", "onnxscript")):
         pytest.skip("ONNX export needs the [export] extra")
-    import torch
+    import onnxruntime as ort
 
-    from graphevent.evaluate.export import _export_onnx, example_inputs
-    from graphevent.nn.checkpoint import load_run
-    from graphevent.nn.export import padded_module
-
-    _, _, ds = whole_events
+    _, raw, ds = whole_events
     cfg = tmp_path / "mt.yaml"
     cfg.write_text(MT)
-    assert main(["train", "-c", str(cfg), "-d", str(ds), "-o", str(tmp_path / "mt"), "--no-progress"]) == 0
-    module = padded_module(load_run(tmp_path / "mt")[0]).eval()
-    f, p, mask = example_inputs(3, [21, 9, 3], seed=1)
-    p = p + 0.003 * torch.rand(p.shape, generator=torch.Generator().manual_seed(0))  # no equidistant neighbours
-    run_onnx = _export_onnx(module, (f, p, mask), tmp_path / "mt.onnx", {})(tmp_path / "mt.onnx")
-    got = run_onnx(f, p, mask)
-    with torch.inference_mode():
-        want = module(f, p, mask)
-    assert list(module.output_names) == ["score_label", "pred_m_gg", "pred_ht"]
-    assert np.asarray(got[0]).shape == (3, 3)
-    for a, b in zip(got, want):
-        np.testing.assert_allclose(np.asarray(a), b.numpy(), rtol=1e-5, atol=1e-5)
+    run(["train", "-c", str(cfg), "-d", str(ds), "-o", str(tmp_path / "mt"), "--no-progress"], capsys)
+    run(["export", str(tmp_path / "mt"), "--format", "onnx", "--out", str(tmp_path / "mt.onnx")], capsys)
+    run(["predict", str(tmp_path / "mt"), "--input", str(raw), "--out", str(tmp_path / "p.parquet"), "--no-progress",
+         "--device", "cpu"], capsys)
+    cols = read_predictions(tmp_path / "p.parquet")
+    session = ort.InferenceSession(str(tmp_path / "mt.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["score_label", "pred_m_gg", "pred_ht"]
+    with h5py.File(raw) as f:
+        images = f["X_jets"][:].astype(np.float32)
+    scores, m_gg, ht = session.run(None, {session.get_inputs()[0].name: images})
+    assert scores.shape == (30, 3)
+    np.testing.assert_allclose(scores, np.stack([cols[f"score_{c}"] for c in CLASSES], axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(m_gg, cols["pred_m_gg"], rtol=1e-5, atol=1e-4)  # GeV
+    np.testing.assert_allclose(ht, cols["pred_ht"], rtol=1e-5, atol=1e-4)
