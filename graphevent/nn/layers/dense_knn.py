@@ -35,7 +35,8 @@ def _lattice_period(period: float, size: float) -> float:
 
 
 def squared_position_distances(
-    x: Tensor, pixel_size: tuple[float, float] | None = None, periods: tuple[float, float] | None = None
+    x: Tensor, pixel_size: tuple[float, float] | None = None, periods: tuple[float, float] | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> Tensor:
     """Squared Euclidean distances between the nodes of each event, for positions (``D <= 3``):
     the order the dataset's kNN (:mod:`graphevent.data.knn`) takes neighbours in.
@@ -83,10 +84,11 @@ def squared_position_distances(
             # float, which an ONNX exporter would bake in as float32
             phi_scale = torch.full((), pixel_size[1] / pixel_size[0], dtype=torch.float64, device=x.device)
         x = torch.stack([eta, phi], dim=-1)
-    d = wrap_delta(torch.sub(x[:, :, None, 0], x[:, None, :, 0]), period_eta)
+    q = x if rows is None else x[:, rows[0] : rows[1]]
+    d = wrap_delta(torch.sub(q[:, :, None, 0], x[:, None, :, 0]), period_eta)
     d.mul_(d)
     for c in range(1, x.shape[-1]):
-        t = wrap_delta(torch.sub(x[:, :, None, c], x[:, None, :, c]), period_phi if c == 1 else 0.0)
+        t = wrap_delta(torch.sub(q[:, :, None, c], x[:, None, :, c]), period_phi if c == 1 else 0.0)
         if c == 1 and phi_scale is not None:
             t = t * phi_scale
         d.add_(t.mul_(t))

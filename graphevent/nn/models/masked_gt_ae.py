@@ -63,6 +63,10 @@ class MaskedGTConfig:
         pair_hidden: hidden width of the pair-bias MLPs.
         pair_event_wide: also bias the event-wide attention (every pair of nodes of an event:
             memory grows as events x nodes^2 x ``pair_hidden``); false: the kNN attention only.
+        pair_event_wide_max_nodes: the event-wide pair biases are left out of a batch whose
+            largest event has more nodes than this (default 1024: jets keep them; whole
+            events of thousands of nodes get pair biases in the kNN attention only, whose
+            memory grows as nodes x k).
         pair_pt_features: node features whose stored values (``log1p`` undone) sum to a
             deposit's pT (default empty: every unsigned channel, see
             :func:`~graphevent.nn.layers.pair_bias.deposit_pt_columns`).
@@ -88,10 +92,12 @@ class MaskedGTConfig:
     pairwise: bool = False
     pair_hidden: int = 32
     pair_event_wide: bool = True
+    pair_event_wide_max_nodes: int = 1024
     pair_pt_features: tuple[str, ...] = ()
 
     def validate(self, where: str = "model") -> None:
-        for key in ("dim", "depth", "heads", "edge_dim", "k", "decoder_dim", "decoder_depth", "mask_patches", "pair_hidden"):
+        for key in ("dim", "depth", "heads", "edge_dim", "k", "decoder_dim", "decoder_depth", "mask_patches", "pair_hidden",
+                    "pair_event_wide_max_nodes"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
         for key in ("dim", "decoder_dim"):
@@ -202,14 +208,15 @@ class MaskedGTEncoder(nn.Module):
         self, x: Tensor, pos: Tensor, table: NeighbourTable, packing: EventPacking | None, dtype: torch.dtype
     ) -> tuple[Tensor | None, Tensor | None]:
         """The kNN attention bias ``(N, K, H)`` (slot layout) and the event-wide one ``(B, H, M, M)``
-        (``None`` without ``pairwise``, or without global layers)."""
+        (``None`` without ``pairwise``, without global layers, or when the batch's largest event
+        has more than ``pair_event_wide_max_nodes`` nodes)."""
         if self.deposit_pt is None:
             return None, None
         pt = self.deposit_pt(x)
         src = table.source
         local = self.pair_local(pos[:, None], pt[:, None], pos[src], pt[src], dtype)
         event = None
-        if packing is not None and self.pair_global is not None:
+        if packing is not None and self.pair_global is not None and packing.mask.size(1) <= self.config.pair_event_wide_max_nodes:
             p, t = packing.pack(pos.float()), packing.pack(pt[:, None])[..., 0]  # (B, M, 2), (B, M)
             event = self.pair_global(p[:, :, None], t[:, :, None], p[:, None], t[:, None], dtype).permute(0, 3, 1, 2)
         return local, event
