@@ -20,7 +20,7 @@ def test_package_data_covers_every_shipped_config():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["package-data"]["graphevent"]
     files = sorted(CONFIG_DIR.rglob("*.yaml"))
-    assert CONFIG_DIR == ROOT / "graphevent" / "configs" and len(files) == 20
+    assert CONFIG_DIR == ROOT / "graphevent" / "configs" and len(files) == 21
     for f in files:
         rel = f.relative_to(ROOT / "graphevent").as_posix()
         assert any(fnmatch(rel, p.replace("**/", "*/")) for p in patterns), rel

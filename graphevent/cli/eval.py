@@ -20,7 +20,7 @@ def eval_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory. Default: RUN_DIR/eval-SPLIT for one run, ./eval-SPLIT for several.", show_default=False)] = None,
     checkpoint: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = _DEFAULT.checkpoint,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none).")] = _DEFAULT.bootstrap,
-    signal: Annotated[str | None, typer.Option(help="Binary tasks: signal class, name or index (default: class index 1).", show_default=False)] = _DEFAULT.signal,
+    signal: Annotated[str | None, typer.Option(help="Signal class, name or index (default: class index 1).", show_default=False)] = _DEFAULT.signal,
     explain: Annotated[bool, typer.Option("--explain", help="Also draw attention, saliency, reconstructions and embedding PCA.")] = _DEFAULT.explain,
     explain_events: Annotated[int, typer.Option(help="Events per class in the --explain figures.")] = _DEFAULT.explain_events,
     fmt: Annotated[str, typer.Option("--format", help="Predictions file format: parquet or root.")] = _DEFAULT.format,
@@ -39,7 +39,8 @@ def eval_cmd(
     training- plots per run, and with --explain explain.md + explain/*.png.
     Binary tasks: signal = class index 1 unless --signal; background rejection 1/εB at
     signal efficiency εS = 0.3 and 0.5, εB interpolated linearly on the ROC (∞ when no
-    background passes the cut).
+    background passes the cut). Three or more classes: per-class and macro one-vs-rest AUC,
+    and 1/εB of each other class against the signal, scored p_s / (p_s + p_b).
     Several GPUs: torchrun --nproc_per_node N -m graphevent.cli.app eval ... (rank 0 writes).
 
     [bold]Examples[/]

@@ -79,7 +79,59 @@ def summary_table(summary: dict[str, Any]):
     return table
 
 
+def events_cmd(
+    events: Annotated[int, typer.Option("--events", "-n", min=1, help="Number of events (a third per process).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.h5 or .parquet).", show_default=False)],
+    fmt: Annotated[
+        Literal["hdf5", "parquet"] | None,
+        typer.Option("--format", "-f", help="hdf5 (ML4SCI layout) or parquet (E2E layout); default from the suffix.", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Master seed; the output does not depend on --workers.")] = 0,
+    workers: WorkersOpt = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+) -> None:
+    """Whole collision events from Pythia 8, rendered as 170x360 Tracks/ECAL/HCAL barrel images.
+
+    pp at 13 TeV, three processes in equal numbers: y=0 prompt diphoton, y=1 gg -> H -> gamma gamma (the signal), y=2 gamma + jet; both hard-process objects in |eta| < 1.44, pT > 20 GeV, mass 100-150 GeV.
+
+    Images cover the barrel, |eta| < 1.479 and the full 2 pi in phi, at crystal granularity (docs/simulation.md). Targets m_gg (hard-process mass) and ht.
+
+    [bold]Examples[/]
+
+      graphevent simulate events -n 3000 -o events.h5 --seed 1 --workers 2
+
+      graphevent preprocess events.h5 -c whole_event_hdf5 -o datasets/events
+    """
+    from graphevent.cli.console import console
+    from graphevent.simulate.events import generate_events
+
+    summary = generate_events(events, out, fmt=fmt, seed=seed, workers=workers, progress=True, overwrite=overwrite)
+    console.print(events_summary_table(summary))
+
+
+def events_summary_table(summary: dict[str, Any]):
+    """A two-column rich table of what :func:`~graphevent.simulate.events.generate_events` returned."""
+    from rich.table import Table
+
+    table = Table(title="graphevent simulate events", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    classes = ", ".join(f"{summary['counts'][name]} {name} y={label}" for name, label in summary["labels"].items())
+    rows = [
+        ("images", f"{summary['out']} ({summary['format']}, {summary['bytes'] / 1e6:.2f} MB)"),
+        ("events", f"{summary['n_events']} ({classes})"),
+        ("seed / workers", f"{summary['seed']} / {summary['workers']}"),
+        ("hard processes", f"{summary['events_tried']} generated (acceptance {summary['acceptance']:.1%})"),
+        ("time", f"{summary['wall_s']:.1f} s: {summary['events_per_s']:.1f} events/s; {summary['events_per_s_per_core']:.1f} events per CPU-second per worker"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    return table
+
+
 simulate_app.command("qg")(qg_cmd)
+simulate_app.command("events")(events_cmd)
 
 
 def register(app: typer.Typer) -> None:

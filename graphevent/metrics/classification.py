@@ -5,7 +5,11 @@ Binary tasks (two classes) follow the jet-tagging convention: one class is the *
 and the figures are ROC AUC, accuracy (cut ``p_signal > 0.5``) and the background
 rejection 1/eps_B at signal efficiencies 0.3 and 0.5 (see :mod:`graphevent.metrics.roc`
 for the interpolation). Multi-class tasks report accuracy (argmax), per-class and macro
-one-vs-rest AUC and the confusion matrix (rows = true class, columns = predicted).
+one-vs-rest AUC, the confusion matrix (rows = true class, columns = predicted), and the
+rejection of each background class ``b`` at the same signal efficiencies: the signal
+class ``s`` (index 1 by default) against the events of ``b`` alone, scored with
+``p_s / (p_s + p_b)``, the likelihood-ratio discriminant of the multi-class tagging
+benchmarks (JetClass, Qu et al., arXiv:2202.03772); other classes' events are left out.
 
 Headline values come from ``torchmetrics`` (exact, ``thresholds=None``), fed with
 probabilities only (binary AUROC would apply a sigmoid to values outside [0, 1]); the
@@ -39,9 +43,23 @@ from graphevent.metrics.bootstrap import bootstrap
 WORKING_POINTS: tuple[float, ...] = (0.3, 0.5)
 
 
-def rejection_key(eff_s: float) -> str:
-    """Metric name of the background rejection at signal efficiency ``eff_s`` (``rejection_at_0.3``)."""
-    return f"rejection_at_{eff_s:g}"
+def rejection_key(eff_s: float, background: str | None = None) -> str:
+    """Metric name of the background rejection at signal efficiency ``eff_s``: ``rejection_at_0.3``,
+    or for one background class of a multi-class task ``rejection_<background>_at_0.3``."""
+    return f"rejection_at_{eff_s:g}" if background is None else f"rejection_{background}_at_{eff_s:g}"
+
+
+def pair_scores(probs: np.ndarray, signal: int, background: int) -> np.ndarray:
+    """``p_s / (p_s + p_b)`` per event, the discriminant of signal ``s`` against background ``b``
+    (0.5 where both probabilities are 0).
+
+    Shapes:
+        ``probs: (N, C)`` -> ``(N,)`` float64
+    """
+    ps = probs[:, signal].astype(np.float64)
+    total = ps + probs[:, background]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, ps / total, 0.5)
 
 
 def resolve_signal(classes: Sequence[str], signal: str | int | None) -> int:
@@ -69,8 +87,9 @@ class ClassificationMetrics(TaskMetrics):
 
     Args:
         classes: class names (``probs`` columns, ``target`` values index them).
-        signal: index of the signal class for binary tasks (default 1).
-        working_points: signal efficiencies at which the binary rejection is reported.
+        signal: index of the signal class (default 1): binary tasks score it, multi-class
+            tasks measure the rejection of every other class against it.
+        working_points: signal efficiencies at which the rejection is reported.
 
     Shapes:
         ``update(probs: (B, C), target: (B,))``
@@ -85,6 +104,10 @@ class ClassificationMetrics(TaskMetrics):
             raise ConfigError(f"classification needs at least 2 classes, got {self.classes}")
         self.binary = len(self.classes) == 2
         self.signal = int(signal)
+        if not 0 <= self.signal < len(self.classes):
+            raise ConfigError(f"signal class index {self.signal}: expected 0..{len(self.classes) - 1} (classes {self.classes})")
+        #: the classes whose rejection a multi-class task reports (every class but the signal)
+        self.backgrounds = [] if self.binary else [name for c, name in enumerate(self.classes) if c != self.signal]
         self.working_points = tuple(working_points)
         c = len(self.classes)
         if self.binary:
@@ -95,7 +118,11 @@ class ClassificationMetrics(TaskMetrics):
                 "accuracy": MulticlassAccuracy(num_classes=c, average="micro"),
                 "auc": MulticlassAUROC(num_classes=c, average=None),
             })
-            self.headline = ("accuracy", "auc_macro")
+            self.headline = (
+                "accuracy",
+                "auc_macro",
+                *(rejection_key(e, b) for b in self.backgrounds for e in self.working_points),
+            )
         self.confusion = MulticlassConfusionMatrix(num_classes=c)
         self.scores = EventBuffer(np.float32)
         self.labels = EventBuffer(np.int64)
@@ -203,7 +230,21 @@ class ClassificationMetrics(TaskMetrics):
             for name, value in zip(self.classes, per_class):
                 out[f"auc_{name}"] = float(value)
             out["auc_macro"] = float(np.mean(per_class))
+            scores, labels = self.scores.array(), self.labels.array()
+            for b in self.backgrounds:
+                pair = self._pair(scores, labels, b)
+                tp, fp = roc.roc_counts(pair[0], pair[1])
+                for eff in self.working_points:
+                    out[rejection_key(eff, b)] = float(roc.rejection(roc.background_efficiency_at(tp, fp, eff))[0])
         return out
+
+    def _pair(self, scores: np.ndarray, labels: np.ndarray, background: str):
+        """(sorted ``p_s / (p_s + p_b)``, is-signal, event indices) over the events of the
+        signal class and of ``background``."""
+        b = self.classes.index(background)
+        events = np.flatnonzero((labels == self.signal) | (labels == b))
+        ss = roc.SortedScores.from_scores(pair_scores(scores[events], self.signal, b))
+        return ss, labels[events] == self.signal, events
 
     def _statistic(self):
         scores = self.scores.array()
@@ -223,6 +264,7 @@ class ClassificationMetrics(TaskMetrics):
             return stat
         correct = (scores.argmax(axis=1) == labels).astype(np.float64)
         sorted_per_class = [roc.SortedScores.from_scores(scores[:, c]) for c in range(len(self.classes))]
+        pairs = {b: self._pair(scores, labels, b) for b in self.backgrounds}
 
         def stat(w: np.ndarray) -> dict[str, np.ndarray]:
             out = {"accuracy": (w @ correct) / w.sum(axis=1)}
@@ -232,6 +274,10 @@ class ClassificationMetrics(TaskMetrics):
                 aucs.append(roc.auc_rows(tp, fp))
                 out[f"auc_{name}"] = aucs[-1]
             out["auc_macro"] = np.mean(aucs, axis=0)
+            for b, (ss, is_signal, events) in pairs.items():
+                tp, fp = roc.roc_counts(ss, is_signal, w[:, events])
+                for eff in self.working_points:
+                    out[rejection_key(eff, b)] = roc.rejection(roc.background_efficiency_at(tp, fp, eff))
             return out
 
         return stat
@@ -260,9 +306,10 @@ class ClassificationMetrics(TaskMetrics):
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"kind": self.kind_detail, "classes": self.classes}
-        if self.binary:
-            info["signal"] = self.classes[self.signal]
-            info["working_points"] = list(self.working_points)
+        info["signal"] = self.classes[self.signal]
+        info["working_points"] = list(self.working_points)
+        if not self.binary:
+            info["backgrounds"] = list(self.backgrounds)
         return info
 
     def __repr__(self) -> str:

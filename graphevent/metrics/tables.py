@@ -39,6 +39,9 @@ def metric_label(name: str, short: bool = False, unit: str | None = None) -> str
     if name.startswith("rejection_at_"):
         eff = name[len("rejection_at_"):]
         return f"1/εB @ {eff}" if short else f"1/εB @ εS={eff}"
+    if name.startswith("rejection_") and "_at_" in name:  # rejection_<background>_at_<eff> (multi-class)
+        background, eff = name[len("rejection_"):].rsplit("_at_", 1)
+        return f"1/εB({background}) @ {eff}" if short else f"1/εB({background}) @ εS={eff}"
     label = LABELS.get(name, name)
     return f"{label} [{unit}]" if unit else label
 
@@ -88,7 +91,7 @@ def _caption(doc: dict[str, Any]) -> str:
     text = f"{ds['split']} split of {ds['path']} ({ds['n_events']} events), {doc['checkpoint']} checkpoint"
     if bs["resamples"]:
         text += f"; \\[low, high]: {bs['confidence']:.0%} bootstrap interval ({bs['resamples']} resamples)"
-    if any(name.startswith("rejection_at_") for _, name in _columns(doc, full=False)):
+    if any(name.startswith("rejection_") for _, name in _columns(doc, full=False)):
         text += "; 1/εB @ x: background rejection at signal efficiency x"
     return text
 

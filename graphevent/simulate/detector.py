@@ -193,11 +193,58 @@ def bend_phi(phi: np.ndarray, pt: np.ndarray, charge: np.ndarray, radius: float,
     return wrap_phi(phi + shift), reaches
 
 
-def _smear(energy: np.ndarray, stochastic: float, constant: float, rng: np.random.Generator) -> np.ndarray:
+def smear(energy: np.ndarray, stochastic: float, constant: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian smearing with ``sigma/E = stochastic/sqrt(E) (+) constant``, clipped at 0."""
     e = np.maximum(energy, 0.0)
     sigma = np.sqrt(stochastic**2 * e + (constant * e) ** 2)
     return np.maximum(e + sigma * rng.standard_normal(e.shape), 0.0)
+
+
+@dataclass
+class Deposits:
+    """What each particle leaves, before the detector's cells (all ``(P,)``).
+
+    Attributes:
+        has_track: the particle leaves a track (visible, charged, ``pT > track_pt_min``,
+            ``|eta| < tracker_eta_max``).
+        track_pt: its smeared track pT (GeV, >= 0; meaningful where ``has_track``).
+        e_ecal, e_hcal: energy it leaves in the ECAL and in the HCAL, before smearing (GeV).
+        in_calo: visible and within ``calo_eta_max``.
+    """
+
+    has_track: np.ndarray
+    track_pt: np.ndarray
+    e_ecal: np.ndarray
+    e_hcal: np.ndarray
+    in_calo: np.ndarray
+
+
+def particle_deposits(p: ParticleBatch, cfg: DetectorConfig, rng: np.random.Generator) -> Deposits:
+    """Smear track pT and split each particle's energy between ECAL and HCAL (module docstring).
+
+    Draws, in this order, ``P`` normal numbers (track pT), ``P`` uniform numbers (whether a
+    hadron showers in the ECAL) and ``P`` uniform numbers (the fraction it leaves there):
+    every renderer that calls it consumes ``rng`` the same way.
+    """
+    absid = np.abs(p.pid)
+    visible = ~np.isin(absid, _INVISIBLE)
+    charged = p.charge != 0
+    em = np.isin(absid, _EM)
+    muon = absid == _MUON
+    hadron = visible & ~em & ~muon
+    has_track = visible & charged & (p.pt > cfg.track_pt_min) & (np.abs(p.eta) < cfg.tracker_eta_max)
+    track_pt = p.pt * (1.0 + np.hypot(cfg.track_res_const, cfg.track_res_slope * p.pt) * rng.standard_normal(len(p)))
+    showers_in_ecal = hadron & (rng.random(len(p)) < 1.0 - np.exp(-cfg.ecal_depth_lambda))
+    low, high = cfg.hadron_ecal_fraction
+    fraction = rng.uniform(low, high, len(p))
+    e_ecal = np.where(em, p.e, 0.0)
+    e_ecal = np.where(showers_in_ecal, fraction * p.e, e_ecal)
+    mip = (hadron & charged & ~showers_in_ecal) | muon
+    e_ecal = np.where(mip, np.minimum(cfg.ecal_mip, p.e), e_ecal)
+    e_hcal = np.where(hadron, p.e - e_ecal, 0.0)
+    e_hcal = np.where(muon, np.minimum(cfg.hcal_mip, np.maximum(p.e - e_ecal, 0.0)), e_hcal)
+    in_calo = visible & (np.abs(p.eta) < cfg.calo_eta_max)
+    return Deposits(has_track, np.maximum(track_pt, 0.0), e_ecal, e_hcal, in_calo)
 
 
 def render_images(
@@ -233,12 +280,6 @@ def render_images(
     centre = size // 2
 
     p = particles
-    visible = ~np.isin(np.abs(p.pid), _INVISIBLE)
-    absid = np.abs(p.pid)
-    charged = p.charge != 0
-    em = np.isin(absid, _EM)
-    muon = absid == _MUON
-    hadron = visible & ~em & ~muon
     ev = p.event
     deta = p.eta - jet_eta[ev]
 
@@ -257,25 +298,14 @@ def render_images(
     # Tracks at the ECAL surface.
     phi_ecal, reach_ecal = bend_phi(p.phi, p.pt, p.charge, cfg.ecal_radius, cfg.b_field)
     i_e, j_e = pixel(phi_ecal)
-    has_track = visible & charged & (p.pt > cfg.track_pt_min) & (np.abs(p.eta) < cfg.tracker_eta_max)
-    track_pt = p.pt * (1.0 + np.hypot(cfg.track_res_const, cfg.track_res_slope * p.pt) * rng.standard_normal(len(p)))
-    tracks = accumulate(i_e[has_track], j_e[has_track], ev[has_track], np.maximum(track_pt[has_track], 0.0))
-
-    # Split each particle's energy between ECAL and HCAL.
-    showers_in_ecal = hadron & (rng.random(len(p)) < 1.0 - np.exp(-cfg.ecal_depth_lambda))
-    low, high = cfg.hadron_ecal_fraction
-    fraction = rng.uniform(low, high, len(p))
-    e_ecal = np.where(em, p.e, 0.0)
-    e_ecal = np.where(showers_in_ecal, fraction * p.e, e_ecal)
-    mip = (hadron & charged & ~showers_in_ecal) | muon
-    e_ecal = np.where(mip, np.minimum(cfg.ecal_mip, p.e), e_ecal)
-    e_hcal = np.where(hadron, p.e - e_ecal, 0.0)
-    e_hcal = np.where(muon, np.minimum(cfg.hcal_mip, np.maximum(p.e - e_ecal, 0.0)), e_hcal)
-    in_calo = visible & (np.abs(p.eta) < cfg.calo_eta_max)
+    dep = particle_deposits(p, cfg, rng)
+    has_track = dep.has_track
+    tracks = accumulate(i_e[has_track], j_e[has_track], ev[has_track], dep.track_pt[has_track])
+    e_ecal, e_hcal, in_calo = dep.e_ecal, dep.e_hcal, dep.in_calo
 
     # ECAL: smear, then share over 3x3 crystals.
     sel = in_calo & reach_ecal & (e_ecal > 0)
-    e = _smear(e_ecal[sel], cfg.ecal_stochastic, cfg.ecal_constant, rng)
+    e = smear(e_ecal[sel], cfg.ecal_stochastic, cfg.ecal_constant, rng)
     core, side = cfg.ecal_core_fraction, (1.0 - cfg.ecal_core_fraction) / 8.0
     di, dj = np.meshgrid(np.arange(-1, 2), np.arange(-1, 2), indexing="ij")
     di, dj = di.ravel(), dj.ravel()
@@ -293,7 +323,7 @@ def render_images(
     phi_hcal, reach_hcal = bend_phi(p.phi, p.pt, p.charge, cfg.hcal_radius, cfg.b_field)
     i_h, j_h = pixel(phi_hcal)
     sel = in_calo & reach_hcal & (e_hcal > 0)
-    e = _smear(e_hcal[sel], cfg.hcal_stochastic, cfg.hcal_constant, rng)
+    e = smear(e_hcal[sel], cfg.hcal_stochastic, cfg.hcal_constant, rng)
     fine = accumulate(i_h[sel], j_h[sel], ev[sel], e)
     t = cfg.hcal_tower
     towers = fine.reshape(n, size // t, t, size // t, t).sum(axis=(2, 4))

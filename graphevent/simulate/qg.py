@@ -65,14 +65,16 @@ class _Block:
     start: int  # first event of the block in the file
 
 
-def plan_blocks(n_events: int, block_size: int) -> list[_Block]:
-    """Quark blocks and gluon blocks, alternating; ``n_events - n_events // 2`` quark jets."""
-    counts = {"quark": n_events - n_events // 2, "gluon": n_events // 2}
+def plan_blocks(n_events: int, block_size: int, classes: tuple[str, ...] = ("quark", "gluon")) -> list[_Block]:
+    """Blocks of each class, in turn; every class gets ``n_events // len(classes)`` events and
+    the first ``n_events % len(classes)`` classes one more (``n_events - n_events // 2`` quark jets)."""
+    k = len(classes)
+    counts = {kind: n_events // k + int(i < n_events % k) for i, kind in enumerate(classes)}
     sizes = {kind: [min(block_size, n - b) for b in range(0, n, block_size)] for kind, n in counts.items()}
     blocks: list[_Block] = []
     start = 0
     for b in range(max(len(s) for s in sizes.values())):
-        for kind in ("quark", "gluon"):
+        for kind in classes:
             if b < len(sizes[kind]):
                 blocks.append(_Block(len(blocks), kind, b, sizes[kind][b], start))
                 start += sizes[kind][b]
@@ -106,12 +108,12 @@ def _run_block(block: _Block, seed: int, settings, detector: DetectorConfig) -> 
     }
 
 
-def _progress_object(progress):
-    """``True`` -> a rich bar counting jets, ``False``/``None`` -> silent, else the object given."""
+def _progress_object(progress, unit: str = "jets"):
+    """``True`` -> a rich bar counting ``unit``, ``False``/``None`` -> silent, else the object given."""
     from graphevent.utils.progress import NullProgress, RichProgress
 
     if progress is True:
-        return RichProgress("jets")
+        return RichProgress(unit)
     if progress is False or progress is None:
         return NullProgress()
     return progress
@@ -322,8 +324,12 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_parallel(blocks, seed, settings, detector, workers, consume, advance) -> None:
-    """Run blocks in ``workers`` spawned processes, at most 2 per worker in flight, consumed in order."""
+def _run_parallel(blocks, seed, settings, detector, workers, consume, advance, run_block=_run_block) -> None:
+    """Run blocks in ``workers`` spawned processes, at most 2 per worker in flight, consumed in order.
+
+    ``run_block(block, seed, settings, detector)`` makes one block's result (a module-level
+    function, so that spawned processes can import it).
+    """
     context = multiprocessing.get_context("spawn")
     pending: dict[cf.Future, _Block] = {}
     done: dict[int, tuple[_Block, dict[str, Any]]] = {}
@@ -334,7 +340,7 @@ def _run_parallel(blocks, seed, settings, detector, workers, consume, advance) -
             while next_write < len(blocks):
                 while next_submit < len(blocks) and len(pending) + len(done) < 2 * workers:
                     block = blocks[next_submit]
-                    pending[pool.submit(_run_block, block, seed, settings, detector)] = block
+                    pending[pool.submit(run_block, block, seed, settings, detector)] = block
                     next_submit += 1
                 finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for future in finished:

@@ -2,6 +2,8 @@
 
 * :class:`ML4SCIHDF5Writer`: the ML4SCI quark-gluon HDF5 file: ``X_jets`` (N, 125, 125, 3)
   float32 channels-last, ``y``, ``m0``, ``pt`` (N,) float32; ``y`` 0 = quark, 1 = gluon.
+  Whole events (``graphevent simulate events``) use the same layout with (N, 170, 360, 3)
+  images and their own targets (``targets=("m_gg", "ht")``).
 * :class:`E2EParquetWriter`: the CMS end-to-end parquet files: one row group per event,
   ``X_jets`` nested lists (3, 125, 125) channels-first, ``y``, ``m0``, ``pt`` (float64,
   what pyarrow writes for Python floats).
@@ -27,23 +29,30 @@ import numpy as np
 
 
 class ImageWriter(abc.ABC):
-    """Writes ``n_events`` jet images with labels and targets, block by block, in order.
+    """Writes ``n_events`` images with labels and targets, block by block, in order.
 
     Args:
         path: file to create.
         n_events: total number of events (the file is complete after that many).
         metadata: provenance (generator settings, seeds, versions), stored as JSON.
+        targets: names of the per-event regression targets, in the order :meth:`write`
+            takes them (the jets' ``m0``, ``pt`` by default).
     """
 
-    def __init__(self, path: str | Path, n_events: int, metadata: dict[str, Any]) -> None:
+    def __init__(self, path: str | Path, n_events: int, metadata: dict[str, Any], targets: tuple[str, ...] = ("m0", "pt")) -> None:
         self.path = Path(path)
         self.n_events = n_events
         self.metadata = metadata
+        self.targets = tuple(targets)
         self.written = 0
 
     @abc.abstractmethod
-    def write(self, images: np.ndarray, y: np.ndarray, m0: np.ndarray, pt: np.ndarray) -> None:
-        """Append a block: ``images`` (n, H, W, C) float32 channels-last, ``y``/``m0``/``pt`` (n,)."""
+    def write(self, images: np.ndarray, y: np.ndarray, *targets: np.ndarray) -> None:
+        """Append a block: ``images`` (n, H, W, C) float32 channels-last, ``y`` and each target (n,)."""
+
+    def _check_targets(self, targets: tuple[np.ndarray, ...]) -> None:
+        if len(targets) != len(self.targets):
+            raise ValueError(f"{len(targets)} target arrays given; expected {len(self.targets)} ({', '.join(self.targets)})")
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -68,20 +77,23 @@ class ML4SCIHDF5Writer(ImageWriter):
             ~10 ms per event, negligible next to generating it.
     """
 
-    def __init__(self, path: str | Path, n_events: int, metadata: dict[str, Any], compression_level: int = 9) -> None:
+    def __init__(
+        self, path: str | Path, n_events: int, metadata: dict[str, Any], compression_level: int = 9, targets: tuple[str, ...] = ("m0", "pt")
+    ) -> None:
         import h5py
 
-        super().__init__(path, n_events, metadata)
+        super().__init__(path, n_events, metadata, targets)
         self._file = h5py.File(self.path, "w")
         self._file.attrs["graphevent_simulate"] = json.dumps(metadata)
         opts = {"compression": "gzip", "compression_opts": compression_level, "shuffle": True}
         self._images = None
         self._opts = opts
         self._scalars = {
-            key: self._file.create_dataset(key, shape=(n_events,), dtype=np.float32, **opts) for key in ("y", "m0", "pt")
+            key: self._file.create_dataset(key, shape=(n_events,), dtype=np.float32, **opts) for key in ("y", *self.targets)
         }
 
-    def write(self, images: np.ndarray, y: np.ndarray, m0: np.ndarray, pt: np.ndarray) -> None:
+    def write(self, images: np.ndarray, y: np.ndarray, *targets: np.ndarray) -> None:
+        self._check_targets(targets)
         n = len(images)
         if self._images is None:
             shape = (self.n_events, *images.shape[1:])
@@ -90,7 +102,7 @@ class ML4SCIHDF5Writer(ImageWriter):
             )
         sl = slice(self.written, self.written + n)
         self._images[sl] = images.astype(np.float32, copy=False)
-        for key, values in (("y", y), ("m0", m0), ("pt", pt)):
+        for key, values in zip(("y", *self.targets), (y, *targets)):
             self._scalars[key][sl] = np.asarray(values, dtype=np.float32)
         self.written += n
 
@@ -105,19 +117,15 @@ class E2EParquetWriter(ImageWriter):
     The metadata goes into the schema metadata under ``graphevent_simulate``.
     """
 
-    def __init__(self, path: str | Path, n_events: int, metadata: dict[str, Any]) -> None:
+    def __init__(self, path: str | Path, n_events: int, metadata: dict[str, Any], targets: tuple[str, ...] = ("m0", "pt")) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        super().__init__(path, n_events, metadata)
+        super().__init__(path, n_events, metadata, targets)
         self._pa = pa
         self._schema = pa.schema(
-            [
-                ("X_jets", pa.list_(pa.list_(pa.list_(pa.float64())))),
-                ("y", pa.float64()),
-                ("m0", pa.float64()),
-                ("pt", pa.float64()),
-            ],
+            [("X_jets", pa.list_(pa.list_(pa.list_(pa.float64())))), ("y", pa.float64())]
+            + [(key, pa.float64()) for key in self.targets],
             metadata={"graphevent_simulate": json.dumps(metadata)},
         )
         self._writer = pq.ParquetWriter(self.path, self._schema, compression="snappy")
@@ -130,16 +138,13 @@ class E2EParquetWriter(ImageWriter):
         planes = pa.ListArray.from_arrays(pa.array(np.arange(0, c * h + 1, h, dtype=np.int32)), rows)
         return pa.ListArray.from_arrays(pa.array(np.array([0, c], dtype=np.int32)), planes)
 
-    def write(self, images: np.ndarray, y: np.ndarray, m0: np.ndarray, pt: np.ndarray) -> None:
+    def write(self, images: np.ndarray, y: np.ndarray, *targets: np.ndarray) -> None:
+        self._check_targets(targets)
         pa = self._pa
         for k in range(len(images)):
             table = pa.Table.from_arrays(
-                [
-                    self._nested(np.transpose(images[k], (2, 0, 1))),
-                    pa.array([float(y[k])]),
-                    pa.array([float(m0[k])]),
-                    pa.array([float(pt[k])]),
-                ],
+                [self._nested(np.transpose(images[k], (2, 0, 1))), pa.array([float(y[k])])]
+                + [pa.array([float(values[k])]) for values in targets],
                 schema=self._schema,
             )
             self._writer.write_table(table, row_group_size=1)

@@ -15,6 +15,7 @@ CONFIG_DIR = Path(__file__).parents[2] / "graphevent" / "configs" / "data"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 EXPECTED = {
     "ml4sci_qg_hdf5", "e2e_qg_parquet", "ml4sci_egamma", "boosted_top_8ch", "root_image", "root_hits", "energyflow_qg",
+    "whole_event_hdf5",
 }
 
 
@@ -47,6 +48,25 @@ def test_ml4sci_qg_config_reads_its_layout(tmp_path):
         c = r.read(0, 2)
     np.testing.assert_array_equal(c.images, x)
     np.testing.assert_array_equal(c.targets, [[5, 70], [6, 80]])
+
+
+def test_whole_event_config_reads_its_layout(tmp_path):
+    """`graphevent simulate events` files: 170 x 360 barrel images, three classes, m_gg and ht."""
+    x = known_images(3, c=3, h=170, w=360)
+    path = tmp_path / "events.h5"
+    with h5py.File(path, "w") as f:
+        f["X_jets"] = x.transpose(0, 2, 3, 1)
+        f["y"], f["m_gg"], f["ht"] = np.array([0.0, 1.0, 2.0]), np.array([110.0, 125.0, 140.0]), np.array([90.0, 150.0, 200.0])
+    cfg = load_data_config(CONFIG_DIR / "whole_event_hdf5.yaml")
+    assert cfg.classes == ["diphoton", "hgg", "gamma_jet"] and cfg.graph.max_nodes == 1500
+    # the image spans the full 2 pi in phi, so positions measured from its centre are absolute
+    assert cfg.image.width * cfg.image.pixel_size[1] == pytest.approx(2 * np.pi, abs=1e-12)
+    assert cfg.image.height * cfg.image.pixel_size[0] == pytest.approx(2 * 1.479)
+    with open_reader(path, cfg) as r:
+        c = r.read(0, 3)
+    np.testing.assert_array_equal(c.images, x)
+    np.testing.assert_array_equal(c.labels, [0, 1, 2])
+    np.testing.assert_array_equal(c.targets, [[110, 90], [125, 150], [140, 200]])
 
 
 def test_e2e_parquet_config_reads_its_layout(tmp_path):

@@ -81,7 +81,42 @@ def test_multiclass_hand_values():
     assert out["auc_b"] == pytest.approx(6.5 / 8)
     assert out["auc_c"] == pytest.approx(7 / 8)
     assert out["auc_macro"] == pytest.approx((1 + 6.5 / 8 + 7 / 8) / 3)
-    assert m.headline == ("accuracy", "auc_macro")
+    assert m.headline == ("accuracy", "auc_macro", "rejection_a_at_0.3", "rejection_a_at_0.5", "rejection_c_at_0.3", "rejection_c_at_0.5")
+
+
+def test_multiclass_rejection_of_each_background_by_hand():
+    """Signal s = class 1 against each background b alone, scored with p_s / (p_s + p_b)."""
+    probs = torch.tensor([
+        [0.1, 0.8, 0.1],    # signal: vs a 8/9, vs c 8/9
+        [0.3, 0.4, 0.3],    # signal: vs a 4/7, vs c 4/7
+        [0.6, 0.2, 0.2],    # a: 0.25
+        [0.04, 0.76, 0.2],  # a: 0.95, above both signal events
+        [0.5, 0.1, 0.4],    # a: 1/6
+        [0.1, 0.5, 0.4],    # c: 5/9, below both signal events
+        [0.1, 0.6, 0.3],    # c: 2/3, between them; its p_s/(p_s+p_a) = 6/7 would pass every cut on "a"
+    ])
+    y = torch.tensor([1, 1, 0, 0, 0, 2, 2])
+    m = ClassificationMetrics(["a", "s", "c"], working_points=(0.5, 1.0))
+    m.update(probs, y)
+    out = compute(m, resamples=50)
+    # s vs a: ROC (0, 1/3) (1/2, 1/3) (1, 1/3) (1, 2/3) (1, 1): eps_B = 1/3 at eps_S 0.5 and 1
+    assert out["rejection_a_at_0.5"] == pytest.approx(3.0)
+    assert out["rejection_a_at_1"] == pytest.approx(3.0)
+    # s vs c: ROC (1/2, 0) (1/2, 1/2) (1, 1/2) (1, 1): no c event passes eps_S 0.5, half pass 1
+    assert out["rejection_c_at_0.5"] == float("inf")
+    assert out["rejection_c_at_1"] == pytest.approx(2.0)
+    assert m.backgrounds == ["a", "c"] and m.describe()["signal"] == "s"
+    assert "rejection_s_at_0.5" not in out
+    # the bootstrap covers the same metrics: every interval brackets its point value
+    low, high = out["rejection_a_at_0.5_ci95"]
+    assert low <= 3.0 <= high
+    # another signal class: "a" against s and c
+    m0 = ClassificationMetrics(["a", "s", "c"], signal=0, working_points=(0.5,))
+    m0.update(probs, y)
+    # a vs s: a scores 3/4, 1/20, 5/6; s scores 1/9, 3/7 -> cut >= 3/4 keeps 2 of 3 a and no s
+    assert compute(m0)["rejection_s_at_0.5"] == float("inf")
+    # a vs c: a scores 3/4, 1/6, 5/9; c scores 1/5, 1/4 -> eps_S 0.5 between (1/3, 0) and (2/3, 0): inf
+    assert compute(m0)["rejection_c_at_0.5"] == float("inf")
 
 
 def random_probs(n, c, seed):

@@ -63,8 +63,14 @@ def test_task_type_owns_loss_metrics_names_and_labels(type_name):
     labels = dict(kind.labels)
     assert set(kind.val_metrics) <= set(labels)
     for name in m.headline:  # every headline figure has its type's table label
-        if not name.startswith("rejection_at_"):
+        if not name.startswith("rejection_"):
             assert metric_label(name) == labels[name]
+
+
+def test_rejection_labels():
+    assert metric_label("rejection_at_0.3") == "1/εB @ εS=0.3"
+    assert metric_label("rejection_gamma_jet_at_0.5") == "1/εB(gamma_jet) @ εS=0.5"
+    assert metric_label("rejection_gamma_jet_at_0.5", short=True) == "1/εB(gamma_jet) @ 0.5"
 
 
 @pytest.mark.parametrize("type_name", list(TASK_TYPES))

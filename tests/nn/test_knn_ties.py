@@ -5,6 +5,7 @@ models (:func:`dense_knn`, eager, TorchScript and ONNX Runtime)."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import warnings
 
 import numpy as np
@@ -139,3 +140,17 @@ def test_onnx_runtime_keeps_the_tie_rule(tmp_path):
     want_idx, want_valid = dense_knn(dense, mask, 3, True, False, PIXEL)
     assert np.array_equal(valid, want_valid.numpy())
     assert np.array_equal(np.where(valid, idx, -1), torch.where(want_valid, want_idx, -1).numpy())
+
+
+def test_mirror_image_neighbours_tie_exactly_with_non_square_pixels():
+    """Whole-event images have 0.0174 x 2pi/360 pixels: the phi difference is scaled after it is
+    taken, so the neighbours one pixel left and right of a node are exactly equidistant (scaling
+    the positions first left them 1.4e-14 apart, and the exported kNN then picked the other one)."""
+
+    pix = (0.0174, 2 * math.pi / 360)
+    cols = torch.tensor([100.0, 99.0, 101.0, 98.0, 102.0]) * pix[1]
+    x = torch.stack([torch.zeros(5), cols], dim=-1)[None].float()
+    d = squared_position_distances(x, pix, (0.0, 2 * math.pi))[0, 0]
+    r2 = (pix[1] / pix[0]) ** 2
+    assert d[1].item() == d[2].item() == pytest.approx(r2, rel=1e-15)
+    assert d[3].item() == d[4].item() == pytest.approx(4 * r2, rel=1e-15)

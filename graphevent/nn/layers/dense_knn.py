@@ -10,6 +10,8 @@ function of the input's ``B`` and ``N`` only, and :class:`DenseEdgeConv` runs an
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
 
@@ -41,8 +43,9 @@ def squared_position_distances(
 
     With ``pixel_size`` (image datasets: ``DatasetInfo.pixel_size``), positions are first put
     back on the pixel lattice, in eta-pixel units as preprocessing's ``lattice_pos``:
-    ``round(2 eta / pixel_eta) / 2`` and ``round(2 phi / pixel_phi) / 2 * pixel_phi / pixel_eta``
-    (half-pixels: collapsed cells of even size). Equidistant pixels then tie exactly, as in
+    ``round(2 eta / pixel_eta) / 2`` and ``round(2 phi / pixel_phi) / 2`` (half-pixels: collapsed
+    cells of even size); a phi difference is scaled by ``pixel_phi / pixel_eta`` after it is taken
+    (and wrapped), so neighbours at mirror-image offsets tie exactly with non-square pixels too. Equidistant pixels then tie exactly, as in
     preprocessing, whatever the float32 rounding of the positions (``(r + 1) * 0.0174 - r * 0.0174``
     is not ``r * 0.0174 - (r - 1) * 0.0174``). A coordinate farther than ``1e-3`` half-pixels
     from the lattice (e.g. rotated by an augmentation) is kept as it is, in the same units.
@@ -69,20 +72,25 @@ def squared_position_distances(
     """
     x = x.detach().double()
     period_eta, period_phi = (0.0, 0.0) if periods is None else (float(periods[0]), float(periods[1]))
+    phi_scale: Optional[Tensor] = None
     if pixel_size is not None:
         eta = _on_lattice(x[..., 0] * (2.0 / pixel_size[0])) * 0.5
         phi = _on_lattice(x[..., 1] * (2.0 / pixel_size[1])) * 0.5
         # periods in the same units, on the lattice as the positions are
         period_eta, period_phi = _lattice_period(period_eta, pixel_size[0]), _lattice_period(period_phi, pixel_size[1])
         if pixel_size[1] != pixel_size[0]:
-            phi = phi * (pixel_size[1] / pixel_size[0])
-            period_phi = period_phi * (pixel_size[1] / pixel_size[0])
+            # non-square pixels: phi differences (whole or half pixels, exact) are scaled after
+            # wrapping, so mirror-image neighbours tie exactly; a float64 tensor, not a Python
+            # float, which an ONNX exporter would bake in as float32
+            phi_scale = torch.full((), pixel_size[1] / pixel_size[0], dtype=torch.float64, device=x.device)
         x = torch.stack([eta, phi], dim=-1)
     q = x if rows is None else x[:, rows[0] : rows[1]]
     d = wrap_delta(torch.sub(q[:, :, None, 0], x[:, None, :, 0]), period_eta)
     d.mul_(d)
     for c in range(1, x.shape[-1]):
         t = wrap_delta(torch.sub(q[:, :, None, c], x[:, None, :, c]), period_phi if c == 1 else 0.0)
+        if c == 1 and phi_scale is not None:
+            t = t * phi_scale
         d.add_(t.mul_(t))
     return d
 
