@@ -110,7 +110,7 @@ WHOLE_PIXEL = 0.0174
 
 
 def test_one_training_step_of_every_model_on_a_2000_node_event():
-    """Every registered model (tiny settings) takes one optimizer step on two whole events of
+    """Every packaged model (tiny settings) takes one optimizer step on two whole events of
     2,000 nodes of a 170 x 360 image: finite loss and gradients, the parameters moved."""
     from dataclasses import replace
 
@@ -122,6 +122,8 @@ def test_one_training_step_of_every_model_on_a_2000_node_event():
     batch = _whole_events(2000)
     tasks = [TaskConfig("label", "classification")]
     for name, cls in list_models().items():
+        if not cls.__module__.startswith("graphevent.nn.models."):
+            continue  # registered by another test
         torch.manual_seed(0)
         model = build_model({"name": name, **TINY[name]}, info, tasks if cls.supports_tasks else None).train()
         before = [p.detach().clone() for p in model.parameters()]
