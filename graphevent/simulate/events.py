@@ -46,7 +46,7 @@ import numpy as np
 from graphevent.errors import ConfigError
 from graphevent.simulate.barrel import BarrelGrid, render_event_images
 from graphevent.simulate.detector import CHANNELS, DetectorConfig, ParticleBatch
-from graphevent.simulate.qg import _progress_object, _run_parallel, plan_blocks, require_sim
+from graphevent.simulate.qg import check_args, plan_blocks, progress_object, require_sim, run_parallel
 from graphevent.utils.outfile import OutputFile
 
 #: Class names in label order (label = index); label 1 (H -> gamma gamma) is the signal.
@@ -349,10 +349,8 @@ def generate_events(
         OutputError: ``out`` exists and ``overwrite`` is false, or is not a graphevent
             simulation, or cannot be written (:class:`~graphevent.utils.outfile.OutputFile`).
     """
-    from graphevent.simulate.qg import _check_args
-
     out = Path(out)
-    fmt = _check_args(n_events, out, fmt, seed, workers, block_size, overwrite, particles=False)
+    fmt = check_args(n_events, out, fmt, seed, workers, block_size, overwrite, particles=False)
     detector = detector or DetectorConfig()
     detector.validate("detector")
     grid = grid or BarrelGrid()
@@ -368,7 +366,7 @@ def generate_events(
     start = time.perf_counter()
     file = OutputFile(out, "simulate", overwrite=overwrite)
     totals = {"n_tried": 0, "cpu_seconds": 0.0}
-    bar = _progress_object(progress, "events")
+    bar = progress_object(progress, "events")
     bar.start(n_events, "simulating whole events")
     writer = None
     try:
@@ -386,7 +384,7 @@ def generate_events(
                 consume(block, _run_block(block, seed, settings, (detector, grid)))
                 bar.advance(block.size)
         else:
-            _run_parallel(blocks, seed, settings, (detector, grid), workers, consume, bar.advance, run_block=_run_block)
+            run_parallel(blocks, seed, settings, (detector, grid), workers, consume, bar.advance, run_block=_run_block)
         writer.close()
         file.commit()
     except BaseException:

@@ -108,7 +108,7 @@ def _run_block(block: _Block, seed: int, settings, detector: DetectorConfig) -> 
     }
 
 
-def _progress_object(progress, unit: str = "jets"):
+def progress_object(progress, unit: str = "jets"):
     """``True`` -> a rich bar counting ``unit``, ``False``/``None`` -> silent, else the object given."""
     from graphevent.utils.progress import NullProgress, RichProgress
 
@@ -119,9 +119,11 @@ def _progress_object(progress, unit: str = "jets"):
     return progress
 
 
-def _check_args(
+def check_args(
     n_events: int, out: Path, fmt: str | None, seed: int, workers: int, block_size: int, overwrite: bool, particles: bool
 ) -> str:
+    """The output format of a simulation (``fmt``, else from ``out``'s suffix) after checking its
+    arguments (shared by ``simulate qg`` and ``simulate events``); one-line errors otherwise."""
     if not isinstance(n_events, (int, np.integer)) or n_events < 1:
         raise ConfigError(f"--events: invalid value {n_events!r}; expected an integer >= 1")
     if seed < 0:
@@ -214,7 +216,7 @@ def generate_qg(
             (:class:`~graphevent.utils.outfile.OutputFile`).
     """
     out = Path(out)
-    fmt = _check_args(n_events, out, fmt, seed, workers, block_size, overwrite, particles)
+    fmt = check_args(n_events, out, fmt, seed, workers, block_size, overwrite, particles)
     from graphevent.simulate.pythia import QGSettings
 
     detector = detector or DetectorConfig()
@@ -230,7 +232,7 @@ def generate_qg(
 
     start = time.perf_counter()
     outputs = _Outputs(out, npz_out, fmt, n_events, metadata, compression_level, overwrite)
-    bar = _progress_object(progress)
+    bar = progress_object(progress)
     bar.start(n_events, "simulating q/g jets")
     try:
         if workers == 1:
@@ -238,7 +240,7 @@ def generate_qg(
                 outputs.write(block, _run_block(block, seed, settings, detector))
                 bar.advance(block.size)
         else:
-            _run_parallel(blocks, seed, settings, detector, workers, outputs.write, bar.advance)
+            run_parallel(blocks, seed, settings, detector, workers, outputs.write, bar.advance)
         outputs.commit()
     except BaseException:
         outputs.discard()
@@ -324,7 +326,7 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_parallel(blocks, seed, settings, detector, workers, consume, advance, run_block=_run_block) -> None:
+def run_parallel(blocks, seed, settings, detector, workers, consume, advance, run_block=_run_block) -> None:
     """Run blocks in ``workers`` spawned processes, at most 2 per worker in flight, consumed in order.
 
     ``run_block(block, seed, settings, detector)`` makes one block's result (a module-level
