@@ -22,19 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def best_of(fn, repeat: int) -> float:
@@ -61,6 +50,7 @@ def main() -> None:
     from graphevent.metrics import ClassificationMetrics
     from graphevent.metrics.bootstrap import bootstrap, weighted_regression
     from graphevent.metrics.roc import SortedScores, auc_rows, background_efficiency_at, roc_counts
+    from graphevent.train.rundir import cpu_name
 
     rng = np.random.default_rng(args.seed)
     n = args.events
@@ -86,7 +76,7 @@ def main() -> None:
         (f"regression bootstrap, {args.resamples} resamples",
          best_of(lambda: bootstrap(n, lambda w: weighted_regression(pred, true, w), args.resamples, args.seed), args.repeat)),
     ]
-    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores; torch {torch.__version__}, numpy {np.__version__}, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, numpy {np.__version__}, "
           f"torch threads {torch.get_num_threads()}")
     print(f"events: {n:,}; best of {args.repeat}")
     width = max(len(name) for name, _ in rows)

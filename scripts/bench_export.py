@@ -29,7 +29,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -40,16 +39,6 @@ CONSUMER = ROOT / "docs" / "examples" / "onnx_image_consumer.py"
 #: the shipped experiment config each exportable model is benchmarked at (stage set to supervised)
 CONFIGS = {"particlenet": "particlenet", "multitask": "multitask_finetune", "resnet15": "resnet15"}
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def best_of(fn, repeat: int) -> float:
@@ -93,6 +82,7 @@ def main() -> None:
     from graphevent.evaluate.predict import PredictOptions, predict_files
     from graphevent.nn.export import exportable_models
     from graphevent.train.run import TrainOptions, train
+    from graphevent.train.rundir import cpu_name
 
     spec = importlib.util.spec_from_file_location("onnx_image_consumer", CONSUMER)
     consumer = importlib.util.module_from_spec(spec)
@@ -136,7 +126,7 @@ def main() -> None:
                   flush=True)
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+    print(f"\nmachine: {cpu_name()}, {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"(at the end); torch {torch.__version__}, onnxruntime {ort.__version__}")
     print(f"{args.events} events of {SAMPLE.name}, batch {args.batch}, one thread, best of {args.repeat}\n")
     print("| model (config) | `graphevent predict` events/s | exported image model (onnxruntime) events/s | exported / predict |")

@@ -9,6 +9,14 @@ import typer
 
 from graphevent.cli.options import WorkersOpt
 
+# the options both simulators take
+SimOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output file (.h5 or .parquet).", show_default=False)]
+SimFormatOpt = Annotated[
+    Literal["hdf5", "parquet"] | None,
+    typer.Option("--format", "-f", help="hdf5 (ML4SCI layout) or parquet (E2E layout); default from the suffix.", show_default=False),
+]
+SimSeedOpt = Annotated[int, typer.Option(min=0, help="Master seed; the output does not depend on --workers.")]
+
 simulate_app = typer.Typer(
     help="Simulate detector data in the layout of the public datasets (needs: pip install 'graphevent\\[sim]').",
     no_args_is_help=True,
@@ -18,12 +26,9 @@ simulate_app = typer.Typer(
 
 def qg_cmd(
     events: Annotated[int, typer.Option("--events", "-n", min=1, help="Number of jets (half quark, half gluon).", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.h5 or .parquet).", show_default=False)],
-    fmt: Annotated[
-        Literal["hdf5", "parquet"] | None,
-        typer.Option("--format", "-f", help="hdf5 (ML4SCI layout) or parquet (E2E layout); default from the suffix.", show_default=False),
-    ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Master seed; the output does not depend on --workers.")] = 0,
+    out: SimOutOpt,
+    fmt: SimFormatOpt = None,
+    seed: SimSeedOpt = 0,
     workers: WorkersOpt = 1,
     particles: Annotated[bool, typer.Option("--particles/--no-particles", help="Also write <stem>_particles.npz (energyflow layout).")] = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
@@ -81,12 +86,9 @@ def summary_table(summary: dict[str, Any]):
 
 def events_cmd(
     events: Annotated[int, typer.Option("--events", "-n", min=1, help="Number of events (a third per process).", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.h5 or .parquet).", show_default=False)],
-    fmt: Annotated[
-        Literal["hdf5", "parquet"] | None,
-        typer.Option("--format", "-f", help="hdf5 (ML4SCI layout) or parquet (E2E layout); default from the suffix.", show_default=False),
-    ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Master seed; the output does not depend on --workers.")] = 0,
+    out: SimOutOpt,
+    fmt: SimFormatOpt = None,
+    seed: SimSeedOpt = 0,
     workers: WorkersOpt = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:

@@ -46,6 +46,7 @@ import numpy as np
 from graphevent.errors import ConfigError
 from graphevent.simulate.barrel import BarrelGrid, render_event_images
 from graphevent.simulate.detector import CHANNELS, DetectorConfig, ParticleBatch
+from graphevent.simulate.pythia import pp_settings, pythia_seed
 from graphevent.simulate.qg import check_args, plan_blocks, progress_object, require_sim, run_parallel
 from graphevent.utils.outfile import OutputFile
 
@@ -106,23 +107,12 @@ def process_settings(kind: str, settings: EventSettings) -> list[str]:
 
 def pythia_settings(kind: str, settings: EventSettings, init_seed: int) -> list[str]:
     """Every ``readString`` line that configures Pythia for one class."""
-    return [
-        "Beams:idA = 2212",
-        "Beams:idB = 2212",
-        f"Beams:eCM = {settings.ecm}",
-        *process_settings(kind, settings),
-        "PhaseSpace:increaseMaximum = off",
-        "Random:setSeed = on",
-        f"Random:seed = {init_seed}",
-        "Next:numberCount = 0",
-        "Print:quiet = on",
-    ]
+    return pp_settings(settings.ecm, process_settings(kind, settings), init_seed)
 
 
 def block_seed(seed: int, kind: str, block: int) -> int:
     """Pythia seed (1..900,000,000) of one block, a hash of (seed, class, block)."""
-    state = np.random.SeedSequence([seed, CLASSES.index(kind), block, 0, 26]).generate_state(1)[0]
-    return int(state % 900_000_000) + 1
+    return pythia_seed(seed, CLASSES.index(kind), block, 0, 26)
 
 
 def detector_rng(seed: int, kind: str, block: int, event: int) -> np.random.Generator:

@@ -103,17 +103,14 @@ class QGSettings:
             )
 
 
-def pythia_settings(kind: str, settings: QGSettings, init_seed: int) -> list[str]:
-    """The ``readString`` lines that configure Pythia for one class (``quark``/``gluon``)."""
+def pp_settings(ecm: float, process: list[str], init_seed: int) -> list[str]:
+    """The ``readString`` lines of a pp run at ``ecm`` GeV: beams, the ``process`` lines, then
+    a fixed phase-space maximum, the seed and quiet output (every generator of graphevent)."""
     return [
         "Beams:idA = 2212",
         "Beams:idB = 2212",
-        f"Beams:eCM = {settings.ecm}",
-        PROCESSES[kind],
-        "WeakZ0:gmZmode = 2",
-        "23:onMode = off",
-        "23:onIfAny = 12 14 16",
-        f"PhaseSpace:pTHatMin = {settings.pthat_min}",
+        f"Beams:eCM = {ecm}",
+        *process,
         "PhaseSpace:increaseMaximum = off",
         "Random:setSeed = on",
         f"Random:seed = {init_seed}",
@@ -122,10 +119,22 @@ def pythia_settings(kind: str, settings: QGSettings, init_seed: int) -> list[str
     ]
 
 
+def pythia_seed(*entropy: int) -> int:
+    """A Pythia seed (1..900,000,000): a hash of ``entropy`` (e.g. seed, class, block)."""
+    state = np.random.SeedSequence(list(entropy)).generate_state(1)[0]
+    return int(state % 900_000_000) + 1
+
+
+def pythia_settings(kind: str, settings: QGSettings, init_seed: int) -> list[str]:
+    """The ``readString`` lines that configure Pythia for one class (``quark``/``gluon``)."""
+    process = [PROCESSES[kind], "WeakZ0:gmZmode = 2", "23:onMode = off", "23:onIfAny = 12 14 16",
+               f"PhaseSpace:pTHatMin = {settings.pthat_min}"]
+    return pp_settings(settings.ecm, process, init_seed)
+
+
 def block_seed(seed: int, kind: str, block: int) -> int:
     """Pythia seed (1..900,000,000) of one block, a hash of (seed, class, block)."""
-    state = np.random.SeedSequence([seed, CLASSES.index(kind), block, 0]).generate_state(1)[0]
-    return int(state % 900_000_000) + 1
+    return pythia_seed(seed, CLASSES.index(kind), block, 0)
 
 
 def detector_rng(seed: int, kind: str, block: int, jet: int) -> np.random.Generator:

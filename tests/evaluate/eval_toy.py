@@ -67,3 +67,14 @@ def toy_events(n: int = 40, seed: int = 0, num_features: int = 3) -> list[Data]:
                         targets=torch.tensor([[45.0 + 10 * y + float(torch.rand(1, generator=g)), 100.0]]),
                         event_id=torch.tensor([7 * i + 3])))
     return out
+
+
+#: the ``model:`` line of a tiny run of every exportable model (the export tests train them;
+#: a model added to the export registry without one fails there)
+TINY_EXPORTABLE = {
+    "particlenet": "model: {name: particlenet, k: 8, channels: [[16, 16], [16]], fc_dim: 16}",
+    "multitask": "model: {name: multitask, encoders: [masked_gt, edgeconv], dim: 16, heads: 2, head_hidden: 16, "
+                 "masked_gt: {dim: 16, depth: 2, heads: 2, edge_dim: 8, k: 8, global_every: 2}, "
+                 "edgeconv: {k: 8, channels: [[16, 16], [16]], dim: 16}}",
+    "resnet15": "model: {name: resnet15, fmaps: [4, 8], nblocks: 1}",
+}

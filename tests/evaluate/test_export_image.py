@@ -21,17 +21,11 @@ from graphevent.cli.app import main
 from graphevent.data.testing import make_jet_images, tiny_data_config, write_ml4sci_hdf5
 from graphevent.evaluate.predictions import read_predictions
 from graphevent.nn.export import exportable_models
+from eval_toy import TINY_EXPORTABLE
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "onnx_image_consumer.py"
 CAP = 16
-#: a tiny config per exportable model; a model added to the export registry without one fails below
-TINY = {
-    "particlenet": "model: {name: particlenet, k: 8, channels: [[16, 16], [16]], fc_dim: 16}",
-    "multitask": "model: {name: multitask, encoders: [masked_gt, edgeconv], dim: 16, heads: 2, head_hidden: 16, "
-                 "masked_gt: {dim: 16, depth: 2, heads: 2, edge_dim: 8, k: 8, global_every: 2}, "
-                 "edgeconv: {k: 8, channels: [[16, 16], [16]], dim: 16}}",
-    "resnet15": "model: {name: resnet15, fmaps: [4, 8], nblocks: 1}",
-}
+TINY = TINY_EXPORTABLE  # two tasks below: a score and a value in GeV
 TASKS = """
 tasks:
   - {name: label, type: classification}

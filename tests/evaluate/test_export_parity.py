@@ -15,15 +15,9 @@ from graphevent.evaluate.predict import PredictOptions, predict_files
 from graphevent.evaluate.predictions import read_predictions
 from graphevent.nn.export import exportable_models, pad_events
 from graphevent.nn.layers.knn import knn_graph
+from eval_toy import TINY_EXPORTABLE
 
-#: a tiny trained run of every exportable model (two tasks: a score and a value in GeV)
-RUNS = {
-    "particlenet": "model: {name: particlenet, k: 8, channels: [[16, 16], [16]], fc_dim: 16}",
-    "multitask": "model: {name: multitask, encoders: [masked_gt, edgeconv], dim: 16, heads: 2, head_hidden: 16, "
-                 "masked_gt: {dim: 16, depth: 2, heads: 2, edge_dim: 8, k: 8, global_every: 2}, "
-                 "edgeconv: {k: 8, channels: [[16, 16], [16]], dim: 16}}",
-    "resnet15": "model: {name: resnet15, fmaps: [4, 8], nblocks: 1}",
-}
+RUNS = TINY_EXPORTABLE  # two tasks below: a score and a value in GeV
 TASKS = """
 tasks:
   - {name: label, type: classification}
