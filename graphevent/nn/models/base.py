@@ -268,6 +268,12 @@ class AutoencoderModel(GraphModel):
     def reconstruct(self, batch):
         """The reconstructed events as a :class:`~graphevent.nn.reconstruction.Reconstruction`."""
 
+    def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
+        """:meth:`recon_loss`, logged as ``recon`` (autoencoders with more terms override it)."""
+        self.check_stage(stage)
+        loss = self.recon_loss(batch)
+        return loss, {"recon": float(loss.detach())}
+
 
 class SupervisedModel(GraphModel):
     """A supervised model with one head per task on a pooled embedding (ParticleNet, ResNet-15).

@@ -14,7 +14,7 @@ from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.set_loss import chamfer_distance, nearest_value_error, point_set
-from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector
+from graphevent.nn.models.base import AutoencoderModel, batch_vector
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import build_encoder, config_with_one_encoder, mapping_with_encoder_sections, register_model
 
@@ -170,11 +170,6 @@ class FoldingNetAutoencoder(AutoencoderModel):
         event = torch.arange(true_mask.size(0), device=true_mask.device)[:, None].expand_as(true_mask)[true_mask]
         pos = picked[:, :2] * self.config.pos_scale
         return Reconstruction(pos, self.norm.inverse(picked[:, 2:]), event, true_mask.size(0))
-
-    def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
-        self.check_stage(stage)
-        loss = self.recon_loss(batch)
-        return loss, {"recon": float(loss.detach())}
 
     @torch.no_grad()
     def predict(self, batch) -> dict[str, Tensor]:

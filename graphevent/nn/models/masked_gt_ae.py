@@ -21,7 +21,7 @@ from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.pair_bias import DepositPT, PairBias, deposit_pt_columns
 from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.position import FourierPosition
-from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector, event_keys, position_graph
+from graphevent.nn.models.base import AutoencoderModel, batch_vector, event_keys, position_graph
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_encoder, register_model
@@ -401,11 +401,6 @@ class MaskedGTAutoencoder(AutoencoderModel):
         return Reconstruction(batch.pos, values, b, num_events, hidden)
 
     # ------------------------------------------------------------------ GraphModel
-    def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
-        self.check_stage(stage)
-        loss = self.recon_loss(batch)
-        return loss, {"recon": float(loss.detach())}
-
     @torch.no_grad()
     def predict(self, batch) -> dict[str, Tensor]:
         """``recon_error (B, F)``: per event and channel, mean squared standardised error over hidden nodes."""
