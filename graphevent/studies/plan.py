@@ -25,6 +25,8 @@ from graphevent.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STAGES = ("data", "pretrain", "finetune", "eval")
+# (metrics.json key, table heading, decimals) of a binary classification
+BINARY_METRICS = (("auc", "AUC", 3), ("rejection_at_0.5", "1/eps_B @ eps_S=0.5", 1))
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,16 @@ class Pool:
     Args:
         dataset: a preprocessed dataset directory; the other fields are then unused.
         files: image files to preprocess.
-        events: jets to simulate with ``graphevent simulate qg`` (0: none), in ``pieces``
+        events: events to simulate with ``graphevent simulate KIND`` (0: none), in ``pieces``
             files of seeds ``seed + 1000 i``.
+        kind: what to simulate: ``qg`` (jets) or ``events`` (whole collision events).
         split: train, val and test fractions of the preprocessed dataset.
     """
 
     dataset: Path | None = None
     files: tuple[Path, ...] = ()
     events: int = 0
+    kind: str = "qg"
     seed: int = 1
     pieces: int = 1
     split: tuple[float, float, float] = (0.6, 0.1, 0.3)
@@ -83,7 +87,7 @@ class Pool:
         """``(file, events, seed)`` of each simulated piece, in ``cache``."""
         n, k = self.events, max(self.pieces, 1)
         sizes = [n // k + (i < n % k) for i in range(k)] if n else []
-        return [(cache / f"qg_{m}_seed{self.seed + 1000 * i}.h5", m, self.seed + 1000 * i) for i, m in enumerate(sizes)]
+        return [(cache / f"{self.kind}_{m}_seed{self.seed + 1000 * i}.h5", m, self.seed + 1000 * i) for i, m in enumerate(sizes)]
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class Plan:
         unlabelled: the pool pretrained on (``None``: the labelled pool's train split).
         pretrain: pretraining runs by key: (experiment, ``--set`` overrides).
         test: evaluate on this dataset's test split instead of the labelled pool's.
+        data_config: the shipped data config (or a YAML file) that preprocesses the pools.
+        metrics: what the report reads from each run's ``metrics.json`` (its ``label`` task):
+            ``(key, table heading, decimals)``, the first the headline.
         max_nodes: graph node cap of the preprocessed pools.
         epochs, pre_epochs: fine-tuning and pretraining epochs.
         batch: batch size (0: the experiment's).
@@ -119,6 +126,8 @@ class Plan:
     unlabelled: Pool | None = None
     pretrain: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     test: Path | None = None
+    data_config: str = "ml4sci_qg_hdf5"
+    metrics: tuple[tuple[str, str, int], ...] = BINARY_METRICS
     max_nodes: int = 48
     epochs: int = 20
     pre_epochs: int = 10
@@ -187,9 +196,10 @@ def dataset_dir(plan: Plan, work: Path, pool: str) -> Path:
     return plan.labelled.dataset or work / "data_labelled"
 
 
-def experiment(name: str) -> str:
-    """A shipped experiment's file (for a readable, checkable command); a path is kept."""
-    path = CONFIGS / "experiments" / f"{name}.yaml"
+def experiment(name: str, kind: str = "experiments") -> str:
+    """A shipped experiment's (or, with ``kind="data"``, data config's) file, for a readable,
+    checkable command; a path is kept."""
+    path = CONFIGS / kind / f"{name}.yaml"
     return str(path) if path.is_file() else name
 
 
@@ -206,13 +216,14 @@ def jobs(plan: Plan, work: Path, cache: Path) -> list[Job]:
             continue
         sims = []
         for path, n, seed in pool.simulated(cache):
-            sims.append(Job(f"simulate {path.name}", "data", ge + ["simulate", "qg", "--events", str(n), "--seed", str(seed), "--out", str(path),
-                                                                    "--workers", str(plan.workers), "--no-particles"], path, cached=True))
+            sims.append(Job(f"simulate {path.name}", "data", ge + ["simulate", pool.kind, "--events", str(n), "--seed", str(seed), "--out", str(path),
+                                                                    "--workers", str(plan.workers), *["--no-particles"] * (pool.kind == "qg")],
+                            path, cached=True))
         tr, va, te = pool.split
         files = [str(p) for p in pool.files] + [str(j.out) for j in sims]
         ds = dataset_dir(plan, work, name)
         out += sims + [Job(f"preprocess {name}", "data", ge + [
-            "preprocess", *files, "-c", str(CONFIGS / "data" / "ml4sci_qg_hdf5.yaml"), "-o", str(ds), "--workers", str(plan.workers),
+            "preprocess", *files, "-c", experiment(plan.data_config, "data"), "-o", str(ds), "--workers", str(plan.workers),
             "--overwrite", "--no-summary", *_sets([f"graph.max_nodes={plan.max_nodes}", f"split.train={tr}", f"split.val={va}", f"split.test={te}"])],
             ds, deps=[j.key for j in sims])]
     data_jobs = {j.out: j.key for j in out if j.stage == "data" and not j.cached}

@@ -19,9 +19,6 @@ from graphevent.errors import OutputError
 from graphevent.studies.plan import Config, Plan, eval_dir
 from graphevent.studies.stats import paired_seed_difference, pooled_paired_bootstrap, seed_summary, t_interval
 
-METRICS = {"auc": "AUC", "rejection_at_0.5": "1/eps_B @ eps_S=0.5"}
-
-
 def signal_scores(pred_file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(event_id, is_signal, signal score)`` of a predictions file, by event id; signal = class index 1."""
     import pyarrow.parquet as pq
@@ -36,7 +33,7 @@ def signal_scores(pred_file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def collect(plan: Plan, work: Path, scores: bool = True) -> dict:
-    """Per ``(config name, fraction, seed)``: the :data:`METRICS` of ``graphevent eval``'s metrics.json.
+    """Per ``(config name, fraction, seed)``: the ``plan.metrics`` of ``graphevent eval``'s metrics.json.
 
     With ``scores``, also each run's signal scores (for :func:`summarise`'s bootstrap), checking
     that every run was scored on the same test events.
@@ -55,7 +52,7 @@ def collect(plan: Plan, work: Path, scores: bool = True) -> dict:
             doc = json.loads((out / "metrics.json").read_text())
             for c in plan.configs:
                 label = doc["runs"][c.tag]["label"]
-                res["runs"][(c.name, frac, seed)] = {k: float(label[k]) for k in METRICS}
+                res["runs"][(c.name, frac, seed)] = {k: float(label[k]) for k, _, _ in plan.metrics}
                 if not scores:
                     continue
                 ids, sig, score = signal_scores(out / f"predictions-{file_stem(c.tag)}.parquet")
@@ -88,7 +85,7 @@ def summarise(res: dict, plan: Plan, resamples: int = 0) -> dict:
 
     def diff(a: str, b: str, frac: float) -> dict:
         seeds, out = plan.seed_list(frac), {}
-        for k in METRICS:
+        for k, _, _ in plan.metrics:
             d = paired_seed_difference([res["runs"][(a, frac, s)][k] for s in seeds], [res["runs"][(b, frac, s)][k] for s in seeds])
             d["wins"] = int(sum(x > 0 for x in d["diffs"]))
             d["boot_ci"] = (float("nan"), float("nan"))
@@ -101,7 +98,7 @@ def summarise(res: dict, plan: Plan, resamples: int = 0) -> dict:
     rows, vs_ref, vs_scratch, ablations = {}, {}, {}, {}
     for frac in plan.fractions:
         for c in plan.configs:
-            values = {k: [res["runs"][(c.name, frac, s)][k] for s in plan.seed_list(frac)] for k in METRICS}
+            values = {k: [res["runs"][(c.name, frac, s)][k] for s in plan.seed_list(frac)] for k, _, _ in plan.metrics}
             rows[(c.name, frac)] = {k: seed_summary(v) | {"ci": t_interval(v)} for k, v in values.items()}
             if c.name != plan.reference:
                 vs_ref[(c.name, frac)] = diff(c.name, plan.reference, frac)
@@ -134,35 +131,33 @@ def fmt_diff(d: dict, digits: int) -> str:
 
 def tables(summary: dict, plan: Plan, events: dict[tuple[str, float], str] | None = None) -> list[str]:
     """Markdown: the spread per (configuration, fraction) with the difference to the reference,
-    and pretrained minus scratch. ``events``: a "labelled events" column, by (name, fraction)."""
-    ev = events is not None
-    lines = [f"| configuration | labels |{' labelled events |' * ev} AUC | 1/eps_B @ eps_S=0.5 | AUC - {plan.reference} | 1/eps_B - {plan.reference} |",
-             f"|---|---:|{'---:|' * ev}---|---|---|---|"]
+    pretrained minus scratch, and the ablations, for each of ``plan.metrics``. ``events``: a
+    "labelled events" column, by (name, fraction)."""
+    ev, ms = events is not None, plan.metrics
+    diffs = lambda d: " | ".join(fmt_diff(d[k], n) for k, _, n in ms)  # noqa: E731
+    lines = [f"| configuration | labels |{' labelled events |' * ev} {' | '.join(h for _, h, _ in ms)} | "
+             + " | ".join(f"{h.split(' @')[0]} - {plan.reference}" for _, h, _ in ms) + " |",
+             f"|---|---:|{'---:|' * ev}" + "---|" * 2 * len(ms)]
     for frac in sorted(plan.fractions):
         for c in plan.configs:
             r, d = summary["rows"][(c.name, frac)], summary["vs_ref"].get((c.name, frac))
             n = f" {events[(c.name, frac)]} |" if ev else ""
-            lines.append(f"| {c.name} | {frac:.1%} |{n} {fmt_spread(r['auc'], 3)} | {fmt_spread(r['rejection_at_0.5'], 1)} | "
-                         f"{fmt_diff(d['auc'], 3) if d else '—'} | {fmt_diff(d['rejection_at_0.5'], 1) if d else '—'} |")
-    if summary["vs_scratch"]:
-        lines += ["", "Pretrained minus scratch (the same model, seed and labelled subset):", "",
-                  "| model | labels | AUC pretrained - scratch | 1/eps_B pretrained - scratch |", "|---|---:|---|---|"]
-        for frac in sorted(plan.fractions):
-            for (pre, f), d in summary["vs_scratch"].items():
-                if f == frac:
-                    lines.append(f"| {pre} - {d['scratch']} | {frac:.1%} | {fmt_diff(d['auc'], 3)} | {fmt_diff(d['rejection_at_0.5'], 1)} |")
-    if summary.get("ablations"):
-        lines += ["", "Ablations: each configuration minus the one it changes one ingredient of (same seed and labelled subset):", "",
-                  "| ablation | labels | AUC difference | 1/eps_B difference |", "|---|---:|---|---|"]
-        for frac in sorted(plan.fractions):
-            for (name, f), d in summary["ablations"].items():
-                if f == frac:
-                    lines.append(f"| {name} - {d['versus']} | {frac:.1%} | {fmt_diff(d['auc'], 3)} | {fmt_diff(d['rejection_at_0.5'], 1)} |")
+            lines.append(f"| {c.name} | {frac:.1%} |{n} {' | '.join(fmt_spread(r[k], n_) for k, _, n_ in ms)} | "
+                         + (diffs(d) if d else " | ".join("—" for _ in ms)) + " |")
+    heads = " | ".join(h.split(" @")[0] for _, h, _ in ms)
+    for key, intro, first in (("vs_scratch", "Pretrained minus scratch (the same model, seed and labelled subset):", "model"),
+                              ("ablations", "Ablations: each configuration minus the one it changes one ingredient of "
+                                            "(same seed and labelled subset):", "ablation")):
+        if summary.get(key):
+            lines += ["", intro, "", f"| {first} | labels | {heads} |", "|---|---:|" + "---|" * len(ms)]
+            for frac in sorted(plan.fractions):
+                lines += [f"| {name} - {d.get('scratch') or d['versus']} | {frac:.1%} | {diffs(d)} |"
+                          for (name, f), d in summary[key].items() if f == frac]
     return lines
 
 
 def figure(summary: dict, plan: Plan, path: Path, title: str) -> Path:
-    """AUC and 1/eps_B at eps_S = 0.5 against the label fraction (log x): mean over seeds with
+    """Each of ``plan.metrics`` against the label fraction (log x): mean over seeds with
     t-interval error bars; the reference dashed, pretrained solid, scratch dotted."""
     import matplotlib
 
@@ -171,8 +166,8 @@ def figure(summary: dict, plan: Plan, path: Path, title: str) -> Path:
 
     fr = sorted(plan.fractions)
     groups = list(dict.fromkeys(c.group for c in plan.configs if c.name != plan.reference))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, (key, label) in zip(axes, METRICS.items()):
+    fig, axes = plt.subplots(1, len(plan.metrics), figsize=(5.5 * len(plan.metrics), 4.2), squeeze=False)
+    for ax, (key, label, _) in zip(axes[0], plan.metrics):
         for c in plan.configs:
             mean = np.array([summary["rows"][(c.name, f)][key]["mean"] for f in fr])
             lo, hi = np.array([summary["rows"][(c.name, f)][key]["ci"] for f in fr]).T
@@ -186,7 +181,7 @@ def figure(summary: dict, plan: Plan, path: Path, title: str) -> Path:
         ax.set_xlabel("label fraction")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0, 0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

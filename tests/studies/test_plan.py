@@ -70,3 +70,13 @@ def test_bad_plans_are_refused_with_what_was_expected(tmp_path):
     with pytest.raises(ConfigError, match=r"^configuration 'x': versus 'mt' is not a configuration of the plan; expected one of: particlenet, x$"):
         plan(configs=(Config("particlenet", "particlenet"), Config("x", "m", versus="mt")))
     assert Path(CONFIGS / "data/ml4sci_qg_hdf5.yaml").is_file()
+
+
+def test_whole_event_pools_simulate_events_and_preprocess_with_their_data_config(tmp_path):
+    js = jobs(plan(labelled=Pool(events=90, seed=1, kind="events"), unlabelled=None, data_config="whole_event_hdf5"), tmp_path, tmp_path / "c")
+    sim, pre = js[0], js[1]
+    assert sim.cmd[sim.cmd.index("simulate") + 1] == "events" and "--no-particles" not in sim.cmd
+    assert sim.out == tmp_path / "c/events_90_seed1.h5" and opt(sim.cmd, "--events") == ["90"]
+    assert opt(pre.cmd, "-c") == [str(CONFIGS / "data/whole_event_hdf5.yaml")] and pre.cmd[pre.cmd.index("preprocess") + 1] == str(sim.out)
+    qg = jobs(plan(), tmp_path, tmp_path / "c")
+    assert "--no-particles" in qg[0].cmd and opt(next(j for j in qg if j.key == "preprocess labelled").cmd, "-c") == [str(CONFIGS / "data/ml4sci_qg_hdf5.yaml")]

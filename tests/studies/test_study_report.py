@@ -85,7 +85,7 @@ def test_the_bootstrap_over_test_events_pairs_seeds_and_models():
     fair = np.array([0.1, 0.2, 0.3, 0.95, 0.4, 0.5, 0.6, 0.9])
     plan = Plan(configs=CONFIGS[:2], reference="particlenet", fractions=(1.0,), seeds=(0, 1), labelled=Pool())
     scores = {("particlenet", 1.0, 0): fair, ("particlenet", 1.0, 1): fair, ("enc scratch", 1.0, 0): fair, ("enc scratch", 1.0, 1): good}
-    runs = {k: {m: float(metric_rows(v, sig, None, m)[0]) for m in report.METRICS} for k, v in scores.items()}
+    runs = {k: {m: float(metric_rows(v, sig, None, m)[0]) for m, _, _ in plan.metrics} for k, v in scores.items()}
     assert runs[("enc scratch", 1.0, 1)] == {"auc": 0.8125, "rejection_at_0.5": 4.0}
     d = report.summarise({"runs": runs, "scores": scores, "truth": sig}, plan, resamples=50)["vs_ref"][("enc scratch", 1.0)]["auc"]
     assert d["diffs"] == [0.0, 0.0625] and d["wins"] == 1
@@ -100,3 +100,23 @@ def test_the_generated_section_replaces_its_earlier_self(tmp_path):
     report.lead_results(page, "# label efficiency\nfirst\n", "<!-- b -->", "<!-- e -->")
     report.lead_results(page, "# label efficiency\nsecond\n", "<!-- b -->", "<!-- e -->")
     assert page.read_text() == "<!-- b -->\n# label efficiency\nsecond\n<!-- e -->\n\n# older study\n\ntable\n"
+
+
+def test_a_plan_reports_the_metrics_it_names(tmp_path):
+    metrics = (("auc_macro", "macro AUC", 3), ("accuracy", "accuracy", 2), ("rejection_diphoton_at_0.5", "1/eps_B diphoton @ eps_S=0.5", 1))
+    plan = Plan(configs=CONFIGS[:2], reference="particlenet", fractions=(1.0,), seeds=(0, 1), labelled=Pool(dataset=tmp_path), metrics=metrics)
+    for seed in plan.seeds:
+        out = eval_dir(tmp_path, 1.0, seed)
+        out.mkdir(parents=True)
+        runs = {c.tag: {"label": {"auc_macro": 0.8 + 0.02 * i + 0.01 * seed, "accuracy": 0.6 + 0.1 * i, "auc_hgg": 0.5,
+                                  "rejection_diphoton_at_0.5": 3.0 + i}} for i, c in enumerate(plan.configs)}
+        (out / "metrics.json").write_text(json.dumps({"runs": runs}))
+    s = report.summarise(report.collect(plan, tmp_path, scores=False), plan)
+    assert set(s["rows"][("particlenet", 1.0)]) == {"auc_macro", "accuracy", "rejection_diphoton_at_0.5"}
+    lines = report.tables(s, plan)
+    assert lines[0] == ("| configuration | labels | macro AUC | accuracy | 1/eps_B diphoton @ eps_S=0.5 | macro AUC - particlenet | "
+                        "accuracy - particlenet | 1/eps_B diphoton - particlenet |")
+    assert lines[1] == "|---|---:|---|---|---|---|---|---|"
+    assert lines[3] == ("| enc scratch | 100.0% | 0.825 ± 0.007 [0.820, 0.830] | 0.70 ± 0.00 [0.70, 0.70] | 4.0 ± 0.0 [4.0, 4.0] | "
+                        "+0.020 [+0.020, +0.020] 2/2 | +0.10 [+0.10, +0.10] 2/2 | +1.0 [+1.0, +1.0] 2/2 |")
+    assert len(plt_axes := report.figure(s, plan, tmp_path / "f.png", "t").read_bytes()) > 1000 and plt_axes[:4] == b"\x89PNG"
