@@ -28,7 +28,9 @@ Plans (--plan):
             and one ablation per ingredient, each paired with the recipe: +pairwise (ParT
             pair biases, pretrained with them), +joint (the masked objective on every
             training event in the fine-tuning run), +head50x (encoders at 1/50 of the
-            heads' learning rate); 5 seeds at 0.5% and 1% labels, 3 at 5%, 10% and 100%.
+            heads' learning rate), +layerdecay (layer-wise learning-rate decay 0.75),
+            +frozen (encoders held for the first 2 epochs, then fine-tuned); 5 seeds at
+            0.5% and 1% labels, 3 at 5%, 10% and 100%.
             Default size: medium.
 
 Sizes (--size):
@@ -77,6 +79,8 @@ BOTH = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention")
 PAIRWISE = ("model.masked_gt.pairwise=true",)  # ParT pair biases from the deposits (kNN + event-wide attention)
 JOINT = ("model.masked_loss_weight=1.0",)  # masked objective on every training event, labelled or not
 HEAD_LR = ("train.encoder_lr_scale=0.02",)  # ParT's fine-tuning: heads at 50x the encoders' learning rate
+LAYER_DECAY = ("train.encoder_layer_decay=0.75",)  # each encoder level below the top learns at 0.75x the level above
+FROZEN = ("train.encoder_frozen_epochs=2",)  # heads fit the fixed pretrained encoders for 2 epochs, then everything trains
 PLANS = {
     "encoders": [
         Config("particlenet", "particlenet"),
@@ -97,6 +101,9 @@ PLANS = {
                versus="multitask pretrained"),
         Config("multitask pretrained+joint", MT, BOTH + JOINT, ("edgeconv", "masked_gt"), family="joint", versus="multitask pretrained"),
         Config("multitask pretrained+head50x", MT, BOTH + HEAD_LR, ("edgeconv", "masked_gt"), family="head50x", versus="multitask pretrained"),
+        Config("multitask pretrained+layerdecay", MT, BOTH + LAYER_DECAY, ("edgeconv", "masked_gt"), family="layerdecay",
+               versus="multitask pretrained"),
+        Config("multitask pretrained+frozen", MT, BOTH + FROZEN, ("edgeconv", "masked_gt"), family="frozen", versus="multitask pretrained"),
     ],
 }
 # pretraining runs by key: (experiment, --set overrides); the study trains those its configurations use
