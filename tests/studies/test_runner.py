@@ -55,3 +55,22 @@ def test_a_failed_job_names_its_log_and_its_dependants_do_not_run(tmp_path):
     assert not (tmp_path / "order.txt").exists() and not stamp_path(tmp_path, bad).exists()
     with pytest.raises(RunError, match="^jobs wait on jobs that never ran: ft$"):
         run_jobs([writer(tmp_path, "ft", "x", deps=["ft"])], tmp_path, echo=lambda s: None)
+
+
+def test_an_interrupted_training_run_resumes_from_its_last_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    code = (f"import sys, pathlib; d = pathlib.Path({str(out)!r}); (d / 'checkpoints').mkdir(parents=True, exist_ok=True); "
+            f"open({str(tmp_path / 'argv.txt')!r}, 'a').write(sys.argv[1] + ' '); (d / 'checkpoints/last.pt').write_text('x'); "
+            "raise SystemExit(0 if sys.argv[1] == '--resume' else 1)")
+    job = Job("pn @ 1 seed 0", "finetune", [sys.executable, "-c", code, "--overwrite"], out)
+    with pytest.raises(RunError, match="command failed"):  # stopped after writing a checkpoint
+        run_jobs([job], tmp_path, echo=lambda s: None)
+    assert set(run_jobs([job], tmp_path, echo=lambda s: None)) == {"pn @ 1 seed 0"}
+    assert (tmp_path / "argv.txt").read_text() == "--overwrite --resume "
+    assert json.loads(stamp_path(tmp_path, job).read_text())["cmd"] == shown(job.cmd)  # stamped with the study's command
+    log = (tmp_path / "logs/pn_@_1_seed_0.log").read_text().splitlines()
+    assert log[0].endswith("--overwrite") and log[-1].endswith("--resume")
+    other = Job(job.key, "finetune", job.cmd[:-1] + ["--overwrite", "--seed-changed"], out)  # another command starts afresh
+    with pytest.raises(RunError):
+        run_jobs([other], tmp_path, echo=lambda s: None)
+    assert (tmp_path / "argv.txt").read_text().endswith("--resume --overwrite ")
