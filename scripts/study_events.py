@@ -15,8 +15,8 @@ t-intervals over seeds) and writes the section of docs/results.md on whole event
 Sizes (--size):
   smoke  a pipeline check: 300 + 300 events, 1 epoch; the numbers mean nothing.
   cpu    4,500 labelled (2,700 train / 450 val / 1,350 test) + 4,500 unlabelled events,
-         graphs capped at 128 nodes (the highest-energy ones), 3 pretraining / 6 training
-         epochs, 3 seeds; about an hour on a 2-core CPU with --parallel 2.
+         graphs capped at 128 nodes (the highest-energy ones), 3 pretraining / 4 training
+         epochs, 3 seeds; about 1.5 hours on a loaded 2-core CPU with --parallel 2.
   gpu    60,000 labelled + 100,000 unlabelled events, 512 nodes (every node of nearly every
          event), 10 / 20 epochs, 3 seeds: for one GPU (--gpus 1 --parallel 4; not measured).
 
@@ -57,7 +57,7 @@ METRICS = (("auc_macro", "macro AUC", 3), ("accuracy", "accuracy", 3),
            ("rejection_diphoton_at_0.5", "1/eps_B diphoton @ eps_S=0.5", 1))
 SIZES = {
     "smoke": dict(labelled=300, unlabelled=300, max_nodes=64, pre_epochs=1, epochs=1, batch=32, seeds=2),
-    "cpu": dict(labelled=4500, unlabelled=4500, max_nodes=128, pre_epochs=3, epochs=6, batch=64, seeds=3),
+    "cpu": dict(labelled=4500, unlabelled=4500, max_nodes=128, pre_epochs=3, epochs=4, batch=64, seeds=3),
     "gpu": dict(labelled=60000, unlabelled=100000, max_nodes=512, pre_epochs=10, epochs=20, batch=128, seeds=3),
 }
 BEGIN = "<!-- whole-event study: begin (written by scripts/study_events.py; the page continues below) -->"
