@@ -11,9 +11,10 @@ from torch_geometric.data import Batch
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
 from graphevent.nn.layers.jet_augment import JetAugment
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector
+from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage
 from graphevent.nn.registry import config_with_one_encoder, mapping_with_encoder_sections, register_model
 
 
@@ -34,7 +35,7 @@ class ContrastiveConfig:
         smear: relative std of the per-node energy smearing.
         split_prob: probability that a node is split collinearly in a view.
         encoder_configs: the encoder's settings, written in YAML as a section named after it
-            (``masked_gt: {...}``: its ``config_class``'s keys, those of ``masked_gt_ae``;
+            (``masked_gt: {...}``: the keys of :func:`~graphevent.nn.registry.section_class`;
             they must match the fine-tuning config to initialise from this run). Unset: the
             encoder's defaults. Sections of other encoders are kept but unused (configs of
             earlier versions carry both ``masked_gt`` and ``edgeconv``).

@@ -10,11 +10,12 @@ from torch import Tensor, nn
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.set_loss import chamfer_distance, nearest_value_error, point_set
-from graphevent.nn.models.base import AutoencoderModel, batch_vector
+from graphevent.nn.models.base import AutoencoderModel
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import build_encoder, config_with_one_encoder, mapping_with_encoder_sections, register_model
 
@@ -37,7 +38,7 @@ class FoldingNetConfig:
         pos_weight: weight of the scaled (eta, phi) relative to the standardised values in the
             Chamfer distance.
         encoder_configs: the encoder's settings, written in YAML as a section named after it
-            (``masked_gt: {...}``: its ``config_class``'s keys; they must match the fine-tuning
+            (``masked_gt: {...}``: the keys of :func:`~graphevent.nn.registry.section_class`; they must match the fine-tuning
             config to initialise from this run). Unset: the encoder's defaults.
     """
 

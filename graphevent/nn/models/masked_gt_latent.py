@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector, position_graph
+from graphevent.nn.batch import batch_vector, position_graph
+from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage
 from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig, MaskedGTDecoder, mask_nodes
 from graphevent.nn.registry import register_model
 

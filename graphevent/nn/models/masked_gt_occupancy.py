@@ -10,12 +10,14 @@ from torch_geometric.utils import scatter, to_dense_batch
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
+from graphevent.nn.encoders.masked_gt import POS_RANGE
 from graphevent.nn.layers.cross_attention import MultiHeadAttention
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.position import FourierPosition
-from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector
-from graphevent.nn.models.masked_gt_ae import POS_RANGE, MaskedGTConfig, mask_nodes
+from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage
+from graphevent.nn.models.masked_gt_ae import MaskedGTConfig, mask_nodes
 from graphevent.nn.registry import register_model
 
 

@@ -12,11 +12,12 @@ from torch import Tensor, nn
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
 from graphevent.nn.layers.cross_attention import CrossTaskFusion, cross_group_mask
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.layers.task_pools import TaskPools
-from graphevent.nn.models.base import Backbone, GraphModel, Stage, batch_vector
+from graphevent.nn.models.base import Backbone, GraphModel, Stage
 from graphevent.nn.precision import cast_parameters_once
 from graphevent.nn.registry import (
     autoencoder_for, config_with_encoder_sections, list_encoders, mapping_with_encoder_sections, register_model,
@@ -58,8 +59,8 @@ class MultiTaskConfig:
             read, :class:`~graphevent.data.partial_labels.PartialLabels`). Not together with
             ``aux_recon_weight`` (the same loss, on the labelled events only).
         encoder_configs: each encoder's settings by name, written in YAML as a section
-            named after the encoder (``masked_gt: {...}``, the keys of its ``config_class``,
-            those of ``masked_gt_ae``; they must match a pretraining run to initialise from it).
+            named after the encoder (``masked_gt: {...}``, the keys of
+            :func:`~graphevent.nn.registry.section_class`, those of ``masked_gt_ae``; they must match a pretraining run to initialise from it).
             Unset: the encoder's defaults. Sections of encoders not in ``encoders`` are kept
             but unused.
     """
@@ -132,8 +133,9 @@ class MultiTaskModel(GraphModel):
     r"""Encoder(s) + one attention head per task + cross-attention fusion of the task tokens.
 
     1. Each encoder of ``encoders`` (any registered encoder, e.g. ``masked_gt``:
-       :class:`MaskedGTEncoder`, ``edgeconv``: :class:`EdgeConvEncoder`, ``sparse_conv``:
-       :class:`SparseConvEncoder`) turns the event into node tokens and a pooled
+       :class:`~graphevent.nn.encoders.masked_gt.MaskedGTEncoder`, ``edgeconv``:
+       :class:`~graphevent.nn.encoders.edgeconv.EdgeConvEncoder`, ``sparse_conv``:
+       :class:`~graphevent.nn.encoders.sparse_conv.SparseConvEncoder`) turns the event into node tokens and a pooled
        embedding, projected to ``dim``.
     2. Each task ``t`` has its own attention pool per encoder ``e`` (a
        :class:`TaskAttentionPool`; all of them are stored and run together as one
