@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_max_pool, global_mean_pool
 
+from graphevent.config.base import require_at_least_one
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
@@ -43,9 +44,7 @@ class EdgeConvEncoderConfig:
     def validate(self, where: str = "model") -> None:
         if not self.channels or any(not block or min(block) < 1 for block in self.channels):
             raise ConfigError(f"{where}.channels: {self.channels!r}; expected a non-empty list of non-empty lists of sizes >= 1")
-        for key in ("k", "dim"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        require_at_least_one(self, where, "k", "dim")
         if not self.pos_scale > 0:
             raise ConfigError(f"{where}.pos_scale: {self.pos_scale}; expected > 0")
 

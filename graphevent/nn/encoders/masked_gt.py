@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_mean_pool
 
+from graphevent.config.base import require_at_least_one
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
@@ -75,9 +76,7 @@ class MaskedGTEncoderConfig:
     pair_pt_features: tuple[str, ...] = ()
 
     def validate(self, where: str = "model") -> None:
-        for key in ("dim", "depth", "heads", "edge_dim", "k", "pair_hidden", "pair_event_wide_max_nodes"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        require_at_least_one(self, where, "dim", "depth", "heads", "edge_dim", "k", "pair_hidden", "pair_event_wide_max_nodes")
         if self.dim % self.heads:
             raise ConfigError(f"{where}.dim: {self.dim} is not divisible by heads={self.heads}")
         if not 0.0 <= self.dropout < 1.0:

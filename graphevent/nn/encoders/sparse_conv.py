@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_mean_pool
 from torch_geometric.utils import scatter
 
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.batch import batch_vector
@@ -58,9 +59,7 @@ class SparseConvEncoderConfig:
     def validate(self, where: str = "model") -> None:
         if len(self.channels) < 2 or min(self.channels) < 1:
             raise ConfigError(f"{where}.channels: {list(self.channels)}; expected at least 2 levels of sizes >= 1")
-        for key in ("blocks", "dim"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        require_at_least_one(self, where, "blocks", "dim")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ConfigError(f"{where}.kernel_size: {self.kernel_size}; expected an odd size >= 1")
         if self.stride < 2:

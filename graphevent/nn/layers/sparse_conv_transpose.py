@@ -21,8 +21,7 @@ class SparseConvTranspose2d(SparseKernel):
     those sites it equals a dense ``conv_transpose2d(kernel_size=s, stride=s)`` of the coarse image.
 
     Args:
-        in_channels: ``C_in``.
-        out_channels: ``C_out``.
+        in_channels, out_channels: ``C_in``, ``C_out``.
         stride: ``s`` (default 2).
         bias: add a learned bias (default ``True``).
 

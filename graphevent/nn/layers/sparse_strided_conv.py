@@ -21,8 +21,7 @@ class SparseStridedConv2d(SparseKernel):
     zero outside the active sites.
 
     Args:
-        in_channels: ``C_in``.
-        out_channels: ``C_out``.
+        in_channels, out_channels: ``C_in``, ``C_out``.
         stride: ``s`` (default 2).
         bias: add a learned bias (default ``True``).
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -29,6 +30,7 @@ from graphevent.config.base import from_dict, to_dict
 from graphevent.config.experiment import STAGES, Stage
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.registry import config_with_one_encoder, mapping_with_encoder_sections
 
 
 class GraphModel(nn.Module, abc.ABC):
@@ -152,6 +154,46 @@ class GraphModel(nn.Module, abc.ABC):
         for n in (encoders if self._held else self._frozen):
             encoders[n].eval()
         return self
+
+
+@dataclass(frozen=True)
+class EncoderSections:
+    """Base of the configs of models that take registered encoders by name (``multitask``,
+    :class:`OneEncoderConfig`).
+
+    Args:
+        encoder_configs: each encoder's settings by name, written in YAML as a section named
+            after the encoder (``masked_gt: {...}``: the keys of
+            :func:`~graphevent.nn.registry.section_class`, for ``masked_gt`` those of
+            ``masked_gt_ae``; they must match between a pretraining run and the run initialised
+            from it). Unset: the encoder's defaults. Sections of encoders the model does not
+            use are kept, unused (configs of earlier versions carry both ``masked_gt`` and ``edgeconv``).
+    """
+
+    encoder_configs: dict[str, Any] = field(default_factory=dict)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The ``model:`` keys (without ``name``) that ``from_mapping`` reads back."""
+        return mapping_with_encoder_sections(self)
+
+
+@dataclass(frozen=True)
+class OneEncoderConfig(EncoderSections):
+    """Base of the configs of models around one registered encoder (``contrastive``, ``foldingnet_ae``).
+
+    Args:
+        encoder: which registered encoder to pretrain (``masked_gt``, ``edgeconv``,
+            ``sparse_conv``, ...; ``graphevent models`` lists them). Its name is the key of
+            ``encoder_modules()``, so ``--init-from`` of the run fills the same encoder of
+            ``multitask``.
+    """
+
+    encoder: str = "masked_gt"
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], where: str = "model") -> "OneEncoderConfig":
+        """Strict loading of a ``model:`` mapping, with one section per registered encoder name."""
+        return config_with_one_encoder(cls, data, where)
 
 
 class Backbone(nn.Module):

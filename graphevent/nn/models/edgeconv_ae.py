@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.batch import batch_vector
@@ -43,9 +44,7 @@ class EdgeConvAEConfig(EdgeConvEncoderConfig):
 
     def validate(self, where: str = "model") -> None:
         super().validate(where)
-        for key in ("num_points", "query_dim", "decoder_hidden"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        require_at_least_one(self, where, "num_points", "query_dim", "decoder_hidden")
         if self.pos_weight <= 0 or self.count_weight < 0:
             raise ConfigError(f"{where}: pos_weight must be > 0 and count_weight >= 0 (found {self.pos_weight}, {self.count_weight})")
 

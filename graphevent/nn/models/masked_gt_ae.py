@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.batch import batch_vector, event_keys, position_graph
@@ -52,9 +53,7 @@ class MaskedGTConfig(MaskedGTEncoderConfig):
 
     def validate(self, where: str = "model") -> None:
         super().validate(where)
-        for key in ("decoder_dim", "decoder_depth", "mask_patches"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        require_at_least_one(self, where, "decoder_dim", "decoder_depth", "mask_patches")
         if self.decoder_dim % self.heads:
             raise ConfigError(f"{where}.decoder_dim: {self.decoder_dim} is not divisible by heads={self.heads}")
         if not 0.0 < self.mask_ratio < 1.0:

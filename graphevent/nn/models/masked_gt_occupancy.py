@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, to_dense_batch
 
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.batch import batch_vector
@@ -38,8 +39,7 @@ class MaskedOccupancyConfig:
     masked_gt: MaskedGTConfig = field(default_factory=MaskedGTConfig)
 
     def validate(self, where: str = "model") -> None:
-        if self.grid < 1:
-            raise ConfigError(f"{where}.grid: {self.grid} must be >= 1")
+        require_at_least_one(self, where, "grid")
         if not self.extent > 0:
             raise ConfigError(f"{where}.extent: {self.extent}; expected > 0")
 

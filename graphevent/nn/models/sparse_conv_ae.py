@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.batch import batch_vector
@@ -41,9 +42,7 @@ class SparseConvConfig(SparseConvEncoderConfig):
 
     def validate(self, where: str = "model") -> None:
         super().validate(where)
-        for key in ("bottleneck", "decoder_blocks"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        require_at_least_one(self, where, "bottleneck", "decoder_blocks")
         if self.occupancy_weight < 0:
             raise ConfigError(f"{where}.occupancy_weight: {self.occupancy_weight}; expected >= 0")
 
