@@ -199,3 +199,18 @@ def test_an_encoder_breaking_the_contract_is_refused_at_registration():
     with pytest.raises(TypeError, match=r"encoder 'bad': int must be an nn.Module with a config_class"):
         register_encoder("bad")(int)
     assert "bad" not in list_encoders()
+
+
+@pytest.mark.parametrize("name", ["edgeconv_ae", "sparse_conv_ae"])
+def test_a_loss_of_weighted_terms_is_their_sum_and_logs_each(name):
+    (first, _), (second, weight) = build_tiny(name).recon_weights.items()
+    w = 0.3
+    model = build_tiny(name, **{weight: w}).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        terms = model.recon_terms(batch)
+        loss, logs = model.loss(batch)
+        assert torch.equal(loss, model.recon_loss(batch))
+    assert list(logs) == ["recon", first, second]
+    assert logs["recon"] == pytest.approx(terms[first].item() + w * terms[second].item(), rel=1e-6)
+    assert (logs[first], logs[second]) == pytest.approx((terms[first].item(), terms[second].item()), rel=1e-6)

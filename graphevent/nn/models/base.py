@@ -19,6 +19,8 @@ compose them: :class:`Backbone` holds one, :class:`AutoencoderModel` adds a deco
 from __future__ import annotations
 
 import abc
+import functools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -282,6 +284,10 @@ class AutoencoderModel(GraphModel):
 
     #: the registered encoder this autoencoder belongs to (``""``: it takes any, by name)
     reconstructs: ClassVar[str] = ""
+    #: the terms of ``recon_terms(batch, target)`` summed into the reconstruction loss (and
+    #: logged), each with the config field that weighs it (``None``: weight 1); empty: the
+    #: model computes ``recon_loss`` itself, logged as ``recon`` alone
+    recon_weights: ClassVar[dict[str, str | None]] = {}
     supports_pretrain = True
     not_exportable = "pretraining autoencoder: its output is a reconstruction error, not a task output"
     encoder: nn.Module
@@ -301,19 +307,30 @@ class AutoencoderModel(GraphModel):
     def decode(self, tokens: Tensor, pooled: Tensor, batch) -> Any:
         """The decoder's output from the encoder's tokens and pooled embedding."""
 
-    @abc.abstractmethod
     def recon_loss(self, batch, target: Tensor | None = None) -> Tensor:
-        """Scalar reconstruction loss of ``batch`` (of ``target`` instead of ``batch.x`` if given)."""
+        """Scalar reconstruction loss of ``batch`` (of ``target`` instead of ``batch.x`` if given);
+        by default the weighted sum of the model's ``recon_terms`` (:attr:`recon_weights`)."""
+        return self.weighted_terms(self.recon_terms(batch, target))
+
+    def weighted_terms(self, terms: dict[str, Tensor]) -> Tensor:
+        """``sum(weight * term)`` over :attr:`recon_weights`, in their order."""
+        parts = [terms[n] if w is None else getattr(self.config, w) * terms[n] for n, w in self.recon_weights.items()]
+        return functools.reduce(operator.add, parts)
 
     @abc.abstractmethod
     def reconstruct(self, batch):
         """The reconstructed events as a :class:`~graphevent.nn.reconstruction.Reconstruction`."""
 
     def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
-        """:meth:`recon_loss`, logged as ``recon`` (autoencoders with more terms override it)."""
+        """:meth:`recon_loss`, logged as ``recon`` and, with :attr:`recon_weights`, each term."""
         self.check_stage(stage)
-        loss = self.recon_loss(batch)
-        return loss, {"recon": float(loss.detach())}
+        if not self.recon_weights:
+            loss = self.recon_loss(batch)
+            return loss, {"recon": float(loss.detach())}
+        terms = self.recon_terms(batch)
+        loss = self.weighted_terms(terms)
+        logs = torch.stack([loss.detach(), *(terms[n].detach() for n in self.recon_weights)]).tolist()
+        return loss, dict(zip(("recon", *self.recon_weights), logs))
 
 
 class SupervisedModel(GraphModel):

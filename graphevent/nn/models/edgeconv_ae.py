@@ -16,7 +16,7 @@ from graphevent.nn.encoders.edgeconv import EdgeConvEncoder, EdgeConvEncoderConf
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.set_loss import chamfer_distance, nearest_value_error, point_set
-from graphevent.nn.models.base import AutoencoderModel, Stage
+from graphevent.nn.models.base import AutoencoderModel
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_model
 
@@ -115,6 +115,7 @@ class EdgeConvAutoencoder(AutoencoderModel):
 
     config_class = EdgeConvAEConfig
     reconstructs = "edgeconv"
+    recon_weights = {"chamfer": None, "count": "count_weight"}
     recon_error_label = "Chamfer: each node vs its nearest decoded point"
     not_exportable = "pretraining autoencoder: its output is a reconstruction error (Chamfer matching), not a task output"
 
@@ -151,11 +152,6 @@ class EdgeConvAutoencoder(AutoencoderModel):
         cd, count_err, *_ = self._match(batch, z, target)
         return {"chamfer": cd.mean(), "count": count_err.mean()}
 
-    def recon_loss(self, batch, target: Tensor | None = None) -> Tensor:
-        """``chamfer + count_weight * count`` (see class docstring); ``target`` replaces ``batch.x``."""
-        terms = self.recon_terms(batch, target)
-        return terms["chamfer"] + self.config.count_weight * terms["count"]
-
     @torch.no_grad()
     def reconstruct(self, batch) -> Reconstruction:
         """Decoded points of every event, as many as its predicted pixel count (dataset units)."""
@@ -167,13 +163,6 @@ class EdgeConvAutoencoder(AutoencoderModel):
         sel = points[keep].float()
         pos = sel[:, :2] * self.config.pos_scale
         return Reconstruction(pos, self.encoder.norm.inverse(sel[:, 2:]), b, points.size(0))
-
-    def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
-        self.check_stage(stage)
-        terms = self.recon_terms(batch)
-        loss = terms["chamfer"] + self.config.count_weight * terms["count"]
-        logs = torch.stack([loss.detach(), terms["chamfer"].detach(), terms["count"].detach()]).tolist()
-        return loss, dict(zip(("recon", "chamfer", "count"), logs))
 
     @torch.no_grad()
     def predict(self, batch) -> dict[str, Tensor]:

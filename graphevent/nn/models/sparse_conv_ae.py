@@ -17,7 +17,7 @@ from graphevent.nn.encoders.sparse_conv import SparseConvEncoder, SparseConvEnco
 from graphevent.nn.layers.sparse_conv_transpose import SparseConvTranspose2d
 from graphevent.nn.layers.sparse_lattice import SparseLattice
 from graphevent.nn.layers.sparse_res_block import SparseResBlock
-from graphevent.nn.models.base import AutoencoderModel, Stage
+from graphevent.nn.models.base import AutoencoderModel
 from graphevent.nn.reconstruction import Reconstruction
 from graphevent.nn.registry import register_model
 
@@ -159,6 +159,7 @@ class SparseConvAutoencoder(AutoencoderModel):
 
     config_class = SparseConvConfig
     reconstructs = "sparse_conv"
+    recon_weights = {"values": None, "occupancy": "occupancy_weight"}
 
     def __init__(self, info: DatasetInfo, config: SparseConvConfig | None = None) -> None:
         super().__init__(info, config or SparseConvConfig())
@@ -190,11 +191,6 @@ class SparseConvAutoencoder(AutoencoderModel):
         ).mean()
         return {"values": squared.mean(), "occupancy": occupancy, "squared": squared, "event": levels.lattices[0].event}
 
-    def recon_loss(self, batch, target: Tensor | None = None) -> Tensor:
-        """``values + occupancy_weight * occupancy`` (see class docstring); ``target`` replaces ``batch.x``."""
-        terms = self.recon_terms(batch, target)
-        return terms["values"] + self.config.occupancy_weight * terms["occupancy"]
-
     @torch.no_grad()
     def reconstruct(self, batch) -> Reconstruction:
         """Generated pixels of every event (occupancy logit > 0) with their values (dataset units)."""
@@ -203,13 +199,6 @@ class SparseConvAutoencoder(AutoencoderModel):
         _, num_events = batch_vector(batch)
         pos = self.encoder.site_positions(lattice)
         return Reconstruction(pos, self.encoder.norm.inverse(values.float()), lattice.event, num_events)
-
-    def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
-        self.check_stage(stage)
-        terms = self.recon_terms(batch)
-        loss = terms["values"] + self.config.occupancy_weight * terms["occupancy"]
-        logs = torch.stack([loss.detach(), terms["values"].detach(), terms["occupancy"].detach()]).tolist()
-        return loss, dict(zip(("recon", "values", "occupancy"), logs))
 
     @torch.no_grad()
     def predict(self, batch) -> dict[str, Tensor]:
