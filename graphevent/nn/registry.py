@@ -258,18 +258,8 @@ def model_summaries(info: DatasetInfo | None = None, packaged_only: bool = False
         if packaged_only and not cls.__module__.startswith("graphevent.nn.models."):
             continue
         model = build_model({"name": name}, info)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        rows.append(
-            {
-                "name": name,
-                "class": cls.__name__,
-                "parameters": model.num_parameters(),
-                "pretrain": cls.supports_pretrain,
-                "tasks": cls.supports_tasks,
-                "encoders": list(model.encoder_modules()),
-                "description": doc[0] if doc else "",
-            }
-        )
+        rows.append({"name": name, "class": cls.__name__, "parameters": model.num_parameters(), "pretrain": cls.supports_pretrain,
+                     "tasks": cls.supports_tasks, "encoders": list(model.encoder_modules()), "description": first_doc_line(cls)})
     return rows
 
 
@@ -282,17 +272,14 @@ def encoder_summaries(packaged_only: bool = False) -> list[dict[str, Any]]:
         if packaged_only and not cls.__module__.startswith("graphevent.nn.encoders."):
             continue
         autoencoder = autoencoder_for(name)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        rows.append(
-            {
-                "name": name,
-                "class": cls.__name__,
-                "autoencoder": autoencoder.name if autoencoder is not None else "",
-                "not_exportable": cls.not_exportable,
-                "description": doc[0] if doc else "",
-            }
-        )
+        rows.append({"name": name, "class": cls.__name__, "autoencoder": autoencoder.name if autoencoder is not None else "",
+                     "not_exportable": cls.not_exportable, "description": first_doc_line(cls)})
     return rows
+
+
+def first_doc_line(cls: type) -> str:
+    """The first line of ``cls``'s docstring (``""`` without one): its description in the tables."""
+    return next(iter((cls.__doc__ or "").strip().splitlines()), "")
 
 
 def registry_summary(info: DatasetInfo | None = None, packaged_only: bool = False) -> dict[str, list[dict[str, Any]]]:

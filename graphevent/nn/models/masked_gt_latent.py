@@ -85,10 +85,6 @@ class MaskedLatentPretrainer(BackbonePretrainer):
     node's neighbours' values alone. Fine-tune the student with ``multitask`` and
     ``--init-from`` (the encoder keeps its name ``masked_gt``). Labels are never read.
 
-    Args:
-        info: dataset description.
-        config: :class:`MaskedLatentConfig`.
-
     Shapes:
         batch: x (N, F), pos (N, 2) -> encode: (N, dim), (B, dim); loss: scalar;
         predict: ``{"embedding": (B, dim)}``

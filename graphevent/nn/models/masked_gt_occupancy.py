@@ -106,10 +106,6 @@ class MaskedOccupancyPretrainer(BackbonePretrainer):
     squared error over all cells (empty cells have target 0). Labels are never read. Fine-tune
     with ``multitask`` and ``--init-from`` (the encoder keeps its name ``masked_gt``).
 
-    Args:
-        info: dataset description.
-        config: :class:`MaskedOccupancyConfig`.
-
     Shapes:
         batch: x (N, F), pos (N, 2) -> encode: (N, dim), (B, dim); loss: scalar;
         predict: ``{"embedding": (B, dim)}``
