@@ -172,25 +172,6 @@ def config_with_encoder_sections(cls: type, data: Mapping[str, Any], where: str,
     return dataclasses.replace(config, encoder_configs=configs)
 
 
-def config_with_one_encoder(cls: type, data: Mapping[str, Any], where: str):
-    """:func:`config_with_encoder_sections` for a model that composes one encoder, named by
-    its ``encoder`` field (``contrastive``, ``foldingnet_ae``).
-
-    Raises:
-        ConfigError: as :func:`config_with_encoder_sections`; an unknown ``encoder`` names the
-            registered ones.
-    """
-
-    def used(config: Any) -> list[str]:
-        if config.encoder not in list_encoders():
-            raise ConfigError(
-                f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}"
-            )
-        return [config.encoder]
-
-    return config_with_encoder_sections(cls, data, where, used)
-
-
 def mapping_with_encoder_sections(config: Any) -> dict[str, Any]:
     """The ``model:`` keys (without ``name``) that :func:`config_with_encoder_sections` reads
     back: the fields, then one section per encoder."""

@@ -32,7 +32,7 @@ from graphevent.config.base import from_dict, to_dict
 from graphevent.config.experiment import STAGES, Stage
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.registry import config_with_one_encoder, mapping_with_encoder_sections
+from graphevent.nn.registry import build_encoder, config_with_encoder_sections, list_encoders, mapping_with_encoder_sections
 
 
 class GraphModel(nn.Module, abc.ABC):
@@ -194,8 +194,16 @@ class OneEncoderConfig(EncoderSections):
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], where: str = "model") -> "OneEncoderConfig":
-        """Strict loading of a ``model:`` mapping, with one section per registered encoder name."""
-        return config_with_one_encoder(cls, data, where)
+        """Strict loading of a ``model:`` mapping, with one section per registered encoder name
+        (:func:`~graphevent.nn.registry.config_with_encoder_sections`; an unknown ``encoder``
+        names the registered ones)."""
+
+        def used(config: OneEncoderConfig) -> list[str]:
+            if config.encoder not in list_encoders():
+                raise ConfigError(f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}")
+            return [config.encoder]
+
+        return config_with_encoder_sections(cls, data, where, used)
 
 
 class Backbone(nn.Module):
@@ -213,8 +221,6 @@ class Backbone(nn.Module):
     """
 
     def __init__(self, info: DatasetInfo, name: str, config: Any = None) -> None:
-        from graphevent.nn.registry import build_encoder
-
         super().__init__()
         self.encoder = build_encoder(name, info, config)
         self.info = info
