@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import Config, Plan, Pool, jobs
-from graphevent.studies.runner import run_plan, shown, stamp_path
+from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 # the multitask model's tasks on whole events: the class, and the event's truth (diphoton mass, HT) as regressions
@@ -116,31 +115,13 @@ def write_report(args, size: dict, plan: Plan, t0: float) -> list[str]:
     return tables
 
 
-def study_argv(argv: list[str]) -> list[str]:
-    """The options that define the study: ``argv`` without --note, --part and --dry-run."""
-    out, skip = [], False
-    for a in argv:
-        if not skip and a not in ("--note", "--part", "--dry-run"):
-            out.append(a)
-        skip = a in ("--note", "--part")
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=list(SIZES), default="cpu")
     ap.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: per size)")
     ap.add_argument("--part", choices=["data", "pretrain", "finetune", "eval", "report"], action="append",
                     help="run only these parts (repeatable; default: all, in order)")
-    ap.add_argument("--gpus", type=int, default=0, help="GPUs per training run (0 = CPU)")
-    ap.add_argument("--parallel", type=int, default=1, help="training runs at once")
-    ap.add_argument("--workers", type=int, default=2, help="processes for simulation and preprocessing")
-    ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="extra --set for every training run")
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("GRAPHEVENT_CACHE", Path.home() / ".cache/graphevent")))
-    ap.add_argument("--workdir", type=Path, help="default: runs/events_<size>")
-    ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md", help="page whose leading section the study writes")
-    ap.add_argument("--note", help="a line added to the results section (e.g. what else ran on the machine)")
-    ap.add_argument("--dry-run", action="store_true", help="print every command and stop")
+    add_study_options(ap, "runs/events_<size>")
     args = ap.parse_args(argv)
     size, args.workdir = SIZES[args.size], args.workdir or ROOT / "runs" / f"events_{args.size}"
     plan = build_plan(args, size)

@@ -107,6 +107,18 @@ def lattice(info) -> tuple[float, float] | None:
     return None if info.pixel_size is None else (float(info.pixel_size[0]), float(info.pixel_size[1]))
 
 
+def share_geometry(padded: nn.Module, backbone: nn.Module) -> nn.Module:
+    """Give a padded encoder its backbone's geometry: ``k``, ``pixel_size`` (:func:`lattice`),
+    ``periods`` and ``pos_scale``, with ``onnx`` off; returns the encoder whose modules it shares."""
+    enc = backbone.encoder
+    padded.k = int(backbone.config.k)
+    padded.onnx = False
+    padded.pixel_size = lattice(backbone.info)
+    padded.periods = backbone.info.periods
+    padded.pos_scale = float(enc.pos_scale)
+    return enc
+
+
 class TaskOutput(nn.Module):
     """One task head and its output transform (softmax, or de-standardisation)."""
 
@@ -270,12 +282,7 @@ class PaddedMaskedGT(nn.Module):
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
-        enc = backbone.encoder
-        self.k = int(backbone.config.k)
-        self.onnx = False
-        self.pixel_size = lattice(backbone.info)
-        self.periods = backbone.info.periods
-        self.pos_scale = float(enc.pos_scale)
+        enc = share_geometry(self, backbone)
         self.norm, self.pos_enc, self.embed, self.edge_embed = enc.norm, enc.pos_enc, enc.embed, enc.edge_embed
         self.layers = nn.ModuleList([DenseGraphTransformerLayer(layer) for layer in enc.layers])
         self.out_norm = enc.out_norm
@@ -309,12 +316,7 @@ class PaddedEdgeConvEncoder(nn.Module):
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
-        enc = backbone.encoder
-        self.k = int(backbone.config.k)
-        self.onnx = False
-        self.pixel_size = lattice(backbone.info)
-        self.periods = backbone.info.periods
-        self.pos_scale = float(enc.pos_scale)
+        enc = share_geometry(self, backbone)
         self.norm = enc.norm
         self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in enc.blocks])
         self.token, self.latent = enc.token, enc.latent

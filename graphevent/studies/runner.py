@@ -12,6 +12,7 @@ from its last checkpoint: the same command with ``--resume`` in place of ``--ove
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
@@ -32,6 +33,36 @@ def shown(cmd: Sequence[str]) -> str:
     """``cmd`` as a shell line, ``graphevent`` for this interpreter's CLI, paths relative to the checkout."""
     text = shlex.join(map(str, cmd))
     return text.replace(f"{shlex.quote(sys.executable)} -m graphevent.cli.app", "graphevent").replace(f"{ROOT}/", "")
+
+
+def add_study_options(ap: argparse.ArgumentParser, workdir: str) -> None:
+    """The options every study script takes after its own: how and where its jobs run
+    (``--workdir``'s default described by ``workdir``), the page its report writes, and
+    ``--note`` and ``--dry-run``, which :func:`study_argv` leaves out of the command it shows."""
+    ap.add_argument("--gpus", type=int, default=0, help="GPUs per training run (0 = CPU)")
+    ap.add_argument("--parallel", type=int, default=1, help="training runs at once (GPU: several share one device)")
+    ap.add_argument("--workers", type=int, default=2, help="processes for simulation and preprocessing")
+    ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="extra --set for every training run (repeatable)")
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("GRAPHEVENT_CACHE", Path.home() / ".cache/graphevent")))
+    ap.add_argument("--workdir", type=Path, help=f"default: {workdir}")
+    ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md", help="page whose leading section the study writes")
+    ap.add_argument("--note", help="a line added to the results section (e.g. what else ran on the machine)")
+    ap.add_argument("--dry-run", action="store_true", help="print every command of the selected parts and stop")
+
+
+def study_argv(argv: Sequence[str]) -> list[str]:
+    """The options that define a study, for the command its report shows: ``argv`` without
+    ``--part`` and ``--note`` (and their values, ``--part x`` or ``--part=x``), ``--force`` and
+    ``--dry-run``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--part", "--note"):
+            skip = True
+        elif not (a.startswith(("--part=", "--note=")) or a in ("--force", "--dry-run")):
+            out.append(a)
+    return out
 
 
 def _name(job: Job) -> str:
