@@ -1,6 +1,6 @@
 """PointNodes (the points-input export's front end) makes the nodes preprocessing makes of a
-reader's points: same count, order, positions and features, node cap ties, signed channels,
-NaN values, padding and periodic wrap included."""
+reader's points (``build_graphs`` on a ``root_hits`` config): same count, order, positions and
+features, node cap ties, signed channels, NaN values, padding and periodic wrap included."""
 
 from __future__ import annotations
 
@@ -10,23 +10,46 @@ import numpy as np
 import pytest
 import torch
 
-from graphevent.data.transforms.feature_transform import ScaleTransform
+from graphevent.config.base import from_dict, load_yaml
+from graphevent.config.data import DataConfig
+from graphevent.config.shipped import resolve_config_path
+from graphevent.data.preprocess import build_graphs
 from graphevent.data.transforms.image_to_points import points_from_hits
 from graphevent.evaluate.export import example_points
+from graphevent.io.base import EventChunk
 from graphevent.nn.layers.point_nodes import PointNodes
-from graphevent.utils.geometry import wrap_positions
 
 THRESHOLDS, SIGNED = [0.0, 0.5, 0.1], [False, True, False]
 SCALES, TRANSFORMS = [1.0, 0.5, 2.0], ["log1p", "none", "none"]
 SIZES = [30, 0, 1, 12, 40, 7, 25, 3]
 
 
+class PaddedReader:
+    """A point-form reader serving padded events (the rows before ``n_points``) as ``EventChunk``."""
+
+    read_slab = None
+
+    def __init__(self, points: np.ndarray, n_points: np.ndarray) -> None:
+        self.points, self.n = points, n_points
+
+    def read(self, start: int, stop: int) -> EventChunk:
+        rows = np.concatenate([self.points[b, :self.n[b]] for b in range(start, stop)])
+        return EventChunk(labels=np.zeros(stop - start, np.int64), targets=np.zeros((stop - start, 2), np.float32),
+                          index=np.arange(start, stop), values=rows[:, :3].copy(), eta=rows[:, 3].copy(),
+                          phi=rows[:, 4].copy(), counts=self.n[start:stop].astype(np.int64))
+
+
 def _preprocessed(points: np.ndarray, n_points: np.ndarray, cap: int, periods=None):
-    """What ``build_graphs`` does with these points (bad_values: zero): (x, pos, counts)."""
-    rows = np.concatenate([points[b, :n] for b, n in enumerate(n_points)])
-    values = np.where(np.isfinite(rows[:, :3]), rows[:, :3], 0).astype(np.float32)
-    pc = points_from_hits(values, rows[:, 3], rows[:, 4], n_points, THRESHOLDS, cap, SIGNED)
-    return ScaleTransform(SCALES, TRANSFORMS)(pc.values), wrap_positions(pc.pos, periods), pc.counts
+    """What ``graphevent preprocess`` makes of these points under a ``root_hits`` config with
+    these channels (bad_values: zero, empty events kept): (x, pos, counts)."""
+    raw = load_yaml(resolve_config_path("root_hits", "data"))
+    channels = [{"name": n, "threshold": t, "signed": sg, "scale": sc, "transform": tr}
+                for n, t, sg, sc, tr in zip(("tracks", "ecal", "hcal"), THRESHOLDS, SIGNED, SCALES, TRANSFORMS)]
+    geometry = {"geometry": {"periodic": {"phi": periods[1]}}} if periods else {}
+    cfg = from_dict(DataConfig, {**raw, "channels": channels, "graph": {"k": 4, "max_nodes": cap}, "bad_values": "zero",
+                                 **geometry}, "hits.yaml")
+    g = build_graphs(PaddedReader(points, n_points), "hits.root", 0, len(n_points), cfg, keep_empty=True)
+    return g.x, g.pos, g.counts
 
 
 def _cut_ties(points: np.ndarray, n_points: np.ndarray, cap: int) -> int:
