@@ -141,7 +141,7 @@ class ImageNodes(PaddedNodes):
             raw = torch.cat([onehot, score[..., None]], dim=-1)
         else:
             score = numpy_row_sum([raw[..., i] for i in range(self.channels)])
-        feats, idx, mask, counts = self._pack(self._select(occupied, score), raw)
+        feats, idx, mask, counts = self._pack(self._cap(occupied, score), raw)
         feats = self._transform(feats).masked_fill(~mask[..., None], 0.0)
         positions = self.positions[idx].masked_fill(~mask[..., None], 0.0)
         return feats, positions, mask, counts

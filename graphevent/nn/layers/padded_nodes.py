@@ -43,7 +43,7 @@ class PaddedNodes(nn.Module):
         self.register_buffer("scales", torch.tensor([float(s) for s in scales], dtype=torch.float32), persistent=False)
         self.register_buffer("log1p", torch.tensor([t == "log1p" for t in transforms]), persistent=False)
 
-    def _select(self, occ: Tensor, score: Tensor) -> Tensor:
+    def _cap(self, occ: Tensor, score: Tensor) -> Tensor:
         """Occupied candidates kept by the node cap (largest score, ties in node order)."""
         if self.max_nodes <= 0 or 0 < self.num_candidates <= self.max_nodes:
             return occ
@@ -77,7 +77,7 @@ class PaddedNodes(nn.Module):
         safe = torch.where(d == 0.0, torch.ones_like(d), d)
         return torch.where(d == 0.0, x, torch.log(u) * (x / safe))
 
-    def _num_nodes(self, counts: Tensor, m: int) -> int:
+    def _padded_size(self, counts: Tensor, m: int) -> int:
         """The padded size: the most nodes of an event, at least 2 (attention layers specialise on
         one node; a padded slot is ignored), a size only the data decides."""
         top = counts.max().clamp(min=2)
@@ -101,7 +101,7 @@ class PaddedNodes(nn.Module):
         slot = torch.where(keep, keep.to(torch.int64).cumsum(1) - 1, torch.full_like(counts[:, None], m).expand(b, m))
         cand = torch.arange(m, device=keep.device).expand(b, m)
         idx = torch.zeros(b, m + 1, dtype=torch.int64, device=keep.device).scatter(1, slot, cand)
-        n = self._num_nodes(counts, m)
+        n = self._padded_size(counts, m)
         idx = idx[:, :n]
         mask = torch.arange(n, device=keep.device)[None, :] < counts[:, None]
         idx = torch.where(mask, idx, torch.zeros_like(idx))

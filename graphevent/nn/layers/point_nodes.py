@@ -74,7 +74,7 @@ class PointNodes(PaddedNodes):
         raw = torch.cat([raw, torch.zeros(b, self.slots, c + 2, dtype=x.dtype, device=x.device)], dim=1)
         occupied = torch.cat([occupied, torch.zeros(b, self.slots, dtype=torch.bool, device=x.device)], dim=1)
         score = torch.cat([score, torch.zeros(b, self.slots, dtype=x.dtype, device=x.device)], dim=1)
-        rows, _, mask, counts = self._pack(self._select(occupied, score), raw)
+        rows, _, mask, counts = self._pack(self._cap(occupied, score), raw)
         feats = self._transform(rows[..., :c]).masked_fill(~mask[..., None], 0.0)
         pos = torch.stack([wrap_delta(rows[..., c], self.periods[0]), wrap_delta(rows[..., c + 1], self.periods[1])], dim=-1)
         return feats, pos.masked_fill(~mask[..., None], 0.0), mask, counts, bad
