@@ -26,7 +26,9 @@ own class, ``not_exportable``).
 
 :func:`image_module` puts the run's preprocessing in front
 (:class:`~graphevent.nn.layers.image_nodes.ImageNodes`): input the raw image batch
-``(B, H, W, C)`` as the reader reads it, the same outputs.
+``(B, H, W, C)`` as the reader reads it; :func:`points_module` does the same for point-form
+readers (:class:`~graphevent.nn.layers.point_nodes.PointNodes`): input the reader's points,
+padded, and their count per event. Both return the same outputs and ``bad_input``.
 """
 
 from __future__ import annotations
@@ -430,15 +432,17 @@ class PaddedMultiTask(nn.Module):
         return outs
 
 
-class ImageInputModel(nn.Module):
-    """A padded model (:func:`padded_module`) that starts from the raw images a reader yields:
-    :class:`~graphevent.nn.layers.image_nodes.ImageNodes` (the run's preprocessing) makes its
-    nodes. Events without a node get NaN outputs where preprocessing skips them
-    (``empty_events: skip``, as ``graphevent predict`` writes them).
+#: the raw-input forms' extra output: 1 where an event's raw input held a non-finite value
+BAD_INPUT = "bad_input"
 
-    Shapes:
-        images: (B, H, W, C) float32 (or (B, C, H, W), as the data config's layout)
-        -> [(B, C) | (B,)] per task
+
+class RawInputModel(nn.Module):
+    """A padded model (:func:`padded_module`) behind a front end that makes its nodes from what
+    a reader yields (:class:`ImageInputModel`, :class:`PointInputModel`). Events without a node
+    get NaN outputs where preprocessing skips them (``empty_events: skip``, as ``graphevent
+    predict`` writes them). A last output, ``bad_input`` (B,) int64, is 1 where the event's raw
+    input held a non-finite value (read as 0: ``predict`` would refuse the file under
+    ``bad_values: fail``).
     """
 
     def __init__(self, nodes: nn.Module, padded: nn.Module, skip_empty: bool) -> None:
@@ -447,19 +451,46 @@ class ImageInputModel(nn.Module):
         self.skip_empty = skip_empty
         self.k = int(padded.k)
         self.onnx = False
-        self.output_names = list(padded.output_names)
+        self.output_names = list(padded.output_names) + [BAD_INPUT]
+
+    def _score(self, features: Tensor, positions: Tensor, mask: Tensor, counts: Tensor, bad: Tensor) -> list[Tensor]:
+        outs = self.model(features, positions, mask)
+        result: list[Tensor] = []
+        for o in outs:
+            if self.skip_empty:
+                where = (counts == 0).view([-1] + [1] * (o.dim() - 1))
+                o = torch.where(where, torch.full_like(o, float("nan")), o)
+            result.append(o)
+        result.append(bad.to(torch.int64))
+        return result
+
+
+class ImageInputModel(RawInputModel):
+    """The padded model on raw images: :class:`~graphevent.nn.layers.image_nodes.ImageNodes`
+    (the run's preprocessing) makes its nodes.
+
+    Shapes:
+        images: (B, H, W, C) float32 (or (B, C, H, W), as the data config's layout)
+        -> [(B, C) | (B,)] per task, bad_input (B,) int64
+    """
 
     def forward(self, images: Tensor) -> list[Tensor]:
         features, positions, mask, counts = self.nodes(images)
-        outs = self.model(features, positions, mask)
-        if not self.skip_empty:
-            return outs
-        empty = counts == 0
-        result: list[Tensor] = []
-        for o in outs:
-            where = empty.view([-1] + [1] * (o.dim() - 1))
-            result.append(torch.where(where, torch.full_like(o, float("nan")), o))
-        return result
+        bad = ~torch.isfinite(images.float()).flatten(1).all(1)
+        return self._score(features, positions, mask, counts, bad)
+
+
+class PointInputModel(RawInputModel):
+    """The padded model on a reader's points: :class:`~graphevent.nn.layers.point_nodes.PointNodes`
+    (the run's preprocessing) makes its nodes.
+
+    Shapes:
+        points: (B, P, C + 2) float32, n_points: (B,) int64 -> [(B, C) | (B,)] per task, bad_input (B,) int64
+    """
+
+    def forward(self, points: Tensor, n_points: Tensor) -> list[Tensor]:
+        features, positions, mask, counts, bad = self.nodes(points, n_points)
+        return self._score(features, positions, mask, counts, bad)
 
 
 def image_module(model: nn.Module, data_cfg) -> nn.Module:
@@ -477,6 +508,22 @@ def image_module(model: nn.Module, data_cfg) -> nn.Module:
                        [c.scale for c in data_cfg.channels], [c.transform for c in data_cfg.channels],
                        channels_last=getattr(data_cfg.reader, "layout", "channels_last") == "channels_last")
     return ImageInputModel(nodes, padded, data_cfg.empty_events == "skip").eval()
+
+
+def points_module(model: nn.Module, data_cfg) -> nn.Module:
+    """The raw-points form of a trained model, in eval mode: the run's data config (a
+    point-form reader's) makes the nodes.
+
+    Raises:
+        ConfigError: the model has no padded form.
+    """
+    from graphevent.nn.layers.point_nodes import PointNodes
+
+    padded = padded_module(model)
+    ch = data_cfg.channels
+    nodes = PointNodes([c.threshold for c in ch], [c.signed for c in ch], [c.scale for c in ch],
+                       [c.transform for c in ch], data_cfg.graph.max_nodes, data_cfg.periods)
+    return PointInputModel(nodes, padded, data_cfg.empty_events == "skip").eval()
 
 
 def pad_events(events: list, max_nodes: int | None = None) -> tuple[Tensor, Tensor, Tensor]:

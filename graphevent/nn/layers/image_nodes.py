@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from graphevent.data.transforms.image_to_points import ImageToPoints
 from graphevent.errors import ConfigError
+from graphevent.nn.layers.padded_nodes import PaddedNodes
 
 
 #: most image channels :class:`ImageNodes` takes (see :func:`numpy_row_sum`)
@@ -42,7 +43,7 @@ def numpy_row_sum(columns: list[Tensor]) -> Tensor:
     return total
 
 
-class ImageNodes(nn.Module):
+class ImageNodes(PaddedNodes):
     """The nodes preprocessing makes of each image of a batch, padded (see
     :class:`~graphevent.data.transforms.image_to_points.ImageToPoints` for the rules).
 
@@ -52,10 +53,7 @@ class ImageNodes(nn.Module):
     native-resolution pixels, then each collapsed channel's cells; per_channel: channel by
     channel; rows, then columns), each with its constant position (the same float32 numbers
     as preprocessing's, computed by its own code) and its raw values (cell sums in float64,
-    as preprocessing's). With ``max_nodes``, the occupied candidates of largest summed value
-    are kept, equal values in node order (a stable sort; top-k under ONNX, whose ties go to
-    the lower index); the kept nodes are then packed in node order (a cumulative sum and a
-    scatter, no sort) and scaled/transformed as the data config says.
+    as preprocessing's); the node cap, packing and scale/transform are :class:`PaddedNodes`'.
 
     Args:
         points: the preprocessing's :class:`ImageToPoints` (thresholds, signed, upsample,
@@ -72,17 +70,14 @@ class ImageNodes(nn.Module):
 
     def __init__(self, points: ImageToPoints, image_size: tuple[int, int], scales, transforms,
                  channels_last: bool = True) -> None:
-        super().__init__()
+        super().__init__(scales, transforms, int(points.max_nodes), points.mode == "per_channel")
         h, w = int(image_size[0]), int(image_size[1])
         points.check_shape(h, w)
         c = len(points.thresholds)
         if c > MAX_CHANNELS:
             raise ConfigError(f"channels: {c} image channels; the image-input export takes at most {MAX_CHANNELS}")
-        self.height, self.width, self.channels = h, w, c
+        self.height, self.width = h, w
         self.channels_last = channels_last
-        self.per_channel = points.mode == "per_channel"
-        self.max_nodes = int(points.max_nodes)
-        self.onnx = False  # set while exporting to ONNX: top-k instead of a stable sort
         self.any_signed = bool(points.signed.any())
         self.register_buffer("thresholds", torch.from_numpy(points.thresholds.copy()).view(1, c, 1, 1), persistent=False)
         self.register_buffer("signed", torch.from_numpy(points.signed.copy()).view(1, c, 1, 1), persistent=False)
@@ -105,8 +100,6 @@ class ImageNodes(nn.Module):
         self.num_candidates = sum(len(p) for p in positions)
         self.register_buffer("positions", torch.from_numpy(np.concatenate(positions)), persistent=False)
         self.num_features = c + 1 if self.per_channel else c
-        self.register_buffer("scales", torch.tensor([float(np.float32(s)) for s in scales], dtype=torch.float32), persistent=False)
-        self.register_buffer("log1p", torch.tensor([t == "log1p" for t in transforms]), persistent=False)
 
     def _group(self, v: Tensor, occ: Tensor, chs: list[int], f: int) -> tuple[Tensor, Tensor]:
         """Raw values (B, cells, C) of the group's channels (zeros elsewhere) and occupancy (B, cells)."""
@@ -124,51 +117,6 @@ class ImageNodes(nn.Module):
         vals = torch.zeros(b, cells, c, dtype=v.dtype, device=v.device)
         vals[:, :, ch] = summed
         return vals, o
-
-    def _select(self, occ: Tensor, score: Tensor) -> Tensor:
-        """Occupied candidates kept by the node cap (largest score, ties in node order)."""
-        if self.max_nodes <= 0 or self.max_nodes >= self.num_candidates:
-            return occ
-        s = score.masked_fill(~occ, float("-inf"))
-        if self.onnx:
-            top = s.topk(self.max_nodes, dim=1, largest=True, sorted=True).indices
-        else:
-            top = s.sort(dim=1, descending=True, stable=True).indices[:, : self.max_nodes]
-        chosen = torch.zeros_like(occ).scatter(1, top, torch.ones_like(top, dtype=torch.bool))
-        return chosen & occ
-
-    def _transform(self, feats: Tensor) -> Tensor:
-        """``transform(value * scale)`` per channel (per_channel: of the value column, by the node's channel)."""
-        if self.per_channel:
-            onehot = feats[..., : self.channels]
-            scale = (onehot * self.scales).sum(-1)
-            log = (onehot * self.log1p.to(feats.dtype)).sum(-1) > 0.5
-            v = feats[..., self.channels] * scale
-            v = torch.where(log, self._log1p(v), v)
-            return torch.cat([onehot, v[..., None]], dim=-1)
-        v = feats * self.scales
-        return torch.where(self.log1p, self._log1p(v), v)
-
-    def _log1p(self, x: Tensor) -> Tensor:
-        if not self.onnx:
-            return torch.log1p(x)
-        # ONNX has no Log1p: log(u) * x / (u - 1) with u = 1 + x is accurate to float32 rounding
-        # (Goldberg's identity), x where u rounds to 1
-        u = 1.0 + x
-        d = u - 1.0
-        safe = torch.where(d == 0.0, torch.ones_like(d), d)
-        return torch.where(d == 0.0, x, torch.log(u) * (x / safe))
-
-    def _num_nodes(self, counts: Tensor, m: int) -> int:
-        """The padded size: the most nodes of an event, at least 2 (attention layers specialise on
-        one node; a padded slot is ignored), a size only the data decides."""
-        top = counts.max().clamp(min=2)
-        if torch.jit.is_scripting():
-            return int(top)
-        n = top.item()
-        torch._check(n >= 2)
-        torch._check(n <= m)
-        return n
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         x = images.float()
@@ -193,17 +141,7 @@ class ImageNodes(nn.Module):
             raw = torch.cat([onehot, score[..., None]], dim=-1)
         else:
             score = numpy_row_sum([raw[..., i] for i in range(self.channels)])
-        keep = self._select(occupied, score)
-        b, m = keep.shape
-        counts = keep.to(torch.int64).sum(1)
-        slot = torch.where(keep, keep.to(torch.int64).cumsum(1) - 1, torch.full_like(counts[:, None], m).expand(b, m))
-        cand = torch.arange(m, device=x.device).expand(b, m)
-        idx = torch.zeros(b, m + 1, dtype=torch.int64, device=x.device).scatter(1, slot, cand)
-        n = self._num_nodes(counts, m)
-        idx = idx[:, :n]
-        mask = torch.arange(n, device=x.device)[None, :] < counts[:, None]
-        idx = torch.where(mask, idx, torch.zeros_like(idx))
-        feats = raw.gather(1, idx[..., None].expand(b, n, raw.shape[-1]))
+        feats, idx, mask, counts = self._pack(self._cap(occupied, score), raw)
         feats = self._transform(feats).masked_fill(~mask[..., None], 0.0)
         positions = self.positions[idx].masked_fill(~mask[..., None], 0.0)
         return feats, positions, mask, counts
