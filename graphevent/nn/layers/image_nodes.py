@@ -48,14 +48,18 @@ class ImageNodes(nn.Module):
 
     Per event: non-finite pixel values become 0 (``bad_values: zero``); a pixel of channel
     c is occupied where its value (its magnitude, for signed channels) exceeds the channel's
-    threshold. Candidate nodes are laid out once in preprocessing's node order (union:
+    threshold. Candidate nodes are numbered once in preprocessing's node order (union:
     native-resolution pixels, then each collapsed channel's cells; per_channel: channel by
     channel; rows, then columns), each with its constant position (the same float32 numbers
-    as preprocessing's, computed by its own code) and its raw values (cell sums in float64,
-    as preprocessing's). With ``max_nodes``, the occupied candidates of largest summed value
-    are kept, equal values in node order (a stable sort; top-k under ONNX, whose ties go to
-    the lower index); the kept nodes are then packed in node order (a cumulative sum and a
-    scatter, no sort) and scaled/transformed as the data config says.
+    as preprocessing's, computed by its own code).
+
+    Only the occupied pixel values are touched after one comparison over the images: they
+    are gathered (in memory order, as preprocessing reads them), sorted by their candidate
+    (a stable sort), and summed per candidate in float64 in that order, as preprocessing's
+    ``bincount`` (a collapsed cell's pixels). With ``max_nodes``, the nodes of largest summed
+    value are kept, equal values in node order (a stable sort by value, then by event; top-k
+    under ONNX, whose ties go to the lower index); the kept nodes stay in node order and are
+    scaled/transformed as the data config says.
 
     Args:
         points: the preprocessing's :class:`ImageToPoints` (thresholds, signed, upsample,
@@ -84,8 +88,15 @@ class ImageNodes(nn.Module):
         self.max_nodes = int(points.max_nodes)
         self.onnx = False  # set while exporting to ONNX: top-k instead of a stable sort
         self.any_signed = bool(points.signed.any())
-        self.register_buffer("thresholds", torch.from_numpy(points.thresholds.copy()).view(1, c, 1, 1), persistent=False)
-        self.register_buffer("signed", torch.from_numpy(points.signed.copy()).view(1, c, 1, 1), persistent=False)
+        # a threshold below 0 makes a non-finite pixel (read as 0) a node: the images are cleaned
+        # first; otherwise a non-finite value is dropped where it is gathered (NaN fails the comparison)
+        self.clean_images = bool((points.thresholds < 0).any())
+        # compared as rows of the images' memory (channels_last: W * C values, thresholds repeated),
+        # so that the comparison runs over long rows
+        row = (np.tile(points.thresholds, w), np.tile(points.signed, w)) if channels_last else \
+            (points.thresholds.reshape(c, 1), points.signed.reshape(c, 1))
+        self.register_buffer("thresholds", torch.from_numpy(row[0].copy()), persistent=False)
+        self.register_buffer("signed", torch.from_numpy(row[1].copy()), persistent=False)
         # candidate groups in preprocessing's key order: (channels, cell size); union's group 0
         # holds every native-resolution channel
         coarse = [int(f) if points.collapse and f > 1 else 1 for f in points.upsample]
@@ -94,9 +105,11 @@ class ImageNodes(nn.Module):
         else:
             fine = [ch for ch in range(c) if coarse[ch] == 1]
             groups = ([(fine, 1)] if fine else []) + [([ch], coarse[ch]) for ch in range(c) if coarse[ch] > 1]
-        self.groups = groups
         positions = []
-        for _, f in groups:
+        candidate = np.zeros((c, h, w), np.int64)  # the candidate each pixel value belongs to
+        rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        for chs, f in groups:
+            candidate[chs] = sum(len(p) for p in positions) + (rows // f) * (w // f) + cols // f
             rr, cc = np.meshgrid(np.arange(h // f), np.arange(w // f), indexing="ij")
             rr, cc = rr.reshape(-1).astype(np.float64), cc.reshape(-1).astype(np.float64)
             if f > 1:
@@ -104,38 +117,55 @@ class ImageNodes(nn.Module):
             positions.append(points._pos(rr, cc, h, w)[0])
         self.num_candidates = sum(len(p) for p in positions)
         self.register_buffer("positions", torch.from_numpy(np.concatenate(positions)), persistent=False)
+        # per pixel value of an image, in its memory order: candidate * C + channel
+        packed = candidate * c + np.arange(c)[:, None, None]
+        packed = packed.transpose(1, 2, 0) if channels_last else packed
+        self.register_buffer("value_nodes", torch.from_numpy(packed.reshape(-1).copy()), persistent=False)
         self.num_features = c + 1 if self.per_channel else c
         self.register_buffer("scales", torch.tensor([float(np.float32(s)) for s in scales], dtype=torch.float32), persistent=False)
         self.register_buffer("log1p", torch.tensor([t == "log1p" for t in transforms]), persistent=False)
 
-    def _group(self, v: Tensor, occ: Tensor, chs: list[int], f: int) -> tuple[Tensor, Tensor]:
-        """Raw values (B, cells, C) of the group's channels (zeros elsewhere) and occupancy (B, cells)."""
-        b, c, h, w = v.shape
-        if f == 1:
-            onehot = torch.zeros(c, dtype=v.dtype, device=v.device)
-            onehot[chs] = 1.0
-            vals = (v * onehot.view(1, c, 1, 1)).permute(0, 2, 3, 1).reshape(b, h * w, c)
-            o = occ[:, chs].any(dim=1).reshape(b, h * w)
-            return vals, o
-        ch = chs[0]
-        cells = (h // f) * (w // f)
-        summed = v[:, ch].double().reshape(b, h // f, f, w // f, f).sum(dim=(2, 4)).float().reshape(b, cells)
-        o = occ[:, ch].reshape(b, h // f, f, w // f, f).to(torch.int32).sum(dim=(2, 4)).reshape(b, cells) > 0
-        vals = torch.zeros(b, cells, c, dtype=v.dtype, device=v.device)
-        vals[:, :, ch] = summed
-        return vals, o
+    def _occupied(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Channel and candidate (``event * M + candidate``) of every occupied pixel value, in
+        memory order, and the value (non-finite ones read as 0, their candidate ``B * M``:
+        after every event's).
 
-    def _select(self, occ: Tensor, score: Tensor) -> Tensor:
-        """Occupied candidates kept by the node cap (largest score, ties in node order)."""
-        if self.max_nodes <= 0 or self.max_nodes >= self.num_candidates:
-            return occ
-        s = score.masked_fill(~occ, float("-inf"))
+        Shapes:
+            images: (B, H, W, C) -> (P,) int64, (P,) int64, (P,) float32
+        """
+        x = images.float()
+        if self.clean_images:
+            x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+        h, w, c = self.height, self.width, self.channels
+        rows = x.reshape(-1, w * c) if self.channels_last else x.reshape(-1, c, h * w)
+        mag = torch.where(self.signed, rows.abs(), rows) if self.any_signed else rows
+        flat = (mag > self.thresholds).reshape(-1).nonzero()[:, 0]
+        value = x.reshape(-1).index_select(0, flat)
+        size = h * w * c
+        packed = self.value_nodes.index_select(0, flat % size)
+        cand = (flat // size) * self.num_candidates + packed // c
+        finite = torch.isfinite(value)
+        cand = torch.where(finite, cand, torch.full_like(cand, images.shape[0] * self.num_candidates))
+        return packed % c, cand, torch.where(finite, value, torch.zeros_like(value))
+
+    def _sort(self, v: Tensor, descending: bool) -> Tensor:
+        """Stable argsort (equal values keep their order; ONNX: top-k, whose ties go to the lower index)."""
         if self.onnx:
-            top = s.topk(self.max_nodes, dim=1, largest=True, sorted=True).indices
-        else:
-            top = s.sort(dim=1, descending=True, stable=True).indices[:, : self.max_nodes]
-        chosen = torch.zeros_like(occ).scatter(1, top, torch.ones_like(top, dtype=torch.bool))
-        return chosen & occ
+            return v.topk(v.shape[0], largest=descending, sorted=True).indices
+        return v.sort(descending=descending, stable=True).indices
+
+    def _select(self, event: Tensor, score: Tensor, counts: Tensor) -> Tensor:
+        """The nodes kept by the node cap (largest score, ties in node order), in node order.
+
+        Shapes:
+            event: (U,) (nodes in node order), score: (U,), counts: (B,) -> (U',) node indices
+        """
+        by_score = self._sort(score, True)
+        order = by_score.index_select(0, self._sort(event.index_select(0, by_score), False))  # by event, then score (ties: node order)
+        start = counts.cumsum(0) - counts
+        rank = torch.arange(order.shape[0], device=event.device) - start.index_select(0, event.index_select(0, order))
+        keep = torch.zeros_like(event, dtype=torch.bool).scatter(0, order, rank < self.max_nodes)
+        return keep.nonzero()[:, 0]
 
     def _transform(self, feats: Tensor) -> Tensor:
         """``transform(value * scale)`` per channel (per_channel: of the value column, by the node's channel)."""
@@ -159,7 +189,7 @@ class ImageNodes(nn.Module):
         safe = torch.where(d == 0.0, torch.ones_like(d), d)
         return torch.where(d == 0.0, x, torch.log(u) * (x / safe))
 
-    def _num_nodes(self, counts: Tensor, m: int) -> int:
+    def _num_nodes(self, counts: Tensor) -> int:
         """The padded size: the most nodes of an event, at least 2 (attention layers specialise on
         one node; a padded slot is ignored), a size only the data decides."""
         top = counts.max().clamp(min=2)
@@ -167,45 +197,39 @@ class ImageNodes(nn.Module):
             return int(top)
         n = top.item()
         torch._check(n >= 2)
-        torch._check(n <= m)
+        torch._check(n <= max(self.num_candidates, 2))
         return n
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        x = images.float()
-        if self.channels_last:
-            x = x.permute(0, 3, 1, 2)
-        x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
-        mag = torch.where(self.signed, x.abs(), x) if self.any_signed else x
-        occ = mag > self.thresholds
-        v = torch.where(occ, x, torch.zeros_like(x))
-        vals, occs = [], []
-        for chs, f in self.groups:
-            a, o = self._group(v, occ, chs, f)
-            vals.append(a)
-            occs.append(o)
-        raw = torch.cat(vals, dim=1)  # (B, M, C)
-        occupied = torch.cat(occs, dim=1)  # (B, M)
+        b, m, c = images.shape[0], self.num_candidates, self.channels
+        ch, cand, value = self._occupied(images)
+        order = self._sort(cand, False)  # by candidate; a candidate's values in memory order
+        cand, ch, value = cand.index_select(0, order), ch.index_select(0, order), value.index_select(0, order)
+        new = torch.cat([torch.ones_like(cand[:1], dtype=torch.bool), cand[1:] != cand[:-1]])
+        slot = new.to(torch.int64).cumsum(0) - 1  # each value's node (non-finite values: one node after all)
+        sums = torch.zeros(cand.shape[0] * c, dtype=torch.float64, device=images.device)
+        sums = sums.index_add(0, slot * c + ch, value.double()).view(-1, c)
+        first = (new & (cand < b * m)).nonzero()[:, 0]  # (U,) each node's first value
+        node = cand.index_select(0, first)
+        raw = sums.index_select(0, slot.index_select(0, first)).float()
+        event = node // m
         if self.per_channel:
-            score = raw.sum(-1)  # one nonzero column per candidate
-            ch = torch.cat([torch.full((a.shape[1],), chs[0], dtype=torch.long, device=x.device)
-                            for (chs, _), a in zip(self.groups, vals)])
-            onehot = torch.nn.functional.one_hot(ch, self.channels).to(raw.dtype).expand(raw.shape[0], -1, -1)
-            raw = torch.cat([onehot, score[..., None]], dim=-1)
+            score = raw.sum(-1)  # one nonzero column per node
+            raw = torch.cat([torch.nn.functional.one_hot(ch.index_select(0, first), c).to(raw.dtype), score[:, None]], dim=-1)
         else:
-            score = numpy_row_sum([raw[..., i] for i in range(self.channels)])
-        keep = self._select(occupied, score)
-        b, m = keep.shape
-        counts = keep.to(torch.int64).sum(1)
-        slot = torch.where(keep, keep.to(torch.int64).cumsum(1) - 1, torch.full_like(counts[:, None], m).expand(b, m))
-        cand = torch.arange(m, device=x.device).expand(b, m)
-        idx = torch.zeros(b, m + 1, dtype=torch.int64, device=x.device).scatter(1, slot, cand)
-        n = self._num_nodes(counts, m)
-        idx = idx[:, :n]
-        mask = torch.arange(n, device=x.device)[None, :] < counts[:, None]
-        idx = torch.where(mask, idx, torch.zeros_like(idx))
-        feats = raw.gather(1, idx[..., None].expand(b, n, raw.shape[-1]))
-        feats = self._transform(feats).masked_fill(~mask[..., None], 0.0)
-        positions = self.positions[idx].masked_fill(~mask[..., None], 0.0)
+            score = numpy_row_sum([raw[:, i] for i in range(c)])
+        counts = torch.zeros(b, dtype=torch.int64, device=images.device).index_add(0, event, torch.ones_like(event))
+        if 0 < self.max_nodes < m:
+            kept = self._select(event, score, counts)
+            node, raw, event = node.index_select(0, kept), raw.index_select(0, kept), event.index_select(0, kept)
+            counts = counts.clamp(max=self.max_nodes)
+        n = self._num_nodes(counts)
+        at = torch.arange(node.shape[0], device=images.device) - (counts.cumsum(0) - counts).index_select(0, event)
+        feats = torch.zeros(b, n, self.num_features, dtype=torch.float32, device=images.device)
+        feats = feats.index_put((event, at), self._transform(raw))
+        positions = torch.zeros(b, n, 2, dtype=torch.float32, device=images.device)
+        positions = positions.index_put((event, at), self.positions.index_select(0, node - event * m))
+        mask = torch.arange(n, device=images.device)[None, :] < counts[:, None]
         return feats, positions, mask, counts
 
     def __repr__(self) -> str:
