@@ -117,21 +117,22 @@ class ImageNodes(nn.Module):
             positions.append(points._pos(rr, cc, h, w)[0])
         self.num_candidates = sum(len(p) for p in positions)
         self.register_buffer("positions", torch.from_numpy(np.concatenate(positions)), persistent=False)
-        # per pixel value of an image, in its memory order: candidate * C + channel
-        packed = candidate * c + np.arange(c)[:, None, None]
-        packed = packed.transpose(1, 2, 0) if channels_last else packed
-        self.register_buffer("value_nodes", torch.from_numpy(packed.reshape(-1).copy()), persistent=False)
+        # per pixel value of an image, in its memory order: its candidate and its channel
+        channel = np.broadcast_to(np.arange(c)[:, None, None], (c, h, w))
+        for name, table in (("value_candidate", candidate), ("value_channel", channel)):
+            table = table.transpose(1, 2, 0) if channels_last else table
+            self.register_buffer(name, torch.from_numpy(table.reshape(-1).astype(np.int64)), persistent=False)
         self.num_features = c + 1 if self.per_channel else c
         self.register_buffer("scales", torch.tensor([float(np.float32(s)) for s in scales], dtype=torch.float32), persistent=False)
         self.register_buffer("log1p", torch.tensor([t == "log1p" for t in transforms]), persistent=False)
 
-    def _occupied(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Channel and candidate (``event * M + candidate``) of every occupied pixel value, in
-        memory order, and the value (non-finite ones read as 0, their candidate ``B * M``:
-        after every event's).
+    def _occupied(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Event, channel and candidate (``event * M + candidate``) of every occupied pixel
+        value, in memory order, and the value (infinite ones read as 0, their candidate
+        ``B * M``: after every event's).
 
         Shapes:
-            images: (B, H, W, C) -> (P,) int64, (P,) int64, (P,) float32
+            images: (B, H, W, C) -> (P,) int64, (P,) int64, (P,) int64, (P,) float32
         """
         x = images.float()
         if self.clean_images:
@@ -139,14 +140,14 @@ class ImageNodes(nn.Module):
         h, w, c = self.height, self.width, self.channels
         rows = x.reshape(-1, w * c) if self.channels_last else x.reshape(-1, c, h * w)
         mag = torch.where(self.signed, rows.abs(), rows) if self.any_signed else rows
-        flat = (mag > self.thresholds).reshape(-1).nonzero()[:, 0]
-        value = x.reshape(-1).index_select(0, flat)
-        size = h * w * c
-        packed = self.value_nodes.index_select(0, flat % size)
-        cand = (flat // size) * self.num_candidates + packed // c
-        finite = torch.isfinite(value)
-        cand = torch.where(finite, cand, torch.full_like(cand, images.shape[0] * self.num_candidates))
-        return packed % c, cand, torch.where(finite, value, torch.zeros_like(value))
+        b, size = images.shape[0], h * w * c
+        hit = (mag > self.thresholds).reshape(b, size).nonzero()  # (P, 2): event, value of the image
+        event, at = hit[:, 0], hit[:, 1]
+        value = x.reshape(-1).index_select(0, event * size + at)
+        cand = event * self.num_candidates + self.value_candidate.index_select(0, at)
+        inf = torch.isinf(value)  # NaN is never above a threshold
+        cand = torch.where(inf, torch.full_like(cand, b * self.num_candidates), cand)
+        return event, self.value_channel.index_select(0, at), cand, torch.where(inf, torch.zeros_like(value), value)
 
     def _sort(self, v: Tensor, descending: bool) -> Tensor:
         """Stable argsort (equal values keep their order; ONNX: top-k, whose ties go to the lower index)."""
@@ -202,17 +203,16 @@ class ImageNodes(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         b, m, c = images.shape[0], self.num_candidates, self.channels
-        ch, cand, value = self._occupied(images)
+        event, ch, cand, value = self._occupied(images)
         order = self._sort(cand, False)  # by candidate; a candidate's values in memory order
-        cand, ch, value = cand.index_select(0, order), ch.index_select(0, order), value.index_select(0, order)
+        event, ch, cand, value = [t.index_select(0, order) for t in (event, ch, cand, value)]
         new = torch.cat([torch.ones_like(cand[:1], dtype=torch.bool), cand[1:] != cand[:-1]])
         slot = new.to(torch.int64).cumsum(0) - 1  # each value's node (non-finite values: one node after all)
         sums = torch.zeros(cand.shape[0] * c, dtype=torch.float64, device=images.device)
         sums = sums.index_add(0, slot * c + ch, value.double()).view(-1, c)
         first = (new & (cand < b * m)).nonzero()[:, 0]  # (U,) each node's first value
-        node = cand.index_select(0, first)
+        node, event = cand.index_select(0, first), event.index_select(0, first)
         raw = sums.index_select(0, slot.index_select(0, first)).float()
-        event = node // m
         if self.per_channel:
             score = raw.sum(-1)  # one nonzero column per node
             raw = torch.cat([torch.nn.functional.one_hot(ch.index_select(0, first), c).to(raw.dtype), score[:, None]], dim=-1)
