@@ -22,17 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -51,6 +41,7 @@ def main() -> None:
     from graphevent.metrics.bootstrap import bootstrap, weighted_regression
     from graphevent.metrics.roc import SortedScores, auc_rows, background_efficiency_at, roc_counts
     from graphevent.train.rundir import cpu_name
+    from graphevent.utils.timing import best_of
 
     rng = np.random.default_rng(args.seed)
     n = args.events

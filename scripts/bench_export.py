@@ -37,7 +37,6 @@ import importlib.util
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,16 +45,6 @@ CONSUMER = ROOT / "docs" / "examples" / "onnx_image_consumer.py"
 #: the shipped experiment config each exportable model is benchmarked at (stage set to supervised)
 CONFIGS = {"particlenet": "particlenet", "multitask": "multitask_finetune", "resnet15": "resnet15"}
 
-
-
-def best_of(fn, repeat: int) -> float:
-    fn()  # warm-up: page cache, allocator, ONNX Runtime's first-run planning
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def profile(model_file: Path, run_file) -> str:
@@ -117,6 +106,7 @@ def main() -> None:
     from graphevent.nn.export import exportable_models
     from graphevent.train.run import TrainOptions, train
     from graphevent.train.rundir import cpu_name
+    from graphevent.utils.timing import best_of
 
     spec = importlib.util.spec_from_file_location("onnx_image_consumer", CONSUMER)
     consumer = importlib.util.module_from_spec(spec)
@@ -141,7 +131,7 @@ def main() -> None:
                 r = predict_files(run, [raw], out, PredictOptions(device="cpu", batch_size=args.batch, overwrite=True))
                 n[0] = r.events
 
-            t_predict = best_of(predict, args.repeat)
+            t_predict = best_of(predict, args.repeat, warm_up=True)
             model_file = work / f"{name}.onnx"
             export_run(run, "onnx", model_file)
 
@@ -156,7 +146,7 @@ def main() -> None:
             def onnx(session=session, meta=meta):
                 consumer.score_file(session, meta, str(raw), batch=args.batch)
 
-            t_onnx = best_of(onnx, args.repeat)
+            t_onnx = best_of(onnx, args.repeat, warm_up=True)
             rows.append((name, n[0] / t_predict, n[0] / t_onnx))
             print(f"{name}: predict {n[0] / t_predict:,.0f} events/s, exported (onnxruntime) {n[0] / t_onnx:,.0f} events/s",
                   flush=True)

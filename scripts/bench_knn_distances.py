@@ -13,25 +13,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import torch
 
 from graphevent.nn.layers.dense_knn import squared_position_distances
+from graphevent.utils.timing import best_of
 
 
 def best_ms(fn, repeat: int = 20) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1e3
+    return 1e3 * best_of(fn, repeat, warm_up=True, sync=torch.cuda.synchronize if torch.cuda.is_available() else None)
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ t-intervals over seeds) and writes the section of docs/results.md on whole event
 Sizes (--size):
   smoke  a pipeline check: 300 + 300 events, 1 epoch; the numbers mean nothing.
   cpu    4,500 labelled (2,700 train / 450 val / 1,350 test) + 4,500 unlabelled events,
-         graphs capped at 128 nodes (the highest-energy ones), 3 pretraining / 6 training
-         epochs, 3 seeds; about an hour on a 2-core CPU with --parallel 2.
+         graphs capped at 128 nodes (the highest-energy ones), 3 pretraining / 4 training
+         epochs, 3 seeds; about 1.5 hours on a loaded 2-core CPU with --parallel 2.
   gpu    60,000 labelled + 100,000 unlabelled events, 512 nodes (every node of nearly every
          event), 10 / 20 epochs, 3 seeds: for one GPU (--gpus 1 --parallel 4; not measured).
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import Config, Plan, Pool, jobs
-from graphevent.studies.runner import run_plan, shown, stamp_path
+from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 # the multitask model's tasks on whole events: the class, and the event's truth (diphoton mass, HT) as regressions
@@ -57,7 +56,7 @@ METRICS = (("auc_macro", "macro AUC", 3), ("accuracy", "accuracy", 3),
            ("rejection_diphoton_at_0.5", "1/eps_B diphoton @ eps_S=0.5", 1))
 SIZES = {
     "smoke": dict(labelled=300, unlabelled=300, max_nodes=64, pre_epochs=1, epochs=1, batch=32, seeds=2),
-    "cpu": dict(labelled=4500, unlabelled=4500, max_nodes=128, pre_epochs=3, epochs=6, batch=64, seeds=3),
+    "cpu": dict(labelled=4500, unlabelled=4500, max_nodes=128, pre_epochs=3, epochs=4, batch=64, seeds=3),
     "gpu": dict(labelled=60000, unlabelled=100000, max_nodes=512, pre_epochs=10, epochs=20, batch=128, seeds=3),
 }
 BEGIN = "<!-- whole-event study: begin (written by scripts/study_events.py; the page continues below) -->"
@@ -116,31 +115,13 @@ def write_report(args, size: dict, plan: Plan, t0: float) -> list[str]:
     return tables
 
 
-def study_argv(argv: list[str]) -> list[str]:
-    """The options that define the study: ``argv`` without --note, --part and --dry-run."""
-    out, skip = [], False
-    for a in argv:
-        if not skip and a not in ("--note", "--part", "--dry-run"):
-            out.append(a)
-        skip = a in ("--note", "--part")
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=list(SIZES), default="cpu")
     ap.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: per size)")
     ap.add_argument("--part", choices=["data", "pretrain", "finetune", "eval", "report"], action="append",
                     help="run only these parts (repeatable; default: all, in order)")
-    ap.add_argument("--gpus", type=int, default=0, help="GPUs per training run (0 = CPU)")
-    ap.add_argument("--parallel", type=int, default=1, help="training runs at once")
-    ap.add_argument("--workers", type=int, default=2, help="processes for simulation and preprocessing")
-    ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="extra --set for every training run")
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("GRAPHEVENT_CACHE", Path.home() / ".cache/graphevent")))
-    ap.add_argument("--workdir", type=Path, help="default: runs/events_<size>")
-    ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md", help="page whose leading section the study writes")
-    ap.add_argument("--note", help="a line added to the results section (e.g. what else ran on the machine)")
-    ap.add_argument("--dry-run", action="store_true", help="print every command and stop")
+    add_study_options(ap, "runs/events_<size>")
     args = ap.parse_args(argv)
     size, args.workdir = SIZES[args.size], args.workdir or ROOT / "runs" / f"events_{args.size}"
     plan = build_plan(args, size)

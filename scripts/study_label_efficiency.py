@@ -28,7 +28,9 @@ Plans (--plan):
             and one ablation per ingredient, each paired with the recipe: +pairwise (ParT
             pair biases, pretrained with them), +joint (the masked objective on every
             training event in the fine-tuning run), +head50x (encoders at 1/50 of the
-            heads' learning rate); 5 seeds at 0.5% and 1% labels, 3 at 5%, 10% and 100%.
+            heads' learning rate), +layerdecay (layer-wise learning-rate decay 0.75),
+            +frozen (encoders held for the first 2 epochs, then fine-tuned); 5 seeds at
+            0.5% and 1% labels, 3 at 5%, 10% and 100%.
             Default size: medium.
 
 Sizes (--size):
@@ -67,7 +69,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import Config, Plan, Pool, jobs, run_dir
-from graphevent.studies.runner import run_plan, shown, stamp_path
+from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,6 +79,8 @@ BOTH = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention")
 PAIRWISE = ("model.masked_gt.pairwise=true",)  # ParT pair biases from the deposits (kNN + event-wide attention)
 JOINT = ("model.masked_loss_weight=1.0",)  # masked objective on every training event, labelled or not
 HEAD_LR = ("train.encoder_lr_scale=0.02",)  # ParT's fine-tuning: heads at 50x the encoders' learning rate
+LAYER_DECAY = ("train.encoder_layer_decay=0.75",)  # each encoder level below the top learns at 0.75x the level above
+FROZEN = ("train.encoder_frozen_epochs=2",)  # heads fit the fixed pretrained encoders for 2 epochs, then everything trains
 PLANS = {
     "encoders": [
         Config("particlenet", "particlenet"),
@@ -97,6 +101,9 @@ PLANS = {
                versus="multitask pretrained"),
         Config("multitask pretrained+joint", MT, BOTH + JOINT, ("edgeconv", "masked_gt"), family="joint", versus="multitask pretrained"),
         Config("multitask pretrained+head50x", MT, BOTH + HEAD_LR, ("edgeconv", "masked_gt"), family="head50x", versus="multitask pretrained"),
+        Config("multitask pretrained+layerdecay", MT, BOTH + LAYER_DECAY, ("edgeconv", "masked_gt"), family="layerdecay",
+               versus="multitask pretrained"),
+        Config("multitask pretrained+frozen", MT, BOTH + FROZEN, ("edgeconv", "masked_gt"), family="frozen", versus="multitask pretrained"),
     ],
 }
 # pretraining runs by key: (experiment, --set overrides); the study trains those its configurations use
@@ -282,19 +289,6 @@ def write_report(args, size: dict, plan: Plan, t0: float) -> None:
     print("\n".join(report.tables(summary, plan, events)))
 
 
-def study_argv(argv: list[str]) -> list[str]:
-    """The options that define the study: ``argv`` without --part, --note, --force and --dry-run."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in ("--part", "--note"):
-            skip = True
-        elif not (a.startswith(("--part=", "--note=")) or a in ("--force", "--dry-run")):
-            out.append(a)
-    return out
-
-
 def parse_args(argv: list[str] | None = None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plan", choices=list(PLANS), default="encoders", help="which configurations (and seeds) the study runs")
@@ -316,18 +310,10 @@ def parse_args(argv: list[str] | None = None):
     ap.add_argument("--batch-size", type=int, help="override the batch size")
     ap.add_argument("--min-steps", type=int, help="override the least optimizer steps per fine-tuning epoch (train.min_steps_per_epoch)")
     ap.add_argument("--encoders", choices=sorted(ENCODER_SIZES), help="encoder sizes (default shipped; small: masked_gt dim 32 depth 2, edgeconv dim 32)")
-    ap.add_argument("--gpus", type=int, default=0, help="GPUs per training run (0 = CPU)")
-    ap.add_argument("--parallel", type=int, default=1, help="training runs at once (GPU: several share one device)")
-    ap.add_argument("--workers", type=int, default=2, help="processes for simulation and preprocessing")
-    ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="extra --set for every training run (repeatable)")
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("GRAPHEVENT_CACHE", Path.home() / ".cache/graphevent")))
-    ap.add_argument("--workdir", type=Path, help="default: runs/label_efficiency_<size> (--plan issue22: runs/issue22_<size>)")
-    ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md", help="page whose leading section the study writes")
     ap.add_argument("--figure-dir", type=Path, default=ROOT / "docs/results")
     ap.add_argument("--bootstrap", type=int, default=1000, help="resamples of the paired bootstrap over test events")
-    ap.add_argument("--note", help="a line added to the results section (e.g. what else ran on the machine)")
     ap.add_argument("--force", action="store_true", help="rerun steps even when their command is unchanged")
-    ap.add_argument("--dry-run", action="store_true", help="print every command of the selected parts and stop")
+    add_study_options(ap, "runs/label_efficiency_<size> (--plan issue22: runs/issue22_<size>)")
     args = ap.parse_args(argv)
     args.size = args.size or ("medium" if args.plan == "issue22" else "cpu")
     size = dict(SIZES[args.size], encoders="shipped")

@@ -9,7 +9,9 @@ what it returns. Needs numpy, h5py and onnxruntime.
 
 Writes one row per event of the file (``index`` and one column per output value, named as
 ``graphevent predict`` names them: ``score_<class>``, ``pred_<task>``); NaN where an event has
-no pixel above threshold. Without ``--out`` it prints the first rows.
+no pixel above threshold. Events whose image holds a NaN or Inf pixel (the model's
+``bad_input`` output; ``graphevent predict`` refuses such a file under ``bad_values: fail``) are
+left out and listed on stderr. Without ``--out`` it prints the first rows.
 """
 
 from __future__ import annotations
@@ -36,12 +38,18 @@ def open_model(path: str, threads: int = 1) -> tuple[ort.InferenceSession, dict]
     return session, json.loads(props["graphevent"])
 
 
+#: the output that flags events with non-finite input values (files exported before it have none)
+BAD_INPUT = "bad_input"
+
+
 def column_names(meta: dict) -> list[tuple[str, list[str]]]:
-    """Per output, the names of its columns: ``score_<class>`` (``<task>_score_<class>``
+    """Per score output, the names of its columns: ``score_<class>`` (``<task>_score_<class>``
     with several classification tasks) or ``pred_<task>``."""
     scores = [o for o in meta["outputs"] if o.startswith("score_")]
     out = []
     for name in meta["outputs"]:
+        if name == BAD_INPUT:
+            continue
         if name.startswith("score_"):
             prefix = f"{name[len('score_'):]}_" if len(scores) > 1 else ""
             out.append((name, [f"{prefix}score_{c}" for c in meta["classes"]]))
@@ -51,22 +59,28 @@ def column_names(meta: dict) -> list[tuple[str, list[str]]]:
 
 
 def score_images(session: ort.InferenceSession, meta: dict, images: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
-    """Scores of a block of images, ``batch`` events per call.
+    """Scores of a block of images, ``batch`` events per call, and ``bad_input`` (bool: the
+    image held a NaN or Inf pixel, read as 0 by the model).
 
     The model pads every event of a call to the call's largest one, so events of similar
     size are scored together: ordered by their number of nonzero pixel values (a cheap
     stand-in for their node count), scored, and put back in file order. The outputs do not
     depend on the grouping (padding is ignored), only the time does."""
     columns = column_names(meta)
+    names = [name for name, _ in columns] + ([BAD_INPUT] if BAD_INPUT in meta["outputs"] else [])
     out = {c: np.empty(len(images), np.float32) for _, cols in columns for c in cols}
+    out[BAD_INPUT] = np.zeros(len(images), bool)
     order = np.argsort(np.count_nonzero(images.reshape(len(images), -1), axis=1), kind="stable")
     for start in range(0, len(images), batch):
         rows = order[start:start + batch]
         x = np.ascontiguousarray(images[rows], dtype=np.float32)
-        for (_, cols), value in zip(columns, session.run(meta["outputs"], {"images": x})):
+        values = session.run(names, {"images": x})
+        for (_, cols), value in zip(columns, values):
             value = value.reshape(len(x), -1)
             for i, c in enumerate(cols):
                 out[c][rows] = value[:, i]
+        if len(values) > len(columns):
+            out[BAD_INPUT][rows] = values[-1] != 0
     return out
 
 
@@ -96,8 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     session, meta = open_model(args.model, args.threads)
     scores = score_file(session, meta, args.images, args.key, args.batch)
+    bad = scores.pop(BAD_INPUT, np.zeros(0, bool))
+    if bad.any():
+        print(f"{int(bad.sum())} of {len(bad)} events left out, NaN/Inf pixels (bad_input; graphevent predict refuses "
+              f"such a file under bad_values: fail): index {', '.join(map(str, np.flatnonzero(bad)))}", file=sys.stderr)
     names = list(scores)
-    table = np.column_stack([np.arange(len(scores[names[0]]))] + [scores[n] for n in names])
+    index = np.arange(len(bad))
+    table = np.column_stack([index[~bad]] + [scores[n][~bad] for n in names])
     if args.out:
         np.savetxt(args.out, table, delimiter=",", header=",".join(["index", *names]), comments="",
                    fmt=["%d"] + ["%.9g"] * len(names))

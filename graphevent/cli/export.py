@@ -17,15 +17,19 @@ def export_cmd(
     checkpoint: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
     input: Annotated[str | None, typer.Option(
         "--input", help="image: the raw images, preprocessing inside (default for image datasets); "
-                        "nodes: padded node arrays (default for point inputs).", show_default=False)] = None,
+                        "points: the reader's points, padded, preprocessing inside (default for point inputs); "
+                        "nodes: padded node arrays.", show_default=False)] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Export a trained model for ONNX Runtime or TorchScript, from the raw image to the scores.
+    """Export a trained model for ONNX Runtime or TorchScript, from the raw input to the scores.
 
     For runs trained on images the input is the image batch as the file holds it,
     images (B, H, W, C) float32, with the run's preprocessing (thresholds, scales, HCAL
-    collapse, positions, node cap) and kNN inside the graph. --input nodes exports the
-    padded node form: features (B, N, F), positions (B, N, 2), mask (B, N). The file
+    collapse, positions, node cap) and kNN inside the graph; for runs on point inputs, the
+    points as the reader yields them, points (B, P, C + 2) float32 (channel values, eta,
+    phi) and n_points (B,) int64. Both add an output bad_input (B,): 1 where the event's
+    input held a NaN/Inf value. --input nodes exports the padded node form: features
+    (B, N, F), positions (B, N, 2), mask (B, N). The file
     records its input layout, classes, output meanings, graphevent version and dataset
     id, and is checked against the eager model before it is moved into place. ONNX needs
     the \\[export] extra. Exportable models: particlenet, multitask (encoders masked_gt

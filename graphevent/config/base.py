@@ -256,6 +256,14 @@ def to_dict(obj: Any, keep_tuples: bool = False) -> Any:
     return obj
 
 
+def require_at_least_one(config: Any, where: str, *keys: str) -> None:
+    """For a config's ``validate``: refuse the first field of ``keys`` below 1, naming it
+    (``model.dim: 0 must be >= 1``)."""
+    for key in keys:
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{where}.{key}: {getattr(config, key)} must be >= 1")
+
+
 def dump_yaml(obj: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (sorted keys are avoided: fields keep their order)."""
     Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))

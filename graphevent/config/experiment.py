@@ -89,6 +89,10 @@ class TrainConfig:
             all encoders when it is not given).
         encoder_lr_scale: the encoders' learning rate is ``lr`` times this (fine-tuning that
             keeps what pretraining learned: < 1); 1 = one learning rate for everything.
+        encoder_layer_decay: layer-wise learning-rate decay in (0, 1]: each encoder level
+            (input embeddings, each layer, output projections) learns at this factor to the
+            power of its levels below the encoder's top, times ``encoder_lr_scale`` (the
+            lowest layers, most general after pretraining, move least); 1 = off.
         encoder_frozen_epochs: the encoders' learning rate is 0 for this many (possibly
             fractional) epochs and they run in eval mode (BatchNorm statistics and dropout
             fixed too), so the heads first fit a fixed encoder (linear probe, then fine-tune);
@@ -124,6 +128,7 @@ class TrainConfig:
     init_from: list[str] = field(default_factory=list)
     freeze_encoder: bool = False
     encoder_lr_scale: float = 1.0
+    encoder_layer_decay: float = 1.0
     encoder_frozen_epochs: float = 0.0
     find_unused_parameters: bool | None = None
     log_every_steps: int = 10
@@ -146,6 +151,8 @@ class TrainConfig:
                 raise ConfigError(f"{where}.{key}: invalid value {value}; expected >= 0")
         if not self.encoder_lr_scale > 0:
             raise ConfigError(f"{where}.encoder_lr_scale: invalid value {self.encoder_lr_scale}; expected > 0")
+        if not 0 < self.encoder_layer_decay <= 1:
+            raise ConfigError(f"{where}.encoder_layer_decay: invalid value {self.encoder_layer_decay}; expected a number in (0, 1]")
         if not 0 <= self.encoder_frozen_epochs <= self.epochs:
             raise ConfigError(f"{where}.encoder_frozen_epochs: invalid value {self.encoder_frozen_epochs}; expected 0..epochs ({self.epochs})")
         if not self.lr > 0:

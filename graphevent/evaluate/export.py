@@ -1,12 +1,16 @@
 """``graphevent export``: a trained run as an ONNX or TorchScript file for experiment software.
 
-Two input forms (``--input``). ``image`` (the default for runs trained on images): the raw
+Three input forms (``--input``). ``image`` (the default for runs trained on images): the raw
 image batch as the reader reads it from the file, ``images (B, H, W, C)`` float32 (``(B, C,
 H, W)`` for ``layout: channels_first``), with the run's preprocessing inside the graph
 (:func:`graphevent.nn.export.image_module`), so ONNX Runtime alone turns images into
-scores. ``nodes`` (the default for point inputs): :func:`graphevent.nn.export.padded_module`
-of the run's model, inputs ``features (B, N, F)``, ``positions (B, N, 2)``, ``mask (B, N)``.
-``B`` (and ``N``) are dynamic; outputs ``score_<task>`` / ``pred_<task>``. The file carries
+scores. ``points`` (the default for runs on point inputs): the points a point-form reader
+yields, padded, ``points (B, P, C + 2)`` float32 (channel values, eta, phi) and ``n_points
+(B,)`` int64, the run's preprocessing inside (:func:`graphevent.nn.export.points_module`).
+Both add an output ``bad_input`` (B,) int64. ``nodes``:
+:func:`graphevent.nn.export.padded_module` of the run's model, inputs ``features (B, N, F)``,
+``positions (B, N, 2)``, ``mask (B, N)``.
+``B`` (and ``N``, ``P``) are dynamic; outputs ``score_<task>`` / ``pred_<task>``. The file carries
 its metadata (input layout, classes, what each output means, graphevent version, dataset id,
 preprocessing; :func:`onnx_properties`). Each format is one function in :data:`EXPORTERS`.
 After writing, the file is loaded back and compared with the eager module on batches of
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 INPUT_NAMES = ["features", "positions", "mask"]
 #: each input's dynamic leading axes, by name (the image's H, W, C are the dataset's)
 DYNAMIC_AXES = {"features": ("batch", "nodes"), "positions": ("batch", "nodes"), "mask": ("batch", "nodes"),
-                "images": ("batch",)}
+                "images": ("batch",), "points": ("batch", "points"), "n_points": ("batch",)}
 
 
 @dataclass
@@ -132,8 +136,7 @@ def _export_onnx(module: torch.nn.Module, example: tuple, path: Path, meta: dict
 
     from graphevent.nn.export import set_onnx
 
-    batch, nodes = Dim("batch"), Dim("nodes")
-    dims = {"batch": batch, "nodes": nodes}
+    dims = {name: Dim(name) for name in ("batch", "nodes", "points")}
     dynamic = {n: {axis: dims[d] for axis, d in enumerate(DYNAMIC_AXES[n])} for n in input_names}
     set_onnx(module, True)  # ONNX has no stable sort: top-k, whose ties go to the lower index
     try:
@@ -189,6 +192,34 @@ def example_images(shape: tuple[int, int, int], thresholds: list[float], signed:
     return torch.from_numpy(x if channels_last else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
+def example_points(thresholds: list[float], signed: list[bool], sizes: list[int], seed: int = 0,
+                   bad: tuple[int, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random events of ``sizes`` points as a point-form reader yields them (0: an empty
+    event), padded with NaN (ignored) to 3 rows more than the largest: half the values 1 or 2
+    above the threshold's integer part, so that equal sums meet at a node cap, half at
+    threshold (zeroed; a point with none above is dropped); positions uniform in ``|eta|, |phi| < 0.4``;
+    a NaN value in each event of ``bad`` that has points (read as 0, flagged).
+
+    Shapes:
+        -> points (len(sizes), max(sizes) + 3, C + 2) float32, n_points (len(sizes),) int64
+    """
+    import torch
+
+    rng = np.random.default_rng(seed)
+    c = len(thresholds)
+    x = np.full((len(sizes), max(sizes) + 3, c + 2), np.nan, np.float32)
+    thr = np.asarray(thresholds, np.float32)
+    for i, n in enumerate(sizes):
+        levels = rng.choice(np.float32([1.0, 2.0]), (n, c)) * (rng.random((n, c)) < 0.5)
+        sign = np.where(np.asarray(signed) & (rng.random((n, c)) < 0.5), -1.0, 1.0)
+        base = np.maximum(thr, 0.0)
+        x[i, :n, :c] = sign * np.where(levels > 0, np.floor(base) + levels, base)
+        x[i, :n, c:] = rng.uniform(-0.4, 0.4, (n, 2))
+        if i in bad and n:
+            x[i, rng.integers(n), rng.integers(c)] = np.nan
+    return torch.from_numpy(x), torch.tensor(sizes, dtype=torch.int64)
+
+
 @dataclass
 class ExportForm:
     """What one input form exports: the module, its inputs (names, descriptions, layout) and
@@ -201,6 +232,7 @@ class ExportForm:
     layout: dict[str, Any]
     example: tuple
     checks: list[tuple]
+    preprocessing: dict[str, Any] | None = None
 
 
 def _node_form(module: Any, info: Any) -> ExportForm:
@@ -214,6 +246,22 @@ def _node_form(module: Any, info: Any) -> ExportForm:
     k = max(int(module.k), 8)  # the largest k of the model's kNN graphs (0: none): sizes around it
     checks = [example_inputs(f, sizes, seed=i + 1) for i, sizes in enumerate(_check_sizes(k))]
     return ExportForm("nodes", module, list(INPUT_NAMES), inputs, layout, example_inputs(f, [2 * k + 3, k + 2]), checks)
+
+
+def _preprocessing(data_cfg: Any, sections: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+    """The metadata's ``preprocessing``: the data config's ``sections`` the raw-input graph
+    runs, ``extra``, and how it reads non-finite values and empty events."""
+    from graphevent.config.base import to_dict
+
+    d = to_dict(data_cfg)
+    return {**{key: d[key] for key in sections}, **extra, "non_finite_values": "read as 0 (bad_input flags the event)",
+            "empty_events": d["empty_events"] + (": NaN outputs" if d["empty_events"] == "skip" else "")}
+
+
+def _check_sizes_raw(data_cfg: Any, k: int) -> list[list[int]]:
+    """Events per batch to check a raw-input form on: empty ones, fewer than k nodes, more than the cap."""
+    cap = data_cfg.graph.max_nodes or 4 * k
+    return [[0, 2 * k + 3, k + 2], [cap + 9, 1, 0], [k], [3 * k, cap, 2, k + 1]]
 
 
 def _image_form(model: Any, data_cfg: Any) -> ExportForm:
@@ -235,11 +283,42 @@ def _image_form(model: Any, data_cfg: Any) -> ExportForm:
                          "file_key": key}}
     thr, signed = [ch.threshold for ch in data_cfg.channels], [ch.signed for ch in data_cfg.channels]
     k = max(int(module.k), 8)
-    cap = data_cfg.graph.max_nodes or 4 * k
-    sizes = [[0, 2 * k + 3, k + 2], [cap + 9, 1, 0], [k], [3 * k, cap, 2, k + 1]]
-    checks = [(example_images((h, w, c), thr, signed, s, seed=i + 1, channels_last=last),) for i, s in enumerate(sizes)]
+    checks = [(example_images((h, w, c), thr, signed, s, seed=i + 1, channels_last=last),)
+              for i, s in enumerate(_check_sizes_raw(data_cfg, k))]
     example = (example_images((h, w, c), thr, signed, [2 * k + 3, k + 2], channels_last=last),)
-    return ExportForm("image", module, ["images"], inputs, layout, example, checks)
+    pre = _preprocessing(data_cfg, ("channels", "image", "graph"), layout=layout["images"]["layout"])
+    return ExportForm("image", module, ["images"], inputs, layout, example, checks, pre)
+
+
+def _points_form(model: Any, data_cfg: Any) -> ExportForm:
+    """``--input points``: the points a point-form reader yields, padded, the run's preprocessing inside the graph."""
+    from graphevent.nn.export import points_module
+
+    module = points_module(model, data_cfg)
+    names = [ch.name for ch in data_cfg.channels]
+    c, fmt = len(names), data_cfg.reader.format
+    inputs = {"points": f"(B, P, {c + 2}) float32: {', '.join(names)}, eta, phi of each point as the {fmt!r} reader "
+                        "yields them (eta, phi relative to the event centre); rows from n_points on are padding",
+              "n_points": "(B,) int64: points of each event"}
+    layout = {"points": {"shape": ["B", "P", c + 2], "dtype": "float32", "columns": [*names, "eta", "phi"], "reader": fmt,
+                         "padding": "rows from n_points[b] on are ignored"},
+              "n_points": {"shape": ["B"], "dtype": "int64"}}
+    thr, signed = [ch.threshold for ch in data_cfg.channels], [ch.signed for ch in data_cfg.channels]
+    k = max(int(module.k), 8)
+    checks = [example_points(thr, signed, s, seed=i + 1, bad=(1,)) for i, s in enumerate(_check_sizes_raw(data_cfg, k))]
+    periods = list(data_cfg.periods) if data_cfg.periods is not None else None
+    pre = _preprocessing(data_cfg, ("channels", "graph"), reader=fmt, periods=periods)
+    return ExportForm("points", module, ["points", "n_points"], inputs, layout,
+                      example_points(thr, signed, [2 * k + 3, k + 2]), checks, pre)
+
+
+#: raw-input form (``--input``) -> its builder
+RAW_FORMS = {"image": _image_form, "points": _points_form}
+#: what a reader yields (``yields`` of the reader registry) -> the raw-input form that starts from it
+READER_FORMS = {"images": "image", "points": "points"}
+#: what ``bad_input`` holds
+BAD_INPUT_MEANING = ("(B,) int64: 1 where the event's raw input held a non-finite (NaN/Inf) value: predict would "
+                     "refuse this event's file under bad_values: fail; the scores treat those values as 0")
 
 
 def describe_outputs(model: Any, info: Any, names: list[str]) -> dict[str, str]:
@@ -273,7 +352,7 @@ def onnx_properties(meta: dict[str, Any]) -> dict[str, str]:
 
 
 #: ``--input`` values
-INPUT_FORMS = ("image", "nodes")
+INPUT_FORMS = (*RAW_FORMS, "nodes")
 
 
 def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str = "best", overwrite: bool = False,
@@ -282,17 +361,19 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str =
 
     Args:
         input: ``image`` (the raw images a reader yields, the run's preprocessing inside the
-            graph; the default for runs trained on an image dataset) or ``nodes`` (padded
-            node arrays; the default for point inputs).
+            graph; the default for runs trained on an image dataset), ``points`` (the points a
+            point-form reader yields, padded; the default for runs on point inputs) or
+            ``nodes`` (padded node arrays).
 
     Raises:
         ConfigError: unknown format or input form, a model without padded form, missing
-            ONNX packages, ``--input image`` for a run on point inputs.
+            ONNX packages, ``--input image`` for a run on point inputs or ``--input points``
+            for a run on images.
         OutputError: ``out`` is not a file graphevent may write (an input, inside the run,
             exists without ``overwrite`` or is not an export, in use; see
             :class:`~graphevent.utils.outfile.OutputFile`).
         RunError: the run cannot be loaded, its data config is not recorded (``--input
-            image``), or the exported file disagrees with the eager model.
+            image`` or ``points``), or the exported file disagrees with the eager model.
     """
     from graphevent.utils.outdir import ReadLock
     from graphevent.utils.outfile import SIGNATURE_KEY, OutputFile
@@ -309,13 +390,14 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, checkpoint: str =
         return _export(Path(run_dir), fmt, output, checkpoint, {SIGNATURE_KEY: "export"}, input)
 
 
-def _image_config(run_dir: Path, input: str | None) -> Any:
-    """The run's data config when it reads images and ``input`` is ``image`` or left out;
-    ``None`` for the node form.
+def _raw_config(run_dir: Path, input: str | None) -> tuple[str, Any] | None:
+    """The raw-input form of the run's reader (``image`` or ``points``) and the run's data
+    config, when ``input`` is that form or left out; ``None`` for the node form (``input``
+    ``nodes``, or left out for a run without a recorded data config).
 
     Raises:
-        ConfigError: ``--input image`` for a run on point inputs.
-        RunError: ``--input image`` and no data config recorded.
+        ConfigError: ``--input image`` for a run on point inputs, ``--input points`` for a run on images.
+        RunError: ``--input image`` or ``points`` and no data config recorded.
     """
     from graphevent.config.readers import get_reader_type
     from graphevent.evaluate.predict import run_data_config
@@ -325,15 +407,16 @@ def _image_config(run_dir: Path, input: str | None) -> Any:
     try:
         cfg = run_data_config(run_dir)
     except RunError:
-        if input == "image":
+        if input is not None:
             raise
         return None
-    if get_reader_type(cfg.reader.format).yields != "images":
-        if input == "image":
-            raise ConfigError(f"--input image: run {run_dir.name} was trained on point inputs (reader format "
-                              f"{cfg.reader.format!r}); use --input nodes")
-        return None
-    return cfg
+    yields = get_reader_type(cfg.reader.format).yields
+    form = READER_FORMS[yields]
+    if input is not None and input != form:
+        what = "images" if yields == "images" else "point inputs"
+        raise ConfigError(f"--input {input}: run {run_dir.name} was trained on {what} (reader format {cfg.reader.format!r}); "
+                          f"use --input {form} (its default) or --input nodes")
+    return form, cfg
 
 
 def _export(run_dir: Path, fmt: str, output: Any, checkpoint: str, signature: dict[str, str],
@@ -342,26 +425,25 @@ def _export(run_dir: Path, fmt: str, output: Any, checkpoint: str, signature: di
     import torch
 
     from graphevent import __version__
-    from graphevent.config.base import to_dict
     from graphevent.nn.checkpoint import load_run
-    from graphevent.nn.export import padded_module
+    from graphevent.nn.export import BAD_INPUT, padded_module
 
     model, cfg, info = load_run(run_dir, checkpoint)
-    data_cfg = _image_config(run_dir, input)
-    form = _image_form(model, data_cfg) if data_cfg is not None else _node_form(padded_module(model), info)
+    raw = _raw_config(run_dir, input)
+    form = _node_form(padded_module(model), info) if raw is None else RAW_FORMS[raw[0]](model, raw[1])
     module = form.module
     names = list(module.output_names)
     record = run_dir / "dataset.json"
     identity = json.loads(record.read_text()).get("identity", {}) if record.is_file() else {}
+    meaning = describe_outputs(model, info, names)
+    if BAD_INPUT in names:
+        meaning[BAD_INPUT] = BAD_INPUT_MEANING
     meta = {**signature, "graphevent_version": __version__, "run": str(run_dir.resolve()), "checkpoint": checkpoint,
             "model": model.name, "dataset_id": identity.get("dataset_id"), "input": form.name, "inputs": form.inputs,
-            "layout": form.layout, "outputs": names, "output_meaning": describe_outputs(model, info, names),
+            "layout": form.layout, "outputs": names, "output_meaning": meaning,
             "classes": list(info.classes), "targets": list(info.targets), "k": int(module.k)}
-    if data_cfg is not None:
-        d = to_dict(data_cfg)
-        meta["preprocessing"] = {"channels": d["channels"], "image": d["image"], "graph": d["graph"],
-                                 "layout": form.layout["images"]["layout"], "non_finite_pixels": "read as 0",
-                                 "empty_events": d["empty_events"] + (": NaN outputs" if d["empty_events"] == "skip" else "")}
+    if form.preprocessing is not None:
+        meta["preprocessing"] = form.preprocessing
     with output as tmp:
         loader = EXPORTERS[fmt](module, form.example, tmp, meta, form.input_names)
         run = loader(tmp)

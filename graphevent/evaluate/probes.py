@@ -235,7 +235,7 @@ def pooled_embeddings(model: Any, dataset: Sequence[Any], indices: Sequence[int]
     from torch.utils.data import Subset
 
     from graphevent.evaluate.inference import infer
-    from graphevent.nn.models.base import batch_vector
+    from graphevent.nn.batch import batch_vector
 
     zs, ys, ids, obs = [], [], [], {o: [] for o in OBSERVABLES}
     events = Subset(dataset, [int(i) for i in indices])

@@ -26,7 +26,9 @@ own class, ``not_exportable``).
 
 :func:`image_module` puts the run's preprocessing in front
 (:class:`~graphevent.nn.layers.image_nodes.ImageNodes`): input the raw image batch
-``(B, H, W, C)`` as the reader reads it, the same outputs.
+``(B, H, W, C)`` as the reader reads it; :func:`points_module` does the same for point-form
+readers (:class:`~graphevent.nn.layers.point_nodes.PointNodes`): input the reader's points,
+padded, and their count per event. Both return the same outputs and ``bad_input``.
 """
 
 from __future__ import annotations
@@ -105,6 +107,18 @@ def lattice(info) -> tuple[float, float] | None:
     point datasets): the exported kNN puts positions back on the pixel lattice as they do,
     so it picks the neighbours (equidistant ones included) of the dataset's stored graph."""
     return None if info.pixel_size is None else (float(info.pixel_size[0]), float(info.pixel_size[1]))
+
+
+def share_geometry(padded: nn.Module, backbone: nn.Module) -> nn.Module:
+    """Give a padded encoder its backbone's geometry: ``k``, ``pixel_size`` (:func:`lattice`),
+    ``periods`` and ``pos_scale``, with ``onnx`` off; returns the encoder whose modules it shares."""
+    enc = backbone.encoder
+    padded.k = int(backbone.config.k)
+    padded.onnx = False
+    padded.pixel_size = lattice(backbone.info)
+    padded.periods = backbone.info.periods
+    padded.pos_scale = float(enc.pos_scale)
+    return enc
 
 
 class TaskOutput(nn.Module):
@@ -270,12 +284,7 @@ class PaddedMaskedGT(nn.Module):
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
-        enc = backbone.encoder
-        self.k = int(backbone.config.k)
-        self.onnx = False
-        self.pixel_size = lattice(backbone.info)
-        self.periods = backbone.info.periods
-        self.pos_scale = float(enc.pos_scale)
+        enc = share_geometry(self, backbone)
         self.norm, self.pos_enc, self.embed, self.edge_embed = enc.norm, enc.pos_enc, enc.embed, enc.edge_embed
         self.layers = nn.ModuleList([DenseGraphTransformerLayer(layer) for layer in enc.layers])
         self.out_norm = enc.out_norm
@@ -309,12 +318,7 @@ class PaddedEdgeConvEncoder(nn.Module):
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
-        enc = backbone.encoder
-        self.k = int(backbone.config.k)
-        self.onnx = False
-        self.pixel_size = lattice(backbone.info)
-        self.periods = backbone.info.periods
-        self.pos_scale = float(enc.pos_scale)
+        enc = share_geometry(self, backbone)
         self.norm = enc.norm
         self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in enc.blocks])
         self.token, self.latent = enc.token, enc.latent
@@ -428,15 +432,17 @@ class PaddedMultiTask(nn.Module):
         return outs
 
 
-class ImageInputModel(nn.Module):
-    """A padded model (:func:`padded_module`) that starts from the raw images a reader yields:
-    :class:`~graphevent.nn.layers.image_nodes.ImageNodes` (the run's preprocessing) makes its
-    nodes. Events without a node get NaN outputs where preprocessing skips them
-    (``empty_events: skip``, as ``graphevent predict`` writes them).
+#: the raw-input forms' extra output: 1 where an event's raw input held a non-finite value
+BAD_INPUT = "bad_input"
 
-    Shapes:
-        images: (B, H, W, C) float32 (or (B, C, H, W), as the data config's layout)
-        -> [(B, C) | (B,)] per task
+
+class RawInputModel(nn.Module):
+    """A padded model (:func:`padded_module`) behind a front end that makes its nodes from what
+    a reader yields (:class:`ImageInputModel`, :class:`PointInputModel`). Events without a node
+    get NaN outputs where preprocessing skips them (``empty_events: skip``, as ``graphevent
+    predict`` writes them). A last output, ``bad_input`` (B,) int64, is 1 where the event's raw
+    input held a non-finite value (read as 0: ``predict`` would refuse the file under
+    ``bad_values: fail``).
     """
 
     def __init__(self, nodes: nn.Module, padded: nn.Module, skip_empty: bool) -> None:
@@ -445,19 +451,46 @@ class ImageInputModel(nn.Module):
         self.skip_empty = skip_empty
         self.k = int(padded.k)
         self.onnx = False
-        self.output_names = list(padded.output_names)
+        self.output_names = list(padded.output_names) + [BAD_INPUT]
+
+    def _score(self, features: Tensor, positions: Tensor, mask: Tensor, counts: Tensor, bad: Tensor) -> list[Tensor]:
+        outs = self.model(features, positions, mask)
+        result: list[Tensor] = []
+        for o in outs:
+            if self.skip_empty:
+                where = (counts == 0).view([-1] + [1] * (o.dim() - 1))
+                o = torch.where(where, torch.full_like(o, float("nan")), o)
+            result.append(o)
+        result.append(bad.to(torch.int64))
+        return result
+
+
+class ImageInputModel(RawInputModel):
+    """The padded model on raw images: :class:`~graphevent.nn.layers.image_nodes.ImageNodes`
+    (the run's preprocessing) makes its nodes.
+
+    Shapes:
+        images: (B, H, W, C) float32 (or (B, C, H, W), as the data config's layout)
+        -> [(B, C) | (B,)] per task, bad_input (B,) int64
+    """
 
     def forward(self, images: Tensor) -> list[Tensor]:
         features, positions, mask, counts = self.nodes(images)
-        outs = self.model(features, positions, mask)
-        if not self.skip_empty:
-            return outs
-        empty = counts == 0
-        result: list[Tensor] = []
-        for o in outs:
-            where = empty.view([-1] + [1] * (o.dim() - 1))
-            result.append(torch.where(where, torch.full_like(o, float("nan")), o))
-        return result
+        bad = ~torch.isfinite(images.float()).flatten(1).all(1)
+        return self._score(features, positions, mask, counts, bad)
+
+
+class PointInputModel(RawInputModel):
+    """The padded model on a reader's points: :class:`~graphevent.nn.layers.point_nodes.PointNodes`
+    (the run's preprocessing) makes its nodes.
+
+    Shapes:
+        points: (B, P, C + 2) float32, n_points: (B,) int64 -> [(B, C) | (B,)] per task, bad_input (B,) int64
+    """
+
+    def forward(self, points: Tensor, n_points: Tensor) -> list[Tensor]:
+        features, positions, mask, counts, bad = self.nodes(points, n_points)
+        return self._score(features, positions, mask, counts, bad)
 
 
 def image_module(model: nn.Module, data_cfg) -> nn.Module:
@@ -475,6 +508,22 @@ def image_module(model: nn.Module, data_cfg) -> nn.Module:
                        [c.scale for c in data_cfg.channels], [c.transform for c in data_cfg.channels],
                        channels_last=getattr(data_cfg.reader, "layout", "channels_last") == "channels_last")
     return ImageInputModel(nodes, padded, data_cfg.empty_events == "skip").eval()
+
+
+def points_module(model: nn.Module, data_cfg) -> nn.Module:
+    """The raw-points form of a trained model, in eval mode: the run's data config (a
+    point-form reader's) makes the nodes.
+
+    Raises:
+        ConfigError: the model has no padded form.
+    """
+    from graphevent.nn.layers.point_nodes import PointNodes
+
+    padded = padded_module(model)
+    ch = data_cfg.channels
+    nodes = PointNodes([c.threshold for c in ch], [c.signed for c in ch], [c.scale for c in ch],
+                       [c.transform for c in ch], data_cfg.graph.max_nodes, data_cfg.periods)
+    return PointInputModel(nodes, padded, data_cfg.empty_events == "skip").eval()
 
 
 def pad_events(events: list, max_nodes: int | None = None) -> tuple[Tensor, Tensor, Tensor]:

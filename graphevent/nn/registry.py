@@ -26,9 +26,10 @@ _REGISTRY: dict[str, type] = {}
 _ENCODERS: dict[str, type] = {}
 
 #: the encoder contract: method -> its leading parameters (after self); any further ones need
-#: defaults. Besides: ``config_class`` (a dataclass: the encoder's section of a ``model:``
-#: mapping), ``__init__(info, config)``, ``out_dim`` (token size D, set by ``__init__``) and
-#: ``not_exportable`` (why it has no padded form for export; empty when it has one).
+#: defaults. Besides: ``config_class`` (a dataclass of the encoder's settings; its section in a
+#: ``model:`` mapping is read by :func:`section_class`), ``__init__(info, config)``, ``out_dim``
+#: (token size D, set by ``__init__``) and ``not_exportable`` (why it has no padded form for
+#: export; empty when it has one).
 #: ``forward(batch)`` returns ``(node tokens (N, D), pooled (B, D))``, token ``i`` belonging to
 #: node ``i`` of the batch.
 ENCODER_CONTRACT = {
@@ -99,7 +100,8 @@ def build_encoder(name: str, info: DatasetInfo, config: Any = None, where: str =
 
 
 def _ensure_loaded() -> None:
-    import graphevent.nn.models  # noqa: F401  (importing registers the built-in models)
+    import graphevent.nn.encoders  # noqa: F401  (importing registers the built-in encoders)
+    import graphevent.nn.models  # noqa: F401  (and models)
 
 
 def list_models() -> dict[str, type]:
@@ -122,10 +124,18 @@ def autoencoder_for(name: str) -> type | None:
     return found[0] if found else None
 
 
+def section_class(name: str) -> type:
+    """The config class of encoder ``name``'s section in the models that compose it: its own
+    autoencoder's (:func:`autoencoder_for`: the encoder's settings and its decoder's, which
+    ``multitask``'s auxiliary reconstruction reads) if it has one, else its ``config_class``."""
+    autoencoder = autoencoder_for(name)
+    return autoencoder.config_class if autoencoder is not None else list_encoders()[name].config_class
+
+
 def config_with_encoder_sections(cls: type, data: Mapping[str, Any], where: str, names: Callable[[Any], Sequence[str]]):
     """Strict loading of the ``model:`` mapping of a model that takes encoders by name: the
     sections named after a registered encoder (``masked_gt: {...}``) become each encoder's
-    config object (its ``config_class``) in ``encoder_configs``, the other
+    config object (:func:`section_class`) in ``encoder_configs``, the other
     keys the fields of ``cls``.
 
     Args:
@@ -156,29 +166,10 @@ def config_with_encoder_sections(cls: type, data: Mapping[str, Any], where: str,
     if missing:
         raise ConfigError(f"{where}.encoders: unknown encoder {missing[0]!r}; registered encoders: {', '.join(encoders)}")
     configs = {
-        n: from_dict(encoders[n].config_class, sections.get(n) or {}, f"{where}.{n}")
+        n: from_dict(section_class(n), sections.get(n) or {}, f"{where}.{n}")
         for n in [*used, *(n for n in sections if n not in used)]
     }
     return dataclasses.replace(config, encoder_configs=configs)
-
-
-def config_with_one_encoder(cls: type, data: Mapping[str, Any], where: str):
-    """:func:`config_with_encoder_sections` for a model that composes one encoder, named by
-    its ``encoder`` field (``contrastive``, ``foldingnet_ae``).
-
-    Raises:
-        ConfigError: as :func:`config_with_encoder_sections`; an unknown ``encoder`` names the
-            registered ones.
-    """
-
-    def used(config: Any) -> list[str]:
-        if config.encoder not in list_encoders():
-            raise ConfigError(
-                f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}"
-            )
-        return [config.encoder]
-
-    return config_with_encoder_sections(cls, data, where, used)
 
 
 def mapping_with_encoder_sections(config: Any) -> dict[str, Any]:
@@ -248,41 +239,28 @@ def model_summaries(info: DatasetInfo | None = None, packaged_only: bool = False
         if packaged_only and not cls.__module__.startswith("graphevent.nn.models."):
             continue
         model = build_model({"name": name}, info)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        rows.append(
-            {
-                "name": name,
-                "class": cls.__name__,
-                "parameters": model.num_parameters(),
-                "pretrain": cls.supports_pretrain,
-                "tasks": cls.supports_tasks,
-                "encoders": list(model.encoder_modules()),
-                "description": doc[0] if doc else "",
-            }
-        )
+        rows.append({"name": name, "class": cls.__name__, "parameters": model.num_parameters(), "pretrain": cls.supports_pretrain,
+                     "tasks": cls.supports_tasks, "encoders": list(model.encoder_modules()), "description": first_doc_line(cls)})
     return rows
 
 
 def encoder_summaries(packaged_only: bool = False) -> list[dict[str, Any]]:
     """One row per registered encoder: name, class, its own autoencoder (``""``: none), why it
     cannot export (``""``: it can) and the first line of its docstring (``packaged_only``: the
-    encoders of ``graphevent.nn.models``)."""
+    encoders of ``graphevent.nn.encoders``)."""
     rows = []
     for name, cls in list_encoders().items():
-        if packaged_only and not cls.__module__.startswith("graphevent.nn.models."):
+        if packaged_only and not cls.__module__.startswith("graphevent.nn.encoders."):
             continue
         autoencoder = autoencoder_for(name)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        rows.append(
-            {
-                "name": name,
-                "class": cls.__name__,
-                "autoencoder": autoencoder.name if autoencoder is not None else "",
-                "not_exportable": cls.not_exportable,
-                "description": doc[0] if doc else "",
-            }
-        )
+        rows.append({"name": name, "class": cls.__name__, "autoencoder": autoencoder.name if autoencoder is not None else "",
+                     "not_exportable": cls.not_exportable, "description": first_doc_line(cls)})
     return rows
+
+
+def first_doc_line(cls: type) -> str:
+    """The first line of ``cls``'s docstring (``""`` without one): its description in the tables."""
+    return next(iter((cls.__doc__ or "").strip().splitlines()), "")
 
 
 def registry_summary(info: DatasetInfo | None = None, packaged_only: bool = False) -> dict[str, list[dict[str, Any]]]:

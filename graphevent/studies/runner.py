@@ -5,11 +5,14 @@ order otherwise. Each writes its output to its own log (``WORK/logs/KEY.log``); 
 0 the runner writes a stamp (``WORK/stamps/KEY.json``: the command and its wall seconds). A
 job is finished, and skipped when the study is run again, while its output exists and its
 stamp holds the same command (a ``cached`` job, a simulated file, only needs its output): an
-interrupted study resumes where it stopped, and a changed command runs again.
+interrupted study resumes where it stopped, and a changed command runs again. A training run
+that was interrupted (its command started, ``checkpoints/last.pt`` written, no stamp) goes on
+from its last checkpoint: the same command with ``--resume`` in place of ``--overwrite``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
@@ -32,6 +35,36 @@ def shown(cmd: Sequence[str]) -> str:
     return text.replace(f"{shlex.quote(sys.executable)} -m graphevent.cli.app", "graphevent").replace(f"{ROOT}/", "")
 
 
+def add_study_options(ap: argparse.ArgumentParser, workdir: str) -> None:
+    """The options every study script takes after its own: how and where its jobs run
+    (``--workdir``'s default described by ``workdir``), the page its report writes, and
+    ``--note`` and ``--dry-run``, which :func:`study_argv` leaves out of the command it shows."""
+    ap.add_argument("--gpus", type=int, default=0, help="GPUs per training run (0 = CPU)")
+    ap.add_argument("--parallel", type=int, default=1, help="training runs at once (GPU: several share one device)")
+    ap.add_argument("--workers", type=int, default=2, help="processes for simulation and preprocessing")
+    ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="extra --set for every training run (repeatable)")
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("GRAPHEVENT_CACHE", Path.home() / ".cache/graphevent")))
+    ap.add_argument("--workdir", type=Path, help=f"default: {workdir}")
+    ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md", help="page whose leading section the study writes")
+    ap.add_argument("--note", help="a line added to the results section (e.g. what else ran on the machine)")
+    ap.add_argument("--dry-run", action="store_true", help="print every command of the selected parts and stop")
+
+
+def study_argv(argv: Sequence[str]) -> list[str]:
+    """The options that define a study, for the command its report shows: ``argv`` without
+    ``--part`` and ``--note`` (and their values, ``--part x`` or ``--part=x``), ``--force`` and
+    ``--dry-run``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--part", "--note"):
+            skip = True
+        elif not (a.startswith(("--part=", "--note=")) or a in ("--force", "--dry-run")):
+            out.append(a)
+    return out
+
+
 def _name(job: Job) -> str:
     return job.key.replace(" ", "_").replace("/", "_")
 
@@ -50,19 +83,33 @@ def is_done(work: Path, job: Job) -> bool:
     return stamp.is_file() and json.loads(stamp.read_text()).get("cmd") == shown(job.cmd)
 
 
+def resumed_command(work: Path, job: Job) -> list[str]:
+    """``job``'s command, with ``--resume`` for ``--overwrite`` if that same command was started
+    before, wrote ``checkpoints/last.pt`` in its output and did not finish."""
+    started = work / "stamps" / f"{_name(job)}.started"
+    last = job.out / "checkpoints" / "last.pt"
+    if "--overwrite" in job.cmd and last.is_file() and started.is_file() and started.read_text() == shown(job.cmd):
+        return ["--resume" if c == "--overwrite" else c for c in job.cmd]
+    return list(job.cmd)
+
+
 def run_one(job: Job, work: Path) -> float:
-    """Run ``job``, its output in ``WORK/logs``; write its stamp; returns wall seconds.
+    """Run ``job`` (:func:`resumed_command`), its output in ``WORK/logs``; write its stamp;
+    returns wall seconds.
 
     Raises:
         RunError: the command failed (the message names the job and its log).
     """
     log = work / "logs" / f"{_name(job)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    cmd, started = resumed_command(work, job), work / "stamps" / f"{_name(job)}.started"
+    started.parent.mkdir(parents=True, exist_ok=True)
+    started.write_text(shown(job.cmd))
     t0 = time.perf_counter()
-    with open(log, "w") as f:
-        f.write(f"$ {shown(job.cmd)}\n")
+    with open(log, "a" if cmd != job.cmd else "w") as f:
+        f.write(f"$ {shown(cmd)}\n")
         f.flush()
-        rc = subprocess.run(job.cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
     wall = time.perf_counter() - t0
     if rc:
         raise RunError(f"{job.key}: command failed (exit {rc}); see {log}")

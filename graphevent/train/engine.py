@@ -191,8 +191,9 @@ class Trainer:
             raise ConfigError("train.early_stopping_patience: early stopping needs a validation split; the dataset has none")
 
         self.steps_per_epoch = math.ceil(self.sampler.num_batches() / self.tc.accumulate)
-        split = self.tc.encoder_lr_scale != 1.0 or self.tc.encoder_frozen_epochs > 0
-        self.optimizer = build_optimizer(self.model, self.tc.lr, self.tc.weight_decay, self.tc.betas, split_encoders=split)
+        split = self.tc.encoder_lr_scale != 1.0 or self.tc.encoder_frozen_epochs > 0 or self.tc.encoder_layer_decay != 1.0
+        self.optimizer = build_optimizer(self.model, self.tc.lr, self.tc.weight_decay, self.tc.betas, split_encoders=split,
+                                         layer_decay=self.tc.encoder_layer_decay)
         self.scheduler = build_scheduler(
             self.optimizer, self.steps_per_epoch, self.tc.epochs, self.tc.warmup_epochs, self.tc.min_lr_ratio,
             self.tc.encoder_lr_scale, self.tc.encoder_frozen_epochs,

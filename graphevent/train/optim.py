@@ -11,7 +11,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 def build_optimizer(
     model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
-    split_encoders: bool = False,
+    split_encoders: bool = False, layer_decay: float = 1.0,
 ) -> torch.optim.AdamW:
     """AdamW over the trainable parameters of ``model``.
 
@@ -20,22 +20,37 @@ def build_optimizer(
     (``requires_grad=False``, e.g. with ``--freeze-encoder``) are left out. With
     ``split_encoders`` the parameters of ``model.encoder_modules()`` get groups of their own,
     marked ``"encoder": True``, so the schedule can give them another learning rate
-    (:func:`group_schedules`).
+    (:func:`group_schedules`); each such group also holds ``"lr_scale"``, ``layer_decay`` to the
+    power of how far below the encoder's top its parameters sit (:func:`encoder_depths`: the
+    layer-wise learning-rate decay of BEiT-style fine-tuning; 1 for every group at the default).
     """
-    encoder_ids: set[int] = set()
+    depth: dict[int, int] = {}
     if split_encoders and hasattr(model, "encoder_modules"):
-        encoder_ids = {id(p) for enc in model.encoder_modules().values() for p in enc.parameters()}
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        depth = {k: v for enc in model.encoder_modules().values() for k, v in encoder_depths(enc).items()}
+    groups: dict[tuple[bool, int, bool], list[nn.Parameter]] = {}
     for _, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-        if not p.requires_grad:
-            continue
-        groups.setdefault((id(p) in encoder_ids, p.ndim >= 2), []).append(p)
-    order = [(False, True), (False, False), (True, True), (True, False)]
-    param_groups = [
-        {"params": groups[key], "weight_decay": weight_decay if key[1] else 0.0, "encoder": key[0]}
-        for key in order if groups.get(key)
-    ]
+        if p.requires_grad:
+            groups.setdefault((id(p) in depth, depth.get(id(p), 0), p.ndim >= 2), []).append(p)
+    order = sorted(groups, key=lambda k: (k[0], k[1], not k[2]))  # heads first, then encoders from their top down
+    param_groups = [{"params": groups[key], "weight_decay": weight_decay if key[2] else 0.0, "encoder": key[0],
+                     "lr_scale": layer_decay ** key[1]} for key in order]
     return torch.optim.AdamW(param_groups, lr=lr, betas=betas)
+
+
+def encoder_depths(encoder: nn.Module) -> dict[int, int]:
+    """``id(parameter) -> levels below the top`` of an encoder, from the order its children are
+    registered in (the order of its forward): each element of a child ``ModuleList`` (a layer)
+    is a level; the other children before the first list (input embeddings) are one level at
+    the bottom, those after it (output norms and projections) one level at the top."""
+    below, layers, above = [], [], []
+    for _, m in encoder.named_children():
+        if isinstance(m, nn.ModuleList):
+            layers += [[layer] for layer in m]
+        else:
+            (above if layers else below).append(m)
+    levels = [lv for lv in (below, *layers, above) if lv]
+    out = {id(p): len(levels) - 1 - i for i, mods in enumerate(levels) for m in mods for p in m.parameters()}
+    return out | {id(p): 0 for p in encoder.parameters(recurse=False)}
 
 
 class WarmupCosine:
@@ -88,11 +103,12 @@ def group_schedules(
     encoder_lr_scale: float = 1.0, encoder_frozen_epochs: float = 0.0,
 ) -> list[WarmupCosine]:
     """One :class:`WarmupCosine` per parameter group: encoder groups (``"encoder": True``, see
-    :func:`build_optimizer`) are scaled by ``encoder_lr_scale`` and held at 0 for the first
-    ``encoder_frozen_epochs`` (the heads train on a fixed encoder first), the others follow the
-    plain schedule."""
+    :func:`build_optimizer`) are scaled by ``encoder_lr_scale`` times their ``lr_scale`` and held
+    at 0 for the first ``encoder_frozen_epochs`` (the heads train on a fixed encoder first), the
+    others follow the plain schedule."""
     return [
-        WarmupCosine.for_run(steps_per_epoch, epochs, warmup_epochs, min_lr_ratio, encoder_lr_scale, encoder_frozen_epochs)
+        WarmupCosine.for_run(steps_per_epoch, epochs, warmup_epochs, min_lr_ratio, encoder_lr_scale * g.get("lr_scale", 1.0),
+                             encoder_frozen_epochs)
         if g.get("encoder") else WarmupCosine.for_run(steps_per_epoch, epochs, warmup_epochs, min_lr_ratio)
         for g in optimizer.param_groups
     ]

@@ -3,8 +3,6 @@ neighbours included: one kNN tie rule in preprocessing, the graph models and the
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -15,16 +13,10 @@ from graphevent.evaluate.predict import PredictOptions, predict_files
 from graphevent.evaluate.predictions import read_predictions
 from graphevent.nn.export import exportable_models, pad_events
 from graphevent.nn.layers.knn import knn_graph
-from eval_toy import TINY_EXPORTABLE
+from eval_toy import ONNX_MISSING, TINY_EXPORTABLE, export_tasks
 
-RUNS = TINY_EXPORTABLE  # two tasks below: a score and a value in GeV
-TASKS = """
-tasks:
-  - {name: label, type: classification}
-  - {name: m0, type: regression, target: m0}
-train: {epochs: 1, batch_size: 32}
-"""
-ONNX_MISSING = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+RUNS = TINY_EXPORTABLE  # two tasks (export_tasks): a score and a value in GeV
+TASKS = export_tasks(batch_size=32)
 
 
 def test_every_exportable_model_is_checked():

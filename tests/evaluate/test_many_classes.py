@@ -152,11 +152,11 @@ def test_three_class_onnx_from_raw_images_equals_predict(whole_events, tmp_path,
          "--device", "cpu"], capsys)
     cols = read_predictions(tmp_path / "p.parquet")
     session = ort.InferenceSession(str(tmp_path / "mt.onnx"), providers=["CPUExecutionProvider"])
-    assert [o.name for o in session.get_outputs()] == ["score_label", "pred_m_gg", "pred_ht"]
+    assert [o.name for o in session.get_outputs()] == ["score_label", "pred_m_gg", "pred_ht", "bad_input"]
     with h5py.File(raw) as f:
         images = f["X_jets"][:].astype(np.float32)
-    scores, m_gg, ht = session.run(None, {session.get_inputs()[0].name: images})
-    assert scores.shape == (30, 3)
+    scores, m_gg, ht, bad = session.run(None, {session.get_inputs()[0].name: images})
+    assert scores.shape == (30, 3) and bad.tolist() == [0] * 30
     np.testing.assert_allclose(scores, np.stack([cols[f"score_{c}"] for c in CLASSES], axis=1), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(m_gg, cols["pred_m_gg"], rtol=1e-5, atol=1e-4)  # GeV
     np.testing.assert_allclose(ht, cols["pred_ht"], rtol=1e-5, atol=1e-4)

@@ -16,11 +16,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 K = 8
 SIZES = (10, 25, 40)
-GT = {"dim": 16, "depth": 2, "heads": 2, "edge_dim": 8, "k": K, "decoder_dim": 8, "pos_freqs": 2, "global_every": 2}
-EC = {"k": K, "channels": [[8, 8], [16, 16]], "dim": 16, "num_points": 48, "query_dim": 8, "decoder_hidden": 32}
-SC = {"channels": [8, 12, 16], "blocks": 1, "dim": 16, "bottleneck": 4}
-#: tiny settings of every registered encoder (tests/nn/test_encoders.py checks it covers the registry)
-TINY_ENCODERS = {"masked_gt": GT, "edgeconv": EC, "sparse_conv": SC}
+#: tiny settings of every registered encoder (its own config_class's keys; tests/nn/test_encoders.py
+#: checks it covers the registry), and of the encoders with their decoders (their autoencoders' keys)
+TINY_ENCODERS = {
+    "masked_gt": {"dim": 16, "depth": 2, "heads": 2, "edge_dim": 8, "k": K, "pos_freqs": 2, "global_every": 2},
+    "edgeconv": {"k": K, "channels": [[8, 8], [16, 16]], "dim": 16},
+    "sparse_conv": {"channels": [8, 12, 16], "blocks": 1, "dim": 16},
+}
+GT = {**TINY_ENCODERS["masked_gt"], "decoder_dim": 8}
+EC = {**TINY_ENCODERS["edgeconv"], "num_points": 48, "query_dim": 8, "decoder_hidden": 32}
+SC = {**TINY_ENCODERS["sparse_conv"], "bottleneck": 4}
 #: tiny settings of every registered model (tests/nn/test_models.py checks it covers the registry)
 TINY = {
     "masked_gt_ae": GT,
@@ -28,7 +33,7 @@ TINY = {
     "sparse_conv_ae": SC,
     "particlenet": {"k": K, "channels": [[8, 8], [16, 16], [16, 16]], "fc_dim": 16, "dropout": 0.0},
     "resnet15": {"fmaps": [4, 8], "nblocks": 1},
-    "multitask": {"dim": 16, "heads": 2, "head_hidden": 16, **TINY_ENCODERS},
+    "multitask": {"dim": 16, "heads": 2, "head_hidden": 16, "masked_gt": GT, "edgeconv": EC, "sparse_conv": SC},
     "contrastive": {"encoder": "masked_gt", "proj_hidden": 16, "proj_dim": 8, "masked_gt": GT},
     "masked_gt_latent": {"masked_gt": GT},
     "masked_gt_occupancy": {"grid": 4, "masked_gt": GT},

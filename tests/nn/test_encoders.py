@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from dataclasses import is_dataclass
+from dataclasses import fields, is_dataclass, replace
 
 import pytest
 import torch
@@ -17,7 +17,9 @@ from graphevent.errors import ConfigError
 from graphevent.nn import build_model
 from graphevent.nn.models.base import AutoencoderModel, Backbone
 from graphevent.nn.reconstruction import Reconstruction
-from graphevent.nn.registry import ENCODER_CONTRACT, autoencoder_for, build_encoder, list_encoders, register_encoder
+from graphevent.nn.registry import (
+    ENCODER_CONTRACT, autoencoder_for, build_encoder, list_encoders, register_encoder, section_class,
+)
 
 ENCODERS = list(list_encoders())
 #: the registered encoders that have an autoencoder of their own
@@ -59,6 +61,33 @@ def test_every_encoder_is_one_backbone_with_its_keys_under_encoder(name):
     backbone = Backbone(tiny_info(), name, encoder.config)
     assert backbone.dim == encoder.out_dim
     assert sorted(backbone.state_dict()) == sorted(f"encoder.{k}" for k in encoder.state_dict())
+
+
+#: the keys an autoencoder's config adds to its encoder's (decoder, masking, loss)
+AUTOENCODER_KEYS = {
+    "masked_gt": {"mask_ratio", "mask_mode", "mask_patches", "decoder_dim", "decoder_depth", "decoder_global", "eval_mask_seed"},
+    "edgeconv": {"num_points", "query_dim", "decoder_hidden", "pos_weight", "count_weight"},
+    "sparse_conv": {"bottleneck", "decoder_blocks", "occupancy_weight"},
+}
+
+
+@pytest.mark.parametrize("name", WITH_AUTOENCODER)
+def test_an_encoder_has_a_config_of_its_own_and_its_autoencoder_adds_the_decoder(name):
+    """The encoder's config holds only what the encoder reads; its autoencoder's derives from it,
+    and is the encoder's section in the models that compose it (old sections keep loading)."""
+    own, full = list_encoders()[name].config_class, autoencoder_for(name).config_class
+    assert issubclass(full, own) and section_class(name) is full
+    assert {f.name for f in fields(full)} - {f.name for f in fields(own)} == AUTOENCODER_KEYS[name]
+    key = sorted(AUTOENCODER_KEYS[name])[0]
+    with pytest.raises(ConfigError, match=rf"model.{name}: unknown key '{key}'; valid keys: "):
+        from_dict(own, {key: 1}, f"model.{name}")
+    # the decoder's settings leave the encoder alone: same weights from the same seed
+    encoder = tiny_encoder(name)
+    torch.manual_seed(0)
+    decoder = {k: 4 for k in ("decoder_dim", "num_points", "bottleneck") if k in AUTOENCODER_KEYS[name]}
+    other = build_encoder(name, tiny_info(), replace(from_dict(full, TINY_ENCODERS[name]), **decoder))
+    assert encoder.state_dict().keys() == other.state_dict().keys()
+    assert all(torch.equal(v, other.state_dict()[k]) for k, v in encoder.state_dict().items())
 
 
 def test_encoders_without_autoencoder_of_their_own():
@@ -170,3 +199,18 @@ def test_an_encoder_breaking_the_contract_is_refused_at_registration():
     with pytest.raises(TypeError, match=r"encoder 'bad': int must be an nn.Module with a config_class"):
         register_encoder("bad")(int)
     assert "bad" not in list_encoders()
+
+
+@pytest.mark.parametrize("name", ["edgeconv_ae", "sparse_conv_ae"])
+def test_a_loss_of_weighted_terms_is_their_sum_and_logs_each(name):
+    (first, _), (second, weight) = build_tiny(name).recon_weights.items()
+    w = 0.3
+    model = build_tiny(name, **{weight: w}).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        terms = model.recon_terms(batch)
+        loss, logs = model.loss(batch)
+        assert torch.equal(loss, model.recon_loss(batch))
+    assert list(logs) == ["recon", first, second]
+    assert logs["recon"] == pytest.approx(terms[first].item() + w * terms[second].item(), rel=1e-6)
+    assert (logs[first], logs[second]) == pytest.approx((terms[first].item(), terms[second].item()), rel=1e-6)

@@ -6,7 +6,7 @@ import torch
 
 from graphevent.config.data import DEFAULT_K, GraphConfig
 from graphevent.nn.layers.knn import edge_features, knn_graph
-from graphevent.nn.models import base
+from graphevent.nn import batch as nn_batch
 from graphevent.nn.models.particlenet import ParticleNetConfig
 from nn_helpers import K, build_tiny, make_batch
 
@@ -16,15 +16,15 @@ def test_the_default_k_is_written_once():
 
 
 def test_model_k_wins_and_the_rebuild_is_logged_once(caplog, monkeypatch):
-    monkeypatch.setattr(base, "_REBUILDS_NOTED", set())
+    monkeypatch.setattr(nn_batch, "_REBUILDS_NOTED", set())
     batch = make_batch()
     stored = (batch.edge_index.clone(), batch.edge_attr.clone())
     with caplog.at_level(logging.WARNING, logger="graphevent"):
-        same = base.position_graph(batch, K, K)
+        same = nn_batch.position_graph(batch, K, K)
         assert caplog.records == []
         assert torch.equal(same[0], stored[0]) and torch.equal(same[1], stored[1])
         for _ in range(3):
-            edge_index, edge_attr = base.position_graph(batch, 4, K)
+            edge_index, edge_attr = nn_batch.position_graph(batch, 4, K)
     assert [r.getMessage() for r in caplog.records] == [
         f"model.k = 4 differs from the dataset's graph.k = {K}: the model's k wins and its (eta, phi) graph is "
         "rebuilt at every forward (preprocess with --set graph.k=4 to reuse the stored one)"
@@ -36,7 +36,7 @@ def test_model_k_wins_and_the_rebuild_is_logged_once(caplog, monkeypatch):
 
 
 def test_a_model_with_another_k_runs_and_logs_once(caplog, monkeypatch):
-    monkeypatch.setattr(base, "_REBUILDS_NOTED", set())
+    monkeypatch.setattr(nn_batch, "_REBUILDS_NOTED", set())
     model = build_tiny("particlenet", k=4).eval()
     with caplog.at_level(logging.WARNING, logger="graphevent"):
         model.predict(make_batch())

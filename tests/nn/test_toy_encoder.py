@@ -17,7 +17,7 @@ from torch_geometric.nn import global_mean_pool
 from graphevent.errors import ConfigError
 from graphevent.nn import export as nn_export
 from graphevent.nn import registry
-from graphevent.nn.models.base import batch_vector
+from graphevent.nn.batch import batch_vector
 
 ONNX_READY = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime", "onnxscript"))
 

@@ -65,14 +65,17 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     assert opt(lab, "--set")[1:] == ["split.train=0.6", "split.val=0.1", "split.test=0.3"]  # 10,200 train, 5,100 test jets
     names = {j.out.name for j in parts["finetune"]}
     assert names == {"particlenet", "resnet15", "multitask_scratch", "multitask_pretrained", "multitask_pretrained_pairwise",
-                     "multitask_pretrained_joint", "multitask_pretrained_head50x"}
+                     "multitask_pretrained_joint", "multitask_pretrained_head50x", "multitask_pretrained_layerdecay",
+                     "multitask_pretrained_frozen"}
     pairwise = next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained_pairwise")
     assert opt(pairwise, "--init-from") == [str(tmp_path / "pretrain/edgeconv"), str(tmp_path / "pretrain/masked_gt_pairwise")]
     assert "model.masked_gt.pairwise=true" in opt(pairwise, "--set")
     pre = next(j.cmd for j in parts["pretrain"] if j.out.name == "masked_gt_pairwise")
     assert opt(pre, "--set") == ["model.pairwise=true"]  # the pairwise encoder's weights come from a pairwise pretraining
     assert "model.masked_loss_weight=1.0" in opt(next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained_joint"), "--set")
-    assert "train.encoder_lr_scale=0.02" in opt(next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained_head50x"), "--set")
+    for name, setting in (("head50x", "train.encoder_lr_scale=0.02"), ("layerdecay", "train.encoder_layer_decay=0.75"),
+                          ("frozen", "train.encoder_frozen_epochs=2")):
+        assert setting in opt(next(j.cmd for j in parts["finetune"] if j.out.name == f"multitask_pretrained_{name}"), "--set")
     seeds = {}
     for j in parts["finetune"]:
         seeds.setdefault(float(opt(j.cmd, "--label-fraction")[0]), set()).add(int(opt(j.cmd, "--label-seed")[0]))

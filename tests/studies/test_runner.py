@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import subprocess
 import sys
 
 import pytest
 
 from graphevent.errors import RunError
 from graphevent.studies.plan import Job
-from graphevent.studies.runner import run_jobs, run_plan, shown, stamp_path
+from graphevent.studies.runner import ROOT, add_study_options, run_jobs, run_plan, shown, stamp_path, study_argv
 
 
 def writer(tmp_path, key: str, text: str, deps=(), stage="finetune") -> Job:
@@ -55,3 +57,46 @@ def test_a_failed_job_names_its_log_and_its_dependants_do_not_run(tmp_path):
     assert not (tmp_path / "order.txt").exists() and not stamp_path(tmp_path, bad).exists()
     with pytest.raises(RunError, match="^jobs wait on jobs that never ran: ft$"):
         run_jobs([writer(tmp_path, "ft", "x", deps=["ft"])], tmp_path, echo=lambda s: None)
+
+
+def test_an_interrupted_training_run_resumes_from_its_last_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    code = (f"import sys, pathlib; d = pathlib.Path({str(out)!r}); (d / 'checkpoints').mkdir(parents=True, exist_ok=True); "
+            f"open({str(tmp_path / 'argv.txt')!r}, 'a').write(sys.argv[1] + ' '); (d / 'checkpoints/last.pt').write_text('x'); "
+            "raise SystemExit(0 if sys.argv[1] == '--resume' else 1)")
+    job = Job("pn @ 1 seed 0", "finetune", [sys.executable, "-c", code, "--overwrite"], out)
+    with pytest.raises(RunError, match="command failed"):  # stopped after writing a checkpoint
+        run_jobs([job], tmp_path, echo=lambda s: None)
+    assert set(run_jobs([job], tmp_path, echo=lambda s: None)) == {"pn @ 1 seed 0"}
+    assert (tmp_path / "argv.txt").read_text() == "--overwrite --resume "
+    assert json.loads(stamp_path(tmp_path, job).read_text())["cmd"] == shown(job.cmd)  # stamped with the study's command
+    log = (tmp_path / "logs/pn_@_1_seed_0.log").read_text().splitlines()
+    assert log[0].endswith("--overwrite") and log[-1].endswith("--resume")
+    other = Job(job.key, "finetune", job.cmd[:-1] + ["--overwrite", "--seed-changed"], out)  # another command starts afresh
+    with pytest.raises(RunError):
+        run_jobs([other], tmp_path, echo=lambda s: None)
+    assert (tmp_path / "argv.txt").read_text().endswith("--resume --overwrite ")
+
+
+def test_the_command_a_study_shows_leaves_out_how_it_ran():
+    argv = ["--size", "cpu", "--part", "report", "--seeds", "3", "--note", "busy machine", "--force", "--part=finetune",
+            "--dry-run", "--note=x", "--gpus", "2"]
+    assert study_argv(argv) == ["--size", "cpu", "--seeds", "3", "--gpus", "2"]
+
+
+def test_the_options_every_study_takes():
+    ap = argparse.ArgumentParser()
+    add_study_options(ap, "runs/x_<size>")
+    args = ap.parse_args(["--gpus", "2", "--train-set", "a=1", "--train-set", "b=2", "--dry-run"])
+    assert (args.gpus, args.parallel, args.workers, args.train_set, args.dry_run, args.note, args.workdir) == (
+        2, 1, 2, ["a=1", "b=2"], True, None, None)
+    assert args.results == ROOT / "docs/results.md"
+    assert "default: runs/x_<size>" in ap.format_help()
+
+
+@pytest.mark.parametrize("script", ["study_events.py", "study_label_efficiency.py"])
+def test_both_study_scripts_take_them(script):
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for option in ("--gpus", "--parallel", "--workers", "--train-set", "--cache", "--workdir", "--results", "--note", "--dry-run"):
+        assert f"{option} " in r.stdout

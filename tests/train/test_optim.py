@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from graphevent.train.optim import WarmupCosine, build_optimizer, build_scheduler
+from graphevent.train.optim import WarmupCosine, build_optimizer, build_scheduler, encoder_depths
 
 
 def test_warmup_cosine_values():
@@ -93,3 +93,40 @@ def test_held_encoder_weights_do_not_move():
     model.head(model.enc(torch.randn(8, 3))).square().mean().backward()
     opt.step()
     assert not torch.equal(model.enc.weight, before)
+
+
+class _Layered(nn.Module):
+    """An encoder as the registered ones are laid out: embedding, a list of layers, an output norm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, 4)
+        self.layers = nn.ModuleList([nn.Linear(4, 4) for _ in range(3)])
+        self.out_norm = nn.LayerNorm(4)
+
+
+def test_layer_decay_scales_each_encoder_level_below_the_top():
+    model = _WithEncoder()
+    model.enc = _Layered()
+    depth = encoder_depths(model.enc)
+    assert [depth[id(m.weight)] for m in (model.enc.embed, *model.enc.layers, model.enc.out_norm)] == [4, 3, 2, 1, 0]
+    opt = build_optimizer(model, lr=0.1, weight_decay=0.01, split_encoders=True, layer_decay=0.5)
+    scales = {id(p): g["lr_scale"] for g in opt.param_groups for p in g["params"]}
+    assert [scales[id(m.bias)] for m in (model.enc.embed, *model.enc.layers, model.enc.out_norm)] == [0.0625, 0.125, 0.25, 0.5, 1.0]
+    assert scales[id(model.head.weight)] == 1.0 and not opt.param_groups[0]["encoder"]
+    assert {g["weight_decay"] for g in opt.param_groups if g["params"][0].ndim == 1} == {0.0}
+    build_scheduler(opt, steps_per_epoch=2, epochs=2, warmup_epochs=0, min_lr_ratio=0.0, encoder_lr_scale=0.1)
+    lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lr[id(model.head.weight)] == pytest.approx(0.1)
+    assert [lr[id(m.weight)] for m in (model.enc.embed, model.enc.layers[2])] == pytest.approx([0.1 * 0.1 * 0.0625, 0.1 * 0.1 * 0.5])
+
+
+def test_the_registered_encoders_decay_from_their_output_down_to_their_embeddings():
+    from graphevent.data.info import DatasetInfo
+    from graphevent.nn.registry import build_encoder
+
+    info = DatasetInfo(node_features=["tracks", "ecal", "hcal"], classes=["quark", "gluon"], k=8, pixel_size=(0.1, 0.1))
+    enc = build_encoder("masked_gt", info)  # shipped size: depth 4
+    depth = encoder_depths(enc)
+    assert depth[id(enc.out_norm.weight)] == 0 and [{depth[id(p)] for p in layer.parameters()} for layer in enc.layers] == [{4}, {3}, {2}, {1}]
+    assert {depth[id(p)] for p in (*enc.embed.parameters(), *enc.edge_embed.parameters())} == {5}

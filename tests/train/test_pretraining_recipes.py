@@ -65,6 +65,9 @@ def test_recipe_settings_are_validated():
     base = {"stage": "finetune", "model": {"name": "multitask"}, "tasks": [{"name": "label", "type": "classification"}]}
     with pytest.raises(ConfigError, match=r"train.encoder_lr_scale: invalid value 0.0; expected > 0"):
         experiment_from_dict({**base, "train": {"encoder_lr_scale": 0.0}})
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match=rf"^config.train.encoder_layer_decay: invalid value {bad}; expected a number in \(0, 1\]$"):
+            experiment_from_dict({**base, "train": {"encoder_layer_decay": bad}})
     with pytest.raises(ConfigError, match=r"train.encoder_frozen_epochs: invalid value 3.0; expected 0..epochs \(2\)"):
         experiment_from_dict({**base, "train": {"epochs": 2, "encoder_frozen_epochs": 3}})
     with pytest.raises(ConfigError, match=r"train.min_steps_per_epoch: invalid value -1; expected >= 0"):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from graphevent.data.transforms.image_to_points import ImageToPoints
 from graphevent.errors import ConfigError
+from graphevent.nn.layers.padded_nodes import PaddedNodes
 
 
 #: most image channels :class:`ImageNodes` takes (see :func:`numpy_row_sum`)
@@ -42,7 +43,7 @@ def numpy_row_sum(columns: list[Tensor]) -> Tensor:
     return total
 
 
-class ImageNodes(nn.Module):
+class ImageNodes(PaddedNodes):
     """The nodes preprocessing makes of each image of a batch, padded (see
     :class:`~graphevent.data.transforms.image_to_points.ImageToPoints` for the rules).
 
@@ -59,7 +60,7 @@ class ImageNodes(nn.Module):
     ``bincount`` (a collapsed cell's pixels). With ``max_nodes``, the nodes of largest summed
     value are kept, equal values in node order (a stable sort by value, then by event; top-k
     under ONNX, whose ties go to the lower index); the kept nodes stay in node order and are
-    scaled/transformed as the data config says.
+    scaled/transformed as the data config says (:class:`PaddedNodes`).
 
     Args:
         points: the preprocessing's :class:`ImageToPoints` (thresholds, signed, upsample,
@@ -76,17 +77,14 @@ class ImageNodes(nn.Module):
 
     def __init__(self, points: ImageToPoints, image_size: tuple[int, int], scales, transforms,
                  channels_last: bool = True) -> None:
-        super().__init__()
+        super().__init__(scales, transforms, int(points.max_nodes), points.mode == "per_channel")
         h, w = int(image_size[0]), int(image_size[1])
         points.check_shape(h, w)
         c = len(points.thresholds)
         if c > MAX_CHANNELS:
             raise ConfigError(f"channels: {c} image channels; the image-input export takes at most {MAX_CHANNELS}")
-        self.height, self.width, self.channels = h, w, c
+        self.height, self.width = h, w
         self.channels_last = channels_last
-        self.per_channel = points.mode == "per_channel"
-        self.max_nodes = int(points.max_nodes)
-        self.onnx = False  # set while exporting to ONNX: top-k instead of a stable sort
         self.any_signed = bool(points.signed.any())
         # a threshold below 0 makes a non-finite pixel (read as 0) a node: the images are cleaned
         # first; otherwise a non-finite value is dropped where it is gathered (NaN fails the comparison)
@@ -123,8 +121,6 @@ class ImageNodes(nn.Module):
             table = table.transpose(1, 2, 0) if channels_last else table
             self.register_buffer(name, torch.from_numpy(table.reshape(-1).astype(np.int64)), persistent=False)
         self.num_features = c + 1 if self.per_channel else c
-        self.register_buffer("scales", torch.tensor([float(np.float32(s)) for s in scales], dtype=torch.float32), persistent=False)
-        self.register_buffer("log1p", torch.tensor([t == "log1p" for t in transforms]), persistent=False)
 
     def _occupied(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Event, channel and candidate (``event * M + candidate``) of every occupied pixel
@@ -168,39 +164,6 @@ class ImageNodes(nn.Module):
         keep = torch.zeros_like(event, dtype=torch.bool).scatter(0, order, rank < self.max_nodes)
         return keep.nonzero()[:, 0]
 
-    def _transform(self, feats: Tensor) -> Tensor:
-        """``transform(value * scale)`` per channel (per_channel: of the value column, by the node's channel)."""
-        if self.per_channel:
-            onehot = feats[..., : self.channels]
-            scale = (onehot * self.scales).sum(-1)
-            log = (onehot * self.log1p.to(feats.dtype)).sum(-1) > 0.5
-            v = feats[..., self.channels] * scale
-            v = torch.where(log, self._log1p(v), v)
-            return torch.cat([onehot, v[..., None]], dim=-1)
-        v = feats * self.scales
-        return torch.where(self.log1p, self._log1p(v), v)
-
-    def _log1p(self, x: Tensor) -> Tensor:
-        if not self.onnx:
-            return torch.log1p(x)
-        # ONNX has no Log1p: log(u) * x / (u - 1) with u = 1 + x is accurate to float32 rounding
-        # (Goldberg's identity), x where u rounds to 1
-        u = 1.0 + x
-        d = u - 1.0
-        safe = torch.where(d == 0.0, torch.ones_like(d), d)
-        return torch.where(d == 0.0, x, torch.log(u) * (x / safe))
-
-    def _num_nodes(self, counts: Tensor) -> int:
-        """The padded size: the most nodes of an event, at least 2 (attention layers specialise on
-        one node; a padded slot is ignored), a size only the data decides."""
-        top = counts.max().clamp(min=2)
-        if torch.jit.is_scripting():
-            return int(top)
-        n = top.item()
-        torch._check(n >= 2)
-        torch._check(n <= max(self.num_candidates, 2))
-        return n
-
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         b, m, c = images.shape[0], self.num_candidates, self.channels
         event, ch, cand, value = self._occupied(images)
@@ -223,7 +186,7 @@ class ImageNodes(nn.Module):
             kept = self._select(event, score, counts)
             node, raw, event = node.index_select(0, kept), raw.index_select(0, kept), event.index_select(0, kept)
             counts = counts.clamp(max=self.max_nodes)
-        n = self._num_nodes(counts)
+        n = self._padded_size(counts, max(m, 2))
         at = torch.arange(node.shape[0], device=images.device) - (counts.cumsum(0) - counts).index_select(0, event)
         feats = torch.zeros(b, n, self.num_features, dtype=torch.float32, device=images.device)
         feats = feats.index_put((event, at), self._transform(raw))

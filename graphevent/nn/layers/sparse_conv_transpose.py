@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
+from torch import Tensor
 
-import torch
-from torch import Tensor, nn
-
+from graphevent.nn.layers.sparse_kernel import SparseKernel
 from graphevent.nn.layers.sparse_lattice import SparseLattice
 
 
-class SparseConvTranspose2d(nn.Module):
+class SparseConvTranspose2d(SparseKernel):
     r"""Transposed sparse convolution with kernel ``s x s`` and stride ``s``.
 
     .. math::
@@ -23,8 +21,7 @@ class SparseConvTranspose2d(nn.Module):
     those sites it equals a dense ``conv_transpose2d(kernel_size=s, stride=s)`` of the coarse image.
 
     Args:
-        in_channels: ``C_in``.
-        out_channels: ``C_out``.
+        in_channels, out_channels: ``C_in``, ``C_out``.
         stride: ``s`` (default 2).
         bias: add a learned bias (default ``True``).
 
@@ -34,28 +31,17 @@ class SparseConvTranspose2d(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 2, bias: bool = True) -> None:
-        super().__init__()
         if stride < 2:
             raise ValueError(f"stride: {stride}; expected >= 2")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        super().__init__(in_channels, out_channels, (in_channels, stride * stride, out_channels), in_channels, bias)
         self.stride = stride
-        self.weight = nn.Parameter(torch.empty(in_channels, stride * stride, out_channels))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.in_channels)
-        nn.init.uniform_(self.weight, -bound, bound)
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor, lattice: SparseLattice, parent: Tensor | None = None, offset: Tensor | None = None) -> Tensor:
         ss = self.stride * self.stride
         out = (x @ self.weight.to(x.dtype).flatten(1)).view(lattice.num_sites * ss, self.out_channels)
         if parent is not None:
             out = out[parent * ss + offset]
-        return out if self.bias is None else out + self.bias.to(out.dtype)
+        return self.add_bias(out)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, stride={self.stride})"

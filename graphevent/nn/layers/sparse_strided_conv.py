@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
+from torch import Tensor
 
-import torch
-from torch import Tensor, nn
-
+from graphevent.nn.layers.sparse_kernel import SparseKernel
 from graphevent.nn.layers.sparse_lattice import SparseLattice
 
 
-class SparseStridedConv2d(nn.Module):
+class SparseStridedConv2d(SparseKernel):
     r"""Sparse convolution with kernel ``s x s`` and stride ``s``: one site per occupied ``s x s`` cell.
 
     .. math::
@@ -23,8 +21,7 @@ class SparseStridedConv2d(nn.Module):
     zero outside the active sites.
 
     Args:
-        in_channels: ``C_in``.
-        out_channels: ``C_out``.
+        in_channels, out_channels: ``C_in``, ``C_out``.
         stride: ``s`` (default 2).
         bias: add a learned bias (default ``True``).
 
@@ -33,21 +30,10 @@ class SparseStridedConv2d(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 2, bias: bool = True) -> None:
-        super().__init__()
         if stride < 2:
             raise ValueError(f"stride: {stride}; expected >= 2")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        super().__init__(in_channels, out_channels, (stride * stride, in_channels, out_channels), in_channels * stride**2, bias)
         self.stride = stride
-        self.weight = nn.Parameter(torch.empty(stride * stride, in_channels, out_channels))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.in_channels * self.stride**2)
-        nn.init.uniform_(self.weight, -bound, bound)
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor, lattice: SparseLattice) -> tuple[Tensor, SparseLattice]:
         coarse, parent, offset = lattice.coarsen(self.stride)
@@ -55,7 +41,7 @@ class SparseStridedConv2d(nn.Module):
         # each (parent, offset) holds at most one site: place the sites in their cells, one product
         cells = x.new_zeros(coarse.num_sites * ss, x.size(1)).index_copy(0, parent * ss + offset, x)
         out = cells.view(coarse.num_sites, ss * x.size(1)) @ self.weight.to(x.dtype).flatten(0, 1)
-        return (out if self.bias is None else out + self.bias.to(out.dtype)), coarse
+        return self.add_bias(out), coarse
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, stride={self.stride})"

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from graphevent.nn.layers.sparse_kernel import SparseKernel
 from graphevent.nn.layers.sparse_lattice import SparseLattice
 from graphevent.nn.precision import autocast_dtype
 
 
-class SubmanifoldConv2d(nn.Module):
+class SubmanifoldConv2d(SparseKernel):
     r"""Submanifold sparse 2-D convolution (Graham & van der Maaten, arXiv:1706.01307).
 
     .. math::
@@ -58,24 +58,14 @@ class SubmanifoldConv2d(nn.Module):
         bias: bool = True,
         algorithm: Literal["gather", "rules"] = "rules",
     ) -> None:
-        super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size: {kernel_size}; expected an odd size >= 1")
         if algorithm not in ("gather", "rules"):
             raise ValueError(f"algorithm: {algorithm!r}; expected 'gather' or 'rules'")
+        k2 = kernel_size * kernel_size
+        super().__init__(in_channels, out_channels, (k2, in_channels, out_channels), in_channels * k2, bias)
         self.algorithm = algorithm
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.kernel_size = kernel_size
-        self.weight = nn.Parameter(torch.empty(kernel_size * kernel_size, in_channels, out_channels))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size**2)  # as nn.Conv2d
-        nn.init.uniform_(self.weight, -bound, bound)
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor, lattice: SparseLattice) -> Tensor:
         if self.algorithm == "rules":
@@ -84,13 +74,13 @@ class SubmanifoldConv2d(nn.Module):
         padded = torch.cat([x, x.new_zeros(1, x.size(1))])
         gathered = padded.index_select(0, nbr.view(-1)).view(nbr.size(0), nbr.size(1) * x.size(1))  # (S, k * k * C_in)
         out = gathered @ self.weight.to(x.dtype).flatten(0, 1)
-        return out if self.bias is None else out + self.bias.to(out.dtype)
+        return self.add_bias(out)
 
     def _forward_rules(self, x: Tensor, lattice: SparseLattice) -> Tensor:
         book = lattice.rules(self.kernel_size)
         dtype = autocast_dtype(x.device.type) or x.dtype  # as autocast would run the products
         out = _RuleBookConv.apply(x.to(dtype), self.weight.to(dtype), book.in_site, book.out_site)
-        return out if self.bias is None else out + self.bias.to(out.dtype)
+        return self.add_bias(out)
 
     def __repr__(self) -> str:
         extra = "" if self.algorithm == "rules" else f", algorithm={self.algorithm!r}"

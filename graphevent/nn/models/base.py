@@ -19,8 +19,10 @@ compose them: :class:`Backbone` holds one, :class:`AutoencoderModel` adds a deco
 from __future__ import annotations
 
 import abc
-import logging
+import functools
+import operator
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -30,6 +32,7 @@ from graphevent.config.base import from_dict, to_dict
 from graphevent.config.experiment import STAGES, Stage
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.registry import build_encoder, config_with_encoder_sections, list_encoders, mapping_with_encoder_sections
 
 
 class GraphModel(nn.Module, abc.ABC):
@@ -155,6 +158,54 @@ class GraphModel(nn.Module, abc.ABC):
         return self
 
 
+@dataclass(frozen=True)
+class EncoderSections:
+    """Base of the configs of models that take registered encoders by name (``multitask``,
+    :class:`OneEncoderConfig`).
+
+    Args:
+        encoder_configs: each encoder's settings by name, written in YAML as a section named
+            after the encoder (``masked_gt: {...}``: the keys of
+            :func:`~graphevent.nn.registry.section_class`, for ``masked_gt`` those of
+            ``masked_gt_ae``; they must match between a pretraining run and the run initialised
+            from it). Unset: the encoder's defaults. Sections of encoders the model does not
+            use are kept, unused (configs of earlier versions carry both ``masked_gt`` and ``edgeconv``).
+    """
+
+    encoder_configs: dict[str, Any] = field(default_factory=dict)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The ``model:`` keys (without ``name``) that ``from_mapping`` reads back."""
+        return mapping_with_encoder_sections(self)
+
+
+@dataclass(frozen=True)
+class OneEncoderConfig(EncoderSections):
+    """Base of the configs of models around one registered encoder (``contrastive``, ``foldingnet_ae``).
+
+    Args:
+        encoder: which registered encoder to pretrain (``masked_gt``, ``edgeconv``,
+            ``sparse_conv``, ...; ``graphevent models`` lists them). Its name is the key of
+            ``encoder_modules()``, so ``--init-from`` of the run fills the same encoder of
+            ``multitask``.
+    """
+
+    encoder: str = "masked_gt"
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], where: str = "model") -> "OneEncoderConfig":
+        """Strict loading of a ``model:`` mapping, with one section per registered encoder name
+        (:func:`~graphevent.nn.registry.config_with_encoder_sections`; an unknown ``encoder``
+        names the registered ones)."""
+
+        def used(config: OneEncoderConfig) -> list[str]:
+            if config.encoder not in list_encoders():
+                raise ConfigError(f"{where}.encoder: unknown encoder {config.encoder!r}; registered encoders: {', '.join(list_encoders())}")
+            return [config.encoder]
+
+        return config_with_encoder_sections(cls, data, where, used)
+
+
 class Backbone(nn.Module):
     """A registered encoder, built by name, at ``encoder`` (the state-dict keys ``encoder.*``
     every autoencoder has, so its weights move by name with ``--init-from``), with the
@@ -170,8 +221,6 @@ class Backbone(nn.Module):
     """
 
     def __init__(self, info: DatasetInfo, name: str, config: Any = None) -> None:
-        from graphevent.nn.registry import build_encoder
-
         super().__init__()
         self.encoder = build_encoder(name, info, config)
         self.info = info
@@ -241,6 +290,10 @@ class AutoencoderModel(GraphModel):
 
     #: the registered encoder this autoencoder belongs to (``""``: it takes any, by name)
     reconstructs: ClassVar[str] = ""
+    #: the terms of ``recon_terms(batch, target)`` summed into the reconstruction loss (and
+    #: logged), each with the config field that weighs it (``None``: weight 1); empty: the
+    #: model computes ``recon_loss`` itself, logged as ``recon`` alone
+    recon_weights: ClassVar[dict[str, str | None]] = {}
     supports_pretrain = True
     not_exportable = "pretraining autoencoder: its output is a reconstruction error, not a task output"
     encoder: nn.Module
@@ -260,19 +313,30 @@ class AutoencoderModel(GraphModel):
     def decode(self, tokens: Tensor, pooled: Tensor, batch) -> Any:
         """The decoder's output from the encoder's tokens and pooled embedding."""
 
-    @abc.abstractmethod
     def recon_loss(self, batch, target: Tensor | None = None) -> Tensor:
-        """Scalar reconstruction loss of ``batch`` (of ``target`` instead of ``batch.x`` if given)."""
+        """Scalar reconstruction loss of ``batch`` (of ``target`` instead of ``batch.x`` if given);
+        by default the weighted sum of the model's ``recon_terms`` (:attr:`recon_weights`)."""
+        return self.weighted_terms(self.recon_terms(batch, target))
+
+    def weighted_terms(self, terms: dict[str, Tensor]) -> Tensor:
+        """``sum(weight * term)`` over :attr:`recon_weights`, in their order."""
+        parts = [terms[n] if w is None else getattr(self.config, w) * terms[n] for n, w in self.recon_weights.items()]
+        return functools.reduce(operator.add, parts)
 
     @abc.abstractmethod
     def reconstruct(self, batch):
         """The reconstructed events as a :class:`~graphevent.nn.reconstruction.Reconstruction`."""
 
     def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
-        """:meth:`recon_loss`, logged as ``recon`` (autoencoders with more terms override it)."""
+        """:meth:`recon_loss`, logged as ``recon`` and, with :attr:`recon_weights`, each term."""
         self.check_stage(stage)
-        loss = self.recon_loss(batch)
-        return loss, {"recon": float(loss.detach())}
+        if not self.recon_weights:
+            loss = self.recon_loss(batch)
+            return loss, {"recon": float(loss.detach())}
+        terms = self.recon_terms(batch)
+        loss = self.weighted_terms(terms)
+        logs = torch.stack([loss.detach(), *(terms[n].detach() for n in self.recon_weights)]).tolist()
+        return loss, dict(zip(("recon", *self.recon_weights), logs))
 
 
 class SupervisedModel(GraphModel):
@@ -306,67 +370,3 @@ class SupervisedModel(GraphModel):
     @torch.no_grad()
     def predict(self, batch) -> dict[str, Tensor]:
         return self.taskset.predict(self.forward_heads(self.forward_features(batch)[1]))
-
-
-# ---------------------------------------------------------------------- batch helpers
-def batch_vector(data) -> tuple[Tensor, int]:
-    """``(batch (N,), num_events)`` of a PyG ``Batch``, or of a single ``Data`` (one event)."""
-    batch = getattr(data, "batch", None)
-    if batch is None:
-        return torch.zeros(data.num_nodes, dtype=torch.long, device=data.x.device), 1
-    return batch, int(data.num_graphs)
-
-
-def event_keys(data, batch: Tensor, num_events: int) -> Tensor:
-    """Per node, the dataset-wide ``event_id`` of its event (batch position if absent)."""
-    event_id = getattr(data, "event_id", None)
-    if event_id is None or event_id.numel() != num_events:
-        return batch
-    return event_id.view(-1).long()[batch]
-
-
-def position_graph(data, k: int, data_k: int, pixel_size: tuple[float, float] | None = None,
-                   periods: tuple[float, float] | None = None) -> tuple[Tensor, Tensor]:
-    """The (eta, phi) kNN graph with ``k`` neighbours and its (deta, dphi, dR) edge features.
-
-    The model's ``k`` wins: the dataset's ``edge_index``/``edge_attr`` are used when present
-    and built with the same ``k`` (``data_k``, from ``DatasetInfo.k``); otherwise the graph
-    is rebuilt per event in plain torch (:func:`graphevent.nn.layers.knn.knn_graph`, with
-    the dataset's ``pixel_size`` for image datasets: the stored graph's neighbours and tie
-    rule), and the first rebuild for a pair of values says so once in the log
-    (:func:`graph_rebuild_notice`). ``periods`` (``DatasetInfo.periods``): distances and
-    edge features wrap along the periodic axes, as the stored graph's.
-
-    Shapes:
-        -> edge_index (2, E), edge_attr (E, 3)
-    """
-    from graphevent.nn.layers.knn import edge_features, knn_graph
-
-    edge_index = getattr(data, "edge_index", None)
-    if edge_index is None or data_k != k:
-        if edge_index is not None:
-            graph_rebuild_notice(k, data_k)
-        batch, num_events = batch_vector(data)
-        edge_index = knn_graph(data.pos, batch, k, num_events, pixel_size, periods)
-        return edge_index, edge_features(data.pos, edge_index, periods)
-    edge_attr = getattr(data, "edge_attr", None)
-    if edge_attr is None:
-        edge_attr = edge_features(data.pos, edge_index, periods)
-    return edge_index, edge_attr
-
-
-_REBUILDS_NOTED: set[tuple[int, int]] = set()
-
-
-def graph_rebuild_notice(k: int, data_k: int) -> bool:
-    """Log, once per process and pair of values, that the model's ``k`` differs from the
-    dataset's and the position graph is rebuilt at every forward. Returns whether it logged."""
-    if (k, data_k) in _REBUILDS_NOTED:
-        return False
-    _REBUILDS_NOTED.add((k, data_k))
-    logging.getLogger("graphevent").warning(
-        "model.k = %d differs from the dataset's graph.k = %d: the model's k wins and its (eta, phi) "
-        "graph is rebuilt at every forward (preprocess with --set graph.k=%d to reuse the stored one)",
-        k, data_k, k,
-    )
-    return True

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
 from graphevent.nn.layers.jet_augment import JetAugment
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector
-from graphevent.nn.registry import config_with_one_encoder, mapping_with_encoder_sections, register_model
+from graphevent.nn.models.base import Backbone, BackbonePretrainer, OneEncoderConfig, Stage
+from graphevent.nn.registry import register_model
 
 
 @dataclass(frozen=True)
-class ContrastiveConfig:
-    """Keyword arguments of ``contrastive``.
+class ContrastiveConfig(OneEncoderConfig):
+    """Keyword arguments of ``contrastive``: the encoder and its section
+    (:class:`~graphevent.nn.models.base.OneEncoderConfig`), and:
 
     Args:
-        encoder: which registered encoder to pretrain (``masked_gt``, ``edgeconv``,
-            ``sparse_conv``, ...; ``graphevent models`` lists them). Its name is the key of
-            ``encoder_modules()``, so ``--init-from`` of a contrastive run fills the same
-            encoder of ``multitask``.
         proj_hidden: hidden width of the projection head.
         proj_dim: output size of the projection head (the NT-Xent space).
         temperature: NT-Xent temperature.
@@ -33,14 +31,8 @@ class ContrastiveConfig:
         translate: std of the per-view (eta, phi) shift.
         smear: relative std of the per-node energy smearing.
         split_prob: probability that a node is split collinearly in a view.
-        encoder_configs: the encoder's settings, written in YAML as a section named after it
-            (``masked_gt: {...}``: its ``config_class``'s keys, those of ``masked_gt_ae``;
-            they must match the fine-tuning config to initialise from this run). Unset: the
-            encoder's defaults. Sections of other encoders are kept but unused (configs of
-            earlier versions carry both ``masked_gt`` and ``edgeconv``).
     """
 
-    encoder: str = "masked_gt"
     proj_hidden: int = 128
     proj_dim: int = 64
     temperature: float = 0.1
@@ -48,12 +40,9 @@ class ContrastiveConfig:
     translate: float = 0.02
     smear: float = 0.1
     split_prob: float = 0.1
-    encoder_configs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str = "model") -> None:
-        for key in ("proj_hidden", "proj_dim"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        require_at_least_one(self, where, "proj_hidden", "proj_dim")
         if not self.temperature > 0:
             raise ConfigError(f"{where}.temperature: {self.temperature}; expected > 0")
         if self.translate < 0 or self.smear < 0 or not 0 <= self.split_prob < 1:
@@ -61,15 +50,6 @@ class ContrastiveConfig:
                 f"{where}: translate and smear must be >= 0 and split_prob in [0, 1) "
                 f"(found {self.translate}, {self.smear}, {self.split_prob})"
             )
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any], where: str = "model") -> "ContrastiveConfig":
-        """Strict loading of a ``model:`` mapping, with one section per registered encoder name."""
-        return config_with_one_encoder(cls, data, where)
-
-    def to_mapping(self) -> dict[str, Any]:
-        """The ``model:`` keys (without ``name``) that :meth:`from_mapping` reads back."""
-        return mapping_with_encoder_sections(self)
 
 
 def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:

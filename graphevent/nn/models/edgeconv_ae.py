@@ -7,121 +7,46 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import global_max_pool, global_mean_pool
 
-from graphevent.config.data import DEFAULT_K
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
+from graphevent.nn.batch import batch_vector
+from graphevent.nn.encoders.edgeconv import EdgeConvEncoder, EdgeConvEncoderConfig
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.set_loss import chamfer_distance, nearest_value_error, point_set
-from graphevent.nn.models.base import AutoencoderModel, Stage, batch_vector, position_graph
-from graphevent.nn.precision import at_least_float32, cast_parameters_once
+from graphevent.nn.models.base import AutoencoderModel
 from graphevent.nn.reconstruction import Reconstruction
-from graphevent.nn.registry import register_encoder, register_model
+from graphevent.nn.registry import register_model
 
 
 @dataclass(frozen=True)
-class EdgeConvAEConfig:
-    """Keyword arguments of ``edgeconv_ae``, and the section of the ``edgeconv`` encoder in the
-    models that compose it (the decoder's and loss's fields are ignored by the encoder).
+class EdgeConvAEConfig(EdgeConvEncoderConfig):
+    """Keyword arguments of ``edgeconv_ae``: the ``edgeconv`` encoder's
+    (:class:`~graphevent.nn.encoders.edgeconv.EdgeConvEncoderConfig`) and the decoder's and
+    loss's. It is also the ``edgeconv`` section of the models that compose the encoder.
 
     Args:
-        k: neighbours per node, in (eta, phi) for the first block and in feature space
-            for the others.
-        channels: edge-MLP sizes of each EdgeConv block, e.g. ``[[32, 32], [64, 64]]``:
-            the first block runs on the (eta, phi) graph, later ones on kNN recomputed
-            in feature space.
-        dim: node token and latent size D.
         num_points: decoder slots: the most points reconstructed per event.
         query_dim: size of each slot's learned query.
         decoder_hidden: decoder MLP width.
-        pos_scale: (eta, phi) are divided by this inside the model (default 0.4, a
-            typical jet radius), so positions are of order one like the standardised values.
         pos_weight: weight of the scaled (eta, phi) relative to the standardised values in
             the Chamfer distance.
         count_weight: weight of the occupied-pixel count loss.
     """
 
-    k: int = DEFAULT_K
-    channels: tuple[tuple[int, ...], ...] = ((32, 32), (64, 64))
-    dim: int = 64
     num_points: int = 320
     query_dim: int = 32
     decoder_hidden: int = 128
-    pos_scale: float = 0.4
     pos_weight: float = 1.0
     count_weight: float = 0.1
 
     def validate(self, where: str = "model") -> None:
-        if not self.channels or any(not block or min(block) < 1 for block in self.channels):
-            raise ConfigError(f"{where}.channels: {self.channels!r}; expected a non-empty list of non-empty lists of sizes >= 1")
-        for key in ("k", "dim", "num_points", "query_dim", "decoder_hidden"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
-        if self.pos_weight <= 0 or self.count_weight < 0 or self.pos_scale <= 0:
-            raise ConfigError(
-                f"{where}: pos_scale and pos_weight must be > 0 and count_weight >= 0 "
-                f"(found {self.pos_scale}, {self.pos_weight}, {self.count_weight})"
-            )
-
-
-@register_encoder("edgeconv")
-class EdgeConvEncoder(nn.Module):
-    r"""DGCNN-style encoder: EdgeConv blocks, per-node fusion, mean+max pooled latent.
-
-    .. math::
-        h^1 = \mathrm{EC}_1([\tilde{x}, p / s];\ \mathrm{kNN}_{\eta\phi}),\quad
-        h^{l+1} = \mathrm{EC}_{l+1}(h^l;\ \mathrm{kNN}(h^l)),\quad
-        t_i = \mathrm{GELU}(\mathrm{LN}(W[h^1_i, \dots, h^L_i])),\quad
-        z = \mathrm{MLP}([\mathrm{mean}_i t_i, \max_i t_i])
-
-    (Wang et al., "Dynamic Graph CNN", arXiv:1801.07829). Feature-space kNN is computed
-    per event (:func:`graphevent.nn.layers.knn.knn_graph`), never across events.
-
-    Args:
-        info: dataset description.
-        config: :class:`EdgeConvAEConfig`.
-
-    Shapes:
-        batch: x (N, F), pos (N, 2), edge_index (2, E) -> tokens (N, dim), pooled (B, dim)
-    """
-
-    config_class = EdgeConvAEConfig
-
-    def __init__(self, info: DatasetInfo, config: EdgeConvAEConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.k = config.k
-        self.data_k, self.pixel_size = info.k, info.pixel_size
-        self.dim = self.out_dim = config.dim
-        self.pos_scale = config.pos_scale
-        self.periods = info.periods  # absolute positions in each event's frame along a periodic axis
-        self.norm = Standardize(info.node_features, info.feature_stats)
-        self.blocks = EdgeConvStack(info.num_node_features + 2, config.channels, config.k)
-        fused = sum(ch[-1] for ch in config.channels)
-        self.token = nn.Sequential(nn.Linear(fused, config.dim), nn.LayerNorm(config.dim), nn.GELU())
-        self.latent = MLP(2 * config.dim, [config.dim], config.dim)
-
-    def forward(self, batch) -> tuple[Tensor, Tensor]:
-        b, num_events = batch_vector(batch)
-        edge_index, _ = position_graph(batch, self.k, self.data_k, self.pixel_size, self.periods)
-        return self.encode_graph(batch.x, batch.pos, edge_index, b, num_events)
-
-    def encode_graph(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
-        """Tokens ``(N, dim)`` and pooled latent ``(B, dim)`` of nodes ``x`` on the (eta, phi) graph ``edge_index``."""
-        h = torch.cat([self.norm(x), event_frame(pos, batch, num_events, self.periods) / self.pos_scale], dim=-1)
-        # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32); the
-        # feature-space kNN measures distances in fp32, the pooled means are taken in fp32
-        with cast_parameters_once(self, x.device.type, keep=(nn.BatchNorm1d,)) as dtype:
-            h = h.to(dtype)
-            outs = self.blocks(h, edge_index, batch, num_events)
-            tokens = self.token(torch.cat(outs, dim=-1))
-            full = at_least_float32(tokens)
-            pooled = torch.cat([global_mean_pool(full, batch, num_events), global_max_pool(full, batch, num_events)], -1)
-            return tokens, self.latent(pooled.to(dtype))
+        super().validate(where)
+        require_at_least_one(self, where, "num_points", "query_dim", "decoder_hidden")
+        if self.pos_weight <= 0 or self.count_weight < 0:
+            raise ConfigError(f"{where}: pos_weight must be > 0 and count_weight >= 0 (found {self.pos_weight}, {self.count_weight})")
 
 
 class SetDecoder(nn.Module):
@@ -173,8 +98,8 @@ class SetDecoder(nn.Module):
 class EdgeConvAutoencoder(AutoencoderModel):
     """Sparse EdgeConv autoencoder: EdgeConv encoder to a latent vector, set decoder back to the sparse image.
 
-    The encoder (:class:`EdgeConvEncoder`) gives node tokens and a pooled latent ``z``; the
-    decoder (:class:`SetDecoder`) turns ``z`` into points ``(eta, phi, values)`` and a
+    The encoder (:class:`~graphevent.nn.encoders.edgeconv.EdgeConvEncoder`) gives node tokens
+    and a pooled latent ``z``; the decoder (:class:`SetDecoder`) turns ``z`` into points ``(eta, phi, values)`` and a
     count of occupied pixels. The reconstruction loss is the Chamfer distance
     (:func:`~graphevent.nn.layers.set_loss.chamfer_distance`) between the event's nodes and
     the first ``n`` decoded points in ``(sqrt(pos_weight) * (eta, phi) / pos_scale,
@@ -190,6 +115,7 @@ class EdgeConvAutoencoder(AutoencoderModel):
 
     config_class = EdgeConvAEConfig
     reconstructs = "edgeconv"
+    recon_weights = {"chamfer": None, "count": "count_weight"}
     recon_error_label = "Chamfer: each node vs its nearest decoded point"
     not_exportable = "pretraining autoencoder: its output is a reconstruction error (Chamfer matching), not a task output"
 
@@ -226,11 +152,6 @@ class EdgeConvAutoencoder(AutoencoderModel):
         cd, count_err, *_ = self._match(batch, z, target)
         return {"chamfer": cd.mean(), "count": count_err.mean()}
 
-    def recon_loss(self, batch, target: Tensor | None = None) -> Tensor:
-        """``chamfer + count_weight * count`` (see class docstring); ``target`` replaces ``batch.x``."""
-        terms = self.recon_terms(batch, target)
-        return terms["chamfer"] + self.config.count_weight * terms["count"]
-
     @torch.no_grad()
     def reconstruct(self, batch) -> Reconstruction:
         """Decoded points of every event, as many as its predicted pixel count (dataset units)."""
@@ -242,13 +163,6 @@ class EdgeConvAutoencoder(AutoencoderModel):
         sel = points[keep].float()
         pos = sel[:, :2] * self.config.pos_scale
         return Reconstruction(pos, self.encoder.norm.inverse(sel[:, 2:]), b, points.size(0))
-
-    def loss(self, batch, stage: Stage = "pretrain") -> tuple[Tensor, dict[str, float]]:
-        self.check_stage(stage)
-        terms = self.recon_terms(batch)
-        loss = terms["chamfer"] + self.config.count_weight * terms["count"]
-        logs = torch.stack([loss.detach(), terms["chamfer"].detach(), terms["count"].detach()]).tolist()
-        return loss, dict(zip(("recon", "chamfer", "count"), logs))
 
     @torch.no_grad()
     def predict(self, batch) -> dict[str, Tensor]:

@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.set_loss import chamfer_distance, nearest_value_error, point_set
-from graphevent.nn.models.base import AutoencoderModel, batch_vector
+from graphevent.nn.models.base import AutoencoderModel, OneEncoderConfig
 from graphevent.nn.reconstruction import Reconstruction
-from graphevent.nn.registry import build_encoder, config_with_one_encoder, mapping_with_encoder_sections, register_model
+from graphevent.nn.registry import build_encoder, register_model
 
 
 @dataclass(frozen=True)
-class FoldingNetConfig:
-    """Keyword arguments of ``foldingnet_ae``.
+class FoldingNetConfig(OneEncoderConfig):
+    """Keyword arguments of ``foldingnet_ae``: the encoder and its section
+    (:class:`~graphevent.nn.models.base.OneEncoderConfig`), and:
 
     Args:
-        encoder: which registered encoder to pretrain (``masked_gt``, ``edgeconv``,
-            ``sparse_conv``, ...; ``graphevent models`` lists them). Its name is the key of
-            ``encoder_modules()``, so ``--init-from`` of the run fills the same encoder of
-            ``multitask``.
         grid: the fixed 2D grid has ``grid x grid`` points in ``[-1, 1]^2``: the number of
             points every event is folded into (the paper's 45 x 45 is for 2,048-point shapes;
             jets have tens to a few hundred nodes).
@@ -36,34 +34,19 @@ class FoldingNetConfig:
             jet radius), so positions are of order one like the standardised values.
         pos_weight: weight of the scaled (eta, phi) relative to the standardised values in the
             Chamfer distance.
-        encoder_configs: the encoder's settings, written in YAML as a section named after it
-            (``masked_gt: {...}``: its ``config_class``'s keys; they must match the fine-tuning
-            config to initialise from this run). Unset: the encoder's defaults.
     """
 
-    encoder: str = "masked_gt"
     grid: int = 16
     hidden: int = 128
     pos_scale: float = 0.4
     pos_weight: float = 1.0
-    encoder_configs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str = "model") -> None:
         if self.grid < 2:
             raise ConfigError(f"{where}.grid: {self.grid}; expected >= 2 (points per side of the folded grid)")
-        if self.hidden < 1:
-            raise ConfigError(f"{where}.hidden: {self.hidden} must be >= 1")
+        require_at_least_one(self, where, "hidden")
         if not (self.pos_scale > 0 and self.pos_weight > 0):
             raise ConfigError(f"{where}: pos_scale and pos_weight must be > 0 (found {self.pos_scale}, {self.pos_weight})")
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any], where: str = "model") -> "FoldingNetConfig":
-        """Strict loading of a ``model:`` mapping, with one section per registered encoder name."""
-        return config_with_one_encoder(cls, data, where)
-
-    def to_mapping(self) -> dict[str, Any]:
-        """The ``model:`` keys (without ``name``) that :meth:`from_mapping` reads back."""
-        return mapping_with_encoder_sections(self)
 
 
 class FoldingDecoder(nn.Module):

@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector, position_graph
+from graphevent.nn.batch import batch_vector, position_graph
+from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage
 from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig, MaskedGTDecoder, mask_nodes
 from graphevent.nn.registry import register_model
 
@@ -83,10 +84,6 @@ class MaskedLatentPretrainer(BackbonePretrainer):
     neighbourhood and the event (global attention layers), so the task cannot be solved from the
     node's neighbours' values alone. Fine-tune the student with ``multitask`` and
     ``--init-from`` (the encoder keeps its name ``masked_gt``). Labels are never read.
-
-    Args:
-        info: dataset description.
-        config: :class:`MaskedLatentConfig`.
 
     Shapes:
         batch: x (N, F), pos (N, 2) -> encode: (N, dim), (B, dim); loss: scalar;

@@ -8,14 +8,17 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, to_dense_batch
 
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
+from graphevent.nn.encoders.masked_gt import POS_RANGE
 from graphevent.nn.layers.cross_attention import MultiHeadAttention
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.periodic import event_frame
 from graphevent.nn.layers.position import FourierPosition
-from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage, batch_vector
-from graphevent.nn.models.masked_gt_ae import POS_RANGE, MaskedGTConfig, mask_nodes
+from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage
+from graphevent.nn.models.masked_gt_ae import MaskedGTConfig, mask_nodes
 from graphevent.nn.registry import register_model
 
 
@@ -36,8 +39,7 @@ class MaskedOccupancyConfig:
     masked_gt: MaskedGTConfig = field(default_factory=MaskedGTConfig)
 
     def validate(self, where: str = "model") -> None:
-        if self.grid < 1:
-            raise ConfigError(f"{where}.grid: {self.grid} must be >= 1")
+        require_at_least_one(self, where, "grid")
         if not self.extent > 0:
             raise ConfigError(f"{where}.extent: {self.extent}; expected > 0")
 
@@ -103,10 +105,6 @@ class MaskedOccupancyPretrainer(BackbonePretrainer):
     nodes: ``log1p(count)`` and ``log1p(sum of each channel's values)`` (dataset units). Mean
     squared error over all cells (empty cells have target 0). Labels are never read. Fine-tune
     with ``multitask`` and ``--init-from`` (the encoder keeps its name ``masked_gt``).
-
-    Args:
-        info: dataset description.
-        config: :class:`MaskedOccupancyConfig`.
 
     Shapes:
         batch: x (N, F), pos (N, 2) -> encode: (N, dim), (B, dim); loss: scalar;

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
 from graphevent.nn.layers.cross_attention import CrossTaskFusion, cross_group_mask
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.neighbours import EventPacking
 from graphevent.nn.layers.task_pools import TaskPools
-from graphevent.nn.models.base import Backbone, GraphModel, Stage, batch_vector
+from graphevent.nn.models.base import Backbone, EncoderSections, GraphModel, Stage
 from graphevent.nn.precision import cast_parameters_once
 from graphevent.nn.registry import (
-    autoencoder_for, config_with_encoder_sections, list_encoders, mapping_with_encoder_sections, register_model,
+    autoencoder_for, config_with_encoder_sections, list_encoders, register_model,
 )
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
@@ -28,8 +30,9 @@ OLD_ENCODER_CHOICES = {"masked_gt": ("masked_gt",), "edgeconv": ("edgeconv",), "
 
 
 @dataclass(frozen=True)
-class MultiTaskConfig:
-    """Keyword arguments of ``multitask``.
+class MultiTaskConfig(EncoderSections):
+    """Keyword arguments of ``multitask``: the encoders' sections
+    (:class:`~graphevent.nn.models.base.EncoderSections`), and:
 
     Args:
         encoders: the registered encoders that feed the heads, in order (any number, e.g.
@@ -57,11 +60,6 @@ class MultiTaskConfig:
             outside the labelled subset contributing only that loss (their labels are never
             read, :class:`~graphevent.data.partial_labels.PartialLabels`). Not together with
             ``aux_recon_weight`` (the same loss, on the labelled events only).
-        encoder_configs: each encoder's settings by name, written in YAML as a section
-            named after the encoder (``masked_gt: {...}``, the keys of its ``config_class``,
-            those of ``masked_gt_ae``; they must match a pretraining run to initialise from it).
-            Unset: the encoder's defaults. Sections of encoders not in ``encoders`` are kept
-            but unused.
     """
 
     encoders: tuple[str, ...] = ("masked_gt", "edgeconv")
@@ -75,14 +73,11 @@ class MultiTaskConfig:
     dropout: float = 0.0
     aux_recon_weight: float = 0.0
     masked_loss_weight: float = 0.0
-    encoder_configs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str = "model") -> None:
         if self.dim % self.heads:
             raise ConfigError(f"{where}.dim: {self.dim} is not divisible by heads={self.heads}")
-        for key in ("dim", "heads", "queries_per_task", "fusion_depth", "head_hidden"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: {getattr(self, key)} must be >= 1")
+        require_at_least_one(self, where, "dim", "heads", "queries_per_task", "fusion_depth", "head_hidden")
         for key in ("aux_recon_weight", "masked_loss_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)}; expected >= 0")
@@ -122,18 +117,15 @@ class MultiTaskConfig:
             data["encoders"] = new
         return config_with_encoder_sections(cls, data, where, lambda config: config.encoders)
 
-    def to_mapping(self) -> dict[str, Any]:
-        """The ``model:`` keys (without ``name``) that :meth:`from_mapping` reads back."""
-        return mapping_with_encoder_sections(self)
-
 
 @register_model("multitask")
 class MultiTaskModel(GraphModel):
     r"""Encoder(s) + one attention head per task + cross-attention fusion of the task tokens.
 
     1. Each encoder of ``encoders`` (any registered encoder, e.g. ``masked_gt``:
-       :class:`MaskedGTEncoder`, ``edgeconv``: :class:`EdgeConvEncoder`, ``sparse_conv``:
-       :class:`SparseConvEncoder`) turns the event into node tokens and a pooled
+       :class:`~graphevent.nn.encoders.masked_gt.MaskedGTEncoder`, ``edgeconv``:
+       :class:`~graphevent.nn.encoders.edgeconv.EdgeConvEncoder`, ``sparse_conv``:
+       :class:`~graphevent.nn.encoders.sparse_conv.SparseConvEncoder`) turns the event into node tokens and a pooled
        embedding, projected to ``dim``.
     2. Each task ``t`` has its own attention pool per encoder ``e`` (a
        :class:`TaskAttentionPool`; all of them are stored and run together as one

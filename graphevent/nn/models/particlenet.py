@@ -12,10 +12,11 @@ from torch_geometric.nn import global_mean_pool
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector, position_graph
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.periodic import event_frame
-from graphevent.nn.models.base import SupervisedModel, batch_vector, position_graph
+from graphevent.nn.models.base import SupervisedModel
 from graphevent.nn.precision import at_least_float32, cast_parameters_once
 from graphevent.nn.registry import register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks

@@ -11,8 +11,9 @@ from torch import Tensor, nn
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
 from graphevent.nn.layers.pixels import dense_images, pixel_coords
-from graphevent.nn.models.base import SupervisedModel, batch_vector
+from graphevent.nn.models.base import SupervisedModel
 from graphevent.nn.registry import register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
