@@ -14,18 +14,25 @@ experiment config's size (``graphevent/configs/experiments/<config>.yaml``):
    ``intra_op_num_threads = 1`` as ``docs/examples/onnx_image_consumer.py`` runs it
    (``score_file``: HDF5 read, events grouped by size, ``session.run`` per ``--batch`` images).
 
-Both read the same raw file from the page cache (one untimed warm-up each); best of
-``--repeat``. Prints the machine (CPU model, cores, load average) and one row per model.
+Both read the same raw file from the page cache (one untimed warm-up each); timed
+alternately, best of ``--repeat`` each. Prints the machine (CPU model, cores, load average) and one row per model.
+With ``--profile``, one more pass of the exported model under ONNX Runtime's profiler prints
+where its kernel time goes: the front end's share (the nodes exported from ``ImageNodes``,
+the ``nodes`` scope of the graph; nodes ONNX Runtime fuses or rewrites count as the model's)
+and the op types with most time.
 
 Examples::
 
     python scripts/bench_export.py                       # 256 events, every exportable model
     python scripts/bench_export.py --models particlenet --events 512
+    python scripts/bench_export.py --batch 1 --events 128 --repeat 1 --profile
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import collections
 import importlib.util
 import json
 import os
@@ -38,6 +45,32 @@ CONSUMER = ROOT / "docs" / "examples" / "onnx_image_consumer.py"
 #: the shipped experiment config each exportable model is benchmarked at (stage set to supervised)
 CONFIGS = {"particlenet": "particlenet", "multitask": "multitask_finetune", "resnet15": "resnet15"}
 
+
+
+def profile(model_file: Path, run_file) -> str:
+    """Where one pass of ``run_file(options)`` (ONNX Runtime session options) spends the exported
+    model's kernel time: the front end's share and the op types with most time."""
+    import onnx
+    import onnxruntime as ort
+
+    front = set()
+    for node in onnx.load(str(model_file)).graph.node:
+        scopes = {p.key: p.value for p in node.metadata_props}.get("pkg.torch.onnx.name_scopes")
+        if scopes and ast.literal_eval(scopes)[1:2] == ["nodes"]:
+            front.add(node.name)
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(model_file.with_suffix(""))
+    trace = Path(run_file(options))
+    by_op, in_front = collections.Counter(), 0
+    for record in json.loads(trace.read_text()):
+        if record.get("cat") == "Node" and record["name"].endswith("_kernel_time"):
+            by_op[record["args"]["op_name"]] += record["dur"]
+            in_front += record["dur"] if record["name"][: -len("_kernel_time")] in front else 0
+    trace.unlink()
+    total = sum(by_op.values())
+    return (f"front end {in_front / total:.0%} of kernel time; op types: "
+            + ", ".join(f"{op} {t / total:.0%}" for op, t in by_op.most_common(8)))
 
 
 def split_sample(work: Path, train_events: int, events: int) -> tuple[Path, Path]:
@@ -60,6 +93,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="events per model call (both)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--models", nargs="*", help="default: every exportable model")
+    parser.add_argument("--profile", action="store_true", help="print where the exported model's time goes")
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -97,23 +131,38 @@ def main() -> None:
                 r = predict_files(run, [raw], out, PredictOptions(device="cpu", batch_size=args.batch, overwrite=True))
                 n[0] = r.events
 
-            t_predict = best_of(predict, args.repeat, warm_up=True)
             model_file = work / f"{name}.onnx"
             export_run(run, "onnx", model_file)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
-            meta = json.loads(session.get_modelmeta().custom_metadata_map["graphevent"])
+            def open_session(options, model_file=model_file):
+                options.intra_op_num_threads = 1
+                options.inter_op_num_threads = 1
+                session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+                return session, json.loads(session.get_modelmeta().custom_metadata_map["graphevent"])
+
+            session, meta = open_session(ort.SessionOptions())
 
             def onnx(session=session, meta=meta):
                 consumer.score_file(session, meta, str(raw), batch=args.batch)
 
-            t_onnx = best_of(onnx, args.repeat, warm_up=True)
+            # alternated, the best of --repeat each: a load that drifts (a shared machine) meets both alike
+            predict()
+            onnx()  # warm-ups
+            t_predict = t_onnx = float("inf")
+            for _ in range(args.repeat):
+                t_predict = min(t_predict, best_of(predict, 1))
+                t_onnx = min(t_onnx, best_of(onnx, 1))
             rows.append((name, n[0] / t_predict, n[0] / t_onnx))
             print(f"{name}: predict {n[0] / t_predict:,.0f} events/s, exported (onnxruntime) {n[0] / t_onnx:,.0f} events/s",
                   flush=True)
+            if args.profile:
+
+                def profiled(options, open_session=open_session):
+                    session, meta = open_session(options)
+                    consumer.score_file(session, meta, str(raw), batch=args.batch)
+                    return session.end_profiling()
+
+                print(f"  {name} exported, batch {args.batch}: {profile(model_file, profiled)}", flush=True)
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
     print(f"\nmachine: {cpu_name()}, {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "

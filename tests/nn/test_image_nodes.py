@@ -3,6 +3,9 @@ count, order, positions (bit for bit) and features, node cap ties included."""
 
 from __future__ import annotations
 
+import importlib.util
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +17,7 @@ from graphevent.nn.layers.image_nodes import ImageNodes, numpy_row_sum
 
 H = W = 20
 SCALES, TRANSFORMS = [1.0, 0.5, 2.0, 1.0], ["log1p", "none", "log1p", "none"]
+ONNX_MISSING = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
 
 
 def _images(seed: int = 0) -> np.ndarray:
@@ -103,6 +107,40 @@ def test_scripted_image_nodes_equal_eager():
     m = ImageNodes(itp, (H, W), SCALES, TRANSFORMS)
     for a, b in zip(torch.jit.script(m)(x), m(x)):
         assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(ONNX_MISSING), reason=f"ONNX export needs {', '.join(ONNX_MISSING)} (pip install 'graphevent[export]')")
+@pytest.mark.parametrize("mode", ["union", "per_channel"])
+def test_onnx_image_nodes_equal_preprocessing(tmp_path, mode):
+    """ONNX Runtime's front end (top-k sorts, infinite values dropped where gathered) makes
+    preprocessing's nodes: a cap through equal values, a signed channel, towers, NaN and
+    +-Inf pixels, an event of one node; on a batch of another size than the traced one."""
+    import onnxruntime as ort
+    from torch.export import Dim
+
+    x = _images(4)
+    x[0, 0, 0, 0], x[1, 5, 5, 2], x[2, 1, 1, 1], x[4, 7, 3, 1] = np.nan, np.inf, -np.inf, np.inf
+    x[3, 2, 2, 0], x[3, 9, 9, 2], x[3, 4, 4, 1], x[3, 6, 6, 0] = 1.0, np.inf, -np.inf, np.nan  # one node, below the cap
+    itp = ImageToPoints([0.0, 0.5, 0.0, 0.2], [1, 1, 1, 5], (0.0174, 0.0174), mode=mode, max_nodes=9,
+                        signed=[False, True, False, False])
+    module = ImageNodes(itp, (H, W), SCALES, TRANSFORMS)
+    module.onnx = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (torch.from_numpy(x[:4]),), dynamo=True, input_names=["images"],
+                                    dynamic_shapes={"images": {0: Dim("batch")}})
+    program.save(str(tmp_path / "nodes.onnx"))
+    feats, pos, mask, counts = ort.InferenceSession(str(tmp_path / "nodes.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x})
+    clean = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+    pc = itp(clean.transpose(0, 3, 1, 2))
+    transform = PerChannelValueTransform if mode == "per_channel" else ScaleTransform
+    want = transform(SCALES, TRANSFORMS)(pc.values)
+    assert counts.tolist() == pc.counts.tolist() and (pc.counts == 9).sum() >= 3 and pc.counts[3] == 1
+    assert mask.sum(1).tolist() == pc.counts.tolist()
+    np.testing.assert_array_equal(pos[mask], pc.pos)
+    np.testing.assert_allclose(feats[mask], want, rtol=1e-6, atol=1e-7)
 
 
 def test_too_many_channels_say_so():

@@ -49,11 +49,18 @@ class ImageNodes(PaddedNodes):
 
     Per event: non-finite pixel values become 0 (``bad_values: zero``); a pixel of channel
     c is occupied where its value (its magnitude, for signed channels) exceeds the channel's
-    threshold. Candidate nodes are laid out once in preprocessing's node order (union:
+    threshold. Candidate nodes are numbered once in preprocessing's node order (union:
     native-resolution pixels, then each collapsed channel's cells; per_channel: channel by
     channel; rows, then columns), each with its constant position (the same float32 numbers
-    as preprocessing's, computed by its own code) and its raw values (cell sums in float64,
-    as preprocessing's); the node cap, packing and scale/transform are :class:`PaddedNodes`'.
+    as preprocessing's, computed by its own code).
+
+    Only the occupied pixel values are touched after one comparison over the images: they
+    are gathered (in memory order, as preprocessing reads them), sorted by their candidate
+    (a stable sort), and summed per candidate in float64 in that order, as preprocessing's
+    ``bincount`` (a collapsed cell's pixels). With ``max_nodes``, the nodes of largest summed
+    value are kept, equal values in node order (a stable sort by value, then by event; top-k
+    under ONNX, whose ties go to the lower index); the kept nodes stay in node order and are
+    scaled/transformed as the data config says (:class:`PaddedNodes`).
 
     Args:
         points: the preprocessing's :class:`ImageToPoints` (thresholds, signed, upsample,
@@ -79,8 +86,15 @@ class ImageNodes(PaddedNodes):
         self.height, self.width = h, w
         self.channels_last = channels_last
         self.any_signed = bool(points.signed.any())
-        self.register_buffer("thresholds", torch.from_numpy(points.thresholds.copy()).view(1, c, 1, 1), persistent=False)
-        self.register_buffer("signed", torch.from_numpy(points.signed.copy()).view(1, c, 1, 1), persistent=False)
+        # a threshold below 0 makes a non-finite pixel (read as 0) a node: the images are cleaned
+        # first; otherwise a non-finite value is dropped where it is gathered (NaN fails the comparison)
+        self.clean_images = bool((points.thresholds < 0).any())
+        # compared as rows of the images' memory (channels_last: W * C values, thresholds repeated),
+        # so that the comparison runs over long rows
+        row = (np.tile(points.thresholds, w), np.tile(points.signed, w)) if channels_last else \
+            (points.thresholds.reshape(c, 1), points.signed.reshape(c, 1))
+        self.register_buffer("thresholds", torch.from_numpy(row[0].copy()), persistent=False)
+        self.register_buffer("signed", torch.from_numpy(row[1].copy()), persistent=False)
         # candidate groups in preprocessing's key order: (channels, cell size); union's group 0
         # holds every native-resolution channel
         coarse = [int(f) if points.collapse and f > 1 else 1 for f in points.upsample]
@@ -89,9 +103,11 @@ class ImageNodes(PaddedNodes):
         else:
             fine = [ch for ch in range(c) if coarse[ch] == 1]
             groups = ([(fine, 1)] if fine else []) + [([ch], coarse[ch]) for ch in range(c) if coarse[ch] > 1]
-        self.groups = groups
         positions = []
-        for _, f in groups:
+        candidate = np.zeros((c, h, w), np.int64)  # the candidate each pixel value belongs to
+        rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        for chs, f in groups:
+            candidate[chs] = sum(len(p) for p in positions) + (rows // f) * (w // f) + cols // f
             rr, cc = np.meshgrid(np.arange(h // f), np.arange(w // f), indexing="ij")
             rr, cc = rr.reshape(-1).astype(np.float64), cc.reshape(-1).astype(np.float64)
             if f > 1:
@@ -99,51 +115,84 @@ class ImageNodes(PaddedNodes):
             positions.append(points._pos(rr, cc, h, w)[0])
         self.num_candidates = sum(len(p) for p in positions)
         self.register_buffer("positions", torch.from_numpy(np.concatenate(positions)), persistent=False)
+        # per pixel value of an image, in its memory order: its candidate and its channel
+        channel = np.broadcast_to(np.arange(c)[:, None, None], (c, h, w))
+        for name, table in (("value_candidate", candidate), ("value_channel", channel)):
+            table = table.transpose(1, 2, 0) if channels_last else table
+            self.register_buffer(name, torch.from_numpy(table.reshape(-1).astype(np.int64)), persistent=False)
         self.num_features = c + 1 if self.per_channel else c
 
-    def _group(self, v: Tensor, occ: Tensor, chs: list[int], f: int) -> tuple[Tensor, Tensor]:
-        """Raw values (B, cells, C) of the group's channels (zeros elsewhere) and occupancy (B, cells)."""
-        b, c, h, w = v.shape
-        if f == 1:
-            onehot = torch.zeros(c, dtype=v.dtype, device=v.device)
-            onehot[chs] = 1.0
-            vals = (v * onehot.view(1, c, 1, 1)).permute(0, 2, 3, 1).reshape(b, h * w, c)
-            o = occ[:, chs].any(dim=1).reshape(b, h * w)
-            return vals, o
-        ch = chs[0]
-        cells = (h // f) * (w // f)
-        summed = v[:, ch].double().reshape(b, h // f, f, w // f, f).sum(dim=(2, 4)).float().reshape(b, cells)
-        o = occ[:, ch].reshape(b, h // f, f, w // f, f).to(torch.int32).sum(dim=(2, 4)).reshape(b, cells) > 0
-        vals = torch.zeros(b, cells, c, dtype=v.dtype, device=v.device)
-        vals[:, :, ch] = summed
-        return vals, o
+    def _occupied(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Event, channel and candidate (``event * M + candidate``) of every occupied pixel
+        value, in memory order, and the value (infinite ones read as 0, their candidate
+        ``B * M``: after every event's).
+
+        Shapes:
+            images: (B, H, W, C) -> (P,) int64, (P,) int64, (P,) int64, (P,) float32
+        """
+        x = images.float()
+        if self.clean_images:
+            x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+        h, w, c = self.height, self.width, self.channels
+        rows = x.reshape(-1, w * c) if self.channels_last else x.reshape(-1, c, h * w)
+        mag = torch.where(self.signed, rows.abs(), rows) if self.any_signed else rows
+        b, size = images.shape[0], h * w * c
+        hit = (mag > self.thresholds).reshape(b, size).nonzero()  # (P, 2): event, value of the image
+        event, at = hit[:, 0], hit[:, 1]
+        value = x.reshape(-1).index_select(0, event * size + at)
+        cand = event * self.num_candidates + self.value_candidate.index_select(0, at)
+        inf = torch.isinf(value)  # NaN is never above a threshold
+        cand = torch.where(inf, torch.full_like(cand, b * self.num_candidates), cand)
+        return event, self.value_channel.index_select(0, at), cand, torch.where(inf, torch.zeros_like(value), value)
+
+    def _sort(self, v: Tensor, descending: bool) -> Tensor:
+        """Stable argsort (equal values keep their order; ONNX: top-k, whose ties go to the lower index)."""
+        if self.onnx:
+            return v.topk(v.shape[0], largest=descending, sorted=True).indices
+        return v.sort(descending=descending, stable=True).indices
+
+    def _select(self, event: Tensor, score: Tensor, counts: Tensor) -> Tensor:
+        """The nodes kept by the node cap (largest score, ties in node order), in node order.
+
+        Shapes:
+            event: (U,) (nodes in node order), score: (U,), counts: (B,) -> (U',) node indices
+        """
+        by_score = self._sort(score, True)
+        order = by_score.index_select(0, self._sort(event.index_select(0, by_score), False))  # by event, then score (ties: node order)
+        start = counts.cumsum(0) - counts
+        rank = torch.arange(order.shape[0], device=event.device) - start.index_select(0, event.index_select(0, order))
+        keep = torch.zeros_like(event, dtype=torch.bool).scatter(0, order, rank < self.max_nodes)
+        return keep.nonzero()[:, 0]
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        x = images.float()
-        if self.channels_last:
-            x = x.permute(0, 3, 1, 2)
-        x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
-        mag = torch.where(self.signed, x.abs(), x) if self.any_signed else x
-        occ = mag > self.thresholds
-        v = torch.where(occ, x, torch.zeros_like(x))
-        vals, occs = [], []
-        for chs, f in self.groups:
-            a, o = self._group(v, occ, chs, f)
-            vals.append(a)
-            occs.append(o)
-        raw = torch.cat(vals, dim=1)  # (B, M, C)
-        occupied = torch.cat(occs, dim=1)  # (B, M)
+        b, m, c = images.shape[0], self.num_candidates, self.channels
+        event, ch, cand, value = self._occupied(images)
+        order = self._sort(cand, False)  # by candidate; a candidate's values in memory order
+        event, ch, cand, value = [t.index_select(0, order) for t in (event, ch, cand, value)]
+        new = torch.cat([torch.ones_like(cand[:1], dtype=torch.bool), cand[1:] != cand[:-1]])
+        slot = new.to(torch.int64).cumsum(0) - 1  # each value's node (non-finite values: one node after all)
+        sums = torch.zeros(cand.shape[0] * c, dtype=torch.float64, device=images.device)
+        sums = sums.index_add(0, slot * c + ch, value.double()).view(-1, c)
+        first = (new & (cand < b * m)).nonzero()[:, 0]  # (U,) each node's first value
+        node, event = cand.index_select(0, first), event.index_select(0, first)
+        raw = sums.index_select(0, slot.index_select(0, first)).float()
         if self.per_channel:
-            score = raw.sum(-1)  # one nonzero column per candidate
-            ch = torch.cat([torch.full((a.shape[1],), chs[0], dtype=torch.long, device=x.device)
-                            for (chs, _), a in zip(self.groups, vals)])
-            onehot = torch.nn.functional.one_hot(ch, self.channels).to(raw.dtype).expand(raw.shape[0], -1, -1)
-            raw = torch.cat([onehot, score[..., None]], dim=-1)
+            score = raw.sum(-1)  # one nonzero column per node
+            raw = torch.cat([torch.nn.functional.one_hot(ch.index_select(0, first), c).to(raw.dtype), score[:, None]], dim=-1)
         else:
-            score = numpy_row_sum([raw[..., i] for i in range(self.channels)])
-        feats, idx, mask, counts = self._pack(self._cap(occupied, score), raw)
-        feats = self._transform(feats).masked_fill(~mask[..., None], 0.0)
-        positions = self.positions[idx].masked_fill(~mask[..., None], 0.0)
+            score = numpy_row_sum([raw[:, i] for i in range(c)])
+        counts = torch.zeros(b, dtype=torch.int64, device=images.device).index_add(0, event, torch.ones_like(event))
+        if 0 < self.max_nodes < m:
+            kept = self._select(event, score, counts)
+            node, raw, event = node.index_select(0, kept), raw.index_select(0, kept), event.index_select(0, kept)
+            counts = counts.clamp(max=self.max_nodes)
+        n = self._padded_size(counts, max(m, 2))
+        at = torch.arange(node.shape[0], device=images.device) - (counts.cumsum(0) - counts).index_select(0, event)
+        feats = torch.zeros(b, n, self.num_features, dtype=torch.float32, device=images.device)
+        feats = feats.index_put((event, at), self._transform(raw))
+        positions = torch.zeros(b, n, 2, dtype=torch.float32, device=images.device)
+        positions = positions.index_put((event, at), self.positions.index_select(0, node - event * m))
+        mask = torch.arange(n, device=images.device)[None, :] < counts[:, None]
         return feats, positions, mask, counts
 
     def __repr__(self) -> str:
