@@ -239,7 +239,7 @@ def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
 
 
 class DensePairBiases(nn.Module):
-    """:class:`~graphevent.nn.models.masked_gt_ae.MaskedGTEncoder`'s pair biases (modules
+    """:class:`~graphevent.nn.encoders.masked_gt.MaskedGTEncoder`'s pair biases (modules
     shared) on padded events: each deposit's pT, ParT's pair features of every node and its
     ``k`` neighbour slots and of every pair of slots of an event, embedded. Padded keys are
     masked where the biases are used (invalid slots,
@@ -270,7 +270,7 @@ class DensePairBiases(nn.Module):
 
 @register_padded_encoder("masked_gt")
 class PaddedMaskedGT(nn.Module):
-    """:class:`~graphevent.nn.models.masked_gt_ae.MaskedGTEncoder` on padded events
+    """:class:`~graphevent.nn.encoders.masked_gt.MaskedGTEncoder` on padded events
     (modules shared): input standardisation and Fourier position features, the embedded
     (deta, dphi, dR) geometry of the k nearest neighbours in (eta, phi) (equidistant ones in
     node order, as the flat model), the graph-transformer layers
@@ -307,7 +307,7 @@ class PaddedMaskedGT(nn.Module):
 
 @register_padded_encoder("edgeconv")
 class PaddedEdgeConvEncoder(nn.Module):
-    """:class:`~graphevent.nn.models.edgeconv_ae.EdgeConvEncoder` on padded events (modules
+    """:class:`~graphevent.nn.encoders.edgeconv.EdgeConvEncoder` on padded events (modules
     shared): the EdgeConv blocks as :class:`PaddedParticleNet`'s (first block's neighbours in
     (eta, phi), later ones in feature space), the token layer on all blocks' outputs, and the
     latent MLP on the mean and max over valid nodes.
