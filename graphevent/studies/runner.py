@@ -93,9 +93,11 @@ def resumed_command(work: Path, job: Job) -> list[str]:
     return list(job.cmd)
 
 
-def run_one(job: Job, work: Path) -> float:
+def run_one(job: Job, work: Path, threads: int = 0) -> float:
     """Run ``job`` (:func:`resumed_command`), its output in ``WORK/logs``; write its stamp;
-    returns wall seconds.
+    returns wall seconds. ``threads`` > 0: the job's ``OMP_NUM_THREADS`` unless the
+    environment sets it (a job of ``parallel`` side by side gets its share of the cores, not
+    all of them each: 2 jobs x 2 threads on 2 cores would contend).
 
     Raises:
         RunError: the command failed (the message names the job and its log).
@@ -109,7 +111,7 @@ def run_one(job: Job, work: Path) -> float:
     with open(log, "a" if cmd != job.cmd else "w") as f:
         f.write(f"$ {shown(cmd)}\n")
         f.flush()
-        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=job_env(threads)).returncode
     wall = time.perf_counter() - t0
     if rc:
         raise RunError(f"{job.key}: command failed (exit {rc}); see {log}")
@@ -117,6 +119,15 @@ def run_one(job: Job, work: Path) -> float:
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps({"cmd": shown(job.cmd), "wall_s": wall}))
     return wall
+
+
+def job_env(threads: int = 0) -> dict[str, str]:
+    """The environment of a job: this one, unbuffered output, and ``OMP_NUM_THREADS=threads``
+    if ``threads`` > 0 and the environment does not set it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if threads > 0:
+        env.setdefault("OMP_NUM_THREADS", str(threads))
+    return env
 
 
 def run_jobs(jobs: Sequence[Job], work: Path, parallel: int = 1, force: bool = False,
@@ -129,6 +140,7 @@ def run_jobs(jobs: Sequence[Job], work: Path, parallel: int = 1, force: bool = F
         RunError: a command failed (after the running ones end), or jobs wait on each other.
     """
     keys = {j.key for j in jobs}
+    threads = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0  # each job's share of the cores
     done = {j.key for j in jobs if not force and is_done(work, j)}
     if done:
         echo(f"  {len(done)} of {len(jobs)} jobs already done, skipped")
@@ -140,7 +152,7 @@ def run_jobs(jobs: Sequence[Job], work: Path, parallel: int = 1, force: bool = F
                     break
                 if all(d in done or d in wall or d not in keys for d in job.deps):
                     waiting.remove(job)
-                    running[pool.submit(run_one, job, work)] = job
+                    running[pool.submit(run_one, job, work, threads)] = job
             if not running:
                 raise RunError(f"jobs wait on jobs that never ran: {', '.join(j.key for j in waiting)}")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -100,3 +100,19 @@ def test_both_study_scripts_take_them(script):
     assert r.returncode == 0, r.stderr
     for option in ("--gpus", "--parallel", "--workers", "--train-set", "--cache", "--workdir", "--results", "--note", "--dry-run"):
         assert f"{option} " in r.stdout
+
+
+def test_jobs_side_by_side_share_the_cores_unless_the_environment_says(tmp_path, monkeypatch):
+    import os
+
+    from graphevent.studies.runner import job_env
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    code = "import os, sys; open(sys.argv[1], 'w').write(os.environ.get('OMP_NUM_THREADS', 'unset'))"
+    jobs = [Job(f"j{i}", "finetune", [sys.executable, "-c", code, str(tmp_path / f"j{i}.out")], tmp_path / f"j{i}.out") for i in range(3)]
+    run_jobs(jobs[:2], tmp_path, parallel=2, echo=lambda s: None)
+    run_jobs(jobs[2:], tmp_path, parallel=1, echo=lambda s: None)
+    assert [(tmp_path / f"j{i}.out").read_text() for i in range(3)] == ["4", "4", "unset"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert job_env(4)["OMP_NUM_THREADS"] == "3" and job_env(0)["PYTHONUNBUFFERED"] == "1"
