@@ -40,8 +40,10 @@ Sizes (--size):
           labelled pool, 3,000 unlabelled jets, graphs capped at 48 nodes, 10 pretraining / 20
           fine-tuning epochs, at least 5 optimizer steps per fine-tuning epoch (an epoch of 12
           jets is otherwise one step, which measures the initialisation, not the model).
-  medium  17,000 labelled-pool jets (10,200 train, 5,100 test) + 20,000 unlabelled, 64 nodes;
-          for a GPU (hours with --parallel 6 on one H100-class GPU; not measured).
+  medium  17,000 labelled-pool jets (10,200 train, 5,100 test) + 20,000 unlabelled, 64 nodes,
+          the CPU size of issue 22: fine-tuning batch 64 (pretraining 256), at least 20 steps
+          per epoch; on 2 cores many hours (run it in parts: --fractions 0.05 first; finished
+          and interrupted steps resume), on one H100-class GPU --parallel 6 --batch-size 256.
   full    60,000 labelled-pool jets (48,000 train, 10,200 test) + 100,000 unlabelled, 96 nodes;
           for GPUs, e.g. --gpus 1 --parallel 6, in parts if need be (--part data, pretrain,
           finetune, report). Each part reuses what earlier parts wrote: a finished step (its
@@ -118,7 +120,7 @@ SIZES = {
     "cpu": dict(labelled=None, unlabelled=3000, split=(0.6, 0.1, 0.3), pre_split=(0.9, 0.1, 0.0), pre_epochs=10, epochs=20,
                 max_nodes=48, batch=64, fractions=FRACTIONS, seeds=3, min_steps=5),
     "medium": dict(labelled=17000, unlabelled=20000, split=(0.6, 0.1, 0.3), pre_split=(0.95, 0.05, 0.0), pre_epochs=10,
-                   epochs=10, max_nodes=64, batch=256, fractions=FRACTIONS, seeds=3, min_steps=20),
+                   epochs=10, max_nodes=64, batch=64, pre_batch=256, fractions=FRACTIONS, seeds=3, min_steps=20),
     "full": dict(labelled=60000, unlabelled=100000, split=(0.8, 0.03, 0.17), pre_split=(0.97, 0.03, 0.0), pre_epochs=8,
                  epochs=5, max_nodes=96, batch=256, fractions=FRACTIONS, seeds=3, min_steps=20),
 }
@@ -176,7 +178,7 @@ def build_plan(args, size: dict) -> Plan:
         small_seeds=args.small_seeds, labelled=pool(size["labelled"], args.labelled_seed, args.labelled_input, size["split"]),
         unlabelled=pool(size["unlabelled"], args.unlabelled_seed, args.unlabelled_input, size["pre_split"]),
         pretrain={k: (exp, sets + enc.get(exp, ())) for k, (exp, sets) in PRETRAIN.items()}, max_nodes=size["max_nodes"], epochs=size["epochs"],
-        pre_epochs=size["pre_epochs"], batch=size["batch"], min_steps=size["min_steps"], train_sets=tuple(args.train_set),
+        pre_epochs=size["pre_epochs"], batch=size["batch"], pre_batch=size.get("pre_batch", 0), min_steps=size["min_steps"], train_sets=tuple(args.train_set),
         gpus=args.gpus, workers=args.workers)
 
 
@@ -235,7 +237,7 @@ def write_report(args, size: dict, plan: Plan, t0: float) -> None:
         f"{unl['splits']['train']:,} of them for pretraining ({unl['splits']['val']:,} for its validation loss); "
         "its labels are never read. "
         f"Graphs capped at {size['max_nodes']} nodes; pretraining epochs: {size['pre_epochs']}, fine-tuning epochs: {size['epochs']}, "
-        f"batch {size['batch']}"
+        f"batch {size['batch']}" + (f" (pretraining {size['pre_batch']})" if size.get("pre_batch") else "")
         + (f", at least {size['min_steps']} optimizer steps per fine-tuning epoch (`train.min_steps_per_epoch`: a small "
            "labelled subset is passed over several times per epoch, each pass shuffled)" if size["min_steps"] else "")
         + "; the checkpoint with the best validation AUC (full labelled val split) is evaluated. "

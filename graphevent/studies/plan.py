@@ -108,7 +108,7 @@ class Plan:
             ``(key, table heading, decimals)``, the first the headline.
         max_nodes: graph node cap of the preprocessed pools.
         epochs, pre_epochs: fine-tuning and pretraining epochs.
-        batch: batch size (0: the experiment's).
+        batch: batch size (0: the experiment's); ``pre_batch``: that of pretraining (0: ``batch``).
         min_steps: least optimizer steps per fine-tuning epoch (0: no minimum).
         train_sets: ``--set`` overrides of every training run.
         gpus: GPUs per training run.
@@ -132,6 +132,7 @@ class Plan:
     epochs: int = 20
     pre_epochs: int = 10
     batch: int = 0
+    pre_batch: int = 0
     min_steps: int = 0
     train_sets: tuple[str, ...] = ()
     gpus: int = 0
@@ -210,7 +211,11 @@ def _sets(sets) -> list[str]:
 def jobs(plan: Plan, work: Path, cache: Path) -> list[Job]:
     """Every command of ``plan`` in run order (the longest fine-tuning runs first)."""
     ge, out = graphevent_cli(), []
-    train = ["--no-progress", "--gpus", str(plan.gpus), *(["--batch-size", str(plan.batch)] if plan.batch else []), *_sets(plan.train_sets)]
+
+    def train(batch: int) -> list[str]:
+        """The options every training run shares (``batch`` 0: the experiment's)."""
+        return ["--no-progress", "--gpus", str(plan.gpus), *(["--batch-size", str(batch)] if batch else []), *_sets(plan.train_sets)]
+
     for name, pool in (("labelled", plan.labelled), ("unlabelled", plan.unlabelled)):
         if pool is None or pool.dataset:
             continue
@@ -233,14 +238,14 @@ def jobs(plan: Plan, work: Path, cache: Path) -> list[Job]:
         run = work / "pretrain" / key
         out.append(Job(f"pretrain {key}", "pretrain", ge + [
             "train", "-c", experiment(exp), "--data", str(unlabelled), "--out", str(run), "--overwrite", "--epochs", str(plan.pre_epochs),
-            *train, *_sets(sets)], run, deps=[data_jobs[unlabelled]] if unlabelled in data_jobs else []))
+            *train(plan.pre_batch or plan.batch), *_sets(sets)], run, deps=[data_jobs[unlabelled]] if unlabelled in data_jobs else []))
     for frac in sorted(plan.fractions, reverse=True):
         for seed in plan.seed_list(frac):
             for c in plan.configs:
                 run = run_dir(work, c, frac, seed)
                 init = [str(work / "pretrain" / k) if k in plan.pretrain else k for k in c.init]
                 cmd = ge + ["train", "-c", experiment(c.experiment), "--data", str(labelled), "--out", str(run), "--overwrite",
-                            "--epochs", str(plan.epochs), "--label-fraction", f"{frac:g}", "--label-seed", str(seed), *train,
+                            "--epochs", str(plan.epochs), "--label-fraction", f"{frac:g}", "--label-seed", str(seed), *train(plan.batch),
                             *_sets([f"seed={seed}"] * plan.vary_init + [f"train.min_steps_per_epoch={plan.min_steps}"] * bool(plan.min_steps)),
                             *_sets(c.sets), *[x for i in init for x in ("--init-from", i)]]
                 deps = [f"pretrain {k}" for k in c.init if k in plan.pretrain] + ([data_jobs[labelled]] if labelled in data_jobs else [])

@@ -80,3 +80,10 @@ def test_whole_event_pools_simulate_events_and_preprocess_with_their_data_config
     assert opt(pre.cmd, "-c") == [str(CONFIGS / "data/whole_event_hdf5.yaml")] and pre.cmd[pre.cmd.index("preprocess") + 1] == str(sim.out)
     qg = jobs(plan(), tmp_path, tmp_path / "c")
     assert "--no-particles" in qg[0].cmd and opt(next(j for j in qg if j.key == "preprocess labelled").cmd, "-c") == [str(CONFIGS / "data/ml4sci_qg_hdf5.yaml")]
+
+
+def test_pretraining_can_take_its_own_batch_size(tmp_path):
+    js = jobs(plan(batch=64, pre_batch=256), tmp_path, tmp_path / "c")
+    assert {tuple(opt(j.cmd, "--batch-size")) for j in js if j.stage == "pretrain"} == {("256",)}
+    assert {tuple(opt(j.cmd, "--batch-size")) for j in js if j.stage == "finetune"} == {("64",)}
+    assert {tuple(opt(j.cmd, "--batch-size")) for j in jobs(plan(batch=32), tmp_path, tmp_path) if j.stage in ("pretrain", "finetune")} == {("32",)}
