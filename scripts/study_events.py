@@ -32,7 +32,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from graphevent.errors import GraphEventError
@@ -73,7 +72,7 @@ def build_plan(args, size: dict) -> Plan:
         train_sets=("train.num_workers=0",) * (not args.gpus) + tuple(args.train_set))
 
 
-def write_report(args, size: dict, plan: Plan, t0: float) -> list[str]:
+def write_report(args, size: dict, plan: Plan) -> list[str]:
     """The docs section (also ``WORK/events.md``) and its numbers (``WORK/events.json``)."""
     summary = report.summarise(report.collect(plan, args.workdir, scores=False), plan)
     man = {p: json.loads((args.workdir / f"data_{p}" / "manifest.json").read_text()) for p in ("labelled", "unlabelled")}
@@ -94,7 +93,7 @@ def write_report(args, size: dict, plan: Plan, t0: float) -> list[str]:
         "initialisation and shuffling (`--set seed=s`); all runs of a seed are scored by one `graphevent eval` on the same "
         f"{lab['test']:,} test events.",
         f"Device: {report.device_name(args.gpus)}. Step times summed: {step_s / 60:.1f} min (up to {args.parallel} steps at "
-        f"once); this invocation {(time.perf_counter() - t0) / 60:.1f} min.", *([args.note] if args.note else []),
+        "once).", *([args.note] if args.note else []),
         f"Versions: {report.versions()}.", "",
         "Macro AUC: the mean over the three classes of each class's one-vs-rest AUC. 1/eps_B diphoton: prompt diphotons "
         "rejected at 50% H -> gamma gamma efficiency, scoring p(hgg) / (p(hgg) + p(diphoton)) on those two classes' "
@@ -130,12 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.dry_run:
         print("\n".join(f"[{j.stage}] {shown(j.cmd)}" for j in planned if j.stage in parts))
         return
-    t0 = time.perf_counter()
     args.cache.mkdir(parents=True, exist_ok=True)
     try:
         run_plan(planned, args.workdir, args.parallel, [p for p in parts if p != "report"], force=False)
         if "report" in parts:
-            print("\n".join(write_report(args, size, plan, t0)))
+            print("\n".join(write_report(args, size, plan)))
     except GraphEventError as e:
         sys.exit(str(e))
 
