@@ -2,10 +2,12 @@
 
 No torch and no graphevent: the exported file holds the run's preprocessing (thresholds,
 scales, HCAL collapse, positions, node cap, kNN) and says in its metadata what it takes and
-what it returns. Needs numpy, h5py and onnxruntime.
+what it returns. Needs numpy and onnxruntime, and h5py to read an HDF5 file (a ``.npy`` array
+of images needs nothing more).
 
     graphevent export runs/pn --format onnx --out pn.onnx
     python onnx_image_consumer.py pn.onnx jets.h5 --out scores.csv
+    python onnx_image_consumer.py pn.onnx images.npy --out scores.csv
 
 Writes one row per event of the file (``index`` and one column per output value, named as
 ``graphevent predict`` names them: ``score_<class>``, ``pred_<task>``); NaN where an event has
@@ -20,7 +22,6 @@ import argparse
 import json
 import sys
 
-import h5py
 import numpy as np
 import onnxruntime as ort
 
@@ -86,23 +87,32 @@ def score_images(session: ort.InferenceSession, meta: dict, images: np.ndarray, 
 
 def score_file(session: ort.InferenceSession, meta: dict, path: str, key: str | None = None,
                batch: int = 64, block: int = 1024) -> dict[str, np.ndarray]:
-    """Every event of an HDF5 image file through the model, read ``block`` events at a time."""
+    """Every event of an image file through the model, read ``block`` events at a time: an
+    HDF5 file (its dataset ``key``, by default the one the run was trained on) or a ``.npy``
+    array of images."""
     layout = meta["layout"]["images"]
+    if path.endswith(".npy"):
+        return score_array(session, meta, np.load(path, mmap_mode="r", allow_pickle=False), path, batch, block)
+    import h5py
+
     key = key or layout["file_key"]
-    parts: list[dict[str, np.ndarray]] = []
     with h5py.File(path, "r") as f:
-        images = f[key]
-        if list(images.shape[1:]) != layout["shape"][1:]:
-            sys.exit(f"{path}: {key!r} has shape {images.shape}; the model takes {layout['shape']} ({layout['layout']})")
-        for start in range(0, images.shape[0], block):
-            parts.append(score_images(session, meta, images[start:start + block], batch))
+        return score_array(session, meta, f[key], f"{path}: {key!r}", batch, block)
+
+
+def score_array(session: ort.InferenceSession, meta: dict, images, name: str, batch: int, block: int) -> dict[str, np.ndarray]:
+    """:func:`score_images` over an array-like of images (``block`` events read at a time)."""
+    layout = meta["layout"]["images"]
+    if list(images.shape[1:]) != layout["shape"][1:]:
+        sys.exit(f"{name} has shape {images.shape}; the model takes {layout['shape']} ({layout['layout']})")
+    parts = [score_images(session, meta, np.asarray(images[start:start + block]), batch) for start in range(0, images.shape[0], block)]
     return {c: np.concatenate([p[c] for p in parts]) for c in parts[0]} if parts else {}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="ONNX file written by `graphevent export`")
-    parser.add_argument("images", help="HDF5 file of images (N, H, W, C)")
+    parser.add_argument("images", help="HDF5 file of images (N, H, W, C), or a .npy array of them")
     parser.add_argument("--key", help="the image dataset (default: the one the run was trained on)")
     parser.add_argument("--batch", type=int, default=64, help="events per call")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")

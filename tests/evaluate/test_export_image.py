@@ -167,6 +167,15 @@ def test_consumer_example_scores_like_predict_without_torch_or_graphevent(image_
     assert got["index"].tolist() == kept
     for k in ("score_quark", "score_gluon", "pred_m0"):
         np.testing.assert_allclose(got[k], cols[k][kept], rtol=1e-5, atol=1e-5, equal_nan=True)
+    # the images as a .npy array: numpy and onnxruntime alone, not even h5py
+    np.save(tmp_path / "clean.npy", np.delete(images, 12, axis=0))
+    wrapper = wrapper.replace(str(tmp_path / "nan.h5"), str(tmp_path / "clean.npy")).replace("('torch', 'graphevent')", "('torch', 'graphevent', 'h5py')")
+    done = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines() == [f"39 events scored -> {out}", "[]"]
+    with open(out) as f:
+        again = list(csv.DictReader(f))
+    assert [r["index"] for r in again] == [str(i) for i in range(39)] and [r["pred_m0"] for r in again] == [r["pred_m0"] for r in rows]
 
 
 def test_point_runs_export_points_by_default_and_refuse_image(tmp_path):
