@@ -65,12 +65,7 @@ def qg_cmd(
 
 def summary_table(summary: dict[str, Any]):
     """A two-column rich table of what :func:`generate_qg` returned."""
-    from rich.table import Table
-
-    table = Table(title="graphevent simulate qg", show_header=False)
-    table.add_column("", style="bold")
-    table.add_column("")
-    rows = [
+    return two_columns("graphevent simulate qg", [
         ("images", f"{summary['out']} ({summary['format']}, {summary['bytes'] / 1e6:.2f} MB)"),
         ("particles", summary["particles"] or "-"),
         ("jets", f"{summary['n_events']} ({summary['n_quark']} quark y=0, {summary['n_gluon']} gluon y=1)"),
@@ -78,7 +73,16 @@ def summary_table(summary: dict[str, Any]):
         ("Pythia events", f"{summary['events_tried']} ({summary['events_vetoed']} dropped by the parton-level veto; acceptance {summary['acceptance']:.1%})"),
         ("time", f"{summary['wall_s']:.1f} s: {summary['jets_per_s']:.1f} jets/s; {summary['jets_per_s_per_core']:.1f} jets per CPU-second per worker"),
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
-    ]
+    ])
+
+
+def two_columns(title: str, rows: list[tuple[str, Any]]):
+    """A rich table of ``(key, value)`` rows under ``title``, keys in bold, no header."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
     for key, value in rows:
         table.add_row(key, str(value))
     return table
@@ -113,23 +117,15 @@ def events_cmd(
 
 def events_summary_table(summary: dict[str, Any]):
     """A two-column rich table of what :func:`~graphevent.simulate.events.generate_events` returned."""
-    from rich.table import Table
-
-    table = Table(title="graphevent simulate events", show_header=False)
-    table.add_column("", style="bold")
-    table.add_column("")
     classes = ", ".join(f"{summary['counts'][name]} {name} y={label}" for name, label in summary["labels"].items())
-    rows = [
+    return two_columns("graphevent simulate events", [
         ("images", f"{summary['out']} ({summary['format']}, {summary['bytes'] / 1e6:.2f} MB)"),
         ("events", f"{summary['n_events']} ({classes})"),
         ("seed / workers", f"{summary['seed']} / {summary['workers']}"),
         ("hard processes", f"{summary['events_tried']} generated (acceptance {summary['acceptance']:.1%})"),
         ("time", f"{summary['wall_s']:.1f} s: {summary['events_per_s']:.1f} events/s; {summary['events_per_s_per_core']:.1f} events per CPU-second per worker"),
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
-    ]
-    for key, value in rows:
-        table.add_row(key, str(value))
-    return table
+    ])
 
 
 simulate_app.command("qg")(qg_cmd)

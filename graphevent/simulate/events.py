@@ -46,7 +46,7 @@ import numpy as np
 from graphevent.errors import ConfigError
 from graphevent.simulate.barrel import BarrelGrid, render_event_images
 from graphevent.simulate.detector import CHANNELS, DetectorConfig, ParticleBatch
-from graphevent.simulate.pythia import pp_settings, pythia_seed
+from graphevent.simulate.pythia import configured_pythia, pp_settings, pythia_seed
 from graphevent.simulate.qg import check_args, plan_blocks, progress_object, require_sim, run_parallel
 from graphevent.utils.outfile import OutputFile
 
@@ -199,14 +199,9 @@ class EventGenerator:
     """
 
     def __init__(self, kind: str, settings: EventSettings, ht_eta_max: float, init_seed: int = 1) -> None:
-        import pythia8mc
-
         self.kind = kind
         self.ht_eta_max = ht_eta_max
-        self.pythia = pythia8mc.Pythia("", False)
-        for line in pythia_settings(kind, settings, init_seed):
-            if not self.pythia.readString(line):
-                raise RuntimeError(f"Pythia rejected the setting {line!r}")
+        self.pythia = configured_pythia(pythia_settings(kind, settings, init_seed))
         self._veto = hard_process_veto(settings)
         self.pythia.setUserHooksPtr(self._veto)
         if not self.pythia.init():

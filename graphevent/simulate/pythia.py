@@ -132,6 +132,21 @@ def pythia_settings(kind: str, settings: QGSettings, init_seed: int) -> list[str
     return pp_settings(settings.ecm, process, init_seed)
 
 
+def configured_pythia(lines: list[str]):
+    """A ``pythia8mc.Pythia`` (quiet at construction) that has read ``lines``, not yet initialised.
+
+    Raises:
+        RuntimeError: Pythia rejected a line (names it).
+    """
+    import pythia8mc
+
+    pythia = pythia8mc.Pythia("", False)
+    for line in lines:
+        if not pythia.readString(line):
+            raise RuntimeError(f"Pythia rejected the setting {line!r}")
+    return pythia
+
+
 def block_seed(seed: int, kind: str, block: int) -> int:
     """Pythia seed (1..900,000,000) of one block, a hash of (seed, class, block)."""
     return pythia_seed(seed, CLASSES.index(kind), block, 0)
@@ -276,10 +291,7 @@ class JetGenerator:
 
         self.kind = kind
         self.settings = settings
-        self.pythia = pythia8mc.Pythia("", False)
-        for line in pythia_settings(kind, settings, init_seed):
-            if not self.pythia.readString(line):
-                raise RuntimeError(f"Pythia rejected the setting {line!r}")
+        self.pythia = configured_pythia(pythia_settings(kind, settings, init_seed))
         self._veto = None
         if settings.veto_scale > 0 and veto != "off":
             self._veto = parton_jet_veto(settings, record_only=veto == "check")
