@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphevent.errors import ConfigError
-from graphevent.simulate.detector import DetectorConfig, ParticleBatch, bend_phi, particle_deposits, smear
+from graphevent.simulate.detector import DetectorConfig, ParticleBatch, bend_phi, hcal_towers, particle_deposits, smear
 
 
 @dataclass(frozen=True)
@@ -119,10 +119,6 @@ def render_event_images(
     sel = dep.in_calo & reach_hcal & (dep.e_hcal > 0)
     e = smear(dep.e_hcal[sel], cfg.hcal_stochastic, cfg.hcal_constant, rng)
     fine = accumulate(row[sel], column(phi_hcal)[sel], ev[sel], e)
-    t = cfg.hcal_tower
-    towers = fine.reshape(n, h // t, t, w // t, t).sum(axis=(2, 4))
-    towers += cfg.hcal_noise * rng.standard_normal(towers.shape)
-    towers[towers < cfg.hcal_threshold] = 0.0
-    hcal = np.repeat(np.repeat(towers / (t * t), t, axis=1), t, axis=2)
+    hcal = hcal_towers(fine, cfg, rng)
 
     return np.stack([tracks, ecal, hcal], axis=-1).astype(np.float32)

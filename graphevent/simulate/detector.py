@@ -325,10 +325,18 @@ def render_images(
     sel = in_calo & reach_hcal & (e_hcal > 0)
     e = smear(e_hcal[sel], cfg.hcal_stochastic, cfg.hcal_constant, rng)
     fine = accumulate(i_h[sel], j_h[sel], ev[sel], e)
-    t = cfg.hcal_tower
-    towers = fine.reshape(n, size // t, t, size // t, t).sum(axis=(2, 4))
-    towers += cfg.hcal_noise * rng.standard_normal(towers.shape)
-    towers[towers < cfg.hcal_threshold] = 0.0
-    hcal = np.repeat(np.repeat(towers / (t * t), t, axis=1), t, axis=2)
+    hcal = hcal_towers(fine, cfg, rng)
 
     return np.stack([tracks, ecal, hcal], axis=-1).astype(np.float32)
+
+
+def hcal_towers(fine: np.ndarray, cfg: DetectorConfig, rng: np.random.Generator) -> np.ndarray:
+    """HCAL images ``(N, H, W)`` from the energies of ``fine`` ``(N, H, W)`` cells: summed in towers
+    of ``cfg.hcal_tower`` x ``hcal_tower`` cells, Gaussian noise and zero suppression per tower,
+    each tower's energy spread evenly over its cells."""
+    n, h, w = fine.shape
+    t = cfg.hcal_tower
+    towers = fine.reshape(n, h // t, t, w // t, t).sum(axis=(2, 4))
+    towers += cfg.hcal_noise * rng.standard_normal(towers.shape)
+    towers[towers < cfg.hcal_threshold] = 0.0
+    return np.repeat(np.repeat(towers / (t * t), t, axis=1), t, axis=2)
