@@ -73,6 +73,11 @@ def stamp_path(work: Path, job: Job) -> Path:
     return work / "stamps" / f"{_name(job)}.json"
 
 
+def started_path(work: Path, job: Job) -> Path:
+    """Where :func:`run_one` records the command it started (for :func:`resumed_command`)."""
+    return work / "stamps" / f"{_name(job)}.started"
+
+
 def is_done(work: Path, job: Job) -> bool:
     """Whether ``job`` finished: its output exists and (unless cached) its stamp holds the same command."""
     if not job.out.exists():
@@ -86,7 +91,7 @@ def is_done(work: Path, job: Job) -> bool:
 def resumed_command(work: Path, job: Job) -> list[str]:
     """``job``'s command, with ``--resume`` for ``--overwrite`` if that same command was started
     before, wrote ``checkpoints/last.pt`` in its output and did not finish."""
-    started = work / "stamps" / f"{_name(job)}.started"
+    started = started_path(work, job)
     last = job.out / "checkpoints" / "last.pt"
     if "--overwrite" in job.cmd and last.is_file() and started.is_file() and started.read_text() == shown(job.cmd):
         return ["--resume" if c == "--overwrite" else c for c in job.cmd]
@@ -104,7 +109,7 @@ def run_one(job: Job, work: Path, threads: int = 0) -> float:
     """
     log = work / "logs" / f"{_name(job)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd, started = resumed_command(work, job), work / "stamps" / f"{_name(job)}.started"
+    cmd, started = resumed_command(work, job), started_path(work, job)
     started.parent.mkdir(parents=True, exist_ok=True)
     started.write_text(shown(job.cmd))
     t0 = time.perf_counter()
