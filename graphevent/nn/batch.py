@@ -69,3 +69,28 @@ def graph_rebuild_notice(k: int, data_k: int) -> bool:
         k, data_k, k,
     )
     return True
+
+
+def padded_nodes(data) -> tuple[Tensor, Tensor, Tensor]:
+    """A PyG batch as padded events: ``(features (B, M, F), positions (B, M, 2), mask (B, M))``,
+    ``M`` its largest event, nodes in their order, padding zeros: the input of the models'
+    padded forms (``forward_padded``), which train and export with the same code."""
+    from torch_geometric.utils import to_dense_batch
+
+    b, num_events = batch_vector(data)
+    features, mask = to_dense_batch(data.x, b, batch_size=num_events)
+    positions, _ = to_dense_batch(data.pos, b, batch_size=num_events)
+    return features, positions, mask
+
+
+def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
+    """Mean over each event's valid nodes (0 for an event without any), in float32 at least
+    (bf16 or fp16 ``h``: the sum in float32, as ``global_mean_pool`` of a float32 copy).
+
+    Shapes:
+        h: (B, N, C), mask: (B, N) -> (B, C)
+    """
+    if h.dtype == torch.bfloat16 or h.dtype == torch.float16:
+        h = h.float()
+    w = mask.to(h.dtype)[..., None]
+    return (h * w).sum(1) / w.sum(1).clamp(min=1.0)

@@ -18,11 +18,13 @@ probabilities, ``pred_<task>`` ``(B,)`` in physical units.
 
 kNN is computed inside the module (:func:`graphevent.nn.layers.dense_knn.dense_knn`:
 dense masked pairwise distances and a sort/top-k over a fixed k), so no compiled
-extension and no data-dependent shape enters the exported graph. Models register their
-padded form with :func:`register_padded`; ask :func:`exportable_models` which can export (a model
-without one says why in its own class, ``not_exportable``). ``multitask`` exports when each of its
-encoders has a padded form (:func:`register_padded_encoder`; an encoder without one says why in its
-own class, ``not_exportable``).
+extension and no data-dependent shape enters the exported graph. A model or encoder whose
+one forward path runs on padded events (``forward_padded(features, positions, mask) ->
+(tokens, pooled)``: ParticleNet, ResNet-15, ``edgeconv``; training pads its batch and runs the
+same code) exports as it is; a composition registers its form (:func:`register_padded`:
+``multitask``; :func:`register_padded_encoder`: ``masked_gt``, whose training path is still the
+flat-graph one). Ask :func:`exportable_models` which can export (a model without a form says why
+in its own class, ``not_exportable``); ``multitask`` exports when each of its encoders does.
 
 :func:`image_module` puts the run's preprocessing in front
 (:class:`~graphevent.nn.layers.image_nodes.ImageNodes`): input the raw image batch
@@ -37,21 +39,21 @@ from collections.abc import Callable
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphevent.errors import ConfigError
-from graphevent.nn.layers.dense_knn import DenseEdgeConv, dense_knn, gather_nodes
+from graphevent.nn.batch import masked_mean
+from graphevent.nn.layers.dense_knn import dense_knn, gather_nodes, lattice
 from graphevent.nn.layers.dense_transformer import DenseGraphTransformerLayer, dense_edge_geometry
 from graphevent.nn.layers.pair_bias import pair_features
 from graphevent.nn.layers.periodic import dense_event_frame
-from graphevent.nn.layers.pixels import dense_images
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
 _PADDED_ENCODERS: dict[str, Callable[[nn.Module], nn.Module]] = {}
 
 def register_padded(name: str):
-    """Class decorator: ``cls(model)`` is the padded form of registered model ``name``."""
+    """Class decorator: ``cls(model)`` is the padded form of registered model ``name``, for a
+    model that composes others (``multitask``); a model with its own ``forward_padded`` needs none."""
 
     def wrap(cls):
         _PADDED[name] = cls
@@ -63,9 +65,10 @@ def register_padded(name: str):
 def register_padded_encoder(name: str):
     """Class decorator: ``cls(backbone)`` is the padded form of registered encoder ``name``
     (``backbone``: ``multitask``'s ``backbones[name]``, the encoder module at ``.encoder``, its
-    settings at ``.config`` and the dataset at ``.info``). It takes ``(features, positions,
-    mask)`` and returns node tokens ``(B, N, D)`` and the pooled embedding ``(B, D)``, and
-    has ``k`` and ``onnx`` attributes as the padded models."""
+    settings at ``.config`` and the dataset at ``.info``), for an encoder without its own
+    ``forward_padded``. It takes ``(features, positions, mask)`` and returns node tokens
+    ``(B, N, D)`` and the pooled embedding ``(B, D)``, and has ``k`` and ``onnx`` attributes
+    as the padded models."""
 
     def wrap(cls):
         _PADDED_ENCODERS[name] = cls
@@ -74,12 +77,34 @@ def register_padded_encoder(name: str):
     return wrap
 
 
+def _model_form(name: str) -> Optional[Callable[[nn.Module], nn.Module]]:
+    """The padded form of registered model ``name``: its own path (:class:`PaddedModel`), a
+    registered composition, or ``None``."""
+    from graphevent.nn.registry import list_models
+
+    cls = list_models().get(name)
+    return PaddedModel if cls is not None and hasattr(cls, "forward_padded") else _PADDED.get(name)
+
+
+def _encoder_form(name: str) -> Optional[Callable[[nn.Module], nn.Module]]:
+    """The padded form of registered encoder ``name`` (:class:`PaddedEncoder` on its own path,
+    a registered one, or ``None``)."""
+    from graphevent.nn.registry import list_encoders
+
+    cls = list_encoders().get(name)
+    return PaddedEncoder if cls is not None and hasattr(cls, "forward_padded") else _PADDED_ENCODERS.get(name)
+
+
 def exportable_models() -> list[str]:
-    return sorted(_PADDED)
+    from graphevent.nn.registry import list_models
+
+    return sorted(n for n in list_models() if _model_form(n) is not None)
 
 
 def exportable_encoders() -> list[str]:
-    return sorted(_PADDED_ENCODERS)
+    from graphevent.nn.registry import list_encoders
+
+    return sorted(n for n in list_encoders() if _encoder_form(n) is not None)
 
 
 def set_onnx(module: nn.Module, onnx: bool) -> None:
@@ -96,21 +121,15 @@ def padded_module(model: nn.Module) -> nn.Module:
         ConfigError: the model has no padded form (names the ones that have and why not).
     """
     name = getattr(model, "name", type(model).__name__)
-    if name not in _PADDED:
-        why = getattr(model, "not_exportable", "") or "no padded form registered"
+    form = _model_form(name)
+    if form is None:
+        why = getattr(model, "not_exportable", "") or "no padded form"
         raise ConfigError(f"model {name!r} cannot be exported ({why}); exportable models: {', '.join(exportable_models())}")
-    return _PADDED[name](model).eval()
-
-
-def lattice(info) -> tuple[float, float] | None:
-    """The dataset's pixel size, as the graph models' (eta, phi) kNN uses it (``None`` for
-    point datasets): the exported kNN puts positions back on the pixel lattice as they do,
-    so it picks the neighbours (equidistant ones included) of the dataset's stored graph."""
-    return None if info.pixel_size is None else (float(info.pixel_size[0]), float(info.pixel_size[1]))
+    return form(model).eval()
 
 
 def share_geometry(padded: nn.Module, backbone: nn.Module) -> nn.Module:
-    """Give a padded encoder its backbone's geometry: ``k``, ``pixel_size`` (:func:`lattice`),
+    """Give a padded encoder its backbone's geometry: ``k``, ``pixel_size`` (:func:`~graphevent.nn.layers.dense_knn.lattice`),
     ``periods`` and ``pos_scale``, with ``onnx`` off; returns the encoder whose modules it shares."""
     enc = backbone.encoder
     padded.k = int(backbone.config.k)
@@ -154,12 +173,10 @@ def task_outputs(model: nn.Module) -> tuple[nn.ModuleList, list[str]]:
     return nn.ModuleList(outs), names
 
 
-@register_padded("particlenet")
-class PaddedParticleNet(nn.Module):
-    """:class:`~graphevent.nn.models.particlenet.ParticleNet` on padded events (weights shared).
-
-    The first EdgeConv block's neighbours are the k nearest in (eta, phi) (equidistant ones
-    in node order, as the flat model), later blocks' in the previous block's features.
+class PaddedModel(nn.Module):
+    """A model through its own forward path on padded events (``forward_padded(features,
+    positions, mask) -> (tokens, pooled)``, the code that trains: ParticleNet, ResNet-15),
+    then its task heads and their output transforms.
 
     Shapes:
         features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> [(B, C) | (B,)] per task
@@ -167,75 +184,14 @@ class PaddedParticleNet(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.k = int(model.config.k)
-        self.onnx = False  # set while exporting to ONNX (see dense_knn)
-        self.pixel_size = lattice(model.info)
-        self.periods = model.info.periods  # (eta, phi) periods, 0 where an axis does not wrap; None: none wraps
-        self.pos_scale = float(model.config.pos_scale)
-        self.norm = model.norm
-        self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in model.blocks])
+        self.model = model
+        self.k = int(getattr(model, "k", 0))  # ResNet-15: no kNN
+        self.onnx = False
         self.outputs, self.output_names = task_outputs(model)
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
-        features = features.masked_fill(~mask[..., None], 0.0)  # any values at padding (NaN too) are ignored
-        positions = positions.masked_fill(~mask[..., None], 0.0)
-        h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
-        first = True
-        for block in self.blocks:
-            if not first:
-                idx, valid = dense_knn(h, mask, self.k, False, self.onnx)
-            h = block(h, idx, valid)
-            first = False
-        w = mask.to(h.dtype)[..., None]
-        pooled = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+        pooled = self.model.forward_padded(features, positions, mask)[1]
         return [out(pooled) for out in self.outputs]
-
-
-@register_padded("resnet15")
-class PaddedResNet15(nn.Module):
-    """:class:`~graphevent.nn.models.resnet15.ResNet15` on padded events (modules shared): the
-    image rebuilt inside the graph by the model's own scatter
-    (:func:`~graphevent.nn.layers.pixels.dense_images`, the valid nodes of the ``B * N``
-    slots; padding adds zeros), then the convolutions, the global max pool and the heads.
-    No kNN (``k = 0``).
-
-    Shapes:
-        features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> [(B, C) | (B,)] per task
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        if model.pixel_size is None or model.image_size is None:
-            raise ConfigError("model 'resnet15' cannot be exported without an image geometry: "
-                              "set model.pixel_size and model.image_size")
-        self.k = 0
-        self.pixel_size = (float(model.pixel_size[0]), float(model.pixel_size[1]))
-        self.image_size = (int(model.image_size[0]), int(model.image_size[1]))
-        self.register_buffer("inv_std", model.inv_std, persistent=False)
-        self.wrap_cols = bool(model.wrap_cols)
-        self.pad0, self.conv0, self.blocks = model.pad0, model.conv0, model.blocks
-        self.outputs, self.output_names = task_outputs(model)
-
-    def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
-        b, n, f = features.shape
-        x = (features * self.inv_std).masked_fill(~mask[..., None], 0.0).reshape(b * n, f)
-        pos = positions.masked_fill(~mask[..., None], 0.0).reshape(b * n, 2)
-        event = torch.arange(b, device=features.device)[:, None].expand(b, n).reshape(b * n)
-        image = dense_images(x, pos, event, b, self.pixel_size, self.image_size, self.wrap_cols)
-        h = self.blocks(F.max_pool2d(F.relu(self.conv0(self.pad0(image))), 2))
-        pooled = h.amax(dim=(2, 3))
-        return [out(pooled) for out in self.outputs]
-
-
-def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
-    """Mean over each event's valid nodes (0 for an event without any).
-
-    Shapes:
-        h: (B, N, C), mask: (B, N) -> (B, C)
-    """
-    w = mask.to(h.dtype)[..., None]
-    return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
 
 
 class DensePairBiases(nn.Module):
@@ -305,12 +261,9 @@ class PaddedMaskedGT(nn.Module):
         return tokens, masked_mean(tokens, mask)
 
 
-@register_padded_encoder("edgeconv")
-class PaddedEdgeConvEncoder(nn.Module):
-    """:class:`~graphevent.nn.encoders.edgeconv.EdgeConvEncoder` on padded events (modules
-    shared): the EdgeConv blocks as :class:`PaddedParticleNet`'s (first block's neighbours in
-    (eta, phi), later ones in feature space), the token layer on all blocks' outputs, and the
-    latent MLP on the mean and max over valid nodes.
+class PaddedEncoder(nn.Module):
+    """An encoder through its own forward path on padded events (``forward_padded``, the code
+    that trains: ``edgeconv``).
 
     Shapes:
         features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> tokens (B, N, dim), pooled (B, dim)
@@ -318,25 +271,12 @@ class PaddedEdgeConvEncoder(nn.Module):
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
-        enc = share_geometry(self, backbone)
-        self.norm = enc.norm
-        self.blocks = nn.ModuleList([DenseEdgeConv(b) for b in enc.blocks])
-        self.token, self.latent = enc.token, enc.latent
+        self.encoder = backbone.encoder
+        self.k = int(getattr(backbone.config, "k", 0))  # 0: no kNN
+        self.onnx = False
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
-        outs: list[Tensor] = []
-        first = True
-        for block in self.blocks:
-            if not first:
-                idx, valid = dense_knn(h, mask, self.k, False, self.onnx)
-            h = block(h, idx, valid)
-            outs.append(h)
-            first = False
-        tokens = self.token(torch.cat(outs, dim=-1))
-        top = tokens.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
-        return tokens, self.latent(torch.cat([masked_mean(tokens, mask), top], dim=-1))
+        return self.encoder.forward_padded(features, positions, mask)
 
 
 class ProjectedEncoder(nn.Module):
@@ -394,12 +334,13 @@ class PaddedMultiTask(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
+        forms = {name: _encoder_form(name) for name in model.backbones}
         for name, backbone in model.backbones.items():
-            if name not in _PADDED_ENCODERS:
-                why = backbone.encoder.not_exportable or "no padded form registered"
+            if forms[name] is None:
+                why = backbone.encoder.not_exportable or "no padded form"
                 raise ConfigError(f"model 'multitask' cannot be exported with encoder {name!r} ({why}); "
                                   f"exportable encoders: {', '.join(exportable_encoders())}")
-        encoders = [_PADDED_ENCODERS[n](bb) for n, bb in model.backbones.items()]
+        encoders = [forms[n](bb) for n, bb in model.backbones.items()]
         self.k = max(int(e.k) for e in encoders)  # the largest neighbourhood (the export check's sizes)
         self.onnx = False
         self.encoders = nn.ModuleList([ProjectedEncoder(e, model.token_proj[n]) for n, e in zip(model.backbones, encoders)])

@@ -31,7 +31,10 @@ _ENCODERS: dict[str, type] = {}
 #: (token size D, set by ``__init__``) and ``not_exportable`` (why it has no padded form for
 #: export; empty when it has one).
 #: ``forward(batch)`` returns ``(node tokens (N, D), pooled (B, D))``, token ``i`` belonging to
-#: node ``i`` of the batch.
+#: node ``i`` of the batch. Optional: ``forward_padded(features (B, M, F), positions (B, M, 2),
+#: mask (B, M)) -> (tokens (B, M, D), pooled (B, D))`` compiling with TorchScript, the encoder's
+#: one path (``forward`` pads the batch, :func:`graphevent.nn.batch.padded_nodes`, runs it and
+#: keeps the valid tokens; mark ``forward`` ``@torch.jit.unused``): such an encoder exports.
 ENCODER_CONTRACT = {
     "__init__": ("info", "config"),
     "forward": ("batch",),

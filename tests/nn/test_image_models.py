@@ -13,6 +13,7 @@ from test_training import _fit
 from graphevent.data.info import DatasetInfo
 from graphevent.data.transforms.image_to_points import ImageToPoints
 from graphevent.nn import build_model
+from graphevent.nn.batch import padded_nodes
 from graphevent.nn.layers.pixels import dense_images
 
 
@@ -64,7 +65,7 @@ def test_resnet15_rebuilds_the_original_images_from_union_nodes():
                        feature_stats={f: {"mean": 0.1, "std": 0.5} for f in ("tracks", "ecal", "hcal")},
                        pixel_size=(0.0174, 0.0174), image_shape=(3, 15, 15))
     model = build_model({"name": "resnet15", "fmaps": [4, 8], "nblocks": 1}, info)
-    rebuilt = model.images(batch)
+    rebuilt = model.images(*padded_nodes(batch))
     assert rebuilt.shape == (3, 3, 15, 15) and rebuilt.device == batch.x.device
     assert torch.equal(rebuilt * 0.5, images)  # values / std: empty pixels stay zero
     tokens, pooled = model.encode(batch)

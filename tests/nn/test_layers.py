@@ -26,21 +26,46 @@ def test_edge_conv_block_equals_the_edge_mlp_on_concatenated_pairs():
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 2.0)
     x = torch.randn(6, 3)
-    edge_index = torch.tensor([[1, 2, 0, 3, 4, 5, 0], [0, 0, 1, 2, 2, 2, 5]])  # j -> i; node 3, 4 have none
-    out = block(x, edge_index)
+    nbrs = {0: [1, 2], 1: [0], 2: [3, 4, 5], 5: [0]}  # nodes 3 and 4 have none; node 6 is padding
+    idx, valid = torch.zeros(1, 7, 3, dtype=torch.long), torch.zeros(1, 7, 3, dtype=torch.bool)
+    for i, js in nbrs.items():
+        idx[0, i, : len(js)], valid[0, i, : len(js)] = torch.tensor(js), True
+    mask = torch.tensor([[True] * 6 + [False]])
+    out = block(torch.cat([x, torch.full((1, 3), 7.0)])[None], idx, valid, mask)[0, :6]
 
     # Theta [x_i, x_j - x_i] with Theta = [A + B, B] equals A x_i + B x_j
     a, b = block.lin_i.weight, block.lin_j.weight
     theta = torch.cat([a + b, b], dim=1)
     expected = torch.zeros(6, 4)
-    for i in range(6):
-        nbrs = edge_index[0, edge_index[1] == i]
-        if len(nbrs):
-            pairs = torch.stack([torch.cat([x[i], x[j] - x[i]]) for j in nbrs])
-            expected[i] = block.edge_mlp(pairs @ theta.T).mean(0)
+    for i, js in nbrs.items():
+        pairs = torch.stack([torch.cat([x[i], x[j] - x[i]]) for j in js])
+        expected[i] = block.edge_mlp(pairs @ theta.T).mean(0)
     expected = torch.relu(expected + block.shortcut(x))
     assert out.shape == (6, 4)
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_edge_conv_block_trains_on_valid_edges_and_nodes_only():
+    """In training, BatchNorm's batch statistics are those of the real edges and nodes: padding
+    nodes (any values, any amount; no valid slot, as dense_knn gives them) change neither the
+    output at valid nodes nor the running stats."""
+    torch.manual_seed(1)
+    block = EdgeConvBlock(3, [4, 5]).train()
+    x = torch.randn(1, 4, 3)
+    idx = torch.tensor([[[1, 2], [0, 2], [0, 1], [0, 0]]])
+    valid = torch.tensor([[[True, True], [True, True], [True, False], [False, False]]])
+    mask = torch.tensor([[True, True, True, False]])
+    out = block(x, idx, valid, mask)
+    stats = [m.running_mean.clone() for m in block.modules() if isinstance(m, nn.BatchNorm1d)]
+    for m in block.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.reset_running_stats()
+    padded = torch.cat([x, torch.full((1, 3, 3), 50.0)], dim=1)
+    out2 = block(padded, torch.cat([idx, torch.zeros(1, 3, 2, dtype=torch.long)], 1),
+                 torch.cat([valid, torch.zeros(1, 3, 2, dtype=torch.bool)], 1), torch.cat([mask, torch.zeros(1, 3, dtype=torch.bool)], 1))
+    assert torch.allclose(out[0, :3], out2[0, :3], atol=1e-6)
+    assert all(torch.allclose(a, m.running_mean) for a, m in zip(stats, (m for m in block.modules() if isinstance(m, nn.BatchNorm1d))))
+    assert out[0, :3].abs().sum() > 0  # a real output, not zeros
 
 
 def test_chamfer_distance_known_by_hand_and_padding_ignored():

@@ -45,7 +45,7 @@ def test_knn_in_blocks_equals_one_block_in_feature_space():
 
 
 def test_knn_default_block_keeps_jets_in_one_block_and_whole_events_small():
-    from graphevent.nn.layers.knn import KNN_BLOCK_ELEMENTS
+    from graphevent.nn.layers.dense_knn import KNN_BLOCK_ELEMENTS
 
     assert 128 * 300 * 300 <= KNN_BLOCK_ELEMENTS  # a batch of 128 jets: one block, as before
     rows = KNN_BLOCK_ELEMENTS // (4 * 5000)

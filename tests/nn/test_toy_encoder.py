@@ -1,6 +1,7 @@
 """Adding an encoder touches its file, its config and its test: a toy encoder, registered inside
 this test and nowhere else, is pretrained with ``foldingnet_ae``, fine-tuned in ``multitask`` from
-that run (``--init-from``) and exported, through the real commands."""
+that run (``--init-from``) and exported, through the real commands. It is written once: its
+``forward_padded`` is what trains and what exports."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ import torch
 import yaml
 from torch import Tensor, nn
 from torch_geometric.data import Batch
-from torch_geometric.nn import global_mean_pool
 
 from graphevent.errors import ConfigError
 from graphevent.nn import export as nn_export
 from graphevent.nn import registry
-from graphevent.nn.batch import batch_vector
+from graphevent.nn.batch import masked_mean, padded_nodes
 
 ONNX_READY = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime", "onnxscript"))
 
@@ -52,35 +52,23 @@ class ToyEncoder(nn.Module):
         self.out_dim = config.dim
         self.embed = nn.Linear(info.num_node_features + 2, config.dim)
 
+    @torch.jit.unused
     def forward(self, batch) -> tuple[Tensor, Tensor]:
-        b, num_events = batch_vector(batch)
-        tokens = torch.tanh(self.embed(torch.cat([batch.x, batch.pos], dim=-1)))
-        return tokens, global_mean_pool(tokens, b, num_events)
+        features, positions, mask = padded_nodes(batch)
+        tokens, pooled = self.forward_padded(features, positions, mask)
+        return tokens[mask], pooled
 
-
-class PaddedToyEncoder(nn.Module):
-    """:class:`ToyEncoder` on padded events (its ``embed`` shared)."""
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.embed = backbone.encoder.embed
-        self.k = 0  # no kNN graph
-        self.onnx = False
-
-    def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_padded(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         tokens = torch.tanh(self.embed(torch.cat([features, positions], dim=-1)))
-        w = mask[..., None].to(tokens.dtype)
-        return tokens, (tokens * w).sum(1) / w.sum(1).clamp(min=1.0)
+        return tokens, masked_mean(tokens, mask)
 
 
 @pytest.fixture
 def toy(monkeypatch):
-    """``toy`` registered (with its padded form) for this test only: the registries are copies,
-    put back afterwards, so no other test sees it."""
+    """``toy`` registered for this test only: the registry is a copy, put back afterwards, so no
+    other test sees it. Nothing is registered for export: its own padded path exports."""
     monkeypatch.setattr(registry, "_ENCODERS", dict(registry._ENCODERS))
-    monkeypatch.setattr(nn_export, "_PADDED_ENCODERS", dict(nn_export._PADDED_ENCODERS))
     registry.register_encoder("toy")(ToyEncoder)
-    nn_export.register_padded_encoder("toy")(PaddedToyEncoder)
     yield "toy"
 
 
@@ -100,6 +88,7 @@ def test_a_toy_encoder_pretrains_fine_tunes_and_exports(toy, tiny_dataset, tmp_p
     from graphevent.nn.export import pad_events, padded_module
 
     assert "toy" in registry.list_encoders() and registry.autoencoder_for("toy") is None
+    assert "toy" in nn_export.exportable_encoders()
     section = {"toy": {"dim": 8}}
     pre_cfg = _experiment(tmp_path / "pre.yaml", "pretrain", {"name": "foldingnet_ae", "encoder": "toy", "grid": 4, "hidden": 8, **section})
     assert main(["train", "-c", pre_cfg, "-d", str(tiny_dataset), "-o", str(tmp_path / "pre"), "--no-progress"]) == 0
@@ -117,7 +106,7 @@ def test_a_toy_encoder_pretrains_fine_tunes_and_exports(toy, tiny_dataset, tmp_p
     for key, value in pre.encoder.state_dict().items():  # frozen: the pretrained weights, bit for bit
         assert torch.equal(ft.encoder_modules()["toy"].state_dict()[key], value)
 
-    # the padded form equals the graph model on dataset events, padding anywhere
+    # the exported form (the same code on arrays) equals predict on dataset events, padding anywhere
     events = [GraphDataset(tiny_dataset, "test")[i] for i in range(5)]
     want = ft.predict(Batch.from_data_list(events))["label"]
     got = padded_module(ft)(*pad_events(events, max_nodes=max(e.num_nodes for e in events) + 3))[0]

@@ -6,18 +6,18 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import global_max_pool, global_mean_pool
 
 from graphevent.config.base import require_at_least_one
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import batch_vector, position_graph
+from graphevent.nn.batch import masked_mean, padded_nodes
+from graphevent.nn.layers.dense_knn import dense_knn, lattice
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
-from graphevent.nn.layers.periodic import event_frame
-from graphevent.nn.precision import at_least_float32, cast_parameters_once
+from graphevent.nn.layers.periodic import dense_event_frame
+from graphevent.nn.precision import cast_parameters_once
 from graphevent.nn.registry import register_encoder
 
 
@@ -59,15 +59,19 @@ class EdgeConvEncoder(nn.Module):
         t_i = \mathrm{GELU}(\mathrm{LN}(W[h^1_i, \dots, h^L_i])),\quad
         z = \mathrm{MLP}([\mathrm{mean}_i t_i, \max_i t_i])
 
-    (Wang et al., "Dynamic Graph CNN", arXiv:1801.07829). Feature-space kNN is computed
-    per event (:func:`graphevent.nn.layers.knn.knn_graph`), never across events.
+    (Wang et al., "Dynamic Graph CNN", arXiv:1801.07829). Every kNN is per event, never
+    across events (:func:`~graphevent.nn.layers.dense_knn.dense_knn`; the first in (eta, phi)
+    gives the dataset's graph).
+
+    One forward path, :meth:`forward_padded`, on padded events: training runs it on the
+    batch padded (:meth:`forward`), export on the experiment's arrays.
 
     Args:
         info: dataset description.
         config: :class:`EdgeConvEncoderConfig` (or one deriving from it, such as ``edgeconv_ae``'s).
 
     Shapes:
-        batch: x (N, F), pos (N, 2), edge_index (2, E) -> tokens (N, dim), pooled (B, dim)
+        batch: x (N, F), pos (N, 2) -> tokens (N, dim), pooled (B, dim)
     """
 
     config_class = EdgeConvEncoderConfig
@@ -76,7 +80,7 @@ class EdgeConvEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.k = config.k
-        self.data_k, self.pixel_size = info.k, info.pixel_size
+        self.pixel_size, self.onnx = lattice(info), False
         self.dim = self.out_dim = config.dim
         self.pos_scale = config.pos_scale
         self.periods = info.periods  # absolute positions in each event's frame along a periodic axis
@@ -86,20 +90,29 @@ class EdgeConvEncoder(nn.Module):
         self.token = nn.Sequential(nn.Linear(fused, config.dim), nn.LayerNorm(config.dim), nn.GELU())
         self.latent = MLP(2 * config.dim, [config.dim], config.dim)
 
+    @torch.jit.unused  # an exported model runs forward_padded
     def forward(self, batch) -> tuple[Tensor, Tensor]:
-        b, num_events = batch_vector(batch)
-        edge_index, _ = position_graph(batch, self.k, self.data_k, self.pixel_size, self.periods)
-        return self.encode_graph(batch.x, batch.pos, edge_index, b, num_events)
-
-    def encode_graph(self, x: Tensor, pos: Tensor, edge_index: Tensor, batch: Tensor, num_events: int) -> tuple[Tensor, Tensor]:
-        """Tokens ``(N, dim)`` and pooled latent ``(B, dim)`` of nodes ``x`` on the (eta, phi) graph ``edge_index``."""
-        h = torch.cat([self.norm(x), event_frame(pos, batch, num_events, self.periods) / self.pos_scale], dim=-1)
+        features, positions, mask = padded_nodes(batch)
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32); the
-        # feature-space kNN measures distances in fp32, the pooled means are taken in fp32
-        with cast_parameters_once(self, x.device.type, keep=(nn.BatchNorm1d,)) as dtype:
-            h = h.to(dtype)
-            outs = self.blocks(h, edge_index, batch, num_events)
-            tokens = self.token(torch.cat(outs, dim=-1))
-            full = at_least_float32(tokens)
-            pooled = torch.cat([global_mean_pool(full, batch, num_events), global_max_pool(full, batch, num_events)], -1)
-            return tokens, self.latent(pooled.to(dtype))
+        # feature-space kNN measures distances in float64, the pooled mean and max in fp32
+        with cast_parameters_once(self, features.device.type, keep=(nn.BatchNorm1d,)):
+            tokens, pooled = self.forward_padded(features, positions, mask)
+        return tokens[mask], pooled
+
+    def forward_padded(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Tokens ``(B, N, dim)`` and the pooled latent ``(B, dim)``; values at padding (NaN
+        too) are ignored.
+
+        Shapes:
+            features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
+        """
+        features = features.masked_fill(~mask[..., None], 0.0)
+        positions = positions.masked_fill(~mask[..., None], 0.0)
+        h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
+        outs = self.blocks(h.to(self.token[0].weight.dtype), idx, valid, mask)
+        tokens = self.token(torch.cat(outs, dim=-1))
+        full = tokens.float() if tokens.dtype == torch.bfloat16 or tokens.dtype == torch.float16 else tokens
+        top = full.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
+        top = torch.where(mask.any(dim=1)[:, None], top, torch.zeros_like(top))  # an event without nodes: 0
+        return tokens, self.latent(torch.cat([masked_mean(full, mask), top], dim=-1).to(tokens.dtype))

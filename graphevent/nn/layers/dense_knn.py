@@ -1,11 +1,10 @@
-"""kNN and EdgeConv on padded ``(B, N, D)`` tensors: plain torch ops that export.
+"""kNN on padded ``(B, N, D)`` tensors: plain torch ops that export.
 
-The graph models run on PyG's flat ``(num_nodes, D)`` batches, whose kNN
-(:func:`graphevent.nn.layers.knn.knn_graph`) and message passing have data-dependent shapes.
-For export (ONNX, TorchScript), :func:`dense_knn` computes the same neighbours on padded
-events: dense masked pairwise distances and a sort/top-k over a fixed ``k``, every shape a
-function of the input's ``B`` and ``N`` only, and :class:`DenseEdgeConv` runs an
-:class:`~graphevent.nn.layers.edge_conv_block.EdgeConvBlock`'s weights on them.
+:func:`dense_knn` finds each node's neighbours in its event, in the order preprocessing does
+(:mod:`graphevent.data.knn`): dense masked pairwise distances and a sort/top-k over a fixed
+``k``, every shape a function of the input's ``B`` and ``N`` only, so the models that run on
+padded events (EdgeConv's) train and export with the same code; the flat-batch twin is
+:func:`graphevent.nn.layers.knn.knn_graph`.
 """
 
 from __future__ import annotations
@@ -95,9 +94,14 @@ def squared_position_distances(
     return d
 
 
+#: distances held at a time by :func:`dense_knn` outside export (``B x rows x N``): above it,
+#: blocks of query nodes (128 jets of 300 nodes fit in one block, 4 events of 5,000 nodes take 6)
+KNN_BLOCK_ELEMENTS = 2**24
+
+
 def dense_knn(
-    h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False, pixel_size: tuple[float, float] | None = None,
-    periods: tuple[float, float] | None = None,
+    h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False, pixel_size: Optional[tuple[float, float]] = None,
+    periods: Optional[tuple[float, float]] = None, block_elements: int = KNN_BLOCK_ELEMENTS,
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest other valid nodes of every node, per event.
 
@@ -106,38 +110,59 @@ def dense_knn(
         mask: valid nodes.
         k: neighbours per node (fewer, flagged invalid, in events with ``<= k`` nodes).
         stable: positions: :func:`squared_position_distances`, equidistant neighbours in node order
-            (as :func:`~graphevent.nn.layers.knn.knn_graph` and preprocessing); otherwise
-            top-k (learned features).
+            (as preprocessing); otherwise learned features (float64 distances, top-k: exact
+            ties are improbable, and top-k is ~4x faster than a sort).
         onnx: tracing for ONNX, which has no stable sort: top-k, whose ONNX operator breaks
             ties by the lower index (the operator's specification, and ONNX Runtime's
-            behaviour, tested), i.e. the stable order.
+            behaviour, tested), i.e. the stable order; and one block of query nodes.
         pixel_size: with ``stable``, the dataset's pixel size: distances on the pixel lattice
             (see :func:`squared_position_distances`).
         periods: with ``stable``, the dataset's periodic axes (``DatasetInfo.periods``):
             distances wrap along them.
+        block_elements: distances held at a time outside ONNX: larger inputs (whole events of
+            thousands of nodes) run in blocks of query nodes, with the same neighbours.
 
     Shapes:
         h: (B, N, D), mask: (B, N) bool -> idx: (B, N, k) int64 in [0, N), valid: (B, N, k) bool
     """
-    if stable:  # the same bits as knn_graph's, on every backend
-        d = squared_position_distances(h, pixel_size, periods)
-    else:
-        h64 = h.double()  # float64: exporters' and torch's matmul roundings then never swap neighbours
-        sq = h64.pow(2).sum(-1)
-        d = (sq[:, :, None] + sq[:, None, :] - 2.0 * h64 @ h64.transpose(1, 2)).clamp(min=0.0).sqrt()
+    b, n = h.shape[0], h.shape[1]
+    rows = n if onnx else max(1, block_elements // max(b * n, 1))
+    if rows >= n:
+        return _nearest(h, mask, k, stable, onnx, pixel_size, periods, 0, n)
+    idx: list[Tensor] = []
+    valid: list[Tensor] = []
+    for r0 in range(0, n, rows):
+        i, v = _nearest(h, mask, k, stable, onnx, pixel_size, periods, r0, min(n, r0 + rows))
+        idx.append(i)
+        valid.append(v)
+    return torch.cat(idx, 1), torch.cat(valid, 1)
+
+
+def _nearest(
+    h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool, pixel_size: Optional[tuple[float, float]],
+    periods: Optional[tuple[float, float]], r0: int, r1: int,
+) -> tuple[Tensor, Tensor]:
+    """:func:`dense_knn` of query nodes ``r0 .. r1 - 1``: ``(idx, valid)``, each (B, r1 - r0, k)."""
     n = h.shape[1]
-    eye = torch.eye(n, dtype=torch.bool, device=h.device).unsqueeze(0)
-    invalid = ~(mask[:, :, None] & mask[:, None, :]) | eye
+    if stable:  # the same bits as preprocessing's, on every backend
+        d = squared_position_distances(h, pixel_size, periods, None if r0 == 0 and r1 == n else (r0, r1))
+    else:
+        h64 = h.detach().double()  # float64: exporters' and torch's matmul roundings then never swap neighbours
+        sq = h64.pow(2).sum(-1)
+        q = h64[:, r0:r1]
+        d = (sq[:, r0:r1, None] + sq[:, None, :] - 2.0 * q @ h64.transpose(1, 2)).clamp(min=0.0).sqrt()
+    eye = (torch.arange(r0, r1, device=h.device)[:, None] == torch.arange(n, device=h.device)[None]).unsqueeze(0)
+    invalid = ~(mask[:, r0:r1, None] & mask[:, None, :]) | eye
     d = d.masked_fill(invalid, float("inf"))
     # k columns of +inf: events (and inputs) with fewer than k + 1 nodes keep a static k
-    pad = torch.full([d.shape[0], n, k], float("inf"), dtype=d.dtype, device=d.device)
+    pad = torch.full([d.shape[0], d.shape[1], k], float("inf"), dtype=d.dtype, device=d.device)
     d = torch.cat([d, pad], dim=-1)
-    if onnx:
+    if onnx or not stable:
         dist, idx = d.topk(k, dim=-1, largest=False)
     else:
         dist, idx = d.sort(dim=-1, stable=True)
         dist, idx = dist[:, :, :k], idx[:, :, :k]
-    valid = torch.isfinite(dist) & mask[:, :, None]
+    valid = torch.isfinite(dist) & mask[:, r0:r1, None]
     return idx.clamp(max=n - 1), valid
 
 
@@ -152,32 +177,8 @@ def gather_nodes(h: Tensor, idx: Tensor) -> Tensor:
     return h.reshape(b * n, c)[(idx + base).reshape(-1)].reshape(b, n, idx.shape[2], c)
 
 
-class DenseEdgeConv(nn.Module):
-    """An :class:`~graphevent.nn.layers.edge_conv_block.EdgeConvBlock` (its modules, shared)
-    on padded events: edge MLP on ``A x_i + B x_j``, mean over valid neighbours, shortcut.
-
-    Args:
-        block: the trained block (eval mode: BatchNorm uses its running statistics).
-
-    Shapes:
-        h: (B, N, F_in), idx / valid: (B, N, k) -> (B, N, F_out)
-    """
-
-    def __init__(self, block: nn.Module) -> None:
-        super().__init__()
-        self.lin_i, self.lin_j = block.lin_i, block.lin_j
-        self.edge_mlp, self.shortcut, self.act = block.edge_mlp, block.shortcut, block.act
-        self.out_channels = int(block.out_channels)
-
-    def forward(self, h: Tensor, idx: Tensor, valid: Tensor) -> Tensor:
-        b, n, c = h.shape
-        k = idx.shape[2]
-        xi = self.lin_i(h)
-        xj = gather_nodes(self.lin_j(h), idx)
-        m = self.edge_mlp((xi[:, :, None, :] + xj).reshape(b * n * k, xi.shape[-1])).reshape(b, n, k, self.out_channels)
-        w = valid.to(m.dtype)
-        agg = (m * w[..., None]).sum(2) / w.sum(2).clamp(min=1.0)[..., None]
-        return self.act(agg + self.shortcut(h.reshape(b * n, c)).reshape(b, n, self.out_channels))
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.lin_i.in_features}, {self.out_channels})"
+def lattice(info) -> Optional[tuple[float, float]]:
+    """The dataset's pixel size (``DatasetInfo.pixel_size``) as :func:`dense_knn` takes it,
+    ``None`` for point datasets: positions back on the pixel lattice, so the (eta, phi)
+    neighbours (equidistant ones included) are those of the dataset's stored graph."""
+    return None if info.pixel_size is None else (float(info.pixel_size[0]), float(info.pixel_size[1]))

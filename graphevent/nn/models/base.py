@@ -54,6 +54,8 @@ class GraphModel(nn.Module, abc.ABC):
     recon_error_label: ClassVar[str] = ""
     #: why the model has no padded form for export (empty: it has one, or nobody said why)
     not_exportable: ClassVar[str] = ""
+    # properties TorchScript leaves alone when it compiles a model's forward_padded (export)
+    __jit_unused_properties__ = ["model_config", "frozen_encoders", "tasks"]
 
     def __init__(self, info: DatasetInfo, config: Any) -> None:
         super().__init__()
@@ -102,8 +104,10 @@ class GraphModel(nn.Module, abc.ABC):
     def predict(self, batch) -> dict[str, Tensor]:
         """Per-event outputs in physical units (see module docstring)."""
 
+    @torch.jit.unused
     def forward(self, batch, stage: Stage) -> tuple[Tensor, dict[str, float]]:
-        """Same as :meth:`loss` (so DDP sees the call that uses the parameters)."""
+        """Same as :meth:`loss` (so DDP sees the call that uses the parameters). Not compiled
+        by TorchScript: an exported model runs the model's ``forward_padded``."""
         return self.loss(batch, stage)
 
     def encoder_modules(self) -> dict[str, nn.Module]:
@@ -346,8 +350,6 @@ class SupervisedModel(GraphModel):
     ``ModuleDict`` by task name) and ``taskset``; this class gives the timm-style
     ``forward_heads``, the encoder view ``encode``, the task ``loss`` and ``predict``.
     """
-
-    heads: nn.ModuleDict
 
     def forward_heads(self, pooled: Tensor) -> dict[str, Tensor]:
         """Raw task outputs: logits (B, C) or standardised regression values (B,)."""

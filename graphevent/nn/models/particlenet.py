@@ -7,17 +7,17 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import global_mean_pool
 
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import batch_vector, position_graph
+from graphevent.nn.batch import masked_mean, padded_nodes
+from graphevent.nn.layers.dense_knn import dense_knn, lattice
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.normalize import Standardize
-from graphevent.nn.layers.periodic import event_frame
+from graphevent.nn.layers.periodic import dense_event_frame
 from graphevent.nn.models.base import SupervisedModel
-from graphevent.nn.precision import at_least_float32, cast_parameters_once
+from graphevent.nn.precision import cast_parameters_once
 from graphevent.nn.registry import register_model
 from graphevent.nn.tasks import TaskConfig, TaskSet, check_tasks, default_tasks
 
@@ -69,8 +69,13 @@ class ParticleNet(SupervisedModel):
         config: :class:`ParticleNetConfig`.
         tasks: task list (default: classification of the label).
 
+    One forward path, :meth:`forward_padded`, on padded events: training runs it on the
+    batch padded (:meth:`forward_features`), export on the experiment's arrays. The first
+    block's neighbours are recomputed from the positions (:func:`dense_knn`: the dataset's
+    graph, equidistant neighbours in node order as preprocessing).
+
     Shapes:
-        batch: x (N, F), pos (N, 2), edge_index (2, E) -> forward_features: (N, C), (B, C);
+        batch: x (N, F), pos (N, 2) -> forward_features: (N, C), (B, C);
         forward_heads: ``{task: (B, num_classes) logits | (B,) standardised value}``
     """
 
@@ -85,6 +90,9 @@ class ParticleNet(SupervisedModel):
         self.norm = Standardize(info.node_features, info.feature_stats)
         self.blocks = EdgeConvStack(info.num_node_features + 2, c.channels, c.k)
         size = self.dim = self.blocks.out_channels
+        # geometry as plain attributes: forward_padded compiles with TorchScript
+        self.k, self.pos_scale, self.onnx = int(c.k), float(c.pos_scale), False
+        self.pixel_size, self.periods = lattice(info), info.periods
         self.heads = nn.ModuleDict(
             {
                 t.name: nn.Sequential(
@@ -100,12 +108,22 @@ class ParticleNet(SupervisedModel):
 
     def forward_features(self, batch) -> tuple[Tensor, Tensor]:
         """Last block's node features ``(N, C)`` and their per-event mean ``(B, C)``."""
-        b, num_events = batch_vector(batch)
-        edge_index, _ = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size, self.info.periods)
-        pos = event_frame(batch.pos, b, num_events, self.info.periods)  # along a periodic axis: the event's frame
-        h = torch.cat([self.norm(batch.x), pos / self.config.pos_scale], dim=-1)
+        features, positions, mask = padded_nodes(batch)
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32; kNN and means in fp32)
-        with cast_parameters_once(self.blocks, b.device.type, keep=(nn.BatchNorm1d,)) as dtype:
-            h = h.to(dtype)
-            h = self.blocks(h, edge_index, b, num_events)[-1]
-        return h, global_mean_pool(at_least_float32(h), b, num_events)
+        with cast_parameters_once(self.blocks, features.device.type, keep=(nn.BatchNorm1d,)):
+            tokens, pooled = self.forward_padded(features, positions, mask)
+        return tokens[mask], pooled
+
+    def forward_padded(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Last block's node features ``(B, N, C)`` and their mean over each event's valid
+        nodes ``(B, C)``; values at padding (NaN too) are ignored.
+
+        Shapes:
+            features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
+        """
+        features = features.masked_fill(~mask[..., None], 0.0)
+        positions = positions.masked_fill(~mask[..., None], 0.0)
+        h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
+        h = self.blocks(h.to(self.blocks[0].lin_i.weight.dtype), idx, valid, mask)[-1]
+        return h, masked_mean(h, mask)

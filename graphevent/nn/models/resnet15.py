@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import batch_vector
+from graphevent.nn.batch import padded_nodes
 from graphevent.nn.layers.pixels import dense_images, pixel_coords
 from graphevent.nn.models.base import SupervisedModel
 from graphevent.nn.registry import register_model
@@ -142,8 +142,11 @@ class ResNet15(SupervisedModel):
         super().__init__(info, config or ResNet15Config())
         c = self.config
         self.taskset = TaskSet(check_tasks(tasks if tasks is not None else default_tasks(info, regression=False), info), info)
-        self.pixel_size = tuple(c.pixel_size) if c.pixel_size is not None else info.pixel_size
-        self.image_size = tuple(c.image_size) if c.image_size is not None else (tuple(info.image_shape[1:]) if info.image_shape else None)
+        pixel_size = c.pixel_size if c.pixel_size is not None else info.pixel_size
+        image_size = c.image_size if c.image_size is not None else (info.image_shape[1:] if info.image_shape else None)
+        # plain floats and ints: forward_padded compiles with TorchScript
+        self.pixel_size = (float(pixel_size[0]), float(pixel_size[1])) if pixel_size is not None else None
+        self.image_size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
         std = [float(info.feature_stats.get(n, {}).get("std", 1.0)) or 1.0 for n in info.node_features]
         self.register_buffer("inv_std", 1.0 / torch.tensor(std), persistent=False)
         f0, f1 = c.fmaps
@@ -162,27 +165,48 @@ class ResNet15(SupervisedModel):
     def tasks(self) -> list[TaskConfig]:
         return self.taskset.tasks
 
-    def images(self, batch) -> Tensor:
-        """(B, F, H, W) images rebuilt from the nodes, on the nodes' device (values / std)."""
+    def forward_features(self, batch) -> tuple[Tensor, Tensor]:
+        """Node tokens ``(N, C)`` (last feature map at each node's cell) and the global max pool ``(B, C)``."""
         if self.pixel_size is None or self.image_size is None:
             raise ConfigError(
                 "model.pixel_size / model.image_size: the dataset has no image geometry; "
                 "set both for resnet15 (e.g. pixel_size: [0.0174, 0.0174], image_size: [125, 125])"
             )
-        b, num_events = batch_vector(batch)
-        return dense_images(batch.x * self.inv_std.to(batch.x.dtype), batch.pos, b, num_events, self.pixel_size, self.image_size,
-                            self.wrap_cols)
+        features, positions, mask = padded_nodes(batch)
+        tokens, pooled = self.forward_padded(features, positions, mask)
+        return tokens[mask], pooled
 
-    def forward_features(self, batch) -> tuple[Tensor, Tensor]:
-        """Node tokens ``(N, C)`` (last feature map at each node's cell) and the global max pool ``(B, C)``."""
-        b, _ = batch_vector(batch)
-        h = F.max_pool2d(F.relu(self.conv0(self.pad0(self.images(batch)))), 2)
-        h = self.blocks(h)
-        row, col = pixel_coords(batch.pos, self.pixel_size, self.image_size)
+    def images(self, features: Tensor, positions: Tensor, mask: Tensor) -> Tensor:
+        """(B, F, H, W) images rebuilt from the valid nodes (values / std: empty pixels stay zero)."""
+        pixel_size, image_size = self.pixel_size, self.image_size
+        assert pixel_size is not None and image_size is not None
+        b, n, f = features.shape
+        x = (features * self.inv_std.to(features.dtype)).masked_fill(~mask[..., None], 0.0).reshape(b * n, f)
+        pos = positions.masked_fill(~mask[..., None], 0.0).reshape(b * n, 2)
+        event = torch.arange(b, device=features.device)[:, None].expand(b, n).reshape(b * n)
+        return dense_images(x, pos, event, b, pixel_size, image_size, self.wrap_cols)
+
+    def forward_padded(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Node tokens ``(B, N, C)`` and the global max pool ``(B, C)`` of the image rebuilt from
+        the valid nodes (:func:`~graphevent.nn.layers.pixels.dense_images` over the ``B * N``
+        slots, padding adding zeros; values there, NaN too, are ignored). The one forward
+        path, for training (on the batch padded) and export.
+
+        Shapes:
+            features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
+        """
+        pixel_size, image_size = self.pixel_size, self.image_size
+        assert pixel_size is not None and image_size is not None  # forward_features says which is missing
+        b, n = features.shape[0], features.shape[1]
+        pos = positions.masked_fill(~mask[..., None], 0.0).reshape(b * n, 2)
+        event = torch.arange(b, device=features.device)[:, None].expand(b, n).reshape(b * n)
+        image = self.images(features, positions, mask)
+        h = self.blocks(F.max_pool2d(F.relu(self.conv0(self.pad0(image))), 2))
+        row, col = pixel_coords(pos, pixel_size, image_size)
         if self.wrap_cols:
-            col = torch.remainder(col, self.image_size[1])
-        hf, wf = h.shape[-2:]
-        r = (row * hf // self.image_size[0]).clamp(0, hf - 1)
-        cc = (col * wf // self.image_size[1]).clamp(0, wf - 1)
-        tokens = h[b, :, r, cc]
+            col = torch.remainder(col, image_size[1])
+        hf, wf = h.shape[-2], h.shape[-1]
+        r = torch.div(row * hf, image_size[0], rounding_mode="floor").clamp(0, hf - 1)
+        cc = torch.div(col * wf, image_size[1], rounding_mode="floor").clamp(0, wf - 1)
+        tokens = h[event, :, r, cc].reshape(b, n, h.shape[1])
         return tokens, h.amax(dim=(2, 3))
