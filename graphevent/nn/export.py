@@ -20,11 +20,12 @@ kNN is computed inside the module (:func:`graphevent.nn.layers.dense_knn.dense_k
 dense masked pairwise distances and a sort/top-k over a fixed k), so no compiled
 extension and no data-dependent shape enters the exported graph. A model or encoder whose
 one forward path runs on padded events (``forward_padded(features, positions, mask) ->
-(tokens, pooled)``: ParticleNet, ResNet-15, ``edgeconv``; training pads its batch and runs the
-same code) exports as it is; a composition registers its form (:func:`register_padded`:
-``multitask``; :func:`register_padded_encoder`: ``masked_gt``, whose training path is still the
-flat-graph one). Ask :func:`exportable_models` which can export (a model without a form says why
-in its own class, ``not_exportable``); ``multitask`` exports when each of its encoders does.
+(tokens, pooled)``: ParticleNet, ResNet-15, the ``masked_gt`` and ``edgeconv`` encoders;
+training pads its batch and runs the same code) exports as it is; a model that composes others
+registers its form (:func:`register_padded`: ``multitask``, its encoders' own paths, then its
+pools, fusion and heads). Ask :func:`exportable_models` which can export (a model without a form
+says why in its own class, ``not_exportable``); ``multitask`` exports when each of its encoders
+does (``sparse_conv`` does not: its ``not_exportable`` says why).
 
 :func:`image_module` puts the run's preprocessing in front
 (:class:`~graphevent.nn.layers.image_nodes.ImageNodes`): input the raw image batch
@@ -42,14 +43,8 @@ import torch
 from torch import Tensor, nn
 
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import masked_mean
-from graphevent.nn.layers.dense_knn import dense_knn, gather_nodes, lattice
-from graphevent.nn.layers.dense_transformer import DenseGraphTransformerLayer, dense_edge_geometry
-from graphevent.nn.layers.pair_bias import pair_features
-from graphevent.nn.layers.periodic import dense_event_frame
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
-_PADDED_ENCODERS: dict[str, Callable[[nn.Module], nn.Module]] = {}
 
 def register_padded(name: str):
     """Class decorator: ``cls(model)`` is the padded form of registered model ``name``, for a
@@ -57,21 +52,6 @@ def register_padded(name: str):
 
     def wrap(cls):
         _PADDED[name] = cls
-        return cls
-
-    return wrap
-
-
-def register_padded_encoder(name: str):
-    """Class decorator: ``cls(backbone)`` is the padded form of registered encoder ``name``
-    (``backbone``: ``multitask``'s ``backbones[name]``, the encoder module at ``.encoder``, its
-    settings at ``.config`` and the dataset at ``.info``), for an encoder without its own
-    ``forward_padded``. It takes ``(features, positions, mask)`` and returns node tokens
-    ``(B, N, D)`` and the pooled embedding ``(B, D)``, and has ``k`` and ``onnx`` attributes
-    as the padded models."""
-
-    def wrap(cls):
-        _PADDED_ENCODERS[name] = cls
         return cls
 
     return wrap
@@ -87,12 +67,12 @@ def _model_form(name: str) -> Optional[Callable[[nn.Module], nn.Module]]:
 
 
 def _encoder_form(name: str) -> Optional[Callable[[nn.Module], nn.Module]]:
-    """The padded form of registered encoder ``name`` (:class:`PaddedEncoder` on its own path,
-    a registered one, or ``None``)."""
+    """The padded form of registered encoder ``name``: :class:`PaddedEncoder` on its own
+    ``forward_padded``, or ``None``."""
     from graphevent.nn.registry import list_encoders
 
     cls = list_encoders().get(name)
-    return PaddedEncoder if cls is not None and hasattr(cls, "forward_padded") else _PADDED_ENCODERS.get(name)
+    return PaddedEncoder if cls is not None and hasattr(cls, "forward_padded") else None
 
 
 def exportable_models() -> list[str]:
@@ -126,18 +106,6 @@ def padded_module(model: nn.Module) -> nn.Module:
         why = getattr(model, "not_exportable", "") or "no padded form"
         raise ConfigError(f"model {name!r} cannot be exported ({why}); exportable models: {', '.join(exportable_models())}")
     return form(model).eval()
-
-
-def share_geometry(padded: nn.Module, backbone: nn.Module) -> nn.Module:
-    """Give a padded encoder its backbone's geometry: ``k``, ``pixel_size`` (:func:`~graphevent.nn.layers.dense_knn.lattice`),
-    ``periods`` and ``pos_scale``, with ``onnx`` off; returns the encoder whose modules it shares."""
-    enc = backbone.encoder
-    padded.k = int(backbone.config.k)
-    padded.onnx = False
-    padded.pixel_size = lattice(backbone.info)
-    padded.periods = backbone.info.periods
-    padded.pos_scale = float(enc.pos_scale)
-    return enc
 
 
 class TaskOutput(nn.Module):
@@ -194,76 +162,9 @@ class PaddedModel(nn.Module):
         return [out(pooled) for out in self.outputs]
 
 
-class DensePairBiases(nn.Module):
-    """:class:`~graphevent.nn.encoders.masked_gt.MaskedGTEncoder`'s pair biases (modules
-    shared) on padded events: each deposit's pT, ParT's pair features of every node and its
-    ``k`` neighbour slots and of every pair of slots of an event, embedded. Padded keys are
-    masked where the biases are used (invalid slots,
-    :func:`~graphevent.nn.layers.global_attention.key_mask`).
-
-    Shapes:
-        features: (B, N, F), positions: (B, N, 2), idx: (B, N, k) -> kNN bias (B, N, k, H),
-        event-wide bias (B, H, N, N) or None (no global layer)
-    """
-
-    def __init__(self, enc: nn.Module) -> None:
-        super().__init__()
-        self.deposit_pt, self.local_mlp = enc.deposit_pt, enc.pair_local.mlp
-        self.global_mlp: Optional[nn.Module] = enc.pair_global.mlp if enc.pair_global is not None else None
-        self.periods = enc.periods
-
-    def forward(self, features: Tensor, positions: Tensor, idx: Tensor) -> tuple[Tensor, Optional[Tensor]]:
-        pt = self.deposit_pt(features)  # (B, N)
-        pt_j = gather_nodes(pt[..., None], idx)[..., 0]  # (B, N, k)
-        local = self.local_mlp(pair_features(positions[:, :, None], pt[:, :, None], gather_nodes(positions, idx), pt_j,
-                                             periods=self.periods))
-        event: Optional[Tensor] = None
-        if self.global_mlp is not None:
-            feats = pair_features(positions[:, :, None], pt[:, :, None], positions[:, None], pt[:, None], periods=self.periods)
-            event = self.global_mlp(feats).permute(0, 3, 1, 2)
-        return local, event
-
-
-@register_padded_encoder("masked_gt")
-class PaddedMaskedGT(nn.Module):
-    """:class:`~graphevent.nn.encoders.masked_gt.MaskedGTEncoder` on padded events
-    (modules shared): input standardisation and Fourier position features, the embedded
-    (deta, dphi, dR) geometry of the k nearest neighbours in (eta, phi) (equidistant ones in
-    node order, as the flat model), the graph-transformer layers
-    (:class:`DenseGraphTransformerLayer`, with their event-wide attention and, with
-    ``pairwise``, the pair biases of :class:`DensePairBiases`), the output norm and the mean
-    over valid nodes.
-
-    Shapes:
-        features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> tokens (B, N, dim), pooled (B, dim)
-    """
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        enc = share_geometry(self, backbone)
-        self.norm, self.pos_enc, self.embed, self.edge_embed = enc.norm, enc.pos_enc, enc.embed, enc.edge_embed
-        self.layers = nn.ModuleList([DenseGraphTransformerLayer(layer) for layer in enc.layers])
-        self.out_norm = enc.out_norm
-        self.pairs: Optional[DensePairBiases] = DensePairBiases(enc) if enc.deposit_pt is not None else None
-
-    def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
-        frame = dense_event_frame(positions, mask, self.periods)
-        h = self.embed(torch.cat([self.norm(features), self.pos_enc(frame / self.pos_scale)], dim=-1))
-        e = self.edge_embed(dense_edge_geometry(positions, idx, self.periods) / self.pos_scale)  # (B, N, k, edge_dim)
-        local: Optional[Tensor] = None
-        event: Optional[Tensor] = None
-        if self.pairs is not None:
-            local, event = self.pairs(features, positions, idx)
-        for layer in self.layers:
-            h = layer(h, idx, valid, e, mask, local, event)
-        tokens = self.out_norm(h)
-        return tokens, masked_mean(tokens, mask)
-
-
 class PaddedEncoder(nn.Module):
     """An encoder through its own forward path on padded events (``forward_padded``, the code
-    that trains: ``edgeconv``).
+    that trains: ``masked_gt``, ``edgeconv``).
 
     Shapes:
         features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> tokens (B, N, dim), pooled (B, dim)

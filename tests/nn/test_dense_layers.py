@@ -1,15 +1,12 @@
-"""Padded ``(B, N, D)`` twins of the graph layers (export): the same numbers as the flat layers."""
+"""Padded ``(B, N, D)`` kNN and edge geometry: the same neighbours and numbers as the flat ones."""
 
 from __future__ import annotations
 
 import torch
 
 from graphevent.evaluate.export import example_inputs
-from graphevent.nn.layers.dense_knn import dense_knn, squared_position_distances
-from graphevent.nn.layers.dense_transformer import DenseGraphTransformerLayer, dense_edge_geometry
-from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
+from graphevent.nn.layers.dense_knn import dense_edge_geometry, dense_knn, squared_position_distances
 from graphevent.nn.layers.knn import edge_features, knn_graph
-from graphevent.nn.layers.neighbours import batch_tables
 
 SIZES = [1, 60, 5, 9, 33]
 
@@ -46,19 +43,9 @@ def test_dense_knn_equals_knn_graph_on_lattice_events():
         assert torch.equal(_dense_edges(idx, valid, mask), want)
 
 
-def test_dense_graph_transformer_layer_equals_the_layer():
-    torch.manual_seed(0)
-    feats, pos, mask = example_inputs(16, SIZES, seed=4)
-    flat_pos, event = _flat(pos, mask)
-    edge_index = knn_graph(flat_pos, event, 8, len(SIZES))
+def test_dense_edge_geometry_equals_edge_features():
+    _, pos, mask = example_inputs(3, SIZES, seed=5)
+    flat, event = _flat(pos, mask)
     idx, valid = dense_knn(pos, mask, 8, stable=True)
-    embed = torch.nn.Linear(3, 8)
-    for global_attention in (False, True):
-        layer = GraphTransformerLayer(16, heads=2, edge_dim=8, global_attention=global_attention).eval()
-        table, packing = batch_tables(edge_index, event, len(SIZES))
-        with torch.no_grad():
-            e_flat = embed(table.edges_to_slots(edge_features(flat_pos, edge_index)))
-            want = layer(feats[mask], table, e_flat, packing)
-            got = DenseGraphTransformerLayer(layer)(feats, idx, valid, embed(dense_edge_geometry(pos, idx)), mask)
-        torch.testing.assert_close(got[mask], want, atol=1e-6, rtol=1e-5)
-        assert torch.isfinite(got).all()  # padding rows too (ignored, but never NaN)
+    want = edge_features(flat, _dense_edges(idx, valid, mask))
+    torch.testing.assert_close(dense_edge_geometry(pos, idx)[valid], want, rtol=0, atol=1e-7)

@@ -7,7 +7,7 @@ import torch
 
 from nn_helpers import SIZES, build_tiny, make_batch
 from graphevent.nn.layers.masking import hashed_uniform, hidden_counts, rank_within_event, sample_hidden_nodes
-from graphevent.nn.layers.neighbours import EventPacking
+from graphevent.nn.layers.packing import EventPacking
 
 
 @pytest.mark.parametrize("mode", ["random", "patch"])

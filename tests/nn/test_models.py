@@ -190,7 +190,7 @@ def test_float64_jet_size_batch_gives_each_events_outputs_alone(name, kw, rebuil
     """Float32 batched-vs-alone differences (up to ~5e-7 on pooled embeddings with default
     settings at this size) are rounding only if they vanish in float64; a leak would not."""
     overrides = {**TINY[name], **kw}
-    if rebuild_graph:  # model k differs from the dataset's: position_graph recomputes it per batch
+    if rebuild_graph:  # model k differs from the dataset's graph: the models find their own neighbours
         overrides = _other_k(overrides, 12)
     tasks = TASKS if list_models()[name].supports_tasks else None
     from graphevent.nn import build_model

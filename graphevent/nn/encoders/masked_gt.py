@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import global_mean_pool
 
 from graphevent.config.base import require_at_least_one
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import batch_vector, position_graph
+from graphevent.nn.batch import masked_mean, padded_nodes
+from graphevent.nn.layers.dense_knn import dense_edge_geometry, dense_knn, gather_nodes, lattice
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable, batch_tables
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.pair_bias import DepositPT, PairBias, deposit_pt_columns
-from graphevent.nn.layers.periodic import event_frame
+from graphevent.nn.layers.periodic import dense_event_frame
 from graphevent.nn.layers.position import FourierPosition
-from graphevent.nn.precision import at_least_float32, cast_parameters_once
+from graphevent.nn.precision import cast_parameters_once
 from graphevent.nn.registry import register_encoder
 
 POS_RANGE = 3.0  # Fourier period / 2 in units of pos_scale: covers +-1.1 in eta, phi at pos_scale 0.4
@@ -38,8 +38,8 @@ class MaskedGTEncoderConfig:
         ffn_ratio: FFN hidden size / dim.
         dropout: dropout in attention and FFNs.
         global_every: every n-th layer also attends over all nodes of the event (0 = never).
-        k: neighbours of the (eta, phi) graphs (the dataset's graph is reused when its k
-            matches; on visible nodes only, the graph among them is rebuilt with k).
+        k: neighbours in (eta, phi), found by the model (:func:`~graphevent.nn.layers.dense_knn.dense_knn`:
+            the dataset's graph when its k is the same; on visible nodes only, among them).
         pos_scale: (eta, phi) and their differences are divided by this inside the model
             (default 0.4, a typical jet radius), so geometry inputs are of order one.
         pos_freqs: Fourier octaves of the position encoding.
@@ -87,12 +87,6 @@ class MaskedGTEncoderConfig:
             raise ConfigError(f"{where}.global_every: {self.global_every}; expected >= 0 (0 = no global attention)")
 
 
-def graph_tables(edge_index: Tensor, batch: Tensor, num_events: int, layers) -> tuple[NeighbourTable, EventPacking | None]:
-    """The neighbour table of ``edge_index`` and, if a layer has global attention, the per-event
-    packing (one host sync for both): built once per forward pass, shared by all layers."""
-    return batch_tables(edge_index, batch, num_events, packing=any(layer.global_attention for layer in layers))
-
-
 @register_encoder("masked_gt")
 class MaskedGTEncoder(nn.Module):
     r"""Graph-transformer encoder over the (eta, phi) kNN graph.
@@ -112,9 +106,10 @@ class MaskedGTEncoder(nn.Module):
     the kNN attention, one for the event-wide attention, shared by all layers) turn them into
     one logit bias per head, computed once per forward pass.
 
-    ``forward(batch)`` runs on the dataset's graph (rebuilt when the model's ``k`` differs,
-    :func:`~graphevent.nn.batch.position_graph`); ``forward(batch, visible)`` on the
-    visible nodes only, connected by a kNN graph rebuilt among them (masked pretraining).
+    One forward path, :meth:`forward_padded`, on padded events (training pads its batch,
+    export runs it on the experiment's arrays). ``forward(batch)`` runs on every node;
+    ``forward(batch, visible)`` on the visible nodes only, their neighbours found among them
+    (masked pretraining): the hidden nodes are left out of the mask.
 
     Args:
         info: dataset description (feature names and statistics).
@@ -122,8 +117,7 @@ class MaskedGTEncoder(nn.Module):
             ``masked_gt_ae``'s :class:`~graphevent.nn.models.masked_gt_ae.MaskedGTConfig`).
 
     Shapes:
-        batch: x (N, F), pos (N, 2), edge_index (2, E), edge_attr (E, 3); visible: (N,) bool
-        -> tokens (N_visible, dim), pooled (B, dim)
+        batch: x (N, F), pos (N, 2); visible: (N,) bool -> tokens (N_visible, dim), pooled (B, dim)
     """
 
     config_class = MaskedGTEncoderConfig
@@ -133,8 +127,9 @@ class MaskedGTEncoder(nn.Module):
         c = config
         self.config = c
         self.dim = self.out_dim = c.dim
-        self.data_k, self.pixel_size = info.k, info.pixel_size
-        self.pos_scale = c.pos_scale
+        self.k, self.pixel_size, self.onnx = int(c.k), lattice(info), False
+        self.pos_scale = float(c.pos_scale)
+        self.event_wide_max_nodes = int(c.pair_event_wide_max_nodes)
         self.periods = info.periods  # Fourier features of each event's frame along a periodic axis
         self.norm = Standardize(info.node_features, info.feature_stats)
         self.pos_enc = FourierPosition(2, c.pos_freqs, scale=POS_RANGE)
@@ -160,57 +155,62 @@ class MaskedGTEncoder(nn.Module):
         )
 
     def pair_biases(
-        self, x: Tensor, pos: Tensor, table: NeighbourTable, packing: EventPacking | None, dtype: torch.dtype
-    ) -> tuple[Tensor | None, Tensor | None]:
-        """The kNN attention bias ``(N, K, H)`` (slot layout) and the event-wide one ``(B, H, M, M)``
-        (``None`` without ``pairwise``, without global layers, or when the batch's largest event
-        has more than ``pair_event_wide_max_nodes`` nodes)."""
-        if self.deposit_pt is None:
+        self, features: Tensor, positions: Tensor, idx: Tensor, dtype: torch.dtype
+    ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        """The kNN attention bias ``(B, N, k, H)`` and the event-wide one ``(B, H, N, N)``
+        (``None`` without ``pairwise``, without global layers, or when the batch has more than
+        ``pair_event_wide_max_nodes`` node slots); pair features in fp32, the MLPs in ``dtype``."""
+        if self.deposit_pt is None or self.pair_local is None:
             return None, None
-        pt = self.deposit_pt(x)
-        src = table.source
-        local = self.pair_local(pos[:, None], pt[:, None], pos[src], pt[src], dtype)
-        event = None
-        if packing is not None and self.pair_global is not None and packing.mask.size(1) <= self.config.pair_event_wide_max_nodes:
-            p, t = packing.pack(pos.float()), packing.pack(pt[:, None])[..., 0]  # (B, M, 2), (B, M)
-            event = self.pair_global(p[:, :, None], t[:, :, None], p[:, None], t[:, None], dtype).permute(0, 3, 1, 2)
+        pt = self.deposit_pt(features)  # (B, N)
+        local = self.pair_local(positions[:, :, None], pt[:, :, None], gather_nodes(positions, idx),
+                           gather_nodes(pt[..., None], idx)[..., 0], dtype)
+        event: Optional[Tensor] = None
+        if self.pair_global is not None and positions.shape[1] <= self.event_wide_max_nodes:
+            event = self.pair_global(positions[:, :, None], pt[:, :, None], positions[:, None], pt[:, None], dtype).permute(0, 3, 1, 2)
         return local, event
 
+    @torch.jit.unused  # an exported model runs forward_padded
     def forward(self, batch, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        from graphevent.nn.layers.knn import edge_features, knn_graph
+        features, positions, mask = padded_nodes(batch, visible)
+        with cast_parameters_once(self, features.device.type):
+            tokens, pooled = self.forward_padded(features, positions, mask)
+        return tokens[mask], pooled.to(tokens.dtype)
 
-        b, num_events = batch_vector(batch)
-        if visible is None:
-            edge_index, edge_attr = position_graph(batch, self.config.k, self.data_k, self.pixel_size, self.periods)
-            return self.encode_graph(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
-        keep = visible.nonzero().view(-1)  # one host sync for the three selections
-        x, pos, bv = batch.x[keep], batch.pos[keep], b[keep]
-        edge_index = knn_graph(pos, bv, self.config.k, num_events, self.pixel_size, self.periods)
-        return self.encode_graph(x, pos, edge_index, edge_features(pos, edge_index, self.periods), bv, num_events)
+    @torch.jit.unused
+    def states(self, batch) -> list[Tensor]:
+        """Every layer's output ``h^1 .. h^L`` (each ``(N, dim)``, before the final norm) on every
+        node: what an EMA teacher's targets are made of (``masked_gt_latent``)."""
+        features, positions, mask = padded_nodes(batch)
+        with cast_parameters_once(self, features.device.type):
+            return [h[mask] for h in self.forward_states(features, positions, mask)[1]]
 
-    def encode_graph(
-        self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
-    ) -> tuple[Tensor, Tensor]:
-        """Tokens ``(N, dim)`` and pooled embedding ``(B, dim)`` of nodes ``x`` on the given graph."""
-        tokens, _ = self.forward_states(x, pos, edge_index, edge_attr, batch, num_events)
-        return tokens, global_mean_pool(at_least_float32(tokens), batch, size=num_events).to(tokens.dtype)
+    def forward_padded(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Tokens ``(B, N, dim)`` and their mean over each event's valid nodes ``(B, dim)``
+        (fp32 at least); values at padding (NaN too) are ignored.
 
-    def forward_states(
-        self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, num_events: int
-    ) -> tuple[Tensor, list[Tensor]]:
-        """The output tokens ``(N, dim)`` and every layer's output ``h^1 .. h^L`` (each ``(N, dim)``,
-        before the final norm): what an EMA teacher's targets are made of (``masked_gt_latent``)."""
-        table, packing = graph_tables(edge_index, batch, num_events, self.layers)
-        # inputs, Fourier features and edge geometry in fp32; the layers in the compute dtype
-        feats = torch.cat([self.norm(x), self.pos_enc(event_frame(pos, batch, num_events, self.periods) / self.pos_scale)], dim=-1)
-        geometry = table.edges_to_slots(edge_attr) / self.pos_scale
-        states = []
-        with cast_parameters_once(self, x.device.type) as dtype:
-            h = self.embed(feats.to(dtype))
-            e = self.edge_embed(geometry.to(dtype))  # (N, K, edge_dim)
-            local, event = self.pair_biases(x, pos, table, packing, dtype)
-            for layer in self.layers:
-                h = layer(h, table, e, packing, local, event)
-                states.append(h)
-            tokens = self.out_norm(h)
-        return tokens, states
+        Shapes:
+            features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
+        """
+        tokens = self.forward_states(features, positions, mask)[0]
+        return tokens, masked_mean(tokens, mask)
+
+    def forward_states(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The output tokens ``(B, N, dim)`` and every layer's output (each ``(B, N, dim)``,
+        before the final norm). Inputs, Fourier features, edge geometry and pair biases in fp32;
+        the layers in the parameters' dtype (a :func:`cast_parameters_once` block's)."""
+        features = features.masked_fill(~mask[..., None], 0.0)
+        positions = positions.masked_fill(~mask[..., None], 0.0)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
+        frame = dense_event_frame(positions, mask, self.periods)
+        feats = torch.cat([self.norm(features), self.pos_enc(frame / self.pos_scale)], dim=-1)
+        geometry = dense_edge_geometry(positions, idx, self.periods) / self.pos_scale
+        dtype = self.embed.net[0].weight.dtype
+        h = self.embed(feats.to(dtype))
+        e = self.edge_embed(geometry.to(dtype))  # (B, N, k, edge_dim)
+        local, event = self.pair_biases(features, positions, idx, dtype)
+        states: list[Tensor] = []
+        for layer in self.layers:
+            h = layer(h, idx, valid, e, mask, local, event)
+            states.append(h)
+        return self.out_norm(h), states

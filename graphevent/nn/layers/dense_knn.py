@@ -177,6 +177,20 @@ def gather_nodes(h: Tensor, idx: Tensor) -> Tensor:
     return h.reshape(b * n, c)[(idx + base).reshape(-1)].reshape(b, n, idx.shape[2], c)
 
 
+def dense_edge_geometry(positions: Tensor, idx: Tensor, periods: Optional[tuple[float, float]] = None) -> Tensor:
+    """(delta eta, delta phi, delta R) of each neighbour slot, neighbour minus node, as
+    :func:`~graphevent.nn.layers.knn.edge_features` (wrapped along the periodic axes of
+    ``periods``, ``DatasetInfo.periods``).
+
+    Shapes:
+        positions: (B, N, 2), idx: (B, N, k) -> (B, N, k, 3)
+    """
+    d = gather_nodes(positions, idx) - positions[:, :, None, :]
+    if periods is not None:
+        d = torch.stack([wrap_delta(d[..., 0], periods[0]), wrap_delta(d[..., 1], periods[1])], dim=-1)
+    return torch.cat([d, torch.linalg.vector_norm(d, dim=-1, keepdim=True)], dim=-1)
+
+
 def lattice(info) -> Optional[tuple[float, float]]:
     """The dataset's pixel size (``DatasetInfo.pixel_size``) as :func:`dense_knn` takes it,
     ``None`` for point datasets: positions back on the pixel lattice, so the (eta, phi)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
 from graphevent.nn.layers.dense_knn import gather_nodes
@@ -28,9 +30,10 @@ class EdgeConvBlock(nn.Module):
     and a gather instead of an ``(E, 2F) x (2F, C)`` product. ``A`` and ``B`` are stored
     directly (``lin_i``, ``lin_j``): the same family of functions.
 
-    One form for training and export: padded events, each node's ``k`` neighbour slots
-    (``valid``: which hold a neighbour); in training the MLPs see the valid edges and nodes
-    only (:meth:`on_rows`).
+    Padded events, each node's ``k`` neighbour slots (``valid``: which hold a neighbour). In
+    eval (and export) the edge MLP runs on every slot, the mean over the valid ones; in
+    training (:meth:`train_forward`) on the valid edges only, so BatchNorm's batch statistics
+    are those of the real edges and nodes and padding costs nothing.
 
     Args:
         in_channels: node feature size ``F_in``.
@@ -65,32 +68,39 @@ class EdgeConvBlock(nn.Module):
             if m is not self and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
-    def forward(self, h: Tensor, idx: Tensor, valid: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, idx: Tensor, valid: Tensor, mask: Tensor, nodes: Optional[Tensor] = None) -> Tensor:
+        """``nodes``: the flat indices ``b * N + i`` of the valid nodes (training; computed here
+        if not given: the caller computes them once for all blocks)."""
+        if self.training:
+            return self.train_forward(h, idx, valid, mask, nodes)
+        # eval and export: every slot (BatchNorm's running statistics act row by row), so every
+        # shape is a function of B, N and k only
+        b, n, c = h.shape
+        k = idx.shape[2]
         edges = self.lin_i(h)[:, :, None, :] + gather_nodes(self.lin_j(h), idx)  # (B, N, k, C0)
-        m = self.on_rows(edges, valid, True)
+        m = self.edge_mlp(edges.reshape(b * n * k, edges.shape[-1])).reshape(b, n, k, self.out_channels)
         w = valid.to(m.dtype)[..., None]
         agg = (m * w).sum(2) / w.sum(2).clamp(min=1.0)
-        return self.act(agg + self.on_rows(h, mask, False))
+        return self.act(agg + self.shortcut(h.reshape(b * n, c)).reshape(b, n, self.out_channels))
 
-    def on_rows(self, x: Tensor, rows: Tensor, edge: bool) -> Tensor:
-        """The edge MLP (``edge``) or the shortcut over the last dimension of ``x``: in training
-        on the valid ``rows`` only (BatchNorm's batch statistics are those of the real edges or
-        nodes, not of padding), zeros elsewhere; in eval on every row (BatchNorm's running
-        statistics: row by row the same values, and shapes that depend on ``x``'s alone, as
-        export needs).
-
-        Shapes:
-            x: (..., C_in), rows: x.shape[:-1] bool -> (..., C_out)
-        """
-        if self.training:
-            picked = self.edge_mlp(x[rows]) if edge else self.shortcut(x[rows])
-            out = picked.new_zeros(list(rows.shape) + [picked.shape[-1]])
-            out[rows] = picked
-            return out
-        shape = list(x.shape)
-        flat = x.reshape(-1, shape[-1])
-        y = self.edge_mlp(flat) if edge else self.shortcut(flat)
-        return y.reshape(shape[:-1] + [y.shape[-1]])
+    def train_forward(self, h: Tensor, idx: Tensor, valid: Tensor, mask: Tensor, nodes: Optional[Tensor] = None) -> Tensor:
+        """The same function on the valid edges and nodes only, as a list (BatchNorm's batch
+        statistics are those of the real edges and nodes, not of padding; no work on padding).
+        Zeros at padding."""
+        b, n, c = h.shape
+        k = idx.shape[2]
+        flat = h.reshape(b * n, c)
+        if nodes is None:
+            nodes = mask.reshape(-1).nonzero().squeeze(1)
+        slots = valid.reshape(-1).nonzero().squeeze(1)  # valid (node, slot) pairs, flat
+        target = torch.div(slots, k, rounding_mode="floor")  # flat node b * N + i of each edge
+        source = (idx + (torch.arange(b, device=h.device) * n)[:, None, None]).reshape(-1)[slots]
+        m = self.edge_mlp(self.lin_i(flat)[target] + self.lin_j(flat)[source])  # (E, C)
+        count = valid.sum(2).reshape(b * n, 1).clamp(min=1).to(m.dtype)
+        agg = m.new_zeros(b * n, m.shape[1]).index_add_(0, target, m) / count
+        short = self.shortcut(flat[nodes])
+        out = agg.index_add(0, nodes, short.to(agg.dtype))
+        return self.act(out).reshape(b, n, self.out_channels)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.channels})"

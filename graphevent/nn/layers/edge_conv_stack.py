@@ -4,6 +4,7 @@ feature space, as in DGCNN and ParticleNet."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 from torch import Tensor, nn
 
@@ -42,10 +43,11 @@ class EdgeConvStack(nn.ModuleList):
     def forward(self, h: Tensor, idx: Tensor, valid: Tensor, mask: Tensor) -> list[Tensor]:  # type: ignore[override]
         outs: list[Tensor] = []
         first = True
+        nodes: Optional[Tensor] = mask.reshape(-1).nonzero().squeeze(1) if self.training else None  # once for all blocks
         for block in self:
             if not first:
                 idx, valid = dense_knn(h, mask, self.k, False, self.onnx)
-            h = block(h, idx, valid, mask)
+            h = block(h, idx, valid, mask, nodes)
             outs.append(h)
             first = False
         return outs

@@ -1,35 +1,23 @@
-"""Multi-head self-attention over all nodes of each event (padding masked)."""
+"""Multi-head self-attention over all valid nodes of each event, on padded events."""
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphevent.nn.layers.neighbours import EventPacking
-
-
-def key_mask(mask: Tensor, bias: Optional[Tensor], lowest: float) -> Tensor:
-    """The ``attn_mask`` of :func:`F.scaled_dot_product_attention` over an event's nodes:
-    the boolean key mask, or, with a ``bias``, the bias with ``lowest`` (the lowest float of
-    its dtype) at padded keys.
-
-    Shapes:
-        mask: (B, M) bool, bias: (B, H, M, M) or None -> (B, 1, 1, M) bool | (B, H, M, M)
-    """
-    if bias is None:
-        return mask[:, None, None, :]
-    return bias.masked_fill(~mask[:, None, None, :], lowest)
-
 
 class EventSelfAttention(nn.Module):
     r"""Full self-attention among the nodes of each event, never across events.
 
-    Nodes are packed per event (:class:`EventPacking`, built once per batch); padded slots are excluded as keys
-    by the attention mask and dropped from the output, so results do not depend on which
-    other events share the batch (Vaswani et al., arXiv:1706.03762).
+    Padded slots are excluded as keys by the attention mask (rows at padding are finite and
+    unused), so results do not depend on which other events share the batch (Vaswani et al.,
+    arXiv:1706.03762). Without a bias, PyTorch's fused attention never holds the ``(B, H, M, M)``
+    scores; with one, the scores are written out (the ONNX exporter's decomposition of fused
+    attention with a float mask does not export).
 
     Args:
         dim: node feature size ``D`` (divisible by ``heads``).
@@ -37,11 +25,10 @@ class EventSelfAttention(nn.Module):
         dropout: attention dropout (default 0).
 
     An optional ``bias`` (e.g. :class:`~graphevent.nn.layers.pair_bias.PairBias` of every pair
-    of nodes of an event, in the packing's layout) is added to the attention logits.
+    of nodes of an event) is added to the attention logits.
 
     Shapes:
-        x: (num_nodes, D), packing: per-event layout of the nodes, bias: (B, H, M, M) or None
-        -> (num_nodes, D)
+        x: (B, M, D), mask: (B, M) bool, bias: (B, H, M, M) or None -> (B, M, D)
     """
 
     def __init__(self, dim: int, heads: int = 4, dropout: float = 0.0) -> None:
@@ -57,15 +44,19 @@ class EventSelfAttention(nn.Module):
         self.qkv.reset_parameters()
         self.proj.reset_parameters()
 
-    def forward(self, x: Tensor, packing: EventPacking, bias: Tensor | None = None) -> Tensor:
-        dense, mask = packing.pack(x), packing.mask  # (B, M, D), (B, M)
-        b, m, _ = dense.shape
-        q, k, v = self.qkv(dense).view(b, m, 3, self.heads, self.dim // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=key_mask(mask, bias, torch.finfo(dense.dtype).min), dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, M, d)
-        out = out.transpose(1, 2).reshape(b, m, self.dim)
-        return self.proj(packing.unpack(out))
+    def forward(self, x: Tensor, mask: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+        b, m, _ = x.shape
+        q, k, v = self.qkv(x).view(b, m, 3, self.heads, self.dim // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        p = self.dropout if self.training else 0.0
+        keys = mask | ~mask.any(dim=1, keepdim=True)  # an event without valid nodes: finite rows, unused
+        if bias is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :], dropout_p=p)  # (B, H, M, d)
+        else:
+            lowest = -65504.0 if q.dtype == torch.float16 else -1e30  # below any logit, in every float dtype
+            score = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.dim // self.heads)
+            score = score + bias.to(score.dtype).masked_fill(~keys[:, None, None, :], lowest)
+            out = torch.matmul(F.dropout(torch.softmax(score, dim=-1), p=p, training=self.training), v)
+        return self.proj(out.transpose(1, 2).reshape(b, m, self.dim))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.dim}, heads={self.heads})"

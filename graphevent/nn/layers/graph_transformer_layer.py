@@ -1,75 +1,87 @@
-"""Pre-norm graph-transformer layer: kNN attention with relative geometry, optional global attention, FFN."""
+"""Pre-norm graph-transformer layer on padded events: kNN attention with relative geometry,
+optional event-wide attention, FFN."""
 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import TransformerConv
 
+from graphevent.nn.layers.dense_knn import gather_nodes
 from graphevent.nn.layers.global_attention import EventSelfAttention
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.layers.neighbours import EventPacking, NeighbourTable
 
 
-def neighbour_attention(
-    conv: TransformerConv, x: Tensor, table: NeighbourTable, edge_attr: Tensor, bias: Tensor | None = None
-) -> Tensor:
-    r"""``conv(x, edge_index, edge_attr)`` of a PyG ``TransformerConv`` (concat heads, root
-    weight, edge features, no beta), computed on the dense neighbour table.
+class NeighbourAttention(nn.Module):
+    r"""Attention of each node over its ``k`` neighbour slots: PyG's ``TransformerConv``
+    (Shi et al., arXiv:2009.03509; concat heads, root weight, edge features, no beta), with
+    its parameter names, on padded events.
 
-    The same weights and the same arithmetic as PyG's message passing, but the softmax and
-    the sum over a node's neighbours run along the table's ``K`` axis: no scatter softmax and no
-    scatter aggregation, whose backward passes are gathers over all edges; the query, key, value and root
-    projections run as one product. Nodes without incoming edges get only
-    the root term, as in PyG. ``bias`` (e.g. :class:`~graphevent.nn.layers.pair_bias.PairBias`
-    of each node and its neighbours) is added to the attention logits. Attention dropout draws its mask in table layout, so in
-    training mode with dropout > 0 the draws (not their distribution) differ from PyG's.
+    Node i attends to its neighbours j with :math:`\alpha_{ij} = \mathrm{softmax}_j(q_i^\top
+    (k_j + W_e e_{ij}) / \sqrt{d} + b_{ij})` and returns :math:`W_r x_i + \sum_j \alpha_{ij}(v_j +
+    W_e e_{ij})` (the root term keeps every parameter in use; a node without a valid slot gets
+    only it). The softmax and the sum run along the slot axis (no scatter); the query, key,
+    value and root projections run as one product. ``bias`` (e.g.
+    :class:`~graphevent.nn.layers.pair_bias.PairBias` of each node and its neighbours) is added
+    to the logits.
 
     Shapes:
-        x: (N, D_in), table: (N, K), edge_attr: (N, K, edge_dim) in table layout,
-        bias: (N, K, H) or None -> (N, H * C)
+        x: (B, N, D_in), idx / valid: (B, N, k), edge_attr: (B, N, k, edge_dim),
+        bias: (B, N, k, H) or None -> (B, N, H * C)
     """
-    n, k = table.source.shape
-    h, c = conv.heads, conv.out_channels
-    lins = (conv.lin_query, conv.lin_key, conv.lin_value, conv.lin_skip)
-    # the four projections of x as one product (their weights side by side); split's backward is one cat
-    proj = F.linear(x, torch.cat([lin.weight for lin in lins]), torch.cat([lin.bias for lin in lins]))
-    query, key_value, skip = proj.split([h * c, 2 * h * c, h * c], dim=1)
-    edge = conv.lin_edge(edge_attr).view(n, k, 1, h, c)
-    key_j, value_j = (key_value[table.source.reshape(-1)].view(n, k, 2, h, c) + edge).unbind(2)
-    score = (query.view(n, 1, h, c) * key_j).sum(-1) / math.sqrt(c)  # (N, K, H)
-    if bias is not None:
-        score = score + bias
-    if table.full:  # every slot holds an edge (kNN graphs of events with more than k nodes)
-        alpha = torch.softmax(score, dim=1)
-    else:
-        score = score.masked_fill(~table.valid[..., None], torch.finfo(score.dtype).min)
-        alpha = torch.softmax(score, dim=1) * table.valid[..., None]  # a node without edges gets 0
-    alpha = F.dropout(alpha, p=conv.dropout, training=conv.training)
-    out = (alpha[..., None] * value_j).sum(1).reshape(n, h * c)
-    return out + skip
+
+    def __init__(self, in_channels: int, out_channels: int, heads: int, edge_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads, self.out_channels, self.dropout = heads, out_channels, dropout
+        width = heads * out_channels
+        # PyG's TransformerConv's modules, in its order (checkpoints' keys and initial draws)
+        self.lin_key = nn.Linear(in_channels, width)
+        self.lin_query = nn.Linear(in_channels, width)
+        self.lin_value = nn.Linear(in_channels, width)
+        self.lin_edge = nn.Linear(edge_dim, width, bias=False)
+        self.lin_skip = nn.Linear(in_channels, width)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for lin in (self.lin_key, self.lin_query, self.lin_value, self.lin_edge, self.lin_skip):
+            lin.reset_parameters()
+
+    def forward(self, x: Tensor, idx: Tensor, valid: Tensor, edge_attr: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+        b, n, k = idx.shape
+        h, c = self.heads, self.out_channels
+        weight = torch.cat([self.lin_query.weight, self.lin_key.weight, self.lin_value.weight, self.lin_skip.weight])
+        bias_qkv = torch.cat([self.lin_query.bias, self.lin_key.bias, self.lin_value.bias, self.lin_skip.bias])
+        query, key_value, skip = F.linear(x, weight, bias_qkv).split([h * c, 2 * h * c, h * c], dim=-1)
+        edge = self.lin_edge(edge_attr).view(b, n, k, 1, h, c)
+        key_j, value_j = (gather_nodes(key_value, idx).view(b, n, k, 2, h, c) + edge).unbind(3)
+        score = (query.view(b, n, 1, h, c) * key_j).sum(-1) / math.sqrt(c)  # (B, N, k, H)
+        if bias is not None:
+            score = score + bias
+        lowest = -65504.0 if score.dtype == torch.float16 else -1e30  # below any logit, in every float dtype
+        score = score.masked_fill(~valid[..., None], lowest)
+        alpha = torch.softmax(score, dim=2) * valid[..., None].to(score.dtype)  # a node without neighbours: 0
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        return (alpha[..., None] * value_j).sum(2).reshape(b, n, h * c) + skip
 
 
 class GraphTransformerLayer(nn.Module):
-    r"""One graph-transformer layer over the kNN graph of each event.
+    r"""One graph-transformer layer over the kNN neighbours of each node, on padded events.
 
     .. math::
-        h &= x + \mathrm{GraphAttn}(\mathrm{LN}(x), E, e) \\
+        h &= x + \mathrm{GraphAttn}(\mathrm{LN}(x), \mathrm{kNN}, e) \\
         h &= h + \mathrm{EventAttn}(\mathrm{LN}(h)) \quad \text{(if ``global_attention``)} \\
         x' &= h + \mathrm{FFN}(\mathrm{LN}(h))
 
-    ``GraphAttn`` is PyG's ``TransformerConv`` (Shi et al., arXiv:2009.03509): node i
-    attends to its k neighbours j with :math:`\alpha_{ij} = \mathrm{softmax}_j(q_i^\top
-    (k_j + W_e e_{ij}) / \sqrt{d})` and returns :math:`W_r x_i + \sum_j \alpha_{ij}(v_j +
-    W_e e_{ij})` (the root term ``W_r`` is kept so every parameter is used), where
-    :math:`e_{ij}` embeds the relative geometry (delta eta, delta phi, delta R) of the
-    pair, so attention depends on where each neighbour sits. ``EventAttn`` is full
-    attention among all nodes of the same event (:class:`EventSelfAttention`). Optional
-    pair biases (ParT's interaction features, :class:`~graphevent.nn.layers.pair_bias.PairBias`,
-    computed once per batch by the encoder) are added to the logits of either attention.
+    ``GraphAttn`` is :class:`NeighbourAttention` (PyG's ``TransformerConv`` arithmetic), where
+    :math:`e_{ij}` embeds the relative geometry (delta eta, delta phi, delta R) of the pair,
+    so attention depends on where each neighbour sits. ``EventAttn`` is full attention among
+    the valid nodes of the same event (:class:`EventSelfAttention`). Optional pair biases
+    (ParT's interaction features, :class:`~graphevent.nn.layers.pair_bias.PairBias`, computed
+    once per batch by the encoder) are added to the logits of either attention. One form for
+    training and export.
 
     Args:
         dim: node feature size ``D`` (divisible by ``heads``).
@@ -80,13 +92,9 @@ class GraphTransformerLayer(nn.Module):
         global_attention: add the event-wide attention sub-layer (default False).
         act: FFN activation class (default ``nn.GELU``).
 
-    The kNN attention runs on a dense neighbour table (:func:`neighbour_attention`), with
-    the parameters of the PyG layer it equals.
-
     Shapes:
-        x: (N, D), table: (N, K) (:class:`NeighbourTable`), edge_attr: (N, K, edge_dim),
-        packing: :class:`EventPacking`, pair_bias: (N, K, H) or None, event_bias:
-        (B, H, M, M) or None -> (N, D)
+        x: (B, N, D), idx / valid: (B, N, k), edge_attr: (B, N, k, edge_dim), mask: (B, N),
+        pair_bias: (B, N, k, H) or None, event_bias: (B, H, N, N) or None -> (B, N, D)
     """
 
     def __init__(
@@ -104,12 +112,9 @@ class GraphTransformerLayer(nn.Module):
         self.heads = heads
         self.global_attention = global_attention
         self.norm1 = nn.LayerNorm(dim)
-        self.conv = TransformerConv(
-            dim, dim // heads, heads=heads, edge_dim=edge_dim, dropout=dropout, root_weight=True
-        )
-        if global_attention:
-            self.norm_g = nn.LayerNorm(dim)
-            self.attn = EventSelfAttention(dim, heads, dropout)
+        self.conv = NeighbourAttention(dim, dim // heads, heads, edge_dim, dropout)
+        self.norm_g: Optional[nn.Module] = nn.LayerNorm(dim) if global_attention else None
+        self.attn: Optional[EventSelfAttention] = EventSelfAttention(dim, heads, dropout) if global_attention else None
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = MLP(dim, [int(dim * ffn_ratio)], dim, act=act, dropout=dropout)
         self.reset_parameters()
@@ -120,15 +125,14 @@ class GraphTransformerLayer(nn.Module):
                 m.reset_parameters()
 
     def forward(
-        self, x: Tensor, table: NeighbourTable, edge_attr: Tensor, packing: EventPacking | None,
-        pair_bias: Tensor | None = None, event_bias: Tensor | None = None,
+        self, x: Tensor, idx: Tensor, valid: Tensor, edge_attr: Tensor, mask: Tensor,
+        pair_bias: Optional[Tensor] = None, event_bias: Optional[Tensor] = None,
     ) -> Tensor:
-        """One layer; ``table``, ``edge_attr`` (in table layout), ``packing`` and the optional
-        attention biases are built once per batch by the caller and shared by all layers
-        (``packing`` may be ``None`` if no layer has global attention)."""
-        h = x + neighbour_attention(self.conv, self.norm1(x), table, edge_attr, pair_bias)
-        if self.global_attention:
-            h = h + self.attn(self.norm_g(h), packing, event_bias)
+        """One layer; the neighbours, ``edge_attr`` and the optional attention biases are built
+        once per batch by the caller and shared by all layers."""
+        h = x + self.conv(self.norm1(x), idx, valid, edge_attr, pair_bias)
+        if self.norm_g is not None and self.attn is not None:
+            h = h + self.attn(self.norm_g(h), mask, event_bias)
         return h + self.ffn(self.norm2(h))
 
     def __repr__(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graphevent.nn.layers.neighbours import EventPacking
+from graphevent.nn.layers.packing import EventPacking
 from graphevent.utils.geometry import is_periodic, wrap_deltas
 
 _M31 = 0x7FFFFFFF

@@ -12,13 +12,14 @@ from torch_geometric.utils import scatter
 from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import batch_vector, event_keys, position_graph
-from graphevent.nn.encoders.masked_gt import POS_RANGE, MaskedGTEncoder, MaskedGTEncoderConfig, graph_tables
+from graphevent.nn.batch import batch_vector, event_keys
+from graphevent.nn.encoders.masked_gt import POS_RANGE, MaskedGTEncoder, MaskedGTEncoderConfig
+from graphevent.nn.layers.dense_knn import dense_edge_geometry, dense_knn, lattice
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
 from graphevent.nn.layers.masking import hashed_uniform, sample_hidden_nodes
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.layers.neighbours import index_counts
-from graphevent.nn.layers.periodic import event_frame
+from graphevent.nn.layers.packing import index_counts
+from graphevent.nn.layers.periodic import dense_event_frame
 from graphevent.nn.layers.position import FourierPosition
 from graphevent.nn.models.base import AutoencoderModel
 from graphevent.nn.precision import cast_parameters_once
@@ -81,7 +82,8 @@ def mask_nodes(batch, config: MaskedGTConfig, training: bool, generator: torch.G
 
 
 class MaskedGTDecoder(nn.Module):
-    r"""Light decoder: visible tokens plus a shared mask token at hidden positions, over the full graph.
+    r"""Light decoder: visible tokens plus a shared mask token at hidden positions, over every node's
+    (eta, phi) neighbours (padded events, as the encoder).
 
     .. math::
         d_i = \begin{cases} W t_i & i\ \text{visible} \\ m & i\ \text{hidden} \end{cases}
@@ -94,9 +96,8 @@ class MaskedGTDecoder(nn.Module):
             latent predictor of ``masked_gt_latent`` predicts ``dim``-sized tokens).
 
     Shapes:
-        tokens: (N_visible, dim), visible: (N,) bool, pos: (N, 2), edge_index: (2, E),
-        edge_attr: (E, 3), batch: (N,), num_events: B -> (N, out_channels), by default
-        standardised values (N, F)
+        tokens: (N_visible, dim), visible: (N,) bool, batch: the events (pos (N, 2))
+        -> (N, out_channels), by default standardised values (N, F)
     """
 
     def __init__(self, info: DatasetInfo, config: MaskedGTConfig, out_channels: int | None = None) -> None:
@@ -104,6 +105,7 @@ class MaskedGTDecoder(nn.Module):
         c = config
         self.pos_scale = c.pos_scale
         self.periods = info.periods
+        self.k, self.pixel_size = c.k, lattice(info)
         self.proj = nn.Linear(c.dim, c.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(c.decoder_dim))
         self.pos_enc = FourierPosition(2, c.pos_freqs, scale=POS_RANGE)
@@ -117,23 +119,24 @@ class MaskedGTDecoder(nn.Module):
         self.head = nn.Linear(c.decoder_dim, info.num_node_features if out_channels is None else out_channels)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def forward(
-        self, tokens: Tensor, visible: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor,
-        num_events: int,
-    ) -> Tensor:
-        idx = visible.nonzero().view(-1)
-        table, packing = graph_tables(edge_index, batch, num_events, self.layers)
-        fourier = self.pos_enc(event_frame(pos, batch, num_events, self.periods) / self.pos_scale)  # fp32, as the edge geometry
-        geometry = table.edges_to_slots(edge_attr) / self.pos_scale
+    def forward(self, tokens: Tensor, visible: Tensor, batch) -> Tensor:
+        from torch_geometric.utils import to_dense_batch
+
+        b, num_events = batch_vector(batch)
+        full = tokens.new_zeros(visible.size(0), tokens.size(1)).index_copy(0, visible.nonzero().view(-1), tokens)
+        full, mask = to_dense_batch(full, b, batch_size=num_events)  # (B, M, dim): every node's slot
+        seen = to_dense_batch(visible, b, batch_size=num_events)[0]
+        pos = to_dense_batch(batch.pos, b, batch_size=num_events)[0]
+        idx, valid = dense_knn(pos, mask, self.k, True, False, self.pixel_size, self.periods)
+        fourier = self.pos_enc(dense_event_frame(pos, mask, self.periods) / self.pos_scale)  # fp32, as the edge geometry
+        geometry = dense_edge_geometry(pos, idx, self.periods) / self.pos_scale
         with cast_parameters_once(self, pos.device.type) as dtype:
-            tokens = tokens.to(dtype)
-            full = tokens.new_zeros(visible.size(0), tokens.size(1)).index_copy(0, idx, tokens)
-            h = torch.where(visible[:, None], self.proj(full), self.mask_token)
+            h = torch.where(seen[..., None], self.proj(full.to(dtype)), self.mask_token)
             h = h + self.pos_embed(fourier.to(dtype))
             e = self.edge_embed(geometry.to(dtype))
             for layer in self.layers:
-                h = layer(h, table, e, packing)
-            return self.head(self.out_norm(h))
+                h = layer(h, idx, valid, e, mask)
+            return self.head(self.out_norm(h))[mask]
 
 
 @register_model("masked_gt_ae")
@@ -188,11 +191,9 @@ class MaskedGTAutoencoder(AutoencoderModel):
         """Standardised values ``(N, F)`` predicted at every node from the visible tokens
         (meaningful at hidden nodes; visible rows are not trained). ``tokens`` are those of
         the nodes not ``hidden`` (all nodes if ``hidden`` is ``None``); ``pooled`` is unused."""
-        b, num_events = batch_vector(batch)
         if hidden is None:
-            hidden = torch.zeros(b.numel(), dtype=torch.bool, device=b.device)
-        edge_index, edge_attr = position_graph(batch, self.config.k, self.info.k, self.info.pixel_size, self.info.periods)
-        return self.decoder(tokens, ~hidden, batch.pos, edge_index, edge_attr, b, num_events)
+            hidden = torch.zeros(batch.num_nodes, dtype=torch.bool, device=batch.pos.device)
+        return self.decoder(tokens, ~hidden, batch)
 
     def _reconstruct_standardised(self, batch, hidden: Tensor | None) -> tuple[Tensor, Tensor]:
         hidden = self.mask_nodes(batch) if hidden is None else hidden

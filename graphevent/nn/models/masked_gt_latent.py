@@ -11,7 +11,6 @@ from torch.nn import functional as F
 
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import batch_vector, position_graph
 from graphevent.nn.models.base import Backbone, BackbonePretrainer, Stage
 from graphevent.nn.models.masked_gt_ae import MaskedGTAutoencoder, MaskedGTConfig, MaskedGTDecoder, mask_nodes
 from graphevent.nn.registry import register_model
@@ -127,13 +126,9 @@ class MaskedLatentPretrainer(BackbonePretrainer):
             t.copy_(s)
 
     @torch.no_grad()
-    def targets(self, batch, graph: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """The teacher's :func:`latent_targets` of every node of the full events ``(N, dim)``
-        (``graph``: the events' :func:`position_graph`, if already built)."""
-        b, num_events = batch_vector(batch)
-        edge_index, edge_attr = graph or position_graph(batch, self.config.masked_gt.k, self.info.k, self.info.pixel_size, self.info.periods)
-        _, states = self.teacher.forward_states(batch.x, batch.pos, edge_index, edge_attr, b, num_events)
-        return latent_targets(states, self.config.target_layers)
+    def targets(self, batch) -> Tensor:
+        """The teacher's :func:`latent_targets` of every node of the full events ``(N, dim)``."""
+        return latent_targets(self.teacher.states(batch), self.config.target_layers)
 
     # ------------------------------------------------------------------ objective
     def latent_loss(self, batch, hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -151,11 +146,9 @@ class MaskedLatentPretrainer(BackbonePretrainer):
         """``latent`` (MSE to the teacher's tokens over hidden nodes), ``target_std`` (no gradient)
         and, with ``recon_weight > 0``, ``recon`` (``masked_gt_ae``'s loss on the same hidden nodes)."""
         hidden = self.mask_nodes(batch) if hidden is None else hidden
-        edge_index, edge_attr = position_graph(batch, self.config.masked_gt.k, self.info.k, self.info.pixel_size, self.info.periods)
-        target = self.targets(batch, (edge_index, edge_attr))
+        target = self.targets(batch)
         tokens, pooled = self.backbone.encode(batch, visible=~hidden)
-        b, num_events = batch_vector(batch)
-        pred = self.predictor(tokens, ~hidden, batch.pos, edge_index, edge_attr, b, num_events)
+        pred = self.predictor(tokens, ~hidden, batch)
         count = hidden.sum().clamp(min=1)
         err = (pred.float() - target).square() * hidden[:, None]
         out = {"latent": err.sum() / (count * err.size(1))}

@@ -16,7 +16,7 @@ from graphevent.errors import ConfigError
 from graphevent.nn.batch import batch_vector
 from graphevent.nn.layers.cross_attention import CrossTaskFusion, cross_group_mask
 from graphevent.nn.layers.mlp import MLP
-from graphevent.nn.layers.neighbours import EventPacking
+from graphevent.nn.layers.packing import EventPacking
 from graphevent.nn.layers.task_pools import TaskPools
 from graphevent.nn.models.base import Backbone, EncoderSections, GraphModel, Stage
 from graphevent.nn.precision import cast_parameters_once
