@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from graphevent.errors import ConfigError
+from graphevent.nn.models.multitask import grouped_tokens, head_inputs
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
 
@@ -198,31 +199,13 @@ class ProjectedEncoder(nn.Module):
         return torch.cat([self.proj(pooled)[:, None], self.proj(tokens)], dim=1)
 
 
-class TaskTokenFusion(nn.Module):
-    """``multitask``'s cross-attention fusion (shared): group embeddings added, then
-    :class:`~graphevent.nn.layers.cross_attention.CrossTaskFusion` with the model's mask.
-
-    Shapes:
-        tokens: (B, T, E, Q, D) -> (B, T * E * Q, D), task-major
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.group_embed, self.fusion = model.group_embed, model.fusion
-        self.register_buffer("allowed", model.fusion_allowed, persistent=False)
-        self.num_tasks, self.num_encoders = len(model.taskset.tasks), len(model.backbones)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        tokens = tokens + self.group_embed.view(self.num_tasks, self.num_encoders, 1, -1)
-        return self.fusion(tokens.flatten(1, 3), self.allowed)
-
-
 @register_padded("multitask")
 class PaddedMultiTask(nn.Module):
     """:class:`~graphevent.nn.models.multitask.MultiTaskModel` on padded events (modules and
-    parameters shared): each encoder's padded form (:func:`register_padded_encoder`) and
-    token projection, the task attention pools over ``[pooled, node tokens]`` of every
-    encoder, the fusion of the task tokens, and the task heads with their output transforms.
+    parameters shared): each encoder's own padded path and token projection, the task
+    attention pools over ``[pooled, node tokens]`` of every encoder, the fusion of the task
+    tokens (:func:`~graphevent.nn.models.multitask.grouped_tokens`, the model's own), and the
+    task heads (:func:`~graphevent.nn.models.multitask.head_inputs`) with their output transforms.
 
     Inputs at padding are set to zero first, so any values there (even NaN) are ignored.
 
@@ -246,7 +229,10 @@ class PaddedMultiTask(nn.Module):
         self.onnx = False
         self.encoders = nn.ModuleList([ProjectedEncoder(e, model.token_proj[n]) for n, e in zip(model.backbones, encoders)])
         self.pools = model.pools
-        self.fuse: TaskTokenFusion | None = TaskTokenFusion(model) if model.config.fusion == "cross_attention" else None
+        cross = model.config.fusion == "cross_attention"
+        self.fusion: Optional[nn.Module] = model.fusion if cross else None
+        self.group_embed: Optional[Tensor] = model.group_embed if cross else None
+        self.register_buffer("allowed", model.fusion_allowed if cross else None, persistent=False)
         self.concat = model.config.fusion == "concat"
         self.num_tasks = len(model.taskset.tasks)
         self.outputs, self.output_names = task_outputs(model)
@@ -260,16 +246,16 @@ class PaddedMultiTask(nn.Module):
         nodes = torch.stack(per_encoder)  # (E, B, 1 + N, D)
         node_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
         tokens = self.pools(nodes, node_mask, False)[0]  # (B, T, E, Q, D)
-        if self.fuse is not None:
-            tokens = self.fuse(tokens)
+        group_embed, allowed = self.group_embed, self.allowed
+        if self.fusion is not None and group_embed is not None and allowed is not None:
+            tokens = self.fusion(grouped_tokens(tokens, group_embed), allowed)
         else:
             tokens = tokens.flatten(1, 3)
-        flat = tokens.flatten(1)
-        per_task = tokens.reshape(tokens.shape[0], self.num_tasks, -1)
+        inputs = head_inputs(tokens, self.num_tasks, self.concat)
         outs: list[Tensor] = []
         i = 0
         for out in self.outputs:
-            outs.append(out(flat if self.concat else per_task[:, i]))
+            outs.append(out(inputs[:, i]))
             i += 1
         return outs
 

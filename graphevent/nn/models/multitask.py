@@ -253,17 +253,14 @@ class MultiTaskModel(GraphModel):
             {t.name: {n: w[:, i, j] for j, n in enumerate(self.backbones)} for i, t in enumerate(self.taskset.tasks)}
             if need_weights else {}
         )
-        if self.config.fusion == "cross_attention":  # a group's Q tokens share its embedding
-            tokens = tokens + self.group_embed.view(*tokens.shape[1:3], 1, -1)
-            tokens = self.fusion(tokens.flatten(1, 3), self.fusion_allowed)
+        if self.config.fusion == "cross_attention":
+            tokens = self.fusion(grouped_tokens(tokens, self.group_embed), self.fusion_allowed)
         else:
             tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major
-        per_task = tokens.view(num_events, len(self.taskset.tasks), -1)
+        inputs = head_inputs(tokens, len(self.taskset.tasks), self.config.fusion == "concat")
         out = {}
         for i, t in enumerate(self.taskset.tasks):
-            inp = tokens.flatten(1) if self.config.fusion == "concat" else per_task[:, i]
-            y = self.heads[t.name](inp)
-            out[t.name] = self.taskset.head_output(t, y)
+            out[t.name] = self.taskset.head_output(t, self.heads[t.name](inputs[:, i]))
         return (out, weights) if need_weights else out
 
     # ------------------------------------------------------------------ GraphModel
@@ -307,6 +304,31 @@ class MultiTaskModel(GraphModel):
             attention[task] = w.transpose(1, 2)[mask]
         pooled = torch.cat([f[1] for f in feats.values()], -1)
         return {"attention": attention, "pooled": pooled, "outputs": self.taskset.predict(raw)}
+
+
+def grouped_tokens(tokens: Tensor, group_embed: Tensor) -> Tensor:
+    """The task tokens with their (task, encoder) group's embedding added (a group's ``Q``
+    tokens share it), flattened task-major for the fusion: ``multitask``'s cross-attention input,
+    in training and in the exported model.
+
+    Shapes:
+        tokens: (B, T, E, Q, D), group_embed: (T * E, D) -> (B, T * E * Q, D)
+    """
+    t, e = tokens.shape[1], tokens.shape[2]
+    return (tokens + group_embed.view(t, e, 1, -1)).flatten(1, 3)
+
+
+def head_inputs(tokens: Tensor, num_tasks: int, concat: bool) -> Tensor:
+    """Each task head's input from the (fused) task tokens, task-major: its own tokens, or with
+    ``concat`` every token; in training and in the exported model.
+
+    Shapes:
+        tokens: (B, T * E * Q, D) -> (B, T, E * Q * D) or, ``concat``, (B, T, T * E * Q * D)
+    """
+    b = tokens.shape[0]
+    if concat:
+        return tokens.flatten(1)[:, None].expand(b, num_tasks, tokens.shape[1] * tokens.shape[2])
+    return tokens.reshape(b, num_tasks, -1)
 
 
 def _stack_old_pools(module: MultiTaskModel, state_dict: dict[str, Tensor], prefix: str, *args) -> None:
