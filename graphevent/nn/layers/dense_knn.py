@@ -101,7 +101,7 @@ KNN_BLOCK_ELEMENTS = 2**24
 
 def dense_knn(
     h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool = False, pixel_size: Optional[tuple[float, float]] = None,
-    periods: Optional[tuple[float, float]] = None, block_elements: int = KNN_BLOCK_ELEMENTS,
+    periods: Optional[tuple[float, float]] = None, block_elements: int = KNN_BLOCK_ELEMENTS, exact: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest other valid nodes of every node, per event.
 
@@ -121,6 +121,9 @@ def dense_knn(
             distances wrap along them.
         block_elements: distances held at a time outside ONNX: larger inputs (whole events of
             thousands of nodes) run in blocks of query nodes, with the same neighbours.
+        exact: learned features: distances in float64, so eager and exported models (whose
+            matrix products round differently) pick the same neighbours; ``False`` (training):
+            float32, about twice as fast, a near tie may go either way.
 
     Shapes:
         h: (B, N, D), mask: (B, N) bool -> idx: (B, N, k) int64 in [0, N), valid: (B, N, k) bool
@@ -128,11 +131,11 @@ def dense_knn(
     b, n = h.shape[0], h.shape[1]
     rows = n if onnx else max(1, block_elements // max(b * n, 1))
     if rows >= n:
-        return _nearest(h, mask, k, stable, onnx, pixel_size, periods, 0, n)
+        return _nearest(h, mask, k, stable, onnx, pixel_size, periods, 0, n, exact)
     idx: list[Tensor] = []
     valid: list[Tensor] = []
     for r0 in range(0, n, rows):
-        i, v = _nearest(h, mask, k, stable, onnx, pixel_size, periods, r0, min(n, r0 + rows))
+        i, v = _nearest(h, mask, k, stable, onnx, pixel_size, periods, r0, min(n, r0 + rows), exact)
         idx.append(i)
         valid.append(v)
     return torch.cat(idx, 1), torch.cat(valid, 1)
@@ -140,17 +143,17 @@ def dense_knn(
 
 def _nearest(
     h: Tensor, mask: Tensor, k: int, stable: bool, onnx: bool, pixel_size: Optional[tuple[float, float]],
-    periods: Optional[tuple[float, float]], r0: int, r1: int,
+    periods: Optional[tuple[float, float]], r0: int, r1: int, exact: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """:func:`dense_knn` of query nodes ``r0 .. r1 - 1``: ``(idx, valid)``, each (B, r1 - r0, k)."""
     n = h.shape[1]
     if stable:  # the same bits as preprocessing's, on every backend
         d = squared_position_distances(h, pixel_size, periods, None if r0 == 0 and r1 == n else (r0, r1))
     else:
-        h64 = h.detach().double()  # float64: exporters' and torch's matmul roundings then never swap neighbours
-        sq = h64.pow(2).sum(-1)
-        q = h64[:, r0:r1]
-        d = (sq[:, r0:r1, None] + sq[:, None, :] - 2.0 * q @ h64.transpose(1, 2)).clamp(min=0.0).sqrt()
+        # float64: exporters' and torch's matmul roundings then never swap neighbours
+        hd = h.detach().double() if exact else h.detach().float()
+        sq = hd.pow(2).sum(-1)
+        d = (sq[:, r0:r1, None] + sq[:, None, :] - 2.0 * hd[:, r0:r1] @ hd.transpose(1, 2)).clamp(min=0.0).sqrt()
     eye = (torch.arange(r0, r1, device=h.device)[:, None] == torch.arange(n, device=h.device)[None]).unsqueeze(0)
     invalid = ~(mask[:, r0:r1, None] & mask[:, None, :]) | eye
     d = d.masked_fill(invalid, float("inf"))

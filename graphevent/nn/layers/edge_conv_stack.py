@@ -46,7 +46,8 @@ class EdgeConvStack(nn.ModuleList):
         nodes: Optional[Tensor] = mask.reshape(-1).nonzero().squeeze(1) if self.training else None  # once for all blocks
         for block in self:
             if not first:
-                idx, valid = dense_knn(h, mask, self.k, False, self.onnx)
+                # training: float32 distances (a near tie may go either way); eval and export: exact
+                idx, valid = dense_knn(h, mask, self.k, False, self.onnx, exact=not self.training)
             h = block(h, idx, valid, mask, nodes)
             outs.append(h)
             first = False
