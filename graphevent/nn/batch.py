@@ -40,6 +40,16 @@ def padded_nodes(data, keep: Tensor | None = None) -> tuple[Tensor, Tensor, Tens
     return features, positions, mask
 
 
+def zero_padding(features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """``features`` and ``positions`` with zeros at padding: whatever a caller put there (NaN
+    too) is then ignored by the padded forms.
+
+    Shapes:
+        features: (B, N, F), positions: (B, N, 2), mask: (B, N) -> the same shapes
+    """
+    return features.masked_fill(~mask[..., None], 0.0), positions.masked_fill(~mask[..., None], 0.0)
+
+
 def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
     """Mean over each event's valid nodes (0 for an event without any), in float32 at least
     (bf16 or fp16 ``h``: the sum in float32, as ``global_mean_pool`` of a float32 copy).

@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import zero_padding
 from graphevent.nn.models.multitask import grouped_tokens, head_inputs
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
@@ -238,8 +239,7 @@ class PaddedMultiTask(nn.Module):
         self.outputs, self.output_names = task_outputs(model)
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
-        features = features.masked_fill(~mask[..., None], 0.0)
-        positions = positions.masked_fill(~mask[..., None], 0.0)
+        features, positions = zero_padding(features, positions, mask)
         per_encoder: list[Tensor] = []
         for enc in self.encoders:
             per_encoder.append(enc(features, positions, mask))

@@ -11,8 +11,8 @@ from graphevent.config.base import require_at_least_one
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import masked_mean, padded_nodes
-from graphevent.nn.layers.dense_knn import dense_knn, lattice
+from graphevent.nn.batch import masked_mean, padded_nodes, zero_padding
+from graphevent.nn.layers.dense_knn import lattice
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.normalize import Standardize
@@ -80,7 +80,7 @@ class EdgeConvEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.k = config.k
-        self.pixel_size, self.onnx = lattice(info), False
+        self.pixel_size = lattice(info)
         self.dim = self.out_dim = config.dim
         self.pos_scale = config.pos_scale
         self.periods = info.periods  # absolute positions in each event's frame along a periodic axis
@@ -106,11 +106,9 @@ class EdgeConvEncoder(nn.Module):
         Shapes:
             features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
         """
-        features = features.masked_fill(~mask[..., None], 0.0)
-        positions = positions.masked_fill(~mask[..., None], 0.0)
+        features, positions = zero_padding(features, positions, mask)
         h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
-        outs = self.blocks(h.to(self.token[0].weight.dtype), idx, valid, mask)
+        outs = self.blocks(h.to(self.token[0].weight.dtype), positions, mask, self.pixel_size, self.periods)
         tokens = self.token(torch.cat(outs, dim=-1))
         full = tokens.float() if tokens.dtype == torch.bfloat16 or tokens.dtype == torch.float16 else tokens
         top = full.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)

@@ -12,7 +12,7 @@ from graphevent.config.base import require_at_least_one
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import masked_mean, padded_nodes
+from graphevent.nn.batch import masked_mean, padded_nodes, zero_padding
 from graphevent.nn.layers.dense_knn import dense_edge_geometry, dense_knn, gather_nodes, lattice
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
 from graphevent.nn.layers.mlp import MLP
@@ -199,8 +199,7 @@ class MaskedGTEncoder(nn.Module):
         """The output tokens ``(B, N, dim)`` and every layer's output (each ``(B, N, dim)``,
         before the final norm). Inputs, Fourier features, edge geometry and pair biases in fp32;
         the layers in the parameters' dtype (a :func:`cast_parameters_once` block's)."""
-        features = features.masked_fill(~mask[..., None], 0.0)
-        positions = positions.masked_fill(~mask[..., None], 0.0)
+        features, positions = zero_padding(features, positions, mask)
         idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
         frame = dense_event_frame(positions, mask, self.periods)
         feats = torch.cat([self.norm(features), self.pos_enc(frame / self.pos_scale)], dim=-1)

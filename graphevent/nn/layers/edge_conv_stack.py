@@ -4,7 +4,7 @@ feature space, as in DGCNN and ParticleNet."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import Optional, Tuple
 
 from torch import Tensor, nn
 
@@ -23,11 +23,11 @@ class EdgeConvStack(nn.ModuleList):
     Args:
         in_channels: node feature size ``F_in``.
         channels: each block's edge-MLP sizes, e.g. ``((64, 64, 64), (128, 128, 128))``.
-        k: neighbours of the feature-space kNN of blocks 2, 3, ...
+        k: neighbours of every block (block 1 in (eta, phi), the others in feature space).
 
     Shapes:
-        h: (B, N, F_in), idx / valid: (B, N, k) (block 1's neighbours), mask: (B, N)
-        -> one (B, N, channels[i][-1]) tensor per block
+        h: (B, N, F_in), positions: (B, N, 2) (block 1's neighbours are the nearest in them),
+        mask: (B, N) -> one (B, N, channels[i][-1]) tensor per block
     """
 
     def __init__(self, in_channels: int, channels: Sequence[Sequence[int]], k: int) -> None:
@@ -40,7 +40,12 @@ class EdgeConvStack(nn.ModuleList):
         self.onnx = False
         self.out_channels = size
 
-    def forward(self, h: Tensor, idx: Tensor, valid: Tensor, mask: Tensor) -> list[Tensor]:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, h: Tensor, positions: Tensor, mask: Tensor, pixel_size: Optional[Tuple[float, float]] = None,
+        periods: Optional[Tuple[float, float]] = None,
+    ) -> list[Tensor]:
+        # block 1: the (eta, phi) neighbours, the dataset's graph (pixel_size, periods: DatasetInfo's)
+        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, pixel_size, periods)
         outs: list[Tensor] = []
         first = True
         nodes: Optional[Tensor] = mask.reshape(-1).nonzero().squeeze(1) if self.training else None  # once for all blocks

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import masked_mean, padded_nodes
-from graphevent.nn.layers.dense_knn import dense_knn, lattice
+from graphevent.nn.batch import masked_mean, padded_nodes, zero_padding
+from graphevent.nn.layers.dense_knn import lattice
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.normalize import Standardize
 from graphevent.nn.layers.periodic import dense_event_frame
@@ -91,7 +91,7 @@ class ParticleNet(SupervisedModel):
         self.blocks = EdgeConvStack(info.num_node_features + 2, c.channels, c.k)
         size = self.dim = self.blocks.out_channels
         # geometry as plain attributes: forward_padded compiles with TorchScript
-        self.k, self.pos_scale, self.onnx = int(c.k), float(c.pos_scale), False
+        self.k, self.pos_scale = int(c.k), float(c.pos_scale)
         self.pixel_size, self.periods = lattice(info), info.periods
         self.heads = nn.ModuleDict(
             {
@@ -121,9 +121,7 @@ class ParticleNet(SupervisedModel):
         Shapes:
             features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
         """
-        features = features.masked_fill(~mask[..., None], 0.0)
-        positions = positions.masked_fill(~mask[..., None], 0.0)
+        features, positions = zero_padding(features, positions, mask)
         h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
-        h = self.blocks(h.to(self.blocks[0].lin_i.weight.dtype), idx, valid, mask)[-1]
+        h = self.blocks(h.to(self.blocks[0].lin_i.weight.dtype), positions, mask, self.pixel_size, self.periods)[-1]
         return h, masked_mean(h, mask)
