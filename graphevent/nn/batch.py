@@ -40,6 +40,33 @@ def padded_nodes(data, keep: Tensor | None = None) -> tuple[Tensor, Tensor, Tens
     return features, positions, mask
 
 
+def stored_neighbours(data, k: int, data_k: int) -> tuple[Tensor, Tensor] | None:
+    """The dataset's stored (eta, phi) graph as the padded neighbour slots of
+    :func:`padded_nodes`' layout: ``(idx (B, M, k) event-local, valid (B, M, k))``, the same as
+    :func:`~graphevent.nn.layers.dense_knn.dense_knn` finds (preprocessing's neighbours and
+    order; tested), without its ``B x M x M`` distances (a whole event's 5,000 nodes). ``None``
+    when the batch has no stored graph, one of another ``k`` (``data_k``: ``DatasetInfo.k``) or
+    one not laid out node by node as the dataset writes it: the model then finds its own."""
+    edge_index = getattr(data, "edge_index", None)
+    if edge_index is None or data_k != k or edge_index.numel() == 0:
+        return None
+    src, dst = edge_index[0], edge_index[1]
+    b, num_events = batch_vector(data)
+    n = b.numel()
+    degree = torch.zeros(n, dtype=torch.long, device=b.device).index_add_(0, dst, torch.ones_like(dst))
+    counts = torch.zeros(num_events, dtype=torch.long, device=b.device).index_add_(0, b, torch.ones_like(b))
+    node_major, most, widest = torch.stack([(dst[1:] >= dst[:-1]).all().long(), counts.max(), degree.max()]).tolist()
+    if not node_major or widest > k:
+        return None
+    local = torch.arange(n, device=b.device) - (torch.cumsum(counts, 0) - counts)[b]  # node's place in its event
+    slot = torch.arange(dst.numel(), device=b.device) - (torch.cumsum(degree, 0) - degree)[dst]
+    idx = torch.zeros(num_events, most, k, dtype=torch.long, device=b.device)
+    valid = torch.zeros(num_events, most, k, dtype=torch.bool, device=b.device)
+    idx[b[dst], local[dst], slot] = local[src]
+    valid[b[dst], local[dst], slot] = True
+    return idx, valid
+
+
 def zero_padding(features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """``features`` and ``positions`` with zeros at padding: whatever a caller put there (NaN
     too) is then ignored by the padded forms.

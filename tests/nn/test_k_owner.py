@@ -5,7 +5,7 @@ the same, their own otherwise."""
 import torch
 
 from graphevent.config.data import DEFAULT_K, GraphConfig
-from graphevent.nn.batch import padded_nodes
+from graphevent.nn.batch import padded_nodes, stored_neighbours
 from graphevent.nn.layers.dense_knn import dense_knn
 from graphevent.nn.layers.knn import knn_graph
 from graphevent.nn.models.particlenet import ParticleNetConfig
@@ -29,3 +29,18 @@ def test_models_with_another_k_run():
     for name in ("particlenet", "masked_gt_ae"):
         out = build_tiny(name, k=4).eval().predict(make_batch())
         assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_the_stored_graph_as_slots_equals_the_neighbours_found():
+    """The eager models read the stored graph (no B x M x M distances) where it applies: the
+    same slots, in the same order, as dense_knn finds; otherwise None (found instead)."""
+    for seed in range(3):
+        batch = make_batch(seed=seed)
+        _, pos, mask = padded_nodes(batch)
+        idx, valid = dense_knn(pos, mask, K, True)
+        got = stored_neighbours(batch, K, K)
+        assert got is not None and torch.equal(got[1], valid) and torch.equal(got[0][valid], idx[valid])
+    assert stored_neighbours(batch, 4, K) is None  # the model's k differs from the dataset's
+    shuffled = batch.clone()
+    shuffled.edge_index = batch.edge_index.flip(1)  # not node by node
+    assert stored_neighbours(shuffled, K, K) is None

@@ -154,3 +154,21 @@ def test_mirror_image_neighbours_tie_exactly_with_non_square_pixels():
     r2 = (pix[1] / pix[0]) ** 2
     assert d[1].item() == d[2].item() == pytest.approx(r2, rel=1e-15)
     assert d[3].item() == d[4].item() == pytest.approx(4 * r2, rel=1e-15)
+
+
+def test_stable_smallest_is_a_stable_sorts_first_k():
+    """Linear-time selection: the values and (for finite values) the columns of a stable sort's
+    first k, on rows full of exact ties and of +inf (padding)."""
+    from graphevent.nn.layers.dense_knn import stable_smallest
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        w = int(torch.randint(3, 60, (1,), generator=g))
+        k = int(torch.randint(1, w + 1, (1,), generator=g))
+        d = torch.randint(0, 5, (2, 7, w), generator=g).double()
+        d[torch.rand(2, 7, w, generator=g) < 0.2] = float("inf")
+        values, cols = stable_smallest(d, k)
+        want_values, want_cols = d.sort(dim=-1, stable=True)
+        assert torch.equal(values, want_values[..., :k])
+        finite = torch.isfinite(values)
+        assert finite.any() and torch.equal(cols[finite], want_cols[..., :k][finite])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +12,7 @@ from graphevent.config.base import require_at_least_one
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import masked_mean, padded_nodes, zero_padding
+from graphevent.nn.batch import masked_mean, padded_nodes, stored_neighbours, zero_padding
 from graphevent.nn.layers.dense_knn import lattice
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.mlp import MLP
@@ -80,7 +81,7 @@ class EdgeConvEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.k = config.k
-        self.pixel_size = lattice(info)
+        self.pixel_size, self.data_k = lattice(info), info.k
         self.dim = self.out_dim = config.dim
         self.pos_scale = config.pos_scale
         self.periods = info.periods  # absolute positions in each event's frame along a periodic axis
@@ -93,22 +94,26 @@ class EdgeConvEncoder(nn.Module):
     @torch.jit.unused  # an exported model runs forward_padded
     def forward(self, batch) -> tuple[Tensor, Tensor]:
         features, positions, mask = padded_nodes(batch)
+        neighbours = stored_neighbours(batch, self.k, self.data_k)
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32); the
         # feature-space kNN measures distances in float64, the pooled mean and max in fp32
         with cast_parameters_once(self, features.device.type, keep=(nn.BatchNorm1d,)):
-            tokens, pooled = self.forward_padded(features, positions, mask)
+            tokens, pooled = self.forward_padded(features, positions, mask, neighbours)
         return tokens[mask], pooled
 
-    def forward_padded(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_padded(
+        self, features: Tensor, positions: Tensor, mask: Tensor, neighbours: Optional[Tuple[Tensor, Tensor]] = None
+    ) -> tuple[Tensor, Tensor]:
         """Tokens ``(B, N, dim)`` and the pooled latent ``(B, dim)``; values at padding (NaN
-        too) are ignored.
+        too) are ignored. ``neighbours``: the first block's, if known (the stored graph's
+        slots); found from ``positions`` otherwise.
 
         Shapes:
             features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
         """
         features, positions = zero_padding(features, positions, mask)
         h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
-        outs = self.blocks(h.to(self.token[0].weight.dtype), positions, mask, self.pixel_size, self.periods)
+        outs = self.blocks(h.to(self.token[0].weight.dtype), positions, mask, self.pixel_size, self.periods, neighbours)
         tokens = self.token(torch.cat(outs, dim=-1))
         full = tokens.float() if tokens.dtype == torch.bfloat16 or tokens.dtype == torch.float16 else tokens
         top = full.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -12,7 +12,7 @@ from graphevent.config.base import require_at_least_one
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import masked_mean, padded_nodes, zero_padding
+from graphevent.nn.batch import masked_mean, padded_nodes, stored_neighbours, zero_padding
 from graphevent.nn.layers.dense_knn import dense_edge_geometry, dense_knn, gather_nodes, lattice
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
 from graphevent.nn.layers.mlp import MLP
@@ -127,7 +127,7 @@ class MaskedGTEncoder(nn.Module):
         c = config
         self.config = c
         self.dim = self.out_dim = c.dim
-        self.k, self.pixel_size, self.onnx = int(c.k), lattice(info), False
+        self.k, self.pixel_size, self.onnx, self.data_k = int(c.k), lattice(info), False, info.k
         self.pos_scale = float(c.pos_scale)
         self.event_wide_max_nodes = int(c.pair_event_wide_max_nodes)
         self.periods = info.periods  # Fourier features of each event's frame along a periodic axis
@@ -173,8 +173,9 @@ class MaskedGTEncoder(nn.Module):
     @torch.jit.unused  # an exported model runs forward_padded
     def forward(self, batch, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
         features, positions, mask = padded_nodes(batch, visible)
+        neighbours = stored_neighbours(batch, self.k, self.data_k) if visible is None else None
         with cast_parameters_once(self, features.device.type):
-            tokens, pooled = self.forward_padded(features, positions, mask)
+            tokens, pooled = self.forward_padded(features, positions, mask, neighbours)
         return tokens[mask], pooled.to(tokens.dtype)
 
     @torch.jit.unused
@@ -182,25 +183,34 @@ class MaskedGTEncoder(nn.Module):
         """Every layer's output ``h^1 .. h^L`` (each ``(N, dim)``, before the final norm) on every
         node: what an EMA teacher's targets are made of (``masked_gt_latent``)."""
         features, positions, mask = padded_nodes(batch)
+        neighbours = stored_neighbours(batch, self.k, self.data_k)
         with cast_parameters_once(self, features.device.type):
-            return [h[mask] for h in self.forward_states(features, positions, mask)[1]]
+            return [h[mask] for h in self.forward_states(features, positions, mask, neighbours)[1]]
 
-    def forward_padded(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_padded(
+        self, features: Tensor, positions: Tensor, mask: Tensor, neighbours: Optional[Tuple[Tensor, Tensor]] = None
+    ) -> tuple[Tensor, Tensor]:
         """Tokens ``(B, N, dim)`` and their mean over each event's valid nodes ``(B, dim)``
-        (fp32 at least); values at padding (NaN too) are ignored.
+        (fp32 at least); values at padding (NaN too) are ignored. ``neighbours``: each node's
+        (eta, phi) neighbours, if known (the stored graph's slots); found otherwise.
 
         Shapes:
             features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
         """
-        tokens = self.forward_states(features, positions, mask)[0]
+        tokens = self.forward_states(features, positions, mask, neighbours)[0]
         return tokens, masked_mean(tokens, mask)
 
-    def forward_states(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def forward_states(
+        self, features: Tensor, positions: Tensor, mask: Tensor, neighbours: Optional[Tuple[Tensor, Tensor]] = None
+    ) -> tuple[Tensor, list[Tensor]]:
         """The output tokens ``(B, N, dim)`` and every layer's output (each ``(B, N, dim)``,
         before the final norm). Inputs, Fourier features, edge geometry and pair biases in fp32;
         the layers in the parameters' dtype (a :func:`cast_parameters_once` block's)."""
         features, positions = zero_padding(features, positions, mask)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
+        if neighbours is None:
+            idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, self.pixel_size, self.periods)
+        else:
+            idx, valid = neighbours
         frame = dense_event_frame(positions, mask, self.periods)
         feats = torch.cat([self.norm(features), self.pos_enc(frame / self.pos_scale)], dim=-1)
         geometry = dense_edge_geometry(positions, idx, self.periods) / self.pos_scale

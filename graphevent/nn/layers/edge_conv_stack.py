@@ -27,7 +27,8 @@ class EdgeConvStack(nn.ModuleList):
 
     Shapes:
         h: (B, N, F_in), positions: (B, N, 2) (block 1's neighbours are the nearest in them),
-        mask: (B, N) -> one (B, N, channels[i][-1]) tensor per block
+        mask: (B, N), neighbours: block 1's (idx, valid) (B, N, k) if known -> one (B, N,
+        channels[i][-1]) tensor per block
     """
 
     def __init__(self, in_channels: int, channels: Sequence[Sequence[int]], k: int) -> None:
@@ -42,10 +43,14 @@ class EdgeConvStack(nn.ModuleList):
 
     def forward(  # type: ignore[override]
         self, h: Tensor, positions: Tensor, mask: Tensor, pixel_size: Optional[Tuple[float, float]] = None,
-        periods: Optional[Tuple[float, float]] = None,
+        periods: Optional[Tuple[float, float]] = None, neighbours: Optional[Tuple[Tensor, Tensor]] = None,
     ) -> list[Tensor]:
-        # block 1: the (eta, phi) neighbours, the dataset's graph (pixel_size, periods: DatasetInfo's)
-        idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, pixel_size, periods)
+        # block 1: the (eta, phi) neighbours, the dataset's graph (pixel_size, periods: DatasetInfo's),
+        # or the stored graph's slots when given (nn.batch.stored_neighbours: the same neighbours)
+        if neighbours is None:
+            idx, valid = dense_knn(positions, mask, self.k, True, self.onnx, pixel_size, periods)
+        else:
+            idx, valid = neighbours
         outs: list[Tensor] = []
         first = True
         nodes: Optional[Tensor] = mask.reshape(-1).nonzero().squeeze(1) if self.training else None  # once for all blocks

@@ -12,7 +12,7 @@ from torch_geometric.utils import scatter
 from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import batch_vector, event_keys
+from graphevent.nn.batch import batch_vector, event_keys, stored_neighbours
 from graphevent.nn.encoders.masked_gt import POS_RANGE, MaskedGTEncoder, MaskedGTEncoderConfig
 from graphevent.nn.layers.dense_knn import dense_edge_geometry, dense_knn, lattice
 from graphevent.nn.layers.graph_transformer_layer import GraphTransformerLayer
@@ -105,7 +105,7 @@ class MaskedGTDecoder(nn.Module):
         c = config
         self.pos_scale = c.pos_scale
         self.periods = info.periods
-        self.k, self.pixel_size = c.k, lattice(info)
+        self.k, self.pixel_size, self.data_k = c.k, lattice(info), info.k
         self.proj = nn.Linear(c.dim, c.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(c.decoder_dim))
         self.pos_enc = FourierPosition(2, c.pos_freqs, scale=POS_RANGE)
@@ -127,7 +127,8 @@ class MaskedGTDecoder(nn.Module):
         full, mask = to_dense_batch(full, b, batch_size=num_events)  # (B, M, dim): every node's slot
         seen = to_dense_batch(visible, b, batch_size=num_events)[0]
         pos = to_dense_batch(batch.pos, b, batch_size=num_events)[0]
-        idx, valid = dense_knn(pos, mask, self.k, True, False, self.pixel_size, self.periods)
+        neighbours = stored_neighbours(batch, self.k, self.data_k)
+        idx, valid = dense_knn(pos, mask, self.k, True, False, self.pixel_size, self.periods) if neighbours is None else neighbours
         fourier = self.pos_enc(dense_event_frame(pos, mask, self.periods) / self.pos_scale)  # fp32, as the edge geometry
         geometry = dense_edge_geometry(pos, idx, self.periods) / self.pos_scale
         with cast_parameters_once(self, pos.device.type) as dtype:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 from graphevent.config.data import DEFAULT_K
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import masked_mean, padded_nodes, zero_padding
+from graphevent.nn.batch import masked_mean, padded_nodes, stored_neighbours, zero_padding
 from graphevent.nn.layers.dense_knn import lattice
 from graphevent.nn.layers.edge_conv_stack import EdgeConvStack
 from graphevent.nn.layers.normalize import Standardize
@@ -109,19 +110,23 @@ class ParticleNet(SupervisedModel):
     def forward_features(self, batch) -> tuple[Tensor, Tensor]:
         """Last block's node features ``(N, C)`` and their per-event mean ``(B, C)``."""
         features, positions, mask = padded_nodes(batch)
+        neighbours = stored_neighbours(batch, self.k, self.info.k)
         # the blocks in the compute dtype, parameters cast once (BatchNorm's stay fp32; kNN and means in fp32)
         with cast_parameters_once(self.blocks, features.device.type, keep=(nn.BatchNorm1d,)):
-            tokens, pooled = self.forward_padded(features, positions, mask)
+            tokens, pooled = self.forward_padded(features, positions, mask, neighbours)
         return tokens[mask], pooled
 
-    def forward_padded(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_padded(
+        self, features: Tensor, positions: Tensor, mask: Tensor, neighbours: Optional[Tuple[Tensor, Tensor]] = None
+    ) -> tuple[Tensor, Tensor]:
         """Last block's node features ``(B, N, C)`` and their mean over each event's valid
-        nodes ``(B, C)``; values at padding (NaN too) are ignored.
+        nodes ``(B, C)``; values at padding (NaN too) are ignored. ``neighbours``: the first
+        block's, if known (the stored graph's slots); found from ``positions`` otherwise.
 
         Shapes:
             features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
         """
         features, positions = zero_padding(features, positions, mask)
         h = torch.cat([self.norm(features), dense_event_frame(positions, mask, self.periods) / self.pos_scale], dim=-1)
-        h = self.blocks(h.to(self.blocks[0].lin_i.weight.dtype), positions, mask, self.pixel_size, self.periods)[-1]
+        h = self.blocks(h.to(self.blocks[0].lin_i.weight.dtype), positions, mask, self.pixel_size, self.periods, neighbours)[-1]
         return h, masked_mean(h, mask)
