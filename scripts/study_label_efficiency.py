@@ -32,6 +32,10 @@ Plans (--plan):
             +frozen (encoders held for the first 2 epochs, then fine-tuned); 5 seeds at
             0.5% and 1% labels, 3 at 5%, 10% and 100%.
             Default size: medium.
+  objectives  which pretraining objective to ship (issue 25): each encoder (masked_gt,
+            edgeconv) in multitask, from scratch, pretrained by its shipped autoencoder,
+            and pretrained by FoldingNet's decoder (foldingnet_ae, paired with the shipped
+            objective); ParticleNet as the baseline; 3 seeds per fraction.
 
 Sizes (--size):
   smoke   a few minutes: 400 labelled + 300 unlabelled jets, 1 epoch; checks the pipeline,
@@ -107,10 +111,21 @@ PLANS = {
                versus="multitask pretrained"),
         Config("multitask pretrained+frozen", MT, BOTH + FROZEN, ("edgeconv", "masked_gt"), family="frozen", versus="multitask pretrained"),
     ],
+    "objectives": [
+        Config("particlenet", "particlenet"),
+        *(c for enc in ("masked_gt", "edgeconv") for c in (
+            Config(f"{enc} scratch", MT, ONE[enc]),
+            Config(f"{enc} pretrained", MT, ONE[enc], (enc,)),
+            Config(f"{enc} foldingnet", MT, ONE[enc], (f"foldingnet_{enc}",), family=enc, versus=f"{enc} pretrained"),
+        )),
+    ],
 }
 # pretraining runs by key: (experiment, --set overrides); the study trains those its configurations use
 PRETRAIN = {"edgeconv": ("edgeconv_ae_pretrain", ()), "masked_gt": ("masked_gt_pretrain", ()),
-            "masked_gt_pairwise": ("masked_gt_pretrain", ("model.pairwise=true",))}
+            "masked_gt_pairwise": ("masked_gt_pretrain", ("model.pairwise=true",)),
+            # FoldingNet's folded-grid decoder around each encoder (the shipped settings of both)
+            "foldingnet_masked_gt": ("foldingnet_pretrain", ()),
+            "foldingnet_edgeconv": ("foldingnet_pretrain", ("model.encoder=edgeconv",))}
 BASELINE = "particlenet"
 FRACTIONS = (0.005, 0.01, 0.05, 0.1, 1.0)
 SIZES = {
