@@ -142,3 +142,20 @@ def test_dry_run_prints_the_commands():
 def test_the_page_shows_the_command_that_reproduces_the_study():
     argv = ["--size", "cpu", "--part", "report", "--seeds", "3", "--note", "busy machine", "--force", "--part=finetune"]
     assert study.study_argv(argv) == ["--size", "cpu", "--seeds", "3"]
+
+
+def test_objectives_plan_pretrains_each_encoder_with_foldingnet_beside_its_own_objective(tmp_path):
+    parts = planned(tmp_path, "--plan", "objectives", "--size", "cpu")
+    pre = {j.out.name: j.cmd for j in parts["pretrain"]}
+    assert sorted(pre) == ["edgeconv", "foldingnet_edgeconv", "foldingnet_masked_gt", "masked_gt"]
+    assert opt(pre["foldingnet_edgeconv"], "-c")[0].endswith("foldingnet_pretrain.yaml")
+    assert opt(pre["foldingnet_edgeconv"], "--set") == ["model.encoder=edgeconv"] and opt(pre["foldingnet_masked_gt"], "--set") == []
+    names = {j.out.name for j in parts["finetune"]}
+    assert names == {"particlenet", "masked_gt_scratch", "masked_gt_pretrained", "masked_gt_foldingnet",
+                     "edgeconv_scratch", "edgeconv_pretrained", "edgeconv_foldingnet"}
+    for enc in ("masked_gt", "edgeconv"):
+        fold = next(j.cmd for j in parts["finetune"] if j.out.name == f"{enc}_foldingnet")
+        assert opt(fold, "--init-from") == [str(tmp_path / f"pretrain/foldingnet_{enc}")]
+        assert f"model.encoders=[{enc}]" in opt(fold, "--set")
+    config = next(c for c in study.PLANS["objectives"] if c.name == "edgeconv foldingnet")
+    assert config.versus == "edgeconv pretrained" and config.group == "edgeconv"
