@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from graphevent.nn.layers.packing import index_counts
+
 
 def batch_vector(data) -> tuple[Tensor, int]:
     """``(batch (N,), num_events)`` of a PyG ``Batch``, or of a single ``Data`` (one event)."""
@@ -53,8 +55,7 @@ def stored_neighbours(data, k: int, data_k: int) -> tuple[Tensor, Tensor] | None
     src, dst = edge_index[0], edge_index[1]
     b, num_events = batch_vector(data)
     n = b.numel()
-    degree = torch.zeros(n, dtype=torch.long, device=b.device).index_add_(0, dst, torch.ones_like(dst))
-    counts = torch.zeros(num_events, dtype=torch.long, device=b.device).index_add_(0, b, torch.ones_like(b))
+    degree, counts = index_counts(dst, n), index_counts(b, num_events)
     node_major, most, widest = torch.stack([(dst[1:] >= dst[:-1]).all().long(), counts.max(), degree.max()]).tolist()
     if not node_major or widest > k:
         return None

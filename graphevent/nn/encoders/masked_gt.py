@@ -164,7 +164,7 @@ class MaskedGTEncoder(nn.Module):
             return None, None
         pt = self.deposit_pt(features)  # (B, N)
         local = self.pair_local(positions[:, :, None], pt[:, :, None], gather_nodes(positions, idx),
-                           gather_nodes(pt[..., None], idx)[..., 0], dtype)
+                                gather_nodes(pt[..., None], idx)[..., 0], dtype)
         event: Optional[Tensor] = None
         if self.pair_global is not None and positions.shape[1] <= self.event_wide_max_nodes:
             event = self.pair_global(positions[:, :, None], pt[:, :, None], positions[:, None], pt[:, None], dtype).permute(0, 3, 1, 2)

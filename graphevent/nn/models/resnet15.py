@@ -167,24 +167,37 @@ class ResNet15(SupervisedModel):
 
     def forward_features(self, batch) -> tuple[Tensor, Tensor]:
         """Node tokens ``(N, C)`` (last feature map at each node's cell) and the global max pool ``(B, C)``."""
-        if self.pixel_size is None or self.image_size is None:
-            raise ConfigError(
-                "model.pixel_size / model.image_size: the dataset has no image geometry; "
-                "set both for resnet15 (e.g. pixel_size: [0.0174, 0.0174], image_size: [125, 125])"
-            )
         features, positions, mask = padded_nodes(batch)
         tokens, pooled = self.forward_padded(features, positions, mask)
         return tokens[mask], pooled
 
-    def images(self, features: Tensor, positions: Tensor, mask: Tensor) -> Tensor:
-        """(B, F, H, W) images rebuilt from the valid nodes (values / std: empty pixels stay zero)."""
+    def geometry(self) -> tuple[tuple[float, float], tuple[int, int]]:
+        """``(pixel_size, image_size)`` of the rebuilt image.
+
+        Raises:
+            ConfigError: neither the model's settings nor the dataset give them.
+        """
         pixel_size, image_size = self.pixel_size, self.image_size
-        assert pixel_size is not None and image_size is not None
+        if pixel_size is None or image_size is None:
+            raise ConfigError(
+                "model.pixel_size / model.image_size: the dataset has no image geometry; "
+                "set both for resnet15 (e.g. pixel_size: [0.0174, 0.0174], image_size: [125, 125])"
+            )
+        return pixel_size, image_size
+
+    def _slots(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The ``B * N`` node slots flat: values / std and positions (zeros at padding) and each slot's event."""
         b, n, f = features.shape
         x = (features * self.inv_std.to(features.dtype)).masked_fill(~mask[..., None], 0.0).reshape(b * n, f)
         pos = positions.masked_fill(~mask[..., None], 0.0).reshape(b * n, 2)
         event = torch.arange(b, device=features.device)[:, None].expand(b, n).reshape(b * n)
-        return dense_images(x, pos, event, b, pixel_size, image_size, self.wrap_cols)
+        return x, pos, event
+
+    def images(self, features: Tensor, positions: Tensor, mask: Tensor) -> Tensor:
+        """(B, F, H, W) images rebuilt from the valid nodes (values / std: empty pixels stay zero)."""
+        pixel_size, image_size = self.geometry()
+        x, pos, event = self._slots(features, positions, mask)
+        return dense_images(x, pos, event, features.shape[0], pixel_size, image_size, self.wrap_cols)
 
     def forward_padded(self, features: Tensor, positions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Node tokens ``(B, N, C)`` and the global max pool ``(B, C)`` of the image rebuilt from
@@ -195,12 +208,10 @@ class ResNet15(SupervisedModel):
         Shapes:
             features: (B, N, F), positions: (B, N, 2), mask: (B, N) bool
         """
-        pixel_size, image_size = self.pixel_size, self.image_size
-        assert pixel_size is not None and image_size is not None  # forward_features says which is missing
+        pixel_size, image_size = self.geometry()
         b, n = features.shape[0], features.shape[1]
-        pos = positions.masked_fill(~mask[..., None], 0.0).reshape(b * n, 2)
-        event = torch.arange(b, device=features.device)[:, None].expand(b, n).reshape(b * n)
-        image = self.images(features, positions, mask)
+        x, pos, event = self._slots(features, positions, mask)
+        image = dense_images(x, pos, event, b, pixel_size, image_size, self.wrap_cols)
         h = self.blocks(F.max_pool2d(F.relu(self.conv0(self.pad0(image))), 2))
         row, col = pixel_coords(pos, pixel_size, image_size)
         if self.wrap_cols:
