@@ -1,11 +1,14 @@
 """Linear/kNN probe AUC and observable R^2 of frozen encoders at several label fractions and seeds.
 
-Embeds the train pool and the test split once per model (each run's model, and with
-``--random-init`` the same config randomly initialised), then fits the probes of
-:mod:`graphevent.evaluate.probes` for every (fraction, seed): the labelled subset is the one
-``train.label_fraction`` / ``train.label_seed`` picks, so probes and fine-tuning see the same labels.
+A plan for the study runner (graphevent/studies) of probes alone: for every (fraction, seed)
+one ``graphevent probe`` of every run (and, with ``--random-init``, of its model randomly
+initialised with that seed), fitted on the labelled subset that ``train.label_fraction`` /
+``train.label_seed`` draws from the whole train split (probes and fine-tuning see the same
+labels), scored on the test split of ``--test-data`` (default ``--data``). Finished probes are
+skipped when the script is run again. It prints each probe's mean ± std [min, max] over seeds.
 
-    python scripts/probe_fractions.py RUN [RUN ...] --data DS --random-init --fractions 0.01 0.1 1 --seeds 0 1 2
+    python scripts/probe_fractions.py RUN [RUN ...] --data DS --work runs/probes --random-init \\
+        --fractions 0.01 0.1 1 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -14,57 +17,45 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
+from graphevent.errors import GraphEventError
+from graphevent.studies import report
+from graphevent.studies.plan import Plan, Pool, jobs
+from graphevent.studies.runner import run_plan, shown
 
 
-def main() -> int:
-    from graphevent.data.dataset import GraphDataset
-    from graphevent.data.info import load_manifest
-    from graphevent.data.observables import channel_specs
-    from graphevent.evaluate.probes import PROBE_COLUMNS, ProbeOptions, pooled_embeddings, probe_embeddings
-    from graphevent.nn.registry import build_model
-    from graphevent.nn.checkpoint import load_run
-    from graphevent.data.label_subset import label_subset
-    from graphevent.studies.stats import seed_summary
+def build_plan(a: argparse.Namespace) -> Plan:
+    """Probes of ``a.runs`` on ``a.data``, nothing trained."""
+    return Plan(configs=(), reference="", fractions=tuple(a.fractions), seeds=tuple(a.seeds), labelled=Pool(dataset=a.data),
+                test=a.test_data, probes=tuple(map(str, a.runs)), probe_random_init=a.random_init)
 
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("runs", nargs="+", type=Path, help="runs (or checkpoints, RUN/checkpoints/X.pt) whose encoders are probed")
     p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--work", type=Path, required=True, help="where the probes' JSON files and logs go")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--test-data", type=Path, default=None, help="score on this dataset's test split (default --data)")
-    p.add_argument("--random-init", action="store_true")
-    p.add_argument("--init-seed", type=int, default=0)
-    a = p.parse_args()
-    channels = channel_specs(load_manifest(a.data))
-    train, test = GraphDataset(a.data, "train"), GraphDataset(a.test_data or a.data, "test")
-    pool = np.arange(len(train))
-    ids = train.event_ids
-    models = []
-    for run in a.runs:
-        model, _, info = load_run(run)
-        name = run.name if run.is_dir() else f"{run.parent.parent.name}/{run.name}"  # RUN or RUN/checkpoints/X.pt
-        models.append((name, model))
-        if a.random_init:
-            torch.manual_seed(a.init_seed)
-            models.append((f"{name} (random init)", build_model(dict(model.model_config), info, getattr(model, "tasks", None))))
-    print("| model | fraction | labelled | linear AUC mean +- sd | kNN AUC mean +- sd | " + " | ".join(c for c in PROBE_COLUMNS[2:]) + " |")
-    print("|---|---:|---:|---:|---:|" + "---:|" * (len(PROBE_COLUMNS) - 2))
-    for name, model in models:
-        tr = pooled_embeddings(model, train, pool, channels)
-        te = pooled_embeddings(model, test, np.arange(len(test)), channels)
-        for frac in a.fractions:
-            rows = []
-            for seed in (a.seeds if frac < 1 else a.seeds[:1]):
-                lab = label_subset(ids, frac, seed)
-                rows.append(probe_embeddings(tr, te, lab, train.info.num_classes, ProbeOptions(label_fraction=frac, seed=seed)))
-            lin, knn = (seed_summary([r[k] for r in rows]) for k in ("linear_auc", "knn_auc"))
-            r2 = " | ".join(f"{rows[0][c]:.3f}" if np.isfinite(rows[0][c]) else "-" for c in PROBE_COLUMNS[2:])
-            print(f"| {name} | {frac:g} | {len(lab)} | {lin['mean']:.3f} +- {np.nan_to_num(lin['std']):.3f} | "
-                  f"{knn['mean']:.3f} +- {np.nan_to_num(knn['std']):.3f} | {r2} |", flush=True)
-    return 0
+    p.add_argument("--random-init", action="store_true", help="also probe each model randomly initialised (the seed's)")
+    p.add_argument("--parallel", type=int, default=1, help="probes at once")
+    p.add_argument("--dry-run", action="store_true", help="print every command and stop")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse_args(argv)
+    try:
+        plan = build_plan(a)
+        planned = jobs(plan, a.work, a.work)
+        if a.dry_run:
+            print("\n".join(shown(j.cmd) for j in planned))
+            return
+        run_plan(planned, a.work, a.parallel)
+        print("\n".join(report.probe_table(report.collect_probes(plan, a.work))))
+    except GraphEventError as e:
+        sys.exit(str(e))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -156,7 +156,7 @@ ENCODER_TEXT = {
     "small": "small (masked_gt dim 32, depth 2, k 8; edgeconv k 8, channels [[16,16],[32,32]], dim 32; "
              "the same in pretraining and fine-tuning); ParticleNet at its shipped size",
 }
-PARTS = {"data": ("data",), "pretrain": ("pretrain",), "finetune": ("finetune",), "report": ("eval",)}
+PARTS = {"data": ("data",), "pretrain": ("pretrain",), "probe": ("probe",), "finetune": ("finetune",), "report": ("eval",)}
 BEGIN = "<!-- label-efficiency study: begin (written by scripts/study_label_efficiency.py; the page continues below) -->"
 END = "<!-- label-efficiency study: end -->"
 
@@ -192,7 +192,8 @@ def build_plan(args, size: dict) -> Plan:
         configs=tuple(configs), reference=BASELINE, fractions=tuple(args.fractions), seeds=args.seed_list,
         small_seeds=args.small_seeds, labelled=pool(size["labelled"], args.labelled_seed, args.labelled_input, size["split"]),
         unlabelled=pool(size["unlabelled"], args.unlabelled_seed, args.unlabelled_input, size["pre_split"]),
-        pretrain={k: (exp, sets + enc.get(exp, ())) for k, (exp, sets) in PRETRAIN.items()}, max_nodes=size["max_nodes"], epochs=size["epochs"],
+        pretrain={k: (exp, sets + enc.get(exp, ())) for k, (exp, sets) in PRETRAIN.items()},
+        probes=tuple(sorted({k for c in configs for k in c.init})) if args.probe else (), max_nodes=size["max_nodes"], epochs=size["epochs"],
         pre_epochs=size["pre_epochs"], batch=size["batch"], pre_batch=size.get("pre_batch", 0), min_steps=size["min_steps"], train_sets=tuple(args.train_set),
         gpus=args.gpus, workers=args.workers)
 
@@ -276,6 +277,9 @@ def write_report(args, size: dict, plan: Plan, t0: float) -> None:
         "",
         *report.tables(summary, plan, events),
         "",
+        *(["Probes of the frozen pretrained encoders (`graphevent probe`, fitted on each seed's labelled subset, scored on the "
+           "same test jets; `random`: the same model randomly initialised with the seed): mean ± std [min, max] over seeds.", "",
+           *report.probe_table(report.collect_probes(plan, args.workdir)), ""] if plan.probes else []),
         "## Commands",
         "",
         "```",
@@ -330,6 +334,8 @@ def parse_args(argv: list[str] | None = None):
     ap.add_argument("--figure-dir", type=Path, default=ROOT / "docs/results")
     ap.add_argument("--bootstrap", type=int, default=1000, help="resamples of the paired bootstrap over test events")
     ap.add_argument("--force", action="store_true", help="rerun steps even when their command is unchanged")
+    ap.add_argument("--probe", action="store_true", help="also fit linear and kNN probes to the frozen pretrained encoders "
+                                                         "at every fraction and seed (and to them randomly initialised)")
     add_study_options(ap, "runs/label_efficiency_<size> (--plan issue22: runs/issue22_<size>)")
     args = ap.parse_args(argv)
     args.size = args.size or ("medium" if args.plan == "issue22" else "cpu")

@@ -21,6 +21,7 @@ def probe_cmd(
     max_events: Annotated[int, typer.Option(min=0, help="Events of --split scored (0: all).")] = 0,
     k: Annotated[int, typer.Option(min=1, help="Neighbours of the kNN probe.")] = 20,
     checkpoint: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
+    test_data: Annotated[Path | None, typer.Option(help="Score on this dataset's --split instead of --data's (e.g. independently simulated events).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the rows to this JSON file.", show_default=False)] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -41,7 +42,7 @@ def probe_cmd(
         split=split, label_fraction=label_fraction, seed=seed, random_init=random_init,
         pool_events=pool_events, max_events=max_events, k=k, checkpoint=checkpoint,
     )
-    result = probe_runs(run_dirs, data, options, out, overwrite)
+    result = probe_runs(run_dirs, data, options, out, overwrite, test_data)
     console.print(result.table())
     if result.out is not None:
         console.print(f"[green]probes written to[/] {result.out}")

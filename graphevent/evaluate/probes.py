@@ -268,11 +268,13 @@ def probe_embeddings(train: Embeddings, test: Embeddings, labelled: np.ndarray, 
 
 
 def probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeOptions | None = None,
-               out: str | Path | None = None, overwrite: bool = False) -> ProbeResult:
+               out: str | Path | None = None, overwrite: bool = False, test_data: str | Path | None = None) -> ProbeResult:
     """Probe the pooled embeddings of each run (and, with ``random_init``, of its model
     randomly initialised) on ``data``; the one library call behind ``graphevent probe``.
 
     Args:
+        test_data: score on this dataset's ``options.split`` (default ``data``'s); the probes
+            are fitted on ``data``'s train split either way.
         out: also write the rows as JSON there (:class:`~graphevent.utils.outfile.OutputFile`:
             checked before anything is computed, written atomically, signed ``probe``).
         overwrite: replace an earlier ``out`` written by ``graphevent probe``.
@@ -286,19 +288,21 @@ def probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeO
     from graphevent.utils.outdir import ReadLock
     from graphevent.utils.outfile import OutputFile, write_json
 
-    inputs = [*map(Path, run_dirs), Path(data)]
+    tested = [(Path(test_data), "--test-data")] if test_data is not None else []
+    inputs = [*map(Path, run_dirs), Path(data), *(p for p, _ in tested)]
     if out is not None:
         OutputFile(out, "probe", inputs=inputs, overwrite=overwrite).check()  # before minutes of probing
     with ExitStack() as stack:
-        for path, what in [*((Path(r), "run") for r in run_dirs), (Path(data), "--data")]:
+        for path, what in [*((Path(r), "run") for r in run_dirs), (Path(data), "--data"), *tested]:
             stack.enter_context(ReadLock(path, what))
-        result = _probe_runs(run_dirs, data, options)
+        result = _probe_runs(run_dirs, data, options, test_data)
     if out is not None:
         result.out = write_json(out, result.to_json(), "probe", inputs=inputs, overwrite=overwrite)
     return result
 
 
-def _probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeOptions | None) -> ProbeResult:
+def _probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeOptions | None,
+                test_data: str | Path | None = None) -> ProbeResult:
     """:func:`probe_runs` with its inputs locked for reading."""
     from graphevent.data.dataset import GraphDataset
     from graphevent.data.info import load_manifest
@@ -312,9 +316,12 @@ def _probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: Probe
     options.validate()
     channels = channel_specs(load_manifest(data))
     train_set = GraphDataset(data, "train")
-    test_set = GraphDataset(data, options.split)
+    test_set = GraphDataset(test_data or data, options.split)
     if len(train_set) == 0 or len(test_set) == 0:
-        raise DataError(f"--data {data}: probes need events in train and {options.split} (found {len(train_set)}, {len(test_set)})")
+        where = f"--data {data}" + (f" / --test-data {test_data}" if test_data is not None else "")
+        raise DataError(f"{where}: probes need events in train and {options.split} (found {len(train_set)}, {len(test_set)})")
+    if list(test_set.info.node_features) != list(train_set.info.node_features):
+        raise DataError(f"--test-data {test_data}: node features {test_set.info.node_features}; expected --data's {train_set.info.node_features}")
     pool = np.arange(len(train_set) if options.pool_events == 0 else min(options.pool_events, len(train_set)))
     tested = np.arange(len(test_set) if options.max_events == 0 else min(options.max_events, len(test_set)))
     # the rule fine-tuning uses (train.label_fraction with its per-class minimum), so a probe

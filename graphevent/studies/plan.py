@@ -7,6 +7,7 @@ laid out under a work directory::
 
     WORK/data_labelled, data_unlabelled    graphevent preprocess (of simulated or given files)
     WORK/pretrain/KEY                      graphevent train, one per pretraining run used
+    WORK/probe/fF_sS.json                  graphevent probe of the frozen encoders (Plan.probes)
     WORK/finetune/fF_sS/CONFIG             graphevent train --label-fraction F --label-seed S
     WORK/eval/fF_sS                        graphevent eval of every configuration of (F, S)
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from graphevent.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-STAGES = ("data", "pretrain", "finetune", "eval")
+STAGES = ("data", "pretrain", "probe", "finetune", "eval")
 # (metrics.json key, table heading, decimals) of a binary classification
 BINARY_METRICS = (("auc", "AUC", 3), ("rejection_at_0.5", "1/eps_B @ eps_S=0.5", 1))
 
@@ -102,6 +103,11 @@ class Plan:
         labelled: the pool fine-tuned on and evaluated on (its test split).
         unlabelled: the pool pretrained on (``None``: the labelled pool's train split).
         pretrain: pretraining runs by key: (experiment, ``--set`` overrides).
+        probes: runs whose frozen embeddings ``graphevent probe`` fits linear and kNN probes
+            to at every fraction and seed (the labelled subset fine-tuning draws): keys of
+            ``pretrain``, or paths of existing runs or checkpoints. A plan of probes alone
+            has no ``configs`` (and ``reference`` ``""``).
+        probe_random_init: also probe each of them randomly initialised (the seed's).
         test: evaluate on this dataset's test split instead of the labelled pool's.
         data_config: the shipped data config (or a YAML file) that preprocesses the pools.
         metrics: what the report reads from each run's ``metrics.json`` (its ``label`` task):
@@ -125,6 +131,8 @@ class Plan:
     small_fraction: float = 0.01
     unlabelled: Pool | None = None
     pretrain: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    probes: tuple[str, ...] = ()
+    probe_random_init: bool = True
     test: Path | None = None
     data_config: str = "ml4sci_qg_hdf5"
     metrics: tuple[tuple[str, str, int], ...] = BINARY_METRICS
@@ -143,7 +151,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.configs]
-        if self.reference not in names:
+        if (self.configs or self.reference) and self.reference not in names:
             raise ConfigError(f"reference {self.reference!r}: not a configuration of the plan; expected one of: {', '.join(names)}")
         lost = [c for c in self.configs if c.versus and c.versus not in names]
         if lost:
@@ -152,9 +160,12 @@ class Plan:
         bad = [f for f in self.fractions if not 0 < f <= 1]
         if bad:
             raise ConfigError(f"fractions {list(self.fractions)}: {bad[0]} is outside (0, 1]")
-        unknown = sorted({k for c in self.configs for k in c.init if k not in self.pretrain and not Path(k).exists()})
-        if unknown:
-            raise ConfigError(f"init {unknown[0]!r}: neither a pretraining key ({', '.join(self.pretrain) or 'none'}) nor an existing path")
+        for what, keys in (("init", [k for c in self.configs for k in c.init]), ("probe", self.probes)):
+            unknown = sorted({k for k in keys if k not in self.pretrain and not Path(k).exists()})
+            if unknown:
+                raise ConfigError(f"{what} {unknown[0]!r}: neither a pretraining key ({', '.join(self.pretrain) or 'none'}) nor an existing path")
+        if not self.configs and not self.probes:
+            raise ConfigError("plan: no configurations and no probes; expected at least one of them")
 
     def seed_list(self, fraction: float) -> list[int]:
         """The seeds at ``fraction``."""
@@ -188,6 +199,10 @@ def run_dir(work: Path, config: Config, frac: float, seed: int) -> Path:
 
 def eval_dir(work: Path, frac: float, seed: int) -> Path:
     return work / "eval" / f"{fraction_tag(frac)}_s{seed}"
+
+
+def probe_file(work: Path, frac: float, seed: int) -> Path:
+    return work / "probe" / f"{fraction_tag(frac)}_s{seed}.json"
 
 
 def dataset_dir(plan: Plan, work: Path, pool: str) -> Path:
@@ -233,24 +248,33 @@ def jobs(plan: Plan, work: Path, cache: Path) -> list[Job]:
             ds, deps=[j.key for j in sims])]
     data_jobs = {j.out: j.key for j in out if j.stage == "data" and not j.cached}
     unlabelled, labelled = dataset_dir(plan, work, "unlabelled"), dataset_dir(plan, work, "labelled")
-    for key in sorted({k for c in plan.configs for k in c.init if k in plan.pretrain}):
+    for key in sorted({k for c in plan.configs for k in c.init if k in plan.pretrain} | {k for k in plan.probes if k in plan.pretrain}):
         exp, sets = plan.pretrain[key]
         run = work / "pretrain" / key
         out.append(Job(f"pretrain {key}", "pretrain", ge + [
             "train", "-c", experiment(exp), "--data", str(unlabelled), "--out", str(run), "--overwrite", "--epochs", str(plan.pre_epochs),
             *train(plan.pre_batch or plan.batch), *_sets(sets)], run, deps=[data_jobs[unlabelled]] if unlabelled in data_jobs else []))
+    runs = lambda keys: [str(work / "pretrain" / k) if k in plan.pretrain else k for k in keys]  # noqa: E731
+    labelled_dep = [data_jobs[labelled]] if labelled in data_jobs else []
+    for frac in sorted(plan.fractions, reverse=True) if plan.probes else ():
+        for seed in plan.seed_list(frac):
+            file = probe_file(work, frac, seed)
+            out.append(Job(f"probe {frac:g} seed {seed}", "probe", ge + [
+                "probe", *runs(plan.probes), "--data", str(labelled), *(["--test-data", str(plan.test)] if plan.test else []),
+                "--label-fraction", f"{frac:g}", "--seed", str(seed), "--pool-events", "0", *["--random-init"] * plan.probe_random_init,
+                "--out", str(file), "--overwrite"], file, deps=[f"pretrain {k}" for k in plan.probes if k in plan.pretrain] + labelled_dep))
     for frac in sorted(plan.fractions, reverse=True):
         for seed in plan.seed_list(frac):
             for c in plan.configs:
                 run = run_dir(work, c, frac, seed)
-                init = [str(work / "pretrain" / k) if k in plan.pretrain else k for k in c.init]
+                init = runs(c.init)
                 cmd = ge + ["train", "-c", experiment(c.experiment), "--data", str(labelled), "--out", str(run), "--overwrite",
                             "--epochs", str(plan.epochs), "--label-fraction", f"{frac:g}", "--label-seed", str(seed), *train(plan.batch),
                             *_sets([f"seed={seed}"] * plan.vary_init + [f"train.min_steps_per_epoch={plan.min_steps}"] * bool(plan.min_steps)),
                             *_sets(c.sets), *[x for i in init for x in ("--init-from", i)]]
-                deps = [f"pretrain {k}" for k in c.init if k in plan.pretrain] + ([data_jobs[labelled]] if labelled in data_jobs else [])
+                deps = [f"pretrain {k}" for k in c.init if k in plan.pretrain] + labelled_dep
                 out.append(Job(f"{c.name} @ {frac:g} seed {seed}", "finetune", cmd, run, deps=deps))
-    for frac in sorted(plan.fractions, reverse=True):
+    for frac in sorted(plan.fractions, reverse=True) if plan.configs else ():
         for seed in plan.seed_list(frac):
             ev = eval_dir(work, frac, seed)
             out.append(Job(f"eval {frac:g} seed {seed}", "eval", ge + [

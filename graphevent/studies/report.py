@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from graphevent.errors import OutputError
-from graphevent.studies.plan import Config, Plan, eval_dir
+from graphevent.studies.plan import Config, Plan, eval_dir, probe_file
 from graphevent.studies.stats import paired_seed_difference, pooled_paired_bootstrap, seed_summary, t_interval
 
 def signal_scores(pred_file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,6 +62,37 @@ def collect(plan: Plan, work: Path, scores: bool = True) -> dict:
                     raise OutputError(f"{out}: {c.name} was evaluated on other test events than the first run")
                 res["scores"][(c.name, frac, seed)] = score
     return res
+
+
+def collect_probes(plan: Plan, work: Path) -> dict[tuple[str, str, float], list[dict]]:
+    """Per ``(run, init, fraction)``: the rows ``graphevent probe`` wrote for each of the fraction's seeds, in seed order.
+
+    Raises:
+        OutputError: a probe file is missing.
+    """
+    out: dict[tuple[str, str, float], list[dict]] = {}
+    for frac in plan.fractions:
+        for seed in plan.seed_list(frac):
+            file = probe_file(work, frac, seed)
+            if not file.is_file():
+                raise OutputError(f"{file}: not found; run the study's probe stage first")
+            for row in json.loads(file.read_text())["rows"]:
+                out.setdefault((row["run"], row["init"], frac), []).append(row)
+    return out
+
+
+def probe_table(probes: dict[tuple[str, str, float], list[dict]]) -> list[str]:
+    """Markdown: per run, initialisation and fraction, each probe column's mean ± std [min, max]
+    over seeds (a value ``graphevent probe`` could not fit, ``None``, is left out)."""
+    from graphevent.evaluate.probes import PROBE_COLUMNS, TABLE_HEADERS
+
+    lines = [f"| run | init | labels | labelled events | {' | '.join(TABLE_HEADERS[k].replace(chr(10), ' ') for k in PROBE_COLUMNS)} |",
+             "|---|---|---:|---:|" + "---|" * len(PROBE_COLUMNS)]
+    for (run, init, frac), rows in sorted(probes.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1] != "trained")):
+        labelled = ", ".join(dict.fromkeys(f"{r['labelled']:,}" for r in rows))
+        cells = [fmt_spread(seed_summary([r[k] for r in rows if r.get(k) is not None]), 3) for k in PROBE_COLUMNS]
+        lines.append(f"| {run} | {init} | {frac:.1%} | {labelled} | {' | '.join(cells)} |")
+    return lines
 
 
 def scratch_pairs(configs: list[Config] | tuple[Config, ...]) -> list[tuple[str, str]]:

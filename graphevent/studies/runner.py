@@ -110,7 +110,8 @@ def run_one(job: Job, work: Path, threads: int = 0) -> float:
     log = work / "logs" / f"{_name(job)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd, started = resumed_command(work, job), started_path(work, job)
-    started.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (started.parent, job.out.parent):  # a command writes its output, not the folders above it
+        folder.mkdir(parents=True, exist_ok=True)
     started.write_text(shown(job.cmd))
     t0 = time.perf_counter()
     with open(log, "a" if cmd != job.cmd else "w") as f:

@@ -132,3 +132,39 @@ def test_probe_table_fits_80_columns_without_cutting_values():
     run_cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
     assert "runs/study/pretrain_sparse_conv_0" in run_cells and "runs/study/pretrain_sparse_conv_1" in run_cells
     assert "279 labelled events; embedding dim 64" in text
+
+
+def test_probe_test_data_scores_on_another_dataset(trained_runs, tiny_dataset, tmp_path):
+    from graphevent.data.dataset import GraphDataset
+    from graphevent.data.testing import make_tiny_dataset
+    from graphevent.evaluate.probes import ProbeOptions, probe_runs
+
+    other = make_tiny_dataset(tmp_path / "other", n_events=64, seed=5)
+    options = ProbeOptions(k=5, max_events=0)
+    own = probe_runs([trained_runs["ae"]], tiny_dataset, options).rows[0]
+    moved = probe_runs([trained_runs["ae"]], tiny_dataset, options, test_data=other).rows[0]
+    assert (own["labelled"], moved["labelled"]) == (own["labelled"], own["labelled"])  # fitted on the same train split
+    assert moved["tested"] == len(GraphDataset(other, "test")) != own["tested"]
+    assert moved["linear_auc"] != own["linear_auc"]
+
+
+@pytest.mark.slow
+def test_the_probe_study_runs_each_fraction_and_seed_once_and_summarises_them(trained_runs, tiny_dataset, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("probe_fractions", Path(__file__).resolve().parents[2] / "scripts/probe_fractions.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = [str(trained_runs["ae"]), "--data", str(tiny_dataset), "--work", str(tmp_path), "--fractions", "0.5", "--seeds", "0", "1",
+            "--random-init", "--parallel", "2"]
+    script.main(argv)
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    rows = [json.loads((tmp_path / f"probe/f0.5_s{s}.json").read_text())["rows"] for s in (0, 1)]
+    assert [[r["init"] for r in seed] for seed in rows] == [["trained", "random"]] * 2
+    aucs = [seed[0]["linear_auc"] for seed in rows]
+    mean, sd = np.mean(aucs), np.std(aucs, ddof=1)
+    assert table[2].startswith(f"| ae | trained | 50.0% | ") and f"{mean:.3f} ± {sd:.3f}" in table[2]
+    assert table[3].startswith("| ae | random | 50.0% | ")
+    script.main(argv)  # finished probes are skipped
+    assert "2 of 2 jobs already done, skipped" in capsys.readouterr().out

@@ -159,3 +159,14 @@ def test_objectives_plan_pretrains_each_encoder_with_foldingnet_beside_its_own_o
         assert f"model.encoders=[{enc}]" in opt(fold, "--set")
     config = next(c for c in study.PLANS["objectives"] if c.name == "edgeconv foldingnet")
     assert config.versus == "edgeconv pretrained" and config.group == "edgeconv"
+
+
+def test_probe_adds_one_probe_of_every_pretrained_encoder_per_fraction_and_seed(tmp_path):
+    assert "probe" not in planned(tmp_path, "--plan", "objectives", "--size", "cpu", "--fractions", "0.1")
+    parts = planned(tmp_path, "--plan", "objectives", "--size", "cpu", "--fractions", "0.1", "--probe")
+    assert [opt(j.cmd, "--seed") for j in parts["probe"]] == [["0"], ["1"], ["2"]]
+    cmd = parts["probe"][0].cmd
+    assert cmd[cmd.index("probe") + 1: cmd.index("--data")] == [str(tmp_path / "pretrain" / k) for k in
+                                                                ("edgeconv", "foldingnet_edgeconv", "foldingnet_masked_gt", "masked_gt")]
+    assert "--random-init" in cmd and parts["probe"][0].deps == [f"pretrain {k}" for k in
+                                                                  ("edgeconv", "foldingnet_edgeconv", "foldingnet_masked_gt", "masked_gt")] + ["preprocess labelled"]

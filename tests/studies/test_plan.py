@@ -87,3 +87,27 @@ def test_pretraining_can_take_its_own_batch_size(tmp_path):
     assert {tuple(opt(j.cmd, "--batch-size")) for j in js if j.stage == "pretrain"} == {("256",)}
     assert {tuple(opt(j.cmd, "--batch-size")) for j in js if j.stage == "finetune"} == {("64",)}
     assert {tuple(opt(j.cmd, "--batch-size")) for j in jobs(plan(batch=32), tmp_path, tmp_path) if j.stage in ("pretrain", "finetune")} == {("32",)}
+
+
+def test_probes_run_per_fraction_and_seed_after_the_pretraining_they_read(tmp_path):
+    js = jobs(plan(probes=("gt", str(tmp_path))), tmp_path, tmp_path / "c")
+    assert [j.stage for j in js].count("pretrain") == 1
+    probes = [j for j in js if j.stage == "probe"]
+    assert [(opt(j.cmd, "--label-fraction"), opt(j.cmd, "--seed")) for j in probes] == \
+        [(["1"], ["0"]), (["1"], ["1"]), (["0.01"], ["0"]), (["0.01"], ["1"]), (["0.01"], ["2"])]
+    p = probes[-1]
+    assert p.cmd[p.cmd.index("probe") + 1: p.cmd.index("--data")] == [str(tmp_path / "pretrain/gt"), str(tmp_path)]
+    assert p.out == tmp_path / "probe/f0.01_s2.json" and opt(p.cmd, "--out") == [str(p.out)]
+    assert opt(p.cmd, "--pool-events") == ["0"] and "--random-init" in p.cmd and "--test-data" not in p.cmd
+    assert p.deps == ["pretrain gt", "preprocess labelled"]
+    alone = jobs(Plan(configs=(), reference="", fractions=(0.1,), labelled=Pool(dataset=tmp_path / "ds"), probes=(str(tmp_path),),
+                      test=tmp_path / "big", probe_random_init=False), tmp_path, tmp_path)
+    assert [j.stage for j in alone] == ["probe"] * 3 and alone[0].deps == []
+    assert opt(alone[0].cmd, "--test-data") == [str(tmp_path / "big")] and "--random-init" not in alone[0].cmd
+
+
+def test_a_probe_of_nothing_known_or_a_plan_of_nothing_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"^probe 'mae': neither a pretraining key \(gt\) nor an existing path$"):
+        plan(probes=("mae",))
+    with pytest.raises(ConfigError, match=r"^plan: no configurations and no probes; expected at least one of them$"):
+        plan(configs=(), reference="")

@@ -120,3 +120,23 @@ def test_a_plan_reports_the_metrics_it_names(tmp_path):
     assert lines[3] == ("| enc scratch | 100.0% | 0.825 ± 0.007 [0.820, 0.830] | 0.70 ± 0.00 [0.70, 0.70] | 4.0 ± 0.0 [4.0, 4.0] | "
                         "+0.020 [+0.020, +0.020] 2/2 | +0.10 [+0.10, +0.10] 2/2 | +1.0 [+1.0, +1.0] 2/2 |")
     assert len(plt_axes := report.figure(s, plan, tmp_path / "f.png", "t").read_bytes()) > 1000 and plt_axes[:4] == b"\x89PNG"
+
+
+def test_probe_rows_are_summarised_over_seeds_by_hand(tmp_path):
+    from graphevent.studies.plan import probe_file
+
+    plan = Plan(configs=(), reference="", fractions=(0.1,), seeds=(0, 1), labelled=Pool(dataset=tmp_path), probes=(str(tmp_path),))
+    with pytest.raises(OutputError, match=r"f0.1_s0.json: not found; run the study's probe stage first$"):
+        report.collect_probes(plan, tmp_path)
+    for seed, (auc, r2) in enumerate([(0.70, 0.5), (0.80, None)]):
+        rows = [{"run": "mae", "init": init, "labelled": 12, "linear_auc": auc - 0.1 * (init == "random"), "knn_auc": 0.6,
+                 "r2_multiplicity": r2, "r2_girth": 0.1, "r2_ptd": 0.2, "r2_mass": 0.3} for init in ("random", "trained")]
+        probe_file(tmp_path, 0.1, seed).parent.mkdir(exist_ok=True)
+        probe_file(tmp_path, 0.1, seed).write_text(json.dumps({"rows": rows}))
+    probes = report.collect_probes(plan, tmp_path)
+    assert [r["linear_auc"] for r in probes[("mae", "trained", 0.1)]] == [0.70, 0.80]
+    lines = report.probe_table(probes)
+    assert lines[0].startswith("| run | init | labels | labelled events | linear AUC | kNN AUC | R² mult |")
+    assert lines[2] == "| mae | trained | 10.0% | 12 | 0.750 ± 0.071 [0.700, 0.800] | 0.600 ± 0.000 [0.600, 0.600] | 0.500 | " \
+                       "0.100 ± 0.000 [0.100, 0.100] | 0.200 ± 0.000 [0.200, 0.200] | 0.300 ± 0.000 [0.300, 0.300] |"
+    assert lines[3].startswith("| mae | random | 10.0% | 12 | 0.650 ± 0.071 [0.600, 0.700] |")
