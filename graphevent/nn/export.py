@@ -44,7 +44,6 @@ from torch import Tensor, nn
 
 from graphevent.errors import ConfigError
 from graphevent.nn.batch import zero_padding
-from graphevent.nn.models.multitask import grouped_tokens, head_inputs
 
 _PADDED: dict[str, Callable[[nn.Module], nn.Module]] = {}
 
@@ -203,10 +202,9 @@ class ProjectedEncoder(nn.Module):
 @register_padded("multitask")
 class PaddedMultiTask(nn.Module):
     """:class:`~graphevent.nn.models.multitask.MultiTaskModel` on padded events (modules and
-    parameters shared): each encoder's own padded path and token projection, the task
-    attention pools over ``[pooled, node tokens]`` of every encoder, the fusion of the task
-    tokens (:func:`~graphevent.nn.models.multitask.grouped_tokens`, the model's own), and the
-    task heads (:func:`~graphevent.nn.models.multitask.head_inputs`) with their output transforms.
+    parameters shared): each encoder's own padded path and token projection, then the model's
+    own :meth:`~graphevent.nn.models.multitask.MultiTaskModel.task_inputs` (task pools, fusion)
+    and its task heads with their output transforms.
 
     Inputs at padding are set to zero first, so any values there (even NaN) are ignored.
 
@@ -229,13 +227,7 @@ class PaddedMultiTask(nn.Module):
         self.k = max(int(e.k) for e in encoders)  # the largest neighbourhood (the export check's sizes)
         self.onnx = False
         self.encoders = nn.ModuleList([ProjectedEncoder(e, model.token_proj[n]) for n, e in zip(model.backbones, encoders)])
-        self.pools = model.pools
-        cross = model.config.fusion == "cross_attention"
-        self.fusion: Optional[nn.Module] = model.fusion if cross else None
-        self.group_embed: Optional[Tensor] = model.group_embed if cross else None
-        self.register_buffer("allowed", model.fusion_allowed if cross else None, persistent=False)
-        self.concat = model.config.fusion == "concat"
-        self.num_tasks = len(model.taskset.tasks)
+        self.model = model
         self.outputs, self.output_names = task_outputs(model)
 
     def forward(self, features: Tensor, positions: Tensor, mask: Tensor) -> list[Tensor]:
@@ -243,15 +235,8 @@ class PaddedMultiTask(nn.Module):
         per_encoder: list[Tensor] = []
         for enc in self.encoders:
             per_encoder.append(enc(features, positions, mask))
-        nodes = torch.stack(per_encoder)  # (E, B, 1 + N, D)
         node_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
-        tokens = self.pools(nodes, node_mask, False)[0]  # (B, T, E, Q, D)
-        group_embed, allowed = self.group_embed, self.allowed
-        if self.fusion is not None and group_embed is not None and allowed is not None:
-            tokens = self.fusion(grouped_tokens(tokens, group_embed), allowed)
-        else:
-            tokens = tokens.flatten(1, 3)
-        inputs = head_inputs(tokens, self.num_tasks, self.concat)
+        inputs = self.model.task_inputs(torch.stack(per_encoder), node_mask, False)[0]  # (B, T, head_in)
         outs: list[Tensor] = []
         i = 0
         for out in self.outputs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -159,6 +159,7 @@ class MultiTaskModel(GraphModel):
     config_class = MultiTaskConfig
     supports_pretrain = False
     supports_tasks = True
+    __jit_unused_properties__ = [*GraphModel.__jit_unused_properties__, "trains_unlabelled"]
 
     def __init__(self, info: DatasetInfo, config: MultiTaskConfig | None = None, tasks: Sequence[TaskConfig] | None = None) -> None:
         super().__init__(info, config or MultiTaskConfig())
@@ -175,6 +176,10 @@ class MultiTaskModel(GraphModel):
         self.pools = TaskPools(c.dim, c.heads, c.queries_per_task, len(self.taskset.tasks), len(names), c.dropout)
         self.register_load_state_dict_pre_hook(_stack_old_pools)
         n_groups = len(self.taskset.tasks) * len(names)
+        self.num_tasks, self.concat = len(self.taskset.tasks), c.fusion == "concat"
+        self.fusion: Optional[nn.Module] = None
+        self.group_embed: Optional[Tensor] = None
+        self.register_buffer("fusion_allowed", None, persistent=False)
         if c.fusion == "cross_attention":
             self.group_embed = nn.Parameter(torch.zeros(n_groups, c.dim))  # one per (task, encoder)
             nn.init.normal_(self.group_embed, std=0.02)
@@ -183,7 +188,7 @@ class MultiTaskModel(GraphModel):
             groups = torch.tensor(
                 [[ti, ei] for ti in range(len(self.taskset.tasks)) for ei in range(len(names)) for _ in range(c.queries_per_task)]
             )
-            self.register_buffer("fusion_allowed", cross_group_mask(groups), persistent=False)
+            self.fusion_allowed = cross_group_mask(groups)
         tokens_per_task = len(names) * c.queries_per_task
         head_in = (n_groups * c.queries_per_task if c.fusion == "concat" else tokens_per_task) * c.dim
         self.heads = nn.ModuleDict(
@@ -248,20 +253,32 @@ class MultiTaskModel(GraphModel):
         packing = EventPacking.from_batch(b, num_events)  # one layout for every encoder's tokens
         mask = torch.cat([packing.mask.new_ones(num_events, 1), packing.mask], 1)  # (B, 1 + M)
         nodes = torch.stack([torch.cat([pooled[:, None], packing.pack(tokens)], 1) for tokens, pooled in features.values()])
-        tokens, w = self.pools(nodes, mask, need_weights)  # (B, T, E, Q, D): every task's pool over every encoder
+        inputs, w = self.task_inputs(nodes, mask, need_weights)
         weights = (
             {t.name: {n: w[:, i, j] for j, n in enumerate(self.backbones)} for i, t in enumerate(self.taskset.tasks)}
-            if need_weights else {}
+            if need_weights and w is not None else {}
         )
-        if self.config.fusion == "cross_attention":
-            tokens = self.fusion(grouped_tokens(tokens, self.group_embed), self.fusion_allowed)
-        else:
-            tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major
-        inputs = head_inputs(tokens, len(self.taskset.tasks), self.config.fusion == "concat")
         out = {}
         for i, t in enumerate(self.taskset.tasks):
             out[t.name] = self.taskset.head_output(t, self.heads[t.name](inputs[:, i]))
         return (out, weights) if need_weights else out
+
+    def task_inputs(self, nodes: Tensor, node_mask: Tensor, need_weights: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+        """Each task head's input from every encoder's tokens: the task pools, the fusion of the
+        task tokens, :func:`head_inputs`; in training and in the exported model. Also the pools'
+        attention with ``need_weights``.
+
+        Shapes:
+            nodes: (E, B, 1 + M, D) (each encoder's pooled token, then its node tokens),
+            node_mask: (B, 1 + M) -> (B, T, head_in), attention (B, T, E, heads, Q, 1 + M) or None
+        """
+        tokens, w = self.pools(nodes, node_mask, need_weights)  # (B, T, E, Q, D): every task's pool over every encoder
+        group_embed, allowed = self.group_embed, self.fusion_allowed
+        if self.fusion is not None and group_embed is not None and allowed is not None:
+            tokens = self.fusion(grouped_tokens(tokens, group_embed), allowed)
+        else:
+            tokens = tokens.flatten(1, 3)  # (B, n_tasks * n_enc * Q, D), task-major
+        return head_inputs(tokens, self.num_tasks, self.concat), w
 
     # ------------------------------------------------------------------ GraphModel
     def encode(self, batch) -> tuple[Tensor, Tensor]:
