@@ -189,7 +189,8 @@ def tables(summary: dict, plan: Plan, events: dict[tuple[str, float], str] | Non
 
 def figure(summary: dict, plan: Plan, path: Path, title: str) -> Path:
     """Each of ``plan.metrics`` against the label fraction (log x): mean over seeds with
-    t-interval error bars; the reference dashed, pretrained solid, scratch dotted."""
+    t-interval error bars; the reference dashed, pretrained solid, scratch dotted; the
+    configurations side by side at each fraction."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,13 +200,15 @@ def figure(summary: dict, plan: Plan, path: Path, title: str) -> Path:
     groups = list(dict.fromkeys(c.group for c in plan.configs if c.name != plan.reference))
     fig, axes = plt.subplots(1, len(plan.metrics), figsize=(5.5 * len(plan.metrics), 4.2), squeeze=False)
     for ax, (key, label, _) in zip(axes[0], plan.metrics):
-        for c in plan.configs:
+        for i, c in enumerate(plan.configs):
+            # each configuration a little to the side (log x), so that error bars do not hide each other
+            x = np.array(fr) * 1.04 ** (i - (len(plan.configs) - 1) / 2)
             mean = np.array([summary["rows"][(c.name, f)][key]["mean"] for f in fr])
             lo, hi = np.array([summary["rows"][(c.name, f)][key]["ci"] for f in fr]).T
             style = dict(color="black", ls="--", marker="s") if c.name == plan.reference else \
                 dict(color=plt.get_cmap("tab10")(groups.index(c.group) % 10), ls="-" if c.init else ":", marker="o" if c.init else "^")
             err = np.nan_to_num(np.abs(np.stack([mean - lo, hi - mean])))
-            ax.errorbar(fr, mean, yerr=err, label=c.name, lw=1.6, ms=4, capsize=3, **style)
+            ax.errorbar(x, mean, yerr=err, label=c.name, lw=1.6, ms=4, capsize=3, **style)
         ax.set_xscale("log")
         ax.set_xticks(fr, [f"{f * 100:g}%" for f in fr])
         ax.minorticks_off()
