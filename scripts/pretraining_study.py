@@ -35,7 +35,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import Config, Plan, Pool, jobs
-from graphevent.studies.runner import run_plan, shown
+from graphevent.studies.runner import add_run_options, run_or_print
 
 KEEP = ("train.encoder_lr_scale=0.1", "train.encoder_frozen_epochs=2")
 
@@ -69,8 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--vary-init", action="store_true",
                    help="also set the experiment seed (initialisation, shuffling) to the label seed; without it every "
                         "seed starts from the same weights, and at fraction 1 (one subset) its runs are the same")
-    p.add_argument("--parallel", type=int, default=1, help="runs at once")
-    p.add_argument("--dry-run", action="store_true", help="print every command and stop")
+    add_run_options(p)
     return p.parse_args(argv)
 
 
@@ -78,11 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     try:
         plan = build_plan(a)
-        planned = jobs(plan, a.runs, a.runs)
-        if a.dry_run:
-            print("\n".join(shown(j.cmd) for j in planned))
+        if not run_or_print(jobs(plan, a.runs, a.runs), a.runs, a.parallel, a.dry_run):
             return
-        run_plan(planned, a.runs, a.parallel)
         res = report.collect(plan, a.runs, scores=False)
     except GraphEventError as e:
         sys.exit(str(e))

@@ -20,7 +20,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import Plan, Pool, jobs
-from graphevent.studies.runner import run_plan, shown
+from graphevent.studies.runner import add_run_options, run_or_print
 
 
 def build_plan(a: argparse.Namespace) -> Plan:
@@ -38,8 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--test-data", type=Path, default=None, help="score on this dataset's test split (default --data)")
     p.add_argument("--random-init", action="store_true", help="also probe each model randomly initialised (the seed's)")
-    p.add_argument("--parallel", type=int, default=1, help="probes at once")
-    p.add_argument("--dry-run", action="store_true", help="print every command and stop")
+    add_run_options(p, "probes at once")
     return p.parse_args(argv)
 
 
@@ -47,12 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     try:
         plan = build_plan(a)
-        planned = jobs(plan, a.work, a.work)
-        if a.dry_run:
-            print("\n".join(shown(j.cmd) for j in planned))
-            return
-        run_plan(planned, a.work, a.parallel)
-        print("\n".join(report.probe_table(report.collect_probes(plan, a.work))))
+        if run_or_print(jobs(plan, a.work, a.work), a.work, a.parallel, a.dry_run):
+            print("\n".join(report.probe_table(report.collect_probes(plan, a.work))))
     except GraphEventError as e:
         sys.exit(str(e))
 

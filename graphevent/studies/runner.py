@@ -40,14 +40,19 @@ def add_study_options(ap: argparse.ArgumentParser, workdir: str) -> None:
     (``--workdir``'s default described by ``workdir``), the page its report writes, and
     ``--note`` and ``--dry-run``, which :func:`study_argv` leaves out of the command it shows."""
     ap.add_argument("--gpus", type=int, default=0, help="GPUs per training run (0 = CPU)")
-    ap.add_argument("--parallel", type=int, default=1, help="training runs at once (GPU: several share one device)")
     ap.add_argument("--workers", type=int, default=2, help="processes for simulation and preprocessing")
     ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="extra --set for every training run (repeatable)")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("GRAPHEVENT_CACHE", Path.home() / ".cache/graphevent")))
     ap.add_argument("--workdir", type=Path, help=f"default: {workdir}")
     ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md", help="page whose leading section the study writes")
     ap.add_argument("--note", help="a line added to the results section (e.g. what else ran on the machine)")
-    ap.add_argument("--dry-run", action="store_true", help="print every command of the selected parts and stop")
+    add_run_options(ap, "training runs at once (GPU: several share one device)", "print every command of the selected parts and stop")
+
+
+def add_run_options(ap: argparse.ArgumentParser, parallel: str = "runs at once", dry_run: str = "print every command and stop") -> None:
+    """``--parallel`` and ``--dry-run`` (:func:`run_or_print`), with their help texts."""
+    ap.add_argument("--parallel", type=int, default=1, help=parallel)
+    ap.add_argument("--dry-run", action="store_true", help=dry_run)
 
 
 def study_argv(argv: Sequence[str]) -> list[str]:
@@ -190,3 +195,13 @@ def run_plan(jobs: Sequence[Job], work: Path, parallel: int = 1, stages: Sequenc
         else:
             wall |= run_jobs(batch, work, parallel, force, echo)
     return wall
+
+
+def run_or_print(jobs: Sequence[Job], work: Path, parallel: int, dry_run: bool, echo: Callable[[str], None] = print) -> bool:
+    """A study script's run: every stage of ``jobs`` (:func:`run_plan`), or with ``dry_run``
+    only their commands printed; whether it ran."""
+    if dry_run:
+        echo("\n".join(shown(j.cmd) for j in jobs))
+        return False
+    run_plan(jobs, work, parallel, echo=echo)
+    return True
