@@ -288,12 +288,12 @@ def probe_runs(run_dirs: Sequence[str | Path], data: str | Path, options: ProbeO
     from graphevent.utils.outdir import ReadLock
     from graphevent.utils.outfile import OutputFile, write_json
 
-    tested = [(Path(test_data), "--test-data")] if test_data is not None else []
-    inputs = [*map(Path, run_dirs), Path(data), *(p for p, _ in tested)]
+    read = [*((Path(r), "run") for r in run_dirs), (Path(data), "--data"), *([(Path(test_data), "--test-data")] if test_data is not None else [])]
+    inputs = [path for path, _ in read]
     if out is not None:
         OutputFile(out, "probe", inputs=inputs, overwrite=overwrite).check()  # before minutes of probing
     with ExitStack() as stack:
-        for path, what in [*((Path(r), "run") for r in run_dirs), (Path(data), "--data"), *tested]:
+        for path, what in read:
             stack.enter_context(ReadLock(path, what))
         result = _probe_runs(run_dirs, data, options, test_data)
     if out is not None:

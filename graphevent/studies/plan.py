@@ -248,13 +248,21 @@ def jobs(plan: Plan, work: Path, cache: Path) -> list[Job]:
             ds, deps=[j.key for j in sims])]
     data_jobs = {j.out: j.key for j in out if j.stage == "data" and not j.cached}
     unlabelled, labelled = dataset_dir(plan, work, "unlabelled"), dataset_dir(plan, work, "labelled")
-    for key in sorted({k for c in plan.configs for k in c.init if k in plan.pretrain} | {k for k in plan.probes if k in plan.pretrain}):
+
+    def runs(keys) -> list[str]:
+        """The runs ``keys`` name: a pretraining key's run directory, or the path as given."""
+        return [str(work / "pretrain" / k) if k in plan.pretrain else k for k in keys]
+
+    def after(keys) -> list[str]:
+        """The pretraining jobs among ``keys``."""
+        return [f"pretrain {k}" for k in keys if k in plan.pretrain]
+
+    for key in sorted(({k for c in plan.configs for k in c.init} | set(plan.probes)) & plan.pretrain.keys()):
         exp, sets = plan.pretrain[key]
         run = work / "pretrain" / key
         out.append(Job(f"pretrain {key}", "pretrain", ge + [
             "train", "-c", experiment(exp), "--data", str(unlabelled), "--out", str(run), "--overwrite", "--epochs", str(plan.pre_epochs),
             *train(plan.pre_batch or plan.batch), *_sets(sets)], run, deps=[data_jobs[unlabelled]] if unlabelled in data_jobs else []))
-    runs = lambda keys: [str(work / "pretrain" / k) if k in plan.pretrain else k for k in keys]  # noqa: E731
     labelled_dep = [data_jobs[labelled]] if labelled in data_jobs else []
     for frac in sorted(plan.fractions, reverse=True) if plan.probes else ():
         for seed in plan.seed_list(frac):
@@ -262,17 +270,16 @@ def jobs(plan: Plan, work: Path, cache: Path) -> list[Job]:
             out.append(Job(f"probe {frac:g} seed {seed}", "probe", ge + [
                 "probe", *runs(plan.probes), "--data", str(labelled), *(["--test-data", str(plan.test)] if plan.test else []),
                 "--label-fraction", f"{frac:g}", "--seed", str(seed), "--pool-events", "0", *["--random-init"] * plan.probe_random_init,
-                "--out", str(file), "--overwrite"], file, deps=[f"pretrain {k}" for k in plan.probes if k in plan.pretrain] + labelled_dep))
+                "--out", str(file), "--overwrite"], file, deps=after(plan.probes) + labelled_dep))
     for frac in sorted(plan.fractions, reverse=True):
         for seed in plan.seed_list(frac):
             for c in plan.configs:
                 run = run_dir(work, c, frac, seed)
-                init = runs(c.init)
                 cmd = ge + ["train", "-c", experiment(c.experiment), "--data", str(labelled), "--out", str(run), "--overwrite",
                             "--epochs", str(plan.epochs), "--label-fraction", f"{frac:g}", "--label-seed", str(seed), *train(plan.batch),
                             *_sets([f"seed={seed}"] * plan.vary_init + [f"train.min_steps_per_epoch={plan.min_steps}"] * bool(plan.min_steps)),
-                            *_sets(c.sets), *[x for i in init for x in ("--init-from", i)]]
-                deps = [f"pretrain {k}" for k in c.init if k in plan.pretrain] + labelled_dep
+                            *_sets(c.sets), *[x for i in runs(c.init) for x in ("--init-from", i)]]
+                deps = after(c.init) + labelled_dep
                 out.append(Job(f"{c.name} @ {frac:g} seed {seed}", "finetune", cmd, run, deps=deps))
     for frac in sorted(plan.fractions, reverse=True) if plan.configs else ():
         for seed in plan.seed_list(frac):
