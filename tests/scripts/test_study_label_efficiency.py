@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from graphevent.config.experiment import load_experiment
 from graphevent.studies.plan import jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,11 +83,28 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     assert seeds == {0.005: set(range(5)), 0.01: set(range(5)), 0.05: {0, 1, 2}, 0.1: {0, 1, 2}, 1.0: {0, 1, 2}}
     recipe = next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained")
     assert opt(recipe, "--init-from") == [str(tmp_path / "pretrain/edgeconv"), str(tmp_path / "pretrain/masked_gt")]
-    assert opt(recipe, "--set")[-2:] == ["model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention"]
+    assert opt(recipe, "--set")[-3:] == ["model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention",
+                                         "train.encoder_layer_decay=1.0"]
     full = planned(tmp_path, "--plan", "issue22", "--size", "full", "--gpus", "4", "--sim-procs", "2")
     events = [int(opt(j.cmd, "--events")[0]) for j in full["data"] if j.cached]
     assert events == [30000, 30000, 50000, 50000]  # 60,000 labelled (48,000 train) + 100,000 unlabelled, 2 pieces each
     assert all(opt(j.cmd, "--gpus") == ["4"] for j in full["pretrain"] + full["finetune"])
+
+
+def test_runs_measured_before_layer_decay_became_the_default_keep_it_off(tmp_path):
+    """multitask_finetune ships layer decay 0.75 (it won issue 22); every multitask configuration
+    of the plans measured before the switch runs at 1.0 as it did, so its finished runs still count,
+    and the +layerdecay ablation still differs from the recipe in that one setting."""
+    assert load_experiment(ROOT / "graphevent/configs/experiments/multitask_finetune.yaml").train.encoder_layer_decay == 0.75
+    for plan in ("issue22", "encoders"):
+        for j in planned(tmp_path, "--plan", plan)["finetune"]:
+            if j.out.name in ("particlenet", "resnet15"):
+                continue
+            decay = [s for s in opt(j.cmd, "--set") if s.startswith("train.encoder_layer_decay=")]
+            assert decay == [f"train.encoder_layer_decay={0.75 if j.out.name.endswith('layerdecay') else 1.0}"], (plan, j.out)
+    finetunes = planned(tmp_path, "--plan", "issue22")["finetune"]
+    recipe, decayed = (next(j for j in finetunes if j.out.name == name) for name in ("multitask_pretrained", "multitask_pretrained_layerdecay"))
+    assert [c for c in decayed.cmd if c not in recipe.cmd] == [str(decayed.out), "train.encoder_layer_decay=0.75"]
 
 
 @pytest.mark.parametrize("size", list(study.SIZES))
