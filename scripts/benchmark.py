@@ -58,17 +58,18 @@ SIZES = {
 }
 FRACTIONS = (0.01, 0.1, 1.0)
 MT = "multitask_finetune"
-XATTN = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention")
+NO_DECAY = ("train.encoder_layer_decay=1.0",)  # as in the recorded runs, made before 0.75 became multitask_finetune's default
+XATTN = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention") + NO_DECAY
 CONFIGS = [
     Config("particlenet", "particlenet"),
     Config("resnet15", "resnet15"),
-    *[Config(f"{enc} {kind}", MT, (f"model.encoders=[{enc}]",), (enc,) * (kind == "pretrained"))
+    *[Config(f"{enc} {kind}", MT, (f"model.encoders=[{enc}]",) + NO_DECAY, (enc,) * (kind == "pretrained"))
       for enc in ("edgeconv", "masked_gt", "sparse_conv") for kind in ("scratch", "pretrained")],
     Config("both+xattn scratch", MT, XATTN),
     Config("both+xattn pretrained", MT, XATTN, ("edgeconv", "masked_gt")),
     # concatenation at equal size: head_hidden 36 gives 501,360 parameters vs 501,620 for
     # cross attention with the default 64 (concatenated inputs make the MLPs wider)
-    Config("both+concat pretrained", MT, ("model.encoders=[masked_gt,edgeconv]", "model.fusion=concat", "model.head_hidden=36"),
+    Config("both+concat pretrained", MT, ("model.encoders=[masked_gt,edgeconv]", "model.fusion=concat", "model.head_hidden=36") + NO_DECAY,
            ("edgeconv", "masked_gt")),
 ]
 PRETRAIN = {"edgeconv": ("edgeconv_ae_pretrain", ()), "masked_gt": ("masked_gt_pretrain", ()), "sparse_conv": ("sparse_conv_ae_pretrain", ())}
