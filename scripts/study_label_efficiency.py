@@ -98,8 +98,8 @@ PLANS = {
         Config("edgeconv pretrained", MT, ONE["edgeconv"] + NO_DECAY, ("edgeconv",)),
         Config("masked_gt scratch", MT, ONE["masked_gt"] + NO_DECAY),
         Config("masked_gt pretrained", MT, ONE["masked_gt"] + NO_DECAY, ("masked_gt",)),
-        Config("multitask scratch", MT, BOTH + NO_DECAY),
-        Config("multitask pretrained", MT, BOTH + NO_DECAY, ("edgeconv", "masked_gt")),
+        Config("multitask scratch", MT, FLAT),
+        Config("multitask pretrained", MT, FLAT, ("edgeconv", "masked_gt")),
     ],
     "issue22": [
         Config("particlenet", "particlenet"),
