@@ -74,7 +74,7 @@ from pathlib import Path
 
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
-from graphevent.studies.plan import Config, Plan, Pool, jobs, run_dir
+from graphevent.studies.plan import NO_LAYER_DECAY, Config, Plan, Pool, jobs, run_dir
 from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,10 +82,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MT = "multitask_finetune"
 ONE = {enc: (f"model.encoders=[{enc}]",) for enc in ("edgeconv", "masked_gt")}
 BOTH = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention")
-# Layer decay 0.75 is multitask_finetune's default since it won issue 22's study; the
-# configurations measured before then keep the setting they ran with, so their runs still count
-NO_DECAY = ("train.encoder_layer_decay=1.0",)
-FLAT = BOTH + NO_DECAY  # both encoders, every layer at one learning rate (issue 22 ran these before the switch)
+FLAT = BOTH + NO_LAYER_DECAY  # both encoders, every layer at one learning rate (issue 22 ran these before the switch)
 PAIRWISE = ("model.masked_gt.pairwise=true",)  # ParT pair biases from the deposits (kNN + event-wide attention)
 JOINT = ("model.masked_loss_weight=1.0",)  # masked objective on every training event, labelled or not
 HEAD_LR = ("train.encoder_lr_scale=0.02",)  # ParT's fine-tuning: heads at 50x the encoders' learning rate
@@ -94,10 +91,10 @@ FROZEN = ("train.encoder_frozen_epochs=2",)  # heads fit the fixed pretrained en
 PLANS = {
     "encoders": [
         Config("particlenet", "particlenet"),
-        Config("edgeconv scratch", MT, ONE["edgeconv"] + NO_DECAY),
-        Config("edgeconv pretrained", MT, ONE["edgeconv"] + NO_DECAY, ("edgeconv",)),
-        Config("masked_gt scratch", MT, ONE["masked_gt"] + NO_DECAY),
-        Config("masked_gt pretrained", MT, ONE["masked_gt"] + NO_DECAY, ("masked_gt",)),
+        Config("edgeconv scratch", MT, ONE["edgeconv"] + NO_LAYER_DECAY),
+        Config("edgeconv pretrained", MT, ONE["edgeconv"] + NO_LAYER_DECAY, ("edgeconv",)),
+        Config("masked_gt scratch", MT, ONE["masked_gt"] + NO_LAYER_DECAY),
+        Config("masked_gt pretrained", MT, ONE["masked_gt"] + NO_LAYER_DECAY, ("masked_gt",)),
         Config("multitask scratch", MT, FLAT),
         Config("multitask pretrained", MT, FLAT, ("edgeconv", "masked_gt")),
     ],
