@@ -88,6 +88,7 @@ JOINT = ("model.masked_loss_weight=1.0",)  # masked objective on every training 
 HEAD_LR = ("train.encoder_lr_scale=0.02",)  # ParT's fine-tuning: heads at 50x the encoders' learning rate
 LAYER_DECAY = ("train.encoder_layer_decay=0.75",)  # each encoder level below the top learns at 0.75x the level above
 FROZEN = ("train.encoder_frozen_epochs=2",)  # heads fit the fixed pretrained encoders for 2 epochs, then everything trains
+ROTATE = ("model.augment_rotate=true",)  # each training jet rotated by a random angle about its axis, at every step
 PLANS = {
     "encoders": [
         Config("particlenet", "particlenet"),
@@ -111,6 +112,9 @@ PLANS = {
         Config("multitask pretrained+layerdecay", MT, BOTH + LAYER_DECAY, ("edgeconv", "masked_gt"), family="layerdecay",
                versus="multitask pretrained"),
         Config("multitask pretrained+frozen", MT, FLAT + FROZEN, ("edgeconv", "masked_gt"), family="frozen", versus="multitask pretrained"),
+        # the symmetry augmentation, on top of the shipped recipe (layer decay)
+        Config("multitask pretrained+layerdecay+rotate", MT, BOTH + LAYER_DECAY + ROTATE, ("edgeconv", "masked_gt"),
+               family="rotate", versus="multitask pretrained+layerdecay"),
     ],
     "objectives": [
         Config("particlenet", "particlenet"),

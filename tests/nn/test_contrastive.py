@@ -210,3 +210,60 @@ def test_pretraining_never_reads_labels(name):
     for other in weights[1:]:
         assert weights[0].keys() == other.keys()
         assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])
+
+
+def test_augmented_view_carries_each_events_labels_and_leaves_the_batch_alone():
+    batch = make_batch()
+    batch.labelled = torch.tensor([True, False, True])
+    before = batch.clone()
+    aug = JetAugment(["log1p"] * 3, rotate=True)
+    view = aug.view(batch, torch.Generator().manual_seed(0))
+    for key in ("y", "targets", "event_id", "labelled"):
+        assert torch.equal(view[key], batch[key]), key
+    assert "edge_index" not in view and "edge_attr" not in view
+    assert torch.equal(view.x, batch.x) and torch.equal(view.batch, batch.batch) and torch.equal(view.ptr, batch.ptr)
+    assert view.num_graphs == len(SIZES)
+    # a rotation: every event's pairwise distances kept, the positions moved
+    assert (view.pos - batch.pos).abs().max() > 1e-2
+    for e in range(len(SIZES)):
+        rows = batch.batch == e
+        a, b = view.pos[rows], batch.pos[rows]
+        assert torch.allclose((a[:, None] - a[None]).norm(dim=-1), (b[:, None] - b[None]).norm(dim=-1), atol=1e-5)
+    for key in before.keys():
+        assert torch.equal(batch[key], before[key]), key
+
+
+def test_multitask_augments_its_training_events_only():
+    """``augment_rotate`` changes the training loss (and is seeded); validation (eval mode) and
+    prediction see the events as they are: the same numbers as the model without it."""
+    batch = make_batch()
+    plain = build_tiny("multitask", dropout=0.0)
+    rotated = build_tiny("multitask", dropout=0.0, augment_rotate=True)
+    assert rotated.state_dict().keys() == plain.state_dict().keys()
+    rotated.load_state_dict(plain.state_dict())
+    plain.eval(), rotated.eval()
+    assert torch.equal(rotated.loss(batch)[0], plain.loss(batch)[0])
+    assert torch.equal(rotated.predict(batch)["label"], plain.predict(batch)["label"])
+    plain.train(), rotated.train()
+    torch.manual_seed(5)
+    first = rotated.loss(batch)[0]
+    torch.manual_seed(5)
+    assert torch.equal(rotated.loss(batch)[0], first)
+    assert not torch.allclose(first, plain.loss(batch)[0])
+    first.backward()
+    assert all(p.grad is not None for p in rotated.heads.parameters())
+
+
+def test_multitask_rejects_a_negative_augmentation_and_needs_transforms_for_smearing():
+    from dataclasses import replace
+
+    from graphevent.errors import ConfigError
+    from graphevent.nn import build_model
+    from nn_helpers import TINY
+
+    with pytest.raises(ConfigError, match=r"^model.augment_\*: translate and smear must be >= 0 and split_prob in \[0, 1\) \(found 0.0, -0.1, 0.0\)$"):
+        build_tiny("multitask", augment_smear=-0.1)
+    info = replace(tiny_info(), feature_transforms=[], feature_signed=[])
+    with pytest.raises(ConfigError, match="model.augment_smear, model.augment_split_prob: they need the dataset's channel transforms"):
+        build_model({"name": "multitask", **TINY["multitask"], "augment_smear": 0.1}, info)
+    assert build_model({"name": "multitask", **TINY["multitask"], "augment_rotate": True}, info).augment is not None

@@ -1,4 +1,5 @@
-"""Physics augmentations of jets for contrastive pretraining (JetCLR, arXiv:2108.04253).
+"""Physics augmentations of jets: the views of contrastive pretraining (JetCLR, arXiv:2108.04253)
+and ``multitask``'s optional augmentation of its training events.
 
 Each function takes the nodes of a batch of events (flat tensors with a sorted ``batch``
 vector) and returns new tensors; nothing is modified in place. Values are physical
@@ -24,7 +25,17 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from graphevent.errors import ConfigError
 from graphevent.utils.geometry import is_periodic, wrap_positions
+
+
+def check_augment(where: str, translate: float, smear: float, split_prob: float) -> None:
+    """Raise a ConfigError unless ``translate, smear >= 0`` and ``0 <= split_prob < 1``."""
+    if translate < 0 or smear < 0 or not 0 <= split_prob < 1:
+        raise ConfigError(
+            f"{where}: translate and smear must be >= 0 and split_prob in [0, 1) "
+            f"(found {translate}, {smear}, {split_prob})"
+        )
 
 
 def jet_axis(pos: Tensor, weight: Tensor, batch: Tensor, num_events: int) -> Tensor:
@@ -169,6 +180,25 @@ class JetAugment(nn.Module):
             split = rand(v.size(0)) < self.split_prob
             v, pos, batch = collinear_split(v, pos, batch, split, rand(v.size(0)), self.extensive)
         return self.from_physical(v).to(x.dtype), pos.to(x.dtype), batch
+
+    def view(self, batch, generator: torch.Generator | None = None):
+        """An augmented copy of a PyG batch: new ``x``, ``pos``, ``batch`` and ``ptr``, the
+        per-event attributes (labels, targets, ``event_id``, ...) carried over, and no graph
+        (edges and other per-node attributes left out: encoders find their own kNN). The input
+        batch is not modified.
+        """
+        from torch_geometric.data import Batch
+
+        from graphevent.nn.batch import batch_vector
+
+        b, num_events = batch_vector(batch)
+        x, pos, vb = self(batch.x, batch.pos, b, num_events, generator)
+        ptr = torch.zeros(num_events + 1, dtype=torch.long, device=vb.device)
+        ptr[1:] = torch.bincount(vb, minlength=num_events).cumsum(0)
+        skip = {"x", "pos", "batch", "ptr"}
+        per_event = {key: batch[key] for key in batch.keys()
+                     if key not in skip and not batch.is_node_attr(key) and not batch.is_edge_attr(key)}
+        return Batch(x=x, pos=pos, batch=vb, ptr=ptr, **per_event)
 
     def __repr__(self) -> str:
         periods = "" if self.periods is None else f", periods={self.periods}"

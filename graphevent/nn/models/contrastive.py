@@ -11,8 +11,7 @@ from torch_geometric.data import Batch
 from graphevent.config.base import require_at_least_one
 from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
-from graphevent.nn.batch import batch_vector
-from graphevent.nn.layers.jet_augment import JetAugment
+from graphevent.nn.layers.jet_augment import JetAugment, check_augment
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.models.base import Backbone, BackbonePretrainer, OneEncoderConfig, Stage
 from graphevent.nn.registry import register_model
@@ -45,11 +44,7 @@ class ContrastiveConfig(OneEncoderConfig):
         require_at_least_one(self, where, "proj_hidden", "proj_dim")
         if not self.temperature > 0:
             raise ConfigError(f"{where}.temperature: {self.temperature}; expected > 0")
-        if self.translate < 0 or self.smear < 0 or not 0 <= self.split_prob < 1:
-            raise ConfigError(
-                f"{where}: translate and smear must be >= 0 and split_prob in [0, 1) "
-                f"(found {self.translate}, {self.smear}, {self.split_prob})"
-            )
+        check_augment(where, self.translate, self.smear, self.split_prob)
 
 
 def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:
@@ -114,11 +109,7 @@ class ContrastivePretrainer(BackbonePretrainer):
                 "model: smear and split_prob need the dataset's channel transforms, which its manifest does not "
                 "record; set model.smear=0 and model.split_prob=0 or preprocess the data again"
             )
-        b, num_events = batch_vector(batch)
-        x, pos, vb = self.augment(batch.x, batch.pos, b, num_events, generator)
-        ptr = torch.zeros(num_events + 1, dtype=torch.long, device=vb.device)
-        ptr[1:] = torch.bincount(vb, minlength=num_events).cumsum(0)
-        return Batch(x=x, pos=pos, batch=vb, ptr=ptr)
+        return self.augment.view(batch, generator)
 
     def contrastive_loss(self, batch, generator: torch.Generator | None = None) -> Tensor:
         """NT-Xent between the projections of two views of each event."""

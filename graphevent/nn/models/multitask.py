@@ -15,6 +15,7 @@ from graphevent.data.info import DatasetInfo
 from graphevent.errors import ConfigError
 from graphevent.nn.batch import batch_vector
 from graphevent.nn.layers.cross_attention import CrossTaskFusion, cross_group_mask
+from graphevent.nn.layers.jet_augment import JetAugment, check_augment
 from graphevent.nn.layers.mlp import MLP
 from graphevent.nn.layers.packing import EventPacking
 from graphevent.nn.layers.task_pools import TaskPools
@@ -60,6 +61,14 @@ class MultiTaskConfig(EncoderSections):
             outside the labelled subset contributing only that loss (their labels are never
             read, :class:`~graphevent.data.partial_labels.PartialLabels`). Not together with
             ``aux_recon_weight`` (the same loss, on the labelled events only).
+        augment_rotate: train on each event rotated by a random angle about its jet axis
+            (about the detector axis where phi wraps; a new angle at every step), the
+            symmetry augmentation of :class:`~graphevent.nn.layers.jet_augment.JetAugment`;
+            validation, evaluation and export see the events as they are.
+        augment_translate: std of a random (eta, phi) shift of each training event (0 = none).
+        augment_smear: relative std of a random per-node energy smearing (0 = none).
+        augment_split_prob: probability that a node of a training event is split collinearly
+            (0 = none; it changes the node count, which quark/gluon tagging reads).
     """
 
     encoders: tuple[str, ...] = ("masked_gt", "edgeconv")
@@ -73,6 +82,15 @@ class MultiTaskConfig(EncoderSections):
     dropout: float = 0.0
     aux_recon_weight: float = 0.0
     masked_loss_weight: float = 0.0
+    augment_rotate: bool = False
+    augment_translate: float = 0.0
+    augment_smear: float = 0.0
+    augment_split_prob: float = 0.0
+
+    @property
+    def augments(self) -> bool:
+        return (self.augment_rotate or self.augment_translate > 0 or self.augment_smear > 0
+                or self.augment_split_prob > 0)
 
     def validate(self, where: str = "model") -> None:
         if self.dim % self.heads:
@@ -87,6 +105,7 @@ class MultiTaskConfig(EncoderSections):
                 f"{self.masked_loss_weight}; expected at most one of them > 0 (masked_loss_weight also "
                 "trains the reconstruction on the unlabelled events)"
             )
+        check_augment(f"{where}.augment_*", self.augment_translate, self.augment_smear, self.augment_split_prob)
         if not self.encoders or len(set(self.encoders)) != len(self.encoders):
             raise ConfigError(f"{where}.encoders: {list(self.encoders)}; expected a non-empty list without repeats")
 
@@ -197,6 +216,20 @@ class MultiTaskModel(GraphModel):
                 for t in self.taskset.tasks
             }
         )
+        self.augment: Optional[nn.Module] = None
+        if c.augments:
+            f = info.num_node_features
+            if (c.augment_smear > 0 or c.augment_split_prob > 0) and len(info.feature_transforms) != f:
+                raise ConfigError(
+                    "model.augment_smear, model.augment_split_prob: they need the dataset's channel transforms, which "
+                    "its manifest does not record; set them to 0 or preprocess the data again"
+                )
+            self.augment = JetAugment(
+                info.feature_transforms if len(info.feature_transforms) == f else ["none"] * f,
+                info.feature_signed if len(info.feature_signed) == f else None,
+                rotate=c.augment_rotate, translate=c.augment_translate, smear=c.augment_smear,
+                split_prob=c.augment_split_prob, periods=info.periods,
+            )
         if c.freeze_encoder:
             self.freeze_encoders()
 
@@ -287,6 +320,8 @@ class MultiTaskModel(GraphModel):
 
     def loss(self, batch, stage: Stage = "finetune") -> tuple[Tensor, dict[str, float]]:
         self.check_stage(stage)
+        if self.training and self.augment is not None:
+            batch = self.augment.view(batch)
         rows = batch.labelled.view(-1) if self.trains_unlabelled and "labelled" in batch else None
         losses = self.taskset.losses(self.forward_heads(self.forward_features(batch), batch), batch, rows)
         total = self.taskset.total(losses)
