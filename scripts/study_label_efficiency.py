@@ -29,7 +29,9 @@ Plans (--plan):
             pair biases, pretrained with them), +joint (the masked objective on every
             training event in the fine-tuning run), +head50x (encoders at 1/50 of the
             heads' learning rate), +layerdecay (layer-wise learning-rate decay 0.75),
-            +frozen (encoders held for the first 2 epochs, then fine-tuned); 5 seeds at
+            +frozen (encoders held for the first 2 epochs, then fine-tuned); and
+            +layerdecay+rotate (paired with +layerdecay, the shipped recipe: its training jets rotated by a
+            random angle about their axis at every step); 5 seeds at
             0.5% and 1% labels, 3 at 5%, 10% and 100%.
             Default size: medium.
   objectives  which pretraining objective to ship (issue 25): each encoder (masked_gt,
