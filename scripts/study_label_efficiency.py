@@ -30,8 +30,9 @@ Plans (--plan):
             training event in the fine-tuning run), +head50x (encoders at 1/50 of the
             heads' learning rate), +layerdecay (layer-wise learning-rate decay 0.75),
             +frozen (encoders held for the first 2 epochs, then fine-tuned); and
-            +layerdecay+rotate (paired with +layerdecay, the shipped recipe: its training jets rotated by a
-            random angle about their axis at every step); 5 seeds at
+            +layerdecay+rotate and +layerdecay+flip (paired with +layerdecay, the shipped
+            recipe: its training jets rotated by a random angle about their axis, or under
+            a random symmetry of the pixel grid, at every step); 5 seeds at
             0.5% and 1% labels, 3 at 5%, 10% and 100%.
             Default size: medium.
   objectives  which pretraining objective to ship (issue 25): each encoder (masked_gt,
@@ -91,6 +92,7 @@ HEAD_LR = ("train.encoder_lr_scale=0.02",)  # ParT's fine-tuning: heads at 50x t
 LAYER_DECAY = ("train.encoder_layer_decay=0.75",)  # each encoder level below the top learns at 0.75x the level above
 FROZEN = ("train.encoder_frozen_epochs=2",)  # heads fit the fixed pretrained encoders for 2 epochs, then everything trains
 ROTATE = ("model.augment_rotate=true",)  # each training jet rotated by a random angle about its axis, at every step
+FLIP = ("model.augment_flip=true",)  # each training jet under a random symmetry of the pixel grid (reflections, eta<->phi)
 PLANS = {
     "encoders": [
         Config("particlenet", "particlenet"),
@@ -117,6 +119,8 @@ PLANS = {
         # the symmetry augmentation, on top of the shipped recipe (layer decay)
         Config("multitask pretrained+layerdecay+rotate", MT, BOTH + LAYER_DECAY + ROTATE, ("edgeconv", "masked_gt"),
                family="rotate", versus="multitask pretrained+layerdecay"),
+        Config("multitask pretrained+layerdecay+flip", MT, BOTH + LAYER_DECAY + FLIP, ("edgeconv", "masked_gt"),
+               family="flip", versus="multitask pretrained+layerdecay"),
     ],
     "objectives": [
         Config("particlenet", "particlenet"),

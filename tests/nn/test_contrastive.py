@@ -10,7 +10,7 @@ import torch
 from torch_geometric.utils import scatter
 
 from nn_helpers import SIZES, build_tiny, make_batch, make_events, tiny_info
-from graphevent.nn.layers.jet_augment import JetAugment, collinear_split, jet_axis, rotate_about_axis, smear, translate
+from graphevent.nn.layers.jet_augment import JetAugment, collinear_split, flip, jet_axis, rotate_about_axis, smear, translate
 from graphevent.nn.models.contrastive import nt_xent
 from graphevent.nn.registry import list_encoders
 
@@ -233,12 +233,36 @@ def test_augmented_view_carries_each_events_labels_and_leaves_the_batch_alone():
         assert torch.equal(batch[key], before[key]), key
 
 
-def test_multitask_augments_its_training_events_only():
-    """``augment_rotate`` changes the training loss (and is seeded); validation (eval mode) and
+def test_flip_maps_the_pixel_grid_onto_itself():
+    pitch = 0.0174
+    pos = (torch.randint(-62, 63, (40, 2)) * pitch).float()
+    batch = torch.arange(4).repeat_interleave(10)
+    signs = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+    swap = torch.tensor([False, True, False, True])
+    out = flip(pos, batch, signs, swap)
+    assert torch.equal(out[:10], pos[:10])
+    assert torch.equal(out[10:20], torch.stack([pos[10:20, 1], -pos[10:20, 0]], 1))  # reflect eta, then swap
+    assert torch.equal(out[20:30], torch.stack([pos[20:30, 0], -pos[20:30, 1]], 1))
+    assert torch.equal(out[30:], -pos[30:].flip(-1))
+    # on the lattice: every coordinate is still a whole number of pixels
+    assert torch.allclose(out / pitch, (out / pitch).round(), atol=1e-4)
+    aug = JetAugment(["log1p"] * 3, rotate=False, flip=True)
+    x2, pos2, b2 = aug(torch.rand(40, 3), pos, batch, 4, torch.Generator().manual_seed(0))
+    assert torch.allclose(pos2.abs().sort(-1).values, pos.abs().sort(-1).values)  # |eta|, |phi| kept up to the swap
+    # an axis that wraps: reflections only, never the swap (whole events' eta and phi ranges differ)
+    periodic = JetAugment(["log1p"] * 3, rotate=False, flip=True, periods=(0.0, 2 * math.pi))
+    for seed in range(8):
+        _, p3, _ = periodic(torch.rand(40, 3), pos, batch, 4, torch.Generator().manual_seed(seed))
+        assert torch.equal(p3.abs(), pos.abs())
+
+
+@pytest.mark.parametrize("setting", ["augment_rotate", "augment_flip"])
+def test_multitask_augments_its_training_events_only(setting):
+    """``augment_rotate`` and ``augment_flip`` change the training loss (and are seeded); validation (eval mode) and
     prediction see the events as they are: the same numbers as the model without it."""
     batch = make_batch()
     plain = build_tiny("multitask", dropout=0.0)
-    rotated = build_tiny("multitask", dropout=0.0, augment_rotate=True)
+    rotated = build_tiny("multitask", dropout=0.0, **{setting: True})
     assert rotated.state_dict().keys() == plain.state_dict().keys()
     rotated.load_state_dict(plain.state_dict())
     plain.eval(), rotated.eval()

@@ -67,7 +67,7 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     names = {j.out.name for j in parts["finetune"]}
     assert names == {"particlenet", "resnet15", "multitask_scratch", "multitask_pretrained", "multitask_pretrained_pairwise",
                      "multitask_pretrained_joint", "multitask_pretrained_head50x", "multitask_pretrained_layerdecay",
-                     "multitask_pretrained_frozen", "multitask_pretrained_layerdecay_rotate"}
+                     "multitask_pretrained_frozen", "multitask_pretrained_layerdecay_rotate", "multitask_pretrained_layerdecay_flip"}
     pairwise = next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained_pairwise")
     assert opt(pairwise, "--init-from") == [str(tmp_path / "pretrain/edgeconv"), str(tmp_path / "pretrain/masked_gt_pairwise")]
     assert "model.masked_gt.pairwise=true" in opt(pairwise, "--set")
@@ -77,10 +77,10 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     for name, setting in (("head50x", "train.encoder_lr_scale=0.02"), ("layerdecay", "train.encoder_layer_decay=0.75"),
                           ("frozen", "train.encoder_frozen_epochs=2")):
         assert setting in opt(next(j.cmd for j in parts["finetune"] if j.out.name == f"multitask_pretrained_{name}"), "--set")
-    shipped, rotated = (next(j for j in parts["finetune"] if j.out.name == f"multitask_pretrained_{name}")
-                        for name in ("layerdecay", "layerdecay_rotate"))
-    # the augmentation is one setting on top of the shipped recipe
-    assert [c for c in rotated.cmd if c not in shipped.cmd] == [str(rotated.out), "model.augment_rotate=true"]
+    shipped = next(j for j in parts["finetune"] if j.out.name == "multitask_pretrained_layerdecay")
+    for name in ("rotate", "flip"):  # each augmentation is one setting on top of the shipped recipe
+        augmented = next(j for j in parts["finetune"] if j.out.name == f"multitask_pretrained_layerdecay_{name}")
+        assert [c for c in augmented.cmd if c not in shipped.cmd] == [str(augmented.out), f"model.augment_{name}=true"]
     seeds = {}
     for j in parts["finetune"]:
         seeds.setdefault(float(opt(j.cmd, "--label-fraction")[0]), set()).add(int(opt(j.cmd, "--label-seed")[0]))

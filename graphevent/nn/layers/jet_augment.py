@@ -11,6 +11,9 @@ vector) and returns new tensors; nothing is modified in place. Values are physic
 * :func:`shift_periodic`: for whole events whose phi wraps (``DatasetInfo.periods``), one
   shift per event along each periodic axis, wrapped: a rotation of the detector, an exact
   symmetry of the event (it replaces the rotation about the jet axis there).
+* :func:`flip`: one element per event of the symmetry group of a square pixel grid centred at
+  the origin (reflections of eta and of phi, and the swap of the two): every deposit stays on
+  its lattice, distances are kept.
 * :func:`translate`: one (eta, phi) shift per event.
 * :func:`smear`: each node's values times ``max(0, 1 + sigma * N(0, 1))`` (energy resolution).
 * :func:`collinear_split`: chosen nodes split into two at the same position carrying
@@ -72,6 +75,18 @@ def shift_periodic(pos: Tensor, batch: Tensor, fraction: Tensor, periods: Sequen
     return wrap_positions(pos + fraction[batch] * period, periods)
 
 
+def flip(pos: Tensor, batch: Tensor, signs: Tensor, swap: Tensor) -> Tensor:
+    """Multiply each event's positions by ``signs[event]`` (a reflection of each axis about 0
+    where -1), then exchange the two axes where ``swap[event]``: with both, the 8 symmetries of
+    a square centred at the origin.
+
+    Shapes:
+        pos: (N, 2), batch: (N,), signs: (B, 2) of +-1, swap: (B,) bool -> (N, 2)
+    """
+    pos = pos * signs[batch]
+    return torch.where(swap[batch][:, None], pos.flip(-1), pos)
+
+
 def translate(pos: Tensor, batch: Tensor, shift: Tensor) -> Tensor:
     """Shift each event's nodes by ``shift[event]``.
 
@@ -126,6 +141,10 @@ class JetAugment(nn.Module):
         translate: std of the (eta, phi) shift per event (0 = none).
         smear: relative std of the energy smearing per node (0 = none).
         split_prob: probability that a node is split collinearly (0 = none).
+        flip: a random symmetry of the pixel grid per event about (0, 0), the image centre of
+            jet crops (:func:`flip`): eta and phi each reflected with probability 1/2, and the
+            two axes swapped with probability 1/2 unless an axis wraps (whole events: their eta
+            and phi ranges differ, so reflections only).
         periods: the dataset's periodic axes (``DatasetInfo.periods``): there ``rotate`` is a
             random shift along each periodic axis (:func:`shift_periodic`), and translated
             positions wrap back into range.
@@ -136,7 +155,7 @@ class JetAugment(nn.Module):
 
     def __init__(self, transforms: Sequence[str], signed: Sequence[bool] | None = None, rotate: bool = True,
                  translate: float = 0.0, smear: float = 0.0, split_prob: float = 0.0,
-                 periods: Sequence[float] | None = None) -> None:
+                 periods: Sequence[float] | None = None, flip: bool = False) -> None:
         super().__init__()
         self.transforms = list(transforms)
         signed = [False] * len(self.transforms) if signed is None else list(signed)
@@ -146,6 +165,7 @@ class JetAugment(nn.Module):
         self.translate = float(translate)
         self.smear = float(smear)
         self.split_prob = float(split_prob)
+        self.flip = bool(flip)
         self.periods = tuple(periods) if is_periodic(periods) else None
 
     def to_physical(self, x: Tensor) -> Tensor:
@@ -172,6 +192,10 @@ class JetAugment(nn.Module):
             pos = shift_periodic(pos, batch, rand(num_events, pos.size(-1)), self.periods)
         elif self.rotate:
             pos = rotate_about_axis(pos, weight, batch, 2 * torch.pi * rand(num_events))
+        if self.flip:
+            signs = torch.where(rand(num_events, 2) < 0.5, -1.0, 1.0)
+            swap = (rand(num_events) < 0.5) & (self.periods is None)
+            pos = wrap_positions(flip(pos, batch, signs, swap), self.periods)
         if self.translate > 0:
             pos = wrap_positions(translate(pos, batch, self.translate * randn(num_events, 2)), self.periods)
         if self.smear > 0:
@@ -202,5 +226,5 @@ class JetAugment(nn.Module):
 
     def __repr__(self) -> str:
         periods = "" if self.periods is None else f", periods={self.periods}"
-        return (f"{self.__class__.__name__}(rotate={self.rotate}, translate={self.translate}, smear={self.smear}, "
+        return (f"{self.__class__.__name__}(rotate={self.rotate}, flip={self.flip}, translate={self.translate}, smear={self.smear}, "
                 f"split_prob={self.split_prob}{periods})")

@@ -65,6 +65,9 @@ class MultiTaskConfig(EncoderSections):
             (about the detector axis where phi wraps; a new angle at every step), the
             symmetry augmentation of :class:`~graphevent.nn.layers.jet_augment.JetAugment`;
             validation, evaluation and export see the events as they are.
+        augment_flip: train on each event under a random symmetry of the pixel grid about its
+            centre (reflections of eta and phi, and their swap on jet crops): deposits stay on
+            the lattice the model is evaluated on.
         augment_translate: std of a random (eta, phi) shift of each training event (0 = none).
         augment_smear: relative std of a random per-node energy smearing (0 = none).
         augment_split_prob: probability that a node of a training event is split collinearly
@@ -83,13 +86,14 @@ class MultiTaskConfig(EncoderSections):
     aux_recon_weight: float = 0.0
     masked_loss_weight: float = 0.0
     augment_rotate: bool = False
+    augment_flip: bool = False
     augment_translate: float = 0.0
     augment_smear: float = 0.0
     augment_split_prob: float = 0.0
 
     @property
     def augments(self) -> bool:
-        return (self.augment_rotate or self.augment_translate > 0 or self.augment_smear > 0
+        return (self.augment_rotate or self.augment_flip or self.augment_translate > 0 or self.augment_smear > 0
                 or self.augment_split_prob > 0)
 
     def validate(self, where: str = "model") -> None:
@@ -228,7 +232,7 @@ class MultiTaskModel(GraphModel):
                 info.feature_transforms if len(info.feature_transforms) == f else ["none"] * f,
                 info.feature_signed if len(info.feature_signed) == f else None,
                 rotate=c.augment_rotate, translate=c.augment_translate, smear=c.augment_smear,
-                split_prob=c.augment_split_prob, periods=info.periods,
+                split_prob=c.augment_split_prob, periods=info.periods, flip=c.augment_flip,
             )
         if c.freeze_encoder:
             self.freeze_encoders()
