@@ -77,7 +77,7 @@ from pathlib import Path
 
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
-from graphevent.studies.plan import NO_LAYER_DECAY, Config, Plan, Pool, jobs, run_dir
+from graphevent.studies.plan import NO_FLIP, NO_LAYER_DECAY, Config, Plan, Pool, jobs, run_dir
 from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MT = "multitask_finetune"
 ONE = {enc: (f"model.encoders=[{enc}]",) for enc in ("edgeconv", "masked_gt")}
 BOTH = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention")
-FLAT = BOTH + NO_LAYER_DECAY  # both encoders, every layer at one learning rate (issue 22 ran these before the switch)
+FLAT = BOTH + NO_LAYER_DECAY + NO_FLIP  # both encoders, every layer at one learning rate, no augmentation (as issue 22 ran them)
 PAIRWISE = ("model.masked_gt.pairwise=true",)  # ParT pair biases from the deposits (kNN + event-wide attention)
 JOINT = ("model.masked_loss_weight=1.0",)  # masked objective on every training event, labelled or not
 HEAD_LR = ("train.encoder_lr_scale=0.02",)  # ParT's fine-tuning: heads at 50x the encoders' learning rate
@@ -96,10 +96,10 @@ FLIP = ("model.augment_flip=true",)  # each training jet under a random symmetry
 PLANS = {
     "encoders": [
         Config("particlenet", "particlenet"),
-        Config("edgeconv scratch", MT, ONE["edgeconv"] + NO_LAYER_DECAY),
-        Config("edgeconv pretrained", MT, ONE["edgeconv"] + NO_LAYER_DECAY, ("edgeconv",)),
-        Config("masked_gt scratch", MT, ONE["masked_gt"] + NO_LAYER_DECAY),
-        Config("masked_gt pretrained", MT, ONE["masked_gt"] + NO_LAYER_DECAY, ("masked_gt",)),
+        Config("edgeconv scratch", MT, ONE["edgeconv"] + NO_LAYER_DECAY + NO_FLIP),
+        Config("edgeconv pretrained", MT, ONE["edgeconv"] + NO_LAYER_DECAY + NO_FLIP, ("edgeconv",)),
+        Config("masked_gt scratch", MT, ONE["masked_gt"] + NO_LAYER_DECAY + NO_FLIP),
+        Config("masked_gt pretrained", MT, ONE["masked_gt"] + NO_LAYER_DECAY + NO_FLIP, ("masked_gt",)),
         Config("multitask scratch", MT, FLAT),
         Config("multitask pretrained", MT, FLAT, ("edgeconv", "masked_gt")),
     ],
@@ -113,11 +113,11 @@ PLANS = {
                versus="multitask pretrained"),
         Config("multitask pretrained+joint", MT, FLAT + JOINT, ("edgeconv", "masked_gt"), family="joint", versus="multitask pretrained"),
         Config("multitask pretrained+head50x", MT, FLAT + HEAD_LR, ("edgeconv", "masked_gt"), family="head50x", versus="multitask pretrained"),
-        Config("multitask pretrained+layerdecay", MT, BOTH + LAYER_DECAY, ("edgeconv", "masked_gt"), family="layerdecay",
+        Config("multitask pretrained+layerdecay", MT, BOTH + LAYER_DECAY + NO_FLIP, ("edgeconv", "masked_gt"), family="layerdecay",
                versus="multitask pretrained"),
         Config("multitask pretrained+frozen", MT, FLAT + FROZEN, ("edgeconv", "masked_gt"), family="frozen", versus="multitask pretrained"),
         # the symmetry augmentation, on top of the shipped recipe (layer decay)
-        Config("multitask pretrained+layerdecay+rotate", MT, BOTH + LAYER_DECAY + ROTATE, ("edgeconv", "masked_gt"),
+        Config("multitask pretrained+layerdecay+rotate", MT, BOTH + LAYER_DECAY + ROTATE + NO_FLIP, ("edgeconv", "masked_gt"),
                family="rotate", versus="multitask pretrained+layerdecay"),
         Config("multitask pretrained+layerdecay+flip", MT, BOTH + LAYER_DECAY + FLIP, ("edgeconv", "masked_gt"),
                family="flip", versus="multitask pretrained+layerdecay"),
@@ -125,9 +125,9 @@ PLANS = {
     "objectives": [
         Config("particlenet", "particlenet"),
         *(c for enc in ("masked_gt", "edgeconv") for c in (
-            Config(f"{enc} scratch", MT, ONE[enc]),
-            Config(f"{enc} pretrained", MT, ONE[enc], (enc,)),
-            Config(f"{enc} foldingnet", MT, ONE[enc], (f"foldingnet_{enc}",), family=enc, versus=f"{enc} pretrained"),
+            Config(f"{enc} scratch", MT, ONE[enc] + NO_FLIP),
+            Config(f"{enc} pretrained", MT, ONE[enc] + NO_FLIP, (enc,)),
+            Config(f"{enc} foldingnet", MT, ONE[enc] + NO_FLIP, (f"foldingnet_{enc}",), family=enc, versus=f"{enc} pretrained"),
         )),
     ],
 }

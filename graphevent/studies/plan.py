@@ -29,6 +29,9 @@ STAGES = ("data", "pretrain", "probe", "finetune", "eval")
 # multitask_finetune's layer-wise decay before it became 0.75 (session 14): the study
 # configurations measured before then pin it, so their finished runs keep their meaning
 NO_LAYER_DECAY = ("train.encoder_layer_decay=1.0",)
+# multitask_finetune's symmetry augmentation before it became a default (session 15): pinned off
+# in the multitask configurations measured before then, for the same reason
+NO_FLIP = ("model.augment_flip=false",)
 # (metrics.json key, table heading, decimals) of a binary classification
 BINARY_METRICS = (("auc", "AUC", 3), ("rejection_at_0.5", "1/eps_B @ eps_S=0.5", 1))
 

@@ -87,8 +87,8 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     assert seeds == {0.005: set(range(5)), 0.01: set(range(5)), 0.05: {0, 1, 2}, 0.1: {0, 1, 2}, 1.0: {0, 1, 2}}
     recipe = next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained")
     assert opt(recipe, "--init-from") == [str(tmp_path / "pretrain/edgeconv"), str(tmp_path / "pretrain/masked_gt")]
-    assert opt(recipe, "--set")[-3:] == ["model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention",
-                                         "train.encoder_layer_decay=1.0"]
+    assert opt(recipe, "--set")[-4:] == ["model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention",
+                                         "train.encoder_layer_decay=1.0", "model.augment_flip=false"]
     full = planned(tmp_path, "--plan", "issue22", "--size", "full", "--gpus", "4", "--sim-procs", "2")
     events = [int(opt(j.cmd, "--events")[0]) for j in full["data"] if j.cached]
     assert events == [30000, 30000, 50000, 50000]  # 60,000 labelled (48,000 train) + 100,000 unlabelled, 2 pieces each
@@ -109,6 +109,18 @@ def test_runs_measured_before_layer_decay_became_the_default_keep_it_off(tmp_pat
     finetunes = planned(tmp_path, "--plan", "issue22")["finetune"]
     recipe, decayed = (next(j for j in finetunes if j.out.name == name) for name in ("multitask_pretrained", "multitask_pretrained_layerdecay"))
     assert [c for c in decayed.cmd if c not in recipe.cmd] == [str(decayed.out), "train.encoder_layer_decay=0.75"]
+
+
+def test_runs_measured_before_the_flip_augmentation_became_the_default_keep_it_off(tmp_path):
+    """multitask_finetune ships augment_flip (it won issue 22 at 5% and 10%); every multitask
+    configuration measured before the switch pins it off, in every plan; +flip turns it on."""
+    assert load_experiment(ROOT / "graphevent/configs/experiments/multitask_finetune.yaml").model["augment_flip"] is True
+    for plan in ("issue22", "encoders", "objectives"):
+        for j in planned(tmp_path, "--plan", plan)["finetune"]:
+            if j.out.name in ("particlenet", "resnet15"):
+                continue
+            flips = [s for s in opt(j.cmd, "--set") if s.startswith("model.augment_flip=")]
+            assert flips == [f"model.augment_flip={'true' if j.out.name.endswith('flip') else 'false'}"], (plan, j.out)
 
 
 @pytest.mark.parametrize("size", list(study.SIZES))
