@@ -112,7 +112,7 @@ def test_runs_measured_before_layer_decay_became_the_default_keep_it_off(tmp_pat
 
 
 def test_runs_measured_before_the_flip_augmentation_became_the_default_keep_it_off(tmp_path):
-    """multitask_finetune ships augment_flip (it won issue 22 at 5% labels); every multitask
+    """multitask_finetune ships augment_flip (it won issue 22 at 5% and 10% labels); every multitask
     configuration measured before the switch pins it off, in every plan; +flip turns it on."""
     assert load_experiment(ROOT / "graphevent/configs/experiments/multitask_finetune.yaml").model["augment_flip"] is True
     for plan in ("issue22", "encoders", "objectives"):
