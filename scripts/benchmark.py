@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 
 from graphevent.errors import GraphEventError
-from graphevent.studies.plan import NO_FLIP, NO_LAYER_DECAY, Config, Plan, Pool, eval_dir, jobs, run_dir
+from graphevent.studies.plan import OLD_DEFAULTS, Config, Plan, Pool, eval_dir, jobs, run_dir
 from graphevent.studies.report import device_name, versions
 from graphevent.studies.runner import run_plan, shown, stamp_path
 
@@ -58,17 +58,17 @@ SIZES = {
 }
 FRACTIONS = (0.01, 0.1, 1.0)
 MT = "multitask_finetune"
-XATTN = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention") + NO_LAYER_DECAY + NO_FLIP
+XATTN = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention") + OLD_DEFAULTS
 CONFIGS = [
     Config("particlenet", "particlenet"),
     Config("resnet15", "resnet15"),
-    *[Config(f"{enc} {kind}", MT, (f"model.encoders=[{enc}]",) + NO_LAYER_DECAY + NO_FLIP, (enc,) * (kind == "pretrained"))
+    *[Config(f"{enc} {kind}", MT, (f"model.encoders=[{enc}]",) + OLD_DEFAULTS, (enc,) * (kind == "pretrained"))
       for enc in ("edgeconv", "masked_gt", "sparse_conv") for kind in ("scratch", "pretrained")],
     Config("both+xattn scratch", MT, XATTN),
     Config("both+xattn pretrained", MT, XATTN, ("edgeconv", "masked_gt")),
     # concatenation at equal size: head_hidden 36 gives 501,360 parameters vs 501,620 for
     # cross attention with the default 64 (concatenated inputs make the MLPs wider)
-    Config("both+concat pretrained", MT, ("model.encoders=[masked_gt,edgeconv]", "model.fusion=concat", "model.head_hidden=36") + NO_LAYER_DECAY + NO_FLIP,
+    Config("both+concat pretrained", MT, ("model.encoders=[masked_gt,edgeconv]", "model.fusion=concat", "model.head_hidden=36") + OLD_DEFAULTS,
            ("edgeconv", "masked_gt")),
 ]
 PRETRAIN = {"edgeconv": ("edgeconv_ae_pretrain", ()), "masked_gt": ("masked_gt_pretrain", ()), "sparse_conv": ("sparse_conv_ae_pretrain", ())}

@@ -36,14 +36,14 @@ from pathlib import Path
 
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
-from graphevent.studies.plan import NO_FLIP, NO_LAYER_DECAY, Config, Plan, Pool, jobs
+from graphevent.studies.plan import OLD_DEFAULTS, Config, Plan, Pool, jobs
 from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 # the multitask model's tasks on whole events: the class, and the event's truth (diphoton mass, HT) as regressions
 TASKS = ("tasks=[{name: label, type: classification}, {name: m_gg, type: regression, target: m_gg, loss: huber, weight: 0.5}, "
          "{name: ht, type: regression, target: ht, loss: huber, weight: 0.5}]",)
-BOTH = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention") + NO_LAYER_DECAY + NO_FLIP + TASKS
+BOTH = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention") + OLD_DEFAULTS + TASKS
 CONFIGS = (
     Config("particlenet", "particlenet"),
     Config("resnet15", "resnet15"),

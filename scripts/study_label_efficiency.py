@@ -77,7 +77,7 @@ from pathlib import Path
 
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
-from graphevent.studies.plan import NO_FLIP, NO_LAYER_DECAY, Config, Plan, Pool, jobs, run_dir
+from graphevent.studies.plan import NO_FLIP, OLD_DEFAULTS, Config, Plan, Pool, jobs, run_dir
 from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MT = "multitask_finetune"
 ONE = {enc: (f"model.encoders=[{enc}]",) for enc in ("edgeconv", "masked_gt")}
 BOTH = ("model.encoders=[masked_gt,edgeconv]", "model.fusion=cross_attention")
-FLAT = BOTH + NO_LAYER_DECAY + NO_FLIP  # both encoders, every layer at one learning rate, no augmentation (as issue 22 ran them)
+FLAT = BOTH + OLD_DEFAULTS  # both encoders, every layer at one learning rate, no augmentation (as issue 22 ran them)
 PAIRWISE = ("model.masked_gt.pairwise=true",)  # ParT pair biases from the deposits (kNN + event-wide attention)
 JOINT = ("model.masked_loss_weight=1.0",)  # masked objective on every training event, labelled or not
 HEAD_LR = ("train.encoder_lr_scale=0.02",)  # ParT's fine-tuning: heads at 50x the encoders' learning rate
@@ -96,10 +96,10 @@ FLIP = ("model.augment_flip=true",)  # each training jet under a random symmetry
 PLANS = {
     "encoders": [
         Config("particlenet", "particlenet"),
-        Config("edgeconv scratch", MT, ONE["edgeconv"] + NO_LAYER_DECAY + NO_FLIP),
-        Config("edgeconv pretrained", MT, ONE["edgeconv"] + NO_LAYER_DECAY + NO_FLIP, ("edgeconv",)),
-        Config("masked_gt scratch", MT, ONE["masked_gt"] + NO_LAYER_DECAY + NO_FLIP),
-        Config("masked_gt pretrained", MT, ONE["masked_gt"] + NO_LAYER_DECAY + NO_FLIP, ("masked_gt",)),
+        Config("edgeconv scratch", MT, ONE["edgeconv"] + OLD_DEFAULTS),
+        Config("edgeconv pretrained", MT, ONE["edgeconv"] + OLD_DEFAULTS, ("edgeconv",)),
+        Config("masked_gt scratch", MT, ONE["masked_gt"] + OLD_DEFAULTS),
+        Config("masked_gt pretrained", MT, ONE["masked_gt"] + OLD_DEFAULTS, ("masked_gt",)),
         Config("multitask scratch", MT, FLAT),
         Config("multitask pretrained", MT, FLAT, ("edgeconv", "masked_gt")),
     ],

@@ -32,6 +32,9 @@ NO_LAYER_DECAY = ("train.encoder_layer_decay=1.0",)
 # multitask_finetune's symmetry augmentation before it became a default (session 15): pinned off
 # in the multitask configurations measured before then, for the same reason
 NO_FLIP = ("model.augment_flip=false",)
+# both pins: multitask_finetune as it was before session 14 (the runs of the encoders plan,
+# issue 22's recipe and its ablations, the benchmark and the whole-event study)
+OLD_DEFAULTS = NO_LAYER_DECAY + NO_FLIP
 # (metrics.json key, table heading, decimals) of a binary classification
 BINARY_METRICS = (("auc", "AUC", 3), ("rejection_at_0.5", "1/eps_B @ eps_S=0.5", 1))
 

@@ -26,9 +26,11 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
 from graphevent.errors import ConfigError
+from graphevent.nn.batch import batch_vector
 from graphevent.utils.geometry import is_periodic, wrap_positions
 
 
@@ -167,6 +169,20 @@ class JetAugment(nn.Module):
         self.split_prob = float(split_prob)
         self.flip = bool(flip)
         self.periods = tuple(periods) if is_periodic(periods) else None
+        self.knows_transforms = True
+
+    @classmethod
+    def for_dataset(cls, info, **settings) -> "JetAugment":
+        """The augmentation of a dataset's events (``info``: its ``DatasetInfo``): its channel
+        transforms and signs, its periodic axes, and ``settings`` (``rotate``, ``flip``, ...). A
+        manifest that records no channel transforms gives ``none`` for every channel and
+        ``knows_transforms = False`` (smearing and splits then need checking by the caller)."""
+        f = info.num_node_features
+        known = len(info.feature_transforms) == f
+        augment = cls(info.feature_transforms if known else ["none"] * f,
+                      info.feature_signed if len(info.feature_signed) == f else None, periods=info.periods, **settings)
+        augment.knows_transforms = known
+        return augment
 
     def to_physical(self, x: Tensor) -> Tensor:
         return torch.where(self.log[None, :], torch.expm1(x), x)
@@ -205,16 +221,12 @@ class JetAugment(nn.Module):
             v, pos, batch = collinear_split(v, pos, batch, split, rand(v.size(0)), self.extensive)
         return self.from_physical(v).to(x.dtype), pos.to(x.dtype), batch
 
-    def view(self, batch, generator: torch.Generator | None = None):
+    def view(self, batch, generator: torch.Generator | None = None) -> Batch:
         """An augmented copy of a PyG batch: new ``x``, ``pos``, ``batch`` and ``ptr``, the
         per-event attributes (labels, targets, ``event_id``, ...) carried over, and no graph
         (edges and other per-node attributes left out: encoders find their own kNN). The input
         batch is not modified.
         """
-        from torch_geometric.data import Batch
-
-        from graphevent.nn.batch import batch_vector
-
         b, num_events = batch_vector(batch)
         x, pos, vb = self(batch.x, batch.pos, b, num_events, generator)
         ptr = torch.zeros(num_events + 1, dtype=torch.long, device=vb.device)

@@ -94,17 +94,12 @@ class ContrastivePretrainer(BackbonePretrainer):
         self.backbone = Backbone(info, c.encoder, c.encoder_configs.get(c.encoder))
         dim = self.dim
         self.projector = MLP(dim, [c.proj_hidden], c.proj_dim)
-        f = info.num_node_features
-        self._transforms_known = len(info.feature_transforms) == f
-        self.augment = JetAugment(
-            info.feature_transforms if self._transforms_known else ["none"] * f,
-            info.feature_signed if len(info.feature_signed) == f else None,
-            rotate=c.rotate, translate=c.translate, smear=c.smear, split_prob=c.split_prob, periods=info.periods,
-        )
+        self.augment = JetAugment.for_dataset(info, rotate=c.rotate, translate=c.translate, smear=c.smear,
+                                              split_prob=c.split_prob)
 
     def view(self, batch, generator: torch.Generator | None = None) -> Batch:
         """One augmented copy of the events (new tensors, no graph: encoders rebuild it)."""
-        if not self._transforms_known and (self.config.smear > 0 or self.config.split_prob > 0):
+        if not self.augment.knows_transforms and (self.config.smear > 0 or self.config.split_prob > 0):
             raise ConfigError(
                 "model: smear and split_prob need the dataset's channel transforms, which its manifest does not "
                 "record; set model.smear=0 and model.split_prob=0 or preprocess the data again"

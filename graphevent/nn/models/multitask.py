@@ -222,18 +222,15 @@ class MultiTaskModel(GraphModel):
         )
         self.augment: Optional[nn.Module] = None
         if c.augments:
-            f = info.num_node_features
-            if (c.augment_smear > 0 or c.augment_split_prob > 0) and len(info.feature_transforms) != f:
+            self.augment = JetAugment.for_dataset(
+                info, rotate=c.augment_rotate, flip=c.augment_flip, translate=c.augment_translate,
+                smear=c.augment_smear, split_prob=c.augment_split_prob,
+            )
+            if (c.augment_smear > 0 or c.augment_split_prob > 0) and not self.augment.knows_transforms:
                 raise ConfigError(
                     "model.augment_smear, model.augment_split_prob: they need the dataset's channel transforms, which "
                     "its manifest does not record; set them to 0 or preprocess the data again"
                 )
-            self.augment = JetAugment(
-                info.feature_transforms if len(info.feature_transforms) == f else ["none"] * f,
-                info.feature_signed if len(info.feature_signed) == f else None,
-                rotate=c.augment_rotate, translate=c.augment_translate, smear=c.augment_smear,
-                split_prob=c.augment_split_prob, periods=info.periods, flip=c.augment_flip,
-            )
         if c.freeze_encoder:
             self.freeze_encoders()
 
