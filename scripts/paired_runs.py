@@ -30,7 +30,7 @@ import numpy as np
 from graphevent.errors import GraphEventError, OutputError
 from graphevent.metrics.plots import file_stem
 from graphevent.studies.report import signal_scores
-from graphevent.studies.stats import paired_seed_difference, pooled_paired_bootstrap
+from graphevent.studies.stats import paired_comparison
 
 METRICS = ("auc", "rejection_at_0.5")
 
@@ -54,7 +54,7 @@ def find(run: str, seed: int, patterns: list[str]) -> tuple[Path, dict]:
 def pair(model: str, reference: str, seeds: list[int], patterns: list[str], metrics: tuple[str, ...] = METRICS,
          resamples: int = 0) -> dict[str, dict]:
     """Per metric: ``model``'s and ``reference``'s values per seed, and the paired difference
-    (:func:`paired_seed_difference`, plus ``wins`` and, with ``resamples``, ``boot_ci``).
+    (:func:`~graphevent.studies.stats.paired_comparison`).
 
     Raises:
         OutputError: a run is not scored, lacks a metric, or was scored on other test events.
@@ -72,15 +72,12 @@ def pair(model: str, reference: str, seeds: list[int], patterns: list[str], metr
                 ids, truth = ev, sig
             elif not (np.array_equal(ev, ids) and np.array_equal(sig, truth)):
                 raise OutputError(f"{out}: run {run!r}, seed {s} was scored on other test events than run {model!r}, seed {seeds[0]}")
+    paired = ([scores[model, s] for s in seeds], [scores[reference, s] for s in seeds], truth) if resamples else None
     result = {}
     for m in metrics:
         a = [float(found[model, s][1][m]) for s in seeds]
         b = [float(found[reference, s][1][m]) for s in seeds]
-        d = paired_seed_difference(a, b)
-        d["wins"] = int(np.sum(np.asarray(d["diffs"]) > 0))
-        d["boot_ci"] = (pooled_paired_bootstrap([scores[model, s] for s in seeds], [scores[reference, s] for s in seeds], truth, m, resamples)
-                        if resamples else (float("nan"), float("nan")))
-        result[m] = {"model": a, "reference": b, **d}
+        result[m] = {"model": a, "reference": b, **paired_comparison(a, b, m, paired, resamples)}
     return result
 
 

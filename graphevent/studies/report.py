@@ -17,7 +17,7 @@ import numpy as np
 
 from graphevent.errors import OutputError
 from graphevent.studies.plan import Config, Plan, eval_dir, probe_file
-from graphevent.studies.stats import paired_seed_difference, pooled_paired_bootstrap, seed_summary, t_interval
+from graphevent.studies.stats import paired_comparison, seed_summary, t_interval
 
 def signal_scores(pred_file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(event_id, is_signal, signal score)`` of a predictions file, by event id; signal = class index 1."""
@@ -109,21 +109,17 @@ def summarise(res: dict, plan: Plan, resamples: int = 0) -> dict:
     """Spread over seeds (with ``ci``, the t-interval of the mean), and differences paired by
     seed: to the reference, pretrained - scratch, and each ablation minus its ``versus``.
 
-    A difference holds :func:`~graphevent.studies.stats.paired_seed_difference`'s entries,
-    ``wins`` (seeds where the first is higher) and ``boot_ci`` (the paired bootstrap over test
-    events with ``resamples`` > 0 and scores collected; ``(nan, nan)`` otherwise).
+    A difference is :func:`~graphevent.studies.stats.paired_comparison`'s (``wins``, and
+    ``boot_ci`` with ``resamples`` > 0 and scores collected).
     """
 
     def diff(a: str, b: str, frac: float) -> dict:
         seeds, out = plan.seed_list(frac), {}
+        scores = (([res["scores"][(a, frac, s)] for s in seeds], [res["scores"][(b, frac, s)] for s in seeds], res["truth"])
+                  if res["scores"] else None)
         for k, _, _ in plan.metrics:
-            d = paired_seed_difference([res["runs"][(a, frac, s)][k] for s in seeds], [res["runs"][(b, frac, s)][k] for s in seeds])
-            d["wins"] = int(sum(x > 0 for x in d["diffs"]))
-            d["boot_ci"] = (float("nan"), float("nan"))
-            if resamples and res["scores"]:
-                d["boot_ci"] = pooled_paired_bootstrap([res["scores"][(a, frac, s)] for s in seeds],
-                                                       [res["scores"][(b, frac, s)] for s in seeds], res["truth"], k, resamples)
-            out[k] = d
+            out[k] = paired_comparison([res["runs"][(a, frac, s)][k] for s in seeds], [res["runs"][(b, frac, s)][k] for s in seeds],
+                                       k, scores, resamples)
         return out
 
     rows, vs_ref, vs_scratch, ablations = {}, {}, {}, {}

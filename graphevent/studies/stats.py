@@ -122,3 +122,16 @@ def pooled_paired_bootstrap(
             d = sum(metric_rows(a, is_signal, w, metric) - metric_rows(b, is_signal, w, metric) for a, b in zip(model, reference))
         out.append(d / len(model))
     return percentile_interval(np.concatenate(out), confidence)
+
+
+def paired_comparison(
+    model: Sequence[float], reference: Sequence[float], metric: str,
+    scores: tuple[Sequence[np.ndarray], Sequence[np.ndarray], np.ndarray] | None = None, resamples: int = 0,
+) -> dict[str, object]:
+    """:func:`paired_seed_difference` of one metric's per-seed values, with ``wins`` (seeds where
+    ``model`` is higher) and ``boot_ci``: :func:`pooled_paired_bootstrap` of ``scores`` = (model's
+    per-seed scores, reference's, truth) with ``resamples`` > 0, ``(nan, nan)`` otherwise."""
+    d = paired_seed_difference(model, reference)
+    d["wins"] = int(sum(x > 0 for x in d["diffs"]))
+    d["boot_ci"] = pooled_paired_bootstrap(*scores, metric, resamples) if scores and resamples else (float("nan"), float("nan"))
+    return d
