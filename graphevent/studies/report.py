@@ -184,9 +184,21 @@ def tables(summary: dict, plan: Plan, events: dict[tuple[str, float], str] | Non
 
 
 def figure(summary: dict, plan: Plan, path: Path, title: str) -> Path:
+    """Save :func:`draw_figure` to ``path`` (PNG)."""
+    fig = draw_figure(summary, plan, title)  # selects the Agg backend before pyplot is imported
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def draw_figure(summary: dict, plan: Plan, title: str):
     """Each of ``plan.metrics`` against the label fraction (log x): mean over seeds with
     t-interval error bars; the reference dashed, pretrained solid, scratch dotted; the
-    configurations side by side at each fraction."""
+    configurations side by side at each fraction. The legend sits below the panels, where it
+    cannot cover an error bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,7 +206,10 @@ def figure(summary: dict, plan: Plan, path: Path, title: str) -> Path:
 
     fr = sorted(plan.fractions)
     groups = list(dict.fromkeys(c.group for c in plan.configs if c.name != plan.reference))
-    fig, axes = plt.subplots(1, len(plan.metrics), figsize=(5.5 * len(plan.metrics), 4.2), squeeze=False)
+    columns = min(len(plan.configs), 3)
+    legend_rows = -(-len(plan.configs) // columns)
+    height = 4.2 + 0.22 * legend_rows  # inches: the panels, then one line of legend per row
+    fig, axes = plt.subplots(1, len(plan.metrics), figsize=(5.5 * len(plan.metrics), height), squeeze=False)
     for ax, (key, label, _) in zip(axes[0], plan.metrics):
         for i, c in enumerate(plan.configs):
             # each configuration a little to the side (log x), so that error bars do not hide each other
@@ -211,13 +226,11 @@ def figure(summary: dict, plan: Plan, path: Path, title: str) -> Path:
         ax.set_xlabel("label fraction")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-    axes[0, 0].legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=columns, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.1) / height, 1, 1))
+    return fig
 
 
 def lead_results(results: Path, section: str, begin: str, end: str) -> None:

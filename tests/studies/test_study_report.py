@@ -140,3 +140,27 @@ def test_probe_rows_are_summarised_over_seeds_by_hand(tmp_path):
     assert lines[2] == "| mae | trained | 10.0% | 12 | 0.750 ± 0.071 [0.700, 0.800] | 0.600 ± 0.000 [0.600, 0.600] | 0.500 | " \
                        "0.100 ± 0.000 [0.100, 0.100] | 0.200 ± 0.000 [0.200, 0.200] | 0.300 ± 0.000 [0.300, 0.300] |"
     assert lines[3].startswith("| mae | random | 10.0% | 12 | 0.650 ± 0.071 [0.600, 0.700] |")
+
+
+@pytest.mark.parametrize("extra", [0, 4])
+def test_the_figure_legend_covers_no_panel(tmp_path, extra):
+    """The legend lies below the panels (one row per three configurations), not over an error bar."""
+    configs = CONFIGS + tuple(Config(f"enc pretrained+x{i}", "m", ("a=1", f"x={i}"), ("enc",), family=f"x{i}", versus="enc pretrained")
+                              for i in range(extra))
+    plan = Plan(configs=configs, reference="particlenet", fractions=(1.0,), labelled=Pool(dataset=tmp_path), pretrain={"enc": ("x", ())})
+    for seed in plan.seeds:
+        out = eval_dir(tmp_path, 1.0, seed)
+        out.mkdir(parents=True)
+        runs = {c.tag: {"label": {"auc": 0.8 + 0.01 * i + 0.02 * seed, "rejection_at_0.5": 4.0 + i}} for i, c in enumerate(configs)}
+        (out / "metrics.json").write_text(json.dumps({"runs": runs}))
+    s = report.summarise(report.collect(plan, tmp_path, scores=False), plan)
+    fig = report.draw_figure(s, plan, "t")
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert [t.get_text() for t in legend.get_texts()] == [c.name for c in configs]
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        panel = ax.get_tightbbox(renderer)  # the panel with its tick labels and axis label
+        assert box.y1 < panel.y0, (box, panel)
+    assert box.y0 >= 0  # and inside the figure
