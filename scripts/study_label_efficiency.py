@@ -218,17 +218,29 @@ def describe_pool(p: Pool, cache: Path) -> str:
     return "files " + ", ".join(f.name for f in p.files)
 
 
-def write_report(args, size: dict, plan: Plan, t0: float) -> None:
+def event_counts(workdir: Path, plan: Plan) -> dict[tuple[str, float], str]:
+    """The report's "labelled events" column, by (configuration, fraction): the events whose labels
+    the runs read (values joined by "/" where seeds differ), then "(of N trained on)" where the runs
+    also train on events whose labels they never read (semi-supervised, ``model.masked_loss_weight``)."""
     from graphevent.nn.checkpoint import load_checkpoint
 
-    res = report.collect(plan, args.workdir, scores=args.bootstrap > 0)
-    summary = report.summarise(res, plan, args.bootstrap)
-    events = {}
+    def joined(values: set[int]) -> str:
+        return "/".join(f"{x:,}" for x in sorted(values))
+
+    out = {}
     for c in plan.configs:
         for f in plan.fractions:
-            n = sorted({int(load_checkpoint(run_dir(args.workdir, c, f, s) / "checkpoints" / "last.pt")["train_events"])
-                        for s in plan.seed_list(f)})
-            events[(c.name, f)] = "/".join(f"{x:,}" for x in n)
+            states = [load_checkpoint(run_dir(workdir, c, f, s) / "checkpoints" / "last.pt") for s in plan.seed_list(f)]
+            trained = {int(st["train_events"]) for st in states}
+            labelled = {int(st.get("labelled_events", st["train_events"])) for st in states}  # older runs: only train_events
+            out[(c.name, f)] = joined(labelled) + (f" (of {joined(trained)} trained on)" if trained != labelled else "")
+    return out
+
+
+def write_report(args, size: dict, plan: Plan, t0: float) -> None:
+    res = report.collect(plan, args.workdir, scores=args.bootstrap > 0)
+    summary = report.summarise(res, plan, args.bootstrap)
+    events = event_counts(args.workdir, plan)
     man = {p: json.loads((args.workdir / f"data_{p}" / "manifest.json").read_text()) for p in ("labelled", "unlabelled")}
     lab, unl = man["labelled"], man["unlabelled"]
     fig_path = args.figure_dir / f"label_efficiency_{args.size}.png"

@@ -204,3 +204,22 @@ def test_probe_adds_one_probe_of_every_pretrained_encoder_per_fraction_and_seed(
                                                                 ("edgeconv", "foldingnet_edgeconv", "foldingnet_masked_gt", "masked_gt")]
     assert "--random-init" in cmd and parts["probe"][0].deps == [f"pretrain {k}" for k in
                                                                   ("edgeconv", "foldingnet_edgeconv", "foldingnet_masked_gt", "masked_gt")] + ["preprocess labelled"]
+
+
+def test_the_labelled_events_column_counts_labels_read_not_events_trained_on(tmp_path):
+    """A semi-supervised run trains on every event but reads the labels of its subset only: the
+    column gives the labels, then what it trained on; runs saved before `labelled_events` existed
+    give their train_events."""
+    from graphevent.nn.checkpoint import save_checkpoint
+    from graphevent.studies.plan import Config, Plan, Pool, run_dir
+
+    configs = (Config("particlenet", "p"), Config("mt joint", "m", ("model.masked_loss_weight=1.0",)))
+    plan = Plan(configs=configs, reference="particlenet", fractions=(0.05,), seeds=(0, 1), labelled=Pool(dataset=tmp_path))
+    saved = {("particlenet", 0): {"train_events": 509}, ("particlenet", 1): {"train_events": 511},
+             ("mt joint", 0): {"train_events": 10178, "labelled_events": 509},
+             ("mt joint", 1): {"train_events": 10178, "labelled_events": 511}}
+    for (name, seed), counts in saved.items():
+        config = next(c for c in configs if c.name == name)
+        save_checkpoint({"model": {}, **counts}, run_dir(tmp_path, config, 0.05, seed) / "checkpoints" / "last.pt")
+    assert study.event_counts(tmp_path, plan) == {("particlenet", 0.05): "509/511",
+                                                  ("mt joint", 0.05): "509/511 (of 10,178 trained on)"}
