@@ -208,7 +208,8 @@ def draw_figure(summary: dict, plan: Plan, title: str):
     groups = list(dict.fromkeys(c.group for c in plan.configs if c.name != plan.reference))
     columns = min(len(plan.configs), 3)
     legend_rows = -(-len(plan.configs) // columns)
-    height = 4.2 + 0.22 * legend_rows  # inches: the panels, then one line of legend per row
+    row = 0.22  # inches per legend row at fontsize 8
+    height = 4.2 + row * legend_rows  # the panels, then the legend below them
     fig, axes = plt.subplots(1, len(plan.metrics), figsize=(5.5 * len(plan.metrics), height), squeeze=False)
     for ax, (key, label, _) in zip(axes[0], plan.metrics):
         for i, c in enumerate(plan.configs):
@@ -229,7 +230,7 @@ def draw_figure(summary: dict, plan: Plan, title: str):
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=columns, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.1) / height, 1, 1))
+    fig.tight_layout(rect=(0, (row * legend_rows + 0.1) / height, 1, 1))  # panels above the legend's rows
     return fig
 
 

@@ -155,6 +155,8 @@ def test_the_figure_legend_covers_no_panel(tmp_path, extra):
         (out / "metrics.json").write_text(json.dumps({"runs": runs}))
     s = report.summarise(report.collect(plan, tmp_path, scores=False), plan)
     fig = report.draw_figure(s, plan, "t")
+    import matplotlib.pyplot as plt
+
     renderer = fig.canvas.get_renderer()
     (legend,) = fig.legends
     box = legend.get_window_extent(renderer)
@@ -164,3 +166,4 @@ def test_the_figure_legend_covers_no_panel(tmp_path, extra):
         panel = ax.get_tightbbox(renderer)  # the panel with its tick labels and axis label
         assert box.y1 < panel.y0, (box, panel)
     assert box.y0 >= 0  # and inside the figure
+    plt.close(fig)
