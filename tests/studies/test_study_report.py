@@ -15,13 +15,13 @@ from graphevent.studies.stats import metric_rows
 CONFIGS = (Config("particlenet", "p"), Config("enc scratch", "m", ("a=1",)), Config("enc pretrained", "m", ("a=1",), ("enc",)))
 
 
-def study(tmp_path, aucs: dict[str, list[float]]) -> Plan:
-    """A plan of one fraction (100%) and three seeds whose eval outputs hold ``aucs`` per configuration."""
-    plan = Plan(configs=CONFIGS, reference="particlenet", fractions=(1.0,), labelled=Pool(dataset=tmp_path), pretrain={"enc": ("x", ())})
+def study(tmp_path, aucs: dict[str, list[float]], configs: tuple[Config, ...] = CONFIGS) -> Plan:
+    """A plan of ``configs``, one fraction (100%) and three seeds whose eval outputs hold ``aucs`` per configuration."""
+    plan = Plan(configs=configs, reference="particlenet", fractions=(1.0,), labelled=Pool(dataset=tmp_path), pretrain={"enc": ("x", ())})
     for seed in plan.seeds:
         out = eval_dir(tmp_path, 1.0, seed)
         out.mkdir(parents=True)
-        runs = {c.tag: {"label": {"auc": aucs[c.name][seed], "rejection_at_0.5": 4.0 + seed}} for c in CONFIGS}
+        runs = {c.tag: {"label": {"auc": aucs[c.name][seed], "rejection_at_0.5": 4.0 + seed}} for c in configs}
         (out / "metrics.json").write_text(json.dumps({"runs": runs}))
     return plan
 
@@ -147,12 +147,7 @@ def test_the_figure_legend_covers_no_panel(tmp_path, extra):
     """The legend lies below the panels (one row per three configurations), not over an error bar."""
     configs = CONFIGS + tuple(Config(f"enc pretrained+x{i}", "m", ("a=1", f"x={i}"), ("enc",), family=f"x{i}", versus="enc pretrained")
                               for i in range(extra))
-    plan = Plan(configs=configs, reference="particlenet", fractions=(1.0,), labelled=Pool(dataset=tmp_path), pretrain={"enc": ("x", ())})
-    for seed in plan.seeds:
-        out = eval_dir(tmp_path, 1.0, seed)
-        out.mkdir(parents=True)
-        runs = {c.tag: {"label": {"auc": 0.8 + 0.01 * i + 0.02 * seed, "rejection_at_0.5": 4.0 + i}} for i, c in enumerate(configs)}
-        (out / "metrics.json").write_text(json.dumps({"runs": runs}))
+    plan = study(tmp_path, {c.name: [0.8 + 0.01 * i + 0.02 * seed for seed in range(3)] for i, c in enumerate(configs)}, configs)
     s = report.summarise(report.collect(plan, tmp_path, scores=False), plan)
     fig = report.draw_figure(s, plan, "t")
     import matplotlib.pyplot as plt
