@@ -16,8 +16,10 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -103,9 +105,47 @@ def resumed_command(work: Path, job: Job) -> list[str]:
     return list(job.cmd)
 
 
-def run_one(job: Job, work: Path, threads: int = 0) -> float:
-    """Run ``job`` (:func:`resumed_command`), its output in ``WORK/logs``; write its stamp;
-    returns wall seconds. ``threads`` > 0: the job's ``OMP_NUM_THREADS`` unless the
+class Children:
+    """The job processes a runner has running. While active (in the main thread), SIGTERM to
+    the runner is passed on to each of them, now and as they start, and recorded in ``signum``
+    for the runner to stop starting jobs: a job whose runner is stopped by a batch system or
+    ``kill`` does not go on running, unseen, into a rerun that would start it a second time."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._procs: set[subprocess.Popen] = set()
+        self._old = None
+
+    def run(self, cmd: Sequence[str], **kwargs) -> int:
+        """Run ``cmd`` (``subprocess.Popen`` arguments) to its end; its exit status."""
+        with subprocess.Popen(cmd, **kwargs) as proc:
+            self._procs.add(proc)
+            if self.signum:  # the signal came while it started
+                proc.send_signal(self.signum)
+            try:
+                return proc.wait()
+            finally:
+                self._procs.discard(proc)
+
+    def _handle(self, signum: int, frame) -> None:
+        self.signum = signum
+        for proc in list(self._procs):
+            proc.send_signal(signum)
+
+    def __enter__(self) -> "Children":
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def run_one(job: Job, work: Path, threads: int = 0, children: Children | None = None) -> float:
+    """Run ``job`` (:func:`resumed_command`), its output in ``WORK/logs``, as one of ``children``
+    (a :class:`Children` of its own if None); write its stamp; returns wall seconds.
+    ``threads`` > 0: the job's ``OMP_NUM_THREADS`` unless the
     environment sets it (a job of ``parallel`` side by side gets its share of the cores, not
     all of them each: 2 jobs x 2 threads on 2 cores would contend).
 
@@ -122,7 +162,7 @@ def run_one(job: Job, work: Path, threads: int = 0) -> float:
     with open(log, "a" if cmd != job.cmd else "w") as f:
         f.write(f"$ {shown(cmd)}\n")
         f.flush()
-        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=job_env(threads)).returncode
+        rc = (children or Children()).run(cmd, stdout=f, stderr=subprocess.STDOUT, env=job_env(threads))
     wall = time.perf_counter() - t0
     if rc:
         raise RunError(f"{job.key}: command failed (exit {rc}); see {log}")
@@ -148,7 +188,8 @@ def run_jobs(jobs: Sequence[Job], work: Path, parallel: int = 1, force: bool = F
     A dependency that is not among ``jobs`` counts as done (run by an earlier call).
 
     Raises:
-        RunError: a command failed (after the running ones end), or jobs wait on each other.
+        RunError: a command failed (after the running ones end), jobs wait on each other, or
+            SIGTERM stopped the runner (after passing it on to the running jobs and waiting for them).
     """
     keys = {j.key for j in jobs}
     threads = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0  # each job's share of the cores
@@ -156,14 +197,14 @@ def run_jobs(jobs: Sequence[Job], work: Path, parallel: int = 1, force: bool = F
     if done:
         echo(f"  {len(done)} of {len(jobs)} jobs already done, skipped")
     waiting, running, wall, error = [j for j in jobs if j.key not in done], {}, {}, None
-    with ThreadPoolExecutor(max(parallel, 1)) as pool:
-        while (waiting and error is None) or running:
-            for job in list(waiting) if error is None else []:
+    with Children() as children, ThreadPoolExecutor(max(parallel, 1)) as pool:
+        while (waiting and error is None and not children.signum) or running:
+            for job in list(waiting) if error is None and not children.signum else []:
                 if len(running) >= max(parallel, 1):
                     break
                 if all(d in done or d in wall or d not in keys for d in job.deps):
                     waiting.remove(job)
-                    running[pool.submit(run_one, job, work, threads)] = job
+                    running[pool.submit(run_one, job, work, threads, children)] = job
             if not running:
                 raise RunError(f"jobs wait on jobs that never ran: {', '.join(j.key for j in waiting)}")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -174,6 +215,9 @@ def run_jobs(jobs: Sequence[Job], work: Path, parallel: int = 1, force: bool = F
                     echo(f"  {wall[job.key]:7.1f} s  {job.key}")
                 except RunError as e:
                     error = error or e
+    if children.signum:
+        raise RunError(f"stopped by {signal.Signals(children.signum).name}, and so were the jobs it ran; "
+                       "the same command goes on from there (a training run from its last checkpoint)")
     if error is not None:
         raise error
     return wall

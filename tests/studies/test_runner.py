@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -116,3 +118,34 @@ def test_jobs_side_by_side_share_the_cores_unless_the_environment_says(tmp_path,
     assert [(tmp_path / f"j{i}.out").read_text() for i in range(3)] == ["4", "4", "unset"]
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert job_env(4)["OMP_NUM_THREADS"] == "3" and job_env(0)["PYTHONUNBUFFERED"] == "1"
+
+
+def test_sigterm_to_the_runner_stops_its_running_jobs_and_starts_no_more(tmp_path):
+    """A runner stopped by ``kill`` (or a batch system's time limit) must not leave its jobs running
+    unseen: a rerun would start them a second time, writing the same output."""
+    job = ("import pathlib, signal, sys, time; k = sys.argv[1]; d = pathlib.Path(sys.argv[2]); "
+           "signal.signal(signal.SIGTERM, lambda *a: ((d / f'term-{k}').write_text('x'), sys.exit(5))); "
+           "(d / f'started-{k}').write_text('x'); time.sleep(120)")
+    runner = (
+        "import sys, pathlib\n"
+        "from graphevent.errors import RunError\n"
+        "from graphevent.studies.plan import Job\n"
+        "from graphevent.studies.runner import run_jobs\n"
+        f"d = pathlib.Path({str(tmp_path)!r})\n"
+        f"jobs = [Job(k, 'finetune', [sys.executable, '-c', {job!r}, k, str(d)], d / k) for k in 'abc']\n"
+        "try:\n"
+        "    run_jobs(jobs, d, parallel=2, echo=print)\n"
+        "except RunError as e:\n"
+        "    sys.exit(f'error: {e}')\n")
+    proc = subprocess.Popen([sys.executable, "-c", runner], stderr=subprocess.PIPE, text=True)
+    for _ in range(1200):  # both side-by-side jobs started (up to 120 s on a loaded machine)
+        if (tmp_path / "started-a").exists() and (tmp_path / "started-b").exists():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert err.strip() == ("error: stopped by SIGTERM, and so were the jobs it ran; "
+                           "the same command goes on from there (a training run from its last checkpoint)")
+    assert sorted(p.name for p in tmp_path.glob("term-*")) == ["term-a", "term-b"]
+    assert not (tmp_path / "started-c").exists() and not list((tmp_path / "stamps").glob("*.json"))
