@@ -216,7 +216,7 @@ def run_jobs(jobs: Sequence[Job], work: Path, parallel: int = 1, force: bool = F
                 except RunError as e:
                     error = error or e
     if children.signum:
-        raise RunError(f"stopped by {signal.Signals(children.signum).name}, and so were the jobs it ran; "
+        raise RunError(f"stopped by {signal.Signals(children.signum).name} (passed on to the jobs it was running); "
                        "the same command goes on from there (a training run from its last checkpoint)")
     if error is not None:
         raise error

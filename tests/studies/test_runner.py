@@ -145,7 +145,7 @@ def test_sigterm_to_the_runner_stops_its_running_jobs_and_starts_no_more(tmp_pat
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
-    assert err.strip() == ("error: stopped by SIGTERM, and so were the jobs it ran; "
+    assert err.strip() == ("error: stopped by SIGTERM (passed on to the jobs it was running); "
                            "the same command goes on from there (a training run from its last checkpoint)")
     assert sorted(p.name for p in tmp_path.glob("term-*")) == ["term-a", "term-b"]
     assert not (tmp_path / "started-c").exists() and not list((tmp_path / "stamps").glob("*.json"))
