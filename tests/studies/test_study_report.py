@@ -145,13 +145,13 @@ def test_probe_rows_are_summarised_over_seeds_by_hand(tmp_path):
 @pytest.mark.parametrize("extra", [0, 4])
 def test_the_figure_legend_covers_no_panel(tmp_path, extra):
     """The legend lies below the panels (one row per three configurations), not over an error bar."""
+    import matplotlib.pyplot as plt  # only to close the figure it draws
+
     configs = CONFIGS + tuple(Config(f"enc pretrained+x{i}", "m", ("a=1", f"x={i}"), ("enc",), family=f"x{i}", versus="enc pretrained")
                               for i in range(extra))
     plan = study(tmp_path, {c.name: [0.8 + 0.01 * i + 0.02 * seed for seed in range(3)] for i, c in enumerate(configs)}, configs)
     s = report.summarise(report.collect(plan, tmp_path, scores=False), plan)
     fig = report.draw_figure(s, plan, "t")
-    import matplotlib.pyplot as plt
-
     renderer = fig.canvas.get_renderer()
     (legend,) = fig.legends
     box = legend.get_window_extent(renderer)
