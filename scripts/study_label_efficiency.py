@@ -32,7 +32,9 @@ Plans (--plan):
             +frozen (encoders held for the first 2 epochs, then fine-tuned); and
             +layerdecay+rotate and +layerdecay+flip (paired with +layerdecay, the shipped
             recipe: its training jets rotated by a random angle about their axis, or under
-            a random symmetry of the pixel grid, at every step); 5 seeds at
+            a random symmetry of the pixel grid, at every step); +flip and scratch+flip
+            (the flip without layer decay, on the recipe and from scratch, for 100%
+            labels, where layer decay costs); 5 seeds at
             0.5% and 1% labels, 3 at 5%, 10% and 100%.
             Default size: medium.
   objectives  which pretraining objective to ship (issue 25): each encoder (masked_gt,
@@ -77,7 +79,7 @@ from pathlib import Path
 
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
-from graphevent.studies.plan import NO_FLIP, OLD_DEFAULTS, Config, Plan, Pool, jobs, run_dir
+from graphevent.studies.plan import NO_FLIP, NO_LAYER_DECAY, OLD_DEFAULTS, Config, Plan, Pool, jobs, run_dir
 from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +123,11 @@ PLANS = {
                family="rotate", versus="multitask pretrained+layerdecay"),
         Config("multitask pretrained+layerdecay+flip", MT, BOTH + LAYER_DECAY + FLIP, ("edgeconv", "masked_gt"),
                family="flip", versus="multitask pretrained+layerdecay"),
+        # the flip without layer decay (session 20, for 100% labels, where layer decay costs):
+        # on the recipe, and from scratch (the pair gives what pretraining adds with the flip)
+        Config("multitask pretrained+flip", MT, BOTH + NO_LAYER_DECAY + FLIP, ("edgeconv", "masked_gt"), family="flip only",
+               versus="multitask pretrained"),
+        Config("multitask scratch+flip", MT, BOTH + NO_LAYER_DECAY + FLIP, family="flip only", versus="multitask scratch"),
     ],
     "objectives": [
         Config("particlenet", "particlenet"),

@@ -67,7 +67,8 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     names = {j.out.name for j in parts["finetune"]}
     assert names == {"particlenet", "resnet15", "multitask_scratch", "multitask_pretrained", "multitask_pretrained_pairwise",
                      "multitask_pretrained_joint", "multitask_pretrained_head50x", "multitask_pretrained_layerdecay",
-                     "multitask_pretrained_frozen", "multitask_pretrained_layerdecay_rotate", "multitask_pretrained_layerdecay_flip"}
+                     "multitask_pretrained_frozen", "multitask_pretrained_layerdecay_rotate", "multitask_pretrained_layerdecay_flip",
+                     "multitask_pretrained_flip", "multitask_scratch_flip"}
     pairwise = next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained_pairwise")
     assert opt(pairwise, "--init-from") == [str(tmp_path / "pretrain/edgeconv"), str(tmp_path / "pretrain/masked_gt_pairwise")]
     assert "model.masked_gt.pairwise=true" in opt(pairwise, "--set")
@@ -81,6 +82,14 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     for name in ("rotate", "flip"):  # each augmentation is one setting on top of the shipped recipe
         augmented = next(j for j in parts["finetune"] if j.out.name == f"multitask_pretrained_layerdecay_{name}")
         assert [c for c in augmented.cmd if c not in shipped.cmd] == [str(augmented.out), f"model.augment_{name}=true"]
+    recipe_job, flipped, scratch_flipped = (next(j for j in parts["finetune"] if j.out.name == n and "--label-seed" in j.cmd
+                                                 and opt(j.cmd, "--label-seed") == ["0"] and opt(j.cmd, "--label-fraction") == ["1"])
+                                            for n in ("multitask_pretrained", "multitask_pretrained_flip", "multitask_scratch_flip"))
+    # the flip without layer decay: one setting on the recipe; and the same run without --init-from
+    assert [c for c in flipped.cmd if c not in recipe_job.cmd] == [str(flipped.out), "model.augment_flip=true"]
+    assert opt(flipped.cmd, "--init-from") == opt(recipe_job.cmd, "--init-from") and "--init-from" not in scratch_flipped.cmd
+    without_init = [c for i, c in enumerate(flipped.cmd) if "--init-from" not in (c, flipped.cmd[i - 1])]
+    assert without_init == [str(flipped.out) if c == str(scratch_flipped.out) else c for c in scratch_flipped.cmd]
     seeds = {}
     for j in parts["finetune"]:
         seeds.setdefault(float(opt(j.cmd, "--label-fraction")[0]), set()).add(int(opt(j.cmd, "--label-seed")[0]))
