@@ -34,7 +34,8 @@ Plans (--plan):
             recipe: its training jets rotated by a random angle about their axis, or under
             a random symmetry of the pixel grid, at every step); +flip and scratch+flip
             (the flip without layer decay, on the recipe and from scratch, for 100%
-            labels, where layer decay costs); 5 seeds at
+            labels, where layer decay costs); +flip+joint (+flip with the masked
+            objective too, paired with +flip); 5 seeds at
             0.5% and 1% labels, 3 at 5%, 10% and 100%.
             Default size: medium.
   objectives  which pretraining objective to ship (issue 25): each encoder (masked_gt,
@@ -128,6 +129,9 @@ PLANS = {
         Config("multitask pretrained+flip", MT, BOTH + NO_LAYER_DECAY + FLIP, ("edgeconv", "masked_gt"), family="flip only",
                versus="multitask pretrained"),
         Config("multitask scratch+flip", MT, BOTH + NO_LAYER_DECAY + FLIP, family="flip only", versus="multitask scratch"),
+        # joint training on top of +flip (session 22: the masked objective as well, at 100% labels)
+        Config("multitask pretrained+flip+joint", MT, BOTH + NO_LAYER_DECAY + FLIP + JOINT, ("edgeconv", "masked_gt"),
+               family="flip joint", versus="multitask pretrained+flip"),
     ],
     "objectives": [
         Config("particlenet", "particlenet"),

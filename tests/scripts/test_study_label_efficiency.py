@@ -68,7 +68,7 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     assert names == {"particlenet", "resnet15", "multitask_scratch", "multitask_pretrained", "multitask_pretrained_pairwise",
                      "multitask_pretrained_joint", "multitask_pretrained_head50x", "multitask_pretrained_layerdecay",
                      "multitask_pretrained_frozen", "multitask_pretrained_layerdecay_rotate", "multitask_pretrained_layerdecay_flip",
-                     "multitask_pretrained_flip", "multitask_scratch_flip"}
+                     "multitask_pretrained_flip", "multitask_scratch_flip", "multitask_pretrained_flip_joint"}
     pairwise = next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained_pairwise")
     assert opt(pairwise, "--init-from") == [str(tmp_path / "pretrain/edgeconv"), str(tmp_path / "pretrain/masked_gt_pairwise")]
     assert "model.masked_gt.pairwise=true" in opt(pairwise, "--set")
@@ -89,6 +89,8 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     assert opt(flipped.cmd, "--init-from") == opt(recipe_job.cmd, "--init-from") and "--init-from" not in scratch_flipped.cmd
     without_init = [c for i, c in enumerate(flipped.cmd) if "--init-from" not in (c, flipped.cmd[i - 1])]
     assert without_init == [str(flipped.out) if c == str(scratch_flipped.out) else c for c in scratch_flipped.cmd]
+    joint = next(j for j in parts["finetune"] if j.out == tmp_path / "finetune/f1_s0/multitask_pretrained_flip_joint")
+    assert [c for c in joint.cmd if c not in flipped.cmd] == [str(joint.out), "model.masked_loss_weight=1.0"]  # +flip and one setting
     seeds = {}
     for j in parts["finetune"]:
         seeds.setdefault(float(opt(j.cmd, "--label-fraction")[0]), set()).add(int(opt(j.cmd, "--label-seed")[0]))
@@ -128,7 +130,7 @@ def test_runs_measured_before_the_flip_augmentation_became_the_default_keep_it_o
             if j.out.name in ("particlenet", "resnet15"):
                 continue
             flips = [s for s in opt(j.cmd, "--set") if s.startswith("model.augment_flip=")]
-            assert flips == [f"model.augment_flip={'true' if j.out.name.endswith('flip') else 'false'}"], (plan, j.out)
+            assert flips == [f"model.augment_flip={'true' if '_flip' in j.out.name else 'false'}"], (plan, j.out)
 
 
 @pytest.mark.parametrize("size", list(study.SIZES))
