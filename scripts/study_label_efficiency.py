@@ -132,6 +132,9 @@ PLANS = {
         # joint training on top of +flip (session 22: the masked objective as well, at 100% labels)
         Config("multitask pretrained+flip+joint", MT, BOTH + NO_LAYER_DECAY + FLIP + JOINT, ("edgeconv", "masked_gt"),
                family="flip joint", versus="multitask pretrained+flip"),
+        # the ParT pair biases on top of +flip (session 23: the physics prior on the best 100% configuration)
+        Config("multitask pretrained+flip+pairwise", MT, BOTH + NO_LAYER_DECAY + FLIP + PAIRWISE, ("edgeconv", "masked_gt_pairwise"),
+               family="flip pairwise", versus="multitask pretrained+flip"),
     ],
     "objectives": [
         Config("particlenet", "particlenet"),

@@ -68,7 +68,8 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     assert names == {"particlenet", "resnet15", "multitask_scratch", "multitask_pretrained", "multitask_pretrained_pairwise",
                      "multitask_pretrained_joint", "multitask_pretrained_head50x", "multitask_pretrained_layerdecay",
                      "multitask_pretrained_frozen", "multitask_pretrained_layerdecay_rotate", "multitask_pretrained_layerdecay_flip",
-                     "multitask_pretrained_flip", "multitask_scratch_flip", "multitask_pretrained_flip_joint"}
+                     "multitask_pretrained_flip", "multitask_scratch_flip", "multitask_pretrained_flip_joint",
+                     "multitask_pretrained_flip_pairwise"}
     pairwise = next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained_pairwise")
     assert opt(pairwise, "--init-from") == [str(tmp_path / "pretrain/edgeconv"), str(tmp_path / "pretrain/masked_gt_pairwise")]
     assert "model.masked_gt.pairwise=true" in opt(pairwise, "--set")
@@ -91,6 +92,10 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     assert without_init == [str(flipped.out) if c == str(scratch_flipped.out) else c for c in scratch_flipped.cmd]
     joint = next(j for j in parts["finetune"] if j.out == tmp_path / "finetune/f1_s0/multitask_pretrained_flip_joint")
     assert [c for c in joint.cmd if c not in flipped.cmd] == [str(joint.out), "model.masked_loss_weight=1.0"]  # +flip and one setting
+    paired = next(j for j in parts["finetune"] if j.out == tmp_path / "finetune/f1_s0/multitask_pretrained_flip_pairwise")
+    assert [c for c in paired.cmd if c not in flipped.cmd] == [str(paired.out), "model.masked_gt.pairwise=true",
+                                                               str(tmp_path / "pretrain/masked_gt_pairwise")]  # +flip, pair biases
+    assert [c for c in flipped.cmd if c not in paired.cmd] == [str(flipped.out), str(tmp_path / "pretrain/masked_gt")]
     seeds = {}
     for j in parts["finetune"]:
         seeds.setdefault(float(opt(j.cmd, "--label-fraction")[0]), set()).add(int(opt(j.cmd, "--label-seed")[0]))
