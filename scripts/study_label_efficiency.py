@@ -135,6 +135,10 @@ PLANS = {
         # the ParT pair biases on top of +flip (session 23: the physics prior on the best 100% configuration)
         Config("multitask pretrained+flip+pairwise", MT, BOTH + NO_LAYER_DECAY + FLIP + PAIRWISE, ("edgeconv", "masked_gt_pairwise"),
                family="flip pairwise", versus="multitask pretrained+flip"),
+        # the pair biases on the shipped recipe (session 24: layer decay kept, for few labels)
+        Config("multitask pretrained+layerdecay+flip+pairwise", MT, BOTH + LAYER_DECAY + FLIP + PAIRWISE,
+               ("edgeconv", "masked_gt_pairwise"), family="layerdecay flip pairwise",
+               versus="multitask pretrained+layerdecay+flip"),
     ],
     "objectives": [
         Config("particlenet", "particlenet"),

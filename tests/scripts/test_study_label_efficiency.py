@@ -69,7 +69,7 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
                      "multitask_pretrained_joint", "multitask_pretrained_head50x", "multitask_pretrained_layerdecay",
                      "multitask_pretrained_frozen", "multitask_pretrained_layerdecay_rotate", "multitask_pretrained_layerdecay_flip",
                      "multitask_pretrained_flip", "multitask_scratch_flip", "multitask_pretrained_flip_joint",
-                     "multitask_pretrained_flip_pairwise"}
+                     "multitask_pretrained_flip_pairwise", "multitask_pretrained_layerdecay_flip_pairwise"}
     pairwise = next(j.cmd for j in parts["finetune"] if j.out.name == "multitask_pretrained_pairwise")
     assert opt(pairwise, "--init-from") == [str(tmp_path / "pretrain/edgeconv"), str(tmp_path / "pretrain/masked_gt_pairwise")]
     assert "model.masked_gt.pairwise=true" in opt(pairwise, "--set")
@@ -96,6 +96,12 @@ def test_issue22_plan_sizes_configurations_and_seeds(tmp_path):
     assert [c for c in paired.cmd if c not in flipped.cmd] == [str(paired.out), "model.masked_gt.pairwise=true",
                                                                str(tmp_path / "pretrain/masked_gt_pairwise")]  # +flip, pair biases
     assert [c for c in flipped.cmd if c not in paired.cmd] == [str(flipped.out), str(tmp_path / "pretrain/masked_gt")]
+    shipped_flip, decayed = (next(j for j in parts["finetune"] if j.out == tmp_path / "finetune/f1_s0" / n)
+                             for n in ("multitask_pretrained_layerdecay_flip", "multitask_pretrained_layerdecay_flip_pairwise"))
+    # the pair biases on the shipped recipe: the one setting and the pairwise-pretrained masked_gt
+    assert [c for c in decayed.cmd if c not in shipped_flip.cmd] == [str(decayed.out), "model.masked_gt.pairwise=true",
+                                                                     str(tmp_path / "pretrain/masked_gt_pairwise")]
+    assert [c for c in shipped_flip.cmd if c not in decayed.cmd] == [str(shipped_flip.out), str(tmp_path / "pretrain/masked_gt")]
     seeds = {}
     for j in parts["finetune"]:
         seeds.setdefault(float(opt(j.cmd, "--label-fraction")[0]), set()).add(int(opt(j.cmd, "--label-seed")[0]))
