@@ -80,7 +80,7 @@ from pathlib import Path
 
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
-from graphevent.studies.plan import NO_FLIP, NO_LAYER_DECAY, OLD_DEFAULTS, Config, Plan, Pool, jobs, run_dir
+from graphevent.studies.plan import DECAY_AT_ANY_LABELS, NO_FLIP, NO_LAYER_DECAY, OLD_DEFAULTS, Config, Plan, Pool, jobs, run_dir
 from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,8 @@ FLAT = BOTH + OLD_DEFAULTS  # both encoders, every layer at one learning rate, n
 PAIRWISE = ("model.masked_gt.pairwise=true",)  # ParT pair biases from the deposits (kNN + event-wide attention)
 JOINT = ("model.masked_loss_weight=1.0",)  # masked objective on every training event, labelled or not
 HEAD_LR = ("train.encoder_lr_scale=0.02",)  # ParT's fine-tuning: heads at 50x the encoders' learning rate
-LAYER_DECAY = ("train.encoder_layer_decay=0.75",)  # each encoder level below the top learns at 0.75x the level above
+# each encoder level below the top learns at 0.75x the level above, whatever the number of labels
+LAYER_DECAY = ("train.encoder_layer_decay=0.75",) + DECAY_AT_ANY_LABELS
 FROZEN = ("train.encoder_frozen_epochs=2",)  # heads fit the fixed pretrained encoders for 2 epochs, then everything trains
 ROTATE = ("model.augment_rotate=true",)  # each training jet rotated by a random angle about its axis, at every step
 FLIP = ("model.augment_flip=true",)  # each training jet under a random symmetry of the pixel grid (reflections, eta<->phi)
@@ -143,9 +144,10 @@ PLANS = {
     "objectives": [
         Config("particlenet", "particlenet"),
         *(c for enc in ("masked_gt", "edgeconv") for c in (
-            Config(f"{enc} scratch", MT, ONE[enc] + NO_FLIP),
-            Config(f"{enc} pretrained", MT, ONE[enc] + NO_FLIP, (enc,)),
-            Config(f"{enc} foldingnet", MT, ONE[enc] + NO_FLIP, (f"foldingnet_{enc}",), family=enc, versus=f"{enc} pretrained"),
+            Config(f"{enc} scratch", MT, ONE[enc] + NO_FLIP + DECAY_AT_ANY_LABELS),
+            Config(f"{enc} pretrained", MT, ONE[enc] + NO_FLIP + DECAY_AT_ANY_LABELS, (enc,)),
+            Config(f"{enc} foldingnet", MT, ONE[enc] + NO_FLIP + DECAY_AT_ANY_LABELS, (f"foldingnet_{enc}",), family=enc,
+                   versus=f"{enc} pretrained"),
         )),
     ],
 }

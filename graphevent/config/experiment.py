@@ -93,6 +93,10 @@ class TrainConfig:
             (input embeddings, each layer, output projections) learns at this factor to the
             power of its levels below the encoder's top, times ``encoder_lr_scale`` (the
             lowest layers, most general after pretraining, move least); 1 = off.
+        encoder_layer_decay_max_labels: > 0: ``encoder_layer_decay`` applies only to a run
+            whose labelled training events are fewer than this; from this many on, every
+            encoder level learns at one rate (layer decay helps with few labels and costs
+            with many: docs/results_issue22.md); 0 = always applies.
         encoder_frozen_epochs: the encoders' learning rate is 0 for this many (possibly
             fractional) epochs and they run in eval mode (BatchNorm statistics and dropout
             fixed too), so the heads first fit a fixed encoder (linear probe, then fine-tune);
@@ -129,9 +133,16 @@ class TrainConfig:
     freeze_encoder: bool = False
     encoder_lr_scale: float = 1.0
     encoder_layer_decay: float = 1.0
+    encoder_layer_decay_max_labels: int = 0
     encoder_frozen_epochs: float = 0.0
     find_unused_parameters: bool | None = None
     log_every_steps: int = 10
+
+    def layer_decay_for(self, labelled: int) -> float:
+        """The layer-wise decay of a run with ``labelled`` labelled training events:
+        ``encoder_layer_decay``, or 1 (off) from ``encoder_layer_decay_max_labels`` on."""
+        limit = self.encoder_layer_decay_max_labels
+        return 1.0 if 0 < limit <= labelled else self.encoder_layer_decay
 
     def validate(self, where: str) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "accumulate": self.accumulate}
@@ -145,6 +156,7 @@ class TrainConfig:
             "checkpoint_every_steps": self.checkpoint_every_steps, "max_restarts": self.max_restarts,
             "log_every_steps": self.log_every_steps, "min_labels_per_class": self.min_labels_per_class,
             "min_steps_per_epoch": self.min_steps_per_epoch,
+            "encoder_layer_decay_max_labels": self.encoder_layer_decay_max_labels,
         }
         for key, value in non_negative.items():
             if value < 0:

@@ -32,6 +32,9 @@ NO_LAYER_DECAY = ("train.encoder_layer_decay=1.0",)
 # multitask_finetune's symmetry augmentation before it became a default (session 15): pinned off
 # in the multitask configurations measured before then, for the same reason
 NO_FLIP = ("model.augment_flip=false",)
+# multitask_finetune turns layer decay off from 1,000 labelled training events (session 24): the
+# configurations with layer decay measured before then pin it on at every label count
+DECAY_AT_ANY_LABELS = ("train.encoder_layer_decay_max_labels=0",)
 # both pins: multitask_finetune as it was before session 14 (the runs of the encoders plan,
 # issue 22's recipe and its ablations, the benchmark and the whole-event study)
 OLD_DEFAULTS = NO_LAYER_DECAY + NO_FLIP

@@ -129,7 +129,26 @@ def test_runs_measured_before_layer_decay_became_the_default_keep_it_off(tmp_pat
             assert decay == [f"train.encoder_layer_decay={0.75 if 'layerdecay' in j.out.name else 1.0}"], (plan, j.out)
     finetunes = planned(tmp_path, "--plan", "issue22")["finetune"]
     recipe, decayed = (next(j for j in finetunes if j.out.name == name) for name in ("multitask_pretrained", "multitask_pretrained_layerdecay"))
-    assert [c for c in decayed.cmd if c not in recipe.cmd] == [str(decayed.out), "train.encoder_layer_decay=0.75"]
+    assert [c for c in decayed.cmd if c not in recipe.cmd] == [str(decayed.out), "train.encoder_layer_decay=0.75",
+                                                               "train.encoder_layer_decay_max_labels=0"]
+
+
+def test_runs_measured_with_layer_decay_keep_it_at_every_label_count(tmp_path):
+    """multitask_finetune turns layer decay off from 1,000 labelled training events; every
+    configuration of the plans that fine-tunes with layer decay (the shipped 0.75 or a pinned
+    one) pins that limit off, so at 10% and 100% labels it still runs as it was measured."""
+    cfg = load_experiment(ROOT / "graphevent/configs/experiments/multitask_finetune.yaml").train
+    assert (cfg.encoder_layer_decay_max_labels, cfg.layer_decay_for(999), cfg.layer_decay_for(1000)) == (1000, 0.75, 1.0)
+    checked = 0
+    for plan in ("issue22", "encoders", "objectives"):
+        for j in planned(tmp_path, "--plan", plan)["finetune"]:
+            if j.out.name in ("particlenet", "resnet15") or "train.encoder_layer_decay=1.0" in opt(j.cmd, "--set"):
+                continue
+            assert "train.encoder_layer_decay_max_labels=0" in opt(j.cmd, "--set"), (plan, j.out)
+            checked += 1
+    # issue22: 4 configurations with layer decay x 19 runs (5 seeds at 0.5% and 1%, 3 elsewhere);
+    # objectives: 6 with the shipped 0.75 x 15 runs (3 seeds, 5 fractions)
+    assert checked == 4 * 19 + 6 * 15
 
 
 def test_runs_measured_before_the_flip_augmentation_became_the_default_keep_it_off(tmp_path):

@@ -98,3 +98,38 @@ def test_encoder_held_by_frozen_epochs_keeps_its_batch_norm_statistics(tmp_path,
     c = released.encoder_modules()["edgeconv"].state_dict()
     moved = [k for k in a if not torch.equal(a[k], c[k])]
     assert any("running_mean" in k for k in moved) and any(k.endswith("weight") for k in moved)
+
+
+def test_layer_decay_max_labels_turns_layer_decay_off_from_that_many_labels(tmp_path, tiny_dataset, capfd):
+    """``train.encoder_layer_decay_max_labels``: a run with fewer labelled training events
+    than it fine-tunes with the layer decay (encoder groups at 0.75^depth of the rate); one
+    with at least that many with one rate for every encoder level, says so in one line, and
+    its checkpoint's config records the decay that ran (1.0)."""
+    from graphevent.cli.app import main
+    from graphevent.config.experiment import TrainConfig, experiment_from_dict
+    from graphevent.data.dataset import GraphDataset
+    from graphevent.errors import ConfigError
+
+    n_train = len(GraphDataset(tiny_dataset, "train"))
+    assert [TrainConfig(encoder_layer_decay=0.75, encoder_layer_decay_max_labels=m).layer_decay_for(n_train)
+            for m in (0, n_train, n_train + 1)] == [0.75, 1.0, 0.75]
+    ft = ["-c", str(ROOT / "multitask_finetune.yaml"), "--data", str(tiny_dataset), *COMMON,
+          "--set", "model.encoders=[edgeconv]", "--set", "train.encoder_layer_decay=0.75",
+          "--set", f"train.encoder_layer_decay_max_labels={n_train}"]
+    scales = {}
+    for name, fraction in (("all", "1.0"), ("half", "0.5")):
+        capfd.readouterr()
+        assert main(["train", *ft, "--out", str(tmp_path / name), "--label-fraction", fraction]) == 0
+        out = capfd.readouterr().out
+        state = torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)
+        scales[name] = sorted({round(g["lr_scale"], 6) for g in state["optimizer"]["param_groups"]})
+        decay = state["config"]["train"]["encoder_layer_decay"]
+        noted = (f"note: train.encoder_layer_decay 0.75 -> 1 (off): {n_train:,} labelled training events, "
+                 f"at least train.encoder_layer_decay_max_labels={n_train:,}")
+        assert (decay, noted in out) == ((1.0, True) if name == "all" else (0.75, False)), (name, out)
+    assert scales["all"] == [1.0]  # heads and every encoder level at one rate
+    assert scales["half"] == pytest.approx([0.75 ** d for d in range(len(scales["half"]) - 1, -1, -1)])
+    assert len(scales["half"]) >= 3
+    with pytest.raises(ConfigError, match=r"train.encoder_layer_decay_max_labels: invalid value -1; expected >= 0"):
+        experiment_from_dict({"stage": "finetune", "model": {"name": "multitask"}, "tasks": [{"name": "label", "type": "classification"}],
+                              "train": {"encoder_layer_decay_max_labels": -1}})
