@@ -84,6 +84,9 @@ class TrainCallbacks:
     def on_train_end(self, summary: dict[str, Any]) -> None:
         """Once, with :meth:`Trainer.fit`'s summary."""
 
+    def on_note(self, text: str) -> None:
+        """Before training: a setting the run changed for itself (e.g. layer decay switched off)."""
+
 
 @dataclass
 class TrainState:

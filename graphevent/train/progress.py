@@ -55,6 +55,9 @@ class EpochLines(TrainCallbacks):
     def on_epoch_end(self, record: dict[str, Any]) -> None:
         print(epoch_line(record, self.units), flush=True)
 
+    def on_note(self, text: str) -> None:
+        print(f"note: {text}", flush=True)
+
 
 class RichTrainProgress(TrainCallbacks):
     """A rich progress bar per epoch with loss, events/s and ETA.
@@ -113,3 +116,6 @@ class RichTrainProgress(TrainCallbacks):
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+    def on_note(self, text: str) -> None:
+        self.console.print(f"note: {text}", highlight=False, soft_wrap=True)

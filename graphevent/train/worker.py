@@ -149,10 +149,9 @@ def run_worker(cfg: ExperimentConfig, run_dir: Path, launch: dict[str, Any], cal
         decay = tc.layer_decay_for(labelled)
         if decay != tc.encoder_layer_decay:  # what runs is what the checkpoint's config says
             cfg = replace(cfg, train=replace(tc, encoder_layer_decay=decay))
-            if ctx.is_main and not resume:
-                print(f"note: train.encoder_layer_decay {tc.encoder_layer_decay:g} -> {decay:g} (off): {labelled:,} labelled "
-                      f"training events, at least train.encoder_layer_decay_max_labels={tc.encoder_layer_decay_max_labels:,}",
-                      flush=True)
+            if callbacks is not None and ctx.is_main and not resume:
+                callbacks.on_note(f"train.encoder_layer_decay {tc.encoder_layer_decay:g} -> {decay:g} (off): {labelled:,} labelled "
+                                  f"training events, at least train.encoder_layer_decay_max_labels={tc.encoder_layer_decay_max_labels:,}")
         if indices is not None and getattr(model, "trains_unlabelled", False):
             # semi-supervised: every event trains (the masked loss), only the subset's labels are read
             train_set, indices = PartialLabels(train_set, indices), None

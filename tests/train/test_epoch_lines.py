@@ -6,7 +6,8 @@ import io
 
 from rich.console import Console
 
-from graphevent.train.progress import RichTrainProgress, epoch_line, epoch_lines
+from graphevent.train.engine import TrainCallbacks
+from graphevent.train.progress import EpochLines, RichTrainProgress, epoch_line, epoch_lines
 
 RECORD = {"epoch": 3, "step": 30, "train_loss": 0.51234, "val_loss": 0.53, "val_label_auc": 0.912345,
           "val_mass_mae": 14.3456, "val_mass_resolution": 0.0812, "events_per_s": 1234.4}
@@ -70,3 +71,13 @@ def test_summary_table_gives_the_unit_of_the_monitored_metric():
     text = out.getvalue()
     assert "val_mass_mae [GeV]" in text
     assert "best val_mass_mae = 14.35 GeV at epoch 1 (checkpoints/best.pt)" in text
+
+
+def test_a_note_is_one_line_on_either_display_and_nothing_by_default(capsys):
+    text = "train.encoder_layer_decay 0.75 -> 1 (off): 1,018 labelled training events, " + "x" * 120
+    out = io.StringIO()
+    RichTrainProgress(Console(file=out, width=60, force_terminal=True, color_system=None)).on_note(text)
+    assert out.getvalue() == f"note: {text}\n"  # soft-wrapped by the terminal, never broken
+    EpochLines().on_note(text)
+    TrainCallbacks().on_note(text)  # the library's default hooks print nothing
+    assert capsys.readouterr().out == f"note: {text}\n"
