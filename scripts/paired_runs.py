@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("model", help="run name as graphevent eval wrote it in metrics.json (its directory name)")
     ap.add_argument("reference", help="the run it is compared with, e.g. particlenet")
     ap.add_argument("--eval", nargs="+", required=True, metavar="PATTERN", help="evaluation directories, {seed} in each")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    ap.add_argument("--seeds", type=int, default=3, help="how many seeds: FIRST..FIRST+N-1 (default 3)")
+    ap.add_argument("--first-seed", type=int, default=0, metavar="FIRST", help="the first seed (default 0)")
     ap.add_argument("--metrics", nargs="+", default=list(METRICS), help=f"label metrics (default {' '.join(METRICS)})")
     ap.add_argument("--bootstrap", type=int, default=0, help="resamples of the paired bootstrap over test events (default 0: none)")
     args = ap.parse_args(argv)
@@ -113,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--eval {bad[0]!r}: expected a pattern with {{seed}}")
     if args.seeds < 2:
         ap.error(f"--seeds {args.seeds}: expected 2 or more (an interval over seeds needs two)")
-    seeds = list(range(args.seeds))
+    if args.first_seed < 0:
+        ap.error(f"--first-seed {args.first_seed}: expected 0 or more")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     try:
         result = pair(args.model, args.reference, seeds, args.eval, tuple(args.metrics), args.bootstrap)
     except GraphEventError as e:

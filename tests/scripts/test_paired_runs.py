@@ -91,3 +91,20 @@ def test_the_command_exits_2_with_one_line_and_refuses_a_pattern_without_seed(tm
     assert bad.stderr.strip().endswith("run 'new' has no 'f1'; expected one of: auc, rejection_at_0.5")
     fixed = subprocess.run([*cmd, "--eval", str(tmp_path / "eval/f0.01_s0")], capture_output=True, text=True)
     assert fixed.returncode == 2 and "expected a pattern with {seed}" in fixed.stderr
+
+
+def test_first_seed_pairs_a_later_block_of_seeds(tmp_path):
+    for s, (ref, new) in zip(range(5, 8), [(0.80, 0.83), (0.70, 0.74), (0.90, 0.92)]):
+        scored(tmp_path / f"eval/f0.01_s{s}", {"particlenet": {"auc": ref, "rejection_at_0.5": 5.0}})
+        scored(tmp_path / f"single/f0.01_s{s}_new", {"new": {"auc": new, "rejection_at_0.5": 6.0}})
+    patterns = [str(tmp_path / "eval/f0.01_s{seed}"), str(tmp_path / "single/f0.01_s{seed}_new")]
+    cmd = [sys.executable, str(ROOT / "scripts" / "paired_runs.py"), "new", "particlenet", "--eval", *patterns]
+    ok = subprocess.run([*cmd, "--seeds", "3", "--first-seed", "5"], capture_output=True, text=True)
+    half = T975_2DOF * np.std([0.03, 0.04, 0.02], ddof=1) / np.sqrt(3)
+    assert ok.returncode == 0, ok.stderr
+    assert "| 5 | 0.8300 | 0.8000 | +0.0300 |" in ok.stdout and "| 7 | 0.9200 | 0.9000 | +0.0200 |" in ok.stdout
+    assert f"auc: new - particlenet = +0.0300 [{0.03 - half:+.4f}, {0.03 + half:+.4f}] (t over 3 seeds), 3/3 seeds won" in ok.stdout
+    missing = subprocess.run([*cmd, "--seeds", "3"], capture_output=True, text=True)  # seeds 0-2 were never scored
+    assert missing.returncode == 2 and "seed 0" in missing.stderr
+    bad = subprocess.run([*cmd, "--first-seed", "-1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--first-seed -1: expected 0 or more" in bad.stderr
