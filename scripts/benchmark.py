@@ -47,7 +47,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies.plan import OLD_DEFAULTS, Config, Plan, Pool, eval_dir, jobs, run_dir
 from graphevent.studies.report import device_name, versions
-from graphevent.studies.runner import run_plan, shown, stamp_path
+from graphevent.studies.runner import refuse, run_plan, shown, stamp_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,7 +146,7 @@ def main() -> None:
     names = [c.name for c in CONFIGS]
     unknown = [n for n in args.plans or [] if n not in names]
     if unknown:
-        sys.exit(f"--plans: unknown configuration {unknown[0]!r}; expected names from: {', '.join(names)}")
+        refuse(f"--plans: unknown configuration {unknown[0]!r}; expected names from: {', '.join(names)}")
     configs = [next(c for c in CONFIGS if c.name == n) for n in args.plans] if args.plans else CONFIGS
     size = dict(SIZES[args.size])
     for k in ("events", "epochs", "pre_epochs", "max_nodes"):
@@ -158,7 +158,7 @@ def main() -> None:
         from graphevent.simulate.qg import sample_path
 
         if size["with_sample"] and args.seed == 1:
-            sys.exit("--seed 1 would repeat the shipped sample's jets; use another seed with --size cpu")
+            refuse("--seed 1 would repeat the shipped sample's jets; use another seed with --size cpu")
         pool = Pool(files=(sample_path(),) * size["with_sample"], events=size["events"], seed=args.seed, split=size["split"])
     # one seed: each configuration is pretrained (on all training jets) and fine-tuned once per fraction
     plan = Plan(configs=tuple(configs), reference=configs[0].name, fractions=tuple(args.fractions), seeds=(0,), labelled=pool,
@@ -175,7 +175,7 @@ def main() -> None:
     try:
         run_plan(planned, work, args.parallel)
     except GraphEventError as e:
-        sys.exit(str(e))
+        refuse(str(e))
     write_page(args, size, plan, planned, time.perf_counter() - t_study)
 
 

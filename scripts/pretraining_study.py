@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import Config, Plan, Pool, jobs
-from graphevent.studies.runner import add_run_options, run_or_print
+from graphevent.studies.runner import add_run_options, refuse, run_or_print
 
 KEEP = ("train.encoder_lr_scale=0.1", "train.encoder_frozen_epochs=2")
 
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         res = report.collect(plan, a.runs, scores=False)
     except GraphEventError as e:
-        sys.exit(str(e))
+        refuse(str(e))
     out = a.out or a.runs / "study.jsonl"
     key = lambda r: (r["arm"], r["fraction"], r["seed"], r["test_data"])  # noqa: E731
     rows = {key(r): r for r in map(json.loads, out.read_text().splitlines() if out.is_file() else [])}

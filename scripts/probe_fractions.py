@@ -14,13 +14,12 @@ skipped when the script is run again. It prints each probe's mean ± std [min, m
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import Plan, Pool, jobs
-from graphevent.studies.runner import add_run_options, run_or_print
+from graphevent.studies.runner import add_run_options, refuse, run_or_print
 
 
 def build_plan(a: argparse.Namespace) -> Plan:
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         if run_or_print(jobs(plan, a.work, a.work), a.work, a.parallel, a.dry_run):
             print("\n".join(report.probe_table(report.collect_probes(plan, a.work))))
     except GraphEventError as e:
-        sys.exit(str(e))
+        refuse(str(e))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import OLD_DEFAULTS, Config, Plan, Pool, jobs
-from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
+from graphevent.studies.runner import add_study_options, refuse, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 # the multitask model's tasks on whole events: the class, and the event's truth (diphoton mass, HT) as regressions
@@ -123,8 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     add_study_options(ap, "runs/events_<size>")
     args = ap.parse_args(argv)
     size, args.workdir = SIZES[args.size], args.workdir or ROOT / "runs" / f"events_{args.size}"
-    plan = build_plan(args, size)
-    planned = jobs(plan, args.workdir, args.cache)
+    try:
+        plan = build_plan(args, size)
+        planned = jobs(plan, args.workdir, args.cache)
+    except GraphEventError as e:
+        refuse(str(e))
     parts = args.part or ["data", "pretrain", "finetune", "eval", "report"]
     if args.dry_run:
         print("\n".join(f"[{j.stage}] {shown(j.cmd)}" for j in planned if j.stage in parts))
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         if "report" in parts:
             print("\n".join(write_report(args, size, plan)))
     except GraphEventError as e:
-        sys.exit(str(e))
+        refuse(str(e))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import DECAY_AT_ANY_LABELS, NO_FLIP, NO_LAYER_DECAY, OLD_DEFAULTS, Config, Plan, Pool, jobs, run_dir
-from graphevent.studies.runner import add_study_options, run_plan, shown, stamp_path, study_argv
+from graphevent.studies.runner import add_study_options, refuse, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,7 +200,7 @@ def selected_models(names: list[str] | None, plan: str = "encoders") -> list[Con
     known = {c.name: c for c in configs} | {c.tag: c for c in configs}
     unknown = [n for n in names if n not in known]
     if unknown:
-        sys.exit(f"--models: unknown {unknown}; expected names from: {', '.join(c.tag for c in configs)}")
+        refuse(f"--models: unknown {unknown}; expected names from: {', '.join(c.tag for c in configs)}")
     chosen = {known[n].name for n in names} | {BASELINE}
     return [c for c in configs if c.name in chosen]
 
@@ -404,8 +404,11 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args, size = parse_args(argv)
-    plan = build_plan(args, size)
-    planned = jobs(plan, args.workdir, args.cache)
+    try:
+        plan = build_plan(args, size)
+        planned = jobs(plan, args.workdir, args.cache)
+    except GraphEventError as e:
+        refuse(str(e))
     stages = [s for p in args.parts for s in PARTS[p]]
     if args.dry_run:
         for j in planned:
@@ -419,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         if "report" in args.parts:
             write_report(args, size, plan, t0)
     except GraphEventError as e:
-        sys.exit(str(e))
+        refuse(str(e))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import NoReturn
 
 from graphevent.errors import RunError
 from graphevent.studies.plan import STAGES, Job
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def refuse(message: str) -> NoReturn:
+    """A study script's answer to bad input, as the CLI's: ``message`` as one line on stderr, exit status 2."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def shown(cmd: Sequence[str]) -> str:

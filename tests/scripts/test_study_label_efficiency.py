@@ -197,11 +197,14 @@ def test_full_plan_simulates_both_pools_from_different_seeds(tmp_path):
     assert len(parts["finetune"]) == 2 * 4 * 2  # the baseline always runs, for the paired differences
 
 
-def test_bad_options():
+def test_bad_options(capsys):
     with pytest.raises(SystemExit):
         study.parse_args(["--size", "full", "--labelled-seed", "5", "--unlabelled-seed", "5"])
-    with pytest.raises(SystemExit, match=r"^--models: unknown \['resnet'\]; expected names from: particlenet, edgeconv_scratch"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
         study.selected_models(["resnet"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.startswith("--models: unknown ['resnet']; expected names from: particlenet, edgeconv_scratch")
 
 
 def test_dry_run_prints_the_commands():
@@ -263,3 +266,17 @@ def test_the_labelled_events_column_counts_labels_read_not_events_trained_on(tmp
         save_checkpoint({"model": {}, **counts}, run_dir(tmp_path, config, 0.05, seed) / "checkpoints" / "last.pt")
     assert study.event_counts(tmp_path, plan) == {("particlenet", 0.05): "509/511",
                                                   ("mt joint", 0.05): "509/511 (of 10,178 trained on)"}
+
+
+def test_a_configuration_without_its_versus_chain_is_refused_in_one_line_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "study_label_efficiency.py"), "--plan", "issue22", "--fractions", "0.01",
+                        "--models", "particlenet", "multitask pretrained+layerdecay+flip", "--workdir", str(tmp_path / "w"), "--dry-run"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == ("configuration 'multitask pretrained+layerdecay+flip': versus 'multitask pretrained+layerdecay' is not a "
+                        "configuration of the plan; expected one of: particlenet, multitask pretrained+layerdecay+flip\n")
+    unknown = subprocess.run([sys.executable, str(ROOT / "scripts" / "study_label_efficiency.py"), "--plan", "issue22",
+                              "--models", "particlenet", "multitask pretraind", "--workdir", str(tmp_path / "w"), "--dry-run"],
+                             capture_output=True, text=True)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("--models: unknown ['multitask pretraind']; expected names from: ")
+    assert unknown.stderr.count("\n") == 1 and not (tmp_path / "w").exists()
