@@ -37,7 +37,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import OLD_DEFAULTS, Config, Plan, Pool, jobs
-from graphevent.studies.runner import add_study_options, refuse, run_plan, shown, stamp_path, study_argv
+from graphevent.studies.runner import add_study_options, only, refuse, run_plan, shown, stamp_path, study_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 # the multitask model's tasks on whole events: the class, and the event's truth (diphoton mass, HT) as regressions
@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         plan = build_plan(args, size)
         planned = jobs(plan, args.workdir, args.cache)
+        if args.only:
+            planned = only(planned, args.only)
     except GraphEventError as e:
         refuse(str(e))
     parts = args.part or ["data", "pretrain", "finetune", "eval", "report"]
@@ -135,7 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     try:
         run_plan(planned, args.workdir, args.parallel, [p for p in parts if p != "report"], force=False)
-        if "report" in parts:
+        if "report" in parts and args.only:
+            print("--only: no report (a report covers every run of the study)")
+        elif "report" in parts:
             print("\n".join(write_report(args, size, plan)))
     except GraphEventError as e:
         refuse(str(e))

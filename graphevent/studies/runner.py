@@ -23,10 +23,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import NoReturn
 
-from graphevent.errors import RunError
+from graphevent.errors import ConfigError, RunError
 from graphevent.studies.plan import STAGES, Job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,31 @@ def add_study_options(ap: argparse.ArgumentParser, workdir: str) -> None:
     ap.add_argument("--workdir", type=Path, help=f"default: {workdir}")
     ap.add_argument("--results", type=Path, default=ROOT / "docs/results.md", help="page whose leading section the study writes")
     ap.add_argument("--note", help="a line added to the results section (e.g. what else ran on the machine)")
+    ap.add_argument("--only", nargs="+", metavar="KEY", help="run only the jobs with these keys (shell patterns, e.g. "
+                    "'particlenet @ 0.01 seed [5-9]', 'pretrain masked_gt', 'eval 0.01 seed 0') and what they need; no report")
     add_run_options(ap, "training runs at once (GPU: several share one device)", "print every command of the selected parts and stop")
+
+
+def only(jobs: Sequence[Job], patterns: Sequence[str]) -> list[Job]:
+    """The ``jobs`` whose key matches one of the shell ``patterns`` (``fnmatch``, case-sensitive),
+    with every job they depend on, directly or not, in plan order: the filter of ``--only``.
+
+    Raises:
+        ConfigError: a pattern matches no job's key.
+    """
+    by_key = {j.key: j for j in jobs}
+    if lost := [p for p in patterns if not any(fnmatchcase(k, p) for k in by_key)]:
+        examples = {j.stage: j.key for j in reversed(jobs)}  # the first key of each stage
+        raise ConfigError(f"--only {lost[0]!r}: matches no job of the study; expected keys like "
+                          f"{', '.join(map(repr, reversed(examples.values())))}")
+    keep = {k for k in by_key if any(fnmatchcase(k, p) for p in patterns)}
+    todo = list(keep)
+    while todo:
+        for dep in by_key[todo.pop()].deps:
+            if dep in by_key and dep not in keep:
+                keep.add(dep)
+                todo.append(dep)
+    return [j for j in jobs if j.key in keep]
 
 
 def add_run_options(ap: argparse.ArgumentParser, parallel: str = "runs at once", dry_run: str = "print every command and stop") -> None:

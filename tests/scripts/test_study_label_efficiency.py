@@ -280,3 +280,14 @@ def test_a_configuration_without_its_versus_chain_is_refused_in_one_line_exit_2(
                              capture_output=True, text=True)
     assert unknown.returncode == 2 and unknown.stderr.startswith("--models: unknown ['multitask pretraind']; expected names from: ")
     assert unknown.stderr.count("\n") == 1 and not (tmp_path / "w").exists()
+
+
+def test_only_runs_the_matched_jobs_and_what_they_need(tmp_path):
+    cmd = [sys.executable, str(ROOT / "scripts" / "study_label_efficiency.py"), "--size", "smoke", "--dry-run", "--workdir", str(tmp_path / "w")]
+    r = subprocess.run([*cmd, "--only", "particlenet @ 0.02 seed 1"], capture_output=True, text=True, timeout=120)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and [line.split()[0] for line in lines] == ["[data]", "[data]", "[finetune]"], r.stdout
+    assert "--seed 1 --out" in lines[0] and "preprocess" in lines[1]  # the labelled pool only: no pretraining is needed
+    assert "particlenet.yaml" in lines[2] and "/finetune/f0.02_s1/particlenet" in lines[2]
+    bad = subprocess.run([*cmd, "--only", "particlenet @ 0.5 seed 1"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("--only 'particlenet @ 0.5 seed 1': matches no job")

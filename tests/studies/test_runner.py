@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from graphevent.errors import RunError
+from graphevent.errors import ConfigError, RunError
 from graphevent.studies.plan import Job
-from graphevent.studies.runner import ROOT, add_study_options, run_jobs, run_plan, shown, stamp_path, study_argv
+from graphevent.studies.runner import ROOT, add_study_options, only, run_jobs, run_plan, shown, stamp_path, study_argv
 
 
 def writer(tmp_path, key: str, text: str, deps=(), stage="finetune") -> Job:
@@ -149,3 +149,24 @@ def test_sigterm_to_the_runner_stops_its_running_jobs_and_starts_no_more(tmp_pat
                            "the same command goes on from there (a training run from its last checkpoint)")
     assert sorted(p.name for p in tmp_path.glob("term-*")) == ["term-a", "term-b"]
     assert not (tmp_path / "started-c").exists() and not list((tmp_path / "stamps").glob("*.json"))
+
+
+def test_only_keeps_the_matched_jobs_and_all_they_need_in_plan_order(tmp_path):
+    def job(key, stage, *deps):
+        return Job(key, stage, ["true"], tmp_path / key, list(deps))
+
+    plan = [job("simulate a", "data"), job("preprocess a", "data", "simulate a"), job("pretrain gt", "pretrain", "preprocess a"),
+            job("pretrain ec", "pretrain", "preprocess a")]
+    for s in range(3):
+        plan += [job(f"pn @ 0.01 seed {s}", "finetune", "preprocess a"),
+                 job(f"mt @ 0.01 seed {s}", "finetune", "preprocess a", "pretrain gt"),
+                 job(f"eval 0.01 seed {s}", "eval", f"pn @ 0.01 seed {s}", f"mt @ 0.01 seed {s}")]
+    keys = lambda js: [j.key for j in js]  # noqa: E731
+    assert keys(only(plan, ["pn @ 0.01 seed [12]"])) == ["simulate a", "preprocess a", "pn @ 0.01 seed 1", "pn @ 0.01 seed 2"]
+    assert keys(only(plan, ["mt @ 0.01 seed 2"])) == ["simulate a", "preprocess a", "pretrain gt", "mt @ 0.01 seed 2"]
+    assert keys(only(plan, ["eval 0.01 seed 0", "pn @ *"])) == [
+        "simulate a", "preprocess a", "pretrain gt", "pn @ 0.01 seed 0", "mt @ 0.01 seed 0", "eval 0.01 seed 0",
+        "pn @ 0.01 seed 1", "pn @ 0.01 seed 2"]
+    with pytest.raises(ConfigError, match=r"^--only 'PN @ \*': matches no job of the study; expected keys like "
+                                          r"'simulate a', 'pretrain gt', 'pn @ 0.01 seed 0', 'eval 0.01 seed 0'$"):
+        only(plan, ["pn @ 0.01 seed 0", "PN @ *"])
