@@ -37,7 +37,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import OLD_DEFAULTS, Config, Plan, Pool, jobs
-from graphevent.studies.runner import add_study_options, only, refuse, run_plan, shown, stamp_path, study_argv
+from graphevent.studies.runner import NO_REPORT, add_study_options, refuse, run_plan, shown, stamp_path, study_argv, study_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 # the multitask model's tasks on whole events: the class, and the event's truth (diphoton mass, HT) as regressions
@@ -123,13 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     add_study_options(ap, "runs/events_<size>")
     args = ap.parse_args(argv)
     size, args.workdir = SIZES[args.size], args.workdir or ROOT / "runs" / f"events_{args.size}"
-    try:
-        plan = build_plan(args, size)
-        planned = jobs(plan, args.workdir, args.cache)
-        if args.only:
-            planned = only(planned, args.only)
-    except GraphEventError as e:
-        refuse(str(e))
+    plan, planned = study_jobs(lambda: build_plan(args, size), args)
     parts = args.part or ["data", "pretrain", "finetune", "eval", "report"]
     if args.dry_run:
         print("\n".join(f"[{j.stage}] {shown(j.cmd)}" for j in planned if j.stage in parts))
@@ -138,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run_plan(planned, args.workdir, args.parallel, [p for p in parts if p != "report"], force=False)
         if "report" in parts and args.only:
-            print("--only: no report (a report covers every run of the study)")
+            print(NO_REPORT)
         elif "report" in parts:
             print("\n".join(write_report(args, size, plan)))
     except GraphEventError as e:

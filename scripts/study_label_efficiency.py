@@ -81,7 +81,7 @@ from pathlib import Path
 from graphevent.errors import GraphEventError
 from graphevent.studies import report
 from graphevent.studies.plan import DECAY_AT_ANY_LABELS, NO_FLIP, NO_LAYER_DECAY, OLD_DEFAULTS, Config, Plan, Pool, jobs, run_dir
-from graphevent.studies.runner import add_study_options, only, refuse, run_plan, shown, stamp_path, study_argv
+from graphevent.studies.runner import NO_REPORT, add_study_options, refuse, run_plan, shown, stamp_path, study_argv, study_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -404,13 +404,7 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args, size = parse_args(argv)
-    try:
-        plan = build_plan(args, size)
-        planned = jobs(plan, args.workdir, args.cache)
-        if args.only:
-            planned = only(planned, args.only)
-    except GraphEventError as e:
-        refuse(str(e))
+    plan, planned = study_jobs(lambda: build_plan(args, size), args)
     stages = [s for p in args.parts for s in PARTS[p]]
     if args.dry_run:
         for j in planned:
@@ -422,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run_plan(planned, args.workdir, args.parallel, stages, args.force)
         if "report" in args.parts and args.only:
-            print("--only: no report (a report covers every run of the study)")
+            print(NO_REPORT)
         elif "report" in args.parts:
             write_report(args, size, plan, t0)
     except GraphEventError as e:

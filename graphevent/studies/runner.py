@@ -27,8 +27,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import NoReturn
 
-from graphevent.errors import ConfigError, RunError
-from graphevent.studies.plan import STAGES, Job
+from graphevent.errors import ConfigError, GraphEventError, RunError
+from graphevent.studies.plan import STAGES, Job, Plan, jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,6 +81,20 @@ def only(jobs: Sequence[Job], patterns: Sequence[str]) -> list[Job]:
                 keep.add(dep)
                 todo.append(dep)
     return [j for j in jobs if j.key in keep]
+
+
+def study_jobs(build: Callable[[], Plan], args: argparse.Namespace) -> tuple[Plan, list[Job]]:
+    """A study script's plan (``build()``) and its jobs in ``args.workdir``, those of ``args.only``
+    (:func:`only`) if given; a plan or pattern the library rejects is refused (:func:`refuse`)."""
+    try:
+        plan = build()
+        planned = jobs(plan, args.workdir, args.cache)
+        return plan, only(planned, args.only) if args.only else planned
+    except GraphEventError as e:
+        refuse(str(e))
+
+
+NO_REPORT = "--only: no report (a report covers every run of the study)"
 
 
 def add_run_options(ap: argparse.ArgumentParser, parallel: str = "runs at once", dry_run: str = "print every command and stop") -> None:
